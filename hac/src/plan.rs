@@ -1,0 +1,264 @@
+//! The launch plan: what a valid spec file asks for, in launcher units
+//! (vCPUs, bytes, bit/s, enums). Keyword enums serialise as the spelling used
+//! in the spec file.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::image_ref::ImageSource;
+
+/// Declares a keyword enum: its spellings in the spec file (`ACCEPTED`),
+/// `as_str`, `Display`, and a `Serialize` that writes the spelling.
+macro_rules! keyword_enum {
+    (
+        $(#[$meta:meta])*
+        $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident = $text:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )+
+        }
+
+        impl $name {
+            /// Every accepted spelling, with its value, in documentation order.
+            pub const ACCEPTED: &'static [(&'static str, Self)] = &[$(($text, Self::$variant)),+];
+
+            /// The spelling used in the spec file.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( Self::$variant => $text, )+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+
+keyword_enum! {
+    /// `spec.virtualization.type`.
+    VirtualizationType {
+        /// A KVM micro-VM running the unikernel.
+        #[default]
+        MicroVm = "MicroVM",
+    }
+}
+
+keyword_enum! {
+    /// `spec.virtualization.provider`.
+    Provider {
+        /// Linux KVM (`/dev/kvm`).
+        #[default]
+        Kvm = "KVM",
+    }
+}
+
+keyword_enum! {
+    /// `spec.virtualization.criteria.security`.
+    SecurityLevel {
+        /// The default.
+        #[default]
+        Standard = "standard",
+        /// Stricter host-side confinement (enforced from capability "supervisor").
+        High = "high",
+    }
+}
+
+keyword_enum! {
+    /// `spec.virtualization.criteria.performance`.
+    PerformanceLevel {
+        /// The default.
+        #[default]
+        Standard = "standard",
+        /// Tuned for latency (enforced from capability "supervisor").
+        High = "high",
+    }
+}
+
+keyword_enum! {
+    /// `spec.networking.network_type`.
+    NetworkType {
+        /// May route to outside networks through the host's NAT.
+        Public = "public",
+        /// The host-side address plus other addresses the spec allows.
+        Private = "private",
+        /// The host-side address only (the default).
+        #[default]
+        Isolated = "isolated",
+    }
+}
+
+keyword_enum! {
+    /// `spec.security.attestation`.
+    Attestation {
+        /// BLS signatures (the only scheme, and the default).
+        #[default]
+        Bls = "BLS",
+    }
+}
+
+keyword_enum! {
+    /// `spec.operations.updateStrategy`.
+    UpdateStrategy {
+        /// Start the new instance before stopping the old one.
+        RollingUpdate = "RollingUpdate",
+        /// Stop the old instance, then start the new one (the default).
+        #[default]
+        Recreate = "Recreate",
+    }
+}
+
+keyword_enum! {
+    /// `spec.operations.scaling`.
+    Scaling {
+        /// Exactly one instance (the default).
+        #[default]
+        None = "None",
+        /// More instances under load.
+        HorizontalAutoScaling = "HorizontalAutoScaling",
+    }
+}
+
+keyword_enum! {
+    /// `spec.failover.strategy`.
+    FailoverStrategy {
+        /// An instance that stops stays stopped (the default).
+        #[default]
+        None = "none",
+        /// Restart an instance that fails (exits with an error or stops
+        /// answering), not one that exits cleanly.
+        AutoRecovery = "auto-recovery",
+        /// Restart an instance whenever it stops, however it stopped.
+        RestartAlways = "restart-always",
+    }
+}
+
+/// `[spec.virtualization]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Virtualization {
+    /// `type`.
+    #[serde(rename = "type")]
+    pub kind: VirtualizationType,
+    /// `provider`.
+    pub provider: Provider,
+    /// `[spec.virtualization.criteria]`.
+    pub criteria: Criteria,
+}
+
+/// `[spec.virtualization.criteria]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Criteria {
+    /// `security`.
+    pub security: SecurityLevel,
+    /// `performance`.
+    pub performance: PerformanceLevel,
+}
+
+/// `[spec.networking]`. A rate of 0 means the key was absent: no limit.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct NetworkPlan {
+    /// `bandwidth_limit` in bit/s (0: no limit).
+    pub bandwidth_limit_bps: u64,
+    /// `ingress` in bit/s (0: no limit).
+    pub ingress_bps: u64,
+    /// `egress` in bit/s (0: no limit).
+    pub egress_bps: u64,
+    /// `network_type`.
+    pub network_type: NetworkType,
+    /// `[spec.networking.inbound_ports]`, in file order.
+    pub inbound_ports: Vec<InboundPort>,
+}
+
+/// One entry of `[spec.networking.inbound_ports]`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct InboundPort {
+    /// The key, case preserved (`HTTP`).
+    pub name: String,
+    /// The guest port, 1..=65535.
+    pub port: u16,
+}
+
+/// `[spec.observability]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Observability {
+    /// `sidecar` (default false).
+    pub sidecar: bool,
+    /// `monitoring`, carried as written.
+    pub monitoring: Option<String>,
+    /// `logging`, carried as written.
+    pub logging: Option<String>,
+}
+
+/// `[spec.operations]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Operations {
+    /// `updateStrategy`.
+    pub update_strategy: UpdateStrategy,
+    /// `scaling`.
+    pub scaling: Scaling,
+}
+
+/// `[spec.failover]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Failover {
+    /// `strategy`.
+    pub strategy: FailoverStrategy,
+}
+
+/// A key present in the spec whose behaviour the launcher does not implement
+/// yet. The launcher should say so (once, at start) rather than pretend.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NotEnforced {
+    /// The dotted key, e.g. `spec.resources.storage`.
+    pub key: &'static str,
+    /// The value as written (strings unquoted; tables as `a = 1, b = 2`).
+    pub value: String,
+    /// The capability that will make it take effect.
+    pub arrives_with: &'static str,
+}
+
+/// Everything the launcher needs to start the AVS node the spec describes.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Plan {
+    /// `metadata.name`: 1-63 of `[a-z0-9-]`, starting with a letter.
+    pub name: String,
+    /// The spec file, as given to the parser.
+    pub spec_path: PathBuf,
+    /// `spec.resources.cpu`.
+    pub vcpus: u32,
+    /// `spec.resources.memory` in bytes (a multiple of 2 MiB).
+    pub memory_bytes: u64,
+    /// `spec.resources.storage` in bytes (0: key absent, no data disk).
+    pub storage_bytes: u64,
+    /// `spec.deployment.image`.
+    pub image: ImageSource,
+    /// `[spec.virtualization]`.
+    pub virtualization: Virtualization,
+    /// `[spec.networking]`.
+    pub network: NetworkPlan,
+    /// `spec.security.attestation`.
+    pub attestation: Attestation,
+    /// `spec.security.isolation`, carried as written.
+    pub security_isolation: Option<String>,
+    /// `[spec.observability]`.
+    pub observability: Observability,
+    /// `[spec.operations]`.
+    pub operations: Operations,
+    /// `[spec.failover]`.
+    pub failover: Failover,
+    /// Keys present in the file that are validated but not acted on yet.
+    pub not_enforced: Vec<NotEnforced>,
+}

@@ -1,0 +1,248 @@
+//! Walks the parsed document section by section and builds the [`Plan`].
+//! Each table rejects unknown keys before its values are checked, so a typo
+//! is reported as a typo.
+
+use std::path::Path;
+
+use toml::Spanned;
+use toml::de::DeTable;
+
+use crate::HostLimits;
+use crate::error::SpecError;
+use crate::image_ref::{ImageSource, parse_image};
+use crate::not_enforced;
+use crate::plan::{
+    Attestation, Criteria, Failover, FailoverStrategy, Observability, Operations, PerformanceLevel, Plan,
+    Provider, Scaling, SecurityLevel, UpdateStrategy, Virtualization, VirtualizationType,
+};
+use crate::resources::{self, NETWORK_KEYS, RESOURCE_KEYS};
+use crate::tree::{Choices, Doc, Item, Table};
+
+/// The only accepted `apiVersion`.
+pub const API_VERSION: &str = "vistara.eigenlayer/v1";
+/// The only accepted `kind`.
+pub const KIND: &str = "AVSSpaceCore";
+/// Longest accepted `metadata.name`.
+pub const MAX_NAME_LEN: usize = 63;
+
+const TOP_KEYS: &[&str] = &["apiVersion", "kind", "metadata", "spec"];
+const METADATA_KEYS: &[&str] = &["name"];
+const SPEC_KEYS: &[&str] = &[
+    "resources",
+    "virtualization",
+    "networking",
+    "deployment",
+    "security",
+    "observability",
+    "operations",
+    "failover",
+];
+const VIRTUALIZATION_KEYS: &[&str] = &["type", "provider", "criteria"];
+const CRITERIA_KEYS: &[&str] = &["security", "performance"];
+const DEPLOYMENT_KEYS: &[&str] = &["image"];
+const SECURITY_KEYS: &[&str] = &["attestation", "isolation"];
+const OBSERVABILITY_KEYS: &[&str] = &["sidecar", "monitoring", "logging"];
+const OPERATIONS_KEYS: &[&str] = &["updateStrategy", "scaling"];
+const FAILOVER_KEYS: &[&str] = &["strategy"];
+
+const NOT_BY_THIS_LAUNCHER: &str = "is not supported by this launcher";
+
+const VIRTUALIZATION_TYPES: Choices<VirtualizationType> = Choices {
+    accepted: VirtualizationType::ACCEPTED,
+    refused: &["TEE", "SGX", "TDX", "SEV", "SEV-SNP", "Firecracker", "Container", "VM", "Process", "WASM"],
+    refused_because: NOT_BY_THIS_LAUNCHER,
+};
+
+const PROVIDERS: Choices<Provider> = Choices {
+    accepted: Provider::ACCEPTED,
+    refused: &[
+        "SGX",
+        "TDX",
+        "SEV",
+        "SEV-SNP",
+        "TEE",
+        "Firecracker",
+        "QEMU",
+        "Xen",
+        "Hyper-V",
+        "cloud-hypervisor",
+        "Docker",
+        "containerd",
+    ],
+    refused_because: NOT_BY_THIS_LAUNCHER,
+};
+
+const SECURITY_LEVELS: Choices<SecurityLevel> =
+    Choices { accepted: SecurityLevel::ACCEPTED, refused: &[], refused_because: NOT_BY_THIS_LAUNCHER };
+
+const PERFORMANCE_LEVELS: Choices<PerformanceLevel> =
+    Choices { accepted: PerformanceLevel::ACCEPTED, refused: &[], refused_because: NOT_BY_THIS_LAUNCHER };
+
+const ATTESTATIONS: Choices<Attestation> = Choices {
+    accepted: Attestation::ACCEPTED,
+    refused: &["ECDSA", "BN254", "EdDSA", "Ed25519", "secp256k1"],
+    refused_because: "is not supported yet",
+};
+
+const UPDATE_STRATEGIES: Choices<UpdateStrategy> = Choices {
+    accepted: UpdateStrategy::ACCEPTED,
+    refused: &["BlueGreen", "Canary", "OnDelete"],
+    refused_because: NOT_BY_THIS_LAUNCHER,
+};
+
+const SCALINGS: Choices<Scaling> = Choices {
+    accepted: Scaling::ACCEPTED,
+    refused: &["VerticalAutoScaling"],
+    refused_because: NOT_BY_THIS_LAUNCHER,
+};
+
+const FAILOVER_STRATEGIES: Choices<FailoverStrategy> =
+    Choices { accepted: FailoverStrategy::ACCEPTED, refused: &[], refused_because: NOT_BY_THIS_LAUNCHER };
+
+/// Validates the whole document and builds the plan.
+pub(crate) fn build(
+    doc: Doc<'_>,
+    root: &Spanned<DeTable<'_>>,
+    limits: &HostLimits,
+) -> Result<Plan, SpecError> {
+    let top = Table::root(doc, root, TOP_KEYS)?;
+    exact(&top.require("apiVersion", &format!("{API_VERSION:?}"))?, API_VERSION)?;
+    exact(&top.require("kind", &format!("{KIND:?}"))?, KIND)?;
+
+    let metadata = top.require("metadata", "a [metadata] table")?.table(METADATA_KEYS)?;
+    let name = metadata_name(&metadata.require("name", NAME_RULE)?)?;
+
+    let spec = top.require("spec", "a [spec] table")?.table(SPEC_KEYS)?;
+    let resources = resources::resources(
+        &spec.require("resources", "a [spec.resources] table")?.table(RESOURCE_KEYS)?,
+        limits,
+    )?;
+    let virtualization = optional(&spec, "virtualization", VIRTUALIZATION_KEYS, virtualization)?;
+    let network = optional(&spec, "networking", NETWORK_KEYS, resources::networking)?;
+    let deployment = spec.require("deployment", "a [spec.deployment] table")?.table(DEPLOYMENT_KEYS)?;
+    let spec_dir = doc.file.parent().unwrap_or(Path::new(""));
+    let image = image(&deployment.require("image", IMAGE_EXPECTED)?, spec_dir)?;
+    let (attestation, security_isolation) =
+        optional(&spec, "security", SECURITY_KEYS, security)?.unwrap_or_default();
+    let observability = optional(&spec, "observability", OBSERVABILITY_KEYS, observability)?;
+    let operations = optional(&spec, "operations", OPERATIONS_KEYS, operations)?;
+    let failover = optional(&spec, "failover", FAILOVER_KEYS, |table| {
+        Ok(Failover { strategy: optional_keyword(table, "strategy", &FAILOVER_STRATEGIES)? })
+    })?;
+
+    Ok(Plan {
+        name,
+        spec_path: doc.file.to_path_buf(),
+        vcpus: resources.vcpus,
+        memory_bytes: resources.memory_bytes,
+        storage_bytes: resources.storage_bytes,
+        image,
+        virtualization: virtualization.unwrap_or_default(),
+        network: network.unwrap_or_default(),
+        attestation,
+        security_isolation,
+        observability: observability.unwrap_or_default(),
+        operations: operations.unwrap_or_default(),
+        failover: failover.unwrap_or_default(),
+        not_enforced: not_enforced::collect(root.get_ref()),
+    })
+}
+
+/// Runs `parse` on the optional table `name` of `parent`, if present.
+fn optional<T>(
+    parent: &Table<'_, '_>,
+    name: &str,
+    allowed: &[&str],
+    parse: impl FnOnce(&Table<'_, '_>) -> Result<T, SpecError>,
+) -> Result<Option<T>, SpecError> {
+    match parent.get(name) {
+        Some(item) => parse(&item.table(allowed)?).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn optional_keyword<T: Copy + Default>(
+    table: &Table<'_, '_>,
+    name: &str,
+    choices: &Choices<T>,
+) -> Result<T, SpecError> {
+    match table.get(name) {
+        Some(item) => item.keyword(choices),
+        None => Ok(T::default()),
+    }
+}
+
+fn optional_string(table: &Table<'_, '_>, name: &str) -> Result<Option<String>, SpecError> {
+    table.get(name).map(|item| item.string("a string").map(str::to_owned)).transpose()
+}
+
+fn exact(item: &Item<'_, '_>, wanted: &str) -> Result<(), SpecError> {
+    let expected = format!("{wanted:?}");
+    let text = item.string(&expected)?;
+    if text == wanted { Ok(()) } else { Err(item.error(format!("expected {expected}, found {text:?}"))) }
+}
+
+const NAME_RULE: &str = "a name of 1 to 63 lowercase letters, digits and '-', starting with a letter";
+
+fn metadata_name(item: &Item<'_, '_>) -> Result<String, SpecError> {
+    let name = item.string(NAME_RULE)?;
+    let problem = if name.is_empty() {
+        Some("the name is empty".to_owned())
+    } else if name.chars().count() > MAX_NAME_LEN {
+        Some(format!("{name:?} is {} characters long", name.chars().count()))
+    } else if let Some(bad) =
+        name.chars().find(|&c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+    {
+        Some(format!("{name:?} contains {bad:?}"))
+    } else if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        Some(format!("{name:?} does not start with a letter"))
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(item.error(format!(
+            "{problem}; expected {NAME_RULE} (it is used in tap device names, directories and \
+             log prefixes)"
+        ))),
+        None => Ok(name.to_owned()),
+    }
+}
+
+fn virtualization(table: &Table<'_, '_>) -> Result<Virtualization, SpecError> {
+    let kind = optional_keyword(table, "type", &VIRTUALIZATION_TYPES)?;
+    let provider = optional_keyword(table, "provider", &PROVIDERS)?;
+    let criteria = optional(table, "criteria", CRITERIA_KEYS, |criteria| {
+        Ok(Criteria {
+            security: optional_keyword(criteria, "security", &SECURITY_LEVELS)?,
+            performance: optional_keyword(criteria, "performance", &PERFORMANCE_LEVELS)?,
+        })
+    })?;
+    Ok(Virtualization { kind, provider, criteria: criteria.unwrap_or_default() })
+}
+
+const IMAGE_EXPECTED: &str =
+    "a path to an ELF file such as \"./app.elf\" or an image reference such as \"name:tag\"";
+
+fn image(item: &Item<'_, '_>, spec_dir: &Path) -> Result<ImageSource, SpecError> {
+    let text = item.string(IMAGE_EXPECTED)?;
+    parse_image(text, spec_dir).map_err(|message| item.error(message))
+}
+
+fn security(table: &Table<'_, '_>) -> Result<(Attestation, Option<String>), SpecError> {
+    Ok((optional_keyword(table, "attestation", &ATTESTATIONS)?, optional_string(table, "isolation")?))
+}
+
+fn observability(table: &Table<'_, '_>) -> Result<Observability, SpecError> {
+    Ok(Observability {
+        sidecar: table.get("sidecar").map(|item| item.boolean()).transpose()?.unwrap_or(false),
+        monitoring: optional_string(table, "monitoring")?,
+        logging: optional_string(table, "logging")?,
+    })
+}
+
+fn operations(table: &Table<'_, '_>) -> Result<Operations, SpecError> {
+    Ok(Operations {
+        update_strategy: optional_keyword(table, "updateStrategy", &UPDATE_STRATEGIES)?,
+        scaling: optional_keyword(table, "scaling", &SCALINGS)?,
+    })
+}
