@@ -1,0 +1,24 @@
+//! The Spacecore unikernel.
+//!
+//! It runs entirely at CPL3 (see `spacecore_abi::layout`): the launcher enters it in ring 3 and
+//! ring 0 only holds the launcher's fatal-trap stubs. Pure logic (boot-information parsing,
+//! command line, clock) is unit-tested on the host; the rest exists only on the target.
+#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(test), no_main)]
+
+mod boot;
+mod clock;
+mod cmdline;
+
+#[cfg(not(test))]
+mod arch;
+#[cfg(not(test))]
+mod console;
+#[cfg(not(test))]
+mod heap;
+#[cfg(not(test))]
+mod hypercall;
+#[cfg(not(test))]
+mod runtime;
+#[cfg(not(test))]
+mod selftest;

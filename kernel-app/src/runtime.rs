@@ -1,0 +1,114 @@
+//! Entry, panic reporting and the idle loop: the part of the unikernel that only exists on the
+//! real target.
+
+use crate::{arch, boot::Boot, clock::Clock, cmdline, heap, hypercall};
+use core::fmt::Write;
+use spacecore_abi::hypercall::{WAIT_FOREVER, events};
+
+/// Guest exit statuses of the runtime itself (the AVS logic uses others).
+mod status {
+    /// The boot information was missing or unusable.
+    pub const BAD_BOOT: u8 = 3;
+    /// The command line has a bad `spacecore.*` word.
+    pub const BAD_CMDLINE: u8 = 4;
+}
+
+/// The first instruction of every vCPU. The launcher enters here at CPL3 with `rdi` = vCPU
+/// index, `rsi` = address of `boot_params` and `rsp` = the vCPU's stack top minus 8 (as after a
+/// call), so no assembly is needed.
+#[unsafe(no_mangle)]
+pub extern "sysv64" fn _start(vcpu: u64, boot_params: u64) -> ! {
+    let entry_tsc = arch::rdtsc();
+    if vcpu == 0 { boot_vcpu(boot_params, entry_tsc) } else { idle_vcpu() }
+}
+
+/// vCPUs other than the first have no work yet: they block in the launcher.
+fn idle_vcpu() -> ! {
+    loop {
+        // Each event is reported once per vCPU; after a stop the launcher ends the VM.
+        hypercall::wait(WAIT_FOREVER);
+    }
+}
+
+fn boot_vcpu(boot_params: u64, entry_tsc: u64) -> ! {
+    // SAFETY: the launcher maps the boot regions (boot_params, setup_data, command line) for the
+    // life of the guest and never changes them after entry.
+    let read = &mut |addr, buf: &mut [u8]| unsafe { arch::read_phys(addr, buf) };
+    let boot = match Boot::parse(boot_params, read) {
+        Ok(boot) => boot,
+        Err(e) => {
+            crate::println!("cannot boot: unusable boot information: {e:?}");
+            hypercall::exit(status::BAD_BOOT)
+        }
+    };
+    let info = &boot.info;
+    let clock = Clock::new(info.tsc_khz, info.wall_clock_unix_ns, info.tsc_at_wall_clock);
+    let args = match cmdline::parse(boot.cmdline()) {
+        Ok(args) => args,
+        Err(cmdline::BadArg(word)) => {
+            crate::println!("cannot boot: bad command-line word {word:?}");
+            hypercall::exit(status::BAD_CMDLINE)
+        }
+    };
+    let heap_floor = arch::image_end().next_multiple_of(4096);
+    let heap_bytes = boot.heap_range(heap_floor).map_or(0, |(s, e)| heap::init(s, e));
+
+    if let Some(test) = args.selftest {
+        crate::selftest::run(test);
+    }
+
+    let ready_tsc = arch::rdtsc();
+    let since_launch_us = clock.ticks_to_ns(ready_tsc.wrapping_sub(info.launcher_start_tsc)) / 1000;
+    let in_guest_us = clock.ticks_to_ns(ready_tsc.wrapping_sub(entry_tsc)) / 1000;
+    let (y, mo, d, h, mi, s) = crate::clock::utc(clock.wall_ns_at(ready_tsc));
+    crate::println!(
+        "spacecore {} (abi {}): {} vCPUs, {} MiB memory, {} MiB heap; booted in {} us from launcher start ({} us in guest); {:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        env!("CARGO_PKG_VERSION"),
+        info.abi_version,
+        info.vcpus,
+        info.memory_bytes >> 20,
+        heap_bytes >> 20,
+        since_launch_us,
+        in_guest_us,
+        y,
+        mo,
+        d,
+        h,
+        mi,
+        s
+    );
+    hypercall::ready();
+
+    loop {
+        if hypercall::wait(WAIT_FOREVER) & events::STOP != 0 {
+            let up_ms = clock.ticks_to_ns(arch::rdtsc().wrapping_sub(ready_tsc)) / 1_000_000;
+            crate::println!("stop requested after {up_ms} ms: exiting");
+            hypercall::exit(0);
+        }
+    }
+}
+
+/// A fixed buffer for the panic message: the heap may be what failed.
+struct PanicBuffer {
+    buf: [u8; 1024],
+    len: usize,
+}
+
+impl Write for PanicBuffer {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    let mut out = PanicBuffer { buf: [0; 1024], len: 0 };
+    let _ = write!(out, "{}", info.message());
+    if let Some(loc) = info.location() {
+        let _ = write!(out, " at {}:{}:{}", loc.file(), loc.line(), loc.column());
+    }
+    hypercall::panic(&out.buf[..out.len])
+}
