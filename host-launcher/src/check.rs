@@ -1,0 +1,57 @@
+//! `hac-launch --check`: the resolved plan, as text or JSON.
+
+use hac::Plan;
+use serde::Serialize;
+use std::fmt::Write;
+use std::path::PathBuf;
+
+/// The image a plan resolved to.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResolvedImage {
+    /// File path.
+    pub path: PathBuf,
+    /// Size in bytes.
+    pub size_bytes: u64,
+    /// SHA-256 of the file, lowercase hex.
+    pub sha256: String,
+}
+
+/// The plan with its image resolved: what `--check --json` prints.
+#[derive(Debug, Serialize)]
+pub struct Checked<'a> {
+    /// The plan from the spec.
+    pub plan: &'a Plan,
+    /// The resolved image.
+    pub resolved_image: &'a ResolvedImage,
+}
+
+/// Human-readable plan.
+pub fn text(plan: &Plan, image: &ResolvedImage) -> String {
+    let mut s = String::new();
+    let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
+    let net = &plan.network;
+    let _ = writeln!(s, "spacecore {} (from {})", plan.name, plan.spec_path.display());
+    let _ = writeln!(s, "  vcpus      {}", plan.vcpus);
+    let _ = writeln!(s, "  memory     {} bytes ({:.2} GiB)", plan.memory_bytes, gib(plan.memory_bytes));
+    let _ = writeln!(s, "  disk       {} bytes ({:.2} GiB)", plan.storage_bytes, gib(plan.storage_bytes));
+    let _ = writeln!(
+        s,
+        "  nic        1 ({:?}): bandwidth {} bit/s, ingress {} bit/s, egress {} bit/s",
+        net.network_type, net.bandwidth_limit_bps, net.ingress_bps, net.egress_bps
+    );
+    let ports: Vec<String> = net.inbound_ports.iter().map(|p| format!("{}={}", p.name, p.port)).collect();
+    let _ = writeln!(s, "  ports      {}", if ports.is_empty() { "none".into() } else { ports.join(", ") });
+    let _ = writeln!(s, "  image      {} ({})", plan.image, image.path.display());
+    let _ = writeln!(s, "  size       {} bytes", image.size_bytes);
+    let _ = writeln!(s, "  sha256     {}", image.sha256);
+    let _ = writeln!(s, "  attestation {:?}", plan.attestation);
+    if plan.not_enforced.is_empty() {
+        let _ = writeln!(s, "  not enforced yet: none");
+    } else {
+        let _ = writeln!(s, "  not enforced yet:");
+        for n in &plan.not_enforced {
+            let _ = writeln!(s, "    {} = {} (arrives with {})", n.key, n.value, n.arrives_with);
+        }
+    }
+    s
+}

@@ -1,0 +1,11 @@
+//! `hac-launch`: boots a Spacecore unikernel on KVM as a hac.toml spec says.
+//!
+//! The boot recipe is [`vmm::boot`]; everything the guest may touch is checked in
+//! [`vmm::hypercall`]; [`output`] prints the launcher's and the guest's lines.
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod check;
+pub mod host;
+pub mod image;
+pub mod output;
+pub mod vmm;

@@ -1,0 +1,134 @@
+//! `hac-launch SPEC`: validates a spacecore spec, boots its unikernel on KVM, and supervises it.
+//! See `docs/hac-launch.md`.
+
+use anyhow::Context;
+use clap::Parser;
+use host_launcher::{check, host, image, output::Log, vmm};
+use image_store::Store;
+use spacecore_abi::exit;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Boot a Spacecore unikernel on KVM as a hac.toml spec says.
+#[derive(Debug, Parser)]
+#[command(name = "hac-launch", version)]
+struct Cli {
+    /// The spec file (hac.toml format, kind AVSSpaceCore).
+    spec: PathBuf,
+    /// Validate the spec, resolve the image, print the plan and exit.
+    #[arg(long)]
+    check: bool,
+    /// With --check: print the plan as JSON.
+    #[arg(long, requires = "check")]
+    json: bool,
+    /// Boot, wait for the guest to signal ready, print `ready in N us`, stop it and exit 0.
+    #[arg(long)]
+    until_ready: bool,
+    /// Extra kernel command line for the guest (e.g. `spacecore.selftest=panic`).
+    #[arg(long, default_value = "")]
+    cmdline: String,
+    /// Milliseconds a stopping guest gets to exit before it is stopped.
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    stop_timeout: u64,
+    /// Milliseconds to wait for ready before giving up (default: 10000 with --until-ready,
+    /// no limit otherwise).
+    #[arg(long, value_name = "MS")]
+    ready_timeout: Option<u64>,
+    /// The local image store (default: $SPACECORE_IMAGE_STORE or ~/.local/share/spacecore/images).
+    #[arg(long, value_name = "DIR")]
+    image_store: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let started = (Instant::now(), vmm::host_tsc());
+    let cli = Cli::parse();
+    let plan = match hac::parse_file(&cli.spec, &host::limits()) {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("hac-launch: {e}");
+            return ExitCode::from(exit::BAD_SPEC);
+        }
+    };
+    let log = Log::new(&plan.name);
+    match run(&cli, &plan, &log, started) {
+        Ok(status) => ExitCode::from(status),
+        Err(e) => {
+            eprintln!("hac-launch: {e:#}");
+            ExitCode::from(exit::LAUNCHER_ERROR)
+        }
+    }
+}
+
+fn run(cli: &Cli, plan: &hac::Plan, log: &Log, started: (Instant, u64)) -> anyhow::Result<u8> {
+    let store = cli.image_store.clone().map_or_else(Store::open_default, Store::at);
+    let image_path = image::resolve(&plan.image, &store)?;
+    if cli.check {
+        let resolved = check::ResolvedImage {
+            size_bytes: std::fs::metadata(&image_path).map(|m| m.len()).unwrap_or(0),
+            sha256: image_store::sha256_file(&image_path)
+                .with_context(|| format!("cannot read image {}", image_path.display()))?,
+            path: image_path,
+        };
+        if cli.json {
+            let checked = check::Checked { plan, resolved_image: &resolved };
+            println!("{}", serde_json::to_string_pretty(&checked)?);
+        } else {
+            print!("{}", check::text(plan, &resolved));
+        }
+        return Ok(0);
+    }
+    for n in &plan.not_enforced {
+        log.launcher(format_args!(
+            "not enforced yet: {} = {} (arrives with {})",
+            n.key, n.value, n.arrives_with
+        ));
+    }
+    let image = image::open(&image_path)?;
+    let stop = Arc::new(vmm::StopSignal::default());
+    watch_signals(stop.clone(), log.clone())?;
+
+    let config = vmm::BootConfig {
+        name: &plan.name,
+        vcpus: plan.vcpus,
+        memory_bytes: plan.memory_bytes,
+        image: &image_path,
+        cmdline: &cli.cmdline,
+        started,
+    };
+    let vm = vmm::boot(&config, image)?;
+    let options = vmm::RunOptions {
+        until_ready: cli.until_ready,
+        ready_timeout: cli.ready_timeout.or(cli.until_ready.then_some(10_000)).map(Duration::from_millis),
+        stop_timeout: Duration::from_millis(cli.stop_timeout),
+    };
+    let report = vm.run(log, started.0, options, &stop)?;
+    let rss = host::rss_kib().unwrap_or(0);
+    let guest = report.guest_resident_bytes / 1024;
+    log.launcher(format_args!(
+        "memory: launcher rss {rss} KiB, guest resident {guest} KiB, overhead {} KiB",
+        rss.saturating_sub(guest)
+    ));
+    let status = report.outcome.exit_status();
+    match report.outcome {
+        vmm::Outcome::Exited(0) => log.launcher("guest exited cleanly"),
+        outcome => log.launcher(outcome.describe()),
+    }
+    Ok(status)
+}
+
+/// SIGTERM and SIGINT ask the guest to stop cleanly.
+fn watch_signals(stop: Arc<vmm::StopSignal>, log: Log) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGTERM, SIGINT]).context("cannot install signal handlers")?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        for signal in signals.forever() {
+            let name = if signal == SIGTERM { "SIGTERM" } else { "SIGINT" };
+            log.launcher(format_args!("{name} received: stopping the guest"));
+            stop.raise();
+        }
+    })?;
+    Ok(())
+}

@@ -1,0 +1,175 @@
+//! What the vCPU threads and the main thread share: events for the guest, the ready signal,
+//! and the outcome that ends the run. The first outcome wins.
+
+use super::Outcome;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Shared run state.
+#[derive(Debug)]
+pub struct Control {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+#[derive(Debug)]
+struct State {
+    /// Events not yet reported, per vCPU: each event is reported once to each vCPU.
+    pending: Vec<u64>,
+    ready_at: Option<Instant>,
+    stop_requested: Option<Instant>,
+    outcome: Option<Outcome>,
+}
+
+impl Control {
+    /// State for `vcpus` vCPUs.
+    pub fn new(vcpus: u32) -> Self {
+        Control {
+            state: Mutex::new(State {
+                pending: vec![0; vcpus as usize],
+                ready_at: None,
+                stop_requested: None,
+                outcome: None,
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panicking vCPU thread cannot leave the state half-updated: every update is one
+        // assignment, so a poisoned lock is still consistent.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Raises `events` for every vCPU.
+    pub fn post(&self, events: u64) {
+        let mut s = self.lock();
+        s.pending.iter_mut().for_each(|p| *p |= events);
+        self.changed.notify_all();
+    }
+
+    /// Blocks vCPU `vcpu` until it has pending events (returned and cleared), `timeout`
+    /// passes (returns 0), or the run has an outcome (blocks until the process exits).
+    pub fn wait_events(&self, vcpu: u32, timeout: Option<Duration>) -> u64 {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let mut s = self.lock();
+        loop {
+            if s.outcome.is_none() {
+                let events = std::mem::take(&mut s.pending[vcpu as usize]);
+                if events != 0 {
+                    return events;
+                }
+            }
+            match deadline {
+                Some(d) if s.outcome.is_none() => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return 0;
+                    }
+                    s = self.changed.wait_timeout(s, d - now).unwrap_or_else(|p| p.into_inner()).0;
+                }
+                _ => s = self.changed.wait(s).unwrap_or_else(|p| p.into_inner()),
+            }
+        }
+    }
+
+    /// Records that the guest is ready; returns false if it already was.
+    pub fn set_ready(&self, at: Instant) -> bool {
+        let mut s = self.lock();
+        let first = s.ready_at.is_none();
+        if first {
+            s.ready_at = Some(at);
+            self.changed.notify_all();
+        }
+        first
+    }
+
+    /// Ends the run with `outcome` unless it already has one.
+    pub fn finish(&self, outcome: Outcome) {
+        let mut s = self.lock();
+        if s.outcome.is_none() {
+            s.outcome = Some(outcome);
+            self.changed.notify_all();
+        }
+    }
+
+    /// Whether the run has an outcome already.
+    pub fn finished(&self) -> bool {
+        self.lock().outcome.is_some()
+    }
+
+    /// Records a request to stop the guest (the supervisor turns it into a STOP event).
+    pub fn request_stop(&self) {
+        let mut s = self.lock();
+        if s.stop_requested.is_none() {
+            s.stop_requested = Some(Instant::now());
+            self.changed.notify_all();
+        }
+    }
+
+    /// Blocks until the state differs from `seen` or `deadline` passes; returns the state.
+    pub fn watch(&self, seen: &Snapshot, deadline: Option<Instant>) -> Snapshot {
+        let mut s = self.lock();
+        loop {
+            let now = Snapshot {
+                ready_at: s.ready_at,
+                stop_requested: s.stop_requested,
+                outcome: s.outcome.clone(),
+            };
+            if now != *seen {
+                return now;
+            }
+            match deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return now;
+                    }
+                    s = self.changed.wait_timeout(s, left).unwrap_or_else(|p| p.into_inner()).0;
+                }
+                None => s = self.changed.wait(s).unwrap_or_else(|p| p.into_inner()),
+            }
+        }
+    }
+}
+
+/// What the supervisor watches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// When the guest signalled ready.
+    pub ready_at: Option<Instant>,
+    /// When a stop was first requested.
+    pub stop_requested: Option<Instant>,
+    /// How the run ended.
+    pub outcome: Option<Outcome>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn each_event_is_reported_once_to_each_vcpu() {
+        let c = Control::new(2);
+        c.post(1);
+        assert_eq!(c.wait_events(0, Some(Duration::ZERO)), 1);
+        assert_eq!(c.wait_events(0, Some(Duration::from_millis(1))), 0);
+        assert_eq!(c.wait_events(1, None), 1);
+    }
+
+    #[test]
+    fn a_waiting_vcpu_wakes_on_an_event_and_the_first_outcome_wins() {
+        let c = Arc::new(Control::new(1));
+        let waiter = {
+            let c = c.clone();
+            std::thread::spawn(move || c.wait_events(0, None))
+        };
+        c.post(4);
+        assert_eq!(waiter.join().unwrap(), 4);
+        c.finish(Outcome::Exited(3));
+        c.finish(Outcome::Exited(5));
+        let seen = Snapshot::default();
+        assert_eq!(c.watch(&seen, None).outcome, Some(Outcome::Exited(3)));
+    }
+}

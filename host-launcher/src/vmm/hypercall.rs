@@ -1,0 +1,103 @@
+//! Hypercall handling: the only place where the launcher acts on what the guest asks.
+//!
+//! Every record and buffer address comes from the guest and is checked: records must lie in
+//! guest-owned memory (at or above `GUEST_BASE`), buffers entirely inside guest memory with
+//! overflow-checked arithmetic. A bad one ends this guest with a report; nothing here can make
+//! the launcher panic.
+
+use super::{Outcome, control::Control, fault, memory::Memory};
+use crate::output::Log;
+use kvm_ioctls::VcpuFd;
+use spacecore_abi::exit::GUEST_STATUS_MAX;
+use spacecore_abi::hypercall::{Buffer, Hypercall, MAX_MESSAGE, WAIT_EVENTS_OFFSET, WAIT_FOREVER, Wait};
+use spacecore_abi::layout::GUEST_BASE;
+use std::time::{Duration, Instant};
+use vm_memory::{Bytes, GuestAddress};
+
+/// What a hypercall handler needs.
+#[derive(Debug)]
+pub struct Context<'a> {
+    /// Index of the calling vCPU.
+    pub vcpu: u32,
+    /// Guest memory.
+    pub mem: &'a Memory,
+    /// Shared run state.
+    pub control: &'a Control,
+    /// Output.
+    pub log: &'a Log,
+}
+
+/// Handles a port write by the guest. `Err` ends the guest with that outcome.
+pub fn handle(ctx: &Context, fd: &VcpuFd, port: u16, data: &[u8]) -> Result<(), Outcome> {
+    let violation = |what: String| Outcome::AbiViolation(format!("vCPU {}: {what}", ctx.vcpu));
+    let call =
+        Hypercall::from_port(port).ok_or_else(|| violation(format!("write to unknown port {port:#x}")))?;
+    let arg = match *data {
+        [a, b, c, d] => u32::from_le_bytes([a, b, c, d]),
+        [a] if call == Hypercall::Fault => u32::from(a),
+        _ => {
+            return Err(violation(format!("{call:?} hypercall with a {}-byte write; expected 4", data.len())));
+        }
+    };
+    match call {
+        Hypercall::ConsoleWrite => {
+            let text = read_message(ctx, arg).map_err(|e| violation(format!("console write: {e}")))?;
+            ctx.log.guest(&text);
+            Ok(())
+        }
+        Hypercall::Ready => {
+            ctx.control.set_ready(Instant::now());
+            Ok(())
+        }
+        Hypercall::Exit => match u8::try_from(arg) {
+            Ok(status) if status <= GUEST_STATUS_MAX => Err(Outcome::Exited(status)),
+            _ => Err(violation(format!("exit status {arg} is reserved; guests use 0..={GUEST_STATUS_MAX}"))),
+        },
+        Hypercall::Panic => {
+            let message = read_message(ctx, arg).map_err(|e| violation(format!("panic: {e}")))?;
+            Err(Outcome::Panicked(message))
+        }
+        Hypercall::Wait => wait(ctx, arg).map_err(|e| violation(format!("wait: {e}"))),
+        Hypercall::Fault => Err(fault::report(ctx.vcpu, fd, ctx.mem, arg)),
+    }
+}
+
+/// Reads a record of `N` bytes at the guest address `addr`.
+fn read_record<const N: usize>(mem: &Memory, addr: u32) -> Result<[u8; N], String> {
+    let addr = u64::from(addr);
+    if addr < GUEST_BASE {
+        return Err(format!("record at {addr:#x} lies in the launcher's region (below {GUEST_BASE:#x})"));
+    }
+    let mut record = [0u8; N];
+    mem.read_slice(&mut record, GuestAddress(addr))
+        .map_err(|_| format!("record at {addr:#x} ({N} bytes) is outside guest memory"))?;
+    Ok(record)
+}
+
+/// Reads the text a [`Buffer`] record at `arg` points to, cut at [`MAX_MESSAGE`] bytes.
+fn read_message(ctx: &Context, arg: u32) -> Result<String, String> {
+    let buffer =
+        Buffer::decode(&read_record::<{ Buffer::SIZE }>(ctx.mem, arg)?).ok_or("short buffer record")?;
+    let len = buffer.len.min(MAX_MESSAGE);
+    let end =
+        buffer.addr.checked_add(len).ok_or_else(|| format!("buffer at {:#x} wraps around", buffer.addr))?;
+    let mut bytes = vec![0u8; len as usize];
+    ctx.mem
+        .read_slice(&mut bytes, GuestAddress(buffer.addr))
+        .map_err(|_| format!("buffer {:#x}..{end:#x} is outside guest memory", buffer.addr))?;
+    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+    if buffer.len > MAX_MESSAGE {
+        text.push_str(" [cut]");
+    }
+    Ok(text)
+}
+
+/// Blocks the vCPU as a [`Wait`] record asks and writes the events back into it.
+fn wait(ctx: &Context, arg: u32) -> Result<(), String> {
+    let record = Wait::decode(&read_record::<{ Wait::SIZE }>(ctx.mem, arg)?).ok_or("short wait record")?;
+    let timeout = (record.timeout_ns != WAIT_FOREVER).then(|| Duration::from_nanos(record.timeout_ns));
+    let events = ctx.control.wait_events(ctx.vcpu, timeout);
+    ctx.mem
+        .write_obj(events, GuestAddress(u64::from(arg) + WAIT_EVENTS_OFFSET))
+        .map_err(|_| "wait record became unwritable".to_owned())
+}

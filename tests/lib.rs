@@ -1,0 +1,205 @@
+//! Helpers for the tests that boot the real Spacecore image on `/dev/kvm`.
+//!
+//! They build what they need (the image with the kernel-app's own cargo workspace, the launcher
+//! with this workspace's cargo) if it is missing, write spec files into a temporary directory,
+//! and run `hac-launch` as an operator would.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc::{Receiver, channel};
+use std::time::Duration;
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the workspace").to_path_buf()
+}
+
+/// Whether `/dev/kvm` can be used. When it cannot, prints a loud notice (once per test) and
+/// the caller returns early: the test is reported as passed but the notice says it did not run.
+pub fn kvm_available(test: &str) -> bool {
+    let usable = std::env::var_os("SPACECORE_NO_KVM").is_none()
+        && std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok();
+    if !usable {
+        eprintln!("!!! NO USABLE /dev/kvm: `{test}` did NOT boot a VM and checked nothing !!!");
+    }
+    usable
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn run_checked(mut cmd: Command, what: &str) {
+    let status = cmd.status().unwrap_or_else(|e| panic!("cannot run cargo to build {what}: {e}"));
+    assert!(status.success(), "building {what} failed: {status}");
+}
+
+/// The unikernel image, built in release mode if it is not up to date.
+pub fn image() -> &'static Path {
+    static IMAGE: OnceLock<PathBuf> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let dir = workspace().join("kernel-app");
+        let mut cmd = cargo();
+        cmd.args(["build", "--release", "--quiet"]).current_dir(&dir).env_remove("RUSTFLAGS");
+        run_checked(cmd, "the kernel-app image");
+        dir.join("target/x86_64-unknown-none/release/spacecore")
+    })
+}
+
+/// The `hac-launch` binary of this build profile, built if missing.
+pub fn launcher() -> &'static Path {
+    static LAUNCHER: OnceLock<PathBuf> = OnceLock::new();
+    LAUNCHER.get_or_init(|| {
+        // Test binaries live in target/<profile>/deps; the launcher in target/<profile>.
+        let exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+        let path = profile_dir.join("hac-launch");
+        if !path.exists() {
+            let mut cmd = cargo();
+            cmd.args(["build", "--quiet", "-p", "host-launcher"]).current_dir(workspace());
+            if profile_dir.ends_with("release") {
+                cmd.arg("--release");
+            }
+            run_checked(cmd, "hac-launch");
+        }
+        path
+    })
+}
+
+/// A temporary directory holding spec files.
+pub struct Specs {
+    dir: tempfile::TempDir,
+}
+
+impl Specs {
+    /// A new, empty directory.
+    pub fn new() -> Self {
+        Specs { dir: tempfile::tempdir().expect("temporary directory") }
+    }
+
+    /// Writes `name.toml` with `body`, where `{image}` stands for the image path.
+    pub fn write(&self, name: &str, body: &str) -> PathBuf {
+        let path = self.dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, body.replace("{image}", &image().display().to_string())).expect("write spec");
+        path
+    }
+
+    /// A minimal spec for `name` with `cpu` vCPUs and `memory`.
+    pub fn minimal(&self, name: &str, cpu: u32, memory: &str) -> PathBuf {
+        self.write(
+            name,
+            &format!(
+                "apiVersion = \"vistara.eigenlayer/v1\"\nkind = \"AVSSpaceCore\"\n[metadata]\nname = \"{name}\"\n\
+                 [spec.resources]\ncpu = {cpu}\nmemory = \"{memory}\"\n[spec.deployment]\nimage = \"{{image}}\"\n"
+            ),
+        )
+    }
+}
+
+impl Default for Specs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `hac-launch ARGS`, run to completion with an isolated image store.
+pub fn launch(args: &[&str]) -> Output {
+    command(args).output().expect("run hac-launch")
+}
+
+fn command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(launcher());
+    cmd.args(args).env("SPACECORE_IMAGE_STORE", workspace().join("target/test-image-store"));
+    cmd
+}
+
+/// A running `hac-launch` whose stdout lines arrive on a channel.
+pub struct Running {
+    /// The launcher process.
+    pub child: Child,
+    lines: Receiver<String>,
+    /// Every line seen so far.
+    pub seen: Vec<String>,
+}
+
+impl Running {
+    /// Starts `hac-launch ARGS`.
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = command(args).stdout(Stdio::piped()).spawn().expect("start hac-launch");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { child, lines, seen: Vec::new() }
+    }
+
+    /// Waits (at most `limit`) for a line containing `needle`.
+    pub fn wait_for(&mut self, needle: &str, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = line.contains(needle);
+                    self.seen.push(line);
+                    if hit {
+                        return true;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
+    /// Sends `signal` to the launcher.
+    pub fn signal(&self, signal: i32) {
+        let pid = self.child.id() as i32;
+        // SAFETY: kill(2) on the pid of a child this test owns and has not reaped yet.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill({pid}, {signal})");
+    }
+
+    /// Waits for exit (killing the launcher after `limit`) and returns its status code and
+    /// all its output lines.
+    pub fn finish(mut self, limit: Duration) -> (Option<i32>, String) {
+        let deadline = std::time::Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for hac-launch") {
+                break status;
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = self.child.kill();
+                break self.child.wait().expect("reap hac-launch");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+            self.seen.push(line);
+        }
+        (status.code(), self.seen.join("\n"))
+    }
+
+    /// CPU time (user + system) the launcher has used so far, from /proc.
+    pub fn cpu_time(&self) -> Duration {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).expect("read /proc stat");
+        // Fields after the command name (which is in parentheses): utime is the 12th, stime 13th.
+        let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+        let fields: Vec<&str> = rest.split(' ').collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        Duration::from_millis(ticks * 1000 / hz)
+    }
+}
+
+/// Everything a finished launcher printed, stdout then stderr.
+pub fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
