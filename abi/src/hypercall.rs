@@ -122,6 +122,9 @@ pub mod events {
     /// The launcher asks the guest to stop: finish what is in flight, then
     /// [`super::Hypercall::Exit`] with status 0.
     pub const STOP: u64 = 1 << 0;
+    /// A device has work for the guest (a used ring advanced). Devices raise no interrupts:
+    /// the guest polls its rings and blocks in `Wait` when it has nothing to do.
+    pub const DEVICE: u64 = 1 << 1;
 }
 
 #[cfg(test)]

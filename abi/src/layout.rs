@@ -16,6 +16,7 @@
 //! 0x0000_8000  Spacecore BootInfo       read-only to the guest
 //! 0x0000_9000  kernel command line      read-only to the guest
 //! 0x0000_A000  page tables              ring 0 only
+//! 0x000D_0000  virtio-mmio device windows (not RAM: accesses exit to the launcher)
 //! 0x0010_0000  per-vCPU stacks, each below an unmapped guard page
 //! 0x0020_0000  the image (its link address), then the heap up to the end of memory
 //! ```
@@ -63,6 +64,14 @@ pub const CMDLINE_MAX: u64 = 0x1000;
 /// First page of the page tables (PML4, then PDPT, the 4 KiB table of the first 2 MiB, then
 /// one page directory per GiB of memory).
 pub const PAGE_TABLES_ADDR: u64 = 0xA000;
+/// First virtio-mmio device window; device `i` is at `MMIO_BASE + i * MMIO_SIZE`. This range
+/// is a hole in guest RAM, mapped uncached and user-accessible in the guest's page tables.
+pub const MMIO_BASE: u64 = 0xD_0000;
+/// Size of one device window (registers at 0x000, device configuration at 0x100).
+pub const MMIO_SIZE: u64 = 0x1000;
+/// Device windows available.
+pub const MMIO_SLOTS: u64 = 16;
+
 /// Lowest address the guest owns; below it lie the launcher's fixed regions. Hypercall records
 /// must lie at or above it.
 pub const GUEST_BASE: u64 = 0x10_0000;
@@ -144,7 +153,8 @@ mod tests {
     #[test]
     fn fixed_regions_fit_below_the_stacks() {
         let tables = 3 + MAX_MEMORY / (1 << 30);
-        assert!(PAGE_TABLES_ADDR + tables * PAGE_SIZE <= 0x10_0000);
+        assert!(PAGE_TABLES_ADDR + tables * PAGE_SIZE <= MMIO_BASE);
+        assert!(MMIO_BASE + MMIO_SLOTS * MMIO_SIZE <= GUEST_BASE);
         assert!(IO_BITMAP_ADDR + IO_BITMAP_SIZE <= TRAP_STUBS_ADDR);
         assert!(TRAP_STACKS_ADDR + u64::from(MAX_VCPUS) * TRAP_STACK_SIZE <= BOOT_PARAMS_ADDR);
         assert!(TRAP_STUBS_ADDR + 32 * TRAP_STUB_SIZE <= TRAP_STACKS_ADDR);

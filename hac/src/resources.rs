@@ -8,6 +8,8 @@ use crate::units::{self, MIB, RATE_EXPECTED, SIZE_EXPECTED, TIB, UnitError, form
 
 /// Smallest accepted `memory`, and the granularity it must be a multiple of.
 pub const MEMORY_GRANULE: u64 = 2 * MIB;
+/// Least guest memory: the launcher's fixed regions, stacks, image and a heap need 4 MiB.
+pub const MIN_MEMORY: u64 = 4 * MIB;
 /// Smallest accepted `storage`.
 pub const MIN_STORAGE: u64 = MIB;
 /// Largest accepted `storage`.
@@ -80,10 +82,10 @@ fn binary_size<'r>(item: &Item<'r, '_>) -> Result<(u64, &'r str), SpecError> {
 
 fn memory(item: &Item<'_, '_>, limits: &HostLimits) -> Result<u64, SpecError> {
     let (bytes, text) = binary_size(item)?;
-    if bytes < MEMORY_GRANULE {
+    if bytes < MIN_MEMORY {
         return Err(item.error(format!(
             "{text:?} is too small; expected at least {}",
-            format_binary_size(MEMORY_GRANULE)
+            format_binary_size(MIN_MEMORY)
         )));
     }
     if bytes > limits.max_memory_bytes {

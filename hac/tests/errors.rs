@@ -247,10 +247,11 @@ fn memory_out_of_range() {
     let key = "spec.resources.memory";
     expect_error("memory = \"8Gi\"", "memory = \"32Gi\"", key, 9, "above this host's limit of 16Gi");
     expect_error("memory = \"8Gi\"", "memory = \"16386Mi\"", key, 9, "above this host's limit");
-    expect_error("memory = \"8Gi\"", "memory = \"1Mi\"", key, 9, "expected at least 2Mi");
-    let error = expect_error("memory = \"8Gi\"", "memory = \"3Mi\"", key, 9, "not a multiple of 2Mi");
-    assert!(error.message().contains("\"2Mi\" and \"4Mi\""), "{error}");
-    expect_error("memory = \"8Gi\"", "memory = \"1025Ki\"", key, 9, "expected at least 2Mi");
+    expect_error("memory = \"8Gi\"", "memory = \"1Mi\"", key, 9, "expected at least 4Mi");
+    expect_error("memory = \"8Gi\"", "memory = \"2Mi\"", key, 9, "expected at least 4Mi");
+    let error = expect_error("memory = \"8Gi\"", "memory = \"5Mi\"", key, 9, "not a multiple of 2Mi");
+    assert!(error.message().contains("\"4Mi\" and \"6Mi\""), "{error}");
+    expect_error("memory = \"8Gi\"", "memory = \"1025Ki\"", key, 9, "expected at least 4Mi");
     expect_error("memory = \"8Gi\"", "memory = \"4097Ki\"", key, 9, "not a multiple of 2Mi");
 }
 

@@ -116,7 +116,7 @@ kind = "AVSSpaceCore"
 name = "m"
 [spec.resources]
 cpu = 1
-memory = "2Mi"
+memory = "4Mi"
 [spec.deployment]
 image = "./build/app.elf"
 "#;
@@ -125,7 +125,7 @@ image = "./build/app.elf"
 fn minimal_spec_gets_documented_defaults() {
     let plan = hac::parse_str(MINIMAL, Path::new("/srv/avs/hac.toml"), &LIMITS).unwrap();
     assert_eq!(plan.vcpus, 1);
-    assert_eq!(plan.memory_bytes, 2 << 20);
+    assert_eq!(plan.memory_bytes, 4 << 20);
     assert_eq!(plan.storage_bytes, 0);
     assert_eq!(plan.image, ImageSource::Path(PathBuf::from("/srv/avs/build/app.elf")));
     assert_eq!(plan.virtualization.kind, VirtualizationType::MicroVm);
@@ -205,12 +205,12 @@ fn alternative_spellings_of_valid_values() {
     type Check = fn(&Plan) -> bool;
     let cases: &[(&str, &str, Check)] = &[
         ("cpu = 1", "cpu = \"32\"", |p| p.vcpus == 32),
-        ("memory = \"2Mi\"", "memory = \"16GiB\"", |p| p.memory_bytes == 16 << 30),
-        ("memory = \"2Mi\"", "memory = \"16Gi\"", |p| p.memory_bytes == 16 << 30),
-        ("memory = \"2Mi\"", "memory = \"2Mi\"\nstorage = \"64Ti\"", |p| p.storage_bytes == 64 << 40),
-        ("memory = \"2Mi\"", "memory = \"4096Ki\"", |p| p.memory_bytes == 4 << 20),
-        ("memory = \"2Mi\"", "memory = \"2Mi\"\nstorage = \"1Ti\"", |p| p.storage_bytes == 1 << 40),
-        ("memory = \"2Mi\"", "memory = \"2Mi\"\nstorage = \"1MiB\"", |p| p.storage_bytes == 1 << 20),
+        ("memory = \"4Mi\"", "memory = \"16GiB\"", |p| p.memory_bytes == 16 << 30),
+        ("memory = \"4Mi\"", "memory = \"16Gi\"", |p| p.memory_bytes == 16 << 30),
+        ("memory = \"4Mi\"", "memory = \"4Mi\"\nstorage = \"64Ti\"", |p| p.storage_bytes == 64 << 40),
+        ("memory = \"4Mi\"", "memory = \"4096Ki\"", |p| p.memory_bytes == 4 << 20),
+        ("memory = \"4Mi\"", "memory = \"4Mi\"\nstorage = \"1Ti\"", |p| p.storage_bytes == 1 << 40),
+        ("memory = \"4Mi\"", "memory = \"4Mi\"\nstorage = \"1MiB\"", |p| p.storage_bytes == 1 << 20),
         ("image = \"./build/app.elf\"", "image = \"avs\"", |p| p.image.to_string() == "avs:latest"),
         ("image = \"./build/app.elf\"", "image = \"ghcr.io/org/avs_node-x:v1.2.3-rc_1\"", |p| {
             p.image.to_string() == "ghcr.io/org/avs_node-x:v1.2.3-rc_1"

@@ -35,6 +35,12 @@ mod tests {
     }
 
     #[test]
+    fn the_spec_and_the_abi_agree_on_the_limits() {
+        assert_eq!(hac::MIN_MEMORY, spacecore_abi::layout::MIN_MEMORY);
+        assert!(limits().max_vcpus <= MAX_VCPUS && limits().max_memory_bytes <= MAX_MEMORY);
+    }
+
+    #[test]
     fn this_host_has_memory_and_rss() {
         assert!(limits().max_memory_bytes > 0);
         assert!(rss_kib().unwrap() > 0);

@@ -61,7 +61,8 @@ mod tests {
 
     #[test]
     fn writes_a_record_the_guest_side_decodes() {
-        let mem = Memory::from_ranges(&[(GuestAddress(0), 4 << 20)]).unwrap();
+        let ranges = crate::vmm::memory::ram_ranges(4 << 20).map(|(s, n)| (GuestAddress(s), n as usize));
+        let mem = Memory::from_ranges(&ranges).unwrap();
         let info = BootInfo {
             abi_version: spacecore_abi::ABI_VERSION,
             vcpus: 2,

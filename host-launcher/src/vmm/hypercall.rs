@@ -36,7 +36,10 @@ pub fn handle(ctx: &Context, fd: &VcpuFd, port: u16, data: &[u8]) -> Result<(), 
         [a, b, c, d] => u32::from_le_bytes([a, b, c, d]),
         [a] if call == Hypercall::Fault => u32::from(a),
         _ => {
-            return Err(violation(format!("{call:?} hypercall with a {}-byte write; expected 4", data.len())));
+            return Err(violation(format!(
+                "{call:?} hypercall with a {}-byte write; expected 4",
+                data.len()
+            )));
         }
     };
     match call {

@@ -1,4 +1,5 @@
-//! Guest memory: one anonymous, lazily backed mapping registered with KVM as slot 0.
+//! Guest memory: anonymous, lazily backed mappings registered with KVM, with a hole where the
+//! virtio-mmio device windows are (accesses there exit to the launcher).
 //!
 //! `vm-memory` maps it `MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE`, so a spacecore with
 //! `memory = "8Gi"` costs host memory only for the pages the guest (or the launcher, writing
@@ -8,31 +9,45 @@
 use super::VmmError;
 use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::VmFd;
+use spacecore_abi::layout as l;
 use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
 /// The guest's memory.
 pub type Memory = GuestMemoryMmap<()>;
 
-/// Maps `bytes` of guest memory starting at guest-physical 0 and registers it with `vm`.
+/// The RAM ranges of a guest with `bytes` of memory: everything below `bytes` except the
+/// virtio-mmio hole `[MMIO_BASE, MMIO_BASE + MMIO_SLOTS * MMIO_SIZE)`.
+pub fn ram_ranges(bytes: u64) -> [(u64, u64); 2] {
+    let hole_end = l::MMIO_BASE + l::MMIO_SLOTS * l::MMIO_SIZE;
+    [(0, l::MMIO_BASE), (hole_end, bytes - hole_end)]
+}
+
+/// Maps `bytes` of guest memory starting at guest-physical 0 (less the MMIO hole) and registers
+/// it with `vm`, one KVM slot per range.
 pub fn create(vm: &VmFd, bytes: u64) -> Result<Memory, VmmError> {
-    let size = usize::try_from(bytes).map_err(|_| VmmError::MemorySize(bytes))?;
-    let memory = Memory::from_ranges(&[(GuestAddress(0), size)])
-        .map_err(|e| VmmError::MapMemory(bytes, e.to_string()))?;
-    let host =
-        memory.get_host_address(GuestAddress(0)).map_err(|e| VmmError::MapMemory(bytes, e.to_string()))?;
-    // SAFETY: `host..host + size` is the mapping `memory` owns; madvise only changes how the
-    // kernel backs it and its failure is harmless (huge pages stay possible).
-    unsafe { libc::madvise(host.cast(), size, libc::MADV_NOHUGEPAGE) };
-    let region = kvm_userspace_memory_region {
-        slot: 0,
-        flags: 0,
-        guest_phys_addr: 0,
-        memory_size: bytes,
-        userspace_addr: host as u64,
-    };
-    // SAFETY: the region describes the live mapping owned by `memory`, which the caller keeps
-    // alive for as long as the VM (it is dropped after the vCPUs stop running, at process exit).
-    unsafe { vm.set_user_memory_region(region) }.map_err(VmmError::RegisterMemory)?;
+    if usize::try_from(bytes).is_err() || !(l::MIN_MEMORY..=l::MAX_MEMORY).contains(&bytes) {
+        return Err(VmmError::MemorySize(bytes));
+    }
+    let ranges = ram_ranges(bytes).map(|(start, len)| (GuestAddress(start), len as usize));
+    let memory = Memory::from_ranges(&ranges).map_err(|e| VmmError::MapMemory(bytes, e.to_string()))?;
+    for (slot, region) in memory.iter().enumerate() {
+        let start = region.start_addr();
+        let size = region.len();
+        let host = memory.get_host_address(start).map_err(|e| VmmError::MapMemory(bytes, e.to_string()))?;
+        // SAFETY: `host..host + size` is the mapping `memory` owns; madvise only changes how
+        // the kernel backs it and its failure is harmless (huge pages stay possible).
+        unsafe { libc::madvise(host.cast(), size as usize, libc::MADV_NOHUGEPAGE) };
+        let region = kvm_userspace_memory_region {
+            slot: slot as u32,
+            flags: 0,
+            guest_phys_addr: start.0,
+            memory_size: size,
+            userspace_addr: host as u64,
+        };
+        // SAFETY: the region describes a live mapping owned by `memory`, which the caller keeps
+        // alive for as long as the VM (the `Vm` drops its vCPUs and VM before its memory).
+        unsafe { vm.set_user_memory_region(region) }.map_err(VmmError::RegisterMemory)?;
+    }
     Ok(memory)
 }
 

@@ -32,8 +32,8 @@ pub enum VmmError {
     /// A KVM ioctl on the VM failed.
     #[error("KVM {0} failed: {1}")]
     Kvm(&'static str, kvm_ioctls::Error),
-    /// Memory size does not fit this host's address space.
-    #[error("guest memory of {0} bytes does not fit this host's address space")]
+    /// Memory size outside what the launcher supports.
+    #[error("guest memory of {0} bytes is outside the supported range ({min} to {max} bytes)", min = l::MIN_MEMORY, max = l::MAX_MEMORY)]
     MemorySize(u64),
     /// Mapping guest memory failed.
     #[error("cannot map {0} bytes of guest memory: {1}")]

@@ -14,6 +14,7 @@ use vm_memory::{Bytes, GuestAddress};
 const PRESENT: u64 = 1 << 0;
 const WRITABLE: u64 = 1 << 1;
 const USER: u64 = 1 << 2;
+const CACHE_DISABLE: u64 = 1 << 4;
 const LARGE: u64 = 1 << 7;
 
 /// Vectors for which the CPU pushes an error code.
@@ -104,6 +105,9 @@ fn low_page(addr: u64, tables_end: u64, vcpus: u32) -> u64 {
         a if a < l::BOOT_PARAMS_ADDR => ring0,
         a if a < l::PAGE_TABLES_ADDR => a | PRESENT | USER, // boot information, read-only
         a if a < tables_end => ring0,
+        a if (l::MMIO_BASE..l::MMIO_BASE + l::MMIO_SLOTS * l::MMIO_SIZE).contains(&a) => {
+            a | PRESENT | WRITABLE | USER | CACHE_DISABLE
+        }
         a if (0..vcpus).any(|v| l::stack(v).is_some_and(|(bottom, top)| a >= bottom && a < top)) => {
             a | PRESENT | WRITABLE | USER
         }
@@ -215,7 +219,8 @@ mod tests {
     }
 
     fn written(bytes: u64, vcpus: u32) -> Memory {
-        let mem = Memory::from_ranges(&[(GuestAddress(0), bytes as usize)]).unwrap();
+        let ranges = crate::vmm::memory::ram_ranges(bytes).map(|(s, n)| (GuestAddress(s), n as usize));
+        let mem = Memory::from_ranges(&ranges).unwrap();
         write_all(&mem, bytes, vcpus).unwrap();
         mem
     }
@@ -234,6 +239,8 @@ mod tests {
         assert_eq!(walk(&mem, top - 8).unwrap() & 0xfff_ffff_f000, top - PAGE_SIZE);
         assert_eq!(walk(&mem, bottom - PAGE_SIZE), None, "stack guard page must be unmapped");
         assert_eq!(walk(&mem, l::stack(2).unwrap().0), None, "no stack for a vCPU that does not exist");
+        let mmio = walk(&mem, l::MMIO_BASE + 3 * l::MMIO_SIZE + 0x50).unwrap();
+        assert_eq!(mmio & (USER | WRITABLE | CACHE_DISABLE), USER | WRITABLE | CACHE_DISABLE);
         let image = walk(&mem, l::IMAGE_ADDR + 0x1234).unwrap();
         assert_eq!(image & !0xfff, l::IMAGE_ADDR);
         assert_ne!(image & LARGE, 0, "memory above 2 MiB uses large pages");
