@@ -1,0 +1,346 @@
+//! `cargo xtask bench boot`: how long `hac-launch` takes to bring the image to
+//! ready, and what memory it costs, against the floor `hac-floor` (a bare KVM
+//! VM created, run to `hlt` and torn down by the same kind of Rust process).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use image_store::Store;
+use serde::Serialize;
+
+use super::stats::Summary;
+use super::verdict;
+use crate::build_image::{self, SIZE_BUDGET_BYTES};
+use crate::cmd::{self, describe, progress};
+
+const READY_TARGET_US: f64 = 10_000.0;
+const OVERHEAD_TARGET_KIB: f64 = 4096.0;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Timed runs of each of hac-launch and hac-floor (at least 10).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(10..))]
+    runs: u32,
+    /// The spec to boot [default: <workspace>/examples/spacecore.toml].
+    #[arg(long, value_name = "PATH")]
+    spec: Option<PathBuf>,
+}
+
+/// The figures `hac-launch --until-ready` prints on stdout.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct LaunchReport {
+    /// From `ready in <N> us`: the launcher's own measure from its start.
+    ready_us: f64,
+    launcher_rss_kib: f64,
+    guest_resident_kib: f64,
+    overhead_kib: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Targets {
+    boot_to_ready_median_us: f64,
+    overhead_median_kib: f64,
+    image_bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Verdicts {
+    boot_to_ready: bool,
+    overhead: bool,
+    image: bool,
+}
+
+/// Everything the bench measured; written to `target/bench/boot.json`.
+#[derive(Debug, Serialize)]
+struct Report {
+    runs: u32,
+    spec: PathBuf,
+    image_path: PathBuf,
+    image_bytes: u64,
+    image_sha256: String,
+    boot_to_ready_us: Summary,
+    launch_wall_us: Summary,
+    floor_wall_us: Summary,
+    launch_wall_over_floor: f64,
+    ready_over_floor: f64,
+    overhead_kib: Summary,
+    launcher_rss_kib: Summary,
+    guest_resident_kib: Summary,
+    targets: Targets,
+    pass: Verdicts,
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    if let Err(e) = cmd::kvm_usable() {
+        cmd::banner(&[
+            "NO USABLE /dev/kvm: the boot bench boots real VMs and CANNOT RUN here",
+            &format!("opening {} read-write failed: {e}", cmd::KVM_DEVICE),
+        ]);
+        bail!("no usable {}", cmd::KVM_DEVICE);
+    }
+    let spec = args.spec.clone().unwrap_or_else(|| cmd::workspace_root().join("examples/spacecore.toml"));
+    if !spec.is_file() {
+        bail!("spec {} does not exist", spec.display());
+    }
+
+    let built = build_image::build(&build_image::Args::default(), &Store::open_default())?;
+    progress("building host-launcher (release)...");
+    cmd::run(&mut cmd::workspace_cargo(["build", "--release", "-p", "host-launcher"]))?;
+    let release = cmd::target_dir().join("release");
+    let launch = release.join("hac-launch");
+    let floor = release.join("hac-floor");
+
+    progress("warm-up: one untimed run of each...");
+    time_launch(&launch, &spec)?;
+    time_floor(&floor)?;
+
+    let n = args.runs;
+    let (mut reports, mut launch_wall, mut floor_wall) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 1..=n {
+        let (wall, report) = time_launch(&launch, &spec)?;
+        let floor_us = time_floor(&floor)?;
+        progress(format_args!(
+            "run {i}/{n}: hac-launch {} (ready in {}), hac-floor {}",
+            ms(wall),
+            ms(report.ready_us),
+            ms(floor_us)
+        ));
+        reports.push(report);
+        launch_wall.push(wall);
+        floor_wall.push(floor_us);
+    }
+
+    let summary = |f: fn(&LaunchReport) -> f64| {
+        Summary::of(&reports.iter().map(f).collect::<Vec<_>>()).context("no runs")
+    };
+    let boot_to_ready_us = summary(|r| r.ready_us)?;
+    let launch_wall_us = Summary::of(&launch_wall).context("no runs")?;
+    let floor_wall_us = Summary::of(&floor_wall).context("no runs")?;
+    let overhead_kib = summary(|r| r.overhead_kib)?;
+    let image_bytes = built.manifest.size_bytes;
+    let report = Report {
+        runs: n,
+        spec,
+        image_path: built.elf,
+        image_bytes,
+        image_sha256: built.manifest.sha256.clone(),
+        launch_wall_over_floor: launch_wall_us.median / floor_wall_us.median,
+        ready_over_floor: boot_to_ready_us.median / floor_wall_us.median,
+        pass: Verdicts {
+            boot_to_ready: boot_to_ready_us.median <= READY_TARGET_US,
+            overhead: overhead_kib.median <= OVERHEAD_TARGET_KIB,
+            image: image_bytes <= SIZE_BUDGET_BYTES,
+        },
+        boot_to_ready_us,
+        launch_wall_us,
+        floor_wall_us,
+        overhead_kib,
+        launcher_rss_kib: summary(|r| r.launcher_rss_kib)?,
+        guest_resident_kib: summary(|r| r.guest_resident_kib)?,
+        targets: Targets {
+            boot_to_ready_median_us: READY_TARGET_US,
+            overhead_median_kib: OVERHEAD_TARGET_KIB,
+            image_bytes: SIZE_BUDGET_BYTES,
+        },
+    };
+    print!("{}", render(&report));
+
+    let out_dir = cmd::target_dir().join("bench");
+    fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let out = out_dir.join("boot.json");
+    fs::write(&out, serde_json::to_string_pretty(&report)? + "\n")
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    println!("figures written to {}", out.display());
+    Ok(())
+}
+
+/// Runs `hac-launch --until-ready SPEC`: wall time in µs and what it printed.
+fn time_launch(launch: &Path, spec: &Path) -> Result<(f64, LaunchReport)> {
+    let mut command = Command::new(launch);
+    command.arg("--until-ready").arg(spec);
+    let (wall, output) = timed(&mut command)?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report = parse_launch_output(&stdout)
+        .with_context(|| format!("reading the output of `{}`:\n{stdout}", describe(&command)))?;
+    Ok((wall, report))
+}
+
+/// Runs `hac-floor`: wall time in µs.
+fn time_floor(floor: &Path) -> Result<f64> {
+    timed(&mut Command::new(floor)).map(|(wall, _)| wall)
+}
+
+/// Wall time from spawn to exit in µs; an error unless it exits 0.
+fn timed(command: &mut Command) -> Result<(f64, Output)> {
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let start = Instant::now();
+    let child = command.spawn().with_context(|| format!("cannot run `{}`", describe(command)))?;
+    let output = child.wait_with_output()?;
+    let wall_us = start.elapsed().as_nanos() as f64 / 1000.0;
+    if !output.status.success() {
+        bail!(
+            "`{}` failed ({}); stdout:\n{}\nstderr:\n{}",
+            describe(command),
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok((wall_us, output))
+}
+
+/// Reads `ready in <N> us` and
+/// `memory: launcher rss <A> KiB, guest resident <B> KiB, overhead <C> KiB`.
+fn parse_launch_output(stdout: &str) -> Result<LaunchReport> {
+    // Lines the guest printed (`[NAME guest] ...`) never count.
+    let line_with = |key: &str| stdout.lines().filter(|l| !is_guest_line(l)).find(|l| l.contains(key));
+    let ready = line_with("ready in ").context("no `ready in <N> us` line")?;
+    let (ready_us, unit) = number_after(ready, "ready in ").context("no number after `ready in`")?;
+    if !(unit.starts_with("us") || unit.starts_with("µs")) {
+        bail!("`ready in` is not followed by a time in us: {ready:?}");
+    }
+    let memory = line_with("memory: launcher rss ").context("no `memory: launcher rss` line")?;
+    let kib = |key: &str| -> Result<f64> {
+        match number_after(memory, key) {
+            Some((value, unit)) if unit.starts_with("KiB") => Ok(value),
+            _ => bail!("no `{key}<N> KiB` in {memory:?}"),
+        }
+    };
+    Ok(LaunchReport {
+        ready_us,
+        launcher_rss_kib: kib("launcher rss ")?,
+        guest_resident_kib: kib("guest resident ")?,
+        overhead_kib: kib("overhead ")?,
+    })
+}
+
+/// Whether the launcher marked `line` as the guest's: `[NAME guest] ...`.
+fn is_guest_line(line: &str) -> bool {
+    line.starts_with('[') && line.find(']').is_some_and(|end| line[..end].ends_with(" guest"))
+}
+
+/// The number right after `key` in `line`, and the rest of the line after
+/// the number and one space.
+fn number_after<'a>(line: &'a str, key: &str) -> Option<(f64, &'a str)> {
+    let rest = &line[line.find(key)? + key.len()..];
+    let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-')).unwrap_or(rest.len());
+    let value = rest[..end].parse().ok()?;
+    Some((value, rest[end..].trim_start()))
+}
+
+/// µs as milliseconds with two decimals.
+fn ms(us: f64) -> String {
+    format!("{:.2} ms", us / 1000.0)
+}
+
+/// The table printed at the end of the bench.
+fn render(r: &Report) -> String {
+    let mut out = String::new();
+    let mut row = |name: &str, median: String, min: String, max: String, target: &str, result: &str| {
+        let line = format!("{name:<26} {median:>12} {min:>12} {max:>12}   {target:<14} {result}");
+        out.push_str(line.trim_end());
+        out.push('\n');
+    };
+    row("", "median".into(), "min".into(), "max".into(), "target", "result");
+    let times = |s: &Summary| (ms(s.median), ms(s.min), ms(s.max));
+    let (a, b, c) = times(&r.boot_to_ready_us);
+    row("boot-to-ready (launcher)", a, b, c, "<= 10.00 ms", verdict(r.pass.boot_to_ready));
+    let (a, b, c) = times(&r.launch_wall_us);
+    row("hac-launch wall", a, b, c, "-", "");
+    let (a, b, c) = times(&r.floor_wall_us);
+    row("hac-floor wall (floor)", a, b, c, "-", "");
+    let ratio = |x: f64| format!("{x:.2}x");
+    row("hac-launch wall / floor", ratio(r.launch_wall_over_floor), String::new(), String::new(), "-", "");
+    row("boot-to-ready / floor", ratio(r.ready_over_floor), String::new(), String::new(), "-", "");
+    let kib = |x: f64| format!("{x:.0} KiB");
+    let o = &r.overhead_kib;
+    row("memory overhead", kib(o.median), kib(o.min), kib(o.max), "<= 4096 KiB", verdict(r.pass.overhead));
+    row(
+        "image size",
+        cmd::kib(r.image_bytes),
+        String::new(),
+        String::new(),
+        "<= 1024.0 KiB",
+        verdict(r.pass.image),
+    );
+    format!(
+        "\nboot bench: {} runs each of `hac-launch --until-ready {}` and `hac-floor`, alternating\n{out}",
+        r.runs,
+        r.spec.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OUTPUT: &str = "\
+[sc launcher] booting spacecore:latest (312 KiB)
+[sc guest] ready in 1 us
+[sc guest] memory: launcher rss 1 KiB, guest resident 1 KiB, overhead 0 KiB
+[sc launcher] ready in 3412 us
+[sc launcher] memory: launcher rss 5120 KiB, guest resident 2048 KiB, overhead 3072 KiB
+";
+
+    #[test]
+    fn parses_ready_and_memory_lines() {
+        let report = parse_launch_output(OUTPUT).unwrap();
+        assert_eq!(
+            report,
+            LaunchReport {
+                ready_us: 3412.0,
+                launcher_rss_kib: 5120.0,
+                guest_resident_kib: 2048.0,
+                overhead_kib: 3072.0,
+            }
+        );
+    }
+
+    #[test]
+    fn missing_or_malformed_lines_are_errors() {
+        assert!(parse_launch_output("ready in 12 us\n").is_err());
+        assert!(
+            parse_launch_output("memory: launcher rss 1 KiB, guest resident 1 KiB, overhead 0 KiB").is_err()
+        );
+        assert!(parse_launch_output(&OUTPUT.replace("3412 us", "3412 ms")).is_err());
+        assert!(parse_launch_output(&OUTPUT.replace("overhead 3072", "overhead x")).is_err());
+    }
+
+    #[test]
+    fn table_shows_targets_and_verdicts() {
+        let s = |x: f64| Summary::of(&[x, x * 1.5]).unwrap();
+        let report = Report {
+            runs: 10,
+            spec: "spec.toml".into(),
+            image_path: "i.elf".into(),
+            image_bytes: 2 * 1024 * 1024,
+            image_sha256: String::new(),
+            boot_to_ready_us: s(3000.0),
+            launch_wall_us: s(5000.0),
+            floor_wall_us: s(1000.0),
+            launch_wall_over_floor: 5.0,
+            ready_over_floor: 3.0,
+            overhead_kib: s(3000.0),
+            launcher_rss_kib: s(5000.0),
+            guest_resident_kib: s(2000.0),
+            targets: Targets { boot_to_ready_median_us: 1.0, overhead_median_kib: 1.0, image_bytes: 1 },
+            pass: Verdicts { boot_to_ready: true, overhead: true, image: false },
+        };
+        let table = render(&report);
+        let line = |name: &str| table.lines().find(|l| l.starts_with(name)).unwrap().to_owned();
+        assert!(line("boot-to-ready (launcher)").contains("3.75 ms"), "{table}");
+        assert!(line("boot-to-ready (launcher)").ends_with("PASS"), "{table}");
+        assert!(line("image size").ends_with("MISS"), "{table}");
+        assert!(line("hac-launch wall / floor").contains("5.00x"), "{table}");
+    }
+
+    #[test]
+    fn number_after_reads_decimals_and_negatives() {
+        assert_eq!(number_after("ready in 12.5 us", "ready in "), Some((12.5, "us")));
+        assert_eq!(number_after("overhead -4 KiB", "overhead "), Some((-4.0, "KiB")));
+        assert_eq!(number_after("nothing", "overhead "), None);
+    }
+}

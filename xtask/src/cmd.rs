@@ -1,0 +1,112 @@
+//! What the subcommands share: the workspace's paths, running commands with
+//! their failures turned into errors, and probing `/dev/kvm`.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::fs::OpenOptions;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// The kernel's target triple.
+pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
+/// The KVM device.
+pub const KVM_DEVICE: &str = "/dev/kvm";
+
+/// The workspace root: the parent of this crate's directory.
+pub fn workspace_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+/// `<workspace>/kernel-app`, a workspace of its own.
+pub fn kernel_app_dir() -> PathBuf {
+    workspace_root().join("kernel-app")
+}
+
+/// The workspace's own `target/` directory (never `$CARGO_TARGET_DIR`).
+pub fn target_dir() -> PathBuf {
+    workspace_root().join("target")
+}
+
+/// Announces a step on stderr, one line, `xtask: ...`.
+pub fn progress(message: impl fmt::Display) {
+    eprintln!("xtask: {message}");
+}
+
+/// `cargo` (the rustup proxy on `PATH`, so toolchain files apply) run in
+/// `dir`. `CARGO_TARGET_DIR` is removed so every build lands in the
+/// workspace's own `target/` (or kernel-app's), where xtask looks for it.
+pub fn cargo(dir: &Path) -> Command {
+    let mut command = Command::new("cargo");
+    command.current_dir(dir).env_remove("CARGO_TARGET_DIR");
+    command
+}
+
+/// `cargo <args>` in the workspace root.
+pub fn workspace_cargo<I, S>(args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut command = cargo(&workspace_root());
+    command.args(args);
+    command
+}
+
+/// The command line, for messages.
+pub fn describe(command: &Command) -> String {
+    let mut text = command.get_program().to_string_lossy().into_owned();
+    for arg in command.get_args() {
+        text.push(' ');
+        text.push_str(&arg.to_string_lossy());
+    }
+    text
+}
+
+/// Runs `command` with inherited stdio; an error unless it exits 0.
+pub fn run(command: &mut Command) -> Result<()> {
+    let status = command.status().with_context(|| format!("cannot run `{}`", describe(command)))?;
+    if !status.success() {
+        bail!("`{}` failed ({status})", describe(command));
+    }
+    Ok(())
+}
+
+/// Runs `command` and returns its trimmed stdout; an error unless it exits 0.
+pub fn capture(command: &mut Command) -> Result<String> {
+    let output = command.output().with_context(|| format!("cannot run `{}`", describe(command)))?;
+    if !output.status.success() {
+        bail!(
+            "`{}` failed ({}): {}",
+            describe(command),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// Whether `/dev/kvm` exists and this user can open it read-write.
+pub fn kvm_usable() -> io::Result<()> {
+    OpenOptions::new().read(true).write(true).open(KVM_DEVICE).map(drop)
+}
+
+/// `bytes` as KiB with one decimal.
+pub fn kib(bytes: u64) -> String {
+    format!("{:.1} KiB", bytes as f64 / 1024.0)
+}
+
+/// Prints a loud multi-line banner on stderr: each line as `!!! line !!!`
+/// between two rules of `!`.
+pub fn banner(lines: &[&str]) {
+    let width = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0) + 8;
+    let rule = "!".repeat(width);
+    eprintln!("{rule}");
+    for line in lines {
+        eprintln!("!!! {line} !!!");
+    }
+    eprintln!("{rule}");
+}

@@ -1,0 +1,94 @@
+//! `cargo xtask`: Spacecore's project automation.
+//!
+//! One module per subcommand; `cmd` holds what they share (running
+//! commands, finding the workspace, probing `/dev/kvm`). See `docs/xtask.md`.
+#![forbid(unsafe_code)]
+
+mod bench;
+mod build_image;
+mod cmd;
+mod launch;
+mod test;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "xtask",
+    bin_name = "cargo xtask",
+    about = "Spacecore project automation: build the image, benchmark, test, launch"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build the unikernel image, copy it to images/ and register it in the image store.
+    BuildImage(build_image::Args),
+    /// Run a benchmark and compare it with its targets.
+    #[command(subcommand)]
+    Bench(bench::Bench),
+    /// Run the whole test suite, as CI does.
+    Test(test::Args),
+    /// Build the image and the launcher, then run `hac-launch SPEC`.
+    Launch(launch::Args),
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::BuildImage(args) => build_image::run(&args),
+        Command::Bench(bench) => bench::run(bench),
+        Command::Test(args) => test::run(&args),
+        Command::Launch(args) => launch::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_parse() {
+        let cli = Cli::try_parse_from([
+            "xtask",
+            "build-image",
+            "--tag",
+            "registry/path/avs-spacecore:v1",
+            "--tag",
+            "other",
+            "--features",
+            "a,b",
+        ])
+        .unwrap();
+        let Command::BuildImage(args) = cli.command else {
+            panic!("not build-image");
+        };
+        assert_eq!(args.tags.len(), 2);
+        assert_eq!(args.tags[1].to_string(), "other:latest");
+        assert_eq!(args.features, ["a", "b"]);
+        assert!(Cli::try_parse_from(["xtask", "build-image", "--avs", "other"]).is_err());
+        assert!(Cli::try_parse_from(["xtask", "build-image", "--tag", "../x"]).is_err());
+        assert!(Cli::try_parse_from(["xtask", "bench", "boot", "--runs", "9"]).is_err());
+        assert!(Cli::try_parse_from(["xtask", "bench", "boot", "--runs", "10"]).is_ok());
+        assert!(Cli::try_parse_from(["xtask", "launch", "x.toml", "--", "--until-ready"]).is_ok());
+        assert!(Cli::try_parse_from(["xtask", "test", "--", "--nocapture"]).is_ok());
+    }
+}
