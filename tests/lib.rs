@@ -69,6 +69,7 @@ pub fn launcher() -> &'static Path {
 }
 
 /// A temporary directory holding spec files.
+#[derive(Debug)]
 pub struct Specs {
     dir: tempfile::TempDir,
 }
@@ -116,6 +117,7 @@ fn command(args: &[&str]) -> Command {
 }
 
 /// A running `hac-launch` whose stdout lines arrive on a channel.
+#[derive(Debug)]
 pub struct Running {
     /// The launcher process.
     pub child: Child,

@@ -107,6 +107,19 @@ pub const fn stack(vcpu: u32) -> Option<(u64, u64)> {
     Some((top - AP_STACK_SIZE, top))
 }
 
+// The fixed regions must not overlap; checked when the crate compiles.
+const _: () = {
+    let page_tables = 3 + MAX_MEMORY / (1 << 30); // PML4, PDPT, first-2-MiB table, a PD per GiB
+    assert!(PAGE_TABLES_ADDR + page_tables * PAGE_SIZE <= MMIO_BASE);
+    assert!(MMIO_BASE + MMIO_SLOTS * MMIO_SIZE <= GUEST_BASE);
+    assert!(IO_BITMAP_ADDR + IO_BITMAP_SIZE <= TRAP_STUBS_ADDR);
+    assert!(TRAP_STUBS_ADDR + 32 * TRAP_STUB_SIZE <= TRAP_STACKS_ADDR);
+    assert!(TRAP_STACKS_ADDR + MAX_VCPUS as u64 * TRAP_STACK_SIZE <= BOOT_PARAMS_ADDR);
+    // GDT: five segment slots then a two-slot TSS descriptor per vCPU.
+    assert!(selector::TSS_BASE as u64 + 16 * MAX_VCPUS as u64 <= PAGE_SIZE);
+    assert!(GUEST_BASE <= BSP_STACK_TOP - BSP_STACK_SIZE);
+};
+
 /// Segment selectors loaded at entry and by trap delivery.
 pub mod selector {
     /// Ring-0 64-bit code.
@@ -121,14 +134,13 @@ pub mod selector {
     pub const TSS_BASE: u16 = 0x28;
 }
 
-/// General-purpose registers at entry, the same on every vCPU but for `rdi` and `rsp`.
+/// General-purpose registers at entry, the same on every vCPU but for `rdi` and `rsp`:
+/// - `rip`: the image's ELF entry point;
+/// - `rsi`: [`BOOT_PARAMS_ADDR`] (as in the Linux 64-bit boot protocol);
+/// - `rdi`: the vCPU index, 0 for the boot vCPU;
+/// - `rsp`: the top of [`stack`] for that vCPU minus 8, as after a `call`;
+/// - `rflags`: [`entry::RFLAGS`].
 pub mod entry {
-    //! - `rip`: the image's ELF entry point;
-    //! - `rsi`: [`super::BOOT_PARAMS_ADDR`] (as in the Linux 64-bit boot protocol);
-    //! - `rdi`: the vCPU index, 0 for the boot vCPU;
-    //! - `rsp`: the top of [`super::stack`] for that vCPU;
-    //! - `rflags`: [`RFLAGS`].
-
     /// Only the always-one bit: IOPL 0, interrupts off.
     pub const RFLAGS: u64 = 0x2;
 }
@@ -148,17 +160,5 @@ mod tests {
             prev_bottom = bottom;
         }
         assert_eq!(stack(MAX_VCPUS), None);
-    }
-
-    #[test]
-    fn fixed_regions_fit_below_the_stacks() {
-        let tables = 3 + MAX_MEMORY / (1 << 30);
-        assert!(PAGE_TABLES_ADDR + tables * PAGE_SIZE <= MMIO_BASE);
-        assert!(MMIO_BASE + MMIO_SLOTS * MMIO_SIZE <= GUEST_BASE);
-        assert!(IO_BITMAP_ADDR + IO_BITMAP_SIZE <= TRAP_STUBS_ADDR);
-        assert!(TRAP_STACKS_ADDR + u64::from(MAX_VCPUS) * TRAP_STACK_SIZE <= BOOT_PARAMS_ADDR);
-        assert!(TRAP_STUBS_ADDR + 32 * TRAP_STUB_SIZE <= TRAP_STACKS_ADDR);
-        // GDT: five segment slots then a two-slot TSS descriptor per vCPU.
-        assert!(u64::from(selector::TSS_BASE) + 16 * u64::from(MAX_VCPUS) <= PAGE_SIZE);
     }
 }
