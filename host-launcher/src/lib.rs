@@ -7,5 +7,6 @@
 pub mod check;
 pub mod host;
 pub mod image;
+pub mod network;
 pub mod output;
 pub mod vmm;
