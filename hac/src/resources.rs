@@ -83,10 +83,8 @@ fn binary_size<'r>(item: &Item<'r, '_>) -> Result<(u64, &'r str), SpecError> {
 fn memory(item: &Item<'_, '_>, limits: &HostLimits) -> Result<u64, SpecError> {
     let (bytes, text) = binary_size(item)?;
     if bytes < MIN_MEMORY {
-        return Err(item.error(format!(
-            "{text:?} is too small; expected at least {}",
-            format_binary_size(MIN_MEMORY)
-        )));
+        return Err(item
+            .error(format!("{text:?} is too small; expected at least {}", format_binary_size(MIN_MEMORY))));
     }
     if bytes > limits.max_memory_bytes {
         return Err(item.error(format!(
