@@ -144,7 +144,7 @@ pub fn parse_image(text: &str, spec_dir: &Path) -> Result<ImageSource, String> {
 
 /// Drops `.` components without touching the filesystem (`..` is kept: it
 /// cannot be resolved lexically when symlinks are involved).
-fn lexically_tidy(path: &Path) -> PathBuf {
+pub(crate) fn lexically_tidy(path: &Path) -> PathBuf {
     let tidy: PathBuf = path.components().filter(|c| !matches!(c, Component::CurDir)).collect();
     if tidy.as_os_str().is_empty() { PathBuf::from(".") } else { tidy }
 }

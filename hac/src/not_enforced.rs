@@ -20,6 +20,9 @@ pub const OPERATIONS: &str = "operations";
 /// Every other key is enforced today (or is pure identification).
 pub const NOT_ENFORCED: &[(&str, &str)] = &[
     ("spec.resources.storage", STORAGE_AND_NETWORKING),
+    ("spec.storage.path", STORAGE_AND_NETWORKING),
+    ("spec.storage.read_only", STORAGE_AND_NETWORKING),
+    ("spec.storage.resize", STORAGE_AND_NETWORKING),
     ("spec.virtualization.criteria.security", SUPERVISOR),
     ("spec.virtualization.criteria.performance", SUPERVISOR),
     ("spec.networking.bandwidth_limit", STORAGE_AND_NETWORKING),
@@ -27,6 +30,10 @@ pub const NOT_ENFORCED: &[(&str, &str)] = &[
     ("spec.networking.egress", STORAGE_AND_NETWORKING),
     ("spec.networking.network_type", STORAGE_AND_NETWORKING),
     ("spec.networking.inbound_ports", STORAGE_AND_NETWORKING),
+    ("spec.networking.guest_address", STORAGE_AND_NETWORKING),
+    ("spec.networking.host_address", STORAGE_AND_NETWORKING),
+    ("spec.networking.publish_address", STORAGE_AND_NETWORKING),
+    ("spec.networking.publish", STORAGE_AND_NETWORKING),
     ("spec.security.attestation", AVS_SIGNING),
     ("spec.security.isolation", SUPERVISOR),
     ("spec.observability.sidecar", OPERATIONS),

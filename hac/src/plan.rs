@@ -3,6 +3,7 @@
 //! in the spec file.
 
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use crate::image_ref::ImageSource;
@@ -168,7 +169,7 @@ pub struct Criteria {
 }
 
 /// `[spec.networking]`. A rate of 0 means the key was absent: no limit.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct NetworkPlan {
     /// `bandwidth_limit` in bit/s (0: no limit).
     pub bandwidth_limit_bps: u64,
@@ -178,9 +179,46 @@ pub struct NetworkPlan {
     pub egress_bps: u64,
     /// `network_type`.
     pub network_type: NetworkType,
-    /// `[spec.networking.inbound_ports]`, in file order.
+    /// `[spec.networking.inbound_ports]`, in file order, each with its host
+    /// port from `[spec.networking.publish]`.
     pub inbound_ports: Vec<InboundPort>,
+    /// The address part of `guest_address` (default 10.0.0.2).
+    pub guest_address: Ipv4Addr,
+    /// The prefix length of `guest_address`, 8..=30 (default 30).
+    pub prefix_len: u8,
+    /// `host_address`: the host side of the tap, in the guest's subnet
+    /// (default 10.0.0.1).
+    pub host_address: Ipv4Addr,
+    /// `publish_address`: where the published ports listen on the host
+    /// (default 127.0.0.1).
+    pub publish_address: IpAddr,
 }
+
+impl Default for NetworkPlan {
+    /// No limits, `isolated`, no ports, and the default addresses.
+    fn default() -> Self {
+        Self {
+            bandwidth_limit_bps: 0,
+            ingress_bps: 0,
+            egress_bps: 0,
+            network_type: NetworkType::default(),
+            inbound_ports: Vec::new(),
+            guest_address: DEFAULT_GUEST_ADDRESS,
+            prefix_len: DEFAULT_PREFIX_LEN,
+            host_address: DEFAULT_HOST_ADDRESS,
+            publish_address: DEFAULT_PUBLISH_ADDRESS,
+        }
+    }
+}
+
+/// Default address of the guest (`guest_address = "10.0.0.2/30"`).
+pub const DEFAULT_GUEST_ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+/// Default prefix length of the guest's subnet.
+pub const DEFAULT_PREFIX_LEN: u8 = 30;
+/// Default host side of the tap (`host_address`).
+pub const DEFAULT_HOST_ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+/// Default address the published ports listen on (`publish_address`).
+pub const DEFAULT_PUBLISH_ADDRESS: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// One entry of `[spec.networking.inbound_ports]`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -189,6 +227,25 @@ pub struct InboundPort {
     pub name: String,
     /// The guest port, 1..=65535.
     pub port: u16,
+    /// The host port it is published on: the `[spec.networking.publish]`
+    /// entry of the same name, else `port`. 0: any free port, chosen by the
+    /// launcher.
+    pub host_port: u16,
+}
+
+/// `[spec.storage]`: the data disk behind `spec.resources.storage`. All
+/// defaults when the table is absent.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct DiskPlan {
+    /// `path`: the raw disk file, relative paths already joined to the spec
+    /// file's directory. `None`: the launcher's default
+    /// (`<state>/<name>/disk.img`).
+    pub path: Option<PathBuf>,
+    /// `read_only` (default false).
+    pub read_only: bool,
+    /// `resize` (default false): grow an existing smaller file to
+    /// `storage_bytes`; never shrink.
+    pub resize: bool,
 }
 
 /// `[spec.observability]`.
@@ -243,6 +300,9 @@ pub struct Plan {
     pub memory_bytes: u64,
     /// `spec.resources.storage` in bytes (0: key absent, no data disk).
     pub storage_bytes: u64,
+    /// `[spec.storage]`: where the data disk lives and how it is opened
+    /// (all defaults when absent; only set when `storage_bytes` > 0).
+    pub disk: DiskPlan,
     /// `spec.deployment.image`.
     pub image: ImageSource,
     /// `[spec.virtualization]`.

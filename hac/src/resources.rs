@@ -1,8 +1,15 @@
-//! `[spec.resources]` and `[spec.networking]`: the quantitative keys.
+//! `[spec.resources]` and `[spec.networking]`: the quantitative keys, the
+//! tap addresses and the published ports.
+
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::HostLimits;
+use crate::address::{self, GUEST_EXPECTED, HOST_EXPECTED, PUBLISH_EXPECTED};
 use crate::error::SpecError;
-use crate::plan::{InboundPort, NetworkPlan, NetworkType};
+use crate::plan::{
+    DEFAULT_GUEST_ADDRESS, DEFAULT_HOST_ADDRESS, DEFAULT_PREFIX_LEN, DEFAULT_PUBLISH_ADDRESS, InboundPort,
+    NetworkPlan, NetworkType,
+};
 use crate::tree::{self, Choices, Item, Table};
 use crate::units::{self, MIB, RATE_EXPECTED, SIZE_EXPECTED, TIB, UnitError, format_binary_size};
 
@@ -24,8 +31,17 @@ pub const MAX_PORT_NAME_LEN: usize = 15;
 /// The keys of `[spec.resources]`.
 pub(crate) const RESOURCE_KEYS: &[&str] = &["cpu", "memory", "storage"];
 /// The keys of `[spec.networking]`.
-pub(crate) const NETWORK_KEYS: &[&str] =
-    &["bandwidth_limit", "ingress", "egress", "network_type", "inbound_ports"];
+pub(crate) const NETWORK_KEYS: &[&str] = &[
+    "bandwidth_limit",
+    "ingress",
+    "egress",
+    "network_type",
+    "inbound_ports",
+    "guest_address",
+    "host_address",
+    "publish_address",
+    "publish",
+];
 
 /// What `[spec.resources]` yields.
 #[derive(Debug)]
@@ -135,11 +151,33 @@ pub(crate) fn networking(table: &Table<'_, '_>) -> Result<NetworkPlan, SpecError
         Some(item) => item.keyword(&NETWORK_TYPES)?,
         None => NetworkType::default(),
     };
-    let inbound_ports = match table.get("inbound_ports") {
+    let mut inbound_ports = match table.get("inbound_ports") {
         Some(item) => inbound_ports(&item.any_table()?)?,
         None => Vec::new(),
     };
-    Ok(NetworkPlan { bandwidth_limit_bps, ingress_bps, egress_bps, network_type, inbound_ports })
+    let (guest_address, prefix_len) = match table.get("guest_address") {
+        Some(item) => guest_address(&item)?,
+        None => (DEFAULT_GUEST_ADDRESS, DEFAULT_PREFIX_LEN),
+    };
+    let host_address = host_address(table, guest_address, prefix_len)?;
+    let publish_address = match table.get("publish_address") {
+        Some(item) => publish_address(&item)?,
+        None => DEFAULT_PUBLISH_ADDRESS,
+    };
+    if let Some(item) = table.get("publish") {
+        publish(&item.any_table()?, &mut inbound_ports)?;
+    }
+    Ok(NetworkPlan {
+        bandwidth_limit_bps,
+        ingress_bps,
+        egress_bps,
+        network_type,
+        inbound_ports,
+        guest_address,
+        prefix_len,
+        host_address,
+        publish_address,
+    })
 }
 
 /// A rate: a string with a unit, or a bare integer or float of Gbps.
@@ -185,7 +223,7 @@ fn inbound_ports(table: &Table<'_, '_>) -> Result<Vec<InboundPort>, SpecError> {
             )));
         }
         let line = item.key_line();
-        ports.push((InboundPort { name: item.name.to_owned(), port }, line));
+        ports.push((InboundPort { name: item.name.to_owned(), port, host_port: port }, line));
     }
     Ok(ports.into_iter().map(|(port, _)| port).collect())
 }
@@ -201,4 +239,104 @@ fn check_port_name(item: &Item<'_, '_>) -> Result<(), SpecError> {
         )));
     }
     Ok(())
+}
+
+/// `guest_address`: `"a.b.c.d/len"`.
+fn guest_address(item: &Item<'_, '_>) -> Result<(Ipv4Addr, u8), SpecError> {
+    let text = item.string(GUEST_EXPECTED)?;
+    address::parse_guest(text).map_err(|message| item.error(message))
+}
+
+/// `host_address`, checked against the guest's subnet. When it is absent the
+/// default must fit the subnet too; if it does not, the error is about
+/// `guest_address` (the only key written).
+fn host_address(table: &Table<'_, '_>, guest: Ipv4Addr, prefix_len: u8) -> Result<Ipv4Addr, SpecError> {
+    if let Some(item) = table.get("host_address") {
+        let host = address::parse_host(item.string(HOST_EXPECTED)?).map_err(|message| item.error(message))?;
+        address::check_host(host, guest, prefix_len)
+            .map_err(|bad| item.error(format!("{}; expected {}", bad.problem, bad.instead)))?;
+        return Ok(host);
+    }
+    match (address::check_host(DEFAULT_HOST_ADDRESS, guest, prefix_len), table.get("guest_address")) {
+        (Err(bad), Some(guest_item)) => Err(guest_item.error(format!(
+            "host_address is not set and its default {DEFAULT_HOST_ADDRESS} does not fit: {}; set \
+             spec.networking.host_address to {}",
+            bad.problem, bad.instead
+        ))),
+        _ => Ok(DEFAULT_HOST_ADDRESS),
+    }
+}
+
+fn publish_address(item: &Item<'_, '_>) -> Result<IpAddr, SpecError> {
+    let text = item.string(PUBLISH_EXPECTED)?;
+    address::parse_publish(text).map_err(|message| item.error(message))
+}
+
+/// `[spec.networking.publish]`: sets `host_port` of the inbound ports it
+/// names. Host ports other than 0 must be unique, counting the ports left at
+/// their default (the guest port).
+fn publish(table: &Table<'_, '_>, ports: &mut [InboundPort]) -> Result<(), SpecError> {
+    const EXPECTED: &str = "a host port number from 0 to 65535 (0: any free port)";
+    let entries = table.entries();
+    // (index in `ports`, line of the publish key), in file order.
+    let mut published: Vec<(usize, usize)> = Vec::with_capacity(entries.len());
+    for item in &entries {
+        let Some(index) = ports.iter().position(|port| port.name == item.name) else {
+            return Err(item.key_error(unknown_port_message(item.name, ports)));
+        };
+        let Some(number) = item.integer() else {
+            return Err(item.wrong_type(EXPECTED));
+        };
+        let number = number?;
+        let host_port = u16::try_from(number)
+            .map_err(|_| item.error(format!("port {number} is out of range; expected {EXPECTED}")))?;
+        if host_port != 0
+            && let Some(&(first, line)) = published.iter().find(|&&(i, _)| ports[i].host_port == host_port)
+        {
+            return Err(item.key_error(format!(
+                "host port {host_port} is already used by `{}` on line {line}; each host port may \
+                 be published once",
+                ports[first].name
+            )));
+        }
+        ports[index].host_port = host_port;
+        published.push((index, item.key_line()));
+    }
+    // A published port may also collide with a port left at its default
+    // (`i != index` holds for those: `index` is published).
+    let defaulted = |i: usize| !published.iter().any(|&(p, _)| p == i);
+    for (item, &(index, _)) in entries.iter().zip(&published) {
+        let host_port = ports[index].host_port;
+        let Some(other) =
+            (0..ports.len()).find(|&i| host_port != 0 && defaulted(i) && ports[i].host_port == host_port)
+        else {
+            continue;
+        };
+        let other = &ports[other];
+        return Err(item.key_error(format!(
+            "host port {host_port} is already used by `{}`, which is published on its guest port {} \
+             by default; each host port may be published once (give `{}` its own entry in [{}])",
+            other.name,
+            other.port,
+            other.name,
+            table.path()
+        )));
+    }
+    Ok(())
+}
+
+fn unknown_port_message(name: &str, ports: &[InboundPort]) -> String {
+    if ports.is_empty() {
+        return format!(
+            "no inbound port named `{name}`; there are no inbound ports (publish names entries of \
+             [spec.networking.inbound_ports])"
+        );
+    }
+    let names: Vec<&str> = ports.iter().map(|port| port.name.as_str()).collect();
+    let hint = names
+        .iter()
+        .find(|known| known.eq_ignore_ascii_case(name))
+        .map(|known| format!(" (names are case-sensitive: did you mean `{known}`?)"))
+        .unwrap_or_default();
+    format!("no inbound port named `{name}`{hint}; inbound ports are: {}", names.join(", "))
 }

@@ -2,18 +2,18 @@
 //! Each table rejects unknown keys before its values are checked, so a typo
 //! is reported as a typo.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 use toml::de::DeTable;
 
 use crate::HostLimits;
 use crate::error::SpecError;
-use crate::image_ref::{ImageSource, parse_image};
+use crate::image_ref::{ImageSource, lexically_tidy, parse_image};
 use crate::not_enforced;
 use crate::plan::{
-    Attestation, Criteria, Failover, FailoverStrategy, Observability, Operations, PerformanceLevel, Plan,
-    Provider, Scaling, SecurityLevel, UpdateStrategy, Virtualization, VirtualizationType,
+    Attestation, Criteria, DiskPlan, Failover, FailoverStrategy, Observability, Operations, PerformanceLevel,
+    Plan, Provider, Scaling, SecurityLevel, UpdateStrategy, Virtualization, VirtualizationType,
 };
 use crate::resources::{self, NETWORK_KEYS, RESOURCE_KEYS};
 use crate::tree::{Choices, Doc, Item, Table};
@@ -29,6 +29,7 @@ const TOP_KEYS: &[&str] = &["apiVersion", "kind", "metadata", "spec"];
 const METADATA_KEYS: &[&str] = &["name"];
 const SPEC_KEYS: &[&str] = &[
     "resources",
+    "storage",
     "virtualization",
     "networking",
     "deployment",
@@ -39,6 +40,7 @@ const SPEC_KEYS: &[&str] = &[
 ];
 const VIRTUALIZATION_KEYS: &[&str] = &["type", "provider", "criteria"];
 const CRITERIA_KEYS: &[&str] = &["security", "performance"];
+const STORAGE_KEYS: &[&str] = &["path", "read_only", "resize"];
 const DEPLOYMENT_KEYS: &[&str] = &["image"];
 const SECURITY_KEYS: &[&str] = &["attestation", "isolation"];
 const OBSERVABILITY_KEYS: &[&str] = &["sidecar", "monitoring", "logging"];
@@ -117,10 +119,21 @@ pub(crate) fn build(
         &spec.require("resources", "a [spec.resources] table")?.table(RESOURCE_KEYS)?,
         limits,
     )?;
+    let spec_dir = doc.file.parent().unwrap_or(Path::new(""));
+    let disk = optional(&spec, "storage", STORAGE_KEYS, |table| disk(table, spec_dir))?;
+    if disk.is_some()
+        && resources.storage_bytes == 0
+        && let Some(item) = spec.get("storage")
+    {
+        return Err(item.key_error(
+            "a disk needs spec.resources.storage (its size); add storage = \"...\" to [spec.resources], \
+             or remove [spec.storage]"
+                .to_owned(),
+        ));
+    }
     let virtualization = optional(&spec, "virtualization", VIRTUALIZATION_KEYS, virtualization)?;
     let network = optional(&spec, "networking", NETWORK_KEYS, resources::networking)?;
     let deployment = spec.require("deployment", "a [spec.deployment] table")?.table(DEPLOYMENT_KEYS)?;
-    let spec_dir = doc.file.parent().unwrap_or(Path::new(""));
     let image = image(&deployment.require("image", IMAGE_EXPECTED)?, spec_dir)?;
     let (attestation, security_isolation) =
         optional(&spec, "security", SECURITY_KEYS, security)?.unwrap_or_default();
@@ -136,6 +149,7 @@ pub(crate) fn build(
         vcpus: resources.vcpus,
         memory_bytes: resources.memory_bytes,
         storage_bytes: resources.storage_bytes,
+        disk: disk.unwrap_or_default(),
         image,
         virtualization: virtualization.unwrap_or_default(),
         network: network.unwrap_or_default(),
@@ -170,6 +184,10 @@ fn optional_keyword<T: Copy + Default>(
         Some(item) => item.keyword(choices),
         None => Ok(T::default()),
     }
+}
+
+fn optional_bool(table: &Table<'_, '_>, name: &str) -> Result<bool, SpecError> {
+    Ok(table.get(name).map(|item| item.boolean()).transpose()?.unwrap_or(false))
 }
 
 fn optional_string(table: &Table<'_, '_>, name: &str) -> Result<Option<String>, SpecError> {
@@ -228,13 +246,40 @@ fn image(item: &Item<'_, '_>, spec_dir: &Path) -> Result<ImageSource, SpecError>
     parse_image(text, spec_dir).map_err(|message| item.error(message))
 }
 
+fn disk(table: &Table<'_, '_>, spec_dir: &Path) -> Result<DiskPlan, SpecError> {
+    Ok(DiskPlan {
+        path: table.get("path").map(|item| disk_path(&item, spec_dir)).transpose()?,
+        read_only: optional_bool(table, "read_only")?,
+        resize: optional_bool(table, "resize")?,
+    })
+}
+
+const DISK_PATH_EXPECTED: &str =
+    "a path to the raw disk file such as \"./disk.img\" or \"/var/lib/spacecore/my-avs/disk.img\"";
+
+/// `spec.storage.path`: joined to the spec file's directory when relative,
+/// like image paths.
+fn disk_path(item: &Item<'_, '_>, spec_dir: &Path) -> Result<PathBuf, SpecError> {
+    let text = item.string(DISK_PATH_EXPECTED)?;
+    let problem = if text.is_empty() {
+        "the path is empty".to_owned()
+    } else if text.contains('\0') {
+        format!("{text:?} contains a NUL character")
+    } else if text.ends_with('/') || matches!(text.rsplit('/').next(), Some("." | "..")) {
+        format!("{text:?} names a directory")
+    } else {
+        return Ok(lexically_tidy(&spec_dir.join(text)));
+    };
+    Err(item.error(format!("{problem}; expected {DISK_PATH_EXPECTED}")))
+}
+
 fn security(table: &Table<'_, '_>) -> Result<(Attestation, Option<String>), SpecError> {
     Ok((optional_keyword(table, "attestation", &ATTESTATIONS)?, optional_string(table, "isolation")?))
 }
 
 fn observability(table: &Table<'_, '_>) -> Result<Observability, SpecError> {
     Ok(Observability {
-        sidecar: table.get("sidecar").map(|item| item.boolean()).transpose()?.unwrap_or(false),
+        sidecar: optional_bool(table, "sidecar")?,
         monitoring: optional_string(table, "monitoring")?,
         logging: optional_string(table, "logging")?,
     })

@@ -1,9 +1,12 @@
 //! Unit tests of the pure helpers: units, image references, positions.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
+use crate::address::{check_host, parse_guest, parse_host, parse_publish};
 use crate::error::line_column;
 use crate::image_ref::{ImageRef, ImageSource, looks_like_path, parse_image};
+use crate::plan::{DEFAULT_GUEST_ADDRESS, DEFAULT_HOST_ADDRESS, DEFAULT_PREFIX_LEN};
 use crate::tree::join_key;
 use crate::units::{
     GBPS, GIB, KBPS, KIB, MBPS, MIB, TIB, UnitError, format_binary_size, gbps_from_float, gbps_from_integer,
@@ -242,4 +245,35 @@ fn dotted_keys_quote_non_bare_parts() {
     assert_eq!(join_key("a", "my port"), "a.\"my port\"");
     assert_eq!(join_key("a", "x.y"), "a.\"x.y\"");
     assert_eq!(join_key("a", ""), "a.\"\"");
+}
+
+#[test]
+fn tap_addresses() {
+    assert_eq!(parse_guest("10.0.0.2/30"), Ok((DEFAULT_GUEST_ADDRESS, DEFAULT_PREFIX_LEN)));
+    assert_eq!(check_host(DEFAULT_HOST_ADDRESS, DEFAULT_GUEST_ADDRESS, DEFAULT_PREFIX_LEN), Ok(()));
+    let v4 = |a, b, c, d| Ipv4Addr::new(a, b, c, d);
+    // Both ends of the prefix range, at the edges of their subnets.
+    assert_eq!(parse_guest("10.255.255.254/8"), Ok((v4(10, 255, 255, 254), 8)));
+    assert!(parse_guest("10.255.255.255/8").unwrap_err().contains("broadcast address of 10.0.0.0/8"));
+    assert!(parse_guest("10.0.0.0/8").unwrap_err().contains("network address of 10.0.0.0/8"));
+    assert_eq!(parse_guest("10.0.0.5/30"), Ok((v4(10, 0, 0, 5), 30)));
+    assert!(parse_guest("10.0.0.2/31").is_err());
+    assert!(parse_guest("10.0.0.2/7").is_err());
+    // A /30 has exactly two usable addresses; the suggestion is the other one.
+    let suggestion = |host, guest| check_host(host, guest, 30).unwrap_err().instead;
+    assert_eq!(
+        suggestion(v4(10, 0, 0, 9), v4(10, 0, 0, 5)),
+        "another address of 10.0.0.4/30, such as \"10.0.0.6\""
+    );
+    assert_eq!(
+        suggestion(v4(10, 0, 0, 7), v4(10, 0, 0, 6)),
+        "another address of 10.0.0.4/30, such as \"10.0.0.5\""
+    );
+    assert_eq!(check_host(v4(10, 0, 0, 6), v4(10, 0, 0, 5), 30), Ok(()));
+    assert_eq!(check_host(v4(10, 200, 1, 1), v4(10, 0, 0, 2), 8), Ok(()));
+    assert!(check_host(v4(11, 0, 0, 1), v4(10, 0, 0, 2), 8).is_err());
+    assert_eq!(parse_host("192.168.0.1"), Ok(v4(192, 168, 0, 1)));
+    assert!(parse_host(" 192.168.0.1").is_err());
+    assert_eq!(parse_publish("0.0.0.0"), Ok(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
+    assert!(parse_publish("ff02::1").is_err());
 }

@@ -518,3 +518,248 @@ fn toml_syntax_errors_have_a_position() {
     let error = error_of(&edited("cpu = \"4\"", "cpu = \"4"));
     assert_eq!(error.line(), Some(8), "{error}");
 }
+
+/// The sample with `body` added as a `[spec.storage]` table after
+/// `[spec.resources]`: the header is line 12, `body` starts on line 13.
+fn with_disk(body: &str) -> (&'static str, String) {
+    ("storage = \"100Gi\"\n", format!("storage = \"100Gi\"\n\n[spec.storage]\n{body}\n"))
+}
+
+#[test]
+fn disk_without_storage() {
+    let error = expect_error(
+        "storage = \"100Gi\"\n",
+        "\n[spec.storage]\npath = \"/var/lib/d.img\"\n",
+        "spec.storage",
+        11,
+        "a disk needs spec.resources.storage",
+    );
+    assert_eq!(error.column(), Some(7), "points at `storage` in the header");
+    // An empty table is a disk too.
+    expect_error("storage = \"100Gi\"\n", "\n[spec.storage]\n", "spec.storage", 11, "a disk needs");
+}
+
+#[test]
+fn bad_disk_paths() {
+    let key = "spec.storage.path";
+    for (path, needle) in [
+        ("\"\"", "the path is empty; expected a path to the raw disk file"),
+        ("\"/var/lib/spacecore/\"", "\"/var/lib/spacecore/\" names a directory"),
+        ("\"./\"", "names a directory"),
+        ("\".\"", "names a directory"),
+        ("\"disks/..\"", "names a directory"),
+        ("\"a\\u0000b\"", "contains a NUL character"),
+        ("42", "expected a path to the raw disk file such as \"./disk.img\""),
+    ] {
+        let (from, to) = with_disk(&format!("path = {path}"));
+        let error = expect_error(from, &to, key, 13, needle);
+        assert_eq!(error.column(), Some(8), "points at the value");
+    }
+}
+
+#[test]
+fn bad_disk_flags_and_keys() {
+    let (from, to) = with_disk("read_only = \"yes\"");
+    expect_error(from, &to, "spec.storage.read_only", 13, "expected true or false, found string \"yes\"");
+    let (from, to) = with_disk("path = \"/d.img\"\nresize = 1");
+    expect_error(from, &to, "spec.storage.resize", 14, "expected true or false, found integer 1");
+    let (from, to) = with_disk("size = \"1Gi\"");
+    expect_error(
+        from,
+        &to,
+        "spec.storage.size",
+        13,
+        "unknown key `size` in [spec.storage]; expected one of: path, read_only, resize",
+    );
+    let (from, to) = with_disk("readOnly = true");
+    expect_error(from, &to, "spec.storage.readOnly", 13, "unknown key `readOnly`");
+    expect_error(
+        "[spec.deployment]",
+        "[spec]\nstorage = \"/d.img\"\n\n[spec.deployment]",
+        "spec.storage",
+        31,
+        "expected a table ([spec.storage])",
+    );
+}
+
+/// `network_type` is line 24 of the sample; `line` goes on line 25.
+#[track_caller]
+fn expect_network_error(line: &str, key: &str, needle: &str) -> SpecError {
+    let network_type = "network_type = \"public\"\n";
+    expect_error(network_type, &format!("{network_type}{line}\n"), key, 25, needle)
+}
+
+#[test]
+fn bad_guest_addresses() {
+    let key = "spec.networking.guest_address";
+    let bad =
+        |text: &str, needle: &str| expect_network_error(&format!("guest_address = {text}"), key, needle);
+    let error = bad(
+        "\"10.0.0.2\"",
+        "\"10.0.0.2\" has no prefix length; expected an IPv4 address with a prefix length",
+    );
+    assert_eq!(error.column(), Some(17));
+    bad("\"10.0.0.256/30\"", "\"10.0.0.256/30\" is not an IPv4 address with a prefix length");
+    bad("\"guest\"", "is not an IPv4 address with a prefix length");
+    bad("\"010.0.0.2/30\"", "is not an IPv4 address");
+    bad("\"fd00::2/64\"", "(IPv6 is not supported here)");
+    bad("\"10.0.0.2/\"", "bad prefix length \"\"");
+    bad("\"10.0.0.2/+30\"", "bad prefix length \"+30\"");
+    bad("\"10.0.0.2/31\"", "prefix length /31 is out of range; expected 8 to 30");
+    bad("\"10.0.0.2/7\"", "prefix length /7 is out of range");
+    bad("\"10.0.0.2/300\"", "bad prefix length");
+    bad(
+        "\"10.0.0.0/30\"",
+        "10.0.0.0 is the network address of 10.0.0.0/30; expected another address of 10.0.0.0/30, such as \"10.0.0.1/30\"",
+    );
+    bad("\"10.0.0.3/30\"", "10.0.0.3 is the broadcast address of 10.0.0.0/30");
+    bad("\"192.168.0.255/24\"", "the broadcast address of 192.168.0.0/24");
+    bad("\"127.0.0.2/8\"", "127.0.0.2 is a loopback address");
+    bad("\"224.0.0.2/30\"", "a multicast address");
+    bad("\"0.0.0.2/30\"", "in 0.0.0.0/8");
+    bad("\"250.0.0.2/30\"", "in the reserved range 240.0.0.0/4");
+    bad(
+        "30",
+        "expected an IPv4 address with a prefix length from 8 to 30 such as \"10.0.0.2/30\", found integer 30",
+    );
+    // The default host address must fit the guest's subnet when host_address is absent.
+    bad(
+        "\"192.168.5.2/24\"",
+        "host_address is not set and its default 10.0.0.1 does not fit: 10.0.0.1 is not in the guest's subnet \
+         192.168.5.0/24",
+    );
+    bad("\"10.0.0.1/30\"", "its default 10.0.0.1 does not fit: 10.0.0.1 is the guest's address");
+    bad("\"10.0.0.6/30\"", "is not in the guest's subnet 10.0.0.4/30");
+}
+
+#[test]
+fn bad_host_addresses() {
+    let key = "spec.networking.host_address";
+    let bad = |text: &str, needle: &str| expect_network_error(&format!("host_address = {text}"), key, needle);
+    let error = bad(
+        "\"10.0.1.1\"",
+        "10.0.1.1 is not in the guest's subnet 10.0.0.0/30; expected another address of 10.0.0.0/30, such as \"10.0.0.1\"",
+    );
+    assert_eq!(error.column(), Some(16));
+    bad("\"10.0.0.2\"", "10.0.0.2 is the guest's address");
+    bad("\"10.0.0.0\"", "10.0.0.0 is the network address of 10.0.0.0/30");
+    bad("\"10.0.0.3\"", "10.0.0.3 is the broadcast address of 10.0.0.0/30");
+    bad(
+        "\"10.0.0.1/30\"",
+        "\"10.0.0.1/30\" has a prefix length; write the address only, such as \"10.0.0.1\"",
+    );
+    bad(
+        "\"localhost\"",
+        "\"localhost\" is not an IPv4 address; expected an IPv4 address such as \"10.0.0.1\"",
+    );
+    bad("\"fe80::1\"", "(IPv6 is not supported here)");
+    bad("true", "expected an IPv4 address such as \"10.0.0.1\", found boolean true");
+    // Checked against the guest's subnet wherever guest_address is written.
+    let error = expect_network_error(
+        "host_address = \"192.168.0.1\"\nguest_address = \"192.168.1.2/24\"",
+        key,
+        "192.168.0.1 is not in the guest's subnet 192.168.1.0/24",
+    );
+    assert_eq!(error.line(), Some(25));
+}
+
+#[test]
+fn bad_publish_addresses() {
+    let key = "spec.networking.publish_address";
+    let bad =
+        |text: &str, needle: &str| expect_network_error(&format!("publish_address = {text}"), key, needle);
+    bad(
+        "\"localhost\"",
+        "\"localhost\" is not an IP address; expected an IPv4 or IPv6 address such as \"127.0.0.1\"",
+    );
+    bad("\"[::1]\"", "write IPv6 addresses without brackets: \"::1\"");
+    bad("\"127.0.0.1:8080\"", "\"127.0.0.1:8080\" has a port; write the address only, such as \"127.0.0.1\"");
+    bad("\"[::1]:8080\"", "has a port; write the address only, such as \"::1\"");
+    bad("\"10.0.0.0/8\"", "is not an IP address");
+    bad("\"224.0.0.1\"", "224.0.0.1 is a multicast or broadcast address");
+    bad("\"255.255.255.255\"", "cannot be listened on");
+    bad("\"ff02::1\"", "multicast");
+    let error = bad(
+        "127",
+        "expected an IPv4 or IPv6 address such as \"127.0.0.1\", \"0.0.0.0\" or \"::1\", found integer 127",
+    );
+    assert_eq!(error.column(), Some(19));
+}
+
+/// `[spec.networking.publish]` with `body` before `[spec.deployment]`: the
+/// header is line 30, `body` starts on line 31.
+#[track_caller]
+fn expect_publish_error(body: &str, key: &str, line: usize, needle: &str) -> SpecError {
+    let deployment = "[spec.deployment]";
+    expect_error(deployment, &format!("[spec.networking.publish]\n{body}\n\n{deployment}"), key, line, needle)
+}
+
+#[test]
+fn publish_names_an_inbound_port() {
+    let error = expect_publish_error(
+        "HTTP = 8080\nssh = 2222",
+        "spec.networking.publish.ssh",
+        32,
+        "no inbound port named `ssh`; inbound ports are: HTTP, https",
+    );
+    assert_eq!(error.column(), Some(1), "points at the key");
+    expect_publish_error(
+        "http = 8080",
+        "spec.networking.publish.http",
+        31,
+        "no inbound port named `http` (names are case-sensitive: did you mean `HTTP`?); inbound ports are",
+    );
+    expect_error(
+        "[spec.networking.inbound_ports]\nHTTP = 80\nhttps = 443\n",
+        "[spec.networking.publish]\nHTTP = 80\n",
+        "spec.networking.publish.HTTP",
+        27,
+        "no inbound port named `HTTP`; there are no inbound ports",
+    );
+}
+
+#[test]
+fn publish_values_are_host_ports() {
+    let key = "spec.networking.publish.HTTP";
+    expect_publish_error(
+        "HTTP = 65536",
+        key,
+        31,
+        "port 65536 is out of range; expected a host port number from 0 to 65535 (0: any free port)",
+    );
+    expect_publish_error("HTTP = -1", key, 31, "port -1 is out of range");
+    let error = expect_publish_error(
+        "HTTP = \"8080\"",
+        key,
+        31,
+        "expected a host port number from 0 to 65535 (0: any free port), found string \"8080\"",
+    );
+    assert_eq!(error.column(), Some(8), "points at the value");
+    expect_publish_error("HTTP = 8080.0", key, 31, "found float 8080.0");
+    expect_error(
+        "network_type = \"public\"\n",
+        "network_type = \"public\"\npublish = 8080\n",
+        "spec.networking.publish",
+        25,
+        "expected a table ([spec.networking.publish]), found integer 8080",
+    );
+}
+
+#[test]
+fn published_host_ports_are_unique() {
+    let error = expect_publish_error(
+        "HTTP = 8080\nhttps = 8080",
+        "spec.networking.publish.https",
+        32,
+        "host port 8080 is already used by `HTTP` on line 31; each host port may be published once",
+    );
+    assert_eq!(error.column(), Some(1), "points at the second key");
+    // A published port may not take the host port another keeps by default.
+    expect_publish_error(
+        "HTTP = 443",
+        "spec.networking.publish.HTTP",
+        31,
+        "host port 443 is already used by `https`, which is published on its guest port 443 by default",
+    );
+    expect_publish_error("https = 0\nHTTP = 0\nhttps = 1", "", 33, "invalid TOML: duplicate key");
+}

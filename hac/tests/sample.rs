@@ -1,12 +1,13 @@
 //! The sample spec from the format reference, and the defaults of a minimal
 //! spec.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use hac::{
-    Attestation, Criteria, Failover, FailoverStrategy, HostLimits, ImageRef, ImageSource, InboundPort,
-    NetworkPlan, NetworkType, NotEnforced, Observability, Operations, PerformanceLevel, Plan, Provider,
-    Scaling, SecurityLevel, UpdateStrategy, Virtualization, VirtualizationType,
+    Attestation, Criteria, DiskPlan, Failover, FailoverStrategy, HostLimits, ImageRef, ImageSource,
+    InboundPort, NetworkPlan, NetworkType, NotEnforced, Observability, Operations, PerformanceLevel, Plan,
+    Provider, Scaling, SecurityLevel, UpdateStrategy, Virtualization, VirtualizationType,
 };
 
 const SAMPLE: &str = include_str!("sample.hac.toml");
@@ -22,6 +23,7 @@ fn expected_sample_plan(spec_path: &Path) -> Plan {
         vcpus: 4,
         memory_bytes: 8 * GIB,
         storage_bytes: 100 * GIB,
+        disk: DiskPlan { path: None, read_only: false, resize: false },
         image: ImageSource::Reference(ImageRef {
             repository: "registry/path/avs-spacecore".to_owned(),
             tag: "latest".to_owned(),
@@ -37,9 +39,13 @@ fn expected_sample_plan(spec_path: &Path) -> Plan {
             egress_bps: 1_000_000_000,
             network_type: NetworkType::Public,
             inbound_ports: vec![
-                InboundPort { name: "HTTP".to_owned(), port: 80 },
-                InboundPort { name: "https".to_owned(), port: 443 },
+                InboundPort { name: "HTTP".to_owned(), port: 80, host_port: 80 },
+                InboundPort { name: "https".to_owned(), port: 443, host_port: 443 },
             ],
+            guest_address: Ipv4Addr::new(10, 0, 0, 2),
+            prefix_len: 30,
+            host_address: Ipv4Addr::new(10, 0, 0, 1),
+            publish_address: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)),
         },
         attestation: Attestation::Bls,
         security_isolation: Some("enforced via SELinux/AppArmor/seccomp".to_owned()),
@@ -99,14 +105,69 @@ fn missing_file_is_an_error_naming_the_file() {
     assert!(error.to_string().starts_with("/nonexistent/dir/hac.toml: cannot read"), "{error}");
 }
 
+/// The sample plus every optional key it leaves out: `[spec.storage]`, the
+/// addresses and `[spec.networking.publish]`.
+fn full_spec() -> String {
+    let addresses = "network_type = \"public\"\nguest_address = \"172.16.5.10/24\"\n\
+                     host_address = \"172.16.5.1\"\npublish_address = \"::\"\n";
+    let source = SAMPLE.replace("network_type = \"public\"\n", addresses).replace(
+        "[spec.deployment]",
+        "[spec.networking.publish]\nHTTP = 8080\nhttps = 0\n\n[spec.deployment]",
+    );
+    format!("{source}\n[spec.storage]\npath = \"disks/node.img\"\nread_only = true\nresize = true\n")
+}
+
 #[test]
-fn every_not_enforced_key_of_the_table_is_in_the_sample() {
-    // The sample sets every key the table lists, so the plan reports all of
-    // them, in table order.
+fn every_not_enforced_key_of_the_table_is_reported_in_table_order() {
+    // The sample sets every key the table lists except the optional keys
+    // `full_spec` adds; with them, the plan reports all, in table order.
+    let table: Vec<&str> = hac::NOT_ENFORCED.iter().map(|(key, _)| *key).collect();
+    let plan = hac::parse_str(&full_spec(), Path::new("hac.toml"), &LIMITS).unwrap();
+    let keys: Vec<&str> = plan.not_enforced.iter().map(|entry| entry.key).collect();
+    assert_eq!(keys, table);
+    let value = |key: &str| plan.not_enforced.iter().find(|e| e.key == key).map(|e| e.value.as_str());
+    assert_eq!(value("spec.storage.path"), Some("disks/node.img"));
+    assert_eq!(value("spec.networking.guest_address"), Some("172.16.5.10/24"));
+    assert_eq!(value("spec.networking.publish"), Some("HTTP = 8080, https = 0"));
+    assert!(
+        plan.not_enforced
+            .iter()
+            .all(|e| !e.key.starts_with("spec.storage") || e.arrives_with == hac::STORAGE_AND_NETWORKING)
+    );
+
     let plan = hac::parse_str(SAMPLE, Path::new("hac.toml"), &LIMITS).unwrap();
     let keys: Vec<&str> = plan.not_enforced.iter().map(|entry| entry.key).collect();
-    let table: Vec<&str> = hac::NOT_ENFORCED.iter().map(|(key, _)| *key).collect();
-    assert_eq!(keys, table);
+    let new_keys = [
+        "spec.storage.path",
+        "spec.storage.read_only",
+        "spec.storage.resize",
+        "spec.networking.guest_address",
+        "spec.networking.host_address",
+        "spec.networking.publish_address",
+        "spec.networking.publish",
+    ];
+    let old: Vec<&str> = table.iter().copied().filter(|key| !new_keys.contains(key)).collect();
+    assert_eq!(keys, old, "the sample sets every other key");
+}
+
+#[test]
+fn full_spec_plan() {
+    let plan = hac::parse_str(&full_spec(), Path::new("/srv/avs/hac.toml"), &LIMITS).unwrap();
+    assert_eq!(
+        plan.disk,
+        DiskPlan { path: Some(PathBuf::from("/srv/avs/disks/node.img")), read_only: true, resize: true }
+    );
+    let net = &plan.network;
+    assert_eq!((net.guest_address, net.prefix_len), (Ipv4Addr::new(172, 16, 5, 10), 24));
+    assert_eq!(net.host_address, Ipv4Addr::new(172, 16, 5, 1));
+    assert_eq!(net.publish_address, IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+    assert_eq!(
+        net.inbound_ports,
+        [
+            InboundPort { name: "HTTP".to_owned(), port: 80, host_port: 8080 },
+            InboundPort { name: "https".to_owned(), port: 443, host_port: 0 },
+        ]
+    );
 }
 
 const MINIMAL: &str = r#"
@@ -127,6 +188,8 @@ fn minimal_spec_gets_documented_defaults() {
     assert_eq!(plan.vcpus, 1);
     assert_eq!(plan.memory_bytes, 4 << 20);
     assert_eq!(plan.storage_bytes, 0);
+    assert_eq!(plan.disk, DiskPlan::default());
+    assert_eq!(plan.disk, DiskPlan { path: None, read_only: false, resize: false });
     assert_eq!(plan.image, ImageSource::Path(PathBuf::from("/srv/avs/build/app.elf")));
     assert_eq!(plan.virtualization.kind, VirtualizationType::MicroVm);
     assert_eq!(plan.virtualization.provider, Provider::Kvm);
@@ -140,8 +203,18 @@ fn minimal_spec_gets_documented_defaults() {
             egress_bps: 0,
             network_type: NetworkType::Isolated,
             inbound_ports: vec![],
+            guest_address: Ipv4Addr::new(10, 0, 0, 2),
+            prefix_len: 30,
+            host_address: Ipv4Addr::new(10, 0, 0, 1),
+            publish_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
         }
     );
+    assert_eq!(plan.network, NetworkPlan::default());
+    assert_eq!(
+        (hac::DEFAULT_GUEST_ADDRESS, hac::DEFAULT_PREFIX_LEN, hac::DEFAULT_HOST_ADDRESS),
+        (Ipv4Addr::new(10, 0, 0, 2), 30, Ipv4Addr::new(10, 0, 0, 1))
+    );
+    assert_eq!(hac::DEFAULT_PUBLISH_ADDRESS, IpAddr::V4(Ipv4Addr::LOCALHOST));
     assert_eq!(plan.attestation, Attestation::Bls);
     assert_eq!(plan.security_isolation, None);
     assert_eq!(plan.observability, Observability::default());
@@ -197,7 +270,19 @@ fn plan_serialises_with_file_spellings() {
     assert_eq!(json["failover"]["strategy"], "auto-recovery");
     assert_eq!(json["image"]["reference"]["repository"], "registry/path/avs-spacecore");
     assert_eq!(json["network"]["inbound_ports"][0]["name"], "HTTP");
+    assert_eq!(json["network"]["inbound_ports"][0]["host_port"], 80);
+    assert_eq!(json["network"]["guest_address"], "10.0.0.2");
+    assert_eq!(json["network"]["prefix_len"], 30);
+    assert_eq!(json["network"]["host_address"], "10.0.0.1");
+    assert_eq!(json["network"]["publish_address"], "127.0.0.1");
+    assert_eq!(json["disk"], serde_json::json!({ "path": null, "read_only": false, "resize": false }));
     assert_eq!(json["not_enforced"][0]["key"], "spec.resources.storage");
+
+    let plan = hac::parse_str(&full_spec(), Path::new("/srv/hac.toml"), &LIMITS).unwrap();
+    let json = serde_json::to_value(&plan).unwrap();
+    assert_eq!(json["disk"]["path"], "/srv/disks/node.img");
+    assert_eq!(json["network"]["publish_address"], "::");
+    assert_eq!(json["network"]["inbound_ports"][1]["host_port"], 0);
 }
 
 #[test]
@@ -251,10 +336,116 @@ fn every_toml_example_in_the_format_reference_is_valid() {
     let text = std::fs::read_to_string(&reference).expect("docs/hac-toml.md exists");
     let blocks: Vec<&str> =
         text.split("```toml\n").skip(1).map(|rest| rest.split("```").next().unwrap_or_default()).collect();
-    assert_eq!(blocks.len(), 2, "the sample and the smallest file");
+    assert_eq!(blocks.len(), 3, "the sample, the smallest file, and disk and published ports");
     assert_eq!(blocks[0], SAMPLE, "the documented sample is the tested one");
     for block in blocks {
         hac::parse_str(block, Path::new("hac.toml"), &LIMITS)
             .unwrap_or_else(|e| panic!("documented example rejected: {e}\n{block}"));
     }
+}
+
+#[test]
+fn storage_values_in_all_accepted_forms() {
+    let with_size = MINIMAL.replace("memory = \"4Mi\"", "memory = \"4Mi\"\nstorage = \"1Gi\"");
+    let disk = |spec: &str, table: &str| {
+        let source = format!("{with_size}\n{table}\n");
+        hac::parse_str(&source, Path::new(spec), &LIMITS).unwrap_or_else(|e| panic!("{table}: {e}")).disk
+    };
+    let path = |spec: &str, text: &str| {
+        disk(spec, &format!("[spec.storage]\npath = {text:?}")).path.expect("a path").display().to_string()
+    };
+    assert_eq!(disk("hac.toml", "[spec.storage]"), DiskPlan::default());
+    assert_eq!(path("/srv/avs/hac.toml", "/var/lib/spacecore/x/disk.img"), "/var/lib/spacecore/x/disk.img");
+    assert_eq!(path("/srv/avs/hac.toml", "./disk.img"), "/srv/avs/disk.img");
+    assert_eq!(path("/srv/avs/hac.toml", "disk.img"), "/srv/avs/disk.img");
+    assert_eq!(path("/srv/avs/hac.toml", "../shared/./x.img"), "/srv/avs/../shared/x.img");
+    assert_eq!(path("hac.toml", "./d.img"), "d.img");
+    assert_eq!(path("conf/hac.toml", "data/d"), "conf/data/d");
+    let flags = |body: &str| {
+        let plan = disk("hac.toml", &format!("[spec.storage]\n{body}"));
+        (plan.read_only, plan.resize)
+    };
+    assert_eq!(flags("read_only = true"), (true, false));
+    assert_eq!(flags("read_only = false"), (false, false));
+    assert_eq!(flags("resize = true"), (false, true));
+    assert_eq!(flags("resize = false\nread_only = true"), (true, false));
+    // As an inline table of [spec].
+    assert_eq!(
+        disk("/srv/hac.toml", "[spec]\nstorage = { path = \"/d.img\", read_only = true, resize = true }"),
+        DiskPlan { path: Some(PathBuf::from("/d.img")), read_only: true, resize: true }
+    );
+}
+
+#[test]
+fn addresses_in_all_accepted_forms() {
+    let networking = |body: &str| {
+        let source = format!("{MINIMAL}\n[spec.networking]\n{body}\n");
+        hac::parse_str(&source, Path::new("hac.toml"), &LIMITS)
+            .unwrap_or_else(|e| panic!("{body}: {e}"))
+            .network
+    };
+    let tap = |body: &str| {
+        let net = networking(body);
+        (net.guest_address.to_string(), net.prefix_len, net.host_address.to_string())
+    };
+    let tap_of = |guest: &str, prefix, host: &str| (guest.to_owned(), prefix, host.to_owned());
+    assert_eq!(tap(""), tap_of("10.0.0.2", 30, "10.0.0.1"));
+    assert_eq!(tap("guest_address = \"10.0.0.2/30\""), tap_of("10.0.0.2", 30, "10.0.0.1"));
+    // The default host address fits any subnet of 10.0.0.0/8 that holds it.
+    assert_eq!(tap("guest_address = \"10.1.2.3/8\""), tap_of("10.1.2.3", 8, "10.0.0.1"));
+    assert_eq!(tap("guest_address = \"10.0.0.200/24\""), tap_of("10.0.0.200", 24, "10.0.0.1"));
+    assert_eq!(
+        tap("guest_address = \"10.0.0.1/30\"\nhost_address = \"10.0.0.2\""),
+        tap_of("10.0.0.1", 30, "10.0.0.2")
+    );
+    assert_eq!(
+        tap("guest_address = \"192.168.100.2/24\"\nhost_address = \"192.168.100.254\""),
+        tap_of("192.168.100.2", 24, "192.168.100.254")
+    );
+    assert_eq!(
+        tap("host_address = \"172.16.255.254\"\nguest_address = \"172.17.0.0/15\""),
+        tap_of("172.17.0.0", 15, "172.16.255.254")
+    );
+    assert_eq!(tap("host_address = \"10.0.0.1\""), tap_of("10.0.0.2", 30, "10.0.0.1"));
+
+    let publish = |text: &str| networking(&format!("publish_address = {text:?}")).publish_address;
+    assert_eq!(publish("127.0.0.1"), IpAddr::V4(Ipv4Addr::LOCALHOST));
+    assert_eq!(publish("0.0.0.0"), IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    assert_eq!(publish("192.168.1.5"), IpAddr::V4(Ipv4Addr::new(192, 168, 1, 5)));
+    assert_eq!(publish("::1"), IpAddr::V6(Ipv6Addr::LOCALHOST));
+    assert_eq!(publish("::"), IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+    assert_eq!(publish("fd00::1:2"), IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 1, 2)));
+    assert_eq!(publish("::ffff:10.1.2.3"), "::ffff:10.1.2.3".parse::<IpAddr>().unwrap());
+}
+
+#[test]
+fn published_ports_in_all_accepted_forms() {
+    let ports = |publish: &str| {
+        let source = format!(
+            "{MINIMAL}\n[spec.networking.inbound_ports]\nHTTP = 80\nhttps = 443\np2p = 9000\n\n\
+             [spec.networking.publish]\n{publish}\n"
+        );
+        let plan = hac::parse_str(&source, Path::new("hac.toml"), &LIMITS)
+            .unwrap_or_else(|e| panic!("{publish}: {e}"));
+        plan.network.inbound_ports.iter().map(|p| (p.port, p.host_port)).collect::<Vec<_>>()
+    };
+    assert_eq!(ports(""), [(80, 80), (443, 443), (9000, 9000)]);
+    assert_eq!(ports("HTTP = 8080"), [(80, 8080), (443, 443), (9000, 9000)]);
+    assert_eq!(ports("HTTP = 0x1F90\np2p = 0o23420"), [(80, 8080), (443, 443), (9000, 10000)]);
+    assert_eq!(ports("HTTP = 0\nhttps = 0"), [(80, 0), (443, 0), (9000, 9000)]);
+    assert_eq!(ports("https = 65535\nHTTP = 1"), [(80, 1), (443, 65535), (9000, 9000)]);
+    assert_eq!(ports("HTTP = 80"), [(80, 80), (443, 443), (9000, 9000)]);
+    // Swapping is fine: each host port is used once.
+    assert_eq!(ports("HTTP = 443\nhttps = 80"), [(80, 443), (443, 80), (9000, 9000)]);
+    assert_eq!(ports("HTTP = 9000\np2p = 0"), [(80, 9000), (443, 443), (9000, 0)]);
+
+    // As an inline table.
+    let source = format!(
+        "{MINIMAL}\n[spec.networking]\ninbound_ports = {{ rpc = 8545 }}\npublish = {{ rpc = 18545 }}\n"
+    );
+    let plan = hac::parse_str(&source, Path::new("hac.toml"), &LIMITS).unwrap();
+    assert_eq!(
+        plan.network.inbound_ports,
+        [InboundPort { name: "rpc".to_owned(), port: 8545, host_port: 18545 }]
+    );
 }
