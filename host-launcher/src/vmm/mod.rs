@@ -141,16 +141,32 @@ pub fn boot(config: &BootConfig, mut image: std::fs::File) -> Result<Vm, VmmErro
     }
     let kvm = open_kvm()?;
     let vm = kvm.create_vm().map_err(|e| VmmError::Kvm("KVM_CREATE_VM", e))?;
-    let memory = memory::create(&vm, config.memory_bytes)?;
-    let entry = load_image(&memory, &mut image, config.image)?;
-    tables::write_all(&memory, config.memory_bytes, config.vcpus)?;
-    let cpuid = vcpu::supported_cpuid(&kvm)?;
+    let memory = memory::map(config.memory_bytes)?;
+    // Registered before any vCPU exists: done alongside vCPU creation, KVM serialises the two
+    // and the whole takes longer (measured: 6.3 ms instead of 5.7 ms to ready for 8 GiB).
+    memory::register(&vm, &memory)?;
+    let vcpus = prepare(config, &kvm, &vm, &memory, &mut image)?;
+    Ok(Vm { vcpus, _vm: vm, memory: Arc::new(memory) })
+}
+
+/// Image, tables, vCPUs and boot information: every step that only writes guest memory
+/// through the launcher's own mapping.
+fn prepare(
+    config: &BootConfig,
+    kvm: &Kvm,
+    vm: &VmFd,
+    memory: &memory::Memory,
+    image: &mut std::fs::File,
+) -> Result<Vec<VcpuFd>, VmmError> {
+    let entry = load_image(memory, image, config.image)?;
+    tables::write_all(memory, config.memory_bytes, config.vcpus)?;
+    let cpuid = vcpu::supported_cpuid(kvm)?;
     let vcpus = (0..config.vcpus)
-        .map(|i| vcpu::create(&vm, &cpuid, i, config.vcpus, entry))
+        .map(|i| vcpu::create(vm, &cpuid, i, config.vcpus, entry))
         .collect::<Result<Vec<_>, _>>()?;
     let info = boot_facts(config, &vcpus[0])?;
-    boot_info::write(&memory, &info, config.cmdline)?;
-    Ok(Vm { vcpus, _vm: vm, memory: Arc::new(memory) })
+    boot_info::write(memory, &info, config.cmdline)?;
+    Ok(vcpus)
 }
 
 fn open_kvm() -> Result<Kvm, VmmError> {
