@@ -43,7 +43,9 @@ use std::path::Path;
 pub use address::{MAX_PREFIX_LEN, MIN_PREFIX_LEN};
 pub use error::SpecError;
 pub use image_ref::{DEFAULT_TAG, ImageRef, ImageSource, looks_like_path};
-pub use not_enforced::{AVS_SIGNING, NOT_ENFORCED, OPERATIONS, STORAGE_AND_NETWORKING, SUPERVISOR};
+pub use not_enforced::{
+    AVS_SIGNING, NOT_ENFORCED, OPERATIONS, OUTBOUND_NETWORKING, STORAGE_AND_NETWORKING, SUPERVISOR,
+};
 pub use plan::{
     Attestation, Criteria, DEFAULT_GUEST_ADDRESS, DEFAULT_HOST_ADDRESS, DEFAULT_PREFIX_LEN,
     DEFAULT_PUBLISH_ADDRESS, DiskPlan, Failover, FailoverStrategy, InboundPort, NetworkPlan, NetworkType,

@@ -7,8 +7,11 @@ use toml::de::{DeTable, DeValue};
 use crate::plan::NotEnforced;
 use crate::tree::render;
 
-/// Capability: a virtio-blk data disk and a virtio-net device with limits.
+/// Capability: a virtio-blk data disk and a virtio-net device with limits (enforced).
 pub const STORAGE_AND_NETWORKING: &str = "storage and networking";
+/// Capability: routing from a spacecore beyond its host-side address. Until then every
+/// spacecore is `isolated`, so only the other `network_type` values are reported.
+pub const OUTBOUND_NETWORKING: &str = "outbound networking";
 /// Capability: the AVS signs with its operator key inside the guest.
 pub const AVS_SIGNING: &str = "AVS signing";
 /// Capability: a host-side supervisor that confines and tunes the VMM.
@@ -19,21 +22,9 @@ pub const OPERATIONS: &str = "operations";
 /// `(dotted key, capability that will enforce it)`, in documentation order.
 /// Every other key is enforced today (or is pure identification).
 pub const NOT_ENFORCED: &[(&str, &str)] = &[
-    ("spec.resources.storage", STORAGE_AND_NETWORKING),
-    ("spec.storage.path", STORAGE_AND_NETWORKING),
-    ("spec.storage.read_only", STORAGE_AND_NETWORKING),
-    ("spec.storage.resize", STORAGE_AND_NETWORKING),
     ("spec.virtualization.criteria.security", SUPERVISOR),
     ("spec.virtualization.criteria.performance", SUPERVISOR),
-    ("spec.networking.bandwidth_limit", STORAGE_AND_NETWORKING),
-    ("spec.networking.ingress", STORAGE_AND_NETWORKING),
-    ("spec.networking.egress", STORAGE_AND_NETWORKING),
-    ("spec.networking.network_type", STORAGE_AND_NETWORKING),
-    ("spec.networking.inbound_ports", STORAGE_AND_NETWORKING),
-    ("spec.networking.guest_address", STORAGE_AND_NETWORKING),
-    ("spec.networking.host_address", STORAGE_AND_NETWORKING),
-    ("spec.networking.publish_address", STORAGE_AND_NETWORKING),
-    ("spec.networking.publish", STORAGE_AND_NETWORKING),
+    ("spec.networking.network_type", OUTBOUND_NETWORKING),
     ("spec.security.attestation", AVS_SIGNING),
     ("spec.security.isolation", SUPERVISOR),
     ("spec.observability.sidecar", OPERATIONS),
@@ -52,6 +43,7 @@ pub(crate) fn collect(root: &DeTable<'_>) -> Vec<NotEnforced> {
         .filter_map(|&(key, arrives_with)| {
             lookup(root, key).map(|value| NotEnforced { key, value: render(value.get_ref()), arrives_with })
         })
+        .filter(|n| !(n.key == "spec.networking.network_type" && n.value.trim_matches('"') == "isolated"))
         .collect()
 }
 

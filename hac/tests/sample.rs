@@ -60,14 +60,9 @@ fn expected_sample_plan(spec_path: &Path) -> Plan {
         },
         failover: Failover { strategy: FailoverStrategy::AutoRecovery },
         not_enforced: vec![
-            not_enforced("spec.resources.storage", "100Gi", "storage and networking"),
             not_enforced("spec.virtualization.criteria.security", "high", "supervisor"),
             not_enforced("spec.virtualization.criteria.performance", "standard", "supervisor"),
-            not_enforced("spec.networking.bandwidth_limit", "10", "storage and networking"),
-            not_enforced("spec.networking.ingress", "1Gbps", "storage and networking"),
-            not_enforced("spec.networking.egress", "1Gbps", "storage and networking"),
-            not_enforced("spec.networking.network_type", "public", "storage and networking"),
-            not_enforced("spec.networking.inbound_ports", "HTTP = 80, https = 443", "storage and networking"),
+            not_enforced("spec.networking.network_type", "public", "outbound networking"),
             not_enforced("spec.security.attestation", "BLS", "AVS signing"),
             not_enforced("spec.security.isolation", "enforced via SELinux/AppArmor/seccomp", "supervisor"),
             not_enforced("spec.observability.sidecar", "true", "operations"),
@@ -119,35 +114,23 @@ fn full_spec() -> String {
 
 #[test]
 fn every_not_enforced_key_of_the_table_is_reported_in_table_order() {
-    // The sample sets every key the table lists except the optional keys
-    // `full_spec` adds; with them, the plan reports all, in table order.
+    // The sample sets every key the table lists; the plan reports all, in table order.
     let table: Vec<&str> = hac::NOT_ENFORCED.iter().map(|(key, _)| *key).collect();
     let plan = hac::parse_str(&full_spec(), Path::new("hac.toml"), &LIMITS).unwrap();
     let keys: Vec<&str> = plan.not_enforced.iter().map(|entry| entry.key).collect();
     assert_eq!(keys, table);
-    let value = |key: &str| plan.not_enforced.iter().find(|e| e.key == key).map(|e| e.value.as_str());
-    assert_eq!(value("spec.storage.path"), Some("disks/node.img"));
-    assert_eq!(value("spec.networking.guest_address"), Some("172.16.5.10/24"));
-    assert_eq!(value("spec.networking.publish"), Some("HTTP = 8080, https = 0"));
-    assert!(
-        plan.not_enforced
-            .iter()
-            .all(|e| !e.key.starts_with("spec.storage") || e.arrives_with == hac::STORAGE_AND_NETWORKING)
-    );
+    // Keys the launcher enforces are not reported.
+    assert!(plan.not_enforced.iter().all(|e| e.arrives_with != hac::STORAGE_AND_NETWORKING));
+}
 
+#[test]
+fn an_isolated_network_type_is_enforced_and_the_others_are_reported() {
+    let isolated = SAMPLE.replace("network_type = \"public\"", "network_type = \"isolated\"");
+    let plan = hac::parse_str(&isolated, Path::new("hac.toml"), &LIMITS).unwrap();
+    assert!(plan.not_enforced.iter().all(|e| e.key != "spec.networking.network_type"));
     let plan = hac::parse_str(SAMPLE, Path::new("hac.toml"), &LIMITS).unwrap();
-    let keys: Vec<&str> = plan.not_enforced.iter().map(|entry| entry.key).collect();
-    let new_keys = [
-        "spec.storage.path",
-        "spec.storage.read_only",
-        "spec.storage.resize",
-        "spec.networking.guest_address",
-        "spec.networking.host_address",
-        "spec.networking.publish_address",
-        "spec.networking.publish",
-    ];
-    let old: Vec<&str> = table.iter().copied().filter(|key| !new_keys.contains(key)).collect();
-    assert_eq!(keys, old, "the sample sets every other key");
+    let entry = plan.not_enforced.iter().find(|e| e.key == "spec.networking.network_type").unwrap();
+    assert_eq!((entry.value.as_str(), entry.arrives_with), ("public", hac::OUTBOUND_NETWORKING));
 }
 
 #[test]
@@ -276,7 +259,7 @@ fn plan_serialises_with_file_spellings() {
     assert_eq!(json["network"]["host_address"], "10.0.0.1");
     assert_eq!(json["network"]["publish_address"], "127.0.0.1");
     assert_eq!(json["disk"], serde_json::json!({ "path": null, "read_only": false, "resize": false }));
-    assert_eq!(json["not_enforced"][0]["key"], "spec.resources.storage");
+    assert_eq!(json["not_enforced"][0]["key"], "spec.virtualization.criteria.security");
 
     let plan = hac::parse_str(&full_spec(), Path::new("/srv/hac.toml"), &LIMITS).unwrap();
     let json = serde_json::to_value(&plan).unwrap();
