@@ -4,7 +4,9 @@
 //! [`vmm::hypercall`]; [`output`] prints the launcher's and the guest's lines.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod attach;
 pub mod check;
+pub mod devices;
 pub mod host;
 pub mod image;
 pub mod network;
