@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use host_launcher::{check, host, image, output::Log, vmm};
+use host_launcher::{attach, check, host, image, output::Log, vmm};
 use image_store::Store;
 use spacecore_abi::exit;
 use std::path::PathBuf;
@@ -89,15 +89,26 @@ fn run(cli: &Cli, plan: &hac::Plan, log: &Log, started: (Instant, u64)) -> anyho
     let stop = Arc::new(vmm::StopSignal::default());
     watch_signals(stop.clone(), log.clone())?;
 
+    let attached = attach::attach(plan)?;
+    if let Some(disk) = &attached.disk {
+        log.launcher(format_args!("disk: {} ({} bytes)", disk.display(), plan.storage_bytes));
+    }
+    for p in &attached.published {
+        log.launcher(format_args!("published {}: {} -> guest {}", p.name, p.host, p.guest));
+    }
+    let mut cmdline = attached.cmdline.join(" ");
+    if !cli.cmdline.is_empty() {
+        cmdline = format!("{cmdline} {}", cli.cmdline);
+    }
     let config = vmm::BootConfig {
         name: &plan.name,
         vcpus: plan.vcpus,
         memory_bytes: plan.memory_bytes,
         image: &image_path,
-        cmdline: &cli.cmdline,
+        cmdline: &cmdline,
         started,
     };
-    let vm = vmm::boot(&config, image)?;
+    let vm = vmm::boot(&config, image, attached.devices)?;
     let options = vmm::RunOptions {
         until_ready: cli.until_ready,
         ready_timeout: cli.ready_timeout.or(cli.until_ready.then_some(10_000)).map(Duration::from_millis),

@@ -48,6 +48,15 @@ impl Control {
         self.changed.notify_all();
     }
 
+    /// Raises `events` for vCPU `vcpu` only.
+    pub fn post_to(&self, vcpu: u32, events: u64) {
+        let mut s = self.lock();
+        if let Some(p) = s.pending.get_mut(vcpu as usize) {
+            *p |= events;
+            self.changed.notify_all();
+        }
+    }
+
     /// Blocks vCPU `vcpu` until it has pending events (returned and cleared), `timeout`
     /// passes (returns 0), or the run has an outcome (blocks until the process exits).
     pub fn wait_events(&self, vcpu: u32, timeout: Option<Duration>) -> u64 {

@@ -25,6 +25,8 @@ pub struct Context<'a> {
     pub control: &'a Control,
     /// Output.
     pub log: &'a Log,
+    /// The device windows.
+    pub bus: &'a super::bus::Bus,
 }
 
 /// Handles a port write by the guest. `Err` ends the guest with that outcome.

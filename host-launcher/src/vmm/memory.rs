@@ -46,9 +46,8 @@ pub fn map(bytes: u64) -> Result<Memory, VmmError> {
 pub fn register(vm: &VmFd, memory: &Memory) -> Result<(), VmmError> {
     for (slot, region) in memory.iter().enumerate() {
         let start = region.start_addr();
-        let host = memory
-            .get_host_address(start)
-            .map_err(|e| VmmError::MapMemory(region.len(), e.to_string()))?;
+        let host =
+            memory.get_host_address(start).map_err(|e| VmmError::MapMemory(region.len(), e.to_string()))?;
         let region = kvm_userspace_memory_region {
             slot: slot as u32,
             flags: 0,

@@ -136,12 +136,14 @@ pub fn run(mut fd: VcpuFd, ctx: &hypercall::Context) {
                 hypercall::handle(ctx, &fd, port, &value[..len])
             }
             Ok(VcpuExit::IoIn(port, _)) => Err(violation(ctx, format!("read from port {port:#x}"))),
-            Ok(VcpuExit::MmioRead(addr, _)) => {
-                Err(violation(ctx, format!("read of unmapped address {addr:#x}")))
-            }
-            Ok(VcpuExit::MmioWrite(addr, _)) => {
-                Err(violation(ctx, format!("write to unmapped address {addr:#x}")))
-            }
+            Ok(VcpuExit::MmioRead(addr, data)) => match ctx.bus.read(addr, data, ctx.log) {
+                true => Ok(()),
+                false => Err(violation(ctx, format!("read of unmapped address {addr:#x}"))),
+            },
+            Ok(VcpuExit::MmioWrite(addr, data)) => match ctx.bus.write(addr, data, ctx.log) {
+                true => Ok(()),
+                false => Err(violation(ctx, format!("write to unmapped address {addr:#x}"))),
+            },
             Ok(VcpuExit::Hlt) => Err(violation(ctx, "halted outside a trap stub".into())),
             Ok(VcpuExit::Shutdown) => Err(kvm_error(ctx, &fd, "triple fault (shutdown)")),
             Ok(VcpuExit::InternalError) => Err(kvm_error(ctx, &fd, "KVM internal error (emulation failure)")),

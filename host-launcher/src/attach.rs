@@ -1,0 +1,147 @@
+//! Turns a plan's storage and networking into devices: the disk file, the tap in the
+//! spacecore's private network namespace, and the published ports. Also the guest's view of
+//! them, as `spacecore.*` command-line words.
+
+use crate::devices::{BlockConfig, BlockDevice, NetDevice, NetLimits, Tap, VirtioDevice};
+use crate::network::forward::{self, Published};
+use crate::network::netns::Netns;
+use hac::Plan;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Why a device could not be set up; each message names the device and the spec key.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    /// The disk.
+    #[error("disk (spec.resources.storage): {0}")]
+    Disk(crate::devices::DeviceError),
+    /// The namespace.
+    #[error("network: {0}")]
+    Netns(#[from] crate::network::netns::NetnsError),
+    /// The tap or the NIC.
+    #[error("network (spec.networking): {0}")]
+    Nic(String),
+    /// A published port.
+    #[error("spec.networking.inbound_ports: {0}")]
+    Publish(#[from] forward::ForwardError),
+}
+
+/// What `attach` set up. Dropping it closes the published ports' listeners' namespace handle;
+/// the tap and the namespace go when the devices and the process go.
+#[derive(Default)]
+pub struct Attached {
+    /// The devices, in window order.
+    pub devices: Vec<Box<dyn VirtioDevice>>,
+    /// `spacecore.*` words telling the guest its addresses and ports.
+    pub cmdline: Vec<String>,
+    /// The disk file, if any.
+    pub disk: Option<PathBuf>,
+    /// The published ports.
+    pub published: Vec<Published>,
+}
+
+impl std::fmt::Debug for Attached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let types: Vec<u32> = self.devices.iter().map(|d| d.device_type()).collect();
+        f.debug_struct("Attached")
+            .field("device_types", &types)
+            .field("cmdline", &self.cmdline)
+            .field("disk", &self.disk)
+            .field("published", &self.published)
+            .finish()
+    }
+}
+
+/// The directory holding each spacecore's state (`<dir>/<name>/disk.img`):
+/// `$SPACECORE_STATE_DIR`, else `/var/lib/spacecore` for root, else
+/// `$XDG_STATE_HOME/spacecore` or `~/.local/state/spacecore`.
+pub fn state_dir() -> PathBuf {
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(dir) = env("SPACECORE_STATE_DIR") {
+        return dir;
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/lib/spacecore");
+    }
+    env("XDG_STATE_HOME")
+        .or_else(|| env("HOME").map(|h| h.join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("/tmp"))
+        .join("spacecore")
+}
+
+/// The guest port served over HTTP: the inbound port named `HTTP` (any case), if any.
+pub fn http_port(plan: &Plan) -> Option<u16> {
+    plan.network.inbound_ports.iter().find(|p| p.name.eq_ignore_ascii_case("http")).map(|p| p.port)
+}
+
+/// Sets up the plan's disk and network.
+pub fn attach(plan: &Plan) -> Result<Attached, AttachError> {
+    let mut attached =
+        Attached { cmdline: vec![format!("spacecore.name={}", plan.name)], ..Default::default() };
+    if plan.storage_bytes > 0 {
+        let path = plan.disk.path.clone().unwrap_or_else(|| state_dir().join(&plan.name).join("disk.img"));
+        let config = BlockConfig {
+            path: path.clone(),
+            size_bytes: plan.storage_bytes,
+            read_only: plan.disk.read_only,
+            resize: plan.disk.resize,
+        };
+        attached.devices.push(Box::new(BlockDevice::open(&config).map_err(AttachError::Disk)?));
+        attached.disk = Some(path);
+    }
+
+    let net = &plan.network;
+    let netns = Arc::new(Netns::create()?);
+    let (host, prefix) = (net.host_address, net.prefix_len);
+    let tap = netns
+        .run(|| -> Result<Tap, crate::devices::TapError> {
+            let tap = Tap::open("sc0")?;
+            tap.set_ipv4(host, prefix)?;
+            tap.set_up()?;
+            Ok(tap)
+        })?
+        .map_err(|e| AttachError::Nic(e.to_string()))?;
+    let limits = NetLimits {
+        ingress_bps: net.ingress_bps,
+        egress_bps: net.egress_bps,
+        bandwidth_bps: net.bandwidth_limit_bps,
+    };
+    let nic = NetDevice::new(tap, mac(&plan.name), limits).map_err(|e| AttachError::Nic(e.to_string()))?;
+    attached.devices.push(Box::new(nic));
+    attached.cmdline.push(format!("spacecore.ip={}/{prefix}", net.guest_address));
+    attached.cmdline.push(format!("spacecore.gw={host}"));
+    if let Some(port) = http_port(plan) {
+        attached.cmdline.push(format!("spacecore.http={port}"));
+    }
+    for port in &net.inbound_ports {
+        let host = SocketAddr::new(net.publish_address, port.host_port);
+        let guest = SocketAddr::new(net.guest_address.into(), port.port);
+        attached.published.push(forward::publish(&port.name, host, guest, netns.clone())?);
+    }
+    Ok(attached)
+}
+
+/// A locally administered unicast MAC derived from the spacecore's name (stable across
+/// restarts, so the host's neighbour entries stay valid).
+fn mac(name: &str) -> [u8; 6] {
+    // FNV-1a: a fixed, dependency-free hash; uniqueness only matters within one namespace.
+    let hash =
+        name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let b = hash.to_le_bytes();
+    [0x02, b[0], b[1], b[2], b[3], b[4]]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_are_local_unicast_and_stable() {
+        let a = mac("spacecore-sample");
+        assert_eq!(a[0] & 0b11, 0b10, "locally administered, unicast");
+        assert_eq!(a, mac("spacecore-sample"));
+        assert_ne!(a, mac("other"));
+    }
+}
