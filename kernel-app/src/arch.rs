@@ -1,8 +1,9 @@
 //! The few machine instructions the runtime needs, each behind a safe function.
 //!
-//! Everything runs at CPL3: port output is allowed because the launcher starts the guest with
-//! `RFLAGS.IOPL = 3`, and `rdtsc` because `CR4.TSD` is clear. This file and `boot.rs` are the
-//! only places with `unsafe`.
+//! Everything runs at CPL3: port output is allowed because the TSS I/O bitmap grants the
+//! hypercall ports, and `rdtsc` because `CR4.TSD` is clear. `unsafe` lives here and in
+//! `virtio/hal.rs` (the virtio drivers' memory), plus a few documented blocks in `heap.rs`,
+//! `hypercall.rs`, `runtime.rs` and `selftest.rs`.
 
 use core::arch::asm;
 

@@ -15,6 +15,11 @@ impl Clock {
         Clock { tsc_khz: tsc_khz.max(1), wall_ns, tsc_at_wall }
     }
 
+    /// TSC ticks in a microsecond (at least 1).
+    pub fn ticks_per_us(&self) -> u64 {
+        (self.tsc_khz / 1000).max(1)
+    }
+
     /// Nanoseconds spanned by `ticks` (exact to the tick, no overflow for ~580 years at 1 GHz).
     pub fn ticks_to_ns(&self, ticks: u64) -> u64 {
         (u128::from(ticks) * 1_000_000 / u128::from(self.tsc_khz)) as u64
@@ -52,6 +57,8 @@ mod tests {
         let c = Clock::new(2_000_000, 0, 0); // 2 GHz
         assert_eq!(c.ticks_to_ns(2_000), 1_000);
         assert_eq!(c.ticks_to_ns(u64::MAX), (u128::from(u64::MAX) / 2) as u64);
+        assert_eq!(c.ticks_per_us(), 2_000);
+        assert_eq!(Clock::new(0, 0, 0).ticks_per_us(), 1);
     }
 
     #[test]

@@ -1,11 +1,46 @@
 //! The kernel command line: `key=value` words separated by spaces. The runtime reads the
 //! `spacecore.*` keys; anything else is kept for the AVS logic.
+//!
+//! | key | value | default |
+//! |-----|-------|---------|
+//! | `spacecore.ip` | the guest's IPv4 address and prefix length, `10.0.0.2/30` | no IP stack |
+//! | `spacecore.gw` | the default gateway (the host side), `10.0.0.1` | no default route |
+//! | `spacecore.http` | the HTTP port, 1..=65535 | 80 |
+//! | `spacecore.name` | the node's name: 1 to 63 of `A-Z a-z 0-9 . _ -` | `spacecore` |
+//! | `spacecore.selftest` | see [`SelfTest`] | none |
+//!
+//! A key given twice takes its last value.
+
+use core::net::Ipv4Addr;
 
 /// What the runtime takes from the command line.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Args {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Args<'a> {
     /// A self-test to run after boot instead of serving (`spacecore.selftest=...`).
     pub selftest: Option<SelfTest>,
+    /// The network configuration; `None` without `spacecore.ip`.
+    pub net: Option<NetConfig>,
+    /// The port the HTTP server listens on.
+    pub http_port: u16,
+    /// The node's name.
+    pub name: &'a str,
+}
+
+impl Default for Args<'_> {
+    fn default() -> Self {
+        Args { selftest: None, net: None, http_port: 80, name: "spacecore" }
+    }
+}
+
+/// The guest's IPv4 configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetConfig {
+    /// The guest's address.
+    pub addr: Ipv4Addr,
+    /// Length of the network prefix, 0..=32.
+    pub prefix: u8,
+    /// The default gateway, if any.
+    pub gateway: Option<Ipv4Addr>,
 }
 
 /// Diagnostics that exercise the launcher's crash handling; never on by default.
@@ -28,8 +63,9 @@ pub enum SelfTest {
 pub struct BadArg<'a>(pub &'a str);
 
 /// Parses the command line; unknown `spacecore.*` keys and bad values are errors.
-pub fn parse(line: &str) -> Result<Args, BadArg<'_>> {
+pub fn parse(line: &str) -> Result<Args<'_>, BadArg<'_>> {
     let mut args = Args::default();
+    let mut gateway = None;
     for word in line.split_ascii_whitespace() {
         let Some(rest) = word.strip_prefix("spacecore.") else { continue };
         let (key, value) = rest.split_once('=').ok_or(BadArg(word))?;
@@ -46,8 +82,26 @@ pub fn parse(line: &str) -> Result<Args, BadArg<'_>> {
                     }
                 })
             }
+            "ip" => {
+                let (addr, prefix) = value.split_once('/').ok_or(BadArg(word))?;
+                let addr = addr.parse().map_err(|_| BadArg(word))?;
+                let prefix = prefix.parse().ok().filter(|&p| p <= 32).ok_or(BadArg(word))?;
+                args.net = Some(NetConfig { addr, prefix, gateway: None });
+            }
+            "gw" => gateway = Some(value.parse().map_err(|_| BadArg(word))?),
+            "http" => args.http_port = value.parse().ok().filter(|&p| p != 0).ok_or(BadArg(word))?,
+            "name" => {
+                let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+                if value.is_empty() || value.len() > 63 || !value.chars().all(ok) {
+                    return Err(BadArg(word));
+                }
+                args.name = value;
+            }
             _ => return Err(BadArg(word)),
         }
+    }
+    if let Some(net) = &mut args.net {
+        net.gateway = gateway;
     }
     Ok(args)
 }
@@ -68,14 +122,48 @@ mod tests {
     }
 
     #[test]
+    fn parses_the_network_and_the_name() {
+        let args = parse("console=x spacecore.ip=10.0.0.2/30 spacecore.gw=10.0.0.1 spacecore.http=8080 spacecore.name=node-1.a_b").unwrap();
+        let net = NetConfig {
+            addr: Ipv4Addr::new(10, 0, 0, 2),
+            prefix: 30,
+            gateway: Some(Ipv4Addr::new(10, 0, 0, 1)),
+        };
+        assert_eq!(args, Args { selftest: None, net: Some(net), http_port: 8080, name: "node-1.a_b" });
+        // The gateway may come first; the port and name have defaults.
+        let args = parse("spacecore.gw=10.0.0.1 spacecore.ip=192.168.1.7/24").unwrap();
+        assert_eq!(args.net.unwrap().gateway, Some(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!((args.http_port, args.name), (80, "spacecore"));
+        // Without an address there is no network, whatever else is given.
+        assert_eq!(parse("spacecore.gw=10.0.0.1 spacecore.http=81").unwrap().net, None);
+        let no_gw = parse("spacecore.ip=10.1.2.3/32").unwrap().net.unwrap();
+        assert_eq!((no_gw.prefix, no_gw.gateway), (32, None));
+    }
+
+    #[test]
     fn rejects_bad_spacecore_words() {
         for bad in [
             "spacecore.selftest",
             "spacecore.selftest=boom",
             "spacecore.selftest=exit:300",
             "spacecore.nope=1",
+            "spacecore.ip=10.0.0.2",
+            "spacecore.ip=10.0.0.2/33",
+            "spacecore.ip=10.0.0/24",
+            "spacecore.ip=host/24",
+            "spacecore.gw=10.0.0.256",
+            "spacecore.http=0",
+            "spacecore.http=65536",
+            "spacecore.http=http",
+            "spacecore.name=",
+            "spacecore.name=a/b",
+            "spacecore.name=\"q\"",
         ] {
             assert_eq!(parse(bad), Err(BadArg(bad)), "{bad}");
         }
+        let longest = format!("spacecore.name={}", "n".repeat(63));
+        assert_eq!(parse(&longest).unwrap().name.len(), 63);
+        let too_long = format!("spacecore.name={}", "n".repeat(64));
+        assert_eq!(parse(&too_long), Err(BadArg(too_long.as_str())));
     }
 }

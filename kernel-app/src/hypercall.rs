@@ -1,7 +1,12 @@
 //! The launcher's hypercalls (see `spacecore_abi::hypercall`), one VM exit each.
 
 use crate::arch::out32;
-use spacecore_abi::hypercall::{Buffer, Hypercall, Wait};
+use core::sync::atomic::{AtomicBool, Ordering};
+use spacecore_abi::hypercall::{Buffer, Hypercall, Wait, events};
+
+/// Set once a `wait` has returned [`events::STOP`]: the launcher reports an event once, and
+/// waits happen in several places (the main loop, block requests), so the stop is kept here.
+static STOP: AtomicBool = AtomicBool::new(false);
 
 /// Address of a record on the stack, as the 32-bit argument the ABI carries. Stacks lie in the
 /// first 2 MiB (`spacecore_abi::layout::stack`), so the address always fits.
@@ -34,8 +39,13 @@ pub fn panic(message: &[u8]) -> ! {
     unreachable!("the launcher resumed the guest after a panic")
 }
 
+/// Whether the launcher has asked the guest to stop (seen by any [`wait`]).
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::Relaxed)
+}
+
 /// Blocks this vCPU until an event is pending or `timeout_ns` has passed; returns the events
-/// (0 on timeout).
+/// (0 on timeout). A timeout of 0 only collects pending events.
 pub fn wait(timeout_ns: u64) -> u64 {
     let record = Wait { timeout_ns, events: 0 }.encode();
     out32(Hypercall::Wait.port(), record_addr(&record));
@@ -43,5 +53,9 @@ pub fn wait(timeout_ns: u64) -> u64 {
     // the compiler cannot reuse the value it stored.
     // SAFETY: `record` is a live, aligned local array.
     let bytes = unsafe { core::ptr::read_volatile(&record) };
-    Wait::decode(&bytes).map_or(0, |w| w.events)
+    let events = Wait::decode(&bytes).map_or(0, |w| w.events);
+    if events & events::STOP != 0 {
+        STOP.store(true, Ordering::Relaxed);
+    }
+    events
 }

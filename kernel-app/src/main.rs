@@ -2,13 +2,19 @@
 //!
 //! It runs entirely at CPL3 (see `spacecore_abi::layout`): the launcher enters it in ring 3 and
 //! ring 0 only holds the launcher's fatal-trap stubs. Pure logic (boot-information parsing,
-//! command line, clock) is unit-tested on the host; the rest exists only on the target.
+//! command line, clock, the crash-safe store, the HTTP protocol and endpoints) is unit-tested on
+//! the host; the rest exists only on the target.
 #![cfg_attr(not(test), no_std)]
 #![cfg_attr(not(test), no_main)]
 
+extern crate alloc;
+
+mod app;
 mod boot;
 mod clock;
 mod cmdline;
+mod http;
+mod store;
 
 #[cfg(not(test))]
 mod arch;
@@ -19,6 +25,12 @@ mod heap;
 #[cfg(not(test))]
 mod hypercall;
 #[cfg(not(test))]
+mod netstack;
+#[cfg(not(test))]
+mod node;
+#[cfg(not(test))]
 mod runtime;
 #[cfg(not(test))]
 mod selftest;
+#[cfg(not(test))]
+mod virtio;

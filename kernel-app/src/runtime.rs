@@ -1,9 +1,10 @@
-//! Entry, panic reporting and the idle loop: the part of the unikernel that only exists on the
-//! real target.
+//! Entry, boot flow and panic reporting: the part of the unikernel that only exists on the real
+//! target. The devices and the main loop are in [`crate::node`].
 
+use crate::node::Node;
 use crate::{arch, boot::Boot, clock::Clock, cmdline, heap, hypercall};
 use core::fmt::Write;
-use spacecore_abi::hypercall::{WAIT_FOREVER, events};
+use spacecore_abi::hypercall::WAIT_FOREVER;
 
 /// Guest exit statuses of the runtime itself (the AVS logic uses others).
 mod status {
@@ -51,18 +52,24 @@ fn boot_vcpu(boot_params: u64, entry_tsc: u64) -> ! {
         }
     };
     let heap_floor = arch::image_end().next_multiple_of(4096);
-    let heap_bytes = boot.heap_range(heap_floor).map_or(0, |(s, e)| heap::init(s, e));
+    let heap_range = boot.heap_range(heap_floor);
+    let connections = heap_range.map_or(1, |(s, e)| crate::node::connections_for(e - s));
+    // The network's buffers come from memory set aside untouched (see `heap::untouched`).
+    let untouched = if args.net.is_some() { crate::node::untouched_for(connections) } else { 0 };
+    let heap_bytes = heap_range.map_or(0, |(s, e)| heap::init(s, e, untouched));
 
     if let Some(test) = args.selftest {
         crate::selftest::run(test);
     }
+
+    let node = Node::start(info, &args, clock, entry_tsc, connections);
 
     let ready_tsc = arch::rdtsc();
     let since_launch_us = clock.ticks_to_ns(ready_tsc.wrapping_sub(info.launcher_start_tsc)) / 1000;
     let in_guest_us = clock.ticks_to_ns(ready_tsc.wrapping_sub(entry_tsc)) / 1000;
     let (y, mo, d, h, mi, s) = crate::clock::utc(clock.wall_ns_at(ready_tsc));
     crate::println!(
-        "spacecore {} (abi {}): {} vCPUs, {} MiB memory, {} MiB heap; booted in {} us from launcher start ({} us in guest); {:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        "spacecore {} (abi {}): {} vCPUs, {} MiB memory, {} MiB heap; booted in {} us from launcher start ({} us in guest); {:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z; {}",
         env!("CARGO_PKG_VERSION"),
         info.abi_version,
         info.vcpus,
@@ -75,15 +82,21 @@ fn boot_vcpu(boot_params: u64, entry_tsc: u64) -> ! {
         d,
         h,
         mi,
-        s
+        s,
+        BootCount(node.boot_count),
     );
     hypercall::ready();
+    node.run()
+}
 
-    loop {
-        if hypercall::wait(WAIT_FOREVER) & events::STOP != 0 {
-            let up_ms = clock.ticks_to_ns(arch::rdtsc().wrapping_sub(ready_tsc)) / 1_000_000;
-            crate::println!("stop requested after {up_ms} ms: exiting");
-            hypercall::exit(0);
+/// How the banner shows the boot count.
+struct BootCount(Option<u64>);
+
+impl core::fmt::Display for BootCount {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(n) => write!(f, "boot {n}"),
+            None => f.write_str("boot count unknown (no usable disk)"),
         }
     }
 }

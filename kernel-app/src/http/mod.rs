@@ -1,0 +1,52 @@
+//! An HTTP/1.1 server core that knows nothing of sockets: [`Conn`] takes the bytes a client sent
+//! and gives back the bytes to answer, so it is unit-tested with byte strings on the host.
+//!
+//! What it does:
+//! - request heads are parsed by `httparse`; bodies are framed by `Content-Length` only
+//!   (`Transfer-Encoding` is answered with 501 and the connection closes);
+//! - keep-alive by default for HTTP/1.1, opt-in (`Connection: keep-alive`) for HTTP/1.0;
+//!   `Connection: close` closes after the response; pipelined requests are answered in order;
+//! - `Expect: 100-continue` is answered with `100 Continue` once the head is accepted;
+//! - a malformed request gets 400, an over-limit one 413 or 431, and the connection closes after
+//!   that response (the server itself goes on);
+//! - the [`Handler`] decides routes: it may refuse a request from its head alone (404, 405), in
+//!   which case a body it announced is not read and the connection closes after the answer.
+//!
+//! # Limits
+//! - [`MAX_HEAD`]: request line plus headers, 8 KiB (431 beyond);
+//! - [`MAX_HEADERS`]: header lines, 64 (431 beyond);
+//! - [`MAX_BODY`]: request body, 4 MiB (413 beyond), buffered whole before the handler runs; a
+//!   body the heap has no room for at the moment also gets 413;
+//! - [`OUTPUT_HIGH_WATER`]: while more response bytes than this wait to be sent, no more input is
+//!   read from the client (backpressure for pipelining clients that do not read).
+//!
+//! The number of connections (at most 64, fewer on a small heap) and the idle timeout belong to
+//! the socket side (`crate::netstack`).
+
+mod conn;
+mod request;
+mod response;
+
+#[cfg(test)]
+mod tests;
+
+pub use conn::Conn;
+pub use response::Response;
+
+/// Longest request head (request line, headers, blank line).
+pub const MAX_HEAD: usize = 8 * 1024;
+/// Most header lines in a request.
+pub const MAX_HEADERS: usize = 64;
+/// Longest request body.
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
+/// Pending output above which a connection stops reading requests.
+pub const OUTPUT_HIGH_WATER: usize = 256 * 1024;
+
+/// The application behind the server.
+pub trait Handler {
+    /// Decides from the request line alone whether the request is served: `Err` carries the
+    /// answer (404, 405, ...) and the body, if any, is not read.
+    fn accept(&mut self, method: &str, path: &str) -> Result<(), Response>;
+    /// Answers an accepted request once its whole body has arrived.
+    fn handle(&mut self, method: &str, path: &str, body: alloc::vec::Vec<u8>) -> Response;
+}

@@ -1,0 +1,199 @@
+//! The node: its devices, the store, the network stack and the main loop.
+//!
+//! # Main loop
+//! Each round polls the interface (received frames, TCP timers, answers to send) and moves bytes
+//! between the sockets and their HTTP connections. While rounds make progress they follow each
+//! other at once, with a `wait(0)` every [`EVENT_CHECK_US`] to collect a stop request. When a
+//! round did nothing and no frame waits in the receive ring, the vCPU blocks in
+//! `hypercall::wait` until the next TCP timer or idle timeout (at least [`MIN_WAIT`];
+//! `WAIT_FOREVER` if there is none) or until the launcher reports a device event. Without a
+//! network the loop only waits. On a stop request the server stops accepting, lets the answers
+//! already made go out (for at most [`DRAIN_TIME`]), flushes the disk and exits with status 0.
+
+use crate::app::App;
+use crate::clock::Clock;
+use crate::cmdline::Args;
+use crate::http::{MAX_BODY, OUTPUT_HIGH_WATER};
+use crate::netstack::{MAX_CONNECTIONS, NetStack, SOCKET_BUFFER};
+use crate::store::{BlockIo, RecordKey, SECTOR, Store};
+use crate::virtio::blk::BlkDevice;
+use crate::virtio::hal::{NET_BUF, NET_QUEUE};
+use crate::virtio::net::NetDevice;
+use crate::{arch, hypercall, println};
+use smoltcp::time::{Duration, Instant};
+use spacecore_abi::boot::{BootInfo, device_kind};
+use spacecore_abi::hypercall::WAIT_FOREVER;
+
+/// Longest a busy loop goes without collecting events, in µs.
+const EVENT_CHECK_US: u64 = 10_000;
+/// Shortest wait when idle: a timer due "now" that did nothing waits for the device.
+const MIN_WAIT: Duration = Duration::from_millis(1);
+/// Longest time given to connections to finish after a stop request.
+const DRAIN_TIME: Duration = Duration::from_millis(1000);
+/// Memory one connection may hold at worst: socket buffers, a whole body, pending output.
+const CONNECTION_MEMORY: usize = 2 * SOCKET_BUFFER + MAX_BODY + OUTPUT_HIGH_WATER;
+
+/// Connections the server holds with `memory` bytes of heap: as many as fit at worst (see
+/// [`CONNECTION_MEMORY`]), at least 1, at most [`MAX_CONNECTIONS`].
+pub fn connections_for(memory: u64) -> usize {
+    (memory / CONNECTION_MEMORY as u64).clamp(1, MAX_CONNECTIONS as u64) as usize
+}
+
+/// Memory to set aside untouched for the network with `connections`: the socket buffers, and
+/// buffers for a full receive and a full transmit queue.
+pub fn untouched_for(connections: usize) -> u64 {
+    (connections * 2 * SOCKET_BUFFER + 2 * NET_QUEUE * NET_BUF) as u64
+}
+
+/// Everything the main loop drives.
+pub struct Node {
+    clock: Clock,
+    /// TSC at entry: time 0 of the network stack and of the uptime.
+    epoch_tsc: u64,
+    app: App,
+    net: Option<NetStack>,
+    store: Option<Store<BlkDevice>>,
+    /// This boot's number, if the disk counts them.
+    pub boot_count: Option<u64>,
+}
+
+impl Node {
+    /// Starts the devices of `info`, counts this boot on the disk and brings the network up if
+    /// the command line configures it, for up to `connections` connections. Prints one line per
+    /// device and per service.
+    pub fn start(info: &BootInfo, args: &Args, clock: Clock, epoch_tsc: u64, connections: usize) -> Self {
+        let (blk, net_dev) = start_devices(info, &clock);
+        let mut store =
+            blk.and_then(|dev| Store::open(dev).map_err(|e| println!("store: unusable: {e:?}")).ok());
+        let boot_count = store.as_mut().and_then(|s| {
+            s.increment(RecordKey::BootCount)
+                .map_err(|e| println!("store: cannot count this boot: {e:?}"))
+                .ok()
+        });
+        let app = App::new(args.name, boot_count.unwrap_or(0));
+        let mut node = Node { clock, epoch_tsc, app, net: None, store, boot_count };
+        match (net_dev, &args.net) {
+            (Some(dev), Some(config)) => {
+                let mac = dev.mac();
+                let seed = arch::rdtsc() ^ mac.iter().fold(0, |acc, &b| (acc << 8) | u64::from(b));
+                let stack = NetStack::new(dev, config, args.http_port, connections, seed, node.now());
+                let gateway = config.gateway.map_or(0, u32::from);
+                println!(
+                    "http: listening on {}:{} (prefix /{}, gateway {}), up to {} connections",
+                    config.addr,
+                    args.http_port,
+                    config.prefix,
+                    core::net::Ipv4Addr::from(gateway),
+                    stack.connections()
+                );
+                node.net = Some(stack);
+            }
+            (Some(_), None) => println!("network: no spacecore.ip on the command line, virtio-net unused"),
+            (None, Some(_)) => println!("network: spacecore.ip given but no usable virtio-net device"),
+            (None, None) => {}
+        }
+        node
+    }
+
+    fn now(&self) -> Instant {
+        let ns = self.clock.ticks_to_ns(arch::rdtsc().wrapping_sub(self.epoch_tsc));
+        Instant::from_micros((ns / 1000) as i64)
+    }
+
+    /// The main loop; ends the guest on a stop request.
+    pub fn run(mut self) -> ! {
+        let check_ticks = self.clock.ticks_per_us() * EVENT_CHECK_US;
+        let mut last_wait = arch::rdtsc();
+        loop {
+            if hypercall::stop_requested() {
+                self.stop();
+            }
+            let now = self.now();
+            let Some(net) = &mut self.net else {
+                hypercall::wait(WAIT_FOREVER);
+                continue;
+            };
+            self.app.set_uptime_ms(now.total_millis() as u64);
+            if net.poll(now, &mut self.app) || net.has_work() {
+                if arch::rdtsc().wrapping_sub(last_wait) > check_ticks {
+                    hypercall::wait(0);
+                    last_wait = arch::rdtsc();
+                }
+                continue;
+            }
+            let timeout = net.delay(now).map_or(WAIT_FOREVER, |d| d.max(MIN_WAIT).total_micros() * 1000);
+            hypercall::wait(timeout);
+            last_wait = arch::rdtsc();
+        }
+    }
+
+    fn stop(&mut self) -> ! {
+        let start = self.now();
+        if let Some(net) = &mut self.net {
+            net.begin_shutdown();
+        }
+        loop {
+            let now = self.now();
+            let Some(net) = &mut self.net else { break };
+            let progressed = net.poll(now, &mut self.app);
+            if net.drained() || now >= start + DRAIN_TIME {
+                break;
+            }
+            if !progressed {
+                let delay = net.delay(now).unwrap_or(MIN_WAIT).clamp(MIN_WAIT, Duration::from_millis(10));
+                hypercall::wait(delay.total_micros() * 1000);
+            }
+        }
+        if let Some(store) = &mut self.store
+            && let Err(e) = store.device().flush()
+        {
+            println!("store: final flush failed: {e:?}");
+        }
+        println!("stop requested after {} ms: exiting", self.now().total_millis());
+        hypercall::exit(0)
+    }
+}
+
+/// Starts the first block and the first network device of `info`.
+fn start_devices(info: &BootInfo, clock: &Clock) -> (Option<BlkDevice>, Option<NetDevice>) {
+    let (mut blk, mut net) = (None, None);
+    for dev in info.devices.iter().filter(|d| d.kind != device_kind::NONE) {
+        let (at, size) = (dev.mmio_base, dev.mmio_size);
+        match dev.kind {
+            device_kind::VIRTIO_BLOCK if blk.is_none() => match BlkDevice::new(at, size, clock) {
+                Ok(mut disk) => {
+                    let sectors = disk.sectors();
+                    let ro = if disk.read_only() { ", read-only" } else { "" };
+                    match disk.device_id() {
+                        Ok(id) => println!(
+                            "virtio-blk at {at:#x}: {sectors} sectors ({} MiB){ro}, id {id:?}",
+                            (sectors * SECTOR as u64) >> 20
+                        ),
+                        Err(e) => println!(
+                            "virtio-blk at {at:#x}: {sectors} sectors ({} MiB){ro}, no id ({e:?})",
+                            (sectors * SECTOR as u64) >> 20
+                        ),
+                    }
+                    blk = Some(disk);
+                }
+                Err(e) => println!("virtio-blk at {at:#x}: unusable: {e}"),
+            },
+            device_kind::VIRTIO_NET if net.is_none() => match NetDevice::new(at, size) {
+                Ok(nic) => {
+                    let m = nic.mac();
+                    println!(
+                        "virtio-net at {at:#x}: mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                        m[0], m[1], m[2], m[3], m[4], m[5]
+                    );
+                    net = Some(nic);
+                }
+                Err(e) => println!("virtio-net at {at:#x}: unusable: {e}"),
+            },
+            device_kind::VIRTIO_BLOCK | device_kind::VIRTIO_NET => {
+                println!("virtio device at {at:#x}: ignored, one device of each kind is used")
+            }
+            other => println!("device of kind {other} at {at:#x}: unknown, ignored"),
+        }
+    }
+    (blk, net)
+}
