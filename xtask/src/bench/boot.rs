@@ -218,13 +218,13 @@ fn parse_launch_output(stdout: &str) -> Result<LaunchReport> {
 }
 
 /// Whether the launcher marked `line` as the guest's: `[NAME guest] ...`.
-fn is_guest_line(line: &str) -> bool {
+pub(super) fn is_guest_line(line: &str) -> bool {
     line.starts_with('[') && line.find(']').is_some_and(|end| line[..end].ends_with(" guest"))
 }
 
 /// The number right after `key` in `line`, and the rest of the line after
 /// the number and one space.
-fn number_after<'a>(line: &'a str, key: &str) -> Option<(f64, &'a str)> {
+pub(super) fn number_after<'a>(line: &'a str, key: &str) -> Option<(f64, &'a str)> {
     let rest = &line[line.find(key)? + key.len()..];
     let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-')).unwrap_or(rest.len());
     let value = rest[..end].parse().ok()?;

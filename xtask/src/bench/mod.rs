@@ -1,28 +1,57 @@
-//! `cargo xtask bench <name>`: one module per bench, sharing `stats`.
+//! `cargo xtask bench <name>`: one module per bench, sharing `stats` (order statistics), `vm`
+//! (booting a spacecore for a bench) and `http` (the net bench's client and baseline server).
 //!
 //! A bench reports each figure beside its target with PASS or MISS; it fails
 //! only when a run fails, never for a missed target.
 
 mod boot;
+mod disk;
+mod http;
+mod net;
 mod stats;
+mod vm;
 
-use anyhow::Result;
+use std::fs;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
 use clap::Subcommand;
+use serde::Serialize;
+
+use crate::cmd;
 
 #[derive(Debug, Subcommand)]
 pub enum Bench {
     /// Boot-to-ready latency, whole-process wall time and memory overhead of
     /// `hac-launch`, against the bare-KVM floor `hac-floor`.
     Boot(boot::Args),
+    /// HTTP `GET /` latency and `POST /echo` throughput of a spacecore through its published
+    /// port, against a baseline HTTP server on the host's loopback.
+    Net(net::Args),
+    /// Random 4 KiB write+flush and sequential read speed of the guest's virtio-blk disk,
+    /// against the same I/O done by the host on the same file.
+    Disk(disk::Args),
 }
 
 pub fn run(bench: Bench) -> Result<()> {
     match bench {
         Bench::Boot(args) => boot::run(&args),
+        Bench::Net(args) => net::run(&args),
+        Bench::Disk(args) => disk::run(&args),
     }
 }
 
 /// PASS or MISS.
 fn verdict(pass: bool) -> &'static str {
     if pass { "PASS" } else { "MISS" }
+}
+
+/// Writes `report` as pretty JSON to `target/bench/<name>.json`; returns the path.
+fn write_json(name: &str, report: &impl Serialize) -> Result<PathBuf> {
+    let out_dir = cmd::target_dir().join("bench");
+    fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let out = out_dir.join(format!("{name}.json"));
+    fs::write(&out, serde_json::to_string_pretty(report)? + "\n")
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(out)
 }
