@@ -43,7 +43,8 @@ pub struct NetConfig {
     pub gateway: Option<Ipv4Addr>,
 }
 
-/// Diagnostics that exercise the launcher's crash handling; never on by default.
+/// Diagnostics that exercise the launcher's crash handling, and the disk benchmark; never on by
+/// default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SelfTest {
     /// Panic with a known message.
@@ -56,7 +57,21 @@ pub enum SelfTest {
     BadBuffer,
     /// Write to a port that is not a hypercall port.
     BadPort,
+    /// Benchmark the raw disk, print the figures and exit (`disk-bench:OPS:MIB`, see
+    /// `crate::diskbench`): `ops` random 4 KiB writes each followed by a flush, then a sequential
+    /// read of `read_mib` MiB.
+    DiskBench {
+        /// Random writes, 1..=[`MAX_BENCH_OPS`].
+        ops: u32,
+        /// MiB read sequentially, 1..=[`MAX_BENCH_READ_MIB`].
+        read_mib: u32,
+    },
 }
+
+/// Most writes `disk-bench` accepts.
+pub const MAX_BENCH_OPS: u32 = 1_000_000;
+/// Most MiB `disk-bench` reads.
+pub const MAX_BENCH_READ_MIB: u32 = 65_536;
 
 /// An unusable `spacecore.*` word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +91,7 @@ pub fn parse(line: &str) -> Result<Args<'_>, BadArg<'_>> {
                     "fault" => SelfTest::Fault,
                     "bad-buffer" => SelfTest::BadBuffer,
                     "bad-port" => SelfTest::BadPort,
+                    v if v.starts_with("disk-bench:") => disk_bench(v).ok_or(BadArg(word))?,
                     v => {
                         let code = v.strip_prefix("exit:").ok_or(BadArg(word))?;
                         SelfTest::Exit(code.parse().map_err(|_| BadArg(word))?)
@@ -106,6 +122,16 @@ pub fn parse(line: &str) -> Result<Args<'_>, BadArg<'_>> {
     Ok(args)
 }
 
+/// `disk-bench:OPS:MIB`, both in range; `None` otherwise.
+fn disk_bench(value: &str) -> Option<SelfTest> {
+    let (ops, read_mib) = value.strip_prefix("disk-bench:")?.split_once(':')?;
+    let in_range = |text: &str, max: u32| text.parse().ok().filter(|n| (1..=max).contains(n));
+    Some(SelfTest::DiskBench {
+        ops: in_range(ops, MAX_BENCH_OPS)?,
+        read_mib: in_range(read_mib, MAX_BENCH_READ_MIB)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +145,38 @@ mod tests {
         assert_eq!(parse("spacecore.selftest=exit:7").unwrap().selftest, Some(SelfTest::Exit(7)));
         assert_eq!(parse("spacecore.selftest=bad-buffer").unwrap().selftest, Some(SelfTest::BadBuffer));
         assert_eq!(parse("spacecore.selftest=bad-port").unwrap().selftest, Some(SelfTest::BadPort));
+    }
+
+    #[test]
+    fn parses_the_disk_bench() {
+        fn bench(word: &str) -> Result<Option<SelfTest>, BadArg<'_>> {
+            parse(word).map(|a| a.selftest)
+        }
+        assert_eq!(
+            bench("spacecore.selftest=disk-bench:1000:64"),
+            Ok(Some(SelfTest::DiskBench { ops: 1000, read_mib: 64 }))
+        );
+        let max = format!("spacecore.selftest=disk-bench:{MAX_BENCH_OPS}:{MAX_BENCH_READ_MIB}");
+        assert_eq!(
+            bench(&max),
+            Ok(Some(SelfTest::DiskBench { ops: MAX_BENCH_OPS, read_mib: MAX_BENCH_READ_MIB }))
+        );
+        for bad in [
+            "spacecore.selftest=disk-bench",
+            "spacecore.selftest=disk-bench:",
+            "spacecore.selftest=disk-bench:10",
+            "spacecore.selftest=disk-bench:10:",
+            "spacecore.selftest=disk-bench::64",
+            "spacecore.selftest=disk-bench:0:64",
+            "spacecore.selftest=disk-bench:10:0",
+            "spacecore.selftest=disk-bench:-1:64",
+            "spacecore.selftest=disk-bench:10:64:1",
+            "spacecore.selftest=disk-bench:1000001:64",
+            "spacecore.selftest=disk-bench:10:65537",
+            "spacecore.selftest=disk-bench:x:64",
+        ] {
+            assert_eq!(bench(bad), Err(BadArg(bad)), "{bad}");
+        }
     }
 
     #[test]

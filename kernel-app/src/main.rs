@@ -13,6 +13,7 @@ mod app;
 mod boot;
 mod clock;
 mod cmdline;
+mod diskbench;
 mod http;
 mod store;
 

@@ -59,7 +59,7 @@ fn boot_vcpu(boot_params: u64, entry_tsc: u64) -> ! {
     let heap_bytes = heap_range.map_or(0, |(s, e)| heap::init(s, e, untouched));
 
     if let Some(test) = args.selftest {
-        crate::selftest::run(test);
+        crate::selftest::run(test, info, &clock);
     }
 
     let node = Node::start(info, &args, clock, entry_tsc, connections);

@@ -1,10 +1,20 @@
 //! Diagnostics selected by `spacecore.selftest=...`: they make the guest fail in known ways so
-//! that the launcher's crash handling can be tested on the real image.
+//! that the launcher's crash handling can be tested on the real image, or measure the disk
+//! (`disk-bench`, see [`crate::diskbench`]).
 
+use crate::clock::Clock;
 use crate::cmdline::SelfTest;
+use crate::virtio::blk::BlkDevice;
+use crate::{arch, diskbench, hypercall, println};
+use spacecore_abi::boot::{BootInfo, device_kind};
+
+/// Exit status of `disk-bench` when it cannot run: no usable, writable disk, or too small a one.
+const DISK_BENCH_UNUSABLE: u8 = 3;
+/// Exit status of `disk-bench` when a request fails.
+const DISK_BENCH_IO_ERROR: u8 = 5;
 
 /// Runs the self-test; none of them returns.
-pub fn run(test: SelfTest) -> ! {
+pub fn run(test: SelfTest, info: &BootInfo, clock: &Clock) -> ! {
     match test {
         SelfTest::Panic => panic!("self-test panic requested on the command line"),
         SelfTest::Fault => crate::arch::fault(),
@@ -19,6 +29,40 @@ pub fn run(test: SelfTest) -> ! {
         SelfTest::BadPort => {
             crate::arch::out32(0x3f8, 0);
             panic!("a write to a port outside the hypercall range did not fault")
+        }
+        SelfTest::DiskBench { ops, read_mib } => disk_bench(info, clock, ops, read_mib),
+    }
+}
+
+/// Runs `disk-bench` on the first block device, prints its report and exits 0.
+fn disk_bench(info: &BootInfo, clock: &Clock, ops: u32, read_mib: u32) -> ! {
+    let unusable = |why: core::fmt::Arguments| -> ! {
+        println!("disk-bench: error: {why}");
+        hypercall::exit(DISK_BENCH_UNUSABLE)
+    };
+    let Some(dev) = info.devices.iter().find(|d| d.kind == device_kind::VIRTIO_BLOCK) else {
+        unusable(format_args!("no virtio-blk device (the spec needs spec.resources.storage)"))
+    };
+    let mut disk = match BlkDevice::new(dev.mmio_base, dev.mmio_size, clock) {
+        Ok(disk) => disk,
+        Err(e) => unusable(format_args!("virtio-blk at {:#x} unusable: {e}", dev.mmio_base)),
+    };
+    if disk.read_only() {
+        unusable(format_args!("the disk is read-only"));
+    }
+    println!("disk-bench: {ops} random 4 KiB writes + flush, then a sequential read of {read_mib} MiB");
+    let mut now_ns = || clock.ticks_to_ns(arch::rdtsc());
+    match diskbench::run(&mut disk, ops, read_mib, &mut now_ns) {
+        Ok(report) => {
+            crate::console::write_fmt(format_args!("{report}"));
+            hypercall::exit(0)
+        }
+        Err(diskbench::Error::TooSmall { sectors, needed_bytes }) => unusable(format_args!(
+            "the disk ({sectors} sectors) is too small: its second half must hold {needed_bytes} bytes"
+        )),
+        Err(diskbench::Error::Io(e)) => {
+            println!("disk-bench: error: request failed: {e:?}");
+            hypercall::exit(DISK_BENCH_IO_ERROR)
         }
     }
 }
