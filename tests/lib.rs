@@ -48,27 +48,26 @@ pub fn image() -> &'static Path {
     })
 }
 
-/// The `hac-launch` binary of this build profile, built if missing.
+/// The `hac-launch` binary of this build profile, brought up to date first (a no-op when
+/// `cargo test --workspace` has just built it).
 pub fn launcher() -> &'static Path {
     static LAUNCHER: OnceLock<PathBuf> = OnceLock::new();
     LAUNCHER.get_or_init(|| {
         // Test binaries live in target/<profile>/deps; the launcher in target/<profile>.
         let exe = std::env::current_exe().expect("test executable path");
         let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
-        let path = profile_dir.join("hac-launch");
-        if !path.exists() {
-            let mut cmd = cargo();
-            cmd.args(["build", "--quiet", "-p", "host-launcher"]).current_dir(workspace());
-            if profile_dir.ends_with("release") {
-                cmd.arg("--release");
-            }
-            run_checked(cmd, "hac-launch");
+        let mut cmd = cargo();
+        cmd.args(["build", "--quiet", "-p", "host-launcher"]).current_dir(workspace());
+        if profile_dir.ends_with("release") {
+            cmd.arg("--release");
         }
-        path
+        run_checked(cmd, "hac-launch");
+        profile_dir.join("hac-launch")
     })
 }
 
-/// A temporary directory holding spec files.
+/// A temporary directory holding spec files; it is also the launcher's state directory
+/// (`SPACECORE_STATE_DIR`), so disks created by default land there.
 #[derive(Debug)]
 pub struct Specs {
     dir: tempfile::TempDir,
@@ -78,6 +77,27 @@ impl Specs {
     /// A new, empty directory.
     pub fn new() -> Self {
         Specs { dir: tempfile::tempdir().expect("temporary directory") }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `hac-launch ARGS` with this directory as the state directory, run to completion.
+    pub fn launch(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run hac-launch")
+    }
+
+    /// Starts `hac-launch ARGS` with this directory as the state directory.
+    pub fn start(&self, args: &[&str]) -> Running {
+        Running::spawn(self.command(args))
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = command(args);
+        cmd.env("SPACECORE_STATE_DIR", self.dir.path());
+        cmd
     }
 
     /// Writes `name.toml` with `body`, where `{image}` stands for the image path.
@@ -129,7 +149,11 @@ pub struct Running {
 impl Running {
     /// Starts `hac-launch ARGS`.
     pub fn start(args: &[&str]) -> Self {
-        let mut child = command(args).stdout(Stdio::piped()).spawn().expect("start hac-launch");
+        Self::spawn(command(args))
+    }
+
+    fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd.stdout(Stdio::piped()).spawn().expect("start hac-launch");
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, lines) = channel();
         std::thread::spawn(move || {
@@ -201,7 +225,68 @@ impl Running {
     }
 }
 
+impl Drop for Running {
+    /// A test that fails midway must not leave its launcher running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// Everything a finished launcher printed, stdout then stderr.
 pub fn text(output: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+/// The host address of the published port `name`, from the launcher's
+/// `published NAME: ADDR -> guest ...` line (launcher lines only: a guest cannot fake it).
+pub fn published(lines: &[String], name: &str) -> Option<std::net::SocketAddr> {
+    let marker = format!(" launcher] published {name}: ");
+    let line = lines.iter().find(|l| l.contains(&marker))?;
+    line.split(&marker).nth(1)?.split(' ').next()?.parse().ok()
+}
+
+/// One HTTP/1.1 exchange on `stream` (keep-alive): returns the status and the body.
+pub fn http(stream: &mut std::net::TcpStream, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let head =
+        format!("{method} {path} HTTP/1.1\r\nHost: spacecore\r\nContent-Length: {}\r\n\r\n", body.len());
+    stream.write_all(head.as_bytes()).expect("send head");
+    stream.write_all(body).expect("send body");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut chunk).expect("read response head");
+        assert!(n > 0, "connection closed before a response: {:?}", String::from_utf8_lossy(&buf));
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let status: u16 = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status code");
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        let n = stream.read(&mut chunk).expect("read response body");
+        assert!(n > 0, "connection closed in the middle of a body");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    (status, buf[head_end..head_end + length].to_vec())
+}
+
+/// A connection to `addr` with read/write timeouts, so a broken server fails the test rather
+/// than hanging it.
+pub fn connect(addr: std::net::SocketAddr) -> std::net::TcpStream {
+    let stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
 }

@@ -1,0 +1,114 @@
+//! Storage end to end: the disk file, the boot counter kept across restarts and kills, size
+//! mismatches, read-only disks, and one disk per launcher.
+
+use spacecore_tests::{Specs, kvm_available, text};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn spec(specs: &Specs, name: &str, storage: &str, disk: &str) -> PathBuf {
+    specs.write(
+        name,
+        &format!(
+            "apiVersion = \"vistara.eigenlayer/v1\"\nkind = \"AVSSpaceCore\"\n[metadata]\nname = \"{name}\"\n\
+             [spec.resources]\ncpu = 1\nmemory = \"64Mi\"\nstorage = \"{storage}\"\n{disk}\n\
+             [spec.deployment]\nimage = \"{{image}}\"\n"
+        ),
+    )
+}
+
+/// Boots to ready and stops; returns the boot number from the guest's banner.
+fn boot_number(specs: &Specs, spec: &Path) -> Option<u64> {
+    let out = specs.launch(&["--until-ready", spec.to_str().unwrap()]);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    let banner = log.lines().find(|l| l.contains(" guest] spacecore "))?;
+    banner.rsplit("; boot ").next()?.trim().parse().ok()
+}
+
+#[test]
+fn the_boot_counter_survives_restarts_and_kills() {
+    if !kvm_available("the_boot_counter_survives_restarts_and_kills") {
+        return;
+    }
+    let specs = Specs::new();
+    let spec = spec(&specs, "disk-count", "16Mi", "");
+    assert_eq!(boot_number(&specs, &spec), Some(1));
+    assert_eq!(boot_number(&specs, &spec), Some(2));
+    // SIGKILL mid-run: no clean stop, no flush by the launcher.
+    for _ in 0..3 {
+        let mut run = specs.start(&[spec.to_str().unwrap()]);
+        assert!(run.wait_for("ready in", LIMIT), "{:?}", run.seen);
+        run.signal(libc::SIGKILL);
+        let (code, _) = run.finish(LIMIT);
+        assert_eq!(code, None, "killed by a signal");
+    }
+    // The counter was made durable before ready each time, and the next boot reads it.
+    assert_eq!(boot_number(&specs, &spec), Some(6));
+    let disk = std::fs::metadata(specs.dir().join("disk-count/disk.img")).unwrap();
+    assert_eq!(disk.len(), 16 << 20, "the disk file keeps its size");
+}
+
+#[test]
+fn a_disk_file_of_another_size_is_refused_unless_resize_is_set() {
+    if !kvm_available("a_disk_file_of_another_size_is_refused_unless_resize_is_set") {
+        return;
+    }
+    let specs = Specs::new();
+    let path = specs.dir().join("shared.img");
+    let small = spec(&specs, "disk-size", "16Mi", &format!("[spec.storage]\npath = \"{}\"", path.display()));
+    assert_eq!(boot_number(&specs, &small), Some(1));
+    let bigger =
+        spec(&specs, "disk-size-grow", "32Mi", &format!("[spec.storage]\npath = \"{}\"", path.display()));
+    let out = specs.launch(&["--until-ready", bigger.to_str().unwrap()]);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains("is 16777216 bytes but the spec says 33554432; set resize"), "{log}");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 16 << 20, "refused without touching the file");
+    let resize = spec(
+        &specs,
+        "disk-size-resize",
+        "32Mi",
+        &format!("[spec.storage]\npath = \"{}\"\nresize = true", path.display()),
+    );
+    assert_eq!(boot_number(&specs, &resize), Some(2), "the grown disk keeps its data");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 32 << 20);
+    let out = specs.launch(&["--until-ready", small.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "shrinking is always refused: {}", text(&out));
+}
+
+#[test]
+fn a_read_only_disk_is_never_written() {
+    if !kvm_available("a_read_only_disk_is_never_written") {
+        return;
+    }
+    let specs = Specs::new();
+    let writable = spec(&specs, "disk-ro", "16Mi", "");
+    assert_eq!(boot_number(&specs, &writable), Some(1));
+    let path = specs.dir().join("disk-ro/disk.img");
+    let before = std::fs::read(&path).unwrap();
+    let read_only = spec(&specs, "disk-ro", "16Mi", "[spec.storage]\nread_only = true");
+    let out = specs.launch(&["--until-ready", read_only.to_str().unwrap()]);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(log.contains("read-only"), "{log}");
+    assert!(std::fs::read(&path).unwrap() == before, "a read-only disk changed");
+}
+
+#[test]
+fn two_launchers_cannot_share_a_disk() {
+    if !kvm_available("two_launchers_cannot_share_a_disk") {
+        return;
+    }
+    let specs = Specs::new();
+    let spec = spec(&specs, "disk-lock", "16Mi", "");
+    let mut first = specs.start(&[spec.to_str().unwrap()]);
+    assert!(first.wait_for("ready in", LIMIT), "{:?}", first.seen);
+    let out = specs.launch(&["--until-ready", spec.to_str().unwrap()]);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains("in use by another launcher"), "{log}");
+    first.signal(libc::SIGTERM);
+    assert_eq!(first.finish(LIMIT).0, Some(0));
+}

@@ -1,0 +1,206 @@
+//! Networking end to end: HTTP to the guest through its published port, bulk echo, many
+//! connections, malformed input, isolation between spacecores, and rate limits.
+
+use spacecore_tests::{Running, Specs, connect, http, kvm_available, published};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn spec(specs: &Specs, name: &str, extra_networking: &str) -> std::path::PathBuf {
+    specs.write(
+        name,
+        &format!(
+            "apiVersion = \"vistara.eigenlayer/v1\"\nkind = \"AVSSpaceCore\"\n[metadata]\nname = \"{name}\"\n\
+             [spec.resources]\ncpu = 1\nmemory = \"256Mi\"\n\
+             [spec.networking]\n{extra_networking}\n\
+             [spec.networking.inbound_ports]\nHTTP = 80\n[spec.networking.publish]\nHTTP = 0\n\
+             [spec.deployment]\nimage = \"{{image}}\"\n"
+        ),
+    )
+}
+
+/// Boots `spec` and returns the running launcher and its published HTTP address.
+fn boot(specs: &Specs, spec: &std::path::Path) -> (Running, SocketAddr) {
+    let mut run = specs.start(&[spec.to_str().unwrap()]);
+    assert!(run.wait_for("ready in", LIMIT), "never ready: {:?}", run.seen);
+    let addr = published(&run.seen, "HTTP").expect("published HTTP line");
+    (run, addr)
+}
+
+fn stop(run: Running) -> String {
+    run.signal(libc::SIGTERM);
+    let (code, log) = run.finish(LIMIT);
+    assert_eq!(code, Some(0), "{log}");
+    log
+}
+
+#[test]
+fn http_through_the_published_port_echoes_1_mib_exactly() {
+    if !kvm_available("http_through_the_published_port_echoes_1_mib_exactly") {
+        return;
+    }
+    let specs = Specs::new();
+    let (run, addr) = boot(&specs, &spec(&specs, "net-echo", ""));
+    let mut conn = connect(addr);
+    let (status, body) = http(&mut conn, "GET", "/", b"");
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_slice(&body).expect("GET / is JSON");
+    assert_eq!(json["name"], "net-echo");
+    assert_eq!(json["version"], "0.1.0");
+    // 1 MiB of pseudo-random bytes, echoed on the same keep-alive connection.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let payload: Vec<u8> = (0..1 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let (status, echoed) = http(&mut conn, "POST", "/echo", &payload);
+    assert_eq!(status, 200);
+    assert_eq!(echoed.len(), payload.len());
+    assert!(echoed == payload, "the echoed body differs");
+    drop(conn);
+    stop(run);
+}
+
+#[test]
+fn many_sequential_and_a_few_concurrent_connections() {
+    if !kvm_available("many_sequential_and_a_few_concurrent_connections") {
+        return;
+    }
+    let specs = Specs::new();
+    let (run, addr) = boot(&specs, &spec(&specs, "net-many", ""));
+    for i in 0..200 {
+        let mut conn = connect(addr);
+        let (status, _) = http(&mut conn, "GET", "/", b"");
+        assert_eq!(status, 200, "sequential connection {i}");
+    }
+    let clients: Vec<_> = (0..8)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let mut conn = connect(addr);
+                for i in 0..25 {
+                    let body = format!("client {c} request {i}").into_bytes();
+                    assert_eq!(http(&mut conn, "POST", "/echo", &body), (200, body));
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().expect("a concurrent client failed");
+    }
+    stop(run);
+}
+
+/// Sends raw bytes, half-closes, and returns whatever the server answered.
+fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
+    let mut conn = connect(addr);
+    let _ = conn.write_all(bytes);
+    let _ = conn.shutdown(std::net::Shutdown::Write);
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn malformed_http_gets_errors_and_the_server_goes_on() {
+    if !kvm_available("malformed_http_gets_errors_and_the_server_goes_on") {
+        return;
+    }
+    let specs = Specs::new();
+    let (run, addr) = boot(&specs, &spec(&specs, "net-garbage", ""));
+    let garbage: Vec<u8> = (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect();
+    assert!(raw(addr, &garbage).starts_with("HTTP/1.1 400"), "garbage");
+    let huge_header = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(20_000));
+    assert!(raw(addr, huge_header.as_bytes()).starts_with("HTTP/1.1 431"), "huge header");
+    let huge_body = "POST /echo HTTP/1.1\r\nContent-Length: 100000000\r\n\r\n";
+    assert!(raw(addr, huge_body.as_bytes()).starts_with("HTTP/1.1 413"), "huge body");
+    // A truncated body: the server waits, sees the close, and answers nothing.
+    assert_eq!(raw(addr, b"POST /echo HTTP/1.1\r\nContent-Length: 1000\r\n\r\nonly this"), "");
+    assert!(raw(addr, b"GET /nowhere HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
+    assert!(raw(addr, b"\0\0\0\r\n\r\n").starts_with("HTTP/1.1 400"), "NUL bytes");
+    // After all that, the server still serves.
+    let mut conn = connect(addr);
+    assert_eq!(http(&mut conn, "GET", "/", b"").0, 200);
+    drop(conn);
+    stop(run);
+}
+
+/// The network namespace of a running launcher's spacecore: the one of its threads that is not
+/// in the test's own namespace.
+fn spacecore_netns(pid: u32) -> std::fs::File {
+    let own = std::fs::read_link("/proc/self/ns/net").unwrap();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let ns = task.path().join("ns/net");
+        if std::fs::read_link(&ns).is_ok_and(|link| link != own) {
+            return std::fs::File::open(ns).unwrap();
+        }
+    }
+    panic!("no thread of launcher {pid} is in a namespace of its own");
+}
+
+/// Tries a TCP connection to `addr` from inside the namespace `ns`.
+fn connects_from(ns: &std::fs::File, addr: SocketAddr) -> bool {
+    use std::os::fd::AsRawFd;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: setns on an open namespace descriptor; it moves only this thread.
+            assert_eq!(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }, 0, "setns");
+            TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+#[test]
+fn two_spacecores_cannot_reach_each_other() {
+    if !kvm_available("two_spacecores_cannot_reach_each_other") {
+        return;
+    }
+    let specs = Specs::new();
+    let a = spec(&specs, "net-a", "guest_address = \"10.0.0.2/30\"\nhost_address = \"10.0.0.1\"");
+    let b = spec(&specs, "net-b", "guest_address = \"10.0.1.2/30\"\nhost_address = \"10.0.1.1\"");
+    let (run_a, _) = boot(&specs, &a);
+    let (run_b, _) = boot(&specs, &b);
+    let a_guest: SocketAddr = "10.0.0.2:80".parse().unwrap();
+    let b_guest: SocketAddr = "10.0.1.2:80".parse().unwrap();
+    let ns_a = spacecore_netns(run_a.child.id());
+    let ns_b = spacecore_netns(run_b.child.id());
+    // Each guest is reachable from its own namespace (the control)...
+    assert!(connects_from(&ns_a, a_guest), "A's guest unreachable from A's namespace");
+    assert!(connects_from(&ns_b, b_guest), "B's guest unreachable from B's namespace");
+    // ...and nothing routes from one spacecore's segment to the other's. Only addresses inside
+    // the namespaces the launchers created are ever tried.
+    assert!(!connects_from(&ns_a, b_guest), "B's guest reachable from A's namespace");
+    assert!(!connects_from(&ns_b, a_guest), "A's guest reachable from B's namespace");
+    stop(run_a);
+    stop(run_b);
+}
+
+#[test]
+fn egress_is_held_to_its_rate_limit() {
+    if !kvm_available("egress_is_held_to_its_rate_limit") {
+        return;
+    }
+    let specs = Specs::new();
+    // 8 Mbit/s = 1 MB/s out of the guest; the bucket's burst is 100 kB.
+    let (run, addr) = boot(&specs, &spec(&specs, "net-rate", "egress = \"8Mbps\""));
+    let mut conn = connect(addr);
+    let payload = vec![7u8; 1 << 20];
+    let started = Instant::now();
+    let (status, echoed) = http(&mut conn, "POST", "/echo", &payload);
+    let elapsed = started.elapsed();
+    assert_eq!((status, echoed.len()), (200, payload.len()));
+    // A correctness bound, not a performance one: 1 MiB out of the guest (plus headers) at
+    // 1 MB/s cannot take less than (1 MiB - burst) / rate.
+    let floor = Duration::from_secs_f64(((1 << 20) - 100_000) as f64 / 1_000_000.0);
+    assert!(elapsed >= floor, "1 MiB left the guest in {elapsed:?}, faster than the 1 MB/s limit allows");
+    drop(conn);
+    let log = stop(run);
+    assert!(!log.contains("panicked"), "{log}");
+}
