@@ -27,6 +27,10 @@ pub enum AttachError {
     Publish(#[from] forward::ForwardError),
 }
 
+/// IP MTU of the point-to-point link between the host and the guest. It is private to the
+/// spacecore's namespace, so jumbo frames are safe; the guest uses the same (9014-byte frames).
+pub const LINK_MTU: u32 = 9000;
+
 /// What `attach` set up. Dropping it closes the published ports' listeners' namespace handle;
 /// the tap and the namespace go when the devices and the process go.
 #[derive(Default)]
@@ -99,6 +103,7 @@ pub fn attach(plan: &Plan) -> Result<Attached, AttachError> {
         .run(|| -> Result<Tap, crate::devices::TapError> {
             let tap = Tap::open("sc0")?;
             tap.set_ipv4(host, prefix)?;
+            tap.set_mtu(LINK_MTU)?;
             tap.set_up()?;
             Ok(tap)
         })?

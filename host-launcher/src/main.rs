@@ -89,7 +89,15 @@ fn run(cli: &Cli, plan: &hac::Plan, log: &Log, started: (Instant, u64)) -> anyho
     let stop = Arc::new(vmm::StopSignal::default());
     watch_signals(stop.clone(), log.clone())?;
 
-    let attached = attach::attach(plan)?;
+    // The VM and its memory (KVM's slowest step) and the devices (namespace, tap, disk,
+    // published ports) do not depend on each other: set them up side by side.
+    let (shell, attached) = std::thread::scope(|s| {
+        let attaching = s.spawn(|| attach::attach(plan));
+        let shell = vmm::create(plan.memory_bytes);
+        let attached = attaching.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (shell, attached)
+    });
+    let (shell, attached) = (shell?, attached?);
     if let Some(disk) = &attached.disk {
         log.launcher(format_args!("disk: {} ({} bytes)", disk.display(), plan.storage_bytes));
     }
@@ -108,7 +116,7 @@ fn run(cli: &Cli, plan: &hac::Plan, log: &Log, started: (Instant, u64)) -> anyho
         cmdline: &cmdline,
         started,
     };
-    let vm = vmm::boot(&config, image, attached.devices)?;
+    let vm = shell.boot(&config, image, attached.devices)?;
     let options = vmm::RunOptions {
         until_ready: cli.until_ready,
         ready_timeout: cli.ready_timeout.or(cli.until_ready.then_some(10_000)).map(Duration::from_millis),
@@ -121,6 +129,8 @@ fn run(cli: &Cli, plan: &hac::Plan, log: &Log, started: (Instant, u64)) -> anyho
         "memory: launcher rss {rss} KiB, guest resident {guest} KiB, overhead {} KiB",
         rss.saturating_sub(guest)
     ));
+    let (hypercalls, mmio) = report.exits;
+    log.launcher(format_args!("exits: {hypercalls} hypercalls, {mmio} device register accesses"));
     let status = report.outcome.exit_status();
     match report.outcome {
         vmm::Outcome::Exited(0) => log.launcher("guest exited cleanly"),

@@ -79,6 +79,9 @@ impl NetStack {
                 let mut socket = tcp::Socket::new(rx, tx);
                 // Responses go out whole: do not hold their last segment back.
                 socket.set_nagle_enabled(false);
+                // Acknowledge at once: the peer is one hop away and its window is small
+                // (SOCKET_BUFFER), so a delayed ACK would stall the pipe.
+                socket.set_ack_delay(None);
                 socket.set_timeout(Some(TCP_TIMEOUT));
                 let _ = socket.listen(port);
                 Slot { handle: sockets.add(socket), conn: None, idle_at: now }

@@ -21,6 +21,7 @@ use spacecore_abi::hypercall::events;
 use spacecore_abi::layout as l;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant, SystemTime};
 use vm_memory::GuestAddress;
 
@@ -143,27 +144,48 @@ pub struct Vm {
     memory: Arc<memory::Memory>,
 }
 
-/// The boot recipe: everything up to the first guest instruction. `devices` get the device
-/// windows in order.
-pub fn boot(
-    config: &BootConfig,
-    mut image: std::fs::File,
-    devices: Vec<Box<dyn crate::devices::VirtioDevice>>,
-) -> Result<Vm, VmmError> {
-    if config.vcpus == 0 || config.vcpus > l::MAX_VCPUS {
-        return Err(VmmError::TooManyVcpus(config.vcpus));
-    }
+/// A VM and its registered memory: the first half of the boot recipe, which needs nothing
+/// from the spec's devices, so the launcher sets those up alongside it.
+#[derive(Debug)]
+pub struct Shell {
+    kvm: Kvm,
+    vm: VmFd,
+    memory: Arc<memory::Memory>,
+}
+
+/// Opens KVM, creates the VM, maps and registers `memory_bytes` of guest memory.
+pub fn create(memory_bytes: u64) -> Result<Shell, VmmError> {
     let kvm = open_kvm()?;
     let vm = kvm.create_vm().map_err(|e| VmmError::Kvm("KVM_CREATE_VM", e))?;
-    let memory = Arc::new(memory::map(config.memory_bytes)?);
+    let memory = Arc::new(memory::map(memory_bytes)?);
     // Registered before any vCPU exists: done alongside vCPU creation, KVM serialises the two
     // and the whole takes longer (measured: 6.3 ms instead of 5.7 ms to ready for 8 GiB).
     memory::register(&vm, &memory)?;
-    let control = Arc::new(Control::new(config.vcpus));
-    let bus = Arc::new(bus::Bus::new(devices, &memory, device_notifier(&control))?);
-    bus.register_ioeventfds(&vm)?;
-    let vcpus = prepare(config, &kvm, &vm, &memory, &mut image, &bus)?;
-    Ok(Vm { vcpus, bus, control, _vm: vm, memory })
+    Ok(Shell { kvm, vm, memory })
+}
+
+impl Shell {
+    /// The rest of the boot recipe, up to the first guest instruction: the devices get the
+    /// device windows in order, then the image, the tables, the vCPUs and the boot information.
+    pub fn boot(
+        self,
+        config: &BootConfig,
+        mut image: std::fs::File,
+        devices: Vec<Box<dyn crate::devices::VirtioDevice>>,
+    ) -> Result<Vm, VmmError> {
+        let Shell { kvm, vm, memory } = self;
+        if config.vcpus == 0 || config.vcpus > l::MAX_VCPUS {
+            return Err(VmmError::TooManyVcpus(config.vcpus));
+        }
+        if memory_end(&memory) != config.memory_bytes {
+            return Err(VmmError::MemorySize(config.memory_bytes));
+        }
+        let control = Arc::new(Control::new(config.vcpus));
+        let bus = Arc::new(bus::Bus::new(devices, &memory, device_notifier(&control))?);
+        bus.register_ioeventfds(&vm)?;
+        let vcpus = prepare(config, &kvm, &vm, &memory, &mut image, &bus)?;
+        Ok(Vm { vcpus, bus, control, _vm: vm, memory })
+    }
 }
 
 /// How a device wakes the guest: the DEVICE event, for vCPU 0 only (it drives the devices;
@@ -268,6 +290,8 @@ pub struct RunReport {
     pub outcome: Outcome,
     /// Guest memory resident in host RAM at the end.
     pub guest_resident_bytes: u64,
+    /// VM exits handled by the launcher: hypercalls, MMIO register accesses.
+    pub exits: (u64, u64),
 }
 
 impl Vm {
@@ -301,7 +325,8 @@ impl Vm {
                 .map_err(|e| VmmError::Thread(index, e))?;
         }
         let outcome = supervise(&control, log, started, options);
-        Ok(RunReport { outcome, guest_resident_bytes: memory::resident_bytes(&self.memory) })
+        let exits = (control.exits.hypercalls.load(Relaxed), control.exits.mmio.load(Relaxed));
+        Ok(RunReport { outcome, guest_resident_bytes: memory::resident_bytes(&self.memory), exits })
     }
 }
 

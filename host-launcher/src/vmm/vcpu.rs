@@ -5,6 +5,7 @@ use super::{Outcome, VmmError, hypercall, tables};
 use kvm_bindings::{CpuId, KVM_MAX_CPUID_ENTRIES, Msrs, kvm_fpu, kvm_msr_entry, kvm_regs, kvm_segment};
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
 use spacecore_abi::layout::{self as l, entry, selector};
+use std::sync::atomic::Ordering::Relaxed;
 
 const CR0_PE: u64 = 1 << 0;
 const CR0_MP: u64 = 1 << 1;
@@ -129,6 +130,7 @@ pub fn run(mut fd: VcpuFd, ctx: &hypercall::Context) {
         }
         let result = match fd.run() {
             Ok(VcpuExit::IoOut(port, data)) => {
+                ctx.control.exits.hypercalls.fetch_add(1, Relaxed);
                 // Port writes are 1, 2 or 4 bytes; copy them out of the shared run page.
                 let mut value = [0u8; 4];
                 let len = data.len().min(4);
@@ -136,14 +138,18 @@ pub fn run(mut fd: VcpuFd, ctx: &hypercall::Context) {
                 hypercall::handle(ctx, &fd, port, &value[..len])
             }
             Ok(VcpuExit::IoIn(port, _)) => Err(violation(ctx, format!("read from port {port:#x}"))),
-            Ok(VcpuExit::MmioRead(addr, data)) => match ctx.bus.read(addr, data, ctx.log) {
-                true => Ok(()),
-                false => Err(violation(ctx, format!("read of unmapped address {addr:#x}"))),
-            },
-            Ok(VcpuExit::MmioWrite(addr, data)) => match ctx.bus.write(addr, data, ctx.log) {
-                true => Ok(()),
-                false => Err(violation(ctx, format!("write to unmapped address {addr:#x}"))),
-            },
+            Ok(VcpuExit::MmioRead(addr, data)) => {
+                match count(&ctx.control.exits.mmio) && ctx.bus.read(addr, data, ctx.log) {
+                    true => Ok(()),
+                    false => Err(violation(ctx, format!("read of unmapped address {addr:#x}"))),
+                }
+            }
+            Ok(VcpuExit::MmioWrite(addr, data)) => {
+                match count(&ctx.control.exits.mmio) && ctx.bus.write(addr, data, ctx.log) {
+                    true => Ok(()),
+                    false => Err(violation(ctx, format!("write to unmapped address {addr:#x}"))),
+                }
+            }
             Ok(VcpuExit::Hlt) => Err(violation(ctx, "halted outside a trap stub".into())),
             Ok(VcpuExit::Shutdown) => Err(kvm_error(ctx, &fd, "triple fault (shutdown)")),
             Ok(VcpuExit::InternalError) => Err(kvm_error(ctx, &fd, "KVM internal error (emulation failure)")),
@@ -162,6 +168,12 @@ pub fn run(mut fd: VcpuFd, ctx: &hypercall::Context) {
         }
     };
     ctx.control.finish(outcome);
+}
+
+/// Counts one exit; always true, so it can lead a condition.
+fn count(counter: &std::sync::atomic::AtomicU64) -> bool {
+    counter.fetch_add(1, Relaxed);
+    true
 }
 
 fn violation(ctx: &hypercall::Context, what: String) -> Outcome {

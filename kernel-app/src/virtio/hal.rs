@@ -153,8 +153,8 @@ impl LentStatic {
     }
 }
 
-/// Bytes of one network buffer: the 12-byte `virtio_net_hdr_v1` and a 1514-byte frame, rounded.
-pub const NET_BUF: usize = 1536;
+/// Bytes of one network buffer: the 12-byte `virtio_net_hdr_v1` and a full frame, rounded.
+pub const NET_BUF: usize = (12 + super::net::MTU).next_multiple_of(512);
 /// Size of both network queues (the launcher's queues have 256 entries).
 pub const NET_QUEUE: usize = 256;
 
