@@ -104,6 +104,7 @@ pub fn attach(plan: &Plan) -> Result<Attached, AttachError> {
             let tap = Tap::open("sc0")?;
             tap.set_ipv4(host, prefix)?;
             tap.set_mtu(LINK_MTU)?;
+            tap.disable_ipv6()?;
             tap.set_up()?;
             Ok(tap)
         })?

@@ -32,6 +32,9 @@ pub enum TapError {
     /// The prefix length is not 0..=32.
     #[error("tap {name}: prefix length {prefix_len} is not valid, expected 0 to 32")]
     Prefix { name: String, prefix_len: u8 },
+    /// A per-interface sysctl could not be written.
+    #[error("cannot write {path}: {source}")]
+    Sysctl { path: String, source: std::io::Error },
 }
 
 /// An open tap interface.
@@ -99,6 +102,19 @@ impl Tap {
         let flags = unsafe { req.ifr_ifru.ifru_flags };
         req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
         self.ioctl(&sock, libc::SIOCSIFFLAGS, &mut req, "SIOCSIFFLAGS")
+    }
+
+    /// Turns IPv6 off on the interface, so the host sends the guest no router solicitations
+    /// or multicast reports (the guest speaks IPv4 only). Acts in the calling thread's network
+    /// namespace (sysctls under `/proc/sys/net` are those of the writer's namespace).
+    pub fn disable_ipv6(&self) -> Result<(), TapError> {
+        let path = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", self.name);
+        match std::fs::write(&path, b"1") {
+            Ok(()) => Ok(()),
+            // A kernel without IPv6 has nothing to turn off.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(TapError::Sysctl { path, source: e }),
+        }
     }
 
     /// Sets the interface's MTU. Acts in the calling thread's network namespace.

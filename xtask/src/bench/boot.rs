@@ -100,7 +100,12 @@ pub fn run(args: &Args) -> Result<()> {
     let n = args.runs;
     let (mut reports, mut launch_wall, mut floor_wall) = (Vec::new(), Vec::new(), Vec::new());
     for i in 1..=n {
+        // The kernel finishes tearing a VM down (its memory slot, its network namespace)
+        // after the process exits; let that settle so each run measures a boot, not the
+        // previous run's teardown.
+        std::thread::sleep(SETTLE);
         let (wall, report) = time_launch(&launch, &spec)?;
+        std::thread::sleep(SETTLE);
         let floor_us = time_floor(&floor)?;
         progress(format_args!(
             "run {i}/{n}: hac-launch {} (ready in {}), hac-floor {}",
@@ -172,6 +177,9 @@ fn time_launch(launch: &Path, spec: &Path) -> Result<(f64, LaunchReport)> {
 fn time_floor(floor: &Path) -> Result<f64> {
     timed(&mut Command::new(floor)).map(|(wall, _)| wall)
 }
+
+/// Pause before each timed run, for the kernel's deferred teardown of the previous one.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Wall time from spawn to exit in µs; an error unless it exits 0.
 fn timed(command: &mut Command) -> Result<(f64, Output)> {
