@@ -27,6 +27,8 @@ pub struct Context<'a> {
     pub log: &'a Log,
     /// The device windows.
     pub bus: &'a super::bus::Bus,
+    /// Guest memory KVM may not map yet.
+    pub late: &'a super::memory::LateMemory,
 }
 
 /// Handles a port write by the guest. `Err` ends the guest with that outcome.

@@ -10,16 +10,25 @@ use super::VmmError;
 use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::VmFd;
 use spacecore_abi::layout as l;
-use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
 /// The guest's memory.
 pub type Memory = GuestMemoryMmap<()>;
 
-/// The RAM ranges of a guest with `bytes` of memory: everything below `bytes` except the
-/// virtio-mmio hole `[MMIO_BASE, MMIO_BASE + MMIO_SLOTS * MMIO_SIZE)`.
-pub fn ram_ranges(bytes: u64) -> [(u64, u64); 2] {
+/// Guest memory below this address is registered with KVM before the guest starts; memory
+/// above it is registered while the guest boots (see [`register_late`]).
+pub const EAGER_END: u64 = 128 << 20;
+
+/// The RAM ranges of a guest with `bytes` of memory, as `(start, length)`: everything below
+/// `bytes` except the virtio-mmio hole `[MMIO_BASE, MMIO_BASE + MMIO_SLOTS * MMIO_SIZE)`, with
+/// a split at [`EAGER_END`].
+pub fn ram_ranges(bytes: u64) -> Vec<(u64, u64)> {
     let hole_end = l::MMIO_BASE + l::MMIO_SLOTS * l::MMIO_SIZE;
-    [(0, l::MMIO_BASE), (hole_end, bytes - hole_end)]
+    let mut ranges = vec![(0, l::MMIO_BASE), (hole_end, bytes.min(EAGER_END) - hole_end)];
+    if bytes > EAGER_END {
+        ranges.push((EAGER_END, bytes - EAGER_END));
+    }
+    ranges
 }
 
 /// Maps `bytes` of guest memory starting at guest-physical 0, less the MMIO hole.
@@ -27,7 +36,8 @@ pub fn map(bytes: u64) -> Result<Memory, VmmError> {
     if usize::try_from(bytes).is_err() || !(l::MIN_MEMORY..=l::MAX_MEMORY).contains(&bytes) {
         return Err(VmmError::MemorySize(bytes));
     }
-    let ranges = ram_ranges(bytes).map(|(start, len)| (GuestAddress(start), len as usize));
+    let ranges: Vec<_> =
+        ram_ranges(bytes).into_iter().map(|(start, len)| (GuestAddress(start), len as usize)).collect();
     let memory = Memory::from_ranges(&ranges).map_err(|e| VmmError::MapMemory(bytes, e.to_string()))?;
     for region in memory.iter() {
         if let Ok(host) = memory.get_host_address(region.start_addr()) {
@@ -39,13 +49,27 @@ pub fn map(bytes: u64) -> Result<Memory, VmmError> {
     Ok(memory)
 }
 
-/// Registers every region of `memory` with `vm`, one KVM slot each.
-///
-/// On hosts where KVM shadows the guest's page tables (as KVM on PVM does) this costs about
-/// 0.5 ms per GiB, for KVM's per-page reverse maps.
+/// Registers the regions of `memory` below [`EAGER_END`] with `vm`, one KVM slot each.
 pub fn register(vm: &VmFd, memory: &Memory) -> Result<(), VmmError> {
+    register_where(vm, memory, |start| start < EAGER_END)
+}
+
+/// Registers the region above [`EAGER_END`], if any.
+///
+/// On hosts where KVM shadows the guest's page tables (as KVM on PVM does) registering memory
+/// costs about 0.5 ms per GiB, for KVM's per-page reverse maps: 4 ms for 8 GiB, most of a boot.
+/// So this runs while the guest boots; until it is done, the guest's rare accesses there exit
+/// as MMIO and [`LateMemory`] serves them from the same mapping.
+pub fn register_late(vm: &VmFd, memory: &Memory) -> Result<(), VmmError> {
+    register_where(vm, memory, |start| start >= EAGER_END)
+}
+
+fn register_where(vm: &VmFd, memory: &Memory, pick: impl Fn(u64) -> bool) -> Result<(), VmmError> {
     for (slot, region) in memory.iter().enumerate() {
         let start = region.start_addr();
+        if !pick(start.0) {
+            continue;
+        }
         let host =
             memory.get_host_address(start).map_err(|e| VmmError::MapMemory(region.len(), e.to_string()))?;
         let region = kvm_userspace_memory_region {
@@ -60,6 +84,37 @@ pub fn register(vm: &VmFd, memory: &Memory) -> Result<(), VmmError> {
         unsafe { vm.set_user_memory_region(region) }.map_err(VmmError::RegisterMemory)?;
     }
     Ok(())
+}
+
+/// Guest RAM above [`EAGER_END`] while KVM does not know it yet: guest accesses there arrive
+/// as MMIO exits and are served from the launcher's mapping of the same memory, so the guest
+/// sees ordinary RAM either way, only slower for the few accesses before registration ends.
+#[derive(Debug)]
+pub struct LateMemory {
+    range: std::ops::Range<u64>,
+}
+
+impl LateMemory {
+    /// The late range of a guest with `bytes` of memory (empty if there is none).
+    pub fn new(bytes: u64) -> Self {
+        LateMemory { range: EAGER_END..bytes.max(EAGER_END) }
+    }
+
+    /// Serves a guest read at `addr`; false if `addr` is not late memory.
+    pub fn read(&self, memory: &Memory, addr: u64, data: &mut [u8]) -> bool {
+        self.covers(addr, data.len()) && memory.read_slice(data, GuestAddress(addr)).is_ok()
+    }
+
+    /// Serves a guest write at `addr`; false if `addr` is not late memory.
+    pub fn write(&self, memory: &Memory, addr: u64, data: &[u8]) -> bool {
+        self.covers(addr, data.len()) && memory.write_slice(data, GuestAddress(addr)).is_ok()
+    }
+
+    /// Served whether or not registration has finished: an exit can still arrive just after it
+    /// (it was already on its way), and the data is the same memory either way.
+    fn covers(&self, addr: u64, len: usize) -> bool {
+        addr >= self.range.start && addr.checked_add(len as u64).is_some_and(|end| end <= self.range.end)
+    }
 }
 
 /// Bytes of guest memory resident in host RAM (pages the guest or the launcher touched).
@@ -84,4 +139,36 @@ pub fn resident_bytes(memory: &Memory) -> u64 {
         }
     }
     resident * page as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_skip_the_device_hole_and_split_at_the_boot_slot() {
+        let hole_end = l::MMIO_BASE + l::MMIO_SLOTS * l::MMIO_SIZE;
+        assert_eq!(ram_ranges(64 << 20), [(0, l::MMIO_BASE), (hole_end, (64 << 20) - hole_end)]);
+        let big = ram_ranges(8 << 30);
+        assert_eq!(big[1], (hole_end, EAGER_END - hole_end));
+        assert_eq!(big[2], (EAGER_END, (8 << 30) - EAGER_END));
+    }
+
+    #[test]
+    fn late_memory_serves_exactly_its_range_from_the_same_mapping() {
+        let bytes = EAGER_END + (4 << 20);
+        let ranges: Vec<_> =
+            ram_ranges(bytes).into_iter().map(|(s, n)| (GuestAddress(s), n as usize)).collect();
+        let memory = Memory::from_ranges(&ranges).unwrap();
+        let late = LateMemory::new(bytes);
+        assert!(late.write(&memory, EAGER_END, &[1, 2, 3, 4]));
+        let mut back = [0u8; 4];
+        memory.read_slice(&mut back, GuestAddress(EAGER_END)).unwrap();
+        assert_eq!(back, [1, 2, 3, 4], "a late write lands in guest memory");
+        assert!(late.read(&memory, bytes - 8, &mut [0u8; 8]));
+        assert!(!late.read(&memory, bytes - 4, &mut [0u8; 8]), "past the end of memory");
+        assert!(!late.read(&memory, EAGER_END - 4, &mut [0u8; 4]), "below the late range");
+        assert!(!late.write(&memory, u64::MAX - 2, &[0u8; 4]), "address overflow");
+        assert!(!LateMemory::new(64 << 20).read(&memory, EAGER_END, &mut [0u8; 4]), "no late range");
+    }
 }

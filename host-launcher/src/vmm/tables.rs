@@ -219,7 +219,10 @@ mod tests {
     }
 
     fn written(bytes: u64, vcpus: u32) -> Memory {
-        let ranges = crate::vmm::memory::ram_ranges(bytes).map(|(s, n)| (GuestAddress(s), n as usize));
+        let ranges = crate::vmm::memory::ram_ranges(bytes)
+            .into_iter()
+            .map(|(s, n)| (GuestAddress(s), n as usize))
+            .collect::<Vec<_>>();
         let mem = Memory::from_ranges(&ranges).unwrap();
         write_all(&mem, bytes, vcpus).unwrap();
         mem

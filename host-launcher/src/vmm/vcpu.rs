@@ -139,13 +139,17 @@ pub fn run(mut fd: VcpuFd, ctx: &hypercall::Context) {
             }
             Ok(VcpuExit::IoIn(port, _)) => Err(violation(ctx, format!("read from port {port:#x}"))),
             Ok(VcpuExit::MmioRead(addr, data)) => {
-                match count(&ctx.control.exits.mmio) && ctx.bus.read(addr, data, ctx.log) {
+                match count(&ctx.control.exits.mmio)
+                    && (ctx.bus.read(addr, data, ctx.log) || ctx.late.read(ctx.mem, addr, data))
+                {
                     true => Ok(()),
                     false => Err(violation(ctx, format!("read of unmapped address {addr:#x}"))),
                 }
             }
             Ok(VcpuExit::MmioWrite(addr, data)) => {
-                match count(&ctx.control.exits.mmio) && ctx.bus.write(addr, data, ctx.log) {
+                match count(&ctx.control.exits.mmio)
+                    && (ctx.bus.write(addr, data, ctx.log) || ctx.late.write(ctx.mem, addr, data))
+                {
                     true => Ok(()),
                     false => Err(violation(ctx, format!("write to unmapped address {addr:#x}"))),
                 }
