@@ -204,3 +204,29 @@ fn egress_is_held_to_its_rate_limit() {
     let log = stop(run);
     assert!(!log.contains("panicked"), "{log}");
 }
+
+#[test]
+fn a_published_port_already_in_use_is_a_clear_error_at_start() {
+    if !kvm_available("a_published_port_already_in_use_is_a_clear_error_at_start") {
+        return;
+    }
+    let specs = Specs::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let spec = specs.write(
+        "net-busy",
+        &format!(
+            "apiVersion = \"vistara.eigenlayer/v1\"\nkind = \"AVSSpaceCore\"\n[metadata]\nname = \"net-busy\"\n\
+             [spec.resources]\ncpu = 1\nmemory = \"64Mi\"\n\
+             [spec.networking.inbound_ports]\nHTTP = 80\n[spec.networking.publish]\nHTTP = {port}\n\
+             [spec.deployment]\nimage = \"{{image}}\"\n"
+        ),
+    );
+    let out = specs.launch(&["--until-ready", spec.to_str().unwrap()]);
+    let log = spacecore_tests::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains(&format!("cannot publish port HTTP on 127.0.0.1:{port}")), "{log}");
+    assert!(log.contains("another program listens there"), "{log}");
+    assert!(!log.contains("launcher] ready in"), "nothing may start: {log}");
+    assert_eq!(log.matches("cannot publish").count(), 1, "one clear line: {log}");
+}

@@ -55,7 +55,7 @@ fn main() -> ExitCode {
     match run(&cli, &plan, &log, started) {
         Ok(status) => ExitCode::from(status),
         Err(e) => {
-            eprintln!("hac-launch: {e:#}");
+            eprintln!("hac-launch: {}", one_line(&e));
             ExitCode::from(exit::LAUNCHER_ERROR)
         }
     }
@@ -137,6 +137,21 @@ fn run(cli: &Cli, plan: &hac::Plan, log: &Log, started: (Instant, u64)) -> anyho
         outcome => log.launcher(outcome.describe()),
     }
     Ok(status)
+}
+
+/// The error and its causes on one line, each cause once: most of the launcher's errors
+/// already quote their cause in their own message.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain().map(ToString::to_string) {
+        if !line.contains(&cause) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&cause);
+        }
+    }
+    line
 }
 
 /// SIGTERM and SIGINT ask the guest to stop cleanly.
