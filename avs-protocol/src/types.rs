@@ -1,0 +1,121 @@
+//! The incredible-squaring task, its response and the signed response, with the message that
+//! operators sign (EigenLayer's `keccak256(abi.encode(TaskResponse))`).
+
+use alloc::vec::Vec;
+
+use serde::{Deserialize, Serialize};
+use sha3::{Digest, Keccak256};
+
+use crate::bls::{self, PublicKey, SecretKey, Signature};
+use crate::encoding::{hex_array, hex_vec, u256_string};
+use crate::{Error, U256};
+
+/// A task as the `IncredibleSquaringTaskManager` contract stores it (`struct Task`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    /// The number whose square the operators must return.
+    #[serde(with = "u256_string")]
+    pub number_to_be_squared: U256,
+    /// The block at which the task was created; stakes are read at this block.
+    pub task_created_block: u32,
+    /// The quorums whose operators must answer, one byte per quorum number (`bytes` on chain).
+    #[serde(with = "hex_vec")]
+    pub quorum_numbers: Vec<u8>,
+    /// The percentage (0..=100) of each quorum's stake that must sign for the task to complete.
+    pub quorum_threshold_percentage: u32,
+}
+
+/// A task with the index the contract gave it (the `NewTaskCreated(taskIndex, task)` event):
+/// what the task generator publishes and what an operator's node answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewTask {
+    /// The task's index in the task manager (`latestTaskNum` at creation).
+    pub task_index: u32,
+    /// The task itself.
+    pub task: Task,
+}
+
+/// An operator's answer to a task (`struct TaskResponse`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TaskResponse {
+    /// The index of the task answered.
+    pub reference_task_index: u32,
+    /// `number_to_be_squared²`.
+    #[serde(with = "u256_string")]
+    pub number_squared: U256,
+}
+
+/// A response with an operator's BLS signature over its [`TaskResponse::digest`]: what the node
+/// sends to the aggregator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedTaskResponse {
+    /// The response signed.
+    pub task_response: TaskResponse,
+    /// The compressed BLS12-381 G2 signature (see [`crate::bls`]).
+    #[serde(with = "hex_array")]
+    pub signature: [u8; 96],
+    /// The signer, as [`PublicKey::operator_id`].
+    #[serde(with = "hex_array")]
+    pub operator_id: [u8; 32],
+}
+
+/// `number²`, with the contract's checked uint256 arithmetic: [`Error::SquareOverflow`] when
+/// the square does not fit (any `number` ≥ 2^128), in which case the task is invalid.
+pub fn square(number: U256) -> Result<U256, Error> {
+    number.checked_mul(number).ok_or(Error::SquareOverflow)
+}
+
+impl Task {
+    /// This task's correct response, given the index it was published under.
+    pub fn respond(&self, task_index: u32) -> Result<TaskResponse, Error> {
+        Ok(TaskResponse {
+            reference_task_index: task_index,
+            number_squared: square(self.number_to_be_squared)?,
+        })
+    }
+}
+
+impl TaskResponse {
+    /// `abi.encode(TaskResponse)`: two 32-byte big-endian words, the task index (uint32,
+    /// left-padded with zeros) and the square (uint256).
+    pub fn abi_encode(&self) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        out[28..32].copy_from_slice(&self.reference_task_index.to_be_bytes());
+        out[32..].copy_from_slice(&self.number_squared.to_be_bytes::<32>());
+        out
+    }
+
+    /// The message operators sign: `keccak256(abi.encode(TaskResponse))`, as the task manager
+    /// contract and EigenLayer's middleware compute it.
+    pub fn digest(&self) -> [u8; 32] {
+        keccak256(&self.abi_encode())
+    }
+}
+
+impl SignedTaskResponse {
+    /// Signs `task_response`'s digest with `secret_key`; the operator id is derived from the
+    /// key's public key.
+    pub fn sign(task_response: TaskResponse, secret_key: &SecretKey) -> Self {
+        SignedTaskResponse {
+            task_response,
+            signature: secret_key.sign(&task_response.digest()).to_bytes(),
+            operator_id: secret_key.public_key().operator_id(),
+        }
+    }
+
+    /// Parses the signature (with its group checks) and checks it over the response's digest
+    /// with `public_key`, the key registered for [`Self::operator_id`]. Also checks that the
+    /// operator id is that key's.
+    pub fn verify(&self, public_key: &PublicKey) -> Result<(), Error> {
+        if public_key.operator_id() != self.operator_id {
+            return Err(Error::VerificationFailed);
+        }
+        let signature = Signature::from_bytes(&self.signature)?;
+        bls::verify(public_key, &self.task_response.digest(), &signature)
+    }
+}
+
+/// Ethereum's keccak-256 (the original Keccak padding, not NIST SHA3-256).
+pub fn keccak256(data: &[u8]) -> [u8; 32] {
+    Keccak256::digest(data).into()
+}
