@@ -65,20 +65,37 @@ fn run(cli: &Cli, plan: &hac::Plan, log: &Log, started: (Instant, u64)) -> anyho
     let store = cli.image_store.clone().map_or_else(Store::open_default, Store::at);
     let image_path = image::resolve(&plan.image, &store)?;
     if cli.check {
-        let resolved = check::ResolvedImage {
-            size_bytes: std::fs::metadata(&image_path).map(|m| m.len()).unwrap_or(0),
-            sha256: image_store::sha256_file(&image_path)
-                .with_context(|| format!("cannot read image {}", image_path.display()))?,
-            path: image_path,
-        };
-        if cli.json {
-            let checked = check::Checked { plan, resolved_image: &resolved };
-            println!("{}", serde_json::to_string_pretty(&checked)?);
-        } else {
-            print!("{}", check::text(plan, &resolved));
-        }
+        print_plan(cli, plan, image_path)?;
         return Ok(0);
     }
+    launch(cli, plan, log, started, image_path)
+}
+
+/// `--check`: the plan with its image resolved, as text or JSON.
+fn print_plan(cli: &Cli, plan: &hac::Plan, image_path: PathBuf) -> anyhow::Result<()> {
+    let resolved = check::ResolvedImage {
+        size_bytes: std::fs::metadata(&image_path).map(|m| m.len()).unwrap_or(0),
+        sha256: image_store::sha256_file(&image_path)
+            .with_context(|| format!("cannot read image {}", image_path.display()))?,
+        path: image_path,
+    };
+    if cli.json {
+        let checked = check::Checked { plan, resolved_image: &resolved };
+        println!("{}", serde_json::to_string_pretty(&checked)?);
+    } else {
+        print!("{}", check::text(plan, &resolved));
+    }
+    Ok(())
+}
+
+/// Boots the spacecore and supervises it until it ends; returns the exit status.
+fn launch(
+    cli: &Cli,
+    plan: &hac::Plan,
+    log: &Log,
+    started: (Instant, u64),
+    image_path: PathBuf,
+) -> anyhow::Result<u8> {
     for n in &plan.not_enforced {
         log.launcher(format_args!(
             "not enforced yet: {} = {} (arrives with {})",
@@ -123,6 +140,11 @@ fn run(cli: &Cli, plan: &hac::Plan, log: &Log, started: (Instant, u64)) -> anyho
         stop_timeout: Duration::from_millis(cli.stop_timeout),
     };
     let report = vm.run(log, started.0, options, &stop)?;
+    Ok(final_report(log, report))
+}
+
+/// The end-of-run lines: memory, exits, outcome; returns the exit status.
+fn final_report(log: &Log, report: vmm::RunReport) -> u8 {
     let rss = host::rss_kib().unwrap_or(0);
     let guest = report.guest_resident_bytes / 1024;
     log.launcher(format_args!(
@@ -136,7 +158,7 @@ fn run(cli: &Cli, plan: &hac::Plan, log: &Log, started: (Instant, u64)) -> anyho
         vmm::Outcome::Exited(0) => log.launcher("guest exited cleanly"),
         outcome => log.launcher(outcome.describe()),
     }
-    Ok(status)
+    status
 }
 
 /// The error and its causes on one line, each cause once: most of the launcher's errors
