@@ -14,10 +14,10 @@
 //! written sector numbers, to be sure it wrote at the same places. The offsets and the hash are
 //! part of the interface with `xtask/src/bench/disk.rs`: change both together.
 
-use crate::store::{BASE_SECTOR, BlockIo, IoError, RecordKey, SECTOR, SLOT_SECTORS};
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
+use spacecore_store::{BlockIo, IoError, SECTOR};
 
 /// Bytes of one random write.
 pub const BLOCK: usize = 4096;
@@ -27,8 +27,8 @@ pub const READ_CHUNK: usize = 64 * 1024;
 pub const SEED: u64 = 0x5ca1_ab1e_d15c_0001;
 /// Sectors in a [`BLOCK`].
 const BLOCK_SECTORS: u64 = (BLOCK / SECTOR) as u64;
-/// Sectors the store's records use, from sector 0 (`Store::NEEDED_SECTORS`).
-const STORE_SECTORS: u64 = BASE_SECTOR + 2 * RecordKey::COUNT as u64 * SLOT_SECTORS;
+/// Sectors the store's records use, from sector 0.
+const STORE_SECTORS: u64 = spacecore_store::NEEDED_SECTORS;
 
 /// Where the bench works: the second half of the disk, in whole blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,9 +245,10 @@ mod tests {
         assert_eq!(too_small, Err(Error::TooSmall { sectors: mib(128) / 512 - 8, needed_bytes: mib(64) }));
         assert!(matches!(region(15, 1), Err(Error::TooSmall { needed_bytes: 4096, .. })));
         assert!(matches!(region(16, 1), Err(Error::TooSmall { .. })), "would overlap the store");
-        assert_eq!(region(64, 1), Ok(Region { first_sector: 32, blocks: 4 }));
-        assert_eq!(region(40, 1), Ok(Region { first_sector: STORE_SECTORS, blocks: 2 }));
-        assert_eq!(STORE_SECTORS, crate::store::Store::<LogDisk>::NEEDED_SECTORS);
+        assert!(matches!(region(60, 1), Err(Error::TooSmall { .. })), "would overlap the store");
+        assert_eq!(region(128, 1), Ok(Region { first_sector: 64, blocks: 8 }));
+        assert_eq!(region(80, 1), Ok(Region { first_sector: STORE_SECTORS, blocks: 3 }));
+        assert_eq!(STORE_SECTORS, spacecore_store::Store::<LogDisk>::NEEDED_SECTORS);
     }
 
     #[test]

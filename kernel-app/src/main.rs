@@ -2,7 +2,7 @@
 //!
 //! It runs entirely at CPL3 (see `spacecore_abi::layout`): the launcher enters it in ring 3 and
 //! ring 0 only holds the launcher's fatal-trap stubs. Pure logic (boot-information parsing,
-//! command line, clock, the crash-safe store, the HTTP protocol and endpoints) is unit-tested on
+//! command line, clock, the HTTP protocol and endpoints; the crash-safe store is the `spacecore-store` crate) is unit-tested on
 //! the host; the rest exists only on the target.
 #![cfg_attr(not(test), no_std)]
 #![cfg_attr(not(test), no_main)]
@@ -15,7 +15,6 @@ mod clock;
 mod cmdline;
 mod diskbench;
 mod http;
-mod store;
 
 #[cfg(not(test))]
 mod arch;

@@ -15,7 +15,6 @@ use crate::clock::Clock;
 use crate::cmdline::Args;
 use crate::http::{MAX_BODY, OUTPUT_HIGH_WATER};
 use crate::netstack::{MAX_CONNECTIONS, NetStack, SOCKET_BUFFER};
-use crate::store::{BlockIo, RecordKey, SECTOR, Store};
 use crate::virtio::blk::BlkDevice;
 use crate::virtio::hal::{NET_BUF, NET_QUEUE};
 use crate::virtio::net::NetDevice;
@@ -23,6 +22,7 @@ use crate::{arch, hypercall, println};
 use smoltcp::time::{Duration, Instant};
 use spacecore_abi::boot::{BootInfo, device_kind};
 use spacecore_abi::hypercall::WAIT_FOREVER;
+use spacecore_store::{BlockIo, RecordKey, SECTOR, Store};
 
 /// Longest a busy loop goes without collecting events, in µs.
 const EVENT_CHECK_US: u64 = 10_000;

@@ -10,12 +10,12 @@
 use super::hal::{Chain, Done, OwnedQueue};
 use super::{InitError, open};
 use crate::clock::Clock;
-use crate::store::{BlockIo, IoError, SECTOR};
 use crate::{arch, hypercall};
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
+use spacecore_store::{BlockIo, IoError, SECTOR};
 use virtio_drivers::transport::mmio::MmioTransport;
 use virtio_drivers::transport::{DeviceStatus, DeviceType, Transport};
 

@@ -6,7 +6,7 @@
 //!
 //! - [`hal`]: the `virtio_drivers::Hal` and every use of raw memory (the only `unsafe` here);
 //! - [`net`]: the network device as a `smoltcp` device (`VirtIONetRaw`, non-blocking);
-//! - [`blk`]: the block device as a [`crate::store::BlockIo`].
+//! - [`blk`]: the block device as a [`spacecore_store::BlockIo`].
 
 pub mod blk;
 pub mod hal;

@@ -1,6 +1,8 @@
 //! The store against an in-memory disk that can lose power in the middle of a write.
 
 use super::*;
+use alloc::vec;
+use alloc::vec::Vec;
 
 /// How the next write goes wrong; after it the disk is off until [`MemDisk::power_on`].
 #[derive(Debug, Clone, Copy)]
@@ -271,4 +273,55 @@ fn a_long_run_of_crashes_never_loses_the_record() {
         committed = got;
         disk = d;
     }
+}
+
+#[test]
+fn key_numbers_and_places_are_fixed() {
+    let numbers: Vec<u16> = RecordKey::ALL.iter().map(|k| k.number()).collect();
+    assert_eq!(numbers, [0, 1, 2]);
+    let firsts: Vec<u64> = RecordKey::ALL.iter().map(|k| k.first_sector()).collect();
+    assert_eq!(firsts, [8, 24, 40]);
+    assert_eq!((NEEDED_SECTORS, Store::<MemDisk>::NEEDED_SECTORS), (56, 56));
+    assert_eq!(MAX_VALUE, 4072);
+}
+
+#[test]
+fn a_boot_count_written_by_the_first_version_still_reads() {
+    // Slot B of BootCount as the first version of the store wrote it: sequence 3, count 41. The
+    // checksum is zlib's crc32 of the header's first 20 bytes and the value.
+    let mut disk = MemDisk::new(NEEDED_SECTORS);
+    let at = 16 * SECTOR;
+    disk.bytes[at..at + 4].copy_from_slice(b"SCR1");
+    disk.bytes[at + 8] = 3;
+    disk.bytes[at + 16] = 8;
+    disk.bytes[at + 20..at + 24].copy_from_slice(&0x9c55_ac49_u32.to_le_bytes());
+    disk.bytes[at + 24] = 41;
+    let mut store = Store::open(disk).unwrap();
+    assert_eq!(store.increment(RecordKey::BootCount), Ok(42));
+    assert_eq!(store.get(RecordKey::Keystore), Ok(None));
+    assert_eq!(store.get(RecordKey::SigningHistory), Ok(None));
+    // The next version went to slot A.
+    assert_eq!(&store.dev.bytes[8 * SECTOR..][..4], b"SCR1");
+}
+
+#[test]
+fn keys_are_independent_and_a_slot_of_another_key_is_not_accepted() {
+    let mut store = Store::open(disk()).unwrap();
+    let keystore = value(5, 1100); // about the size of an EIP-2335 keystore
+    store.put(RecordKey::Keystore, &keystore).unwrap();
+    assert_eq!(store.increment(RecordKey::BootCount), Ok(1));
+    store.put(RecordKey::SigningHistory, b"history").unwrap();
+    let (_, mut disk) = reopen(store.dev);
+    let mut store = Store::open(disk.clone()).unwrap();
+    assert_eq!(store.get(RecordKey::Keystore).unwrap(), Some(keystore));
+    assert_eq!(store.get(RecordKey::BootCount).unwrap(), Some(1u64.to_le_bytes().to_vec()));
+    assert_eq!(store.get(RecordKey::SigningHistory).unwrap().as_deref(), Some(&b"history"[..]));
+
+    // The keystore's slots copied over the signing history's: their key number gives them away.
+    let from = RecordKey::Keystore.first_sector() as usize * SECTOR;
+    let to = RecordKey::SigningHistory.first_sector() as usize * SECTOR;
+    disk.bytes.copy_within(from..from + 2 * SLOT_BYTES, to);
+    let mut store = Store::open(disk).unwrap();
+    assert_eq!(store.get(RecordKey::SigningHistory), Ok(None));
+    assert!(store.get(RecordKey::Keystore).unwrap().is_some());
 }

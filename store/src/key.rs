@@ -1,0 +1,35 @@
+//! The records the store holds.
+
+use crate::{BASE_SECTOR, SLOT_SECTORS};
+
+/// The records the store holds. The numbering is part of the disk layout: never reuse or
+/// renumber a key, only add new ones at the end (see the crate docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u16)]
+pub enum RecordKey {
+    /// How many times the unikernel booted with this disk: a `u64`, little-endian.
+    BootCount = 0,
+    /// The operator's BLS12-381 key: an EIP-2335 keystore, its JSON text as UTF-8 (about 1 KiB),
+    /// written by `spacecore keys import`.
+    Keystore = 1,
+    /// Reserved for the slashing-protection record (the signing history); its format is not
+    /// defined yet and nothing writes it.
+    SigningHistory = 2,
+}
+
+impl RecordKey {
+    /// Every key, in number order.
+    pub const ALL: [RecordKey; 3] = [RecordKey::BootCount, RecordKey::Keystore, RecordKey::SigningHistory];
+    /// Number of keys (the highest number plus one).
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// The key's number, as written in its slots.
+    pub fn number(self) -> u16 {
+        self as u16
+    }
+
+    /// The first sector of the key's slot A (slot B follows it).
+    pub fn first_sector(self) -> u64 {
+        BASE_SECTOR + 2 * self as u64 * SLOT_SECTORS
+    }
+}
