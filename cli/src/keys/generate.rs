@@ -1,0 +1,138 @@
+//! `keys generate`: a new random key in a new keystore file.
+
+use super::KdfChoice;
+use crate::Outcome;
+use crate::hex;
+use crate::secret::{prompt_new_password, read_password_file};
+use anyhow::{Context, Result, bail};
+use avs_protocol::bls::SecretKey;
+use clap::Args;
+use eip2335::{Kdf, Keystore};
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+/// `keys generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The keystore file to create; an existing file is never overwritten.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// The new keystore's password: the file's content, less one trailing newline. Without it
+    /// the password is asked for twice on the terminal.
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// The key-derivation function protecting the keystore.
+    #[arg(long, value_enum, default_value = "scrypt")]
+    kdf: KdfChoice,
+    /// The EIP-2334 path recorded in the keystore, e.g. m/12381/3600/0/0/0. The key is random,
+    /// not derived from a seed along a path, so by default the path is empty.
+    #[arg(long, value_name = "PATH", default_value = "")]
+    path: String,
+}
+
+pub fn run(args: GenerateArgs) -> Result<Outcome> {
+    check_path(&args.path)?;
+    if args.out.exists() {
+        bail!("{} already exists: not overwriting it", args.out.display());
+    }
+    let password = match &args.password_file {
+        Some(file) => read_password_file(file)?,
+        None => prompt_new_password()?,
+    };
+    if password.is_empty() {
+        bail!("the password is empty");
+    }
+
+    let mut ikm = Zeroizing::new([0u8; 32]);
+    random(ikm.as_mut_slice())?;
+    let key = SecretKey::key_gen(ikm.as_slice())?;
+    let pubkey = key.public_key();
+    let (mut salt, mut iv, mut uuid) = ([0u8; 32], [0u8; 16], [0u8; 16]);
+    random(&mut salt)?;
+    random(&mut iv)?;
+    random(&mut uuid)?;
+    let kdf = match args.kdf {
+        KdfChoice::Scrypt => Kdf::SCRYPT_DEFAULT,
+        KdfChoice::Pbkdf2 => Kdf::PBKDF2_DEFAULT,
+    };
+    let pubkey_hex = hex::encode(&pubkey.to_bytes());
+    let keystore = Keystore::encrypt(
+        &key.to_bytes(),
+        &password,
+        &pubkey_hex[2..],
+        &args.path,
+        kdf,
+        salt,
+        iv,
+        &uuid_v4(uuid),
+    )
+    .map_err(anyhow::Error::msg)
+    .context("cannot make the keystore")?;
+    write_new(&args.out, format!("{}\n", keystore.to_json()).as_bytes())?;
+
+    println!("pubkey: {pubkey_hex}");
+    println!("operator_id: {}", hex::encode(&pubkey.operator_id()));
+    eprintln!("wrote keystore {}", args.out.display());
+    Ok(Outcome::Done)
+}
+
+/// Fills `buf` from the operating system's CSPRNG.
+fn random(buf: &mut [u8]) -> Result<()> {
+    getrandom::fill(buf).map_err(|e| anyhow::anyhow!("the system random number generator failed: {e}"))
+}
+
+/// An RFC 4122 version 4 UUID from 16 random bytes.
+fn uuid_v4(mut b: [u8; 16]) -> String {
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(&b);
+    format!("{}-{}-{}-{}-{}", &h[2..10], &h[10..14], &h[14..18], &h[18..22], &h[22..34])
+}
+
+/// Accepts `` or `m` followed by `/N` components.
+fn check_path(path: &str) -> Result<()> {
+    let valid = path.is_empty()
+        || path.strip_prefix('m').is_some_and(|rest| {
+            rest.split('/').skip(1).all(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
+                && (rest.is_empty() || rest.starts_with('/'))
+        });
+    if !valid {
+        bail!("--path {path:?}: expected an EIP-2334 path such as m/12381/3600/0/0/0");
+    }
+    Ok(())
+}
+
+/// Creates `path` (mode 0600 on Unix), writes `data` and syncs it.
+fn write_new(path: &Path, data: &[u8]) -> Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let what = || format!("cannot create {}", path.display());
+    let mut file = options.open(path).with_context(what)?;
+    file.write_all(data).and_then(|()| file.sync_all()).with_context(what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_are_version_4() {
+        let uuid = uuid_v4([0xff; 16]);
+        assert_eq!(uuid, "ffffffff-ffff-4fff-bfff-ffffffffffff");
+        assert_eq!(uuid_v4([0; 16]), "00000000-0000-4000-8000-000000000000");
+    }
+
+    #[test]
+    fn paths() {
+        for ok in ["", "m", "m/12381/3600/0/0/0", "m/0"] {
+            assert!(check_path(ok).is_ok(), "{ok}");
+        }
+        for bad in ["m/", "m//1", "12381/3600", "m/12a", "n/1", "m1"] {
+            assert!(check_path(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! `spacecore`: the operator's command line. `spacecore keys ...` makes, inspects and uses
+//! BLS12-381 keys and EIP-2335 keystores, and puts a keystore on a spacecore's disk
+//! (docs/cli.md describes every command).
+//!
+//! Exit status: 0 on success, 1 when a signature or proof checked by `verify`/`pop-verify` is
+//! not valid, 2 on any error (bad arguments, bad encodings, files, wrong password).
+#![forbid(unsafe_code)]
+
+mod disk;
+mod hex;
+mod keys;
+mod secret;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// The Spacecore operator's command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "spacecore",
+    version,
+    after_help = "Exit status: 0 on success, 1 when `keys verify` or `keys pop-verify` finds the \
+                  signature invalid, 2 on any error."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// BLS12-381 keys and EIP-2335 keystores: generate, sign, verify, aggregate, import to a disk.
+    #[command(subcommand)]
+    Keys(keys::Keys),
+}
+
+/// What a successful command found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done (or: the signature is valid).
+    Done,
+    /// The signature or proof is not valid.
+    Invalid,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Keys(keys) => keys.run(),
+    };
+    match result {
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::Invalid) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
