@@ -1,0 +1,158 @@
+//! Wiring: the aggregation service, the JSON-RPC server, the metrics server, the expiry sweeper
+//! and the task generator, started together and stopped together.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, StatusCode};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::decision_log::DecisionLog;
+use crate::generator::{self, GeneratorConfig};
+use crate::http::{self, HttpResponse, response};
+use crate::metrics::{self, Metrics};
+use crate::operators::OperatorSet;
+use crate::rpc;
+use crate::service::AggregationService;
+
+/// How often expired tasks are looked for (responses to them are refused at once anyway).
+pub const SWEEP_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Everything the aggregator needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The validated operator set.
+    pub operators: Arc<OperatorSet>,
+    /// The JSON-RPC server's address.
+    pub listen: SocketAddr,
+    /// The metrics server's address.
+    pub metrics: SocketAddr,
+    /// Time a task waits for its threshold.
+    pub task_expiry: Duration,
+    /// The task generator, or none (tasks are then registered through [`Aggregator::service`]).
+    pub generator: Option<GeneratorConfig>,
+    /// Where decisions are written.
+    pub decision_log: DecisionLog,
+}
+
+/// A running aggregator.
+#[derive(Debug)]
+pub struct Aggregator {
+    /// The aggregation service.
+    pub service: Arc<AggregationService>,
+    /// The JSON-RPC server's bound address.
+    pub rpc_addr: SocketAddr,
+    /// The metrics server's bound address.
+    pub metrics_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    background: JoinSet<()>,
+    generator: Option<JoinHandle<u32>>,
+}
+
+/// `GET /metrics` (or `HEAD`).
+async fn metrics_handler(metrics: Arc<Metrics>, request: Request<Incoming>) -> HttpResponse {
+    if request.uri().path() != "/metrics" {
+        return response(StatusCode::NOT_FOUND, "text/plain", "not found: metrics are served at /metrics\n");
+    }
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return response(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "use GET\n");
+    }
+    response(StatusCode::OK, metrics::CONTENT_TYPE, metrics.render())
+}
+
+impl Aggregator {
+    /// Binds both servers and starts everything; fails on a bad configuration or a busy port.
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        if config.task_expiry.is_zero() {
+            anyhow::bail!("the task expiry must be more than 0");
+        }
+        if let Some(generator) = &config.generator {
+            generator.validate(&config.operators).map_err(|e| anyhow::anyhow!("task generator: {e}"))?;
+        }
+        let rpc_listener = http::bind(config.listen, "JSON-RPC server").await?;
+        let metrics_listener = http::bind(config.metrics, "metrics server").await?;
+        let rpc_addr = rpc_listener.local_addr()?;
+        let metrics_addr = metrics_listener.local_addr()?;
+        let metrics = Arc::new(Metrics::new());
+        let service = Arc::new(AggregationService::new(
+            Arc::clone(&config.operators),
+            config.task_expiry,
+            Arc::clone(&metrics),
+            config.decision_log.clone(),
+        ));
+        let (shutdown, stop) = watch::channel(false);
+        let mut background = JoinSet::new();
+
+        let rpc_service = Arc::clone(&service);
+        let handler = move |req| rpc::handle_http(Arc::clone(&rpc_service), req);
+        background.spawn(http::serve(rpc_listener, stop.clone(), handler));
+        let handler = move |req| metrics_handler(Arc::clone(&metrics), req);
+        background.spawn(http::serve(metrics_listener, stop.clone(), handler));
+
+        let sweeper = Arc::clone(&service);
+        let mut sweep_stop = stop.clone();
+        background.spawn(async move {
+            let mut ticker = tokio::time::interval(SWEEP_INTERVAL);
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => { sweeper.expire_due(Instant::now()); }
+                    () = crate::http::stopped(&mut sweep_stop) => break,
+                }
+            }
+        });
+
+        let generator = config
+            .generator
+            .map(|generator| tokio::spawn(generator::run(Arc::clone(&service), generator, stop.clone())));
+        Ok(Aggregator { service, rpc_addr, metrics_addr, shutdown, background, generator })
+    }
+
+    /// Waits for the generator to finish its `--tasks`; returns how many tasks it registered
+    /// (`None` without a generator, or if it failed).
+    pub async fn wait_generator(&mut self) -> Option<u32> {
+        self.generator.take()?.await.ok()
+    }
+
+    /// Waits until no task is waiting for responses, for at most `limit`.
+    pub async fn drain(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.service.active_tasks() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
+    /// Stops the generator, the sweeper and both servers, and waits for them.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(generator) = self.generator.take() {
+            let _ = generator.await;
+        }
+        while self.background.join_next().await.is_some() {}
+    }
+}
+
+/// Parses a duration: a number followed by `ms`, `s` or `m` (`500ms`, `1.5s`, `2m`); a bare
+/// number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let value: f64 =
+        number.parse().map_err(|_| format!("{text:?} is not a duration such as 500ms, 1s or 2m"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("unknown unit {unit:?} in {text:?}: use ms, s or m")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is out of range"))
+}

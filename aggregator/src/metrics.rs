@@ -1,0 +1,196 @@
+//! The aggregator's Prometheus metrics, rendered in the text exposition format (version 0.0.4)
+//! without a metrics library: a handful of counters, two gauges and one histogram.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use avs_protocol::rpc::ErrorCode;
+
+/// The `Content-Type` of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Upper bounds (seconds) of the aggregation latency histogram's buckets, before `+Inf`.
+pub const LATENCY_BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    /// Non-cumulative count per bucket of [`LATENCY_BUCKETS`], then the overflow.
+    counts: [u64; LATENCY_BUCKETS.len() + 1],
+    sum: f64,
+    count: u64,
+}
+
+/// The counters and gauges; cheap to update from any thread.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    tasks_created: AtomicU64,
+    tasks_completed: AtomicU64,
+    tasks_expired: AtomicU64,
+    tasks_active: AtomicU64,
+    responses_accepted: AtomicU64,
+    responses_rejected: [AtomicU64; ErrorCode::ALL.len()],
+    deliveries_ok: AtomicU64,
+    deliveries_failed: AtomicU64,
+    last_ratio: Mutex<BTreeMap<u8, f64>>,
+    latency: Mutex<Histogram>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding a metrics lock cannot leave a metric half-updated in a harmful way.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A sample value as Prometheus writes it (`+Inf`, `-Inf`, `NaN`, else Rust's shortest form).
+pub fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Snake-case label value for an error code (`task_not_found`).
+pub fn reason_label(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::ParseError => "parse_error",
+        ErrorCode::InvalidRequest => "invalid_request",
+        ErrorCode::MethodNotFound => "method_not_found",
+        ErrorCode::InvalidParams => "invalid_params",
+        ErrorCode::InternalError => "internal_error",
+        ErrorCode::TaskNotFound => "task_not_found",
+        ErrorCode::OperatorNotInQuorum => "operator_not_in_quorum",
+        ErrorCode::InvalidSignature => "invalid_signature",
+        ErrorCode::DuplicateResponse => "duplicate_response",
+        ErrorCode::TaskExpired => "task_expired",
+        _ => "other",
+    }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    // Writing to a String cannot fail.
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+impl Metrics {
+    /// All zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A task was registered.
+    pub fn task_created(&self) {
+        self.tasks_created.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A task reached its threshold; `latency` is the time since it was registered.
+    pub fn task_completed(&self, latency: Duration) {
+        self.tasks_completed.fetch_add(1, Ordering::Relaxed);
+        let secs = latency.as_secs_f64();
+        let mut h = lock(&self.latency);
+        let bucket = LATENCY_BUCKETS.iter().position(|le| secs <= *le).unwrap_or(LATENCY_BUCKETS.len());
+        h.counts[bucket] += 1;
+        h.sum += secs;
+        h.count += 1;
+    }
+
+    /// A task expired before reaching its threshold.
+    pub fn task_expired(&self) {
+        self.tasks_expired.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many tasks are waiting for responses.
+    pub fn set_active_tasks(&self, n: usize) {
+        self.tasks_active.store(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// The signed / total stake ratio per quorum of the task decided last.
+    pub fn set_last_ratios(&self, ratios: impl IntoIterator<Item = (u8, f64)>) {
+        let mut last = lock(&self.last_ratio);
+        last.clear();
+        last.extend(ratios);
+    }
+
+    /// A response was accepted.
+    pub fn response_accepted(&self) {
+        self.responses_accepted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A call was answered with `code`.
+    pub fn response_rejected(&self, code: ErrorCode) {
+        if let Some(i) = ErrorCode::ALL.iter().position(|c| *c == code) {
+            self.responses_rejected[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A task POST to an operator succeeded (`ok`) or failed.
+    pub fn delivery(&self, ok: bool) {
+        let counter = if ok { &self.deliveries_ok } else { &self.deliveries_failed };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let counters = [
+            (
+                "aggregator_tasks_created_total",
+                "Tasks registered and sent to operators.",
+                &self.tasks_created,
+            ),
+            (
+                "aggregator_tasks_completed_total",
+                "Tasks whose every quorum reached the threshold.",
+                &self.tasks_completed,
+            ),
+            (
+                "aggregator_tasks_expired_total",
+                "Tasks that expired before reaching the threshold.",
+                &self.tasks_expired,
+            ),
+            (
+                "aggregator_responses_accepted_total",
+                "Signed task responses accepted.",
+                &self.responses_accepted,
+            ),
+        ];
+        for (name, help, value) in counters {
+            family(&mut out, name, "counter", help);
+            let _ = writeln!(out, "{name} {}", get(value));
+        }
+        let name = "aggregator_responses_rejected_total";
+        family(&mut out, name, "counter", "JSON-RPC calls answered with an error, by error code.");
+        for (code, count) in ErrorCode::ALL.iter().zip(&self.responses_rejected) {
+            let (c, reason) = (code.code(), reason_label(*code));
+            let _ = writeln!(out, "{name}{{code=\"{c}\",reason=\"{reason}\"}} {}", get(count));
+        }
+        let name = "aggregator_task_deliveries_total";
+        family(&mut out, name, "counter", "Task POSTs to operator nodes, by result.");
+        let _ = writeln!(out, "{name}{{result=\"ok\"}} {}", get(&self.deliveries_ok));
+        let _ = writeln!(out, "{name}{{result=\"error\"}} {}", get(&self.deliveries_failed));
+        let name = "aggregator_active_tasks";
+        family(&mut out, name, "gauge", "Tasks waiting for responses.");
+        let _ = writeln!(out, "{name} {}", get(&self.tasks_active));
+        let name = "aggregator_last_task_signed_stake_ratio";
+        family(&mut out, name, "gauge", "Signed stake / total stake per quorum of the last task decided.");
+        for (quorum, ratio) in lock(&self.last_ratio).iter() {
+            let _ = writeln!(out, "{name}{{quorum=\"{quorum}\"}} {}", format_value(*ratio));
+        }
+        let name = "aggregator_aggregation_latency_seconds";
+        family(&mut out, name, "histogram", "Time from registering a task to completing it.");
+        let h = lock(&self.latency);
+        let mut cumulative = 0u64;
+        for (le, count) in LATENCY_BUCKETS.iter().zip(&h.counts) {
+            cumulative += count;
+            let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {cumulative}", format_value(*le));
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count);
+        let _ = writeln!(out, "{name}_sum {}\n{name}_count {}", format_value(h.sum), h.count);
+        out
+    }
+}

@@ -1,0 +1,200 @@
+//! Helpers shared by the integration tests: keys, operator sets, tasks, a fake operator node,
+//! raw HTTP on loopback and a strict parser of the Prometheus text format.
+#![allow(dead_code)]
+
+pub mod prom;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use aggregator::http::{self, HttpResponse, post_json, response};
+use aggregator::operators::{OperatorAddress, OperatorEntry};
+use aggregator::{AggregationService, DecisionLog, OperatorSet};
+use avs_protocol::bls::{SecretKey, pop_prove};
+use avs_protocol::encoding::to_hex;
+use avs_protocol::rpc::{Request, Response};
+use avs_protocol::{NewTask, SignedTaskResponse, Task, U256};
+use hyper::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// A deterministic key: `KeyGen([seed; 32])`.
+pub fn key(seed: u8) -> SecretKey {
+    SecretKey::key_gen(&[seed; 32]).expect("32 bytes of ikm")
+}
+
+/// An operator set entry for `sk`, as a file would have it.
+pub fn entry(name: &str, sk: &SecretKey, stake: &[(u8, u64)], address: &str) -> OperatorEntry {
+    let pk = sk.public_key();
+    OperatorEntry {
+        name: Some(name.into()),
+        id: to_hex(&pk.operator_id()),
+        pubkey: to_hex(&pk.to_bytes()),
+        pop: to_hex(&pop_prove(sk).to_bytes()),
+        stake: stake.iter().map(|(q, s)| (q.to_string(), *s)).collect(),
+        address: address.into(),
+    }
+}
+
+/// The operator set of `entries`, validated.
+pub fn operator_set(entries: &[OperatorEntry]) -> Arc<OperatorSet> {
+    Arc::new(OperatorSet::from_entries(entries).expect("valid operator set"))
+}
+
+/// Three operators with 100 stake each in quorum 0, keys 1, 2, 3.
+pub fn three_operators() -> (Vec<SecretKey>, Arc<OperatorSet>) {
+    let keys = vec![key(1), key(2), key(3)];
+    let entries: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .zip(&keys)
+        .map(|(name, sk)| entry(name, sk, &[(0, 100)], "http://127.0.0.1:9"))
+        .collect();
+    (keys, operator_set(&entries))
+}
+
+/// A service over `operators` writing its decisions to memory.
+pub fn service(
+    operators: Arc<OperatorSet>,
+    expiry: Duration,
+) -> (AggregationService, aggregator::decision_log::MemoryLog) {
+    let (log, memory) = DecisionLog::memory();
+    let metrics = Arc::new(aggregator::metrics::Metrics::new());
+    (AggregationService::new(operators, expiry, metrics, log), memory)
+}
+
+/// Task `index` squaring `number` in `quorums` with `threshold` percent.
+pub fn task(index: u32, number: u64, quorums: &[u8], threshold: u32) -> NewTask {
+    NewTask {
+        task_index: index,
+        task: Task {
+            number_to_be_squared: U256::from(number),
+            task_created_block: index + 1,
+            quorum_numbers: quorums.to_vec(),
+            quorum_threshold_percentage: threshold,
+        },
+    }
+}
+
+/// The honest signed answer of `sk` to `task`.
+pub fn answer(sk: &SecretKey, task: &NewTask) -> SignedTaskResponse {
+    SignedTaskResponse::sign(task.task.respond(task.task_index).expect("valid task"), sk)
+}
+
+/// The loopback address of a server at `addr`.
+pub fn address(addr: SocketAddr) -> OperatorAddress {
+    OperatorAddress::parse(&format!("http://{addr}")).expect("valid address")
+}
+
+/// Calls `process_signed_task_response` on the aggregator at `rpc`.
+pub async fn call(rpc: SocketAddr, id: u64, signed: SignedTaskResponse) -> Response<bool> {
+    let body = serde_json::to_vec(&Request::process_signed_task_response(id, signed)).expect("encodes");
+    let (status, body) = post_json(&address(rpc), "/", body, Duration::from_secs(5)).await.expect("RPC call");
+    assert_eq!(status, StatusCode::OK);
+    serde_json::from_slice(&body).expect("a JSON-RPC response")
+}
+
+/// Sends raw bytes to `addr` and reads the whole answer (at most 1 MiB, 5 s).
+pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        // The server may close early (e.g. on a too-large body): a failed write is fine.
+        let _ = stream.write_all(request).await;
+        let mut out = Vec::new();
+        let _ = (&mut stream).take(1 << 20).read_to_end(&mut out).await;
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    tokio::time::timeout(Duration::from_secs(5), exchange).await.expect("answer within 5 s")
+}
+
+/// `(status, body)` of a raw HTTP/1.1 request with `Connection: close`.
+pub async fn raw_http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    let answer = raw_exchange(addr, &request).await;
+    let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// What a fake operator node does with the tasks it is sent.
+pub enum Behaviour {
+    /// Answers with its own key.
+    Honest(SecretKey),
+    /// Claims `claimed`'s operator id but signs with `key`.
+    WrongKey { claimed: SecretKey, key: SecretKey },
+    /// Answers the POST with HTTP 500 and does not respond.
+    Failing,
+}
+
+/// A fake operator node: `POST /task` records the task, answers 200 and sends its signed
+/// response to the aggregator whose address is set in `rpc`.
+pub struct FakeOperator {
+    pub addr: SocketAddr,
+    pub tasks: Arc<Mutex<Vec<NewTask>>>,
+    pub answers: Arc<Mutex<Vec<Response<bool>>>>,
+    stop: watch::Sender<bool>,
+}
+
+impl FakeOperator {
+    pub async fn spawn(behaviour: Behaviour, rpc: Arc<OnceLock<SocketAddr>>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let tasks = Arc::new(Mutex::new(Vec::new()));
+        let answers = Arc::new(Mutex::new(Vec::new()));
+        let (stop, stopped) = watch::channel(false);
+        let behaviour = Arc::new(behaviour);
+        let (t, a) = (Arc::clone(&tasks), Arc::clone(&answers));
+        let handler = move |req: hyper::Request<hyper::body::Incoming>| {
+            let (behaviour, tasks, answers, rpc) = (behaviour.clone(), t.clone(), a.clone(), rpc.clone());
+            async move { handle_task(req, &behaviour, tasks, answers, rpc).await }
+        };
+        tokio::spawn(http::serve(listener, stopped, handler));
+        FakeOperator { addr, tasks, answers, stop }
+    }
+
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+async fn handle_task(
+    req: hyper::Request<hyper::body::Incoming>,
+    behaviour: &Behaviour,
+    tasks: Arc<Mutex<Vec<NewTask>>>,
+    answers: Arc<Mutex<Vec<Response<bool>>>>,
+    rpc: Arc<OnceLock<SocketAddr>>,
+) -> HttpResponse {
+    assert_eq!(req.uri().path(), "/task");
+    assert_eq!(req.method(), hyper::Method::POST);
+    let body = http::read_body(req.into_body(), 1 << 16).await.expect("body");
+    let task: NewTask = serde_json::from_slice(&body).expect("a NewTask");
+    tasks.lock().unwrap().push(task.clone());
+    let signed = match behaviour {
+        Behaviour::Honest(sk) => answer(sk, &task),
+        Behaviour::WrongKey { claimed, key } => {
+            let mut signed = answer(key, &task);
+            signed.operator_id = claimed.public_key().operator_id();
+            signed
+        }
+        Behaviour::Failing => return response(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", "broken\n"),
+    };
+    tokio::spawn(async move {
+        // The aggregator's address is set right after it starts: wait for it, boundedly.
+        for _ in 0..250 {
+            if rpc.get().is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let rpc = *rpc.get().expect("aggregator address set");
+        let answer = call(rpc, u64::from(task.task_index), signed).await;
+        answers.lock().unwrap().push(answer);
+    });
+    response(StatusCode::OK, "application/json", "{}")
+}
