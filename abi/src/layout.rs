@@ -57,6 +57,10 @@ pub const TRAP_STACK_SIZE: u64 = 128;
 pub const BOOT_PARAMS_ADDR: u64 = 0x7000;
 /// The Spacecore [`crate::boot::BootInfo`] record (a Linux `setup_data` node).
 pub const BOOT_INFO_ADDR: u64 = 0x8000;
+/// A little-endian `u64` in the (read-only to the guest) boot-information page: the events the
+/// launcher has raised for every vCPU, so that a busy guest sees them with a memory read
+/// instead of a `Wait` exit. Bits are only ever set. Today only `hypercall::events::STOP`.
+pub const EVENT_WORD_ADDR: u64 = BOOT_INFO_ADDR + 0x800;
 /// The NUL-terminated kernel command line.
 pub const CMDLINE_ADDR: u64 = 0x9000;
 /// Capacity of the command line, NUL included.
@@ -118,6 +122,9 @@ const _: () = {
     // GDT: five segment slots then a two-slot TSS descriptor per vCPU.
     assert!(selector::TSS_BASE as u64 + 16 * MAX_VCPUS as u64 <= PAGE_SIZE);
     assert!(GUEST_BASE <= BSP_STACK_TOP - BSP_STACK_SIZE);
+    let boot_info_end =
+        BOOT_INFO_ADDR + crate::boot::SETUP_DATA_HEADER as u64 + crate::boot::BootInfo::SIZE as u64;
+    assert!(boot_info_end <= EVENT_WORD_ADDR && EVENT_WORD_ADDR + 8 <= CMDLINE_ADDR);
 };
 
 /// Segment selectors loaded at entry and by trap delivery.

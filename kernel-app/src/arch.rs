@@ -58,3 +58,11 @@ pub fn fault() -> ! {
     }
     unreachable!("reading the null page did not fault")
 }
+
+/// The launcher's event word (`spacecore_abi::layout::EVENT_WORD_ADDR`): events it raised for
+/// every vCPU, read without a VM exit.
+pub fn event_word() -> u64 {
+    // SAFETY: the word lies in the boot-information page, which the launcher maps read-only
+    // for the whole life of the guest; a volatile read sees the launcher's later updates.
+    unsafe { core::ptr::read_volatile(spacecore_abi::layout::EVENT_WORD_ADDR as *const u64) }
+}

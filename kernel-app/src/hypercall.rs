@@ -41,7 +41,7 @@ pub fn panic(message: &[u8]) -> ! {
 
 /// Whether the launcher has asked the guest to stop (seen by any [`wait`]).
 pub fn stop_requested() -> bool {
-    STOP.load(Ordering::Relaxed)
+    STOP.load(Ordering::Relaxed) || crate::arch::event_word() & events::STOP != 0
 }
 
 /// Blocks this vCPU until an event is pending or `timeout_ns` has passed; returns the events

@@ -3,7 +3,8 @@
 //! # Main loop
 //! Each round polls the interface (received frames, TCP timers, answers to send) and moves bytes
 //! between the sockets and their HTTP connections. While rounds make progress they follow each
-//! other at once, with a `wait(0)` every [`EVENT_CHECK_US`] to collect a stop request. When a
+//! other at once; a stop request is seen in the launcher's event word, read each round without a
+//! VM exit (`arch::event_word`). When a
 //! round did nothing and no frame waits in the receive ring, the vCPU blocks in
 //! `hypercall::wait` until the next TCP timer or idle timeout (at least [`MIN_WAIT`];
 //! `WAIT_FOREVER` if there is none) or until the launcher reports a device event. Without a
@@ -24,8 +25,6 @@ use spacecore_abi::boot::{BootInfo, device_kind};
 use spacecore_abi::hypercall::WAIT_FOREVER;
 use spacecore_store::{BlockIo, RecordKey, SECTOR, Store};
 
-/// Longest a busy loop goes without collecting events, in µs.
-const EVENT_CHECK_US: u64 = 10_000;
 /// Shortest wait when idle: a timer due "now" that did nothing waits for the device.
 const MIN_WAIT: Duration = Duration::from_millis(1);
 /// Longest time given to connections to finish after a stop request.
@@ -102,8 +101,6 @@ impl Node {
 
     /// The main loop; ends the guest on a stop request.
     pub fn run(mut self) -> ! {
-        let check_ticks = self.clock.ticks_per_us() * EVENT_CHECK_US;
-        let mut last_wait = arch::rdtsc();
         loop {
             if hypercall::stop_requested() {
                 self.stop();
@@ -115,15 +112,10 @@ impl Node {
             };
             self.app.set_uptime_ms(now.total_millis() as u64);
             if net.poll(now, &mut self.app) || net.has_work() {
-                if arch::rdtsc().wrapping_sub(last_wait) > check_ticks {
-                    hypercall::wait(0);
-                    last_wait = arch::rdtsc();
-                }
                 continue;
             }
             let timeout = net.delay(now).map_or(WAIT_FOREVER, |d| d.max(MIN_WAIT).total_micros() * 1000);
             hypercall::wait(timeout);
-            last_wait = arch::rdtsc();
         }
     }
 
@@ -149,7 +141,12 @@ impl Node {
         {
             println!("store: final flush failed: {e:?}");
         }
-        println!("stop requested after {} ms: exiting", self.now().total_millis());
+        let now = self.now();
+        println!(
+            "stop requested after {} ms up; drained and flushed in {} us: exiting",
+            start.total_millis(),
+            (now - start).total_micros()
+        );
         hypercall::exit(0)
     }
 }

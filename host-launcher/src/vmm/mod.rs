@@ -327,7 +327,8 @@ impl Vm {
                 .map_err(|e| VmmError::Thread(format!("vcpu{index}"), e))?;
         }
         let late = (self.vm.clone(), self.memory.clone());
-        let outcome = supervise(&control, log, started, options, move |log: &Log| {
+        let memory = self.memory.clone();
+        let outcome = supervise(&control, log, started, options, &memory, move |log: &Log| {
             register_late_memory(late.0, late.1, log.clone())
         })?;
         let exits = (control.exits.hypercalls.load(Relaxed), control.exits.mmio.load(Relaxed));
@@ -358,6 +359,7 @@ fn supervise(
     log: &Log,
     started: Instant,
     options: RunOptions,
+    memory: &memory::Memory,
     on_ready: impl FnOnce(&Log) -> Result<(), VmmError>,
 ) -> Result<Outcome, VmmError> {
     let mut on_ready = Some(on_ready);
@@ -380,6 +382,7 @@ fn supervise(
             }
         }
         if let (None, Some(at)) = (seen.stop_requested, now.stop_requested) {
+            raise_in_memory(memory, events::STOP);
             control.post(events::STOP);
             stop_deadline = Some(at + options.stop_timeout);
         }
@@ -392,6 +395,16 @@ fn supervise(
             return Ok(Outcome::NotReady(options.ready_timeout.unwrap_or_default()));
         }
     }
+}
+
+/// Sets `events` in the guest's event word (`EVENT_WORD_ADDR`), which a busy guest polls.
+/// Only the supervisor thread writes it.
+fn raise_in_memory(memory: &memory::Memory, events: u64) {
+    use vm_memory::Bytes;
+    let at = GuestAddress(l::EVENT_WORD_ADDR);
+    let word: u64 = memory.read_obj(at).unwrap_or(0);
+    // The word lies in the launcher's own region, always mapped: the write cannot fail.
+    let _ = memory.write_obj(word | events, at);
 }
 
 /// Lets a signal handler ask the running guest to stop.
@@ -416,5 +429,22 @@ impl StopSignal {
             control.request_stop();
         }
         inner.1 = Some(control);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vm_memory::Bytes;
+
+    #[test]
+    fn raised_events_accumulate_in_the_event_word() {
+        let ranges: Vec<_> =
+            memory::ram_ranges(4 << 20).into_iter().map(|(s, n)| (GuestAddress(s), n as usize)).collect();
+        let mem = memory::Memory::from_ranges(&ranges).unwrap();
+        raise_in_memory(&mem, events::STOP);
+        raise_in_memory(&mem, 1 << 5);
+        let word: u64 = mem.read_obj(GuestAddress(l::EVENT_WORD_ADDR)).unwrap();
+        assert_eq!(word, events::STOP | 1 << 5);
     }
 }
