@@ -130,6 +130,9 @@ pub enum StoreError {
     Io(IoError),
     /// The value is longer than [`MAX_VALUE`].
     TooLarge(usize),
+    /// The record's version number is already the largest there is; a disk written by this store
+    /// never gets there (2^64 writes), so the disk is foreign or crafted. Nothing was written.
+    Exhausted,
     /// The device has fewer sectors than the layout needs.
     DeviceTooSmall {
         /// Sectors the layout needs.
@@ -151,6 +154,12 @@ impl fmt::Display for StoreError {
             StoreError::Io(e) => write!(f, "disk I/O failed: {e}"),
             StoreError::TooLarge(len) => {
                 write!(f, "a {len}-byte value does not fit in a record (at most {MAX_VALUE} bytes)")
+            }
+            StoreError::Exhausted => {
+                write!(
+                    f,
+                    "the record's version number is exhausted (was the disk written by another program?)"
+                )
             }
             StoreError::DeviceTooSmall { needed, sectors } => write!(
                 f,

@@ -69,7 +69,9 @@ impl<D: BlockIo> Store<D> {
             None => self.load(key)?.1,
         };
         let next = match current {
-            Some(c) => Current { slot: 1 - c.slot, seq: c.seq + 1 },
+            // Only a disk written by something else can hold the last number: wrapping to 0
+            // would make the new version lose to the old one and the write vanish.
+            Some(c) => Current { slot: 1 - c.slot, seq: c.seq.checked_add(1).ok_or(StoreError::Exhausted)? },
             None => Current { slot: 0, seq: 1 },
         };
         let mut buf = vec![0u8; (HEADER + value.len()).div_ceil(SECTOR) * SECTOR];

@@ -187,6 +187,27 @@ fn refuses_oversized_values_and_small_devices() {
     assert_eq!(err, StoreError::DeviceTooSmall { needed, sectors: needed - 1 });
 }
 
+/// Found by the `store` fuzz target: a valid record numbered `u64::MAX` (possible only on a
+/// foreign or crafted disk) must make `put` fail, not wrap to 0 and lose the write.
+#[test]
+fn a_record_with_the_last_version_number_refuses_new_versions() {
+    let mut store = Store::open(disk()).unwrap();
+    store.put(KEY, b"old").unwrap(); // slot A, version 1
+    let mut dev = store.dev;
+    let mut slot = vec![0u8; SECTOR];
+    dev.read(KEY.first_sector(), &mut slot).unwrap();
+    slot[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+    let crc = crate::crc::Crc32::new().update(&slot[..20]).update(b"old").finish();
+    slot[20..24].copy_from_slice(&crc.to_le_bytes());
+    dev.write(KEY.first_sector(), &slot).unwrap();
+
+    let mut store = Store::open(dev).unwrap();
+    assert_eq!(store.get(KEY), Ok(Some(b"old".to_vec())), "the crafted record is valid");
+    assert_eq!(store.put(KEY, b"new"), Err(StoreError::Exhausted));
+    assert_eq!(store.increment(KEY), Err(StoreError::Exhausted));
+    assert_eq!(reopen(store.dev).0, Some(b"old".to_vec()), "nothing was written");
+}
+
 #[test]
 fn counts_boots() {
     let mut store = Store::open(disk()).unwrap();
