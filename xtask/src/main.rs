@@ -7,6 +7,7 @@
 mod bench;
 mod build_image;
 mod cmd;
+mod fuzz;
 mod launch;
 mod test;
 
@@ -36,6 +37,8 @@ enum Command {
     Test(test::Args),
     /// Build the image and the launcher, then run `hac-launch SPEC`.
     Launch(launch::Args),
+    /// Run the fuzz targets (cargo-fuzz, nightly) for a while each; not part of `test`.
+    Fuzz(fuzz::Args),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Command::Bench(bench) => bench::run(bench),
         Command::Test(args) => test::run(&args),
         Command::Launch(args) => launch::run(&args),
+        Command::Fuzz(args) => fuzz::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

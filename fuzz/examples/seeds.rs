@@ -1,0 +1,330 @@
+//! Writes the seed corpora, `corpus/<target>/<name>`: a few valid inputs per target (and a few
+//! near misses), made with the project's own code where it has an encoder.
+//!
+//!     cargo +nightly run --example seeds        # from fuzz/
+//!
+//! Existing files of the same name are overwritten; others are left alone.
+
+use std::path::Path;
+
+use avs_protocol::bls::{self, SecretKey};
+use avs_protocol::rpc::{ErrorCode, ErrorObject, Request, Response};
+use avs_protocol::{Avs, IncredibleSquaring, NewTask, SignedTaskResponse, Task, U256};
+use eip2335::{Kdf, Keystore};
+use spacecore_fuzz::disk::MemDisk;
+use spacecore_fuzz::mmio_ops::{Access, MmioCase};
+use spacecore_fuzz::ring::{RingImage, descriptor};
+use spacecore_store::{NEEDED_SECTORS, RecordKey, SECTOR, Store};
+
+fn main() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let mut written = 0;
+    let mut put = |target: &str, name: &str, bytes: &[u8]| {
+        let dir = corpus.join(target);
+        std::fs::create_dir_all(&dir).expect("creating the corpus directory");
+        std::fs::write(dir.join(name), bytes).expect("writing a seed");
+        written += 1;
+    };
+    spec(&mut put);
+    block_request(&mut put);
+    net_tx(&mut put);
+    mmio(&mut put);
+    store(&mut put);
+    let signed = avs_json(&mut put);
+    keystore(&mut put);
+    bls_points(&mut put, &signed);
+    println!("wrote {written} seeds under {}", corpus.display());
+}
+
+type Put<'a> = dyn FnMut(&str, &str, &[u8]) + 'a;
+
+fn spec(put: &mut Put<'_>) {
+    put("spec", "sample", include_bytes!("../../hac/tests/sample.hac.toml"));
+    put("spec", "example", include_bytes!("../../examples/spacecore.toml"));
+    let smallest = "apiVersion = \"vistara.eigenlayer/v1\"\nkind = \"AVSSpaceCore\"\n\n[metadata]\n\
+                    name = \"my-avs\"\n\n[spec.resources]\ncpu = 1\nmemory = \"512Mi\"\n\n\
+                    [spec.deployment]\nimage = \"./build/my-avs.elf\"\n";
+    put("spec", "smallest", smallest.as_bytes());
+    let disk_and_ports = format!(
+        "{}storage = \"10Gi\"\n\n[spec.storage]\npath = \"/var/lib/spacecore/my-avs/disk.img\"\n\
+         resize = true\n\n[spec.networking]\nnetwork_type = \"private\"\n\
+         guest_address = \"192.168.77.2/24\"\nhost_address = \"192.168.77.1\"\n\
+         publish_address = \"0.0.0.0\"\n\n[spec.networking.inbound_ports]\nHTTP = 80\n\
+         metrics = 9090\n\n[spec.networking.publish]\nHTTP = 8080\nmetrics = 0\n\n\
+         [spec.deployment]\nimage = \"./build/my-avs.elf\"\n",
+        &smallest[..smallest.find("[spec.deployment]").expect("a deployment table")]
+    );
+    put("spec", "disk-and-ports", disk_and_ports.as_bytes());
+    put("spec", "bad-memory", smallest.replace("512Mi", "512Mx").as_bytes());
+}
+
+const NEXT: u16 = 1;
+const WRITE: u16 = 2;
+const INDIRECT: u16 = 4;
+
+/// A virtio-blk request header.
+fn blk_header(kind: u32, sector: u64) -> [u8; 16] {
+    let mut h = [0; 16];
+    h[..4].copy_from_slice(&kind.to_le_bytes());
+    h[8..].copy_from_slice(&sector.to_le_bytes());
+    h
+}
+
+fn block_request(put: &mut Put<'_>) {
+    const IN: u32 = 0;
+    const OUT: u32 = 1;
+    const FLUSH: u32 = 4;
+    const GET_ID: u32 = 8;
+    const HDR: u64 = 0x400;
+    const DATA: u64 = 0x600;
+    const STATUS: u64 = 0xa00;
+    // header, data..., status: a chain at descriptor `first`.
+    let request =
+        |ring: &mut RingImage, first: u16, hdr: u64, kind: u32, sector: u64, data: &[(u64, u32)]| {
+            ring.poke(hdr, &blk_header(kind, sector));
+            ring.desc(first, hdr, 16, NEXT, first + 1);
+            let writable = if kind == OUT { 0 } else { WRITE };
+            for (i, &(addr, len)) in data.iter().enumerate() {
+                let i = i as u16;
+                ring.desc(first + 1 + i, addr, len, writable | NEXT, first + 2 + i);
+            }
+            let last = first + 1 + data.len() as u16;
+            ring.desc(last, STATUS + u64::from(first), 1, WRITE, 0).offer(first);
+        };
+    let one = |kind, sector, data: &[(u64, u32)], read_only| {
+        let mut ring = RingImage::new(16, read_only);
+        request(&mut ring, 0, HDR, kind, sector, data);
+        ring.encode()
+    };
+    put("block_request", "read", &one(IN, 3, &[(DATA, 512)], false));
+    put("block_request", "write-two-buffers", &one(OUT, 1, &[(DATA, 512), (DATA + 512, 512)], false));
+    put("block_request", "write-read-only", &one(OUT, 1, &[(DATA, 512)], true));
+    put("block_request", "flush", &one(FLUSH, 0, &[], false));
+    put("block_request", "get-id", &one(GET_ID, 0, &[(DATA, 20)], false));
+    put("block_request", "past-the-end", &one(IN, 32, &[(DATA, 512)], false));
+    put("block_request", "unsupported", &one(0x99, 0, &[(DATA, 512)], false));
+
+    let mut ring = RingImage::new(16, false);
+    request(&mut ring, 0, HDR, OUT, 2, &[(DATA, 512)]);
+    request(&mut ring, 3, HDR + 16, IN, 2, &[(DATA + 512, 512)]);
+    request(&mut ring, 6, HDR + 32, FLUSH, 0, &[]);
+    put("block_request", "three-requests", &ring.encode());
+
+    // One descriptor pointing at an indirect table of three.
+    let mut ring = RingImage::new(8, false);
+    ring.poke(HDR, &blk_header(IN, 5));
+    let table = 0xc00;
+    ring.poke(table, &descriptor(HDR, 16, NEXT, 1));
+    ring.poke(table + 16, &descriptor(DATA, 1024, WRITE | NEXT, 2));
+    ring.poke(table + 32, &descriptor(STATUS, 1, WRITE, 0));
+    ring.desc(0, table, 48, INDIRECT, 0).offer(0);
+    put("block_request", "indirect", &ring.encode());
+
+    // A chain that loops back to its head.
+    let mut ring = RingImage::new(4, false);
+    ring.poke(HDR, &blk_header(IN, 0));
+    ring.desc(0, HDR, 16, NEXT, 1).desc(1, DATA, 512, WRITE | NEXT, 0).offer(0);
+    put("block_request", "loop", &ring.encode());
+}
+
+/// A frame as the guest queues it: a junk virtio-net header, then an Ethernet frame.
+fn frame(payload: usize, seed: u8) -> Vec<u8> {
+    let mut f = vec![0xee; 12];
+    f.extend_from_slice(&[0xff; 6]);
+    f.extend_from_slice(&[2, 0, 0, 0, 0, 1]);
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.extend((0..payload).map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed)));
+    f
+}
+
+fn net_tx(put: &mut Put<'_>) {
+    const BUF: u64 = 0x400;
+    // A frame at `addr` queued as buffers of `parts` bytes from descriptor `first`.
+    let send = |ring: &mut RingImage, first: u16, addr: u64, f: &[u8], parts: &[u32]| {
+        ring.poke(addr, f);
+        let mut at = addr;
+        for (i, &len) in parts.iter().enumerate() {
+            let i = i as u16;
+            let flags = if usize::from(i) + 1 < parts.len() { NEXT } else { 0 };
+            ring.desc(first + i, at, len, flags, first + i + 1);
+            at += u64::from(len);
+        }
+        ring.offer(first);
+    };
+    let f = frame(46, 1);
+    let mut ring = RingImage::new(16, false);
+    send(&mut ring, 0, BUF, &f, &[f.len() as u32]);
+    put("net_tx", "one-frame", &ring.encode());
+
+    let mut ring = RingImage::new(16, false);
+    send(&mut ring, 0, BUF, &f, &[12, 20, f.len() as u32 - 32]);
+    put("net_tx", "three-buffers", &ring.encode());
+
+    let g = frame(200, 9);
+    let mut ring = RingImage::new(16, false);
+    send(&mut ring, 0, BUF, &f, &[12, f.len() as u32 - 12]);
+    send(&mut ring, 2, 0x800, &g, &[g.len() as u32]);
+    let short = frame(0, 3);
+    send(&mut ring, 3, 0xa00, &short[..20], &[20]);
+    put("net_tx", "two-frames-and-a-runt", &ring.encode());
+
+    let mut ring = RingImage::new(2, false);
+    ring.poke(BUF, &f);
+    ring.poke(0xc00, &descriptor(BUF, 12, NEXT, 1));
+    ring.poke(0xc10, &descriptor(BUF + 12, f.len() as u32 - 12, 0, 0));
+    ring.desc(0, 0xc00, 32, INDIRECT, 0).offer(0);
+    put("net_tx", "indirect", &ring.encode());
+
+    let mut ring = RingImage::new(4, false);
+    ring.poke(BUF, &f);
+    ring.desc(0, BUF, f.len() as u32, WRITE, 0).offer(0);
+    put("net_tx", "writable-buffer", &ring.encode());
+}
+
+fn mmio(put: &mut Put<'_>) {
+    const STATUS: u64 = 0x70;
+    const ACK: u32 = 1;
+    const DRIVER: u32 = 2;
+    const DRIVER_OK: u32 = 4;
+    const FEATURES_OK: u32 = 8;
+    let mut probe = MmioCase::default();
+    for offset in [0x00, 0x04, 0x08, 0x0c, 0x10, 0x34, 0x44, 0x60, 0x70, 0xfc, 0x100, 0x104] {
+        probe.read(offset, 4);
+    }
+    probe.read(0x100, 1).read(0x106, 2).read(0x00, 2).read(0x100, 8);
+    put("mmio", "probe", &probe.encode());
+
+    let mut driver = MmioCase::default();
+    driver.write32(STATUS, ACK).write32(STATUS, ACK | DRIVER);
+    driver.write32(0x14, 0).read(0x10, 4).write32(0x14, 1).read(0x10, 4);
+    driver.write32(0x24, 0).write32(0x20, 1 << 5).write32(0x24, 1).write32(0x20, 1);
+    driver.write32(STATUS, ACK | DRIVER | FEATURES_OK).read(STATUS, 4);
+    for (queue, size, base) in [(0u32, 16u32, 0x1000u64), (1, 256, 0x4000)] {
+        driver.write32(0x30, queue).read(0x34, 4).write32(0x38, size);
+        for (reg, addr) in [(0x80, base), (0x90, base + 0x2000), (0xa0, base + 0x3000)] {
+            driver.write32(reg, addr as u32).write32(reg + 4, (addr >> 32) as u32);
+        }
+        driver.write32(0x44, 1);
+    }
+    driver.write32(STATUS, ACK | DRIVER | FEATURES_OK | DRIVER_OK).read(STATUS, 4);
+    driver.write32(0x50, 0).write32(0x50, 1).read(0x60, 4).write32(0x64, 1).read(0x60, 4);
+    driver.write32(0x30, 0).write32(0x38, 8);
+    let mut config = driver.clone();
+    config.accesses.push(Access::Write { offset: 0x100, data: vec![9] });
+    config.read(0x100, 1).write32(STATUS, 0).read(STATUS, 4);
+    put("mmio", "driver", &driver.encode());
+    put("mmio", "driver-config-reset", &config.encode());
+    driver.fail_activate = true;
+    put("mmio", "driver-activation-fails", &driver.encode());
+    config.fail_activate = false;
+    config.fail_reset = true;
+    put("mmio", "driver-reset-fails", &config.encode());
+}
+
+/// The sectors of `disk` that are not all zero, each with its trailing zeros cut, as patches.
+fn patches(disk: &MemDisk) -> Vec<(u8, Vec<u8>)> {
+    disk.bytes
+        .chunks(SECTOR)
+        .enumerate()
+        .filter_map(|(i, sector)| {
+            let len = sector.iter().rposition(|&b| b != 0)? + 1;
+            Some((i as u8, sector[..len].to_vec()))
+        })
+        .collect()
+}
+
+fn store(put: &mut Put<'_>) {
+    let encode = |disk: &MemDisk| {
+        let p = patches(disk);
+        let refs: Vec<(u8, &[u8])> = p.iter().map(|(s, b)| (*s, b.as_slice())).collect();
+        MemDisk::encode(0, false, &refs)
+    };
+    let blank = MemDisk { bytes: vec![0; NEEDED_SECTORS as usize * SECTOR] };
+    put("store", "blank", &encode(&blank));
+    put("store", "too-small", &[0]);
+
+    let mut s = Store::open(blank.clone()).expect("a large enough disk");
+    s.increment(RecordKey::BootCount).expect("in memory");
+    put("store", "boot-count-1", &encode(s.device()));
+    s.increment(RecordKey::BootCount).expect("in memory");
+    s.put(RecordKey::Keystore, keystore_json(Kdf::Pbkdf2 { c: 16 }).as_bytes()).expect("in memory");
+    s.put(RecordKey::SigningHistory, b"history").expect("in memory");
+    let full = s.into_device();
+    put("store", "three-keys-both-slots", &encode(&full));
+
+    // Slot B of the boot count torn: its value no longer matches its checksum.
+    let mut torn = full;
+    let b = (RecordKey::BootCount.first_sector() as usize + 8) * SECTOR;
+    torn.bytes[b + 24] ^= 0x55;
+    put("store", "torn-slot", &encode(&torn));
+
+    // The same torn slot, sealed again: now it is valid, and newer than slot A.
+    let p = patches(&torn);
+    let refs: Vec<(u8, &[u8])> = p.iter().map(|(s, b)| (*s, b.as_slice())).collect();
+    put("store", "torn-slot-sealed", &MemDisk::encode(2, true, &refs));
+}
+
+fn avs_json(put: &mut Put<'_>) -> SignedTaskResponse {
+    let task = NewTask {
+        task_index: 7,
+        task: Task {
+            number_to_be_squared: U256::from(9u32),
+            task_created_block: 100,
+            quorum_numbers: vec![0, 1],
+            quorum_threshold_percentage: 67,
+        },
+    };
+    let key = SecretKey::key_gen(&[1; 32]).expect("32 bytes of key material");
+    let response = IncredibleSquaring.respond(&task).expect("9 squares");
+    let signed = SignedTaskResponse::sign(response, &key);
+    put("avs_json", "new-task", json(&task).as_bytes());
+    put("avs_json", "signed-response", json(&signed).as_bytes());
+    put("avs_json", "signed-response-pretty", serde_json::to_string_pretty(&signed).unwrap().as_bytes());
+    let request = Request::process_signed_task_response(1, signed);
+    put("avs_json", "request", json(&request).as_bytes());
+    put("avs_json", "response-success", json(&Response::success(1, true)).as_bytes());
+    let failure: Response<bool> = Response::failure(None, ErrorObject::new(ErrorCode::TaskNotFound));
+    put("avs_json", "response-failure", json(&failure).as_bytes());
+    let hex = json(&signed).replace("\"81\"", "\"0x51\"");
+    put("avs_json", "signed-response-hex-number", hex.as_bytes());
+    signed
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("serialising a seed")
+}
+
+fn keystore_json(kdf: Kdf) -> String {
+    let key = SecretKey::key_gen(&[2; 32]).expect("32 bytes of key material");
+    let pubkey: String = key.public_key().to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let uuid = "1d85ae20-35c5-4611-98e8-aa14a633906f";
+    let ks = Keystore::encrypt(
+        &key.to_bytes(),
+        "fuzz",
+        &pubkey,
+        "m/12381/3600/0/0/0",
+        kdf,
+        [3; 32],
+        [4; 16],
+        uuid,
+    )
+    .expect("a cheap KDF within the limits");
+    ks.to_json()
+}
+
+fn keystore(put: &mut Put<'_>) {
+    let pbkdf2 = keystore_json(Kdf::Pbkdf2 { c: 16 });
+    put("keystore", "pbkdf2", pbkdf2.as_bytes());
+    put("keystore", "scrypt", keystore_json(Kdf::Scrypt { n: 16, r: 1, p: 1 }).as_bytes());
+    put("keystore", "unknown-kdf", pbkdf2.replace("\"pbkdf2\"", "\"argon2id\"").as_bytes());
+}
+
+fn bls_points(put: &mut Put<'_>, signed: &SignedTaskResponse) {
+    let key = SecretKey::key_gen(&[1; 32]).expect("32 bytes of key material");
+    put("bls", "public-key", &key.public_key().to_bytes());
+    put("bls", "signature", &signed.signature);
+    put("bls", "proof-of-possession", &bls::pop_prove(&key).to_bytes());
+    let mut identity = [0u8; 96];
+    identity[0] = 0xc0;
+    put("bls", "identity", &identity);
+}
