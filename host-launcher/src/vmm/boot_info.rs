@@ -61,11 +61,7 @@ mod tests {
 
     #[test]
     fn writes_a_record_the_guest_side_decodes() {
-        let ranges = crate::vmm::memory::ram_ranges(4 << 20)
-            .into_iter()
-            .map(|(s, n)| (GuestAddress(s), n as usize))
-            .collect::<Vec<_>>();
-        let mem = Memory::from_ranges(&ranges).unwrap();
+        let mem = crate::vmm::memory::map(4 << 20).unwrap();
         let info = BootInfo {
             abi_version: spacecore_abi::ABI_VERSION,
             vcpus: 2,

@@ -2,6 +2,7 @@
 //! and the outcome that ends the run. The first outcome wins.
 
 use super::Outcome;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,8 @@ use std::time::{Duration, Instant};
 pub struct Control {
     state: Mutex<State>,
     changed: Condvar,
+    /// Set with the outcome, read by the vCPU threads before each entry without the lock.
+    ended: AtomicBool,
     /// VM exits by kind, counted by the vCPU threads.
     pub exits: ExitCounts,
 }
@@ -43,6 +46,7 @@ impl Control {
                 outcome: None,
             }),
             changed: Condvar::new(),
+            ended: AtomicBool::new(false),
             exits: ExitCounts::default(),
         }
     }
@@ -110,13 +114,14 @@ impl Control {
         let mut s = self.lock();
         if s.outcome.is_none() {
             s.outcome = Some(outcome);
+            self.ended.store(true, Ordering::Release);
             self.changed.notify_all();
         }
     }
 
     /// Whether the run has an outcome already.
     pub fn finished(&self) -> bool {
-        self.lock().outcome.is_some()
+        self.ended.load(Ordering::Acquire)
     }
 
     /// Records a request to stop the guest (the supervisor turns it into a STOP event).

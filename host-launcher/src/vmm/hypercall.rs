@@ -33,7 +33,7 @@ pub struct Context<'a> {
 
 /// Handles a port write by the guest. `Err` ends the guest with that outcome.
 pub fn handle(ctx: &Context, fd: &VcpuFd, port: u16, data: &[u8]) -> Result<(), Outcome> {
-    let violation = |what: String| Outcome::AbiViolation(format!("vCPU {}: {what}", ctx.vcpu));
+    let violation = |what: String| violation(ctx, what);
     let call =
         Hypercall::from_port(port).ok_or_else(|| violation(format!("write to unknown port {port:#x}")))?;
     let arg = match *data {
@@ -67,6 +67,11 @@ pub fn handle(ctx: &Context, fd: &VcpuFd, port: u16, data: &[u8]) -> Result<(), 
         Hypercall::Wait => wait(ctx, arg).map_err(|e| violation(format!("wait: {e}"))),
         Hypercall::Fault => Err(fault::report(ctx.vcpu, fd, ctx.mem, arg)),
     }
+}
+
+/// The guest on this vCPU broke the ABI: `what` says how.
+pub fn violation(ctx: &Context, what: String) -> Outcome {
+    Outcome::AbiViolation(format!("vCPU {}: {what}", ctx.vcpu))
 }
 
 /// Reads a record of `N` bytes at the guest address `addr`.

@@ -157,9 +157,7 @@ mod tests {
     #[test]
     fn late_memory_serves_exactly_its_range_from_the_same_mapping() {
         let bytes = EAGER_END + (4 << 20);
-        let ranges: Vec<_> =
-            ram_ranges(bytes).into_iter().map(|(s, n)| (GuestAddress(s), n as usize)).collect();
-        let memory = Memory::from_ranges(&ranges).unwrap();
+        let memory = map(bytes).unwrap();
         let late = LateMemory::new(bytes);
         assert!(late.write(&memory, EAGER_END, &[1, 2, 3, 4]));
         let mut back = [0u8; 4];

@@ -439,9 +439,7 @@ mod tests {
 
     #[test]
     fn raised_events_accumulate_in_the_event_word() {
-        let ranges: Vec<_> =
-            memory::ram_ranges(4 << 20).into_iter().map(|(s, n)| (GuestAddress(s), n as usize)).collect();
-        let mem = memory::Memory::from_ranges(&ranges).unwrap();
+        let mem = memory::map(4 << 20).unwrap();
         raise_in_memory(&mem, events::STOP);
         raise_in_memory(&mem, 1 << 5);
         let word: u64 = mem.read_obj(GuestAddress(l::EVENT_WORD_ADDR)).unwrap();

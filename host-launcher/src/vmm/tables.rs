@@ -219,11 +219,7 @@ mod tests {
     }
 
     fn written(bytes: u64, vcpus: u32) -> Memory {
-        let ranges = crate::vmm::memory::ram_ranges(bytes)
-            .into_iter()
-            .map(|(s, n)| (GuestAddress(s), n as usize))
-            .collect::<Vec<_>>();
-        let mem = Memory::from_ranges(&ranges).unwrap();
+        let mem = crate::vmm::memory::map(bytes).unwrap();
         write_all(&mem, bytes, vcpus).unwrap();
         mem
     }

@@ -137,13 +137,15 @@ pub fn run(mut fd: VcpuFd, ctx: &hypercall::Context) {
                 value[..len].copy_from_slice(&data[..len]);
                 hypercall::handle(ctx, &fd, port, &value[..len])
             }
-            Ok(VcpuExit::IoIn(port, _)) => Err(violation(ctx, format!("read from port {port:#x}"))),
+            Ok(VcpuExit::IoIn(port, _)) => {
+                Err(hypercall::violation(ctx, format!("read from port {port:#x}")))
+            }
             Ok(VcpuExit::MmioRead(addr, data)) => {
                 match count(&ctx.control.exits.mmio)
                     && (ctx.bus.read(addr, data, ctx.log) || ctx.late.read(ctx.mem, addr, data))
                 {
                     true => Ok(()),
-                    false => Err(violation(ctx, format!("read of unmapped address {addr:#x}"))),
+                    false => Err(hypercall::violation(ctx, format!("read of unmapped address {addr:#x}"))),
                 }
             }
             Ok(VcpuExit::MmioWrite(addr, data)) => {
@@ -151,10 +153,10 @@ pub fn run(mut fd: VcpuFd, ctx: &hypercall::Context) {
                     && (ctx.bus.write(addr, data, ctx.log) || ctx.late.write(ctx.mem, addr, data))
                 {
                     true => Ok(()),
-                    false => Err(violation(ctx, format!("write to unmapped address {addr:#x}"))),
+                    false => Err(hypercall::violation(ctx, format!("write to unmapped address {addr:#x}"))),
                 }
             }
-            Ok(VcpuExit::Hlt) => Err(violation(ctx, "halted outside a trap stub".into())),
+            Ok(VcpuExit::Hlt) => Err(hypercall::violation(ctx, "halted outside a trap stub".into())),
             Ok(VcpuExit::Shutdown) => Err(kvm_error(ctx, &fd, "triple fault (shutdown)")),
             Ok(VcpuExit::InternalError) => Err(kvm_error(ctx, &fd, "KVM internal error (emulation failure)")),
             Ok(VcpuExit::FailEntry(reason, _)) => {
@@ -178,10 +180,6 @@ pub fn run(mut fd: VcpuFd, ctx: &hypercall::Context) {
 fn count(counter: &std::sync::atomic::AtomicU64) -> bool {
     counter.fetch_add(1, Relaxed);
     true
-}
-
-fn violation(ctx: &hypercall::Context, what: String) -> Outcome {
-    Outcome::AbiViolation(format!("vCPU {}: {what}", ctx.vcpu))
 }
 
 fn kvm_error(ctx: &hypercall::Context, fd: &VcpuFd, what: &str) -> Outcome {
