@@ -8,12 +8,11 @@ use std::process::{Command, Output, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use image_store::Store;
 use serde::Serialize;
 
 use super::stats::Summary;
 use super::verdict;
-use crate::build_image::{self, SIZE_BUDGET_BYTES};
+use crate::build_image::SIZE_BUDGET_BYTES;
 use crate::cmd::{self, describe, progress};
 
 const READY_TARGET_US: f64 = 10_000.0;
@@ -74,24 +73,12 @@ struct Report {
 }
 
 pub fn run(args: &Args) -> Result<()> {
-    if let Err(e) = cmd::kvm_usable() {
-        cmd::banner(&[
-            "NO USABLE /dev/kvm: the boot bench boots real VMs and CANNOT RUN here",
-            &format!("opening {} read-write failed: {e}", cmd::KVM_DEVICE),
-        ]);
-        bail!("no usable {}", cmd::KVM_DEVICE);
-    }
     let spec = args.spec.clone().unwrap_or_else(|| cmd::workspace_root().join("examples/spacecore.toml"));
     if !spec.is_file() {
         bail!("spec {} does not exist", spec.display());
     }
-
-    let built = build_image::build(&build_image::Args::default(), &Store::open_default())?;
-    progress("building host-launcher (release)...");
-    cmd::run(&mut cmd::workspace_cargo(["build", "--release", "-p", "host-launcher"]))?;
-    let release = cmd::target_dir().join("release");
-    let launch = release.join("hac-launch");
-    let floor = release.join("hac-floor");
+    let super::vm::Prepared { launch, built, .. } = super::vm::prepare("boot")?;
+    let floor = launch.with_file_name("hac-floor");
 
     progress("warm-up: one untimed run of each...");
     time_launch(&launch, &spec)?;

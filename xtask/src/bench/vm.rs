@@ -21,6 +21,8 @@ pub struct Prepared {
     pub image: PathBuf,
     /// `target/release/hac-launch`.
     pub launch: PathBuf,
+    /// What `build-image` made, manifest included.
+    pub built: build_image::Built,
 }
 
 /// Checks `/dev/kvm` (a loud banner and an error without it), then builds the image as
@@ -38,7 +40,7 @@ pub fn prepare(bench: &str) -> Result<Prepared> {
     cmd::run(&mut cmd::workspace_cargo(["build", "--release", "-p", "host-launcher"]))?;
     let image =
         fs::canonicalize(&built.elf).with_context(|| format!("cannot find {}", built.elf.display()))?;
-    Ok(Prepared { image, launch: cmd::target_dir().join("release/hac-launch") })
+    Ok(Prepared { image, launch: cmd::target_dir().join("release/hac-launch"), built })
 }
 
 /// A directory of its own under the system's temporary directory, removed on drop.
