@@ -183,11 +183,7 @@ fn the_sample_spec_boots_with_8_gib_and_a_small_footprint() {
 #[test]
 fn a_bad_spec_exits_2_naming_the_key_and_line() {
     let specs = Specs::new();
-    let spec = specs.write(
-        "bad",
-        "apiVersion = \"vistara.eigenlayer/v1\"\nkind = \"AVSSpaceCore\"\n[metadata]\nname = \"bad\"\n\
-         [spec.resources]\ncpu = 0\nmemory = \"16Mi\"\n[spec.deployment]\nimage = \"{image}\"\n",
-    );
+    let spec = specs.minimal("bad", 0, "16Mi");
     let out = launch(&[spec.to_str().unwrap()]);
     let log = text(&out);
     assert_eq!(out.status.code(), Some(i32::from(exit::BAD_SPEC)), "{log}");
@@ -198,11 +194,7 @@ fn a_bad_spec_exits_2_naming_the_key_and_line() {
 #[test]
 fn a_missing_image_says_how_to_build_it() {
     let specs = Specs::new();
-    let spec = specs.write(
-        "noimage",
-        "apiVersion = \"vistara.eigenlayer/v1\"\nkind = \"AVSSpaceCore\"\n[metadata]\nname = \"noimage\"\n\
-         [spec.resources]\ncpu = 1\nmemory = \"16Mi\"\n[spec.deployment]\nimage = \"nothing/here:v9\"\n",
-    );
+    let spec = specs.spacecore("noimage", "cpu = 1\nmemory = \"16Mi\"", "", "nothing/here:v9");
     let out = launch(&[spec.to_str().unwrap()]);
     let log = text(&out);
     assert_eq!(out.status.code(), Some(i32::from(exit::LAUNCHER_ERROR)), "{log}");
@@ -217,14 +209,7 @@ fn a_file_that_is_not_an_image_is_one_clear_line() {
     }
     let specs = Specs::new();
     let junk = specs.write("junk", "not an elf");
-    let spec = specs.write(
-        "junkimage",
-        &format!(
-            "apiVersion = \"vistara.eigenlayer/v1\"\nkind = \"AVSSpaceCore\"\n[metadata]\nname = \"junk\"\n\
-             [spec.resources]\ncpu = 1\nmemory = \"16Mi\"\n[spec.deployment]\nimage = \"{}\"\n",
-            junk.display()
-        ),
-    );
+    let spec = specs.spacecore("junkimage", "cpu = 1\nmemory = \"16Mi\"", "", &junk.display().to_string());
     let out = launch(&[spec.to_str().unwrap()]);
     let log = text(&out);
     assert_eq!(out.status.code(), Some(i32::from(exit::LAUNCHER_ERROR)), "{log}");

@@ -8,14 +8,7 @@ use std::time::Duration;
 const LIMIT: Duration = Duration::from_secs(20);
 
 fn spec(specs: &Specs, name: &str, storage: &str, disk: &str) -> PathBuf {
-    specs.write(
-        name,
-        &format!(
-            "apiVersion = \"vistara.eigenlayer/v1\"\nkind = \"AVSSpaceCore\"\n[metadata]\nname = \"{name}\"\n\
-             [spec.resources]\ncpu = 1\nmemory = \"64Mi\"\nstorage = \"{storage}\"\n{disk}\n\
-             [spec.deployment]\nimage = \"{{image}}\"\n"
-        ),
-    )
+    specs.spacecore(name, &format!("cpu = 1\nmemory = \"64Mi\"\nstorage = \"{storage}\""), disk, "{image}")
 }
 
 /// Boots to ready and stops; returns the boot number from the guest's banner.

@@ -109,11 +109,18 @@ impl Specs {
 
     /// A minimal spec for `name` with `cpu` vCPUs and `memory`.
     pub fn minimal(&self, name: &str, cpu: u32, memory: &str) -> PathBuf {
+        self.spacecore(name, &format!("cpu = {cpu}\nmemory = \"{memory}\""), "", "{image}")
+    }
+
+    /// Writes `name.toml` for the spacecore `name`: `resources` are the lines of
+    /// `[spec.resources]` (its first line is the file's line 6), `tables` follow it, and `image`
+    /// is the deployment image (`{image}` for the test image).
+    pub fn spacecore(&self, name: &str, resources: &str, tables: &str, image: &str) -> PathBuf {
         self.write(
             name,
             &format!(
                 "apiVersion = \"vistara.eigenlayer/v1\"\nkind = \"AVSSpaceCore\"\n[metadata]\nname = \"{name}\"\n\
-                 [spec.resources]\ncpu = {cpu}\nmemory = \"{memory}\"\n[spec.deployment]\nimage = \"{{image}}\"\n"
+                 [spec.resources]\n{resources}\n{tables}\n[spec.deployment]\nimage = \"{image}\"\n"
             ),
         )
     }

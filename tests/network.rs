@@ -9,16 +9,11 @@ use std::time::{Duration, Instant};
 const LIMIT: Duration = Duration::from_secs(20);
 
 fn spec(specs: &Specs, name: &str, extra_networking: &str) -> std::path::PathBuf {
-    specs.write(
-        name,
-        &format!(
-            "apiVersion = \"vistara.eigenlayer/v1\"\nkind = \"AVSSpaceCore\"\n[metadata]\nname = \"{name}\"\n\
-             [spec.resources]\ncpu = 1\nmemory = \"256Mi\"\n\
-             [spec.networking]\n{extra_networking}\n\
-             [spec.networking.inbound_ports]\nHTTP = 80\n[spec.networking.publish]\nHTTP = 0\n\
-             [spec.deployment]\nimage = \"{{image}}\"\n"
-        ),
-    )
+    let tables = format!(
+        "[spec.networking]\n{extra_networking}\n\
+         [spec.networking.inbound_ports]\nHTTP = 80\n[spec.networking.publish]\nHTTP = 0"
+    );
+    specs.spacecore(name, "cpu = 1\nmemory = \"256Mi\"", &tables, "{image}")
 }
 
 /// Boots `spec` and returns the running launcher and its published HTTP address.
@@ -213,15 +208,9 @@ fn a_published_port_already_in_use_is_a_clear_error_at_start() {
     let specs = Specs::new();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let spec = specs.write(
-        "net-busy",
-        &format!(
-            "apiVersion = \"vistara.eigenlayer/v1\"\nkind = \"AVSSpaceCore\"\n[metadata]\nname = \"net-busy\"\n\
-             [spec.resources]\ncpu = 1\nmemory = \"64Mi\"\n\
-             [spec.networking.inbound_ports]\nHTTP = 80\n[spec.networking.publish]\nHTTP = {port}\n\
-             [spec.deployment]\nimage = \"{{image}}\"\n"
-        ),
-    );
+    let tables =
+        format!("[spec.networking.inbound_ports]\nHTTP = 80\n[spec.networking.publish]\nHTTP = {port}");
+    let spec = specs.spacecore("net-busy", "cpu = 1\nmemory = \"64Mi\"", &tables, "{image}");
     let out = specs.launch(&["--until-ready", spec.to_str().unwrap()]);
     let log = spacecore_tests::text(&out);
     assert_eq!(out.status.code(), Some(1), "{log}");
