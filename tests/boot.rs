@@ -168,7 +168,8 @@ fn the_sample_spec_boots_with_8_gib_and_a_small_footprint() {
     let log = text(&out);
     assert_eq!(out.status.code(), Some(0), "{log}");
     assert!(log.contains("4 vCPUs, 8192 MiB memory"), "{log}");
-    assert!(log.contains("not enforced yet: spec.security.attestation = BLS"), "{log}");
+    assert!(log.contains("not enforced yet: spec.failover.strategy = auto-recovery"), "{log}");
+    assert!(!log.contains("not enforced yet: spec.security.attestation"), "{log}");
     assert!(!log.contains("not enforced yet: spec.resources.storage"), "{log}");
     // The 100 GiB disk is created sparse: it costs almost nothing on the host.
     let disk = std::fs::metadata(specs.dir().join("spacecore-sample/disk.img")).expect("disk created");

@@ -19,6 +19,14 @@ pub const PORT_COUNT: u16 = 16;
 /// Longest console write or panic message the launcher reads; longer ones are cut there.
 pub const MAX_MESSAGE: u64 = 4096;
 
+/// Longest keystore password the launcher hands over (see [`Hypercall::KeystorePassword`]).
+pub const MAX_KEYSTORE_PASSWORD: usize = 4096;
+/// The `len` the launcher writes back from [`Hypercall::KeystorePassword`] when there is no
+/// password to hand over: none is configured, or it was already handed over during this boot.
+pub const KEYSTORE_PASSWORD_NONE: u64 = u64::MAX;
+/// Offset of `len` in a [`Buffer`] record: the field [`Hypercall::KeystorePassword`] writes.
+pub const BUFFER_LEN_OFFSET: u64 = 8;
+
 /// The hypercalls, numbered by their offset from [`PORT_BASE`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u16)]
@@ -33,6 +41,21 @@ pub enum Hypercall {
     Panic = 3,
     /// Block this vCPU until an event or a timeout. Argument: address of a [`Wait`] record.
     Wait = 4,
+    /// Ask for the operator keystore's password. Argument: address of a [`Buffer`] record
+    /// describing a guest buffer; the launcher answers in the record's `len` (at
+    /// [`BUFFER_LEN_OFFSET`]) and touches nothing else but the buffer:
+    /// - no password configured, or already handed over during this boot: `len` =
+    ///   [`KEYSTORE_PASSWORD_NONE`];
+    /// - `len` is less than the password's length: `len` = the password's length (at most
+    ///   [`MAX_KEYSTORE_PASSWORD`]), nothing is handed over, so the guest may ask again with a
+    ///   buffer that large;
+    /// - otherwise: the password (UTF-8, no trailing newline) is written at `addr`, `len` = its
+    ///   length, and it is handed over: later calls during this boot get
+    ///   [`KEYSTORE_PASSWORD_NONE`].
+    ///
+    /// In the last case the whole buffer must lie in guest RAM at or above
+    /// [`crate::layout::GUEST_BASE`], or the call is an ABI violation.
+    KeystorePassword = 5,
     /// Sent by the launcher's ring-0 trap stubs, never by guest code. Argument: the vector.
     /// The trap frame is on the vCPU's trap stack.
     Fault = 15,
@@ -52,6 +75,7 @@ impl Hypercall {
             2 => Self::Exit,
             3 => Self::Panic,
             4 => Self::Wait,
+            5 => Self::KeystorePassword,
             15 => Self::Fault,
             _ => return None,
         })
@@ -139,12 +163,15 @@ mod tests {
             Hypercall::Exit,
             Hypercall::Panic,
             Hypercall::Wait,
+            Hypercall::KeystorePassword,
             Hypercall::Fault,
         ] {
             assert_eq!(Hypercall::from_port(call.port()), Some(call));
             assert!(call.port() < PORT_BASE + PORT_COUNT);
         }
-        assert_eq!(Hypercall::from_port(PORT_BASE + 5), None);
+        assert_eq!(Hypercall::KeystorePassword.port(), 0x505);
+        assert_eq!(Hypercall::from_port(PORT_BASE + 6), None);
+        assert_eq!(Hypercall::from_port(PORT_BASE + 14), None);
         assert_eq!(Hypercall::from_port(0x3f8), None);
         assert_eq!(Hypercall::from_port(PORT_BASE - 1), None);
     }
@@ -157,5 +184,13 @@ mod tests {
         let w = Wait { timeout_ns: WAIT_FOREVER, events: events::STOP };
         assert_eq!(Wait::decode(&w.encode()), Some(w));
         assert_eq!(&w.encode()[WAIT_EVENTS_OFFSET as usize..], &events::STOP.to_le_bytes());
+        let none = Buffer { addr: 0x10_0000, len: KEYSTORE_PASSWORD_NONE }.encode();
+        assert_eq!(&none[BUFFER_LEN_OFFSET as usize..], &u64::MAX.to_le_bytes());
+    }
+
+    #[test]
+    fn keystore_password_limits_are_distinct() {
+        // A length the launcher reports never looks like "none".
+        assert!((MAX_KEYSTORE_PASSWORD as u64) < KEYSTORE_PASSWORD_NONE);
     }
 }

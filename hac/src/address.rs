@@ -1,5 +1,6 @@
 //! The addresses of `[spec.networking]`: the guest's IPv4 address and subnet,
-//! the host side of the tap, and the address published ports listen on.
+//! the host side of the tap, and the address published ports listen on; and
+//! the aggregator's socket address of `[spec.avs]`.
 //! Pure text and arithmetic; errors are the operator-facing messages.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -61,6 +62,71 @@ pub(crate) fn parse_guest(text: &str) -> Result<(Ipv4Addr, u8), String> {
         ));
     }
     Ok((guest, prefix_len))
+}
+
+/// What `spec.avs.aggregator` looks like, for messages.
+pub(crate) const AGGREGATOR_EXPECTED: &str =
+    "an IP address and port such as \"127.0.0.1:8090\" or \"[::1]:8090\"";
+
+/// Parses the aggregator's socket address: an IPv4 address or a bracketed
+/// IPv6 address, a colon and a port 1..=65535. Host names and schemes are
+/// refused (the launcher resolves nothing), and so are addresses no TCP
+/// connection can go to.
+pub(crate) fn parse_aggregator(text: &str) -> Result<SocketAddr, String> {
+    let address = match text.parse::<SocketAddr>() {
+        Ok(address) => address,
+        Err(_) => return Err(format!("{}; expected {AGGREGATOR_EXPECTED}", aggregator_problem(text))),
+    };
+    let problem = if address.port() == 0 {
+        "port 0 cannot be connected to".to_owned()
+    } else if address.ip().is_unspecified() {
+        format!("{} is the unspecified address, not an address of the aggregator", address.ip())
+    } else if address.ip().is_multicast() || address.ip() == IpAddr::V4(Ipv4Addr::BROADCAST) {
+        format!("{} is a multicast or broadcast address, which TCP cannot connect to", address.ip())
+    } else {
+        return Ok(address);
+    };
+    Err(format!("{text:?}: {problem}; expected {AGGREGATOR_EXPECTED}"))
+}
+
+/// Why `text` (which does not parse as a socket address) is not one.
+fn aggregator_problem(text: &str) -> String {
+    if text.is_empty() {
+        return "the address is empty".to_owned();
+    }
+    if let Some((scheme, _)) = text.split_once("://") {
+        return format!("{text:?} has a scheme ({scheme}://); write the address and port only");
+    }
+    if text.contains('/') {
+        return format!("{text:?} has a path; write the address and port only");
+    }
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        let hint = if ip.is_ipv6() { ", and an IPv6 address goes in brackets before it" } else { "" };
+        return format!("{text:?} has no port; add \":PORT\"{hint}");
+    }
+    if let Some(inner) = text.strip_prefix('[').and_then(|rest| rest.strip_suffix(']'))
+        && inner.parse::<std::net::Ipv6Addr>().is_ok()
+    {
+        return format!("{text:?} has no port; add \":PORT\" after the brackets");
+    }
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return format!("{text:?} is not an IP address and port");
+    };
+    let host_is_ip = host.parse::<Ipv4Addr>().is_ok()
+        || host
+            .strip_prefix('[')
+            .and_then(|rest| rest.strip_suffix(']'))
+            .is_some_and(|inner| inner.parse::<std::net::Ipv6Addr>().is_ok());
+    let port_is_number = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+    if host_is_ip {
+        format!("{text:?} has a bad port {port:?}; the port is a number from 1 to 65535")
+    } else if port_is_number && host.parse::<std::net::Ipv6Addr>().is_ok() {
+        format!("{text:?}: an IPv6 address with a port is written in brackets, such as \"[{host}]:{port}\"")
+    } else if port_is_number && !host.is_empty() && !host.contains(['/', '[', ']', ' ']) {
+        format!("{text:?} names a host; write its IP address (host names are not resolved)")
+    } else {
+        format!("{text:?} is not an IP address and port")
+    }
 }
 
 /// Parses `"a.b.c.d"` (no prefix: the subnet is the guest's).

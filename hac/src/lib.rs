@@ -43,11 +43,9 @@ use std::path::Path;
 pub use address::{MAX_PREFIX_LEN, MIN_PREFIX_LEN};
 pub use error::SpecError;
 pub use image_ref::{DEFAULT_TAG, ImageRef, ImageSource, looks_like_path};
-pub use not_enforced::{
-    AVS_SIGNING, NOT_ENFORCED, OPERATIONS, OUTBOUND_NETWORKING, STORAGE_AND_NETWORKING, SUPERVISOR,
-};
+pub use not_enforced::{NOT_ENFORCED, OPERATIONS, OUTBOUND_NETWORKING, STORAGE_AND_NETWORKING, SUPERVISOR};
 pub use plan::{
-    Attestation, Criteria, DEFAULT_GUEST_ADDRESS, DEFAULT_HOST_ADDRESS, DEFAULT_PREFIX_LEN,
+    Attestation, AvsPlan, Criteria, DEFAULT_GUEST_ADDRESS, DEFAULT_HOST_ADDRESS, DEFAULT_PREFIX_LEN,
     DEFAULT_PUBLISH_ADDRESS, DiskPlan, Failover, FailoverStrategy, InboundPort, NetworkPlan, NetworkType,
     NotEnforced, Observability, Operations, PerformanceLevel, Plan, Provider, Scaling, SecurityLevel,
     UpdateStrategy, Virtualization, VirtualizationType,
@@ -68,8 +66,8 @@ pub struct HostLimits {
     pub max_memory_bytes: u64,
 }
 
-/// Reads the spec file at `path` and validates it. Relative image and disk
-/// paths are resolved against the file's directory.
+/// Reads the spec file at `path` and validates it. Relative image, disk and
+/// password-file paths are resolved against the file's directory.
 pub fn parse_file(path: &Path, limits: &HostLimits) -> Result<Plan, SpecError> {
     let source = std::fs::read_to_string(path).map_err(|error| {
         SpecError::without_position(path, "", format!("cannot read the spec file: {error}"))
@@ -78,7 +76,7 @@ pub fn parse_file(path: &Path, limits: &HostLimits) -> Result<Plan, SpecError> {
 }
 
 /// Validates spec text. `path` is used in messages and as the base for
-/// relative image and disk paths; it is not opened.
+/// relative image, disk and password-file paths; it is not opened.
 pub fn parse_str(source: &str, path: &Path, limits: &HostLimits) -> Result<Plan, SpecError> {
     let root = toml::de::DeTable::parse(source).map_err(|error| {
         let mut message = format!("invalid TOML: {}", error.message());

@@ -12,8 +12,6 @@ pub const STORAGE_AND_NETWORKING: &str = "storage and networking";
 /// Capability: routing from a spacecore beyond its host-side address. Until then every
 /// spacecore is `isolated`, so only the other `network_type` values are reported.
 pub const OUTBOUND_NETWORKING: &str = "outbound networking";
-/// Capability: the AVS signs with its operator key inside the guest.
-pub const AVS_SIGNING: &str = "AVS signing";
 /// Capability: a host-side supervisor that confines and tunes the VMM.
 pub const SUPERVISOR: &str = "supervisor";
 /// Capability: sidecars, metrics, logs, updates, scaling and restarts.
@@ -25,7 +23,6 @@ pub const NOT_ENFORCED: &[(&str, &str)] = &[
     ("spec.virtualization.criteria.security", SUPERVISOR),
     ("spec.virtualization.criteria.performance", SUPERVISOR),
     ("spec.networking.network_type", OUTBOUND_NETWORKING),
-    ("spec.security.attestation", AVS_SIGNING),
     ("spec.security.isolation", SUPERVISOR),
     ("spec.observability.sidecar", OPERATIONS),
     ("spec.observability.monitoring", OPERATIONS),

@@ -3,7 +3,7 @@
 //! in the spec file.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use crate::image_ref::ImageSource;
@@ -248,6 +248,20 @@ pub struct DiskPlan {
     pub resize: bool,
 }
 
+/// `[spec.avs]`: the AVS node's link to its aggregator and its operator key.
+/// Only present with a data disk (`storage_bytes` > 0), where the keystore and
+/// the signing history live.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AvsPlan {
+    /// `aggregator`: the aggregator's JSON-RPC address as the launcher's host
+    /// reaches it (an IP address and a port 1..=65535).
+    pub aggregator: SocketAddr,
+    /// `keystore_password_file`: the file holding the operator keystore's
+    /// password, relative paths already joined to the spec file's directory.
+    /// `None`: no password is handed to the guest. Not opened by the parser.
+    pub keystore_password_file: Option<PathBuf>,
+}
+
 /// `[spec.observability]`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Observability {
@@ -309,6 +323,8 @@ pub struct Plan {
     pub virtualization: Virtualization,
     /// `[spec.networking]`.
     pub network: NetworkPlan,
+    /// `[spec.avs]`, if present.
+    pub avs: Option<AvsPlan>,
     /// `spec.security.attestation`.
     pub attestation: Attestation,
     /// `spec.security.isolation`, carried as written.

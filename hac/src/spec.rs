@@ -2,18 +2,21 @@
 //! Each table rejects unknown keys before its values are checked, so a typo
 //! is reported as a typo.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 use toml::de::DeTable;
 
 use crate::HostLimits;
+use crate::address::{self, AGGREGATOR_EXPECTED};
 use crate::error::SpecError;
 use crate::image_ref::{ImageSource, lexically_tidy, parse_image};
 use crate::not_enforced;
 use crate::plan::{
-    Attestation, Criteria, DiskPlan, Failover, FailoverStrategy, Observability, Operations, PerformanceLevel,
-    Plan, Provider, Scaling, SecurityLevel, UpdateStrategy, Virtualization, VirtualizationType,
+    Attestation, AvsPlan, Criteria, DiskPlan, Failover, FailoverStrategy, InboundPort, NetworkPlan,
+    Observability, Operations, PerformanceLevel, Plan, Provider, Scaling, SecurityLevel, UpdateStrategy,
+    Virtualization, VirtualizationType,
 };
 use crate::resources::{self, NETWORK_KEYS, RESOURCE_KEYS};
 use crate::tree::{Choices, Doc, Item, Table};
@@ -33,6 +36,7 @@ const SPEC_KEYS: &[&str] = &[
     "virtualization",
     "networking",
     "deployment",
+    "avs",
     "security",
     "observability",
     "operations",
@@ -42,6 +46,7 @@ const VIRTUALIZATION_KEYS: &[&str] = &["type", "provider", "criteria"];
 const CRITERIA_KEYS: &[&str] = &["security", "performance"];
 const STORAGE_KEYS: &[&str] = &["path", "read_only", "resize"];
 const DEPLOYMENT_KEYS: &[&str] = &["image"];
+const AVS_KEYS: &[&str] = &["aggregator", "keystore_password_file"];
 const SECURITY_KEYS: &[&str] = &["attestation", "isolation"];
 const OBSERVABILITY_KEYS: &[&str] = &["sidecar", "monitoring", "logging"];
 const OPERATIONS_KEYS: &[&str] = &["updateStrategy", "scaling"];
@@ -132,9 +137,20 @@ pub(crate) fn build(
         ));
     }
     let virtualization = optional(&spec, "virtualization", VIRTUALIZATION_KEYS, virtualization)?;
-    let network = optional(&spec, "networking", NETWORK_KEYS, resources::networking)?;
+    let network = optional(&spec, "networking", NETWORK_KEYS, resources::networking)?.unwrap_or_default();
     let deployment = spec.require("deployment", "a [spec.deployment] table")?.table(DEPLOYMENT_KEYS)?;
     let image = image(&deployment.require("image", IMAGE_EXPECTED)?, spec_dir)?;
+    let avs = optional(&spec, "avs", AVS_KEYS, |table| avs(table, spec_dir, &network))?;
+    if avs.is_some()
+        && resources.storage_bytes == 0
+        && let Some(item) = spec.get("avs")
+    {
+        return Err(item.key_error(
+            "an AVS node needs a data disk (its operator keystore and signing history live there); \
+             add storage = \"...\" to [spec.resources], such as storage = \"64Mi\""
+                .to_owned(),
+        ));
+    }
     let (attestation, security_isolation) =
         optional(&spec, "security", SECURITY_KEYS, security)?.unwrap_or_default();
     let observability = optional(&spec, "observability", OBSERVABILITY_KEYS, observability)?;
@@ -152,7 +168,8 @@ pub(crate) fn build(
         disk: disk.unwrap_or_default(),
         image,
         virtualization: virtualization.unwrap_or_default(),
-        network: network.unwrap_or_default(),
+        network,
+        avs,
         attestation,
         security_isolation,
         observability: observability.unwrap_or_default(),
@@ -248,7 +265,7 @@ fn image(item: &Item<'_, '_>, spec_dir: &Path) -> Result<ImageSource, SpecError>
 
 fn disk(table: &Table<'_, '_>, spec_dir: &Path) -> Result<DiskPlan, SpecError> {
     Ok(DiskPlan {
-        path: table.get("path").map(|item| disk_path(&item, spec_dir)).transpose()?,
+        path: table.get("path").map(|item| file_path(&item, spec_dir, DISK_PATH_EXPECTED)).transpose()?,
         read_only: optional_bool(table, "read_only")?,
         resize: optional_bool(table, "resize")?,
     })
@@ -257,10 +274,14 @@ fn disk(table: &Table<'_, '_>, spec_dir: &Path) -> Result<DiskPlan, SpecError> {
 const DISK_PATH_EXPECTED: &str =
     "a path to the raw disk file such as \"./disk.img\" or \"/var/lib/spacecore/my-avs/disk.img\"";
 
-/// `spec.storage.path`: joined to the spec file's directory when relative,
-/// like image paths.
-fn disk_path(item: &Item<'_, '_>, spec_dir: &Path) -> Result<PathBuf, SpecError> {
-    let text = item.string(DISK_PATH_EXPECTED)?;
+const PASSWORD_FILE_EXPECTED: &str =
+    "a path to the file holding the keystore's password such as \"./operator.password\"";
+
+/// A path to a file (`spec.storage.path`, `spec.avs.keystore_password_file`):
+/// joined to the spec file's directory when relative, like image paths.
+/// `expected` describes the file, for messages.
+fn file_path(item: &Item<'_, '_>, spec_dir: &Path, expected: &str) -> Result<PathBuf, SpecError> {
+    let text = item.string(expected)?;
     let problem = if text.is_empty() {
         "the path is empty".to_owned()
     } else if text.contains('\0') {
@@ -270,7 +291,26 @@ fn disk_path(item: &Item<'_, '_>, spec_dir: &Path) -> Result<PathBuf, SpecError>
     } else {
         return Ok(lexically_tidy(&spec_dir.join(text)));
     };
-    Err(item.error(format!("{problem}; expected {DISK_PATH_EXPECTED}")))
+    Err(item.error(format!("{problem}; expected {expected}")))
+}
+
+/// `[spec.avs]`: where the aggregator is, and the keystore's password file.
+fn avs(table: &Table<'_, '_>, spec_dir: &Path, network: &NetworkPlan) -> Result<AvsPlan, SpecError> {
+    let item = table.require("aggregator", AGGREGATOR_EXPECTED)?;
+    let text = item.string(AGGREGATOR_EXPECTED)?;
+    let aggregator = address::parse_aggregator(text).map_err(|message| item.error(message))?;
+    if let Some(port) = own_published_port(aggregator, network) {
+        return Err(item.error(format!(
+            "{aggregator} is where this node's own inbound port `{}` is published, not an \
+             aggregator; expected {AGGREGATOR_EXPECTED}",
+            port.name
+        )));
+    }
+    let keystore_password_file = table
+        .get("keystore_password_file")
+        .map(|item| file_path(&item, spec_dir, PASSWORD_FILE_EXPECTED))
+        .transpose()?;
+    Ok(AvsPlan { aggregator, keystore_password_file })
 }
 
 fn security(table: &Table<'_, '_>) -> Result<(Attestation, Option<String>), SpecError> {
@@ -290,4 +330,17 @@ fn operations(table: &Table<'_, '_>) -> Result<Operations, SpecError> {
         update_strategy: optional_keyword(table, "updateStrategy", &UPDATE_STRATEGIES)?,
         scaling: optional_keyword(table, "scaling", &SCALINGS)?,
     })
+}
+
+/// The inbound port whose published listener `aggregator` would reach: the same host port, on
+/// the same address or on a wildcard `publish_address` covering it (`0.0.0.0` listens on every
+/// IPv4 address, `::` on every address).
+fn own_published_port(aggregator: SocketAddr, network: &NetworkPlan) -> Option<&InboundPort> {
+    let publish = network.publish_address;
+    let same_host = publish == aggregator.ip()
+        || (publish.is_unspecified() && (publish.is_ipv6() || aggregator.is_ipv4()));
+    network
+        .inbound_ports
+        .iter()
+        .find(|port| same_host && port.host_port != 0 && port.host_port == aggregator.port())
 }

@@ -763,3 +763,183 @@ fn published_host_ports_are_unique() {
     );
     expect_publish_error("https = 0\nHTTP = 0\nhttps = 1", "", 33, "invalid TOML: duplicate key");
 }
+
+/// The sample with `[spec.avs]` and `body` before `[spec.security]`: the
+/// header is line 33, `body` starts on line 34.
+#[track_caller]
+fn expect_avs_error(body: &str, key: &str, line: usize, needle: &str) -> SpecError {
+    let security = "[spec.security]";
+    expect_error(security, &format!("[spec.avs]\n{body}\n\n{security}"), key, line, needle)
+}
+
+#[test]
+fn bad_aggregators() {
+    let key = "spec.avs.aggregator";
+    let bad = |text: &str, needle: &str| expect_avs_error(&format!("aggregator = {text}"), key, 34, needle);
+    let error = bad(
+        "\"localhost:8090\"",
+        "\"localhost:8090\" names a host; write its IP address (host names are not resolved); expected an IP \
+         address and port such as \"127.0.0.1:8090\" or \"[::1]:8090\"",
+    );
+    assert_eq!(error.column(), Some(14), "points at the value");
+    assert_eq!(
+        error.to_string(),
+        "hac.toml:34:14: spec.avs.aggregator: \"localhost:8090\" names a host; write its IP address (host \
+         names are not resolved); expected an IP address and port such as \"127.0.0.1:8090\" or \"[::1]:8090\""
+    );
+    bad("\"aggregator.example.com:443\"", "names a host");
+    bad(
+        "\"http://127.0.0.1:8090\"",
+        "\"http://127.0.0.1:8090\" has a scheme (http://); write the address and port only",
+    );
+    bad("\"127.0.0.1\"", "\"127.0.0.1\" has no port; add \":PORT\"; expected an IP address and port");
+    bad("\"::1\"", "has no port; add \":PORT\", and an IPv6 address goes in brackets before it");
+    bad("\"[::1]\"", "\"[::1]\" has no port; add \":PORT\" after the brackets");
+    bad("\"::1:8090\"", "has no port");
+    bad(
+        "\"fe80::1:99999\"",
+        "an IPv6 address with a port is written in brackets, such as \"[fe80::1]:99999\"",
+    );
+    bad("\"127.0.0.1:0\"", "\"127.0.0.1:0\": port 0 cannot be connected to");
+    bad("\"[::1]:0\"", "port 0 cannot be connected to");
+    bad(
+        "\"127.0.0.1:65536\"",
+        "\"127.0.0.1:65536\" has a bad port \"65536\"; the port is a number from 1 to 65535",
+    );
+    bad("\"127.0.0.1:-1\"", "has a bad port \"-1\"");
+    bad("\"127.0.0.1:\"", "has a bad port \"\"");
+    bad("\"127.0.0.1:http\"", "has a bad port \"http\"");
+    bad("\"010.0.0.1:8090\"", "\"010.0.0.1:8090\" names a host");
+    bad("\"0.0.0.0:8090\"", "0.0.0.0 is the unspecified address, not an address of the aggregator");
+    bad("\"[::]:8090\"", ":: is the unspecified address");
+    bad("\"224.0.0.1:8090\"", "224.0.0.1 is a multicast or broadcast address");
+    bad("\"255.255.255.255:8090\"", "multicast or broadcast");
+    bad("\"[ff02::1]:8090\"", "multicast or broadcast");
+    bad("\"\"", "the address is empty; expected an IP address and port");
+    bad("\"127.0.0.1:8090/rpc\"", "\"127.0.0.1:8090/rpc\" has a path; write the address and port only");
+    bad("\" 127.0.0.1:8090\"", "is not an IP address and port");
+    bad(
+        "8090",
+        "expected an IP address and port such as \"127.0.0.1:8090\" or \"[::1]:8090\", found integer 8090",
+    );
+    bad("[\"127.0.0.1:8090\"]", "found array");
+}
+
+#[test]
+fn avs_needs_an_aggregator() {
+    let error = expect_avs_error(
+        "keystore_password_file = \"pw\"",
+        "spec.avs.aggregator",
+        33,
+        "missing required key `aggregator` in [spec.avs]; expected an IP address and port such as \"127.0.0.1:8090\"",
+    );
+    assert_eq!(error.column(), Some(1), "points at the table's header");
+    expect_avs_error("", "spec.avs.aggregator", 33, "missing required key `aggregator`");
+}
+
+#[test]
+fn bad_avs_keys() {
+    expect_avs_error(
+        "aggregator = \"127.0.0.1:8090\"\nkeystore = \"k.json\"",
+        "spec.avs.keystore",
+        35,
+        "unknown key `keystore` in [spec.avs]; expected one of: aggregator, keystore_password_file",
+    );
+    expect_avs_error(
+        "Aggregator = \"127.0.0.1:8090\"",
+        "spec.avs.Aggregator",
+        34,
+        "(keys are case-sensitive: did you mean `aggregator`?)",
+    );
+    // Unknown keys are reported before bad values.
+    expect_avs_error(
+        "aggregator = \"x\"\npassword = \"pw\"",
+        "spec.avs.password",
+        35,
+        "unknown key `password`",
+    );
+    expect_error(
+        "[spec.security]",
+        "[spec]\navs = \"127.0.0.1:8090\"\n\n[spec.security]",
+        "spec.avs",
+        34,
+        "expected a table ([spec.avs]), found string \"127.0.0.1:8090\"",
+    );
+}
+
+#[test]
+fn bad_keystore_password_files() {
+    let key = "spec.avs.keystore_password_file";
+    for (path, needle) in [
+        ("\"\"", "the path is empty; expected a path to the file holding the keystore's password"),
+        ("\"/etc/spacecore/\"", "\"/etc/spacecore/\" names a directory"),
+        ("\".\"", "names a directory"),
+        ("\"secrets/..\"", "names a directory"),
+        ("\"pw\\u0000\"", "contains a NUL character"),
+        (
+            "true",
+            "expected a path to the file holding the keystore's password such as \"./operator.password\", found boolean true",
+        ),
+    ] {
+        let body = format!("aggregator = \"127.0.0.1:8090\"\nkeystore_password_file = {path}");
+        let error = expect_avs_error(&body, key, 35, needle);
+        assert_eq!(error.column(), Some(26), "points at the value");
+    }
+}
+
+#[test]
+fn avs_without_storage() {
+    let without_storage = edited("storage = \"100Gi\"\n", "");
+    let source = without_storage
+        .replace("[spec.security]", "[spec.avs]\naggregator = \"127.0.0.1:8090\"\n\n[spec.security]");
+    let error = error_of(&source);
+    assert_eq!(error.key(), "spec.avs", "{error}");
+    assert_eq!((error.line(), error.column()), (Some(32), Some(7)), "points at `avs` in the header: {error}");
+    assert!(
+        error.message().contains(
+            "an AVS node needs a data disk (its operator keystore and signing history live there); add \
+             storage = \"...\" to [spec.resources]"
+        ),
+        "{error}"
+    );
+    // The table's own errors come first.
+    let source =
+        without_storage.replace("[spec.security]", "[spec.avs]\naggregator = \"x\"\n\n[spec.security]");
+    assert_eq!(error_of(&source).key(), "spec.avs.aggregator");
+}
+
+#[test]
+fn the_aggregator_is_not_the_nodes_own_published_port() {
+    // The sample publishes HTTP (80) and https (443) on 127.0.0.1.
+    let error = expect_avs_error(
+        "aggregator = \"127.0.0.1:443\"",
+        "spec.avs.aggregator",
+        34,
+        "127.0.0.1:443 is where this node's own inbound port `https` is published, not an aggregator",
+    );
+    assert_eq!(error.column(), Some(14));
+    let published = edited("https = 443\n", "https = 443\n\n[spec.networking.publish]\nHTTP = 8080\n");
+    let with_avs = |aggregator: &str, publish_address: &str| {
+        let source = published
+            .replace(
+                "network_type = \"public\"",
+                &format!("network_type = \"public\"\npublish_address = {publish_address:?}"),
+            )
+            .replace(
+                "[spec.security]",
+                &format!("[spec.avs]\naggregator = {aggregator:?}\n\n[spec.security]"),
+            );
+        hac::parse_str(&source, Path::new("hac.toml"), &LIMITS)
+    };
+    let own = |result: Result<hac::Plan, SpecError>| {
+        result.is_err_and(|e| e.key() == "spec.avs.aggregator" && e.message().contains("own inbound port"))
+    };
+    assert!(own(with_avs("127.0.0.1:8080", "127.0.0.1")), "published HTTP = 8080");
+    assert!(own(with_avs("192.168.1.5:8080", "0.0.0.0")), "0.0.0.0 listens on every IPv4 address");
+    assert!(own(with_avs("[::1]:443", "::")), ":: listens on every address");
+    assert!(own(with_avs("127.0.0.1:443", "::")));
+    assert!(with_avs("127.0.0.1:80", "127.0.0.1").is_ok(), "HTTP is published on 8080, not 80");
+    assert!(with_avs("[::1]:8080", "0.0.0.0").is_ok(), "0.0.0.0 does not listen on IPv6");
+    assert!(with_avs("127.0.0.1:8080", "192.168.1.5").is_ok(), "another address");
+    assert!(with_avs("127.0.0.1:8090", "127.0.0.1").is_ok());
+}

@@ -1,11 +1,11 @@
 //! The sample spec from the format reference, and the defaults of a minimal
 //! spec.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use hac::{
-    Attestation, Criteria, DiskPlan, Failover, FailoverStrategy, HostLimits, ImageRef, ImageSource,
+    Attestation, AvsPlan, Criteria, DiskPlan, Failover, FailoverStrategy, HostLimits, ImageRef, ImageSource,
     InboundPort, NetworkPlan, NetworkType, NotEnforced, Observability, Operations, PerformanceLevel, Plan,
     Provider, Scaling, SecurityLevel, UpdateStrategy, Virtualization, VirtualizationType,
 };
@@ -47,6 +47,7 @@ fn expected_sample_plan(spec_path: &Path) -> Plan {
             host_address: Ipv4Addr::new(10, 0, 0, 1),
             publish_address: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)),
         },
+        avs: None,
         attestation: Attestation::Bls,
         security_isolation: Some("enforced via SELinux/AppArmor/seccomp".to_owned()),
         observability: Observability {
@@ -63,7 +64,6 @@ fn expected_sample_plan(spec_path: &Path) -> Plan {
             not_enforced("spec.virtualization.criteria.security", "high", "supervisor"),
             not_enforced("spec.virtualization.criteria.performance", "standard", "supervisor"),
             not_enforced("spec.networking.network_type", "public", "outbound networking"),
-            not_enforced("spec.security.attestation", "BLS", "AVS signing"),
             not_enforced("spec.security.isolation", "enforced via SELinux/AppArmor/seccomp", "supervisor"),
             not_enforced("spec.observability.sidecar", "true", "operations"),
             not_enforced("spec.observability.monitoring", "Prometheus/Grafana", "operations"),
@@ -198,6 +198,7 @@ fn minimal_spec_gets_documented_defaults() {
         (Ipv4Addr::new(10, 0, 0, 2), 30, Ipv4Addr::new(10, 0, 0, 1))
     );
     assert_eq!(hac::DEFAULT_PUBLISH_ADDRESS, IpAddr::V4(Ipv4Addr::LOCALHOST));
+    assert_eq!(plan.avs, None);
     assert_eq!(plan.attestation, Attestation::Bls);
     assert_eq!(plan.security_isolation, None);
     assert_eq!(plan.observability, Observability::default());
@@ -319,7 +320,7 @@ fn every_toml_example_in_the_format_reference_is_valid() {
     let text = std::fs::read_to_string(&reference).expect("docs/hac-toml.md exists");
     let blocks: Vec<&str> =
         text.split("```toml\n").skip(1).map(|rest| rest.split("```").next().unwrap_or_default()).collect();
-    assert_eq!(blocks.len(), 3, "the sample, the smallest file, and disk and published ports");
+    assert_eq!(blocks.len(), 4, "the sample, the smallest file, disk and published ports, and an AVS node");
     assert_eq!(blocks[0], SAMPLE, "the documented sample is the tested one");
     for block in blocks {
         hac::parse_str(block, Path::new("hac.toml"), &LIMITS)
@@ -431,4 +432,87 @@ fn published_ports_in_all_accepted_forms() {
         plan.network.inbound_ports,
         [InboundPort { name: "rpc".to_owned(), port: 8545, host_port: 18545 }]
     );
+}
+
+#[test]
+fn attestation_is_enforced_now() {
+    // The guest signs with BLS, the only accepted value: nothing to report.
+    assert!(hac::NOT_ENFORCED.iter().all(|(key, _)| *key != "spec.security.attestation"));
+    let plan = hac::parse_str(SAMPLE, Path::new("hac.toml"), &LIMITS).unwrap();
+    assert!(plan.not_enforced.iter().all(|e| e.key != "spec.security.attestation"), "{plan:?}");
+}
+
+/// `MINIMAL` with a data disk and `body` as its `[spec.avs]` table.
+fn avs(spec: &str, body: &str) -> Option<AvsPlan> {
+    let source = MINIMAL.replace("memory = \"4Mi\"", "memory = \"4Mi\"\nstorage = \"64Mi\"");
+    let source = format!("{source}\n[spec.avs]\n{body}\n");
+    hac::parse_str(&source, Path::new(spec), &LIMITS).unwrap_or_else(|e| panic!("{body}: {e}")).avs
+}
+
+#[test]
+fn avs_values_in_all_accepted_forms() {
+    let aggregator = |text: &str| avs("hac.toml", &format!("aggregator = {text:?}")).unwrap().aggregator;
+    let socket = |text: &str| text.parse::<SocketAddr>().unwrap();
+    assert_eq!(aggregator("127.0.0.1:8090"), socket("127.0.0.1:8090"));
+    assert_eq!(aggregator("[::1]:8090"), socket("[::1]:8090"));
+    assert_eq!(aggregator("192.168.1.20:1"), socket("192.168.1.20:1"));
+    assert_eq!(aggregator("10.0.0.1:65535"), socket("10.0.0.1:65535"));
+    assert_eq!(aggregator("[fd00::1:2]:443"), socket("[fd00::1:2]:443"));
+    assert_eq!(aggregator("[::ffff:127.0.0.1]:8090"), socket("[::ffff:127.0.0.1]:8090"));
+
+    let plan = avs("/srv/avs/hac.toml", "aggregator = \"127.0.0.1:8090\"").unwrap();
+    assert_eq!(plan.keystore_password_file, None);
+    let password = |spec: &str, text: &str| {
+        avs(spec, &format!("aggregator = \"127.0.0.1:8090\"\nkeystore_password_file = {text:?}"))
+            .unwrap()
+            .keystore_password_file
+            .expect("a path")
+            .display()
+            .to_string()
+    };
+    assert_eq!(password("/srv/avs/hac.toml", "operator.password"), "/srv/avs/operator.password");
+    assert_eq!(password("/srv/avs/hac.toml", "./secrets/./pw"), "/srv/avs/secrets/pw");
+    assert_eq!(password("/srv/avs/hac.toml", "../pw"), "/srv/avs/../pw");
+    assert_eq!(password("/srv/avs/hac.toml", "/etc/spacecore/pw"), "/etc/spacecore/pw");
+    assert_eq!(password("hac.toml", "./pw"), "pw");
+    assert_eq!(password("conf/hac.toml", "pw"), "conf/pw");
+
+    // As an inline table of [spec].
+    let source = MINIMAL.replace("memory = \"4Mi\"", "memory = \"4Mi\"\nstorage = \"1Mi\"");
+    let source = format!("{source}\n[spec]\navs = {{ aggregator = \"127.0.0.1:9\" }}\n");
+    let plan = hac::parse_str(&source, Path::new("hac.toml"), &LIMITS).unwrap();
+    assert_eq!(plan.avs, Some(AvsPlan { aggregator: socket("127.0.0.1:9"), keystore_password_file: None }));
+    assert!(plan.not_enforced.is_empty(), "[spec.avs] is enforced: {:?}", plan.not_enforced);
+}
+
+#[test]
+fn avs_plan_serialises_as_text() {
+    let source = MINIMAL.replace("memory = \"4Mi\"", "memory = \"4Mi\"\nstorage = \"64Mi\"");
+    let source = format!(
+        "{source}\n[spec.avs]\naggregator = \"[::1]:8090\"\nkeystore_password_file = \"op.password\"\n"
+    );
+    let plan = hac::parse_str(&source, Path::new("/srv/hac.toml"), &LIMITS).unwrap();
+    let json = serde_json::to_value(&plan).unwrap();
+    assert_eq!(
+        json["avs"],
+        serde_json::json!({ "aggregator": "[::1]:8090", "keystore_password_file": "/srv/op.password" })
+    );
+    let json =
+        serde_json::to_value(hac::parse_str(MINIMAL, Path::new("hac.toml"), &LIMITS).unwrap()).unwrap();
+    assert_eq!(json["avs"], serde_json::Value::Null);
+}
+
+#[test]
+fn the_examples_are_valid() {
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    for name in ["spacecore.toml", "operator.toml"] {
+        let path = examples.join(name);
+        let plan = hac::parse_file(&path, &LIMITS).unwrap_or_else(|e| panic!("{e}"));
+        if name == "operator.toml" {
+            let avs = plan.avs.expect("the operator example has [spec.avs]");
+            assert_eq!(avs.aggregator, "127.0.0.1:8090".parse::<SocketAddr>().unwrap());
+            assert_eq!(avs.keystore_password_file, Some(examples.join("operator.password")));
+            assert!(plan.storage_bytes > 0);
+        }
+    }
 }

@@ -1,10 +1,11 @@
 //! Turns a plan's storage and networking into devices: the disk file, the tap in the
-//! spacecore's private network namespace, and the published ports. Also the guest's view of
-//! them, as `spacecore.*` command-line words.
+//! spacecore's private network namespace, the published ports, and the path to the AVS
+//! aggregator. Also the guest's view of them, as `spacecore.*` command-line words.
 
 use crate::devices::{BlockConfig, BlockDevice, NetDevice, NetLimits, Tap, VirtioDevice};
 use crate::network::forward::{self, Published};
 use crate::network::netns::Netns;
+use crate::network::outbound::{self, Outbound};
 use hac::Plan;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,6 +26,9 @@ pub enum AttachError {
     /// A published port.
     #[error("spec.networking.inbound_ports: {0}")]
     Publish(#[from] forward::ForwardError),
+    /// The path to the aggregator (the message names `spec.avs.aggregator`).
+    #[error("{0}")]
+    Aggregator(#[from] outbound::OutboundError),
 }
 
 /// IP MTU of the point-to-point link between the host and the guest. It is private to the
@@ -43,6 +47,8 @@ pub struct Attached {
     pub disk: Option<PathBuf>,
     /// The published ports.
     pub published: Vec<Published>,
+    /// The path to the aggregator, with `[spec.avs]`.
+    pub aggregator: Option<Outbound>,
 }
 
 impl std::fmt::Debug for Attached {
@@ -53,6 +59,7 @@ impl std::fmt::Debug for Attached {
             .field("cmdline", &self.cmdline)
             .field("disk", &self.disk)
             .field("published", &self.published)
+            .field("aggregator", &self.aggregator)
             .finish()
     }
 }
@@ -121,12 +128,26 @@ pub fn attach(plan: &Plan) -> Result<Attached, AttachError> {
     if let Some(port) = http_port(plan) {
         attached.cmdline.push(format!("spacecore.http={port}"));
     }
+    if let Some(avs) = &plan.avs {
+        // The guest calls the host side of its tap on the aggregator's port; this thread is in
+        // the launcher's namespace, where the relay connects to the aggregator from.
+        let listen = SocketAddr::new(host.into(), avs.aggregator.port());
+        let path = outbound::start(&netns, listen, avs.aggregator)?;
+        attached.cmdline.push(aggregator_word(path.guest_side));
+        attached.aggregator = Some(path);
+    }
     for port in &net.inbound_ports {
         let host = SocketAddr::new(net.publish_address, port.host_port);
         let guest = SocketAddr::new(net.guest_address.into(), port.port);
         attached.published.push(forward::publish(&port.name, host, guest, netns.clone())?);
     }
     Ok(attached)
+}
+
+/// The command-line word telling the guest where to call the aggregator:
+/// `spacecore.aggregator=ADDRESS:PORT`, the in-namespace address.
+pub fn aggregator_word(guest_side: SocketAddr) -> String {
+    format!("spacecore.aggregator={guest_side}")
 }
 
 /// A locally administered unicast MAC derived from the spacecore's name (stable across
@@ -149,5 +170,21 @@ mod tests {
         assert_eq!(a[0] & 0b11, 0b10, "locally administered, unicast");
         assert_eq!(a, mac("spacecore-sample"));
         assert_ne!(a, mac("other"));
+    }
+
+    #[test]
+    fn the_aggregator_word_is_the_in_namespace_address() {
+        let word = aggregator_word("10.0.0.1:8090".parse().unwrap());
+        assert_eq!(word, "spacecore.aggregator=10.0.0.1:8090");
+    }
+
+    #[test]
+    fn a_busy_aggregator_port_is_an_error_naming_the_key() {
+        let error = AttachError::from(outbound::OutboundError::Bind {
+            addr: "10.0.0.1:8090".parse().unwrap(),
+            source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+        });
+        let text = error.to_string();
+        assert!(text.starts_with("spec.avs.aggregator: cannot listen on 10.0.0.1:8090"), "{text}");
     }
 }

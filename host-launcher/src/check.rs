@@ -45,6 +45,17 @@ pub fn text(plan: &Plan, image: &ResolvedImage) -> String {
     let _ = writeln!(s, "  size       {} bytes", image.size_bytes);
     let _ = writeln!(s, "  sha256     {}", image.sha256);
     let _ = writeln!(s, "  attestation {:?}", plan.attestation);
+    if let Some(avs) = &plan.avs {
+        let _ = writeln!(
+            s,
+            "  aggregator {} (the guest calls {}:{})",
+            avs.aggregator,
+            net.host_address,
+            avs.aggregator.port()
+        );
+        let file = avs.keystore_password_file.as_ref().map_or("none".into(), |p| p.display().to_string());
+        let _ = writeln!(s, "  keystore password file {file}");
+    }
     if plan.not_enforced.is_empty() {
         let _ = writeln!(s, "  not enforced yet: none");
     } else {

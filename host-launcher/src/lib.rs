@@ -9,6 +9,7 @@ pub mod check;
 pub mod devices;
 pub mod host;
 pub mod image;
+pub mod keystore_password;
 pub mod network;
 pub mod output;
 pub mod vmm;

@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use clap::Parser;
+use host_launcher::keystore_password::KeystorePassword;
 use host_launcher::{attach, check, host, image, output::Log, vmm};
 use image_store::Store;
 use spacecore_abi::exit;
@@ -102,6 +103,7 @@ fn launch(
             n.key, n.value, n.arrives_with
         ));
     }
+    let keystore_password = keystore_password(plan, log)?;
     let image = image::open(&image_path)?;
     let stop = Arc::new(vmm::StopSignal::default());
     watch_signals(stop.clone(), log.clone())?;
@@ -121,6 +123,9 @@ fn launch(
     for p in &attached.published {
         log.launcher(format_args!("published {}: {} -> guest {}", p.name, p.host, p.guest));
     }
+    if let Some(path) = &attached.aggregator {
+        log.launcher(format_args!("aggregator: guest calls {} -> {}", path.guest_side, path.aggregator));
+    }
     let mut cmdline = attached.cmdline.join(" ");
     if !cli.cmdline.is_empty() {
         cmdline = format!("{cmdline} {}", cli.cmdline);
@@ -132,6 +137,7 @@ fn launch(
         image: &image_path,
         cmdline: &cmdline,
         started,
+        keystore_password,
     };
     let vm = shell.boot(&config, image, attached.devices)?;
     let options = vmm::RunOptions {
@@ -141,6 +147,23 @@ fn launch(
     };
     let report = vm.run(log, started.0, options, &stop)?;
     Ok(final_report(log, report))
+}
+
+/// Reads `spec.avs.keystore_password_file`, if set, once, before anything boots. The password
+/// is never printed, nor is its length.
+fn keystore_password(plan: &hac::Plan, log: &Log) -> anyhow::Result<Option<Arc<KeystorePassword>>> {
+    let Some(path) = plan.avs.as_ref().and_then(|avs| avs.keystore_password_file.as_deref()) else {
+        return Ok(None);
+    };
+    let password = KeystorePassword::read(path)?;
+    log.launcher(format_args!("keystore password: from {}", path.display()));
+    if password.readable_by_others() {
+        log.launcher(format_args!(
+            "keystore password: {} may be read by its group or other users; chmod 600 it",
+            path.display()
+        ));
+    }
+    Ok(Some(Arc::new(password)))
 }
 
 /// The end-of-run lines: memory, exits, outcome; returns the exit status.

@@ -3,21 +3,18 @@
 //!
 //! The listener is bound in the launcher's own namespace (so it is reachable from the host);
 //! the acceptor thread then enters the spacecore's namespace, so the sockets it opens towards
-//! the guest live there. Each connection gets two copying threads; connections beyond
-//! [`MAX_CONNECTIONS`] are closed at once.
+//! the guest live there. Each connection gets two copying threads ([`super::relay`]);
+//! connections beyond [`MAX_CONNECTIONS`] are closed at once.
 
 use super::netns::Netns;
-use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use super::relay;
+pub use super::relay::ForwardCounters;
+use std::io::ErrorKind;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
 
 /// Connections forwarded at once per published port.
 pub const MAX_CONNECTIONS: usize = 256;
-/// How long a connection to the guest may take before the client is closed.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-const BUFFER: usize = 64 * 1024;
 
 /// Why a port could not be published.
 #[derive(Debug, thiserror::Error)]
@@ -28,19 +25,6 @@ pub enum ForwardError {
     /// The acceptor thread could not start.
     #[error("cannot start the forwarder of port {0}: {1}")]
     Thread(String, std::io::Error),
-}
-
-/// Counters of one published port.
-#[derive(Debug, Default)]
-pub struct ForwardCounters {
-    /// Connections accepted.
-    pub accepted: AtomicU64,
-    /// Connections refused by the guest or over the limit.
-    pub refused: AtomicU64,
-    /// Bytes from clients to the guest.
-    pub bytes_in: AtomicU64,
-    /// Bytes from the guest to clients.
-    pub bytes_out: AtomicU64,
 }
 
 /// A published port.
@@ -75,71 +59,19 @@ pub fn publish(
         .name(format!("publish-{name}"))
         .spawn(move || {
             if netns.enter().is_ok() {
-                accept_loop(&listener, guest, &thread_counters);
+                relay::serve(&listener, guest, MAX_CONNECTIONS, &thread_counters);
             }
         })
         .map_err(|e| ForwardError::Thread(name.into(), e))?;
     Ok(Published { name: name.into(), host: bound, guest, counters })
 }
 
-fn accept_loop(listener: &TcpListener, guest: SocketAddr, counters: &Arc<ForwardCounters>) {
-    let active = Arc::new(AtomicUsize::new(0));
-    for client in listener.incoming() {
-        let Ok(client) = client else { continue };
-        counters.accepted.fetch_add(1, Ordering::Relaxed);
-        if active.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
-            active.fetch_sub(1, Ordering::AcqRel);
-            counters.refused.fetch_add(1, Ordering::Relaxed);
-            continue; // dropping `client` closes it
-        }
-        let (active, conn_counters) = (active.clone(), counters.clone());
-        // Threads inherit this thread's namespace: the guest-side socket is created there.
-        let spawned = std::thread::Builder::new().name("forward".into()).spawn(move || {
-            forward(client, guest, &conn_counters);
-            active.fetch_sub(1, Ordering::AcqRel);
-        });
-        if spawned.is_err() {
-            counters.refused.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-fn forward(client: TcpStream, guest: SocketAddr, counters: &ForwardCounters) {
-    let Ok(upstream) = TcpStream::connect_timeout(&guest, CONNECT_TIMEOUT) else {
-        counters.refused.fetch_add(1, Ordering::Relaxed);
-        return;
-    };
-    for s in [&client, &upstream] {
-        let _ = s.set_nodelay(true);
-    }
-    let (Ok(client2), Ok(upstream2)) = (client.try_clone(), upstream.try_clone()) else { return };
-    std::thread::scope(|s| {
-        s.spawn(|| pump(client2, upstream2, &counters.bytes_in));
-        pump(upstream, client, &counters.bytes_out);
-    });
-}
-
-/// Copies `from` to `to` until EOF or an error, then half-closes both directions it owns.
-fn pump(mut from: TcpStream, mut to: TcpStream, bytes: &AtomicU64) {
-    let mut buf = vec![0u8; BUFFER];
-    loop {
-        match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if to.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-                bytes.fetch_add(n as u64, Ordering::Relaxed);
-            }
-        }
-    }
-    let _ = to.shutdown(Shutdown::Write);
-    let _ = from.shutdown(Shutdown::Read);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpStream};
+    use std::sync::atomic::Ordering;
 
     #[test]
     fn forwards_both_ways_through_a_namespace_and_reports_busy_ports() {

@@ -1,5 +1,7 @@
-//! The host side of a spacecore's network: its private namespace, its tap, and its published
-//! ports.
+//! The host side of a spacecore's network: its private namespace, its tap, its published
+//! ports, and its path to the AVS aggregator.
 
 pub mod forward;
 pub mod netns;
+pub mod outbound;
+pub mod relay;

@@ -6,13 +6,19 @@
 //! the launcher panic.
 
 use super::{Outcome, control::Control, fault, memory::Memory};
+use crate::keystore_password::KeystorePassword;
 use crate::output::Log;
 use kvm_ioctls::VcpuFd;
 use spacecore_abi::exit::GUEST_STATUS_MAX;
-use spacecore_abi::hypercall::{Buffer, Hypercall, MAX_MESSAGE, WAIT_EVENTS_OFFSET, WAIT_FOREVER, Wait};
+use spacecore_abi::hypercall::{
+    BUFFER_LEN_OFFSET, Buffer, Hypercall, KEYSTORE_PASSWORD_NONE, MAX_MESSAGE, WAIT_EVENTS_OFFSET,
+    WAIT_FOREVER, Wait,
+};
 use spacecore_abi::layout::GUEST_BASE;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use vm_memory::{Bytes, GuestAddress};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend};
 
 /// What a hypercall handler needs.
 #[derive(Debug)]
@@ -29,6 +35,33 @@ pub struct Context<'a> {
     pub bus: &'a super::bus::Bus,
     /// Guest memory KVM may not map yet.
     pub late: &'a super::memory::LateMemory,
+    /// The keystore password of this boot.
+    pub password: &'a PasswordHandover,
+}
+
+/// The keystore password as one boot sees it: the launcher's password, if any, and whether the
+/// guest has taken it during this boot. A new boot gets a new one, holding the same password.
+#[derive(Debug, Default)]
+pub struct PasswordHandover {
+    password: Option<Arc<KeystorePassword>>,
+    handed_over: AtomicBool,
+}
+
+impl PasswordHandover {
+    /// `password` (if any), not handed over yet.
+    pub fn new(password: Option<Arc<KeystorePassword>>) -> Self {
+        PasswordHandover { password, handed_over: AtomicBool::new(false) }
+    }
+
+    /// The password, unless there is none or it was handed over.
+    fn available(&self) -> Option<&KeystorePassword> {
+        self.password.as_deref().filter(|_| !self.handed_over.load(Ordering::Acquire))
+    }
+
+    /// Marks it handed over; false if it already was (by another vCPU, just now).
+    fn take(&self) -> bool {
+        self.handed_over.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
 }
 
 /// Handles a port write by the guest. `Err` ends the guest with that outcome.
@@ -46,6 +79,15 @@ pub fn handle(ctx: &Context, fd: &VcpuFd, port: u16, data: &[u8]) -> Result<(), 
             )));
         }
     };
+    match call {
+        Hypercall::Fault => Err(fault::report(ctx.vcpu, fd, ctx.mem, arg)),
+        call => serve(ctx, call, arg),
+    }
+}
+
+/// Every hypercall but `Fault`, which needs the vCPU's registers.
+fn serve(ctx: &Context, call: Hypercall, arg: u32) -> Result<(), Outcome> {
+    let violation = |what: String| violation(ctx, what);
     match call {
         Hypercall::ConsoleWrite => {
             let text = read_message(ctx, arg).map_err(|e| violation(format!("console write: {e}")))?;
@@ -65,7 +107,11 @@ pub fn handle(ctx: &Context, fd: &VcpuFd, port: u16, data: &[u8]) -> Result<(), 
             Err(Outcome::Panicked(message))
         }
         Hypercall::Wait => wait(ctx, arg).map_err(|e| violation(format!("wait: {e}"))),
-        Hypercall::Fault => Err(fault::report(ctx.vcpu, fd, ctx.mem, arg)),
+        Hypercall::KeystorePassword => {
+            keystore_password(ctx, arg).map_err(|e| violation(format!("keystore password: {e}")))
+        }
+        // `handle` reports faults itself, with the vCPU's registers.
+        Hypercall::Fault => Err(violation("fault report without its vCPU".into())),
     }
 }
 
@@ -113,3 +159,49 @@ fn wait(ctx: &Context, arg: u32) -> Result<(), String> {
         .write_obj(events, GuestAddress(u64::from(arg) + WAIT_EVENTS_OFFSET))
         .map_err(|_| "wait record became unwritable".to_owned())
 }
+
+/// Answers a [`Hypercall::KeystorePassword`] call: writes the password into the buffer the
+/// [`Buffer`] record at `arg` describes if it fits, and its length (or
+/// [`KEYSTORE_PASSWORD_NONE`]) into the record's `len`.
+fn keystore_password(ctx: &Context, arg: u32) -> Result<(), String> {
+    let buffer =
+        Buffer::decode(&read_record::<{ Buffer::SIZE }>(ctx.mem, arg)?).ok_or("short buffer record")?;
+    let answer = match ctx.password.available() {
+        None => KEYSTORE_PASSWORD_NONE,
+        Some(password) if buffer.len < password.as_bytes().len() as u64 => password.as_bytes().len() as u64,
+        Some(password) => {
+            let at = writable_buffer(ctx.mem, buffer)?;
+            if ctx.password.take() {
+                ctx.mem
+                    .write_slice(password.as_bytes(), at)
+                    .map_err(|_| format!("buffer at {:#x} became unwritable", buffer.addr))?;
+                password.as_bytes().len() as u64
+            } else {
+                KEYSTORE_PASSWORD_NONE
+            }
+        }
+    };
+    ctx.mem
+        .write_obj(answer, GuestAddress(u64::from(arg) + BUFFER_LEN_OFFSET))
+        .map_err(|_| "buffer record became unwritable".to_owned())
+}
+
+/// Checks that the launcher may write the whole of `buffer`: guest RAM at or above
+/// `GUEST_BASE` (below it lie the page tables, descriptor tables and boot information, which the
+/// guest must not be able to make the launcher overwrite), with no hole and no wrap-around.
+fn writable_buffer(mem: &Memory, buffer: Buffer) -> Result<GuestAddress, String> {
+    let Buffer { addr, len } = buffer;
+    let end = addr.checked_add(len).ok_or_else(|| format!("buffer at {addr:#x} wraps around"))?;
+    if addr < GUEST_BASE {
+        return Err(format!(
+            "buffer {addr:#x}..{end:#x} starts in the launcher's region (below {GUEST_BASE:#x})"
+        ));
+    }
+    match usize::try_from(len) {
+        Ok(len) if mem.check_range(GuestAddress(addr), len) => Ok(GuestAddress(addr)),
+        _ => Err(format!("buffer {addr:#x}..{end:#x} is not all guest memory")),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -131,6 +131,9 @@ pub struct BootConfig<'a> {
     pub cmdline: &'a str,
     /// When the launcher process started, and the host TSC then.
     pub started: (Instant, u64),
+    /// The operator keystore's password, which the guest may take once per boot
+    /// (`KeystorePassword` hypercall); kept across boots.
+    pub keystore_password: Option<Arc<crate::keystore_password::KeystorePassword>>,
 }
 
 /// A VM ready to run.
@@ -141,6 +144,7 @@ pub struct Vm {
     bus: Arc<bus::Bus>,
     control: Arc<Control>,
     late: Arc<memory::LateMemory>,
+    password: Arc<hypercall::PasswordHandover>,
     vm: Arc<VmFd>,
     memory: Arc<memory::Memory>,
 }
@@ -185,7 +189,9 @@ impl Shell {
         bus.register_ioeventfds(&vm)?;
         let vcpus = prepare(config, &kvm, &vm, &memory, &mut image, &bus)?;
         let late = Arc::new(memory::LateMemory::new(config.memory_bytes));
-        Ok(Vm { vcpus, bus, control, late, vm, memory })
+        // Per boot: a new boot may take the password again.
+        let password = Arc::new(hypercall::PasswordHandover::new(config.keystore_password.clone()));
+        Ok(Vm { vcpus, bus, control, late, password, vm, memory })
     }
 }
 
@@ -309,7 +315,7 @@ impl Vm {
         stop.attach(control.clone());
         for (index, fd) in self.vcpus.into_iter().enumerate() {
             let (control, memory, log) = (control.clone(), self.memory.clone(), log.clone());
-            let (bus, late) = (self.bus.clone(), self.late.clone());
+            let (bus, late, password) = (self.bus.clone(), self.late.clone(), self.password.clone());
             let index = index as u32;
             std::thread::Builder::new()
                 .name(format!("vcpu{index}"))
@@ -321,6 +327,7 @@ impl Vm {
                         log: &log,
                         bus: &bus,
                         late: &late,
+                        password: &password,
                     };
                     vcpu::run(fd, &ctx);
                 })

@@ -1,0 +1,213 @@
+//! The guest's one way out: a TCP path to the AVS aggregator (`spec.avs.aggregator`).
+//!
+//! A spacecore reaches nothing but the host side of its tap. For `[spec.avs]` the launcher
+//! listens there, inside the spacecore's namespace, on the aggregator's port, and relays each
+//! connection to the aggregator from the launcher's own namespace: the guest calls
+//! `host_address:port` and talks to the aggregator, and to nothing else. Each connection gets
+//! two copying threads ([`super::relay`]); connections beyond [`MAX_CONNECTIONS`] are closed at
+//! once, and a connection the aggregator refuses (or does not take within
+//! [`super::relay::CONNECT_TIMEOUT`]) closes the guest's connection, which the guest retries.
+
+use super::netns::{Netns, NetnsError};
+use super::relay::{self, ForwardCounters};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+/// Connections relayed to the aggregator at once.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// Why the path to the aggregator could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    /// The listener cannot be bound inside the namespace.
+    #[error(
+        "spec.avs.aggregator: cannot listen on {addr} inside the spacecore's network namespace: {source}"
+    )]
+    Bind {
+        /// The in-namespace address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The namespace could not be entered.
+    #[error("spec.avs.aggregator: {0}")]
+    Netns(#[from] NetnsError),
+    /// The acceptor thread could not start.
+    #[error("spec.avs.aggregator: cannot start the relay to the aggregator: {0}")]
+    Thread(std::io::Error),
+}
+
+/// A running path from the guest to the aggregator.
+#[derive(Debug)]
+pub struct Outbound {
+    /// Where the guest calls: the listener inside the spacecore's namespace (the real port when
+    /// asked for 0).
+    pub guest_side: SocketAddr,
+    /// The aggregator, as the launcher's namespace reaches it.
+    pub aggregator: SocketAddr,
+    /// Its counters (`bytes_in`: guest to aggregator).
+    pub counters: Arc<ForwardCounters>,
+}
+
+/// Listens on `listen` inside `netns` and relays each connection to `aggregator`. The sockets
+/// towards the aggregator are created in the namespace of the calling thread, which must be the
+/// launcher's own.
+pub fn start(netns: &Netns, listen: SocketAddr, aggregator: SocketAddr) -> Result<Outbound, OutboundError> {
+    let listener = netns
+        .run(|| TcpListener::bind(listen))?
+        .map_err(|source| OutboundError::Bind { addr: listen, source })?;
+    let guest_side = listener.local_addr().unwrap_or(listen);
+    let counters = Arc::new(ForwardCounters::default());
+    let thread_counters = counters.clone();
+    // Spawned from this thread, so in the launcher's namespace: connections to the aggregator
+    // leave from there.
+    std::thread::Builder::new()
+        .name("aggregator".into())
+        .spawn(move || relay::serve(&listener, aggregator, MAX_CONNECTIONS, &thread_counters))
+        .map_err(OutboundError::Thread)?;
+    Ok(Outbound { guest_side, aggregator, counters })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{ErrorKind, Read, Write};
+    use std::net::{Shutdown, TcpStream};
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+
+    /// A namespace whose loopback is up, or `None` (with a loud notice) where namespaces are
+    /// not available.
+    fn namespace(test: &str) -> Option<Netns> {
+        let Ok(ns) = Netns::create() else {
+            eprintln!("!!! network namespaces unavailable: {test} did NOT run !!!");
+            return None;
+        };
+        let up = ns.run(|| std::process::Command::new("ip").args(["link", "set", "lo", "up"]).status());
+        assert!(matches!(up, Ok(Ok(status)) if status.success()), "ip link set lo up: {up:?}");
+        Some(ns)
+    }
+
+    /// Connects to `addr` from inside `ns`, as the guest would.
+    fn connect_inside(ns: &Netns, addr: SocketAddr) -> TcpStream {
+        ns.run(|| TcpStream::connect_timeout(&addr, Duration::from_secs(2))).unwrap().unwrap()
+    }
+
+    /// A port on the host's loopback that nothing listens on (it was free a moment ago).
+    fn closed_port() -> SocketAddr {
+        TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    }
+
+    #[test]
+    fn relays_both_ways_from_inside_the_namespace_to_the_host() {
+        let Some(ns) = namespace("relays_both_ways_from_inside_the_namespace_to_the_host") else { return };
+        // The aggregator: an echo server on the host's loopback, outside the namespace.
+        let aggregator = TcpListener::bind("127.0.0.1:0").unwrap();
+        let aggregator_addr = aggregator.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut conn, _) = aggregator.accept().unwrap();
+            let mut data = Vec::new();
+            conn.read_to_end(&mut data).unwrap();
+            data.reverse();
+            conn.write_all(&data).unwrap();
+        });
+        // The listener is bound inside the namespace: an address taken on the host is free there.
+        let host_taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let listen = host_taken.local_addr().unwrap();
+        let outbound = start(&ns, listen, aggregator_addr).unwrap();
+        assert_eq!((outbound.guest_side, outbound.aggregator), (listen, aggregator_addr));
+
+        let mut guest = connect_inside(&ns, outbound.guest_side);
+        let request: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        guest.write_all(&request).unwrap();
+        guest.shutdown(Shutdown::Write).unwrap();
+        let mut response = Vec::new();
+        guest.read_to_end(&mut response).unwrap();
+        let mut expected = request.clone();
+        expected.reverse();
+        assert_eq!(response, expected, "the aggregator's answer reaches the guest");
+        let counters = &outbound.counters;
+        assert_eq!(counters.accepted.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.refused.load(Ordering::Relaxed), 0);
+        assert_eq!(counters.bytes_in.load(Ordering::Relaxed), request.len() as u64);
+        // The copy back is counted just after it is written.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while counters.bytes_out.load(Ordering::Relaxed) < request.len() as u64 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(counters.bytes_out.load(Ordering::Relaxed), request.len() as u64);
+    }
+
+    #[test]
+    fn listens_on_the_tap_address_and_closes_the_guest_promptly_when_the_aggregator_is_down() {
+        let test = "listens_on_the_tap_address_and_closes_the_guest_promptly_when_the_aggregator_is_down";
+        let Some(ns) = namespace(test) else { return };
+        // As `attach` does: the host side of a tap, listened on at the aggregator's port.
+        let host = std::net::Ipv4Addr::new(10, 0, 0, 1);
+        let tap = ns.run(|| {
+            let tap = crate::devices::Tap::open("sc0")?;
+            tap.set_ipv4(host, 30)?;
+            tap.set_up()?;
+            Ok::<_, crate::devices::TapError>(tap)
+        });
+        let _tap = match tap {
+            Ok(Ok(tap)) => tap,
+            other => {
+                eprintln!("!!! no tap ({other:?}): {test} did NOT run !!!");
+                return;
+            }
+        };
+        let aggregator = closed_port();
+        let listen = SocketAddr::new(host.into(), aggregator.port());
+        let outbound = start(&ns, listen, aggregator).unwrap();
+        assert_eq!(outbound.guest_side, listen);
+
+        let started = Instant::now();
+        let mut guest = connect_inside(&ns, listen);
+        guest.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut byte = [0u8; 1];
+        match guest.read(&mut byte) {
+            Ok(0) => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+            other => panic!("the guest's connection stayed open: {other:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(1), "closed after {:?}", started.elapsed());
+        assert_eq!(outbound.counters.refused.load(Ordering::Relaxed), 1);
+
+        // The same address cannot be listened on twice: the error names the spec key.
+        let error = start(&ns, listen, aggregator).unwrap_err().to_string();
+        assert!(error.starts_with(&format!("spec.avs.aggregator: cannot listen on {listen}")), "{error}");
+    }
+
+    #[test]
+    fn at_most_64_connections_at_once() {
+        let Some(ns) = namespace("at_most_64_connections_at_once") else { return };
+        // An aggregator that takes connections and never answers.
+        let aggregator = TcpListener::bind("127.0.0.1:0").unwrap();
+        let aggregator_addr = aggregator.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let held: Vec<TcpStream> = aggregator.incoming().filter_map(Result::ok).collect();
+            drop(held);
+        });
+        let outbound = start(&ns, "127.0.0.1:0".parse().unwrap(), aggregator_addr).unwrap();
+        let open: Vec<TcpStream> =
+            (0..MAX_CONNECTIONS).map(|_| connect_inside(&ns, outbound.guest_side)).collect();
+        let mut extra = connect_inside(&ns, outbound.guest_side);
+        extra.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let over = extra.read(&mut [0u8; 1]);
+        assert!(
+            matches!(&over, Ok(0)) || matches!(&over, Err(e) if e.kind() == ErrorKind::ConnectionReset),
+            "the connection over the limit is closed: {over:?}"
+        );
+        assert_eq!(outbound.counters.refused.load(Ordering::Relaxed), 1);
+        // The others are still relayed: nothing closed them.
+        let mut first = &open[0];
+        first.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let still_open = first.read(&mut [0u8; 1]);
+        assert!(
+            matches!(&still_open, Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)),
+            "{still_open:?}"
+        );
+        assert_eq!(outbound.counters.accepted.load(Ordering::Relaxed), MAX_CONNECTIONS as u64 + 1);
+    }
+}

@@ -1,0 +1,96 @@
+//! The TCP relay shared by the published ports and the aggregator path: an acceptor that
+//! connects each accepted connection to one target and copies bytes both ways.
+//!
+//! Which network namespace each side lives in is the caller's choice: the listener keeps the
+//! namespace it was bound in, and the sockets towards the target are created in the namespace
+//! of the thread that calls [`serve`] (threads inherit it).
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// How long a connection to the target may take before the accepted connection is closed.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const BUFFER: usize = 64 * 1024;
+/// Pause after a failed `accept` (out of file descriptors, ...), so the acceptor does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+
+/// Counters of one relay.
+#[derive(Debug, Default)]
+pub struct ForwardCounters {
+    /// Connections accepted.
+    pub accepted: AtomicU64,
+    /// Connections closed without being relayed: over the limit, or the target refused or did
+    /// not answer in time.
+    pub refused: AtomicU64,
+    /// Bytes from the accepted connections to the target (for a published port: clients to the
+    /// guest; for the aggregator path: the guest to the aggregator).
+    pub bytes_in: AtomicU64,
+    /// Bytes from the target back to the accepted connections.
+    pub bytes_out: AtomicU64,
+}
+
+/// Accepts connections on `listener` for as long as it is open, at most `limit` at once (more
+/// are closed at once), and relays each to `target`. Runs on the calling thread.
+pub fn serve(listener: &TcpListener, target: SocketAddr, limit: usize, counters: &Arc<ForwardCounters>) {
+    let active = Arc::new(AtomicUsize::new(0));
+    for client in listener.incoming() {
+        let Ok(client) = client else {
+            std::thread::sleep(ACCEPT_BACKOFF);
+            continue;
+        };
+        counters.accepted.fetch_add(1, Ordering::Relaxed);
+        if active.fetch_add(1, Ordering::AcqRel) >= limit {
+            active.fetch_sub(1, Ordering::AcqRel);
+            counters.refused.fetch_add(1, Ordering::Relaxed);
+            continue; // dropping `client` closes it
+        }
+        let (conn_active, conn_counters) = (active.clone(), counters.clone());
+        // Threads inherit this thread's namespace: the target-side socket is created there.
+        let spawned = std::thread::Builder::new().name("relay".into()).spawn(move || {
+            relay(client, target, &conn_counters);
+            conn_active.fetch_sub(1, Ordering::AcqRel);
+        });
+        if spawned.is_err() {
+            active.fetch_sub(1, Ordering::AcqRel);
+            counters.refused.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Connects to `target` and copies both ways until both directions end. A failed connection
+/// closes `client`.
+fn relay(client: TcpStream, target: SocketAddr, counters: &ForwardCounters) {
+    let Ok(upstream) = TcpStream::connect_timeout(&target, CONNECT_TIMEOUT) else {
+        counters.refused.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    for s in [&client, &upstream] {
+        let _ = s.set_nodelay(true);
+    }
+    let (Ok(client2), Ok(upstream2)) = (client.try_clone(), upstream.try_clone()) else { return };
+    std::thread::scope(|s| {
+        s.spawn(|| pump(client2, upstream2, &counters.bytes_in));
+        pump(upstream, client, &counters.bytes_out);
+    });
+}
+
+/// Copies `from` to `to` until EOF or an error, then half-closes both directions it owns.
+fn pump(mut from: TcpStream, mut to: TcpStream, bytes: &AtomicU64) {
+    let mut buf = vec![0u8; BUFFER];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+                bytes.fetch_add(n as u64, Ordering::Relaxed);
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+    let _ = from.shutdown(Shutdown::Read);
+}

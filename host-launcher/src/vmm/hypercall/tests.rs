@@ -1,0 +1,176 @@
+//! The hypercalls on guest memory built by `memory::map`, without KVM.
+
+use super::*;
+use crate::vmm::bus::Bus;
+use crate::vmm::memory::{self, LateMemory};
+use spacecore_abi::hypercall::MAX_KEYSTORE_PASSWORD;
+
+const MEMORY: u64 = 4 << 20;
+/// Where the tests put the `Buffer` record and the buffer (both in guest-owned memory).
+const RECORD: u32 = 0x10_0000;
+const BUFFER: u64 = 0x20_0000;
+const FILL: u8 = 0xaa;
+
+/// A guest's memory and run state, and the password of its boot.
+struct Guest {
+    mem: Memory,
+    control: Control,
+    log: Log,
+    bus: Bus,
+    late: LateMemory,
+    password: PasswordHandover,
+}
+
+impl Guest {
+    fn new(password: Option<Arc<KeystorePassword>>) -> Self {
+        Guest {
+            mem: memory::map(MEMORY).unwrap(),
+            control: Control::new(2),
+            log: Log::new("test"),
+            bus: Bus::default(),
+            late: LateMemory::new(MEMORY),
+            password: PasswordHandover::new(password),
+        }
+    }
+
+    fn ctx(&self, vcpu: u32) -> Context<'_> {
+        Context {
+            vcpu,
+            mem: &self.mem,
+            control: &self.control,
+            log: &self.log,
+            bus: &self.bus,
+            late: &self.late,
+            password: &self.password,
+        }
+    }
+
+    /// Fills the buffer area, writes a `Buffer { addr, len }` record at `RECORD` and makes the
+    /// call from vCPU `vcpu`.
+    fn call(&self, vcpu: u32, addr: u64, len: u64) -> Result<(), Outcome> {
+        self.mem.write_slice(&[FILL; 64], GuestAddress(BUFFER)).unwrap();
+        self.mem.write_slice(&Buffer { addr, len }.encode(), GuestAddress(u64::from(RECORD))).unwrap();
+        serve(&self.ctx(vcpu), Hypercall::KeystorePassword, RECORD)
+    }
+
+    /// The record as the launcher left it.
+    fn record(&self) -> Buffer {
+        let mut bytes = [0u8; Buffer::SIZE];
+        self.mem.read_slice(&mut bytes, GuestAddress(u64::from(RECORD))).unwrap();
+        Buffer::decode(&bytes).unwrap()
+    }
+
+    fn buffer(&self) -> [u8; 64] {
+        let mut bytes = [0u8; 64];
+        self.mem.read_slice(&mut bytes, GuestAddress(BUFFER)).unwrap();
+        bytes
+    }
+}
+
+fn password(text: &str) -> Arc<KeystorePassword> {
+    let bytes = zeroize::Zeroizing::new(text.as_bytes().to_vec());
+    Arc::new(KeystorePassword::from_file_bytes(bytes, false).unwrap())
+}
+
+#[track_caller]
+fn expect_violation(result: Result<(), Outcome>, needle: &str) {
+    match result {
+        Err(Outcome::AbiViolation(what)) => {
+            assert!(what.contains("keystore password: ") && what.contains(needle), "{what}")
+        }
+        other => panic!("expected an ABI violation about {needle:?}, got {other:?}"),
+    }
+}
+
+#[test]
+fn without_a_password_the_answer_is_none_and_nothing_else_is_written() {
+    let guest = Guest::new(None);
+    guest.call(0, BUFFER, 64).unwrap();
+    assert_eq!(guest.record(), Buffer { addr: BUFFER, len: KEYSTORE_PASSWORD_NONE });
+    assert_eq!(guest.buffer(), [FILL; 64]);
+    // Even a buffer the launcher could not write to: nothing is written there.
+    guest.call(0, 0x7000, 64).unwrap();
+    assert_eq!(guest.record().len, KEYSTORE_PASSWORD_NONE);
+}
+
+#[test]
+fn a_short_buffer_gets_the_length_and_keeps_the_password_for_a_retry() {
+    let guest = Guest::new(Some(password("hunter2")));
+    guest.call(0, BUFFER, 6).unwrap();
+    assert_eq!(guest.record(), Buffer { addr: BUFFER, len: 7 });
+    assert_eq!(guest.buffer(), [FILL; 64], "nothing is handed over");
+    // A zero-length probe from anywhere is answered the same way.
+    guest.call(0, 0, 0).unwrap();
+    assert_eq!(guest.record(), Buffer { addr: 0, len: 7 });
+    // The retry with room for it gets it.
+    guest.call(0, BUFFER, 7).unwrap();
+    assert_eq!(guest.record(), Buffer { addr: BUFFER, len: 7 });
+    assert_eq!(&guest.buffer()[..7], b"hunter2");
+}
+
+#[test]
+fn the_password_is_written_exactly_and_handed_over_once_per_boot() {
+    let secret = password("correct horse battery staple");
+    let guest = Guest::new(Some(secret.clone()));
+    guest.call(0, BUFFER, 64).unwrap();
+    assert_eq!(guest.record(), Buffer { addr: BUFFER, len: 28 });
+    let buffer = guest.buffer();
+    assert_eq!(&buffer[..28], b"correct horse battery staple");
+    assert_eq!(buffer[28..], [FILL; 36], "nothing past the password is written");
+
+    // Taken: any later call this boot, from any vCPU, gets NONE and an untouched buffer.
+    for vcpu in [0, 1] {
+        guest.call(vcpu, BUFFER, 64).unwrap();
+        assert_eq!(guest.record().len, KEYSTORE_PASSWORD_NONE);
+        assert_eq!(guest.buffer(), [FILL; 64]);
+    }
+
+    // The next boot holds the same password, not handed over yet.
+    let reboot = Guest { password: PasswordHandover::new(Some(secret)), ..Guest::new(None) };
+    reboot.call(0, BUFFER, 64).unwrap();
+    assert_eq!(reboot.record().len, 28);
+    assert_eq!(&reboot.buffer()[..28], b"correct horse battery staple");
+}
+
+#[test]
+fn the_longest_password_fits_its_own_length() {
+    let longest = "p".repeat(MAX_KEYSTORE_PASSWORD);
+    let guest = Guest::new(Some(password(&longest)));
+    guest.call(0, BUFFER, MAX_KEYSTORE_PASSWORD as u64 - 1).unwrap();
+    assert_eq!(guest.record().len, MAX_KEYSTORE_PASSWORD as u64);
+    guest.call(0, BUFFER, MAX_KEYSTORE_PASSWORD as u64).unwrap();
+    assert_eq!(guest.record().len, MAX_KEYSTORE_PASSWORD as u64);
+    let mut back = vec![0u8; MAX_KEYSTORE_PASSWORD];
+    guest.mem.read_slice(&mut back, GuestAddress(BUFFER)).unwrap();
+    assert_eq!(back, longest.as_bytes());
+}
+
+#[test]
+fn bad_buffers_are_violations_and_hand_nothing_over() {
+    let guest = Guest::new(Some(password("hunter2")));
+    let cases = [
+        (MEMORY - 4, 16, "is not all guest memory"),
+        (MEMORY, 16, "is not all guest memory"),
+        (BUFFER, MEMORY, "is not all guest memory"),
+        (BUFFER, u64::MAX / 2, "is not all guest memory"),
+        (u64::MAX - 2, 16, "wraps around"),
+        (0x7000, 16, "starts in the launcher's region"),
+        (0xcfff8, 16, "starts in the launcher's region"),
+        (0, 64, "starts in the launcher's region"),
+    ];
+    for (addr, len, needle) in cases {
+        expect_violation(guest.call(1, addr, len), needle);
+        assert_eq!(guest.record().len, len, "the record is left alone");
+    }
+    // None of them took the password.
+    guest.call(0, BUFFER, 64).unwrap();
+    assert_eq!(guest.record().len, 7);
+}
+
+#[test]
+fn bad_records_are_violations() {
+    let guest = Guest::new(Some(password("hunter2")));
+    for (arg, needle) in [(0x7000, "launcher's region"), (MEMORY as u32 - 8, "outside guest memory")] {
+        expect_violation(serve(&guest.ctx(0), Hypercall::KeystorePassword, arg), needle);
+    }
+}
