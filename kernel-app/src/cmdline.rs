@@ -7,11 +7,12 @@
 //! | `spacecore.gw` | the default gateway (the host side), `10.0.0.1` | no default route |
 //! | `spacecore.http` | the HTTP port, 1..=65535 | 80 |
 //! | `spacecore.name` | the node's name: 1 to 63 of `A-Z a-z 0-9 . _ -` | `spacecore` |
+//! | `spacecore.aggregator` | where signed responses go, `10.0.0.1:8090` (IPv4 and port) | none sent |
 //! | `spacecore.selftest` | see [`SelfTest`] | none |
 //!
 //! A key given twice takes its last value.
 
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, SocketAddrV4};
 
 /// What the runtime takes from the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,11 +25,13 @@ pub struct Args<'a> {
     pub http_port: u16,
     /// The node's name.
     pub name: &'a str,
+    /// The aggregator's JSON-RPC address, as the guest reaches it.
+    pub aggregator: Option<SocketAddrV4>,
 }
 
 impl Default for Args<'_> {
     fn default() -> Self {
-        Args { selftest: None, net: None, http_port: 80, name: "spacecore" }
+        Args { selftest: None, net: None, http_port: 80, name: "spacecore", aggregator: None }
     }
 }
 
@@ -57,6 +60,8 @@ pub enum SelfTest {
     BadBuffer,
     /// Write to a port that is not a hypercall port.
     BadPort,
+    /// Benchmark BLS signing (`sign-bench:N`): sign `N` digests, print the time, exit 0.
+    SignBench(u32),
     /// Benchmark the raw disk, print the figures and exit (`disk-bench:OPS:MIB`, see
     /// `crate::diskbench`): `ops` random 4 KiB writes each followed by a flush, then a sequential
     /// read of `read_mib` MiB.
@@ -68,6 +73,8 @@ pub enum SelfTest {
     },
 }
 
+/// Most signatures `sign-bench` accepts.
+pub const MAX_BENCH_SIGNATURES: u32 = 1_000_000;
 /// Most writes `disk-bench` accepts.
 pub const MAX_BENCH_OPS: u32 = 1_000_000;
 /// Most MiB `disk-bench` reads.
@@ -92,6 +99,12 @@ pub fn parse(line: &str) -> Result<Args<'_>, BadArg<'_>> {
                     "bad-buffer" => SelfTest::BadBuffer,
                     "bad-port" => SelfTest::BadPort,
                     v if v.starts_with("disk-bench:") => disk_bench(v).ok_or(BadArg(word))?,
+                    v if v.starts_with("sign-bench:") => v["sign-bench:".len()..]
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=MAX_BENCH_SIGNATURES).contains(n))
+                        .map(SelfTest::SignBench)
+                        .ok_or(BadArg(word))?,
                     v => {
                         let code = v.strip_prefix("exit:").ok_or(BadArg(word))?;
                         SelfTest::Exit(code.parse().map_err(|_| BadArg(word))?)
@@ -103,6 +116,13 @@ pub fn parse(line: &str) -> Result<Args<'_>, BadArg<'_>> {
                 let addr = addr.parse().map_err(|_| BadArg(word))?;
                 let prefix = prefix.parse().ok().filter(|&p| p <= 32).ok_or(BadArg(word))?;
                 args.net = Some(NetConfig { addr, prefix, gateway: None });
+            }
+            "aggregator" => {
+                let addr: SocketAddrV4 = value.parse().map_err(|_| BadArg(word))?;
+                if addr.port() == 0 {
+                    return Err(BadArg(word));
+                }
+                args.aggregator = Some(addr);
             }
             "gw" => gateway = Some(value.parse().map_err(|_| BadArg(word))?),
             "http" => args.http_port = value.parse().ok().filter(|&p| p != 0).ok_or(BadArg(word))?,
@@ -180,6 +200,27 @@ mod tests {
     }
 
     #[test]
+    fn parses_the_sign_bench_and_the_aggregator() {
+        let args = parse("spacecore.selftest=sign-bench:500 spacecore.aggregator=10.0.0.1:8090").unwrap();
+        assert_eq!(args.selftest, Some(SelfTest::SignBench(500)));
+        assert_eq!(args.aggregator, Some(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 8090)));
+        assert_eq!(parse("").unwrap().aggregator, None);
+        for bad in [
+            "spacecore.selftest=sign-bench:",
+            "spacecore.selftest=sign-bench:0",
+            "spacecore.selftest=sign-bench:1000001",
+            "spacecore.selftest=sign-bench:x",
+            "spacecore.aggregator=10.0.0.1",
+            "spacecore.aggregator=10.0.0.1:0",
+            "spacecore.aggregator=10.0.0.1:65536",
+            "spacecore.aggregator=[::1]:80",
+            "spacecore.aggregator=host:80",
+        ] {
+            assert_eq!(parse(bad), Err(BadArg(bad)), "{bad}");
+        }
+    }
+
+    #[test]
     fn parses_the_network_and_the_name() {
         let args = parse("console=x spacecore.ip=10.0.0.2/30 spacecore.gw=10.0.0.1 spacecore.http=8080 spacecore.name=node-1.a_b").unwrap();
         let net = NetConfig {
@@ -187,7 +228,10 @@ mod tests {
             prefix: 30,
             gateway: Some(Ipv4Addr::new(10, 0, 0, 1)),
         };
-        assert_eq!(args, Args { selftest: None, net: Some(net), http_port: 8080, name: "node-1.a_b" });
+        assert_eq!(
+            args,
+            Args { selftest: None, net: Some(net), http_port: 8080, name: "node-1.a_b", aggregator: None }
+        );
         // The gateway may come first; the port and name have defaults.
         let args = parse("spacecore.gw=10.0.0.1 spacecore.ip=192.168.1.7/24").unwrap();
         assert_eq!(args.net.unwrap().gateway, Some(Ipv4Addr::new(10, 0, 0, 1)));

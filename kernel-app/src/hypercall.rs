@@ -59,3 +59,28 @@ pub fn wait(timeout_ns: u64) -> u64 {
     }
     events
 }
+
+/// Takes the operator keystore's password that the launcher holds for this boot (read from the
+/// spec's `keystore_password_file`); `None` if it has none or already handed it over. The
+/// buffer is wiped when dropped.
+pub fn keystore_password() -> Option<zeroize::Zeroizing<alloc::vec::Vec<u8>>> {
+    use spacecore_abi::hypercall::{KEYSTORE_PASSWORD_NONE, MAX_KEYSTORE_PASSWORD};
+    let mut buf = zeroize::Zeroizing::new(alloc::vec![0u8; 128]);
+    loop {
+        let record = Buffer { addr: buf.as_mut_ptr() as u64, len: buf.len() as u64 }.encode();
+        out32(Hypercall::KeystorePassword.port(), record_addr(&record));
+        // SAFETY: `record` is a live, aligned local array the launcher wrote into.
+        let bytes = unsafe { core::ptr::read_volatile(&record) };
+        let len = Buffer::decode(&bytes)?.len;
+        if len == KEYSTORE_PASSWORD_NONE || len > MAX_KEYSTORE_PASSWORD as u64 {
+            return None;
+        }
+        let len = len as usize;
+        if len <= buf.len() {
+            buf.truncate(len);
+            return Some(buf);
+        }
+        // Too small: the launcher kept it; ask again with room for all of it.
+        buf = zeroize::Zeroizing::new(alloc::vec![0u8; len]);
+    }
+}

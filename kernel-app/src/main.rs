@@ -10,6 +10,7 @@
 extern crate alloc;
 
 mod app;
+mod avs;
 mod boot;
 mod clock;
 mod cmdline;

@@ -14,10 +14,19 @@
 //! - after the last answer of a connection that closes, what the client still sends is read and
 //!   dropped until it closes too (or the idle timeout);
 //! - a peer that stops acknowledging for [`TCP_TIMEOUT`] is reset by `smoltcp`.
+//!
+//! # Calls to the aggregator
+//! With an aggregator address, [`CALL_SLOTS`] more sockets make the node's own calls
+//! ([`crate::avs::Calls`]): each call opens a connection from an ephemeral port, sends one
+//! request, reads one response ([`crate::avs::client`]) and closes. A call that has no complete
+//! answer after [`CALL_TIMEOUT`] is aborted and reported as failed (the caller retries).
 
+use crate::avs::Calls;
+use crate::avs::client::{self, ResponseReader};
 use crate::cmdline::NetConfig;
 use crate::http::{Conn, Handler};
 use crate::virtio::net::NetDevice;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::socket::tcp::{self, State};
@@ -32,6 +41,33 @@ pub const SOCKET_BUFFER: usize = 64 * 1024;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// A peer that acknowledges nothing for this long is reset.
 pub const TCP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Calls to the aggregator made at once.
+pub const CALL_SLOTS: usize = 4;
+/// Longest time a call may take, from connecting to the complete answer.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Receive and send buffer of a call's socket: a request and an answer are well under 1 KiB.
+const CALL_BUFFER: usize = 8 * 1024;
+/// Ephemeral ports of calls: the IANA dynamic range.
+const EPHEMERAL: core::ops::RangeInclusive<u16> = 49152..=65535;
+
+/// A call in flight.
+struct Call {
+    id: u64,
+    request: Vec<u8>,
+    sent: usize,
+    reader: ResponseReader,
+    deadline: Instant,
+}
+
+/// The client side: the aggregator and the sockets of the calls to it.
+struct Client {
+    aggregator: core::net::SocketAddrV4,
+    /// `Host` header value.
+    host: String,
+    slots: Vec<(SocketHandle, Option<Call>)>,
+    next_port: u16,
+}
 
 /// One socket of the server and the connection on it.
 struct Slot {
@@ -48,16 +84,19 @@ pub struct NetStack {
     slots: Vec<Slot>,
     port: u16,
     stopping: bool,
+    client: Option<Client>,
 }
 
 impl NetStack {
     /// Brings the interface up with `config` and listens on `port` with `connections` sockets
-    /// (clamped to 1..=[`MAX_CONNECTIONS`]); `seed` seeds TCP initial sequence numbers.
+    /// (clamped to 1..=[`MAX_CONNECTIONS`]); `seed` seeds TCP initial sequence numbers and the
+    /// first ephemeral port. With an `aggregator`, calls to it can be made ([`NetStack::call`]).
     pub fn new(
         mut dev: NetDevice,
         config: &NetConfig,
         port: u16,
         connections: usize,
+        aggregator: Option<core::net::SocketAddrV4>,
         seed: u64,
         now: Instant,
     ) -> Self {
@@ -87,7 +126,22 @@ impl NetStack {
                 Slot { handle: sockets.add(socket), conn: None, idle_at: now }
             })
             .collect();
-        NetStack { iface, dev, sockets, slots, port, stopping: false }
+        let client = aggregator.map(|aggregator| Client {
+            aggregator,
+            host: aggregator.to_string(),
+            slots: (0..CALL_SLOTS)
+                .map(|_| {
+                    let rx = tcp::SocketBuffer::new(alloc::vec![0; CALL_BUFFER]);
+                    let tx = tcp::SocketBuffer::new(alloc::vec![0; CALL_BUFFER]);
+                    let mut socket = tcp::Socket::new(rx, tx);
+                    socket.set_nagle_enabled(false);
+                    socket.set_ack_delay(None);
+                    (sockets.add(socket), None)
+                })
+                .collect(),
+            next_port: EPHEMERAL.start() + (seed % u64::from(EPHEMERAL.end() - EPHEMERAL.start())) as u16,
+        });
+        NetStack { iface, dev, sockets, slots, port, stopping: false, client }
     }
 
     /// Connections the server can hold.
@@ -111,18 +165,86 @@ impl NetStack {
     }
 
     /// How long nothing needs doing unless a frame arrives; `None`: until a frame arrives.
-    pub fn delay(&mut self, now: Instant) -> Option<Duration> {
+    /// `next_call`: when the next queued call is due, if any.
+    pub fn delay(&mut self, now: Instant, next_call: Option<Instant>) -> Option<Duration> {
+        let until = |at: Instant| if at > now { at - now } else { Duration::ZERO };
         let timers = self.iface.poll_delay(now, &self.sockets);
-        let idle = self
-            .slots
-            .iter()
-            .filter(|s| s.conn.is_some())
-            .map(|s| if s.idle_at > now { s.idle_at - now } else { Duration::ZERO })
-            .min();
-        match (timers, idle) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        let idle = self.slots.iter().filter(|s| s.conn.is_some()).map(|s| until(s.idle_at));
+        let calls = self.client.iter().flat_map(|c| c.slots.iter().filter_map(|(_, call)| call.as_ref()));
+        let deadlines = calls.map(|call| until(call.deadline));
+        let next_call = next_call.filter(|_| self.client.is_some()).map(until);
+        timers.into_iter().chain(idle).chain(deadlines).chain(next_call).min()
+    }
+
+    /// Starts the calls that are due and moves the bytes of those in flight; returns whether
+    /// anything happened. Lines worth logging about finished calls are printed.
+    pub fn call(&mut self, now: Instant, calls: &mut dyn Calls) -> bool {
+        let Some(client) = &mut self.client else { return false };
+        let now_ms = now.total_millis() as u64;
+        let mut progress = false;
+        for (handle, slot) in &mut client.slots {
+            let socket = self.sockets.get_mut::<tcp::Socket>(*handle);
+            let Some(call) = slot else {
+                if socket.state() == State::TimeWait {
+                    // Our side closed first: the next call uses another port, so the wait
+                    // protects nothing here.
+                    socket.abort();
+                }
+                if self.stopping || socket.state() != State::Closed {
+                    continue;
+                }
+                let Some((id, body)) = calls.next_call(now_ms) else { continue };
+                let request = client::post_request(&client.host, "/", &body);
+                let local = client.next_port;
+                client.next_port = if local == *EPHEMERAL.end() { *EPHEMERAL.start() } else { local + 1 };
+                let remote = (IpAddress::Ipv4(*client.aggregator.ip()), client.aggregator.port());
+                match socket.connect(self.iface.context(), remote, local) {
+                    Ok(()) => {
+                        let deadline = now + CALL_TIMEOUT;
+                        *slot = Some(Call { id, request, sent: 0, reader: ResponseReader::new(), deadline });
+                    }
+                    Err(e) => report(calls.call_done(id, Err(alloc::format!("cannot connect: {e}")), now_ms)),
+                }
+                progress = true;
+                continue;
+            };
+            let mut result = None;
+            if socket.can_send()
+                && call.sent < call.request.len()
+                && let Ok(n) = socket.send_slice(&call.request[call.sent..])
+            {
+                call.sent += n;
+                progress |= n > 0;
+            }
+            while result.is_none() && socket.can_recv() {
+                let _ = socket.recv(|data| {
+                    result = call.reader.receive(data);
+                    (data.len(), ())
+                });
+                progress = true;
+            }
+            if result.is_none() && call.sent > 0 && !socket.may_recv() && socket.state() != State::SynSent {
+                // The server closed its side (or the connection is gone): what came is all.
+                result = Some(call.reader.finish());
+            }
+            let outcome = match result {
+                Some(r) => r.map_err(|e| alloc::format!("bad answer from the aggregator: {e:?}")),
+                None if !socket.is_open() => Err("connection refused or reset".to_string()),
+                None if now >= call.deadline => Err("no answer in time".to_string()),
+                None => continue,
+            };
+            // Done with this connection: close politely if it still stands, else drop it.
+            if socket.is_open() && outcome.is_ok() {
+                socket.close();
+            } else {
+                socket.abort();
+            }
+            let id = call.id;
+            *slot = None;
+            report(calls.call_done(id, outcome, now_ms));
+            progress = true;
         }
+        progress
     }
 
     /// Stops accepting connections and ends every connection once its answers are sent.
@@ -213,5 +335,12 @@ impl NetStack {
             }
         }
         progress
+    }
+}
+
+/// Prints a line about a finished call, if there is one.
+fn report(line: Option<String>) {
+    if let Some(line) = line {
+        crate::println!("{line}");
     }
 }

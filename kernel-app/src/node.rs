@@ -12,6 +12,7 @@
 //! already made go out (for at most [`DRAIN_TIME`]), flushes the disk and exits with status 0.
 
 use crate::app::App;
+use crate::avs::{Calls, Operator};
 use crate::clock::Clock;
 use crate::cmdline::Args;
 use crate::http::{MAX_BODY, OUTPUT_HIGH_WATER};
@@ -49,9 +50,8 @@ pub struct Node {
     clock: Clock,
     /// TSC at entry: time 0 of the network stack and of the uptime.
     epoch_tsc: u64,
-    app: App,
+    app: App<Store<BlkDevice>>,
     net: Option<NetStack>,
-    store: Option<Store<BlkDevice>>,
     /// This boot's number, if the disk counts them.
     pub boot_count: Option<u64>,
 }
@@ -69,13 +69,22 @@ impl Node {
                 .map_err(|e| println!("store: cannot count this boot: {e:?}"))
                 .ok()
         });
-        let app = App::new(args.name, boot_count.unwrap_or(0));
-        let mut node = Node { clock, epoch_tsc, app, net: None, store, boot_count };
+        let sends = args.aggregator.is_some() && args.net.is_some();
+        let app = App::new(args.name, boot_count.unwrap_or(0), store, sends);
+        let mut node = Node { clock, epoch_tsc, app, net: None, boot_count };
         match (net_dev, &args.net) {
             (Some(dev), Some(config)) => {
                 let mac = dev.mac();
                 let seed = arch::rdtsc() ^ mac.iter().fold(0, |acc, &b| (acc << 8) | u64::from(b));
-                let stack = NetStack::new(dev, config, args.http_port, connections, seed, node.now());
+                let stack = NetStack::new(
+                    dev,
+                    config,
+                    args.http_port,
+                    connections,
+                    args.aggregator,
+                    seed,
+                    node.now(),
+                );
                 let gateway = config.gateway.map_or(0, u32::from);
                 println!(
                     "http: listening on {}:{} (prefix /{}, gateway {}), up to {} connections",
@@ -99,8 +108,48 @@ impl Node {
         Instant::from_micros((ns / 1000) as i64)
     }
 
+    /// Loads the operator key: the keystore on the disk, decrypted with the password the
+    /// launcher hands over (its KDF takes from milliseconds to a second, so this runs once the
+    /// node is ready and serving would otherwise start). Prints the outcome.
+    fn load_operator(&mut self) {
+        let start = self.now();
+        let operator = match self.app.records.as_mut().map(|r| r.get(spacecore_store::RecordKey::Keystore)) {
+            None => Err("no disk, so no keystore".into()),
+            Some(Err(e)) => Err(alloc::format!("cannot read the keystore record: {e}")),
+            Some(Ok(None)) => Err("no keystore on the disk (store one with `spacecore keys import`)".into()),
+            Some(Ok(Some(json))) => match hypercall::keystore_password() {
+                None => Err("the launcher has no keystore password (spec.avs.keystore_password_file)".into()),
+                Some(password) => Operator::from_keystore(&json, &password),
+            },
+        };
+        let ms = (self.now() - start).total_millis();
+        match self.app.avs.set_operator(operator) {
+            Ok(op) => {
+                let (id, pubkey) =
+                    (avs_protocol::encoding::to_hex(&op.id), avs_protocol::encoding::to_hex(&op.pubkey));
+                let history = self.app.avs.history();
+                let signed = if history.is_empty() {
+                    alloc::string::String::from("nothing signed yet")
+                } else if history.floor() == 0 {
+                    alloc::format!("{} tasks recorded", history.len())
+                } else {
+                    alloc::format!(
+                        "{} tasks recorded, tasks below {} refused",
+                        history.len(),
+                        history.floor()
+                    )
+                };
+                println!(
+                    "avs: operator {id} ready (public key {pubkey}, loaded in {ms} ms); signing history: {signed}"
+                );
+            }
+            Err(why) => println!("avs: not signing: {why}"),
+        }
+    }
+
     /// The main loop; ends the guest on a stop request.
     pub fn run(mut self) -> ! {
+        self.load_operator();
         loop {
             if hypercall::stop_requested() {
                 self.stop();
@@ -111,10 +160,14 @@ impl Node {
                 continue;
             };
             self.app.set_uptime_ms(now.total_millis() as u64);
-            if net.poll(now, &mut self.app) || net.has_work() {
+            let served = net.poll(now, &mut self.app);
+            let called = net.call(now, &mut self.app.avs);
+            if served || called || net.has_work() {
                 continue;
             }
-            let timeout = net.delay(now).map_or(WAIT_FOREVER, |d| d.max(MIN_WAIT).total_micros() * 1000);
+            let next_call = self.app.avs.next_due().map(|ms| Instant::from_millis(ms as i64));
+            let timeout =
+                net.delay(now, next_call).map_or(WAIT_FOREVER, |d| d.max(MIN_WAIT).total_micros() * 1000);
             hypercall::wait(timeout);
         }
     }
@@ -132,14 +185,18 @@ impl Node {
                 break;
             }
             if !progressed {
-                let delay = net.delay(now).unwrap_or(MIN_WAIT).clamp(MIN_WAIT, Duration::from_millis(10));
+                let delay =
+                    net.delay(now, None).unwrap_or(MIN_WAIT).clamp(MIN_WAIT, Duration::from_millis(10));
                 hypercall::wait(delay.total_micros() * 1000);
             }
         }
-        if let Some(store) = &mut self.store
+        if let Some(store) = &mut self.app.records
             && let Err(e) = store.device().flush()
         {
             println!("store: final flush failed: {e:?}");
+        }
+        if self.app.avs.calls_pending() {
+            println!("avs: stopping with signed responses not yet delivered to the aggregator");
         }
         let now = self.now();
         println!(

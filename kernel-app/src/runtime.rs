@@ -23,6 +23,26 @@ pub extern "sysv64" fn _start(vcpu: u64, boot_params: u64) -> ! {
     if vcpu == 0 { boot_vcpu(boot_params, entry_tsc) } else { idle_vcpu() }
 }
 
+/// Runs the constructors of the C code linked into the image (`.init_array`, gathered by the
+/// linker script): blst's, which reads CPUID once and turns on its ADX/MULX code paths where
+/// the CPU has them. Nothing else in the image has constructors.
+fn run_constructors() {
+    unsafe extern "C" {
+        static __init_array_start: Option<extern "C" fn()>;
+        static __init_array_end: Option<extern "C" fn()>;
+    }
+    let start = core::ptr::addr_of!(__init_array_start);
+    let end = core::ptr::addr_of!(__init_array_end);
+    let count = (end as usize - start as usize) / core::mem::size_of::<Option<extern "C" fn()>>();
+    for i in 0..count {
+        // SAFETY: the linker script bounds `.init_array`, an array of function pointers the
+        // linked objects put there to be called once at start, with no arguments.
+        if let Some(constructor) = unsafe { *start.add(i) } {
+            constructor();
+        }
+    }
+}
+
 /// vCPUs other than the first have no work yet: they block in the launcher.
 fn idle_vcpu() -> ! {
     loop {
@@ -57,6 +77,7 @@ fn boot_vcpu(boot_params: u64, entry_tsc: u64) -> ! {
     // The network's buffers come from memory set aside untouched (see `heap::untouched`).
     let untouched = if args.net.is_some() { crate::node::untouched_for(connections) } else { 0 };
     let heap_bytes = heap_range.map_or(0, |(s, e)| heap::init(s, e, untouched));
+    run_constructors();
 
     if let Some(test) = args.selftest {
         crate::selftest::run(test, info, &clock);

@@ -58,8 +58,8 @@ fn parse_replies(mut bytes: &[u8]) -> Vec<Reply> {
     replies
 }
 
-fn app() -> App {
-    App::new("test", 3)
+fn app() -> App<crate::avs::tests::MemRecords> {
+    App::new("test", 3, None, false)
 }
 
 /// Feeds `input` in chunks of `chunk` bytes, then returns the replies.

@@ -1,0 +1,848 @@
+//! The node's side of one JSON-RPC call to the aggregator over HTTP/1.1: the request bytes,
+//! an incremental reader for the one response, and what the answer means.
+//!
+//! Each call uses a connection of its own (`Connection: close`); the TCP side lives elsewhere.
+//! The response is framed by `Content-Length` or, without it, by the server closing the
+//! connection; `Transfer-Encoding` (chunked) is not supported. The aggregator answers JSON-RPC
+//! errors with HTTP 200 and a JSON-RPC error body, and its HTTP errors (400, 404, 405, 413, 500)
+//! also carry one.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use avs_protocol::SignedTaskResponse;
+use avs_protocol::rpc::{ErrorCode, Request, Response};
+
+/// Longest response head accepted.
+pub const MAX_RESPONSE_HEAD: usize = 8 * 1024;
+
+/// Longest response body accepted.
+pub const MAX_RESPONSE_BODY: usize = 64 * 1024;
+
+/// Most header lines in a response head.
+const MAX_HEADERS: usize = 32;
+
+/// Longest message kept from a JSON-RPC error, and longest [`Outcome::Unusable`] description.
+const MAX_MESSAGE: usize = 200;
+
+/// The request bytes: `POST {path} HTTP/1.1`, `Host: {host}`, `Content-Type: application/json`,
+/// `Content-Length: N`, `Connection: close`, blank line, body.
+///
+/// `host` and `path` come from the node's configuration and are written as given: they must not
+/// contain CR or LF.
+pub fn post_request(host: &str, path: &str, body: &[u8]) -> Vec<u8> {
+    let length = format!("{}", body.len());
+    let mut out = Vec::with_capacity(128 + host.len() + path.len() + body.len());
+    out.extend_from_slice(b"POST ");
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+    out.extend_from_slice(host.as_bytes());
+    out.extend_from_slice(b"\r\nContent-Type: application/json\r\nContent-Length: ");
+    out.extend_from_slice(length.as_bytes());
+    out.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+    out.extend_from_slice(body);
+    out
+}
+
+/// The JSON-RPC body for `process_signed_task_response` with this id.
+pub fn rpc_body(id: u64, signed: &SignedTaskResponse) -> Vec<u8> {
+    // Serializing these types cannot fail: every field is a number, a string or a struct.
+    serde_json::to_vec(&Request::process_signed_task_response(id, *signed)).unwrap_or_default()
+}
+
+/// A complete response: its status and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The status code (never 1xx: interim responses are skipped).
+    pub status: u16,
+    /// The body, at most [`MAX_RESPONSE_BODY`] bytes.
+    pub body: Vec<u8>,
+}
+
+/// Why a response could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientError {
+    /// The head is not a valid HTTP/1.x response head (or has more than 32 headers, or is
+    /// `101 Switching Protocols`), or the peer closed before the head was complete.
+    MalformedHead,
+    /// The head is longer than [`MAX_RESPONSE_HEAD`].
+    HeadTooLong,
+    /// The body is (or is announced as) longer than [`MAX_RESPONSE_BODY`].
+    BodyTooLong,
+    /// The response has a `Transfer-Encoding`, which is not supported.
+    Chunked,
+    /// A `Content-Length` that is not a plain decimal, or two that differ.
+    BadContentLength,
+    /// The peer closed before the body announced by `Content-Length` was complete.
+    Truncated,
+}
+
+/// Where the reader is.
+#[derive(Debug, Default)]
+enum State {
+    /// Gathering the head in `ResponseReader::head`.
+    #[default]
+    Head,
+    /// Gathering the body: `length` bytes, or until the peer closes when `None`.
+    Body { status: u16, length: Option<usize>, body: Vec<u8> },
+    /// The result has been given.
+    Done(Result<HttpResponse, ClientError>),
+}
+
+/// Reads one response incrementally.
+#[derive(Debug, Default)]
+pub struct ResponseReader {
+    /// Bytes received while reading the head.
+    head: Vec<u8>,
+    state: State,
+}
+
+/// What a complete head says.
+struct Head {
+    status: u16,
+    length: Option<usize>,
+    chunked: bool,
+}
+
+impl ResponseReader {
+    /// A reader waiting for the first byte.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes bytes from the server; `Some(result)` once the response is complete (or broken).
+    /// Responses without `Content-Length` end when the peer closes (see
+    /// [`ResponseReader::finish`]). Interim 1xx responses (e.g. `100 Continue`) are skipped.
+    /// Bytes after a complete response are ignored, and once a result has been given every
+    /// later call returns `None`.
+    pub fn receive(&mut self, data: &[u8]) -> Option<Result<HttpResponse, ClientError>> {
+        let result = match self.state {
+            State::Done(_) => return None,
+            State::Head => {
+                self.head.extend_from_slice(data);
+                self.read_head()?
+            }
+            State::Body { .. } => self.read_body(data)?,
+        };
+        self.state = State::Done(result.clone());
+        Some(result)
+    }
+
+    /// The server closed its side: completes a close-delimited body, or
+    /// [`ClientError::Truncated`] (body short of its `Content-Length`) /
+    /// [`ClientError::MalformedHead`] (head incomplete). After a result has been given, returns
+    /// that result again.
+    pub fn finish(&mut self) -> Result<HttpResponse, ClientError> {
+        let result = match &mut self.state {
+            State::Done(result) => return result.clone(),
+            State::Head => Err(ClientError::MalformedHead),
+            State::Body { length: Some(_), .. } => Err(ClientError::Truncated),
+            State::Body { status, length: None, body } => {
+                Ok(HttpResponse { status: *status, body: core::mem::take(body) })
+            }
+        };
+        self.head = Vec::new();
+        self.state = State::Done(result.clone());
+        result
+    }
+
+    /// Parses the head gathered so far: `None` while it is incomplete.
+    fn read_head(&mut self) -> Option<Result<HttpResponse, ClientError>> {
+        loop {
+            let (len, head) = match parse_head(&self.head) {
+                Ok(Some(parsed)) => parsed,
+                Ok(None) if self.head.len() >= MAX_RESPONSE_HEAD => {
+                    return Some(Err(ClientError::HeadTooLong));
+                }
+                Ok(None) => return None,
+                Err(e) => return Some(Err(e)),
+            };
+            if (100..200).contains(&head.status) {
+                // An interim response (101 was refused by parse_head): the final one follows.
+                self.head.drain(..len);
+                continue;
+            }
+            let rest = self.head.split_off(len);
+            self.head = Vec::new();
+            let length = match framing(&head) {
+                Ok(length) => length,
+                Err(e) => return Some(Err(e)),
+            };
+            let capacity = length.unwrap_or(rest.len()).min(MAX_RESPONSE_BODY);
+            self.state = State::Body { status: head.status, length, body: Vec::with_capacity(capacity) };
+            return self.read_body(&rest);
+        }
+    }
+
+    /// Adds body bytes: `Some` once the body is complete or too long.
+    fn read_body(&mut self, data: &[u8]) -> Option<Result<HttpResponse, ClientError>> {
+        let State::Body { status, length, body } = &mut self.state else { return None };
+        match *length {
+            Some(length) => {
+                let take = length.saturating_sub(body.len()).min(data.len());
+                body.extend_from_slice(&data[..take]);
+                (body.len() >= length)
+                    .then(|| Ok(HttpResponse { status: *status, body: core::mem::take(body) }))
+            }
+            None if body.len().saturating_add(data.len()) > MAX_RESPONSE_BODY => {
+                Some(Err(ClientError::BodyTooLong))
+            }
+            None => {
+                body.extend_from_slice(data);
+                None
+            }
+        }
+    }
+}
+
+/// Parses a response head: its length and contents once complete, `None` while partial.
+fn parse_head(bytes: &[u8]) -> Result<Option<(usize, Head)>, ClientError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    let len = match response.parse(bytes) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(ClientError::MalformedHead),
+    };
+    if len > MAX_RESPONSE_HEAD {
+        return Err(ClientError::HeadTooLong);
+    }
+    let status = response.code.ok_or(ClientError::MalformedHead)?;
+    if status == 101 {
+        // The node never asks to switch protocols.
+        return Err(ClientError::MalformedHead);
+    }
+    let mut head = Head { status, length: None, chunked: false };
+    let mut bad_length = false;
+    for header in response.headers.iter() {
+        if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            head.chunked = true;
+        } else if header.name.eq_ignore_ascii_case("content-length") {
+            match (parse_decimal(header.value), head.length) {
+                (None, _) => bad_length = true,
+                (Some(n), Some(previous)) if n != previous => bad_length = true,
+                (Some(n), _) => head.length = Some(n),
+            }
+        }
+    }
+    if bad_length && !head.chunked {
+        return Err(ClientError::BadContentLength);
+    }
+    Ok(Some((len, head)))
+}
+
+/// How the body of a final response is delimited: `Some(length)`, or `None` until the peer
+/// closes.
+fn framing(head: &Head) -> Result<Option<usize>, ClientError> {
+    if head.chunked {
+        return Err(ClientError::Chunked);
+    }
+    if head.status == 204 || head.status == 304 {
+        // Never a body, whatever Content-Length says.
+        return Ok(Some(0));
+    }
+    match head.length {
+        Some(length) if length > MAX_RESPONSE_BODY => Err(ClientError::BodyTooLong),
+        length => Ok(length),
+    }
+}
+
+/// A plain decimal number (ASCII digits only, at least one), or `None`, also on overflow.
+fn parse_decimal(value: &[u8]) -> Option<usize> {
+    if value.is_empty() {
+        return None;
+    }
+    value.iter().try_fold(0usize, |n, &b| {
+        let digit = char::from(b).to_digit(10)?;
+        n.checked_mul(10)?.checked_add(usize::try_from(digit).ok()?)
+    })
+}
+
+/// What the aggregator's answer to a call means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// result `true`.
+    Accepted,
+    /// A JSON-RPC error the aggregator gave: code and message (message cut to 200 bytes).
+    Refused {
+        /// The JSON-RPC error code (see [`ErrorCode`]).
+        code: i32,
+        /// The error's message, cut to 200 bytes.
+        message: String,
+    },
+    /// Not a usable answer: HTTP status other than 200, body not a JSON-RPC response, `result`
+    /// other than `true`, id mismatch. Carries a short description (at most 200 bytes); for an
+    /// HTTP status other than 200 it starts with `HTTP {status}`.
+    Unusable(String),
+}
+
+/// Classifies the aggregator's answer to call `id`.
+///
+/// An error answer whose id is `null` (the aggregator could not read the request) is a refusal
+/// like one carrying `id`; a `true` result must carry `id`.
+pub fn outcome(response: &HttpResponse, id: u64) -> Outcome {
+    let parsed = serde_json::from_slice::<Response<bool>>(&response.body);
+    if response.status != 200 {
+        let description = match parsed {
+            Ok(Response { error: Some(error), .. }) => {
+                format!("HTTP {}: JSON-RPC error {}: {}", response.status, error.code, error.message)
+            }
+            _ => format!("HTTP {}", response.status),
+        };
+        return Outcome::Unusable(cut(&description, MAX_MESSAGE));
+    }
+    let Ok(parsed) = parsed else {
+        return Outcome::Unusable("body is not a JSON-RPC response".into());
+    };
+    match (parsed.result, parsed.error, parsed.id) {
+        (Some(_), Some(_), _) => Outcome::Unusable("response carries both result and error".into()),
+        (None, None, _) => Outcome::Unusable("response carries neither result nor error".into()),
+        (_, _, Some(other)) if other != id => {
+            Outcome::Unusable(cut(&format!("response id {other} does not match call {id}"), MAX_MESSAGE))
+        }
+        (None, Some(error), _) => {
+            Outcome::Refused { code: error.code, message: cut(&error.message, MAX_MESSAGE) }
+        }
+        (Some(_), None, None) => {
+            Outcome::Unusable(cut(&format!("result without id for call {id}"), MAX_MESSAGE))
+        }
+        (Some(true), None, Some(_)) => Outcome::Accepted,
+        (Some(false), None, Some(_)) => Outcome::Unusable("result is false".into()),
+    }
+}
+
+/// Whether a call should be retried later: refused with code 1001 (task not found yet), or
+/// unusable because of an HTTP 5xx status.
+pub fn should_retry(outcome: &Outcome) -> bool {
+    match outcome {
+        Outcome::Accepted => false,
+        Outcome::Refused { code, .. } => ErrorCode::from_code(*code).is_some_and(|c| c.is_retryable()),
+        Outcome::Unusable(description) => http_status(description).is_some_and(|s| (500..600).contains(&s)),
+    }
+}
+
+/// The status at the start of an [`Outcome::Unusable`] description (`HTTP {status}`), if any.
+fn http_status(description: &str) -> Option<u16> {
+    let rest = description.strip_prefix("HTTP ")?;
+    let digits = rest.get(..3)?;
+    let after = rest.get(3..).unwrap_or("");
+    if !digits.bytes().all(|b| b.is_ascii_digit()) || after.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// `s` cut to at most `max` bytes, at a character boundary.
+fn cut(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    String::from(&s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+    use alloc::vec;
+    use avs_protocol::rpc::ErrorObject;
+    use avs_protocol::{TaskResponse, U256};
+
+    fn signed() -> SignedTaskResponse {
+        SignedTaskResponse {
+            task_response: TaskResponse { reference_task_index: 7, number_squared: U256::from(81u64) },
+            signature: [0xab; 96],
+            operator_id: [0x11; 32],
+        }
+    }
+
+    /// A response as hyper writes it.
+    fn hyper_response(status: &str, body: &str) -> Vec<u8> {
+        format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+             date: Tue, 03 Jun 2025 10:00:00 GMT\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    const ACCEPTED: &str = r#"{"jsonrpc":"2.0","result":true,"id":3}"#;
+
+    fn whole(bytes: &[u8]) -> Option<Result<HttpResponse, ClientError>> {
+        ResponseReader::new().receive(bytes)
+    }
+
+    /// Feeds `bytes` one at a time: the result, the number of bytes fed when it came, and the
+    /// reader.
+    fn bytewise(bytes: &[u8]) -> (Option<Result<HttpResponse, ClientError>>, usize, ResponseReader) {
+        let mut reader = ResponseReader::new();
+        for (i, b) in bytes.iter().enumerate() {
+            if let Some(result) = reader.receive(core::slice::from_ref(b)) {
+                return (Some(result), i + 1, reader);
+            }
+        }
+        (None, bytes.len(), reader)
+    }
+
+    fn ok(status: u16, body: &str) -> Result<HttpResponse, ClientError> {
+        Ok(HttpResponse { status, body: body.as_bytes().to_vec() })
+    }
+
+    fn http(status: u16, body: &str) -> HttpResponse {
+        HttpResponse { status, body: body.as_bytes().to_vec() }
+    }
+
+    #[test]
+    fn post_request_exact_bytes() {
+        let request = post_request("10.0.2.2:8090", "/", b"{\"a\":1}");
+        assert_eq!(
+            request,
+            b"POST / HTTP/1.1\r\nHost: 10.0.2.2:8090\r\nContent-Type: application/json\r\n\
+              Content-Length: 7\r\nConnection: close\r\n\r\n{\"a\":1}"
+        );
+        let empty = post_request("h", "/rpc", b"");
+        assert_eq!(
+            empty,
+            b"POST /rpc HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\nContent-Length: 0\r\n\
+              Connection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn post_request_parses_as_http() {
+        let body = rpc_body(9, &signed());
+        let request = post_request("aggregator:8090", "/", &body);
+        let mut headers = [httparse::EMPTY_HEADER; 8];
+        let mut parsed = httparse::Request::new(&mut headers);
+        let httparse::Status::Complete(len) = parsed.parse(&request).unwrap() else { panic!("partial") };
+        assert_eq!(parsed.method, Some("POST"));
+        assert_eq!(parsed.path, Some("/"));
+        let length = parsed.headers.iter().find(|h| h.name == "Content-Length").unwrap();
+        assert_eq!(length.value, body.len().to_string().as_bytes());
+        assert_eq!(&request[len..], &body[..]);
+    }
+
+    #[test]
+    fn rpc_body_is_the_protocol_request() {
+        let body = rpc_body(42, &signed());
+        let parsed: Request<SignedTaskResponse> = serde_json::from_slice(&body).unwrap();
+        assert_eq!(parsed, Request::process_signed_task_response(42, signed()));
+        let text = core::str::from_utf8(&body).unwrap();
+        assert!(text.contains(r#""method":"process_signed_task_response""#), "{text}");
+        assert!(text.contains(r#""id":42"#), "{text}");
+        assert!(text.contains(r#""jsonrpc":"2.0""#), "{text}");
+    }
+
+    #[test]
+    fn hyper_response_whole_and_bytewise() {
+        let bytes = hyper_response("200 OK", ACCEPTED);
+        assert_eq!(whole(&bytes), Some(ok(200, ACCEPTED)));
+        let (result, fed, _) = bytewise(&bytes);
+        assert_eq!(result, Some(ok(200, ACCEPTED)));
+        assert_eq!(fed, bytes.len(), "complete exactly at the last byte");
+    }
+
+    #[test]
+    fn every_split_gives_the_same_response() {
+        let bytes = hyper_response("200 OK", ACCEPTED);
+        for at in 0..=bytes.len() {
+            let mut reader = ResponseReader::new();
+            let first = reader.receive(&bytes[..at]);
+            let result = first.or_else(|| reader.receive(&bytes[at..]));
+            assert_eq!(result, Some(ok(200, ACCEPTED)), "split at {at}");
+        }
+    }
+
+    #[test]
+    fn bytes_after_the_response_are_ignored() {
+        let mut bytes = hyper_response("200 OK", ACCEPTED);
+        bytes.extend_from_slice(b"HTTP/1.1 500 Oops\r\n\r\ngarbage");
+        let mut reader = ResponseReader::new();
+        assert_eq!(reader.receive(&bytes), Some(ok(200, ACCEPTED)));
+        assert_eq!(reader.receive(b"more"), None);
+        assert_eq!(reader.finish(), ok(200, ACCEPTED));
+        assert_eq!(reader.receive(b"more"), None);
+    }
+
+    #[test]
+    fn zero_length_body_completes_with_the_head() {
+        let bytes = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(whole(bytes), Some(ok(200, "")));
+        let (result, fed, _) = bytewise(bytes);
+        assert_eq!(result, Some(ok(200, "")));
+        assert_eq!(fed, bytes.len());
+    }
+
+    #[test]
+    fn no_body_statuses_ignore_content_length() {
+        for status in ["204 No Content", "304 Not Modified"] {
+            let bytes = format!("HTTP/1.1 {status}\r\nContent-Length: 100000\r\n\r\n");
+            let code = status[..3].parse().unwrap();
+            assert_eq!(whole(bytes.as_bytes()), Some(ok(code, "")));
+            // Without Content-Length either.
+            assert_eq!(whole(format!("HTTP/1.1 {status}\r\n\r\n").as_bytes()), Some(ok(code, "")));
+        }
+    }
+
+    #[test]
+    fn close_delimited_body() {
+        let head = b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n";
+        let mut reader = ResponseReader::new();
+        assert_eq!(reader.receive(head), None);
+        assert_eq!(reader.receive(b"{\"jsonrpc\":"), None);
+        assert_eq!(reader.receive(b"\"2.0\"}"), None);
+        assert_eq!(reader.finish(), ok(200, "{\"jsonrpc\":\"2.0\"}"));
+        assert_eq!(reader.receive(b"x"), None);
+        assert_eq!(reader.finish(), ok(200, "{\"jsonrpc\":\"2.0\"}"));
+
+        // Body bytes arriving with the head, fed byte by byte.
+        let mut bytes = head.to_vec();
+        bytes.extend_from_slice(ACCEPTED.as_bytes());
+        let (result, _, mut reader) = bytewise(&bytes);
+        assert_eq!(result, None);
+        assert_eq!(reader.finish(), ok(200, ACCEPTED));
+
+        // Empty close-delimited body.
+        let mut reader = ResponseReader::new();
+        assert_eq!(reader.receive(b"HTTP/1.1 500 Internal Server Error\r\n\r\n"), None);
+        assert_eq!(reader.finish(), ok(500, ""));
+    }
+
+    #[test]
+    fn close_delimited_body_limit() {
+        let mut reader = ResponseReader::new();
+        assert_eq!(reader.receive(b"HTTP/1.1 200 OK\r\n\r\n"), None);
+        assert_eq!(reader.receive(&vec![b'a'; MAX_RESPONSE_BODY - 1]), None);
+        assert_eq!(reader.receive(b"b"), None);
+        let full = reader.finish().unwrap();
+        assert_eq!(full.body.len(), MAX_RESPONSE_BODY);
+
+        let mut reader = ResponseReader::new();
+        assert_eq!(reader.receive(b"HTTP/1.1 200 OK\r\n\r\n"), None);
+        assert_eq!(reader.receive(&vec![b'a'; MAX_RESPONSE_BODY]), None);
+        assert_eq!(reader.receive(b"b"), Some(Err(ClientError::BodyTooLong)));
+        assert_eq!(reader.receive(b"b"), None);
+        assert_eq!(reader.finish(), Err(ClientError::BodyTooLong));
+
+        // All in one piece with the head.
+        let mut bytes = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+        bytes.extend_from_slice(&vec![b'a'; MAX_RESPONSE_BODY + 1]);
+        assert_eq!(whole(&bytes), Some(Err(ClientError::BodyTooLong)));
+    }
+
+    #[test]
+    fn content_length_body_limit() {
+        let at_limit = format!("HTTP/1.1 200 OK\r\nContent-Length: {MAX_RESPONSE_BODY}\r\n\r\n");
+        let mut reader = ResponseReader::new();
+        assert_eq!(reader.receive(at_limit.as_bytes()), None);
+        let body = vec![b'z'; MAX_RESPONSE_BODY];
+        let result = reader.receive(&body).unwrap().unwrap();
+        assert_eq!(result.body, body);
+
+        let over = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", MAX_RESPONSE_BODY + 1);
+        assert_eq!(whole(over.as_bytes()), Some(Err(ClientError::BodyTooLong)));
+        let huge = "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\n";
+        assert_eq!(whole(huge.as_bytes()), Some(Err(ClientError::BodyTooLong)));
+    }
+
+    #[test]
+    fn interim_responses_are_skipped() {
+        let mut bytes = b"HTTP/1.1 100 Continue\r\n\r\n".to_vec();
+        bytes.extend_from_slice(b"HTTP/1.1 102 Processing\r\nX-Note: hi\r\n\r\n");
+        bytes.extend_from_slice(&hyper_response("200 OK", ACCEPTED));
+        assert_eq!(whole(&bytes), Some(ok(200, ACCEPTED)));
+        let (result, fed, _) = bytewise(&bytes);
+        assert_eq!(result, Some(ok(200, ACCEPTED)));
+        assert_eq!(fed, bytes.len());
+        // A 100 Continue then the peer closes: no final head.
+        let mut reader = ResponseReader::new();
+        assert_eq!(reader.receive(b"HTTP/1.1 100 Continue\r\n\r\n"), None);
+        assert_eq!(reader.finish(), Err(ClientError::MalformedHead));
+    }
+
+    #[test]
+    fn switching_protocols_is_malformed() {
+        assert_eq!(whole(b"HTTP/1.1 101 Switching Protocols\r\n\r\n"), Some(Err(ClientError::MalformedHead)));
+    }
+
+    #[test]
+    fn malformed_heads() {
+        for bytes in [
+            &b"HTTP/2 200 OK\r\n\r\n"[..],
+            b"HTTP/1.1 2000 OK\r\n\r\n",
+            b"HTTP/1.1 abc OK\r\n\r\n",
+            b"SSH-2.0-OpenSSH\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nbad header\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nX: a\x00b\r\n\r\n",
+            b"\x16\x03\x01\x00\xa5\x01\x00\x00",
+        ] {
+            assert_eq!(whole(bytes), Some(Err(ClientError::MalformedHead)), "{bytes:?}");
+            assert_eq!(bytewise(bytes).0, Some(Err(ClientError::MalformedHead)), "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn header_count_limit() {
+        let head = |n: usize| {
+            let mut s = String::from("HTTP/1.1 200 OK\r\n");
+            for i in 0..n - 1 {
+                s.push_str(&format!("X-{i}: v\r\n"));
+            }
+            s.push_str("Content-Length: 2\r\n\r\nok");
+            s
+        };
+        assert_eq!(whole(head(MAX_HEADERS).as_bytes()), Some(ok(200, "ok")));
+        assert_eq!(whole(head(MAX_HEADERS + 1).as_bytes()), Some(Err(ClientError::MalformedHead)));
+        assert_eq!(bytewise(head(MAX_HEADERS + 1).as_bytes()).0, Some(Err(ClientError::MalformedHead)));
+    }
+
+    #[test]
+    fn head_length_limit() {
+        // A head of exactly MAX_RESPONSE_HEAD bytes is accepted, one more is not.
+        let head = |len: usize| {
+            let start = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Pad: ";
+            let end = "\r\n\r\n";
+            format!("{start}{}{end}", "p".repeat(len - start.len() - end.len()))
+        };
+        let exact = head(MAX_RESPONSE_HEAD);
+        assert_eq!(exact.len(), MAX_RESPONSE_HEAD);
+        assert_eq!(whole(exact.as_bytes()), Some(ok(200, "")));
+        assert_eq!(bytewise(exact.as_bytes()).0, Some(ok(200, "")));
+        let over = head(MAX_RESPONSE_HEAD + 1);
+        assert_eq!(whole(over.as_bytes()), Some(Err(ClientError::HeadTooLong)));
+        let (result, fed, mut reader) = bytewise(over.as_bytes());
+        assert_eq!(result, Some(Err(ClientError::HeadTooLong)));
+        assert_eq!(fed, MAX_RESPONSE_HEAD, "refused once the limit is reached without a head");
+        assert_eq!(reader.finish(), Err(ClientError::HeadTooLong));
+        // Endless blank lines or header bytes are refused at the limit, not buffered forever.
+        let mut reader = ResponseReader::new();
+        let mut result = None;
+        for _ in 0..MAX_RESPONSE_HEAD {
+            result = result.or(reader.receive(b"\r\n"));
+        }
+        assert_eq!(result, Some(Err(ClientError::HeadTooLong)));
+    }
+
+    #[test]
+    fn transfer_encoding_is_refused() {
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+        assert_eq!(whole(chunked), Some(Err(ClientError::Chunked)));
+        let both = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\ntransfer-encoding: identity\r\n\r\nhello";
+        assert_eq!(whole(both), Some(Err(ClientError::Chunked)));
+        let with_bad_length = b"HTTP/1.1 200 OK\r\nContent-Length: x\r\nTRANSFER-ENCODING: gzip\r\n\r\n";
+        assert_eq!(whole(with_bad_length), Some(Err(ClientError::Chunked)));
+        assert_eq!(bytewise(chunked).0, Some(Err(ClientError::Chunked)));
+    }
+
+    #[test]
+    fn content_length_must_be_plain_decimal() {
+        for value in ["", "-1", "+5", "5 5", "0x10", "1e3", "5,5", "five", "99999999999999999999999"] {
+            let bytes = format!("HTTP/1.1 200 OK\r\nContent-Length: {value}\r\n\r\n");
+            assert_eq!(whole(bytes.as_bytes()), Some(Err(ClientError::BadContentLength)), "{value:?}");
+        }
+        // Surrounding whitespace is not part of the value; leading zeros are decimal.
+        assert_eq!(whole(b"HTTP/1.1 200 OK\r\nContent-Length:  2 \r\n\r\nok"), Some(ok(200, "ok")));
+        assert_eq!(whole(b"HTTP/1.1 200 OK\r\nContent-Length: 002\r\n\r\nok"), Some(ok(200, "ok")));
+    }
+
+    #[test]
+    fn duplicate_content_lengths() {
+        let same = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\ncontent-length: 2\r\n\r\nok";
+        assert_eq!(whole(same), Some(ok(200, "ok")));
+        let differ = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\ncontent-length: 3\r\n\r\nok!";
+        assert_eq!(whole(differ), Some(Err(ClientError::BadContentLength)));
+        let one_bad = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\ncontent-length: two\r\n\r\nok";
+        assert_eq!(whole(one_bad), Some(Err(ClientError::BadContentLength)));
+    }
+
+    #[test]
+    fn truncated_body_and_head() {
+        let bytes = hyper_response("200 OK", ACCEPTED);
+        let head_len = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        for cut_at in 0..bytes.len() {
+            let mut reader = ResponseReader::new();
+            assert_eq!(reader.receive(&bytes[..cut_at]), None);
+            let expected =
+                if cut_at < head_len { ClientError::MalformedHead } else { ClientError::Truncated };
+            assert_eq!(reader.finish(), Err(expected), "cut at {cut_at}");
+            assert_eq!(reader.receive(&bytes[cut_at..]), None, "nothing after finish");
+        }
+        assert_eq!(ResponseReader::new().finish(), Err(ClientError::MalformedHead));
+    }
+
+    #[test]
+    fn hostile_bytes_never_panic() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let alphabet: &[u8] = b"HTP/1.02345 OK\r\n:-cntelgh\x00\xff ";
+        for round in 0..3000 {
+            let mut bytes = if round % 3 == 0 { b"HTTP/1.1 200 OK\r\n".to_vec() } else { Vec::new() };
+            let len = (next() % 400) as usize;
+            for _ in 0..len {
+                let r = next();
+                let b = if round % 2 == 0 { alphabet[(r % alphabet.len() as u64) as usize] } else { r as u8 };
+                bytes.push(b);
+            }
+            let mut reader = ResponseReader::new();
+            let mut rest = &bytes[..];
+            let mut result = None;
+            while !rest.is_empty() && result.is_none() {
+                let take = ((next() % 17) as usize + 1).min(rest.len());
+                result = reader.receive(&rest[..take]);
+                rest = &rest[take..];
+            }
+            let result = result.unwrap_or_else(|| reader.finish());
+            if let Ok(response) = &result {
+                assert!(response.body.len() <= MAX_RESPONSE_BODY);
+                assert!(!(100..200).contains(&response.status));
+                let _ = outcome(response, 1);
+            }
+        }
+    }
+
+    #[test]
+    fn outcome_accepted() {
+        assert_eq!(outcome(&http(200, ACCEPTED), 3), Outcome::Accepted);
+        let spaced = r#" { "id" : 3 , "result" : true , "jsonrpc" : "2.0" } "#;
+        assert_eq!(outcome(&http(200, spaced), 3), Outcome::Accepted);
+        let built = serde_json::to_vec(&Response::success(u64::MAX, true)).unwrap();
+        assert_eq!(outcome(&HttpResponse { status: 200, body: built }, u64::MAX), Outcome::Accepted);
+    }
+
+    #[test]
+    fn outcome_refused_for_every_code() {
+        for code in ErrorCode::ALL {
+            let body =
+                serde_json::to_vec(&Response::<bool>::failure(Some(5), ErrorObject::new(code))).unwrap();
+            let expected = Outcome::Refused { code: code.code(), message: code.message().into() };
+            assert_eq!(outcome(&HttpResponse { status: 200, body }, 5), expected, "{code:?}");
+        }
+        // A code this version does not know, and an error with a null id.
+        let unknown = r#"{"jsonrpc":"2.0","error":{"code":-1,"message":"odd"},"id":5}"#;
+        assert_eq!(outcome(&http(200, unknown), 5), Outcome::Refused { code: -1, message: "odd".into() });
+        let null_id = r#"{"jsonrpc":"2.0","error":{"code":-32700,"message":"parse error"},"id":null}"#;
+        assert_eq!(
+            outcome(&http(200, null_id), 5),
+            Outcome::Refused { code: -32700, message: "parse error".into() }
+        );
+    }
+
+    #[test]
+    fn refused_message_is_cut_to_200_bytes() {
+        let long = "é".repeat(150); // 300 bytes, two per character
+        let body = serde_json::to_vec(&Response::<bool>::failure(
+            Some(1),
+            ErrorObject::with_message(ErrorCode::InternalError, &long),
+        ))
+        .unwrap();
+        let Outcome::Refused { message, .. } = outcome(&HttpResponse { status: 200, body }, 1) else {
+            panic!("not refused")
+        };
+        assert_eq!(message.len(), 200);
+        assert_eq!(message, "é".repeat(100));
+        // Odd cut point: 'x' then two-byte characters, cut before a half character.
+        let odd = format!("x{}", "é".repeat(150));
+        assert_eq!(cut(&odd, 200).len(), 199);
+        assert_eq!(cut("short", 200), "short");
+    }
+
+    #[test]
+    fn outcome_unusable() {
+        let unusable = |status: u16, body: &str, id: u64| match outcome(&http(status, body), id) {
+            Outcome::Unusable(description) => description,
+            other => panic!("{other:?} for {body}"),
+        };
+        assert_eq!(unusable(200, r#"{"jsonrpc":"2.0","result":false,"id":3}"#, 3), "result is false");
+        assert_eq!(unusable(200, ACCEPTED, 4), "response id 3 does not match call 4");
+        let mismatched_error = r#"{"jsonrpc":"2.0","error":{"code":1001,"message":"m"},"id":9}"#;
+        assert_eq!(unusable(200, mismatched_error, 4), "response id 9 does not match call 4");
+        assert_eq!(
+            unusable(200, r#"{"jsonrpc":"2.0","result":true,"id":null}"#, 3),
+            "result without id for call 3"
+        );
+        assert_eq!(
+            unusable(200, r#"{"jsonrpc":"2.0","id":3}"#, 3),
+            "response carries neither result nor error"
+        );
+        assert_eq!(
+            unusable(200, r#"{"jsonrpc":"2.0","result":true,"error":{"code":1,"message":""},"id":3}"#, 3),
+            "response carries both result and error"
+        );
+        for garbage in [
+            "",
+            "garbage",
+            "<html>hi</html>",
+            r#"{"jsonrpc":"1.0","result":true,"id":3}"#,
+            r#"{"result":true,"id":3}"#,
+            r#"{"jsonrpc":"2.0","result":1,"id":3}"#,
+            r#"{"jsonrpc":"2.0","result":"true","id":3}"#,
+            r#"{"jsonrpc":"2.0","result":true,"id":-3}"#,
+            r#"{"jsonrpc":"2.0","result":true,"id":3} trailing"#,
+            "[true]",
+        ] {
+            assert_eq!(unusable(200, garbage, 3), "body is not a JSON-RPC response", "{garbage}");
+        }
+        let internal = r#"{"jsonrpc":"2.0","error":{"code":-32603,"message":"internal error"},"id":null}"#;
+        assert_eq!(unusable(500, internal, 3), "HTTP 500: JSON-RPC error -32603: internal error");
+        // Even a body saying true is unusable with another status.
+        assert_eq!(unusable(404, ACCEPTED, 3), "HTTP 404");
+        assert_eq!(unusable(502, "Bad Gateway", 3), "HTTP 502");
+        let too_large = r#"{"jsonrpc":"2.0","error":{"code":-32600,"message":"body too large"},"id":null}"#;
+        assert_eq!(unusable(413, too_large, 3), "HTTP 413: JSON-RPC error -32600: body too large");
+        let long =
+            format!(r#"{{"jsonrpc":"2.0","error":{{"code":1,"message":"{}"}},"id":1}}"#, "m".repeat(500));
+        assert_eq!(unusable(500, &long, 1).len(), 200);
+    }
+
+    #[test]
+    fn should_retry_truth_table() {
+        assert!(!should_retry(&Outcome::Accepted));
+        for code in ErrorCode::ALL {
+            let refused = Outcome::Refused { code: code.code(), message: String::new() };
+            assert_eq!(should_retry(&refused), code == ErrorCode::TaskNotFound, "{code:?}");
+        }
+        assert!(should_retry(&Outcome::Refused { code: 1001, message: "x".into() }));
+        assert!(!should_retry(&Outcome::Refused { code: 0, message: String::new() }));
+        assert!(!should_retry(&Outcome::Refused { code: 9999, message: String::new() }));
+        for status in [500u16, 502, 503, 504, 599] {
+            assert!(should_retry(&outcome(&http(status, ""), 1)), "{status}");
+        }
+        for status in [201u16, 204, 301, 400, 404, 405, 413, 499, 600, 999] {
+            assert!(!should_retry(&outcome(&http(status, ""), 1)), "{status}");
+        }
+        // Unusable answers from a 200 are not retried.
+        assert!(!should_retry(&outcome(&http(200, "garbage"), 1)));
+        assert!(!should_retry(&outcome(&http(200, ACCEPTED), 4)));
+        assert!(!should_retry(&outcome(&http(200, r#"{"jsonrpc":"2.0","result":false,"id":1}"#), 1)));
+        // Descriptions are read strictly.
+        assert!(should_retry(&Outcome::Unusable("HTTP 503".into())));
+        assert!(should_retry(&Outcome::Unusable("HTTP 500: whatever".into())));
+        for description in
+            ["HTTP 5000", "HTTP 5", "HTTP 50x", "http 500", " HTTP 500", "body HTTP 500", "HTTP é00"]
+        {
+            assert!(!should_retry(&Outcome::Unusable(description.into())), "{description}");
+        }
+    }
+
+    #[test]
+    fn end_to_end_accepted_and_retryable() {
+        let answer = hyper_response(
+            "200 OK",
+            r#"{"jsonrpc":"2.0","error":{"code":1001,"message":"task 7 not found"},"id":8}"#,
+        );
+        let response = bytewise(&answer).0.unwrap().unwrap();
+        let result = outcome(&response, 8);
+        assert_eq!(result, Outcome::Refused { code: 1001, message: "task 7 not found".into() });
+        assert!(should_retry(&result));
+        let response =
+            whole(&hyper_response("200 OK", r#"{"jsonrpc":"2.0","result":true,"id":8}"#)).unwrap().unwrap();
+        assert_eq!(outcome(&response, 8), Outcome::Accepted);
+    }
+}
