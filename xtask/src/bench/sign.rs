@@ -1,0 +1,144 @@
+//! `cargo xtask bench sign`: BLS12-381 signing speed inside one spacecore vCPU against the same
+//! code on the host, in the same run.
+//!
+//! The guest runs `spacecore.selftest=sign-bench:N` (`kernel-app/src/selftest.rs`): a fixed
+//! key signs N digests, each the keccak256 of the previous signature, and the guest prints the
+//! time and the final digest. The host runs the same loop with the same `avs-protocol` crate
+//! (and so the same blst build), and the two final digests must match: both sides computed the
+//! same N signatures. Each side runs `--rounds` times, alternating, and the fastest round of
+//! each counts (the least disturbed by the rest of the machine).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use avs_protocol::bls::SecretKey;
+use avs_protocol::encoding::to_hex;
+use avs_protocol::keccak256;
+use serde::Serialize;
+
+use super::boot::is_guest_line;
+use super::vm::{self, Launcher, Scratch};
+use super::{verdict, write_json};
+use crate::cmd::progress;
+
+/// Guest speed over host speed the signing path must reach.
+const TARGET_RATIO: f64 = 0.95;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Signatures per round.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    signatures: u32,
+    /// Rounds per side; the fastest counts.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    rounds: u32,
+}
+
+/// Everything the bench measured; written to `target/bench/sign.json`.
+#[derive(Debug, Serialize)]
+struct Report {
+    signatures: u32,
+    guest_round_ns: Vec<u64>,
+    host_round_ns: Vec<u64>,
+    guest_signatures_per_s: f64,
+    host_signatures_per_s: f64,
+    /// Guest speed over host speed.
+    ratio: f64,
+    chain: String,
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let prepared = vm::prepare("sign")?;
+    let scratch = Scratch::new("sign")?;
+    let spec = vm::write_spec(scratch.path(), "bench-sign", &prepared.image, "", "")?;
+    let selftest = format!("spacecore.selftest=sign-bench:{}", args.signatures);
+    let (mut guest_ns, mut host_ns) = (Vec::new(), Vec::new());
+    let mut chain = String::new();
+    for round in 1..=args.rounds {
+        progress(format_args!("round {round}/{}: guest ({selftest}), then host...", args.rounds));
+        let mut launcher =
+            Launcher::spawn(&prepared.launch, &spec, scratch.path(), &["--cmdline", &selftest])?;
+        let status = launcher.wait(Duration::from_secs(60) + Duration::from_millis(20) * args.signatures)?;
+        if !status.success() {
+            return Err(launcher.failure(status));
+        }
+        let (ns, guest_chain) = parse_guest(launcher.log()).context("reading the guest's sign-bench line")?;
+        let (host, host_chain) = host_round(args.signatures);
+        ensure!(
+            guest_chain == host_chain,
+            "the guest's signatures differ from the host's: chain {guest_chain} against {host_chain}"
+        );
+        guest_ns.push(ns);
+        host_ns.push(host);
+        chain = host_chain;
+    }
+    let per_s = |ns: &[u64]| f64::from(args.signatures) / (*ns.iter().min().unwrap_or(&1) as f64 / 1e9);
+    let (guest, host) = (per_s(&guest_ns), per_s(&host_ns));
+    let report = Report {
+        signatures: args.signatures,
+        guest_round_ns: guest_ns,
+        host_round_ns: host_ns,
+        guest_signatures_per_s: guest,
+        host_signatures_per_s: host,
+        ratio: guest / host,
+        chain,
+    };
+    println!(
+        "BLS12-381 signing (min-pk, 32-byte digests), fastest of {} rounds of {}:",
+        args.rounds, args.signatures
+    );
+    println!("  guest (one spacecore vCPU): {:>8.0} signatures/s ({:.1} us each)", guest, 1e6 / guest);
+    println!("  host (same code, native):   {:>8.0} signatures/s ({:.1} us each)", host, 1e6 / host);
+    println!(
+        "  ratio guest/host:           {:>8.3}   target >= {TARGET_RATIO}  {}",
+        report.ratio,
+        verdict(report.ratio >= TARGET_RATIO)
+    );
+    let out = write_json("sign", &report)?;
+    println!("figures written to {}", out.display());
+    Ok(())
+}
+
+/// The host's round: the guest's loop, timed the same way. Returns (ns, final digest).
+fn host_round(signatures: u32) -> (u64, String) {
+    let key = SecretKey::key_gen(&[7; 32]).expect("a 32-byte seed is a valid key seed");
+    let mut digest = keccak256(b"sign-bench");
+    let start = Instant::now();
+    for _ in 0..signatures {
+        let signature = key.sign(&digest);
+        digest = keccak256(&signature.to_bytes());
+    }
+    (start.elapsed().as_nanos() as u64, to_hex(&digest))
+}
+
+/// `sign-bench: N signatures in T ns; chain 0x..` from the guest's output: (T, chain).
+fn parse_guest(log: &[String]) -> Option<(u64, String)> {
+    let line =
+        log.iter().filter(|l| is_guest_line(l)).find_map(|l| l.split_once("sign-bench: ").map(|(_, r)| r))?;
+    let (_, rest) = line.split_once(" signatures in ")?;
+    let (ns, rest) = rest.split_once(" ns; chain ")?;
+    Some((ns.parse().ok()?, rest.trim().to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_guest_line() {
+        let log = vec![
+            "[b launcher] ready in 900 us".to_owned(),
+            "[b guest] sign-bench: 500 signatures in 345000000 ns; chain 0xab12".to_owned(),
+        ];
+        assert_eq!(parse_guest(&log), Some((345_000_000, "0xab12".to_owned())));
+        assert_eq!(parse_guest(&log[..1]), None);
+        assert_eq!(parse_guest(&["[b guest] sign-bench: x signatures in y ns; chain z".to_owned()]), None);
+    }
+
+    #[test]
+    fn host_round_computes_the_known_chain() {
+        // 200 signatures by KeyGen([7; 32]), as the guest computed them too.
+        let (_, chain) = host_round(200);
+        assert_eq!(chain, "0x6240f321ccf81223bddb4e1b16c5b94fa9fbd3dcec8c54eb432488051cc51d97");
+    }
+}
