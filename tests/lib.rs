@@ -2,7 +2,11 @@
 //!
 //! They build what they need (the image with the kernel-app's own cargo workspace, the launcher
 //! with this workspace's cargo) if it is missing, write spec files into a temporary directory,
-//! and run `hac-launch` as an operator would.
+//! and run `hac-launch` as an operator would. [`cluster`] runs whole AVS clusters (spacecores
+//! and the aggregator), and [`independent`] checks BLS signatures without `blst`.
+
+pub mod cluster;
+pub mod independent;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -31,39 +35,62 @@ fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
-fn run_checked(mut cmd: Command, what: &str) {
-    let status = cmd.status().unwrap_or_else(|e| panic!("cannot run cargo to build {what}: {e}"));
-    assert!(status.success(), "building {what} failed: {status}");
+/// Runs the `cargo build` of `cmd` and returns the path of the executable `bin` it built (from
+/// cargo's JSON messages, so wherever the target directory is, `CARGO_TARGET_DIR` included).
+fn build(mut cmd: Command, bin: &str) -> PathBuf {
+    cmd.arg("--message-format=json-render-diagnostics").stdout(Stdio::piped());
+    let output = cmd.output().unwrap_or_else(|e| panic!("cannot run cargo to build {bin}: {e}"));
+    assert!(output.status.success(), "building {bin} failed: {}", output.status);
+    let executable = String::from_utf8_lossy(&output.stdout).lines().find_map(|line| {
+        let message: serde_json::Value = serde_json::from_str(line).ok()?;
+        (message["reason"] == "compiler-artifact" && message["target"]["name"] == bin)
+            .then(|| message["executable"].as_str().map(PathBuf::from))?
+    });
+    executable.unwrap_or_else(|| panic!("cargo built no executable named {bin}"))
 }
 
 /// The unikernel image, built in release mode if it is not up to date.
 pub fn image() -> &'static Path {
     static IMAGE: OnceLock<PathBuf> = OnceLock::new();
     IMAGE.get_or_init(|| {
-        let dir = workspace().join("kernel-app");
         let mut cmd = cargo();
-        cmd.args(["build", "--release", "--quiet"]).current_dir(&dir).env_remove("RUSTFLAGS");
-        run_checked(cmd, "the kernel-app image");
-        dir.join("target/x86_64-unknown-none/release/spacecore")
+        cmd.args(["build", "--release", "--quiet"])
+            .current_dir(workspace().join("kernel-app"))
+            .env_remove("RUSTFLAGS");
+        build(cmd, "spacecore")
     })
 }
 
-/// The `hac-launch` binary of this build profile, brought up to date first (a no-op when
-/// `cargo test --workspace` has just built it).
+/// The binary `bin` of the workspace package `package`, in this build profile, brought up to
+/// date first (a no-op when `cargo test --workspace` has just built it).
+fn host_binary(package: &str, bin: &str) -> PathBuf {
+    // Test binaries live in <target>/<profile>/deps.
+    let exe = std::env::current_exe().expect("test executable path");
+    let release = exe.parent().and_then(Path::parent).is_some_and(|profile| profile.ends_with("release"));
+    let mut cmd = cargo();
+    cmd.args(["build", "--quiet", "-p", package, "--bin", bin]).current_dir(workspace());
+    if release {
+        cmd.arg("--release");
+    }
+    build(cmd, bin)
+}
+
+/// The `hac-launch` binary of this build profile.
 pub fn launcher() -> &'static Path {
     static LAUNCHER: OnceLock<PathBuf> = OnceLock::new();
-    LAUNCHER.get_or_init(|| {
-        // Test binaries live in target/<profile>/deps; the launcher in target/<profile>.
-        let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
-        let mut cmd = cargo();
-        cmd.args(["build", "--quiet", "-p", "host-launcher"]).current_dir(workspace());
-        if profile_dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        run_checked(cmd, "hac-launch");
-        profile_dir.join("hac-launch")
-    })
+    LAUNCHER.get_or_init(|| host_binary("host-launcher", "hac-launch"))
+}
+
+/// The operator's CLI, `spacecore`, of this build profile.
+pub fn cli() -> &'static Path {
+    static CLI: OnceLock<PathBuf> = OnceLock::new();
+    CLI.get_or_init(|| host_binary("spacecore-cli", "spacecore"))
+}
+
+/// The `aggregator` binary of this build profile.
+pub fn aggregator() -> &'static Path {
+    static AGGREGATOR: OnceLock<PathBuf> = OnceLock::new();
+    AGGREGATOR.get_or_init(|| host_binary("aggregator", "aggregator"))
 }
 
 /// A temporary directory holding spec files; it is also the launcher's state directory
@@ -116,13 +143,7 @@ impl Specs {
     /// `[spec.resources]` (its first line is the file's line 6), `tables` follow it, and `image`
     /// is the deployment image (`{image}` for the test image).
     pub fn spacecore(&self, name: &str, resources: &str, tables: &str, image: &str) -> PathBuf {
-        self.write(
-            name,
-            &format!(
-                "apiVersion = \"vistara.eigenlayer/v1\"\nkind = \"AVSSpaceCore\"\n[metadata]\nname = \"{name}\"\n\
-                 [spec.resources]\n{resources}\n{tables}\n[spec.deployment]\nimage = \"{image}\"\n"
-            ),
-        )
+        self.write(name, &spec_text(name, resources, tables, image))
     }
 }
 
@@ -130,6 +151,16 @@ impl Default for Specs {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The text of a spec for the spacecore `name`: `resources` are the lines of `[spec.resources]`
+/// (its first line is the file's line 6), `tables` follow it, and `image` is the deployment
+/// image, written as it is between quotes.
+pub fn spec_text(name: &str, resources: &str, tables: &str, image: &str) -> String {
+    format!(
+        "apiVersion = \"vistara.eigenlayer/v1\"\nkind = \"AVSSpaceCore\"\n[metadata]\nname = \"{name}\"\n\
+         [spec.resources]\n{resources}\n{tables}\n[spec.deployment]\nimage = \"{image}\"\n"
+    )
 }
 
 /// `hac-launch ARGS`, run to completion with an isolated image store.
@@ -159,7 +190,8 @@ impl Running {
         Self::spawn(command(args))
     }
 
-    fn spawn(mut cmd: Command) -> Self {
+    /// Starts `cmd`, a `hac-launch` command line, with its standard output read line by line.
+    pub fn spawn(mut cmd: Command) -> Self {
         let mut child = cmd.stdout(Stdio::piped()).spawn().expect("start hac-launch");
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, lines) = channel();
@@ -189,6 +221,15 @@ impl Running {
             }
         }
         false
+    }
+
+    /// The first line containing `needle`, among the lines seen so far or, waiting at most
+    /// `limit`, the lines to come.
+    pub fn wait_for_line(&mut self, needle: &str, limit: Duration) -> Option<String> {
+        if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
+            return Some(line.clone());
+        }
+        self.wait_for(needle, limit).then(|| self.seen.last().cloned()).flatten()
     }
 
     /// Sends `signal` to the launcher.
@@ -233,11 +274,18 @@ impl Running {
 }
 
 impl Drop for Running {
-    /// A test that fails midway must not leave its launcher running.
+    /// A test that fails midway must not leave its launcher running; if it is failing, the
+    /// launcher's output is printed, to tell why.
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
+        }
+        if std::thread::panicking() {
+            while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                self.seen.push(line);
+            }
+            eprintln!("--- output of launcher {} ---\n{}\n---", self.child.id(), self.seen.join("\n"));
         }
     }
 }
@@ -257,9 +305,26 @@ pub fn published(lines: &[String], name: &str) -> Option<std::net::SocketAddr> {
 
 /// One HTTP/1.1 exchange on `stream` (keep-alive): returns the status and the body.
 pub fn http(stream: &mut std::net::TcpStream, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    exchange(stream, method, path, "", body)
+}
+
+/// [`http`] with a JSON body (`Content-Type: application/json`).
+pub fn http_json(stream: &mut std::net::TcpStream, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    exchange(stream, method, path, "Content-Type: application/json\r\n", body)
+}
+
+fn exchange(
+    stream: &mut std::net::TcpStream,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &[u8],
+) -> (u16, Vec<u8>) {
     use std::io::{Read, Write};
-    let head =
-        format!("{method} {path} HTTP/1.1\r\nHost: spacecore\r\nContent-Length: {}\r\n\r\n", body.len());
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: spacecore\r\n{headers}Content-Length: {}\r\n\r\n",
+        body.len()
+    );
     stream.write_all(head.as_bytes()).expect("send head");
     stream.write_all(body).expect("send body");
     let mut buf = Vec::new();
@@ -291,7 +356,8 @@ pub fn http(stream: &mut std::net::TcpStream, method: &str, path: &str, body: &[
 /// A connection to `addr` with read/write timeouts, so a broken server fails the test rather
 /// than hanging it.
 pub fn connect(addr: std::net::SocketAddr) -> std::net::TcpStream {
-    let stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    let stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     stream.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
     stream.set_nodelay(true).unwrap();

@@ -7,6 +7,7 @@
 mod bench;
 mod build_image;
 mod cmd;
+mod demo;
 mod fuzz;
 mod launch;
 mod test;
@@ -39,6 +40,8 @@ enum Command {
     Launch(launch::Args),
     /// Run the fuzz targets (cargo-fuzz, nightly) for a while each; not part of `test`.
     Fuzz(fuzz::Args),
+    /// Run three spacecores and the aggregator on this host and show each task's aggregate.
+    Demo(demo::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(&args),
         Command::Launch(args) => launch::run(&args),
         Command::Fuzz(args) => fuzz::run(&args),
+        Command::Demo(args) => demo::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -94,5 +98,10 @@ mod tests {
         assert!(Cli::try_parse_from(["xtask", "bench", "boot", "--runs", "10"]).is_ok());
         assert!(Cli::try_parse_from(["xtask", "launch", "x.toml", "--", "--until-ready"]).is_ok());
         assert!(Cli::try_parse_from(["xtask", "test", "--", "--nocapture"]).is_ok());
+        let Command::Demo(args) = Cli::try_parse_from(["xtask", "demo"]).unwrap().command else {
+            panic!("not demo");
+        };
+        assert_eq!((args.tasks, args.keep), (10, false));
+        assert!(Cli::try_parse_from(["xtask", "demo", "--tasks", "0"]).is_err());
     }
 }

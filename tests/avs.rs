@@ -1,0 +1,260 @@
+//! The AVS end to end: spacecores signing tasks with the keys imported into their disks, the
+//! aggregator completing tasks by stake, and every aggregate checked by the independent BLS
+//! implementation (`independent.rs`, not `blst`).
+
+use avs_protocol::encoding::to_hex;
+use avs_protocol::{TaskResponse, U256};
+use serde_json::{Value, json};
+use spacecore_tests::cluster::{
+    Aggregator, AggregatorOptions, Cluster, Node, Operator, Registration, Tools, decided, events, free_port,
+    hex_field, new_task, operator_toml, post_task, run_cli, status,
+};
+use spacecore_tests::{independent, kvm_available};
+use std::time::Duration;
+
+/// Limit of every wait: nothing here takes more than a few seconds when it works.
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// The digest of the response to task `index` with `number`, computed by `avs-protocol`.
+fn digest(index: u32, number: u64) -> [u8; 32] {
+    let number = U256::from(number);
+    TaskResponse { reference_task_index: index, number_squared: number * number }.digest()
+}
+
+fn id_hex(node: &Node) -> String {
+    node.operator.key.id_hex()
+}
+
+/// Checks a `task_completed` decision: the answer, the digest, the signers (the nodes at
+/// `signers`), the stakes, and the aggregate, recomputed and verified independently.
+fn check_completed(cluster: &Cluster, task: &Value, signers: &[usize]) {
+    let index = task["task_index"].as_u64().expect("task_index") as u32;
+    // Sequential numbers: task i squares i + 1.
+    let number = u64::from(index) + 1;
+    assert_eq!(task["number_squared"], (number * number).to_string(), "{task}");
+    let digest = digest(index, number);
+    assert_eq!(hex_field::<32>(&task["digest"]), digest, "{task}");
+
+    let mut expected: Vec<String> =
+        signers.iter().map(|&i| to_hex(&cluster.nodes[i].registered.id)).collect();
+    expected.sort();
+    let listed: Vec<String> =
+        task["signers"].as_array().expect("signers").iter().map(|s| s.as_str().unwrap().to_owned()).collect();
+    assert_eq!(listed, expected, "signers of task {index}");
+    let stakes = &task["quorums"][0];
+    assert_eq!(stakes["quorum"], 0);
+    assert_eq!(stakes["signed_stake"].as_u64(), Some(100 * signers.len() as u64), "{task}");
+    assert_eq!(stakes["total_stake"].as_u64(), Some(100 * cluster.nodes.len() as u64), "{task}");
+
+    let keys: Vec<[u8; 48]> = signers.iter().map(|&i| cluster.nodes[i].registered.pubkey).collect();
+    let aggregate_key = independent::aggregate_pubkeys(&keys);
+    assert_eq!(
+        hex_field::<48>(&task["aggregate_public_key"]),
+        aggregate_key,
+        "aggregate key of task {index}"
+    );
+    let signature = hex_field::<96>(&task["aggregate_signature"]);
+    assert!(independent::verify(&aggregate_key, &digest, &signature), "aggregate signature of task {index}");
+}
+
+fn completed(decisions: &[Value]) -> Vec<&Value> {
+    events(decisions, "task_completed").collect()
+}
+
+/// The harness without VMs: operators made with the CLI form a set the aggregator accepts, and
+/// an aggregator run whose only node does not answer ends with its task expired.
+#[test]
+fn cli_operators_form_a_valid_set_and_an_unanswered_task_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cli, aggregator) = (spacecore_tests::cli(), spacecore_tests::aggregator());
+    let operator = Operator::create(cli, dir.path(), "alpha");
+    assert!(operator.keystore.is_file() && operator.password_file.is_file());
+    let shown = run_cli(
+        cli,
+        &[
+            "keys",
+            "pubkey",
+            "--keystore",
+            operator.keystore.to_str().unwrap(),
+            "--password-file",
+            operator.password_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(shown.trim(), to_hex(&operator.key.pubkey));
+    // Nothing listens on `nobody`: task deliveries fail.
+    let nobody = format!("http://{}", free_port());
+    let set = dir.path().join("operators.toml");
+    let text = operator_toml("alpha", &operator.key, 100, &nobody)
+        + &operator_toml("beta", &Registration::stranger(7), 50, &nobody);
+    std::fs::write(&set, text).unwrap();
+    let check =
+        std::process::Command::new(aggregator).arg("--operators").arg(&set).arg("--check").output().unwrap();
+    let out = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{out}{}", String::from_utf8_lossy(&check.stderr));
+    assert!(out.contains("2 operators, all valid"), "{out}");
+
+    let options =
+        AggregatorOptions { tasks: 1, expiry: Duration::from_millis(300), ..AggregatorOptions::default() };
+    let mut run = Aggregator::start(aggregator, &set, free_port(), &options, dir.path());
+    let decisions = run.wait_decided(1, LIMIT);
+    assert_eq!(run.finish(LIMIT), Some(0), "{}", run.log_text());
+    let created = events(&decisions, "task_created").next().expect("task_created");
+    let sent = r#"{"task_index":0,"task":{"number_to_be_squared":"1","task_created_block":1,"quorum_numbers":"0x00","quorum_threshold_percentage":67}}"#;
+    assert_eq!(new_task(created), serde_json::from_str::<Value>(sent).unwrap());
+    let expired = events(&decisions, "task_expired").next().expect("task_expired");
+    assert_eq!(expired["quorums"], json!([{"quorum": 0, "signed_stake": 0, "total_stake": 150}]));
+}
+
+#[test]
+fn three_spacecores_sign_every_task_and_the_aggregates_verify_independently() {
+    if !kvm_available("three_spacecores_sign_every_task_and_the_aggregates_verify_independently") {
+        return;
+    }
+    let mut cluster = Cluster::new(Tools::for_tests(), "avs-all", 3);
+    cluster.start_all();
+    for node in &cluster.nodes {
+        let (code, answer) = status(node.http.unwrap());
+        assert_eq!(code, 200);
+        assert_eq!(answer["name"], node.operator.name.as_str());
+        assert_eq!(answer["operator_id"], id_hex(node), "{answer}");
+    }
+    // 67 %: two of three equal stakes are not enough, every node must sign.
+    let options = AggregatorOptions { tasks: 5, threshold: 67, ..AggregatorOptions::default() };
+    let mut aggregator = cluster.start_aggregator(&options);
+    let decisions = aggregator.wait_decided(5, LIMIT);
+    assert_eq!(aggregator.finish(LIMIT), Some(0), "{}", aggregator.log_text());
+    let tasks = completed(&decisions);
+    assert_eq!(tasks.len(), 5, "{decisions:#?}");
+    for task in tasks {
+        assert_eq!(task["non_signers"], json!([]), "{task}");
+        check_completed(&cluster, task, &[0, 1, 2]);
+    }
+    assert!(events(&decisions, "response").all(|r| r["accepted"] == true), "{decisions:#?}");
+}
+
+#[test]
+fn an_operator_registered_with_another_key_is_refused_and_the_others_complete() {
+    if !kvm_available("an_operator_registered_with_another_key_is_refused_and_the_others_complete") {
+        return;
+    }
+    let mut cluster = Cluster::new(Tools::for_tests(), "avs-wrong", 3);
+    cluster.register_wrong_key(2);
+    cluster.start_all();
+    let options = AggregatorOptions { tasks: 5, threshold: 66, ..AggregatorOptions::default() };
+    let mut aggregator = cluster.start_aggregator(&options);
+    let decisions = aggregator.wait_decided(5, LIMIT);
+    assert_eq!(aggregator.finish(LIMIT), Some(0), "{}", aggregator.log_text());
+    let tasks = completed(&decisions);
+    assert_eq!(tasks.len(), 5, "{decisions:#?}");
+    let registered = to_hex(&cluster.nodes[2].registered.id);
+    for task in tasks {
+        assert_eq!(task["non_signers"], json!([registered]), "{task}");
+        check_completed(&cluster, task, &[0, 1]);
+    }
+    // The node signs with the key it holds, under that key's id, which the set does not know.
+    let node = id_hex(&cluster.nodes[2]);
+    let from_node: Vec<&Value> =
+        events(&decisions, "response").filter(|r| r["operator_id"] == node).collect();
+    assert!(!from_node.is_empty(), "no response from the wrongly registered node: {decisions:#?}");
+    assert!(from_node.iter().all(|r| r["accepted"] == false), "{from_node:#?}");
+}
+
+#[test]
+fn a_killed_spacecore_does_not_stop_the_tasks_and_signs_the_same_after_restart() {
+    if !kvm_available("a_killed_spacecore_does_not_stop_the_tasks_and_signs_the_same_after_restart") {
+        return;
+    }
+    const VICTIM: usize = 2;
+    let mut cluster = Cluster::new(Tools::for_tests(), "avs-kill", 3);
+    cluster.start_all();
+    let options = AggregatorOptions { tasks: 8, threshold: 66, ..AggregatorOptions::default() };
+    let mut aggregator = cluster.start_aggregator(&options);
+
+    // Once the victim has sent its first signed response (accepted, or too late for a task
+    // already complete), SIGKILL its launcher.
+    let victim = id_hex(&cluster.nodes[VICTIM]);
+    let sent = |d: &[Value]| events(d, "response").find(|r| r["operator_id"] == victim).cloned();
+    let early = aggregator.wait_until(LIMIT, |d| sent(d).is_some()).unwrap_or_else(|d| {
+        panic!("the victim never answered: {d:#?}\n{}", aggregator.log_text());
+    });
+    let signed_index = sent(&early).unwrap()["task_index"].as_u64().unwrap() as u32;
+    cluster.kill(VICTIM);
+
+    let decisions = aggregator.wait_decided(8, LIMIT);
+    assert_eq!(aggregator.finish(LIMIT), Some(0), "{}", aggregator.log_text());
+    assert_eq!(completed(&decisions).len(), 8, "{decisions:#?}");
+    assert_eq!(decided(&decisions).count(), 8);
+    let last = completed(&decisions).into_iter().max_by_key(|t| t["task_index"].as_u64()).unwrap();
+    assert_eq!(last["non_signers"], json!([victim]), "the victim was not down at the end: {last}");
+    check_completed(&cluster, last, &[0, 1]);
+
+    // Restarted, it answers the task it signed before with the same signature: the one
+    // signature of that digest by its key, as the CLI computes it from the keystore.
+    cluster.start(VICTIM);
+    let node = &cluster.nodes[VICTIM];
+    let addr = node.http.unwrap();
+    let created =
+        events(&decisions, "task_created").find(|c| c["task_index"] == signed_index).expect("created");
+    let number = u64::from(signed_index) + 1;
+    let (code, answer) = post_task(addr, new_task(created).to_string().as_bytes());
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["operator_id"], victim);
+    assert_eq!(answer["task_response"]["reference_task_index"], signed_index);
+    assert_eq!(answer["task_response"]["number_squared"], (number * number).to_string());
+    let digest = digest(signed_index, number);
+    let (keystore, password) =
+        (node.operator.keystore.to_str().unwrap(), node.operator.password_file.to_str().unwrap());
+    let message = to_hex(&digest);
+    let args =
+        ["keys", "sign", "--keystore", keystore, "--password-file", password, "--message-hex", &message];
+    let expected = run_cli(spacecore_tests::cli(), &args);
+    assert_eq!(answer["signature"], expected.trim());
+    assert!(independent::verify(&node.operator.key.pubkey, &digest, &hex_field(&answer["signature"])));
+
+    // The same index with another number is a second, different response: refused.
+    let mut other = new_task(created);
+    other["task"]["number_to_be_squared"] = json!((number + 1).to_string());
+    let (code, answer) = post_task(addr, other.to_string().as_bytes());
+    assert_eq!(code, 409, "{answer}");
+    assert!(answer["error"].is_string(), "{answer}");
+}
+
+#[test]
+fn malformed_tasks_get_400_and_the_node_keeps_serving() {
+    if !kvm_available("malformed_tasks_get_400_and_the_node_keeps_serving") {
+        return;
+    }
+    // One spacecore; no aggregator listens, so its JSON-RPC calls fail, which must not matter.
+    let mut cluster = Cluster::new(Tools::for_tests(), "avs-bad", 1);
+    cluster.start_all();
+    let node = &cluster.nodes[0];
+    let addr = node.http.unwrap();
+    let task = |index: u32, number: &str| {
+        json!({"task_index": index, "task": {"number_to_be_squared": number, "task_created_block": 1,
+               "quorum_numbers": "0x00", "quorum_threshold_percentage": 67}})
+    };
+    // uint256 values are JSON strings; a JSON number is malformed.
+    let mut as_number = task(3, "4");
+    as_number["task"]["number_to_be_squared"] = json!(4);
+    let as_number = as_number.to_string();
+    let bad: [&[u8]; 6] =
+        [b"", b"{not json", b"[]", br#"{"task_index":1}"#, as_number.as_bytes(), &[0xff, 0xfe, 0x00]];
+    for body in bad {
+        let (code, answer) = post_task(addr, body);
+        assert_eq!(code, 400, "{:?}: {answer}", String::from_utf8_lossy(body));
+        assert!(answer["error"].is_string(), "{answer}");
+    }
+    // 2^128 squares past uint256: a task that cannot be answered.
+    let (code, answer) =
+        post_task(addr, task(4, "340282366920938463463374607431768211456").to_string().as_bytes());
+    assert_eq!(code, 422, "{answer}");
+
+    let (code, answer) = status(addr);
+    assert_eq!((code, &answer["operator_id"]), (200, &json!(id_hex(node))), "{answer}");
+    let body = task(5, "12").to_string();
+    let (code, first) = post_task(addr, body.as_bytes());
+    assert_eq!(code, 200, "{first}");
+    assert!(independent::verify(&node.operator.key.pubkey, &digest(5, 12), &hex_field(&first["signature"])));
+    let (code, again) = post_task(addr, body.as_bytes());
+    assert_eq!((code, &again), (200, &first), "the same task twice");
+}

@@ -1,0 +1,529 @@
+//! An AVS cluster on one host, as an operator team would run it: operators with EIP-2335
+//! keystores, one spacecore per operator booted from a spec with `[spec.avs]`, the operator set
+//! naming each spacecore's published HTTP address, and the aggregator sending them tasks. It all
+//! lives in one temporary directory, and every process is stopped on drop.
+//!
+//! Used by `tests/avs.rs` and `cargo xtask demo`. Failures of the machinery (a build, a boot, a
+//! CLI call) panic with what went wrong: the callers are a test and a demo.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use avs_protocol::bls::{self, PublicKey, SecretKey};
+use avs_protocol::encoding::{from_hex, to_hex};
+use serde_json::{Value, json};
+
+use crate::{Running, connect, http_json, published, spec_text};
+
+/// Memory of each spacecore: the operator key is a PBKDF2 keystore (scrypt would need 256 MiB
+/// of its own).
+pub const MEMORY: &str = "256Mi";
+/// Stake of each operator in quorum 0, the only quorum.
+pub const STAKE: u64 = 100;
+
+/// The programs a cluster runs.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    /// The unikernel image.
+    pub image: PathBuf,
+    /// `hac-launch`.
+    pub launcher: PathBuf,
+    /// `spacecore`, the operator's CLI.
+    pub cli: PathBuf,
+    /// `aggregator`.
+    pub aggregator: PathBuf,
+}
+
+impl Tools {
+    /// The programs of this build of the tests, built first where needed.
+    pub fn for_tests() -> Tools {
+        Tools {
+            image: crate::image().to_path_buf(),
+            launcher: crate::launcher().to_path_buf(),
+            cli: crate::cli().to_path_buf(),
+            aggregator: crate::aggregator().to_path_buf(),
+        }
+    }
+}
+
+/// What the operator set says of an operator's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// `keccak256(pubkey)`.
+    pub id: [u8; 32],
+    /// The compressed G1 public key.
+    pub pubkey: [u8; 48],
+    /// Its proof of possession.
+    pub pop: [u8; 96],
+}
+
+impl Registration {
+    /// The operator id as `0x` hex, as the aggregator and the node write it.
+    pub fn id_hex(&self) -> String {
+        to_hex(&self.id)
+    }
+
+    /// A key that no keystore of a cluster holds, derived from `seed`: registering it for an
+    /// operator is the "wrong key" case.
+    pub fn stranger(seed: u8) -> Registration {
+        let secret = SecretKey::key_gen(&[seed; 32]).expect("KeyGen of a 32-byte seed");
+        let public = secret.public_key();
+        Registration {
+            id: public.operator_id(),
+            pubkey: public.to_bytes(),
+            pop: bls::pop_prove(&secret).to_bytes(),
+        }
+    }
+}
+
+/// An operator: a directory with a password file and a keystore made by `spacecore keys generate`.
+#[derive(Debug)]
+pub struct Operator {
+    /// Its name, also its spacecore's.
+    pub name: String,
+    /// Its directory: the keystore, the password, the spec and the disk.
+    pub dir: PathBuf,
+    /// The EIP-2335 keystore (PBKDF2).
+    pub keystore: PathBuf,
+    /// The keystore's password, mode 0600.
+    pub password_file: PathBuf,
+    /// The key the keystore holds.
+    pub key: Registration,
+}
+
+/// The name of the password file in an operator's directory, as its spec names it.
+const PASSWORD_FILE: &str = "operator.password";
+
+impl Operator {
+    /// Creates `<root>/<name>/` with a password file and a new PBKDF2 keystore, and reads the
+    /// key's public key, operator id and proof of possession with the CLI.
+    pub fn create(cli: &Path, root: &Path, name: &str) -> Operator {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).expect("create the operator's directory");
+        let password_file = dir.join(PASSWORD_FILE);
+        std::fs::write(&password_file, format!("{name} keystore password\n")).expect("write the password");
+        std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let keystore = dir.join("keystore.json");
+        let (ks, pw) = (keystore.to_str().unwrap(), password_file.to_str().unwrap());
+
+        let generated =
+            run_cli(cli, &["keys", "generate", "--kdf", "pbkdf2", "--out", ks, "--password-file", pw]);
+        let field = |name: &str| -> Vec<u8> {
+            let line = generated.lines().find_map(|l| l.strip_prefix(name));
+            from_hex(line.unwrap_or_else(|| panic!("no `{name}` in {generated:?}")).trim()).expect("hex")
+        };
+        let pubkey: [u8; 48] = field("pubkey:").try_into().expect("48-byte public key");
+        let id: [u8; 32] = field("operator_id:").try_into().expect("32-byte operator id");
+        let public = PublicKey::from_bytes(&pubkey).expect("the CLI printed a valid public key");
+        assert_eq!(public.operator_id(), id, "the CLI's operator id is keccak256 of its public key");
+        let pop = run_cli(cli, &["keys", "pop", "--keystore", ks, "--password-file", pw]);
+        let pop: [u8; 96] = from_hex(pop.trim()).and_then(|p| p.try_into().ok()).expect("96-byte proof");
+        bls::pop_verify(&public, &bls::Signature::from_bytes(&pop).expect("valid proof"))
+            .expect("the proof of possession verifies");
+        Operator {
+            name: name.to_owned(),
+            dir,
+            keystore,
+            password_file,
+            key: Registration { id, pubkey, pop },
+        }
+    }
+}
+
+/// Runs `spacecore ARGS` and returns its standard output; panics unless it exits 0.
+pub fn run_cli(cli: &Path, args: &[&str]) -> String {
+    let out = Command::new(cli).args(args).output().expect("run spacecore");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "spacecore {args:?}: {}\n{text}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// One `[[operator]]` table of an operator set file (`docs/aggregator.md`), with `stake` in
+/// quorum 0 and tasks sent to `address`.
+pub fn operator_toml(name: &str, key: &Registration, stake: u64, address: &str) -> String {
+    format!(
+        "[[operator]]\nname = \"{name}\"\nid = \"{}\"\npubkey = \"{}\"\npop = \"{}\"\nstake = {{ 0 = {stake} }}\n\
+         address = \"{address}\"\n\n",
+        to_hex(&key.id),
+        to_hex(&key.pubkey),
+        to_hex(&key.pop)
+    )
+}
+
+/// A free TCP port on loopback: bound, read and released, for a server started right after.
+pub fn free_port() -> SocketAddr {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address")
+}
+
+/// One operator's spacecore.
+#[derive(Debug)]
+pub struct Node {
+    /// The operator.
+    pub operator: Operator,
+    /// Its spec, in the operator's directory.
+    pub spec: PathBuf,
+    /// Its disk, holding the imported keystore.
+    pub disk: PathBuf,
+    /// What the operator set registers for it: its own key, unless changed.
+    pub registered: Registration,
+    /// The running launcher, if it runs.
+    pub run: Option<Running>,
+    /// Its published HTTP address while it runs.
+    pub http: Option<SocketAddr>,
+}
+
+impl Node {
+    fn launcher(&self, tools: &Tools, state: &Path) -> Command {
+        let mut cmd = Command::new(&tools.launcher);
+        cmd.arg(&self.spec)
+            .env("SPACECORE_STATE_DIR", state)
+            .env("SPACECORE_IMAGE_STORE", state.join("image-store"));
+        cmd
+    }
+
+    /// Boots the spacecore and waits (each step at most `limit`) for ready and for its operator
+    /// key to be loaded.
+    fn start(&mut self, tools: &Tools, state: &Path, limit: Duration) {
+        assert!(self.run.is_none(), "{} is already running", self.operator.name);
+        let mut run = Running::spawn(self.launcher(tools, state));
+        let name = &self.operator.name;
+        assert!(
+            run.wait_for_line(" launcher] ready in", limit).is_some(),
+            "{name} never ready: {:#?}",
+            run.seen
+        );
+        let loaded = format!(" guest] avs: operator {} ready", to_hex(&self.operator.key.id));
+        assert!(run.wait_for_line(&loaded, limit).is_some(), "{name}: no `{loaded}`: {:#?}", run.seen);
+        self.http = Some(published(&run.seen, "HTTP").expect("a published HTTP line"));
+        self.run = Some(run);
+    }
+}
+
+/// Options of an aggregator run (its command-line flags).
+#[derive(Debug, Clone)]
+pub struct AggregatorOptions {
+    /// `--tasks`.
+    pub tasks: u32,
+    /// `--quorum-threshold`, percent.
+    pub threshold: u32,
+    /// `--task-interval`.
+    pub interval: Duration,
+    /// `--task-expiry`.
+    pub expiry: Duration,
+}
+
+impl Default for AggregatorOptions {
+    fn default() -> Self {
+        AggregatorOptions {
+            tasks: 5,
+            threshold: 67,
+            interval: Duration::from_millis(300),
+            expiry: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Operators, their spacecores, and where the aggregator is to listen.
+#[derive(Debug)]
+pub struct Cluster {
+    tools: Tools,
+    dir: tempfile::TempDir,
+    /// The aggregator's JSON-RPC address, named by every spec's `[spec.avs]`.
+    pub aggregator_addr: SocketAddr,
+    /// The spacecores, in operator order.
+    pub nodes: Vec<Node>,
+    /// How long a boot, a key load or a stop may take.
+    pub limit: Duration,
+}
+
+impl Cluster {
+    /// Creates `n` operators named `{prefix}-1`, `{prefix}-2`, ... and provisions their
+    /// spacecores: writes each spec, boots it once (`--until-ready`) to create its disk, and
+    /// imports the keystore into the disk. Nothing runs afterwards.
+    pub fn new(tools: Tools, prefix: &str, n: usize) -> Cluster {
+        let dir =
+            tempfile::Builder::new().prefix("spacecore-cluster-").tempdir().expect("temporary directory");
+        let aggregator_addr = free_port();
+        let limit = Duration::from_secs(30);
+        let nodes = std::thread::scope(|s| {
+            let provisions: Vec<_> = (1..=n)
+                .map(|i| {
+                    let (tools, dir) = (&tools, dir.path());
+                    s.spawn(move || provision(tools, dir, &format!("{prefix}-{i}"), aggregator_addr))
+                })
+                .collect();
+            provisions.into_iter().map(|p| p.join().expect("provisioning failed")).collect()
+        });
+        Cluster { tools, dir, aggregator_addr, nodes, limit }
+    }
+
+    /// The cluster's directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Keeps the directory after the cluster is dropped.
+    pub fn keep(&mut self) {
+        self.dir.disable_cleanup(true);
+    }
+
+    /// Registers node `i` with a key its keystore does not hold.
+    pub fn register_wrong_key(&mut self, i: usize) {
+        self.nodes[i].registered = Registration::stranger(0x5a ^ i as u8);
+    }
+
+    /// Boots node `i` and waits until it has loaded its key.
+    pub fn start(&mut self, i: usize) {
+        let (tools, state, limit) = (&self.tools, self.dir.path(), self.limit);
+        self.nodes[i].start(tools, state, limit);
+    }
+
+    /// Boots every node that is not running, in parallel.
+    pub fn start_all(&mut self) {
+        let (tools, state, limit) = (&self.tools, self.dir.path(), self.limit);
+        std::thread::scope(|s| {
+            for node in self.nodes.iter_mut().filter(|n| n.run.is_none()) {
+                s.spawn(move || node.start(tools, state, limit));
+            }
+        });
+    }
+
+    /// SIGKILLs node `i`'s launcher and returns its output.
+    pub fn kill(&mut self, i: usize) -> String {
+        let run = self.nodes[i].run.take().expect("the node runs");
+        self.nodes[i].http = None;
+        run.signal(libc::SIGKILL);
+        run.finish(self.limit).1
+    }
+
+    /// Stops node `i` with SIGTERM and returns the launcher's exit status and output.
+    pub fn stop(&mut self, i: usize) -> (Option<i32>, String) {
+        let run = self.nodes[i].run.take().expect("the node runs");
+        self.nodes[i].http = None;
+        run.signal(libc::SIGTERM);
+        run.finish(self.limit)
+    }
+
+    /// Writes `operators.toml`: every node with its registration, [`STAKE`] in quorum 0, and
+    /// its published address (so every node must be running).
+    pub fn write_operator_set(&self) -> PathBuf {
+        let text: String = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let http = n.http.unwrap_or_else(|| panic!("{} is not running", n.operator.name));
+                operator_toml(&n.operator.name, &n.registered, STAKE, &format!("http://{http}"))
+            })
+            .collect();
+        let path = self.dir().join("operators.toml");
+        std::fs::write(&path, text).expect("write the operator set");
+        path
+    }
+
+    /// Writes the operator set and starts the aggregator on [`Cluster::aggregator_addr`], its
+    /// files in the cluster's directory.
+    pub fn start_aggregator(&self, options: &AggregatorOptions) -> Aggregator {
+        let operators = self.write_operator_set();
+        Aggregator::start(&self.tools.aggregator, &operators, self.aggregator_addr, options, self.dir())
+    }
+}
+
+/// Makes the operator `name` and its spacecore's spec and disk, the keystore imported.
+fn provision(tools: &Tools, root: &Path, name: &str, aggregator: SocketAddr) -> Node {
+    let operator = Operator::create(&tools.cli, root, name);
+    let tables = format!(
+        "[spec.storage]\npath = \"disk.img\"\n\
+         [spec.networking.inbound_ports]\nHTTP = 80\n[spec.networking.publish]\nHTTP = 0\n\
+         [spec.avs]\naggregator = \"{aggregator}\"\nkeystore_password_file = \"{PASSWORD_FILE}\""
+    );
+    let resources = format!("cpu = 1\nmemory = \"{MEMORY}\"\nstorage = \"16Mi\"");
+    let spec = operator.dir.join("spacecore.toml");
+    let text = spec_text(name, &resources, &tables, &tools.image.display().to_string());
+    std::fs::write(&spec, text).expect("write the spec");
+    let node = Node {
+        disk: operator.dir.join("disk.img"),
+        registered: operator.key.clone(),
+        operator,
+        spec,
+        run: None,
+        http: None,
+    };
+    let first = node.launcher(tools, root).arg("--until-ready").output().expect("run hac-launch");
+    assert!(first.status.success(), "first boot of {name}: {}\n{}", first.status, crate::text(&first));
+    let (keystore, disk) = (node.operator.keystore.to_str().unwrap(), node.disk.to_str().unwrap());
+    run_cli(&tools.cli, &["keys", "import", "--keystore", keystore, "--disk", disk]);
+    node
+}
+
+/// A running aggregator; killed on drop.
+#[derive(Debug)]
+pub struct Aggregator {
+    child: Child,
+    /// Its decision log, one JSON object per line.
+    pub decision_log: PathBuf,
+    /// Its standard error.
+    pub log: PathBuf,
+}
+
+impl Aggregator {
+    /// Starts `program` (the aggregator) with the operator set `operators`, JSON-RPC on
+    /// `listen`, metrics on any free loopback port, and `options`; its decisions go to
+    /// `<dir>/decisions.jsonl` and its standard error to `<dir>/aggregator.log`.
+    pub fn start(
+        program: &Path,
+        operators: &Path,
+        listen: SocketAddr,
+        options: &AggregatorOptions,
+        dir: &Path,
+    ) -> Aggregator {
+        let decision_log = dir.join("decisions.jsonl");
+        let log = dir.join("aggregator.log");
+        let _ = std::fs::remove_file(&decision_log);
+        let ms = |d: Duration| format!("{}ms", d.as_millis());
+        let child = Command::new(program)
+            .arg("--operators")
+            .arg(operators)
+            .args(["--listen", &listen.to_string(), "--metrics", "127.0.0.1:0"])
+            .args([
+                "--quorum-threshold",
+                &options.threshold.to_string(),
+                "--tasks",
+                &options.tasks.to_string(),
+            ])
+            .args(["--task-interval", &ms(options.interval), "--task-expiry", &ms(options.expiry)])
+            .arg("--decision-log")
+            .arg(&decision_log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("create the aggregator's log"))
+            .spawn()
+            .expect("start the aggregator");
+        Aggregator { child, decision_log, log }
+    }
+
+    /// Every complete line of the decision log so far, parsed.
+    pub fn decisions(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(&self.decision_log).unwrap_or_default();
+        // A line is complete once its newline is written.
+        let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+        complete.lines().map(|l| serde_json::from_str(l).expect("a decision line is JSON")).collect()
+    }
+
+    /// Waits (at most `limit`, polling) until `done` holds for the decisions, and returns them;
+    /// `Err` with them if it never did.
+    pub fn wait_until(
+        &self,
+        limit: Duration,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Result<Vec<Value>, Vec<Value>> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let decisions = self.decisions();
+            if done(&decisions) {
+                return Ok(decisions);
+            }
+            if Instant::now() >= deadline {
+                return Err(decisions);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits (at most `limit`) until `n` tasks are decided (completed or expired) and returns
+    /// every decision; panics with the decisions and the aggregator's log otherwise.
+    pub fn wait_decided(&self, n: usize, limit: Duration) -> Vec<Value> {
+        self.wait_until(limit, |d| decided(d).count() >= n).unwrap_or_else(|d| {
+            panic!("{} of {n} tasks decided in {limit:?}: {d:#?}\n{}", decided(&d).count(), self.log_text())
+        })
+    }
+
+    /// The aggregator's standard error so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether the aggregator has exited (it does once its `--tasks` are decided).
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Waits (at most `limit`, then kills it) for the aggregator to exit; its exit code.
+    pub fn finish(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the aggregator") {
+                return status.code();
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                return self.child.wait().expect("reap the aggregator").code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Aggregator {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The decisions of one `event`.
+pub fn events<'a>(decisions: &'a [Value], event: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    decisions.iter().filter(move |d| d["event"] == event)
+}
+
+/// The `task_completed` and `task_expired` decisions.
+pub fn decided(decisions: &[Value]) -> impl Iterator<Item = &Value> {
+    decisions.iter().filter(|d| d["event"] == "task_completed" || d["event"] == "task_expired")
+}
+
+/// `N` bytes from a `0x` hex JSON string.
+pub fn hex_field<const N: usize>(value: &Value) -> [u8; N] {
+    let text = value.as_str().unwrap_or_else(|| panic!("not a hex string: {value}"));
+    from_hex(text).and_then(|b| b.try_into().ok()).unwrap_or_else(|| panic!("not {N} bytes of hex: {text}"))
+}
+
+/// The `NewTask` JSON the task generator sent for a `task_created` decision.
+pub fn new_task(created: &Value) -> Value {
+    let quorums: Vec<u8> = created["quorum_numbers"]
+        .as_array()
+        .expect("quorum_numbers")
+        .iter()
+        .map(|q| q.as_u64().and_then(|q| u8::try_from(q).ok()).expect("a quorum number"))
+        .collect();
+    json!({
+        "task_index": created["task_index"],
+        "task": {
+            "number_to_be_squared": created["number_to_be_squared"],
+            "task_created_block": created["task_created_block"],
+            "quorum_numbers": to_hex(&quorums),
+            "quorum_threshold_percentage": created["quorum_threshold_percentage"],
+        }
+    })
+}
+
+/// POSTs `body` to `addr`'s `/task`; the status and the answer (`Value::Null` if not JSON).
+pub fn post_task(addr: SocketAddr, body: &[u8]) -> (u16, Value) {
+    let (status, answer) = http_json(&mut connect(addr), "POST", "/task", body);
+    (status, serde_json::from_slice(&answer).unwrap_or(Value::Null))
+}
+
+/// `GET /` of `addr`: the status and the JSON answer.
+pub fn status(addr: SocketAddr) -> (u16, Value) {
+    let (status, answer) = crate::http(&mut connect(addr), "GET", "/", b"");
+    (status, serde_json::from_slice(&answer).unwrap_or(Value::Null))
+}
