@@ -37,18 +37,7 @@ pub fn run(args: &Args) -> Result<()> {
         ]);
         bail!("no usable {}", cmd::KVM_DEVICE);
     }
-    let built = build_image::build(&build_image::Args::default(), &Store::open_default())?;
-    progress("building host-launcher, spacecore-cli and aggregator (release)...");
-    let packages = ["-p", "host-launcher", "-p", "spacecore-cli", "-p", "aggregator"];
-    cmd::run(&mut cmd::workspace_cargo(["build", "--release"].into_iter().chain(packages)))?;
-    let release = cmd::target_dir().join("release");
-    let tools = Tools {
-        image: fs::canonicalize(&built.elf)
-            .with_context(|| format!("cannot find {}", built.elf.display()))?,
-        launcher: release.join("hac-launch"),
-        cli: release.join("spacecore"),
-        aggregator: release.join("aggregator"),
-    };
+    let tools = release_tools()?;
 
     progress(format_args!("making {OPERATORS} operators (PBKDF2 keystores) and their spacecores' disks..."));
     let mut cluster = Cluster::new(tools, "demo", OPERATORS);
@@ -114,6 +103,22 @@ pub fn run(args: &Args) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Builds the image (as `build-image` does) and the release launcher, CLI and aggregator.
+pub fn release_tools() -> Result<Tools> {
+    let built = build_image::build(&build_image::Args::default(), &Store::open_default())?;
+    progress("building host-launcher, spacecore-cli and aggregator (release)...");
+    let packages = ["-p", "host-launcher", "-p", "spacecore-cli", "-p", "aggregator"];
+    cmd::run(&mut cmd::workspace_cargo(["build", "--release"].into_iter().chain(packages)))?;
+    let release = cmd::target_dir().join("release");
+    Ok(Tools {
+        image: fs::canonicalize(&built.elf)
+            .with_context(|| format!("cannot find {}", built.elf.display()))?,
+        launcher: release.join("hac-launch"),
+        cli: release.join("spacecore"),
+        aggregator: release.join("aggregator"),
+    })
 }
 
 fn index(decision: &Value) -> u64 {

@@ -7,6 +7,14 @@
 //! (and so the same blst build), and the two final digests must match: both sides computed the
 //! same N signatures. Each side runs `--rounds` times, alternating, and the fastest round of
 //! each counts (the least disturbed by the rest of the machine).
+//!
+//! Then the whole path: one spacecore (with a PBKDF2 keystore imported on its disk) and the
+//! aggregator, which makes `--tasks` tasks one every `--task-interval`. Each task goes over HTTP
+//! to the node, which records it in its signing history (a disk write and flush), signs, answers,
+//! and sends the signed response to the aggregator over JSON-RPC; the aggregator verifies and
+//! completes the task (threshold 100%: the one operator). Tasks per second is completed tasks
+//! over the time from the first task's creation to the last completion; its baseline is the
+//! host's signing rate measured above (the bound if nothing but signing cost anything).
 
 use std::time::{Duration, Instant};
 
@@ -16,7 +24,10 @@ use avs_protocol::encoding::to_hex;
 use avs_protocol::keccak256;
 use serde::Serialize;
 
+use spacecore_tests::cluster::{AggregatorOptions, Cluster, events};
+
 use super::boot::is_guest_line;
+use super::stats::percentile;
 use super::vm::{self, Launcher, Scratch};
 use super::{verdict, write_json};
 use crate::cmd::progress;
@@ -32,6 +43,26 @@ pub struct Args {
     /// Rounds per side; the fastest counts.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
     rounds: u32,
+    /// Tasks of the end-to-end run (0: skip it).
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    tasks: u32,
+    /// Time between two tasks of the end-to-end run, in milliseconds.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    task_interval_ms: u64,
+}
+
+/// The end-to-end run's figures.
+#[derive(Debug, Serialize)]
+struct EndToEnd {
+    tasks: u32,
+    offered_per_s: f64,
+    completed: usize,
+    span_ms: f64,
+    tasks_per_s: f64,
+    latency_p50_ms: f64,
+    latency_p99_ms: f64,
+    /// Tasks per second over the host's signatures per second.
+    ratio_to_host_signing: f64,
 }
 
 /// Everything the bench measured; written to `target/bench/sign.json`.
@@ -45,6 +76,7 @@ struct Report {
     /// Guest speed over host speed.
     ratio: f64,
     chain: String,
+    end_to_end: Option<EndToEnd>,
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -74,6 +106,11 @@ pub fn run(args: &Args) -> Result<()> {
     }
     let per_s = |ns: &[u64]| f64::from(args.signatures) / (*ns.iter().min().unwrap_or(&1) as f64 / 1e9);
     let (guest, host) = (per_s(&guest_ns), per_s(&host_ns));
+    let end_to_end = if args.tasks > 0 {
+        Some(end_to_end(args.tasks, Duration::from_millis(args.task_interval_ms), host)?)
+    } else {
+        None
+    };
     let report = Report {
         signatures: args.signatures,
         guest_round_ns: guest_ns,
@@ -82,6 +119,7 @@ pub fn run(args: &Args) -> Result<()> {
         host_signatures_per_s: host,
         ratio: guest / host,
         chain,
+        end_to_end,
     };
     println!(
         "BLS12-381 signing (min-pk, 32-byte digests), fastest of {} rounds of {}:",
@@ -94,9 +132,56 @@ pub fn run(args: &Args) -> Result<()> {
         report.ratio,
         verdict(report.ratio >= TARGET_RATIO)
     );
+    if let Some(e) = &report.end_to_end {
+        println!(
+            "end to end, one spacecore and the aggregator, {} tasks offered at {:.0}/s:",
+            e.tasks, e.offered_per_s
+        );
+        println!("  completed:                  {:>8} of {}", e.completed, e.tasks);
+        println!(
+            "  tasks/s:                    {:>8.0}   ({:.3} of the host's signing rate)",
+            e.tasks_per_s, e.ratio_to_host_signing
+        );
+        println!(
+            "  task latency p50 / p99:     {:>8.2} / {:.2} ms (created to completed)",
+            e.latency_p50_ms, e.latency_p99_ms
+        );
+    }
     let out = write_json("sign", &report)?;
     println!("figures written to {}", out.display());
     Ok(())
+}
+
+/// Runs one spacecore and the aggregator through `tasks` tasks.
+fn end_to_end(tasks: u32, interval: Duration, host_signatures_per_s: f64) -> Result<EndToEnd> {
+    let tools = crate::demo::release_tools()?;
+    progress("end to end: one operator, its spacecore and the aggregator...");
+    let mut cluster = Cluster::new(tools, "bench-sign", 1);
+    cluster.start_all();
+    let options = AggregatorOptions { tasks, threshold: 100, interval, expiry: Duration::from_secs(10) };
+    let mut aggregator = cluster.start_aggregator(&options);
+    let limit = interval * tasks + options.expiry + Duration::from_secs(30);
+    let decisions = aggregator.wait_decided(tasks as usize, limit);
+    let status = aggregator.finish(Duration::from_secs(15));
+    ensure!(status == Some(0), "the aggregator ended with {status:?}:\n{}", aggregator.log_text());
+    let ts = |d: &serde_json::Value| d["ts_ms"].as_f64().unwrap_or(f64::NAN);
+    let first = events(&decisions, "task_created").map(ts).fold(f64::INFINITY, f64::min);
+    let completed: Vec<&serde_json::Value> = events(&decisions, "task_completed").collect();
+    ensure!(!completed.is_empty(), "no task completed:\n{}", aggregator.log_text());
+    let last = completed.iter().map(|d| ts(d)).fold(f64::NEG_INFINITY, f64::max);
+    let latencies: Vec<f64> = completed.iter().filter_map(|d| d["latency_ms"].as_f64()).collect();
+    let span_ms = (last - first).max(1.0);
+    let tasks_per_s = completed.len() as f64 / (span_ms / 1000.0);
+    Ok(EndToEnd {
+        tasks,
+        offered_per_s: 1.0 / interval.as_secs_f64(),
+        completed: completed.len(),
+        span_ms,
+        tasks_per_s,
+        latency_p50_ms: percentile(&latencies, 50.0).unwrap_or(f64::NAN),
+        latency_p99_ms: percentile(&latencies, 99.0).unwrap_or(f64::NAN),
+        ratio_to_host_signing: tasks_per_s / host_signatures_per_s,
+    })
 }
 
 /// The host's round: the guest's loop, timed the same way. Returns (ns, final digest).
