@@ -6,47 +6,100 @@
 //! - `POST /task`: a task of the AVS (see [`crate::avs`]): `200` with the signed response
 //!   (JSON), or an error status (400, 409, 422, 500, 503) with `{"error":"..."}`.
 //! - `POST /echo`: `200` with the request body, byte for byte.
+//! - `GET /eigen/...`: the EigenLayer AVS Node API ([`crate::api`]).
+//! - `GET /metrics`: the Prometheus metrics ([`crate::metrics`]).
+//! - `POST /test/panic`, `POST /test/hang`: only with `spacecore.testhooks=on` (404 otherwise):
+//!   the guest panics with `test hook: panic requested`, or its vCPU spins forever without an
+//!   exit or any polling (a hung guest, for the launcher's recovery tests). Neither answers.
 //!
 //! Anything else is 404; a known path with another method is 405 with `Allow`.
 
+use crate::api::{self, Resource};
 use crate::avs::{AvsNode, Records};
 use crate::http::{Handler, Response};
+use crate::metrics;
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
+/// Reads the clock: nanoseconds since boot.
+pub type Clock = Box<dyn Fn() -> u64>;
+
 /// The application: the node's identity, its AVS side and its records.
-#[derive(Debug)]
 pub struct App<R> {
     name: String,
-    boot_count: u64,
-    uptime_ms: u64,
+    boot_count: Option<u64>,
+    clock: Clock,
+    test_hooks: bool,
+    hang: fn() -> !,
     /// The AVS side.
     pub avs: AvsNode,
     /// The disk's records, if there is a disk.
     pub records: Option<R>,
 }
 
+impl<R> core::fmt::Debug for App<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("App")
+            .field("name", &self.name)
+            .field("boot_count", &self.boot_count)
+            .field("test_hooks", &self.test_hooks)
+            .field("avs", &self.avs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Spins the vCPU forever: no exit to the launcher, no polling, nothing else runs.
+pub fn spin_forever() -> ! {
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
 impl<R: Records> App<R> {
-    /// The application of node `name`, booted `boot_count` times, with its disk's `records`;
-    /// `sends`: whether signed responses go to an aggregator.
-    pub fn new(name: &str, boot_count: u64, mut records: Option<R>, sends: bool) -> Self {
+    /// The application of node `name`, in its boot number `boot_count` (`None` when the disk
+    /// cannot count boots), with its disk's `records`; `sends`: whether signed responses go to
+    /// an aggregator. Its clock reads 0 until [`App::with_clock`] sets one; test hooks are off.
+    pub fn new(name: &str, boot_count: Option<u64>, mut records: Option<R>, sends: bool) -> Self {
         let avs = AvsNode::new(records.as_mut().map(|r| r as &mut dyn Records), sends);
-        App { name: name.into(), boot_count, uptime_ms: 0, avs, records }
+        App {
+            name: name.into(),
+            boot_count,
+            clock: Box::new(|| 0),
+            test_hooks: false,
+            hang: spin_forever,
+            avs,
+            records,
+        }
     }
 
-    /// Sets the uptime shown by `GET /`; the main loop calls this before serving.
-    pub fn set_uptime_ms(&mut self, uptime_ms: u64) {
-        self.uptime_ms = uptime_ms;
+    /// Uses `clock` (nanoseconds since boot) for the uptime and to time signatures.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Serves the test hooks if `on`.
+    pub fn with_test_hooks(mut self, on: bool) -> Self {
+        self.test_hooks = on;
+        self
+    }
+
+    /// The services the node API shows now.
+    fn services(&self) -> Vec<api::Service> {
+        api::services(&self.avs)
     }
 
     fn status_json(&self) -> Vec<u8> {
         let mut out = String::with_capacity(160);
         out.push_str("{\"name\":");
-        json_string(&mut out, &self.name);
+        api::json_string(&mut out, &self.name);
         out.push_str(",\"version\":");
-        json_string(&mut out, env!("CARGO_PKG_VERSION"));
-        let _ = write!(out, ",\"boot_count\":{},\"uptime_ms\":{}", self.boot_count, self.uptime_ms);
+        api::json_string(&mut out, env!("CARGO_PKG_VERSION"));
+        let uptime_ms = (self.clock)() / 1_000_000;
+        let boots = self.boot_count.unwrap_or(0);
+        let _ = write!(out, ",\"boot_count\":{boots},\"uptime_ms\":{uptime_ms}");
         match self.avs.operator() {
             Some(op) => {
                 let _ = writeln!(out, ",\"operator_id\":\"{}\"}}", avs_protocol::encoding::to_hex(&op.id));
@@ -56,9 +109,19 @@ impl<R: Records> App<R> {
         out.into_bytes()
     }
 
+    fn metrics(&self) -> Response {
+        let inputs = metrics::Inputs {
+            avs: &self.avs,
+            health: api::health(&self.services()),
+            boot_count: self.boot_count,
+            uptime_ns: (self.clock)(),
+        };
+        Response::new(200, metrics::CONTENT_TYPE, metrics::render(&inputs))
+    }
+
     fn task(&mut self, body: &[u8]) -> Response {
         let records = self.records.as_mut().map(|r| r as &mut dyn Records);
-        match self.avs.task(body, records, self.uptime_ms) {
+        match self.avs.task(body, records, &*self.clock) {
             Ok(signed) => {
                 let mut json = serde_json::to_vec(&signed).unwrap_or_default();
                 json.push(b'\n');
@@ -66,7 +129,7 @@ impl<R: Records> App<R> {
             }
             Err(e) => {
                 let mut out = String::from("{\"error\":");
-                json_string(&mut out, e.message());
+                api::json_string(&mut out, e.message());
                 out.push_str("}\n");
                 Response::new(e.status(), "application/json", out.into_bytes())
             }
@@ -74,68 +137,124 @@ impl<R: Records> App<R> {
     }
 }
 
-impl<R: Records> Handler for App<R> {
-    fn accept(&mut self, method: &str, path: &str) -> Result<(), Response> {
-        let allowed = match path {
-            "/" => "GET",
-            "/echo" | "/task" => "POST",
-            _ => return Err(Response::error(404)),
-        };
-        if method == allowed { Ok(()) } else { Err(Response::method_not_allowed(allowed)) }
-    }
-
-    fn handle(&mut self, _method: &str, path: &str, body: Vec<u8>) -> Response {
-        match path {
-            "/" => Response::new(200, "application/json", self.status_json()),
-            "/echo" => Response::new(200, "application/octet-stream", body),
-            "/task" => self.task(&body),
-            _ => Response::error(404),
-        }
+/// A request target split into its path and its query, if any.
+fn split(target: &str) -> (&str, Option<&str>) {
+    match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
     }
 }
 
-/// Appends `s` as a JSON string literal.
-fn json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
+impl<R: Records> Handler for App<R> {
+    fn accept(&mut self, method: &str, target: &str) -> Result<(), Response> {
+        let (path, query) = split(target);
+        let allowed = match path {
+            "/" | "/metrics" => "GET",
+            "/echo" | "/task" => "POST",
+            "/test/panic" | "/test/hang" if self.test_hooks => "POST",
+            _ => match api::resource(path) {
+                Some(Resource::ServiceHealth(id)) if !self.services().iter().any(|s| s.id == id) => {
+                    return Err(Response::error(404));
+                }
+                Some(_) => "GET",
+                None => return Err(Response::error(404)),
+            },
+        };
+        if method != allowed {
+            return Err(Response::method_not_allowed(allowed));
+        }
+        if path.starts_with("/eigen/") && !api::version_supported(query) {
+            return Err(api::version_not_found());
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, _method: &str, target: &str, body: Vec<u8>) -> Response {
+        let (path, _) = split(target);
+        match path {
+            "/" => Response::new(200, "application/json", self.status_json()),
+            "/metrics" => self.metrics(),
+            "/echo" => Response::new(200, "application/octet-stream", body),
+            "/task" => self.task(&body),
+            "/test/panic" if self.test_hooks => panic!("test hook: panic requested"),
+            "/test/hang" if self.test_hooks => (self.hang)(),
+            _ => match api::resource(path) {
+                Some(resource) => api::answer(resource, &self.name, &self.services()),
+                None => Response::error(404),
+            },
         }
     }
-    out.push('"');
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::avs::tests::MemRecords;
+    use crate::avs::tests::{MemRecords, operator, task_json};
 
     fn app(name: &str, boot_count: u64) -> App<MemRecords> {
-        App::new(name, boot_count, Some(MemRecords::default()), false)
+        App::new(name, Some(boot_count), Some(MemRecords::default()), false)
+    }
+
+    fn get(app: &mut App<MemRecords>, target: &str) -> Response {
+        match app.accept("GET", target) {
+            Ok(()) => app.handle("GET", target, Vec::new()),
+            Err(refused) => refused,
+        }
     }
 
     #[test]
     fn routes_and_refuses() {
         let mut app = app("n", 1);
-        assert_eq!(app.accept("GET", "/"), Ok(()));
-        assert_eq!(app.accept("POST", "/echo"), Ok(()));
-        assert_eq!(app.accept("POST", "/task"), Ok(()));
-        assert_eq!(app.accept("GET", "/nope").unwrap_err().status, 404);
+        for (method, target) in [
+            ("GET", "/"),
+            ("POST", "/echo"),
+            ("POST", "/task"),
+            ("GET", "/metrics"),
+            ("GET", "/eigen/node"),
+            ("GET", "/eigen/node/health"),
+            ("GET", "/eigen/node/services"),
+            ("GET", "/eigen/node/services/signer/health"),
+            ("GET", "/eigen/node?version=v0.0.1"),
+        ] {
+            assert_eq!(app.accept(method, target), Ok(()), "{method} {target}");
+        }
+        for target in [
+            "/nope",
+            "/eigen",
+            "/eigen/",
+            "/eigen/node/",
+            "/eigen/node/services/",
+            "/eigen/node/services//health",
+            "/eigen/node/services/aggregator/health",
+            "/eigen/node/services/signer",
+            "/eigen/node/services/signer/health/x",
+            "/test/panic",
+            "/test/hang",
+        ] {
+            assert_eq!(app.accept("GET", target).unwrap_err().status, 404, "{target}");
+            assert_eq!(app.accept("POST", target).unwrap_err().status, 404, "{target}");
+        }
         let wrong = app.accept("POST", "/").unwrap_err();
         assert_eq!((wrong.status, wrong.allow), (405, Some("GET")));
         assert_eq!(app.accept("GET", "/echo").unwrap_err().allow, Some("POST"));
         assert_eq!(app.accept("GET", "/task").unwrap_err().allow, Some("POST"));
+        for target in [
+            "/metrics",
+            "/eigen/node",
+            "/eigen/node/health",
+            "/eigen/node/services",
+            "/eigen/node/services/signer/health",
+        ] {
+            for method in ["POST", "PUT", "DELETE", "HEAD"] {
+                let wrong = app.accept(method, target).unwrap_err();
+                assert_eq!((wrong.status, wrong.allow), (405, Some("GET")), "{method} {target}");
+            }
+        }
     }
 
     #[test]
     fn status_is_json_with_the_counters() {
-        let mut app = app("node \"7\"\\\n", 42);
-        app.set_uptime_ms(1234);
+        let mut app = app("node \"7\"\\\n", 42).with_clock(Box::new(|| 1_234_567_890));
         let r = app.handle("GET", "/", Vec::new());
         assert_eq!((r.status, r.content_type), (200, "application/json"));
         let expected = format!(
@@ -143,12 +262,16 @@ mod tests {
             env!("CARGO_PKG_VERSION")
         );
         assert_eq!(String::from_utf8(r.body).unwrap(), expected);
+        // Without a disk the boot count shows as 0.
+        let diskless = App::<MemRecords>::new("n", None, None, false);
+        let body: serde_json::Value = serde_json::from_slice(&diskless.status_json()).unwrap();
+        assert_eq!(body["boot_count"], 0);
     }
 
     #[test]
     fn status_shows_the_operator_once_loaded() {
         let mut app = app("n", 1);
-        let op = crate::avs::tests::operator(1);
+        let op = operator(1);
         let id = avs_protocol::encoding::to_hex(&op.id);
         app.avs.set_operator(Ok(op)).unwrap();
         let body = String::from_utf8(app.handle("GET", "/", Vec::new()).body).unwrap();
@@ -158,22 +281,104 @@ mod tests {
     #[test]
     fn tasks_are_answered_with_json() {
         let mut app = app("n", 1);
-        let refused = app.handle("POST", "/task", crate::avs::tests::task_json(1, 3));
+        let refused = app.handle("POST", "/task", task_json(1, 3));
         assert_eq!((refused.status, refused.content_type), (503, "application/json"));
         assert!(refused.body.starts_with(b"{\"error\":\"the operator key is still loading\"}"));
-        app.avs.set_operator(Ok(crate::avs::tests::operator(1))).unwrap();
-        let signed = app.handle("POST", "/task", crate::avs::tests::task_json(1, 3));
+        app.avs.set_operator(Ok(operator(1))).unwrap();
+        let signed = app.handle("POST", "/task", task_json(1, 3));
         assert_eq!(signed.status, 200);
         let parsed: avs_protocol::SignedTaskResponse = serde_json::from_slice(&signed.body).unwrap();
         assert_eq!(parsed.task_response.number_squared, avs_protocol::U256::from(9u8));
         assert_eq!(app.handle("POST", "/task", b"{\"task_index\":".to_vec()).status, 400);
-        assert_eq!(app.handle("POST", "/task", crate::avs::tests::task_json(1, 4)).status, 409);
+        assert_eq!(app.handle("POST", "/task", task_json(1, 4)).status, 409);
     }
 
     #[test]
     fn echo_returns_the_body() {
         let body: Vec<u8> = (0..=255).collect();
-        let r = app("n", 0).handle("POST", "/echo", body.clone());
+        let r = app("n", 0).handle("POST", "/echo?x=1", body.clone());
         assert_eq!((r.status, r.body), (200, body));
+    }
+
+    #[test]
+    fn the_node_api_follows_the_key() {
+        let mut broken = app("n", 1);
+        let mut app = app("node-1", 1);
+        let node: serde_json::Value = serde_json::from_slice(&get(&mut app, "/eigen/node").body).unwrap();
+        assert_eq!(node["node_name"], "node-1");
+        assert_eq!(get(&mut app, "/eigen/node/health").status, 206, "loading");
+        assert_eq!(get(&mut app, "/eigen/node/services/signer/health").status, 206);
+        app.avs.set_operator(Ok(operator(1))).unwrap();
+        assert_eq!(get(&mut app, "/eigen/node/health").status, 200, "ready");
+        assert_eq!(get(&mut app, "/eigen/node/services/signer/health").status, 200);
+        broken.avs.set_operator(Err("wrong password".into())).unwrap_err();
+        assert_eq!(get(&mut broken, "/eigen/node/health").status, 503, "not signing");
+        let services: serde_json::Value =
+            serde_json::from_slice(&get(&mut broken, "/eigen/node/services").body).unwrap();
+        assert_eq!(services["services"][0]["status"], "Down");
+        // Versions: the one served, with or without its v; any other is 404 with a message.
+        assert_eq!(get(&mut app, "/eigen/node/health?version=0.0.1").status, 200);
+        let other = get(&mut app, "/eigen/node?version=0.0.2");
+        assert_eq!((other.status, other.content_type), (404, "application/json"));
+        let message: serde_json::Value = serde_json::from_slice(&other.body).unwrap();
+        assert_eq!(message, serde_json::json!({"message": "API version not found"}));
+    }
+
+    #[test]
+    fn the_aggregator_service_shows_the_last_call() {
+        use crate::avs::{Calls, client::HttpResponse};
+        let mut app = App::new("n", Some(1), Some(MemRecords::default()), true);
+        app.avs.set_operator(Ok(operator(1))).unwrap();
+        assert_eq!(get(&mut app, "/eigen/node/health").status, 206, "aggregator not tried yet");
+        assert_eq!(get(&mut app, "/eigen/node/services/aggregator/health").status, 206);
+        let (probe, _) = app.avs.next_call(0).unwrap();
+        app.avs.call_done(probe, Ok(HttpResponse { status: 405, body: Vec::new() }), 1, 1000);
+        assert_eq!(get(&mut app, "/eigen/node/health").status, 200);
+        assert_eq!(get(&mut app, "/eigen/node/services/aggregator/health").status, 200);
+        let (probe, _) = app.avs.next_call(10_000).unwrap();
+        app.avs.call_done(probe, Err("connection refused".into()), 10_001, 1000);
+        assert_eq!(get(&mut app, "/eigen/node/health").status, 206, "aggregator down");
+        assert_eq!(get(&mut app, "/eigen/node/services/aggregator/health").status, 503);
+        let services: serde_json::Value =
+            serde_json::from_slice(&get(&mut app, "/eigen/node/services").body).unwrap();
+        assert_eq!(services["services"][1]["id"], "aggregator");
+        assert_eq!(services["services"][1]["status"], "Down");
+    }
+
+    #[test]
+    fn metrics_are_served_as_text() {
+        let mut app = app("n", 7).with_clock(Box::new(|| 2_500_000_000));
+        let r = get(&mut app, "/metrics");
+        assert_eq!((r.status, r.content_type), (200, "text/plain; version=0.0.4; charset=utf-8"));
+        let text = String::from_utf8(r.body).unwrap();
+        assert!(text.contains("\nspacecore_boots_total 7\n"), "{text}");
+        assert!(text.contains("\nspacecore_uptime_seconds 2.5\n"), "{text}");
+        assert!(text.contains("\neigen_performance_score{avs_name=\"incredible-squaring\"} 50\n"), "{text}");
+    }
+
+    #[test]
+    fn test_hooks_are_served_only_when_on() {
+        fn hung() -> ! {
+            panic!("hang hook called")
+        }
+        let mut off = app("n", 1);
+        assert_eq!(off.accept("POST", "/test/panic").unwrap_err().status, 404);
+        assert_eq!(off.handle("POST", "/test/panic", Vec::new()).status, 404);
+        assert_eq!(off.handle("POST", "/test/hang", Vec::new()).status, 404);
+
+        let mut on = app("n", 1).with_test_hooks(true);
+        on.hang = hung;
+        assert_eq!(on.accept("POST", "/test/panic"), Ok(()));
+        assert_eq!(on.accept("POST", "/test/hang"), Ok(()));
+        assert_eq!(on.accept("GET", "/test/panic").unwrap_err().status, 405);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            on.handle("POST", "/test/panic", Vec::new());
+        }));
+        let message = panicked.unwrap_err();
+        assert_eq!(message.downcast_ref::<&str>(), Some(&"test hook: panic requested"));
+        let hung = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            on.handle("POST", "/test/hang", Vec::new());
+        }));
+        assert_eq!(hung.unwrap_err().downcast_ref::<&str>(), Some(&"hang hook called"));
     }
 }

@@ -9,6 +9,7 @@
 //! | `spacecore.name` | the node's name: 1 to 63 of `A-Z a-z 0-9 . _ -` | `spacecore` |
 //! | `spacecore.aggregator` | where signed responses go, `10.0.0.1:8090` (IPv4 and port) | none sent |
 //! | `spacecore.selftest` | see [`SelfTest`] | none |
+//! | `spacecore.testhooks` | `on` or `off`: serve `POST /test/panic` and `POST /test/hang` | `off` |
 //!
 //! A key given twice takes its last value.
 
@@ -27,11 +28,20 @@ pub struct Args<'a> {
     pub name: &'a str,
     /// The aggregator's JSON-RPC address, as the guest reaches it.
     pub aggregator: Option<SocketAddrV4>,
+    /// Whether the HTTP test hooks (`POST /test/panic`, `POST /test/hang`) are served.
+    pub test_hooks: bool,
 }
 
 impl Default for Args<'_> {
     fn default() -> Self {
-        Args { selftest: None, net: None, http_port: 80, name: "spacecore", aggregator: None }
+        Args {
+            selftest: None,
+            net: None,
+            http_port: 80,
+            name: "spacecore",
+            aggregator: None,
+            test_hooks: false,
+        }
     }
 }
 
@@ -125,6 +135,13 @@ pub fn parse(line: &str) -> Result<Args<'_>, BadArg<'_>> {
                 args.aggregator = Some(addr);
             }
             "gw" => gateway = Some(value.parse().map_err(|_| BadArg(word))?),
+            "testhooks" => {
+                args.test_hooks = match value {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(BadArg(word)),
+                }
+            }
             "http" => args.http_port = value.parse().ok().filter(|&p| p != 0).ok_or(BadArg(word))?,
             "name" => {
                 let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
@@ -230,7 +247,14 @@ mod tests {
         };
         assert_eq!(
             args,
-            Args { selftest: None, net: Some(net), http_port: 8080, name: "node-1.a_b", aggregator: None }
+            Args {
+                selftest: None,
+                net: Some(net),
+                http_port: 8080,
+                name: "node-1.a_b",
+                aggregator: None,
+                test_hooks: false
+            }
         );
         // The gateway may come first; the port and name have defaults.
         let args = parse("spacecore.gw=10.0.0.1 spacecore.ip=192.168.1.7/24").unwrap();
@@ -240,6 +264,19 @@ mod tests {
         assert_eq!(parse("spacecore.gw=10.0.0.1 spacecore.http=81").unwrap().net, None);
         let no_gw = parse("spacecore.ip=10.1.2.3/32").unwrap().net.unwrap();
         assert_eq!((no_gw.prefix, no_gw.gateway), (32, None));
+    }
+
+    #[test]
+    fn test_hooks_are_off_unless_turned_on() {
+        assert!(!parse("").unwrap().test_hooks);
+        assert!(parse("spacecore.testhooks=on").unwrap().test_hooks);
+        assert!(!parse("spacecore.testhooks=off").unwrap().test_hooks);
+        assert!(!parse("spacecore.testhooks=on spacecore.testhooks=off").unwrap().test_hooks, "last wins");
+        for bad in
+            ["spacecore.testhooks", "spacecore.testhooks=", "spacecore.testhooks=1", "spacecore.testhooks=ON"]
+        {
+            assert_eq!(parse(bad), Err(BadArg(bad)), "{bad}");
+        }
     }
 
     #[test]

@@ -2,13 +2,14 @@
 //!
 //! It runs entirely at CPL3 (see `spacecore_abi::layout`): the launcher enters it in ring 3 and
 //! ring 0 only holds the launcher's fatal-trap stubs. Pure logic (boot-information parsing,
-//! command line, clock, the HTTP protocol and endpoints; the crash-safe store is the `spacecore-store` crate) is unit-tested on
+//! command line, clock, the HTTP protocol and endpoints, the node API and the metrics; the crash-safe store is the `spacecore-store` crate) is unit-tested on
 //! the host; the rest exists only on the target.
 #![cfg_attr(not(test), no_std)]
 #![cfg_attr(not(test), no_main)]
 
 extern crate alloc;
 
+mod api;
 mod app;
 mod avs;
 mod boot;
@@ -16,6 +17,7 @@ mod clock;
 mod cmdline;
 mod diskbench;
 mod http;
+mod metrics;
 
 #[cfg(not(test))]
 mod arch;

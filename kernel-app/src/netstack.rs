@@ -18,11 +18,13 @@
 //! # Calls to the aggregator
 //! With an aggregator address, [`CALL_SLOTS`] more sockets make the node's own calls
 //! ([`crate::avs::Calls`]): each call opens a connection from an ephemeral port, sends one
-//! request, reads one response ([`crate::avs::client`]) and closes. A call that has no complete
-//! answer after [`CALL_TIMEOUT`] is aborted and reported as failed (the caller retries).
+//! request (a JSON-RPC `POST /`, or a `GET /` probe), reads one response
+//! ([`crate::avs::client`]) and closes. A call that has no complete answer after
+//! [`CALL_TIMEOUT`] is aborted and reported as failed (the caller retries). Each call's duration,
+//! from connecting to its end, is reported with its result.
 
-use crate::avs::Calls;
 use crate::avs::client::{self, ResponseReader};
+use crate::avs::{Calls, Request};
 use crate::cmdline::NetConfig;
 use crate::http::{Conn, Handler};
 use crate::virtio::net::NetDevice;
@@ -57,6 +59,7 @@ struct Call {
     request: Vec<u8>,
     sent: usize,
     reader: ResponseReader,
+    started: Instant,
     deadline: Instant,
 }
 
@@ -193,17 +196,23 @@ impl NetStack {
                 if self.stopping || socket.state() != State::Closed {
                     continue;
                 }
-                let Some((id, body)) = calls.next_call(now_ms) else { continue };
-                let request = client::post_request(&client.host, "/", &body);
+                let Some((id, request)) = calls.next_call(now_ms) else { continue };
+                let request = match request {
+                    Request::Rpc(body) => client::post_request(&client.host, "/", &body),
+                    Request::Probe => client::get_request(&client.host, "/"),
+                };
                 let local = client.next_port;
                 client.next_port = if local == *EPHEMERAL.end() { *EPHEMERAL.start() } else { local + 1 };
                 let remote = (IpAddress::Ipv4(*client.aggregator.ip()), client.aggregator.port());
                 match socket.connect(self.iface.context(), remote, local) {
                     Ok(()) => {
-                        let deadline = now + CALL_TIMEOUT;
-                        *slot = Some(Call { id, request, sent: 0, reader: ResponseReader::new(), deadline });
+                        let (started, deadline) = (now, now + CALL_TIMEOUT);
+                        let reader = ResponseReader::new();
+                        *slot = Some(Call { id, request, sent: 0, reader, started, deadline });
                     }
-                    Err(e) => report(calls.call_done(id, Err(alloc::format!("cannot connect: {e}")), now_ms)),
+                    Err(e) => {
+                        report(calls.call_done(id, Err(alloc::format!("cannot connect: {e}")), now_ms, 0))
+                    }
                 }
                 progress = true;
                 continue;
@@ -239,9 +248,9 @@ impl NetStack {
             } else {
                 socket.abort();
             }
-            let id = call.id;
+            let (id, elapsed_us) = (call.id, (now - call.started).total_micros());
             *slot = None;
-            report(calls.call_done(id, outcome, now_ms));
+            report(calls.call_done(id, outcome, now_ms, elapsed_us));
             progress = true;
         }
         progress

@@ -70,7 +70,13 @@ impl Node {
                 .ok()
         });
         let sends = args.aggregator.is_some() && args.net.is_some();
-        let app = App::new(args.name, boot_count.unwrap_or(0), store, sends);
+        let uptime = move || clock.ticks_to_ns(arch::rdtsc().wrapping_sub(epoch_tsc));
+        let app = App::new(args.name, boot_count, store, sends)
+            .with_clock(alloc::boxed::Box::new(uptime))
+            .with_test_hooks(args.test_hooks);
+        if args.test_hooks {
+            println!("http: test hooks on (POST /test/panic, POST /test/hang)");
+        }
         let mut node = Node { clock, epoch_tsc, app, net: None, boot_count };
         match (net_dev, &args.net) {
             (Some(dev), Some(config)) => {
@@ -159,7 +165,6 @@ impl Node {
                 hypercall::wait(WAIT_FOREVER);
                 continue;
             };
-            self.app.set_uptime_ms(now.total_millis() as u64);
             let served = net.poll(now, &mut self.app);
             let called = net.call(now, &mut self.app.avs);
             if served || called || net.has_work() {

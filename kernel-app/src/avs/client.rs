@@ -45,6 +45,18 @@ pub fn post_request(host: &str, path: &str, body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The request bytes of a probe: `GET {path} HTTP/1.1`, `Host: {host}`, `Connection: close`,
+/// blank line. `host` and `path` must not contain CR or LF.
+pub fn get_request(host: &str, path: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(48 + host.len() + path.len());
+    out.extend_from_slice(b"GET ");
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+    out.extend_from_slice(host.as_bytes());
+    out.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+    out
+}
+
 /// The JSON-RPC body for `process_signed_task_response` with this id.
 pub fn rpc_body(id: u64, signed: &SignedTaskResponse) -> Vec<u8> {
     // Serializing these types cannot fail: every field is a number, a string or a struct.
@@ -392,6 +404,17 @@ mod tests {
 
     fn http(status: u16, body: &str) -> HttpResponse {
         HttpResponse { status, body: body.as_bytes().to_vec() }
+    }
+
+    #[test]
+    fn get_request_exact_bytes() {
+        assert_eq!(
+            get_request("10.0.2.2:8090", "/"),
+            b"GET / HTTP/1.1\r\nHost: 10.0.2.2:8090\r\nConnection: close\r\n\r\n"
+        );
+        // The aggregator's answer to it (405 from its JSON-RPC server) is a complete response.
+        let answer = hyper_response("405 Method Not Allowed", "use POST\n");
+        assert_eq!(whole(&answer).unwrap().unwrap().status, 405);
     }
 
     #[test]

@@ -11,10 +11,25 @@
 //! The operator key comes from the EIP-2335 keystore stored on the disk
 //! ([`Operator::from_keystore`]); the secret never leaves this module and is never printed.
 //! Without a key, or with a signing history that cannot be read, the node signs nothing.
+//!
+//! # Reachability of the aggregator
+//! Every call's result says whether the aggregator answered. When no call got an answer for
+//! [`PROBE_INTERVAL_MS`], the node probes it: an HTTP `GET /` (its JSON-RPC server answers 405;
+//! any HTTP answer means reachable, a refused, reset or timed-out connection means not). One probe
+//! at a time, at most one per [`PROBE_INTERVAL_MS`]. The last result is the `aggregator` service's
+//! status in the node API ([`AvsNode::aggregator_status`]).
+//!
+//! # Counters
+//! [`Stats`] counts tasks, rejections by [`Cause`], the fate of each signed response, probes,
+//! and holds two histograms: the time of each BLS signature, measured around the sign call with
+//! the clock the caller passes in, and the time of each JSON-RPC call, measured by the network
+//! side.
 
 pub mod client;
 pub mod history;
 
+use crate::api::Status;
+use crate::metrics::{Histogram, RPC_BUCKETS_NS, SIGNING_BUCKETS_NS};
 use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -24,6 +39,12 @@ use avs_protocol::{Avs, IncredibleSquaring, NewTask, SignedTaskResponse, TaskRes
 use client::{HttpResponse, Outcome};
 use history::{Check, History};
 use spacecore_store::{BlockIo, RecordKey, Store};
+
+/// The AVS the node runs (the `avs_name` label of the `eigen_` metrics).
+pub const AVS_NAME: &str = "incredible-squaring";
+
+/// The JSON-RPC method of the calls to the aggregator.
+pub const RPC_METHOD: &str = "process_signed_task_response";
 
 /// The records the node keeps on its disk.
 pub trait Records {
@@ -112,6 +133,17 @@ impl TaskError {
         }
     }
 
+    /// Its cause, for the counters.
+    pub fn cause(&self) -> Cause {
+        match self {
+            TaskError::Malformed(_) => Cause::Malformed,
+            TaskError::Unanswerable(_) => Cause::Unanswerable,
+            TaskError::Refused(_) => Cause::SlashingProtection,
+            TaskError::NotSigning(_) => Cause::NotSigning,
+            TaskError::Storage(_) => Cause::Storage,
+        }
+    }
+
     /// The message, for the error body.
     pub fn message(&self) -> &str {
         match self {
@@ -124,20 +156,78 @@ impl TaskError {
     }
 }
 
-/// Counters of what the node did with tasks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Why a task was not signed: the kinds of [`TaskError`], in the order of [`Stats::rejected`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The body is not a task.
+    Malformed,
+    /// The task cannot be answered.
+    Unanswerable,
+    /// Slashing protection refused it.
+    SlashingProtection,
+    /// No key, or an unusable signing history.
+    NotSigning,
+    /// The signing history could not be written.
+    Storage,
+}
+
+impl Cause {
+    /// Every cause, in index order.
+    pub const ALL: [Cause; 5] =
+        [Cause::Malformed, Cause::Unanswerable, Cause::SlashingProtection, Cause::NotSigning, Cause::Storage];
+
+    /// Its `cause` label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Cause::Malformed => "malformed",
+            Cause::Unanswerable => "unanswerable",
+            Cause::SlashingProtection => "slashing_protection",
+            Cause::NotSigning => "not_signing",
+            Cause::Storage => "storage",
+        }
+    }
+}
+
+/// Counters of what the node did with tasks and with the calls to the aggregator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stats {
     /// `POST /task` requests.
     pub received: u64,
     /// Responses signed (including a repeat of one signed before).
     pub signed: u64,
-    /// Tasks refused, by [`TaskError`] kind: malformed, unanswerable, refused by slashing
-    /// protection, not signing, storage failure.
-    pub rejected: [u64; 5],
+    /// Tasks refused, indexed by [`Cause`].
+    pub rejected: [u64; Cause::ALL.len()],
     /// Responses the aggregator accepted.
     pub accepted: u64,
-    /// Responses the aggregator refused, or given up on after the last retry.
-    pub failed: u64,
+    /// Responses the aggregator refused for good.
+    pub refused: u64,
+    /// Responses given up on after the last retry.
+    pub undelivered: u64,
+    /// Responses dropped unsent because the queue was full.
+    pub dropped: u64,
+    /// Probes of the aggregator made.
+    pub probes: u64,
+    /// Time of each BLS signature.
+    pub signing: Histogram<{ SIGNING_BUCKETS_NS.len() }>,
+    /// Time of each JSON-RPC call to the aggregator (its count is the number of calls).
+    pub rpc: Histogram<{ RPC_BUCKETS_NS.len() }>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            received: 0,
+            signed: 0,
+            rejected: [0; Cause::ALL.len()],
+            accepted: 0,
+            refused: 0,
+            undelivered: 0,
+            dropped: 0,
+            probes: 0,
+            signing: Histogram::new(SIGNING_BUCKETS_NS),
+            rpc: Histogram::new(RPC_BUCKETS_NS),
+        }
+    }
 }
 
 /// Whether the node can sign.
@@ -156,6 +246,7 @@ pub struct AvsNode {
     key: KeyState,
     history: History,
     outbox: Outbox,
+    reach: Reach,
     /// The counters.
     pub stats: Stats,
 }
@@ -168,6 +259,7 @@ impl AvsNode {
             key: KeyState::Loading,
             history: History::new(),
             outbox: Outbox::new(sends),
+            reach: Reach::default(),
             stats: Stats::default(),
         };
         match records.map(|r| r.get(RecordKey::SigningHistory)) {
@@ -207,31 +299,52 @@ impl AvsNode {
         }
     }
 
+    /// The `signer` service: initializing while the key loads, up once it is loaded, down when
+    /// the node will not sign (no key, no disk, unusable history).
+    pub fn signer_status(&self) -> Status {
+        match self.key {
+            KeyState::Loading => Status::Initializing,
+            KeyState::Ready(_) => Status::Up,
+            KeyState::Unusable(_) => Status::Down,
+        }
+    }
+
+    /// The `aggregator` service, if signed responses go to one: initializing until a call or
+    /// probe finishes, then up if the last one got an HTTP answer, down if it did not.
+    pub fn aggregator_status(&self) -> Option<Status> {
+        self.outbox.sends.then_some(self.reach.status)
+    }
+
+    /// Whether signed responses go to an aggregator.
+    pub fn sends(&self) -> bool {
+        self.outbox.sends
+    }
+
+    /// Signed responses waiting to be sent or in flight.
+    pub fn queued(&self) -> usize {
+        self.outbox.queue.len()
+    }
+
     /// How much of the signing history is in use, and its floor.
     pub fn history(&self) -> &History {
         &self.history
     }
 
-    /// Answers a `POST /task` body: the signed response, or why there is none.
+    /// Answers a `POST /task` body: the signed response, or why there is none. `now` reads the
+    /// clock, in nanoseconds since boot: it times the signature and dates the queued call.
     pub fn task(
         &mut self,
         body: &[u8],
         records: Option<&mut dyn Records>,
-        now_ms: u64,
+        now: &dyn Fn() -> u64,
     ) -> Result<SignedTaskResponse, TaskError> {
-        self.stats.received += 1;
-        let result = self.sign_task(body, records, now_ms);
+        self.stats.received = self.stats.received.saturating_add(1);
+        let result = self.sign_task(body, records, now);
         match &result {
-            Ok(_) => self.stats.signed += 1,
+            Ok(_) => self.stats.signed = self.stats.signed.saturating_add(1),
             Err(e) => {
-                let i = match e {
-                    TaskError::Malformed(_) => 0,
-                    TaskError::Unanswerable(_) => 1,
-                    TaskError::Refused(_) => 2,
-                    TaskError::NotSigning(_) => 3,
-                    TaskError::Storage(_) => 4,
-                };
-                self.stats.rejected[i] += 1;
+                let n = &mut self.stats.rejected[e.cause() as usize];
+                *n = n.saturating_add(1);
             }
         }
         result
@@ -241,7 +354,7 @@ impl AvsNode {
         &mut self,
         body: &[u8],
         records: Option<&mut dyn Records>,
-        now_ms: u64,
+        now: &dyn Fn() -> u64,
     ) -> Result<SignedTaskResponse, TaskError> {
         let task: NewTask =
             serde_json::from_slice(body).map_err(|e| TaskError::Malformed(format!("not a task: {e}")))?;
@@ -271,8 +384,13 @@ impl AvsNode {
             }
             check => return Err(refusal(index, check, &self.history)),
         }
+        let start = now();
         let signed = operator.sign(response);
-        self.outbox.push(signed, now_ms);
+        let end = now();
+        self.stats.signing.observe(end.saturating_sub(start));
+        if self.outbox.push(signed, end / 1_000_000) {
+            self.stats.dropped = self.stats.dropped.saturating_add(1);
+        }
         Ok(signed)
     }
 
@@ -282,36 +400,128 @@ impl AvsNode {
     }
 }
 
+/// What a call to the aggregator sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// A JSON-RPC call: this body, in a `POST /`.
+    Rpc(Vec<u8>),
+    /// A probe: `GET /`, to learn whether the aggregator answers at all.
+    Probe,
+}
+
 /// Calls to the aggregator, as the network side makes them: one HTTP request each, over its own
 /// connection. Times are milliseconds since boot.
 pub trait Calls {
-    /// The next call due at `now_ms`: its id and JSON-RPC request body. It is in flight until
+    /// The next call due at `now_ms`: its id and request. It is in flight until
     /// [`Calls::call_done`] reports on it.
-    fn next_call(&mut self, now_ms: u64) -> Option<(u64, Vec<u8>)>;
-    /// When the next queued call becomes due, if one waits (calls in flight excluded).
+    fn next_call(&mut self, now_ms: u64) -> Option<(u64, Request)>;
+    /// When the next call (a queued response or a probe) becomes due, if any (calls in flight
+    /// excluded).
     fn next_due(&self) -> Option<u64>;
-    /// The result of call `id`: the HTTP response, or why there is none. Returns a line worth
-    /// logging, if any.
-    fn call_done(&mut self, id: u64, result: Result<HttpResponse, String>, now_ms: u64) -> Option<String>;
+    /// The result of call `id`, which took `elapsed_us`: the HTTP response, or why there is
+    /// none. Returns a line worth logging, if any.
+    fn call_done(
+        &mut self,
+        id: u64,
+        result: Result<HttpResponse, String>,
+        now_ms: u64,
+        elapsed_us: u64,
+    ) -> Option<String>;
 }
 
 impl Calls for AvsNode {
-    fn next_call(&mut self, now_ms: u64) -> Option<(u64, Vec<u8>)> {
-        self.outbox.next_call(now_ms)
+    fn next_call(&mut self, now_ms: u64) -> Option<(u64, Request)> {
+        if !self.outbox.sends {
+            return None;
+        }
+        if self.reach.probe_due().is_some_and(|due| due <= now_ms) {
+            let id = self.outbox.new_id();
+            self.reach.probe = Some(id);
+            self.reach.last_probe_ms = Some(now_ms);
+            self.stats.probes = self.stats.probes.saturating_add(1);
+            return Some((id, Request::Probe));
+        }
+        self.outbox.next_call(now_ms).map(|(id, body)| (id, Request::Rpc(body)))
     }
 
     fn next_due(&self) -> Option<u64> {
-        self.outbox.next_due()
+        if !self.outbox.sends {
+            return None;
+        }
+        match (self.outbox.next_due(), self.reach.probe_due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    fn call_done(&mut self, id: u64, result: Result<HttpResponse, String>, now_ms: u64) -> Option<String> {
-        let (done, line) = self.outbox.done(id, result, now_ms)?;
-        match done {
-            Some(true) => self.stats.accepted += 1,
-            Some(false) => self.stats.failed += 1,
-            None => {}
+    fn call_done(
+        &mut self,
+        id: u64,
+        result: Result<HttpResponse, String>,
+        now_ms: u64,
+        elapsed_us: u64,
+    ) -> Option<String> {
+        let answered = result.is_ok();
+        if self.reach.probe == Some(id) {
+            self.reach.probe = None;
+            self.reach.settle(answered, now_ms);
+            return None;
         }
+        let (done, line) = self.outbox.done(id, result, now_ms)?;
+        self.reach.settle(answered, now_ms);
+        self.stats.rpc.observe(elapsed_us.saturating_mul(1000));
+        let counter = match done {
+            Some(Done::Accepted) => &mut self.stats.accepted,
+            Some(Done::Refused) => &mut self.stats.refused,
+            Some(Done::Undelivered) => &mut self.stats.undelivered,
+            None => return line,
+        };
+        *counter = counter.saturating_add(1);
         line
+    }
+}
+
+/// Time without an answer from the aggregator after which it is probed, and the shortest time
+/// between two probes.
+pub const PROBE_INTERVAL_MS: u64 = 5000;
+
+/// What the node knows of the aggregator's reachability.
+#[derive(Debug)]
+struct Reach {
+    status: Status,
+    /// When a call or probe last got an HTTP answer.
+    last_answer_ms: Option<u64>,
+    /// When the last probe started.
+    last_probe_ms: Option<u64>,
+    /// The probe in flight, if any.
+    probe: Option<u64>,
+}
+
+impl Default for Reach {
+    fn default() -> Self {
+        Reach { status: Status::Initializing, last_answer_ms: None, last_probe_ms: None, probe: None }
+    }
+}
+
+impl Reach {
+    /// When the next probe is due: [`PROBE_INTERVAL_MS`] after both the last answer and the
+    /// last probe (at once before either); `None` while one is in flight.
+    fn probe_due(&self) -> Option<u64> {
+        if self.probe.is_some() {
+            return None;
+        }
+        let after = |t: Option<u64>| t.map_or(0, |t| t.saturating_add(PROBE_INTERVAL_MS));
+        Some(after(self.last_answer_ms).max(after(self.last_probe_ms)))
+    }
+
+    /// A call or probe finished: `answered` if an HTTP answer came.
+    fn settle(&mut self, answered: bool, now_ms: u64) {
+        if answered {
+            self.status = Status::Up;
+            self.last_answer_ms = Some(now_ms);
+        } else {
+            self.status = Status::Down;
+        }
     }
 }
 
@@ -360,21 +570,32 @@ impl Outbox {
         Outbox { sends, queue: VecDeque::new(), next_id: 1 }
     }
 
-    fn push(&mut self, signed: SignedTaskResponse, now_ms: u64) {
+    /// Queues `signed` unless it is queued already; returns whether the oldest response was
+    /// dropped to make room.
+    fn push(&mut self, signed: SignedTaskResponse, now_ms: u64) -> bool {
         let index = signed.task_response.reference_task_index;
         if !self.sends || self.queue.iter().any(|p| p.signed.task_response.reference_task_index == index) {
-            return;
+            return false;
         }
-        if self.queue.len() == MAX_QUEUED {
+        let full = self.queue.len() == MAX_QUEUED;
+        if full {
             self.queue.pop_front();
         }
         self.queue.push_back(Pending { signed, attempts: 0, due_ms: now_ms, call: None });
+        full
+    }
+
+    /// A call id never given before.
+    fn new_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
     }
 
     fn next_call(&mut self, now_ms: u64) -> Option<(u64, Vec<u8>)> {
-        let pending = self.queue.iter_mut().find(|p| p.call.is_none() && p.due_ms <= now_ms)?;
-        let id = self.next_id;
-        self.next_id += 1;
+        let at = self.queue.iter().position(|p| p.call.is_none() && p.due_ms <= now_ms)?;
+        let id = self.new_id();
+        let pending = &mut self.queue[at];
         pending.call = Some(id);
         pending.attempts += 1;
         Some((id, client::rpc_body(id, &pending.signed)))
@@ -384,14 +605,14 @@ impl Outbox {
         self.queue.iter().filter(|p| p.call.is_none()).map(|p| p.due_ms).min()
     }
 
-    /// Settles call `id`: `(Some(accepted) if the response is done with, a line to log)`;
-    /// `None` for an unknown id.
+    /// Settles call `id`: `(how the response is done with, if it is; a line to log)`; `None`
+    /// for an unknown id.
     fn done(
         &mut self,
         id: u64,
         result: Result<HttpResponse, String>,
         now_ms: u64,
-    ) -> Option<(Option<bool>, Option<String>)> {
+    ) -> Option<(Option<Done>, Option<String>)> {
         let at = self.queue.iter().position(|p| p.call == Some(id))?;
         let pending = &mut self.queue[at];
         pending.call = None;
@@ -400,7 +621,7 @@ impl Outbox {
             Ok(response) => match client::outcome(&response, id) {
                 Outcome::Accepted => {
                     self.queue.remove(at);
-                    return Some((Some(true), None));
+                    return Some((Some(Done::Accepted), None));
                 }
                 outcome => (client::should_retry(&outcome), describe(&outcome)),
             },
@@ -412,13 +633,25 @@ impl Outbox {
             return Some((None, None));
         }
         self.queue.remove(at);
-        let line = if retry {
-            format!("avs: task {index}: response not delivered after {MAX_ATTEMPTS} attempts: {why}")
+        Some(if retry {
+            let line =
+                format!("avs: task {index}: response not delivered after {MAX_ATTEMPTS} attempts: {why}");
+            (Some(Done::Undelivered), Some(line))
         } else {
-            format!("avs: task {index}: response refused by the aggregator: {why}")
-        };
-        Some((Some(false), Some(line)))
+            (
+                Some(Done::Refused),
+                Some(format!("avs: task {index}: response refused by the aggregator: {why}")),
+            )
+        })
     }
+}
+
+/// How a response left the queue after a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Done {
+    Accepted,
+    Refused,
+    Undelivered,
 }
 
 fn describe(outcome: &Outcome) -> String {

@@ -112,7 +112,7 @@ impl Conn {
                     return;
                 }
                 let Pending { head, body } = self.pending.take().expect("checked above");
-                let response = handler.handle(&head.method, path(&head.target), body);
+                let response = handler.handle(&head.method, &head.target, body);
                 self.respond(response, head.keep_alive);
                 continue;
             }
@@ -124,7 +124,7 @@ impl Conn {
                 Err(status) => self.respond(Response::error(status), false),
                 Ok(Some((head, len))) => {
                     self.input.drain(..len);
-                    match handler.accept(&head.method, path(&head.target)) {
+                    match handler.accept(&head.method, &head.target) {
                         // The announced body is not read: the connection cannot go on after it.
                         Err(response) => self.respond(response, head.keep_alive && head.content_length == 0),
                         Ok(()) => {
@@ -160,9 +160,4 @@ impl Conn {
             self.out.push_back(chunk);
         }
     }
-}
-
-/// The path of a request target, without its query.
-fn path(target: &str) -> &str {
-    target.split_once('?').map_or(target, |(path, _)| path)
 }

@@ -42,11 +42,12 @@ pub const MAX_BODY: usize = 4 * 1024 * 1024;
 /// Pending output above which a connection stops reading requests.
 pub const OUTPUT_HIGH_WATER: usize = 256 * 1024;
 
-/// The application behind the server.
+/// The application behind the server. `target` is the request target as sent: the path and,
+/// after a `?`, the query.
 pub trait Handler {
     /// Decides from the request line alone whether the request is served: `Err` carries the
     /// answer (404, 405, ...) and the body, if any, is not read.
-    fn accept(&mut self, method: &str, path: &str) -> Result<(), Response>;
+    fn accept(&mut self, method: &str, target: &str) -> Result<(), Response>;
     /// Answers an accepted request once its whole body has arrived.
-    fn handle(&mut self, method: &str, path: &str, body: alloc::vec::Vec<u8>) -> Response;
+    fn handle(&mut self, method: &str, target: &str, body: alloc::vec::Vec<u8>) -> Response;
 }

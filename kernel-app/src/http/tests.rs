@@ -59,7 +59,7 @@ fn parse_replies(mut bytes: &[u8]) -> Vec<Reply> {
 }
 
 fn app() -> App<crate::avs::tests::MemRecords> {
-    App::new("test", 3, None, false)
+    App::new("test", Some(3), None, false)
 }
 
 /// Feeds `input` in chunks of `chunk` bytes, then returns the replies.

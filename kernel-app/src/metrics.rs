@@ -1,0 +1,323 @@
+//! `GET /metrics`: the node's Prometheus metrics in the text exposition format, version 0.0.4.
+//!
+//! Two groups of families (see `docs/node-api.md` for each one's meaning):
+//! - the EigenLayer AVS node metrics, under `eigen_`, with the `avs_name` label:
+//!   `eigen_performance_score` (gauge), `eigen_fees_earned_total` (counter, `token`),
+//!   `eigen_registered_stakes` (gauge, `quorum_number`, `quorum_name`), `eigen_rpc_request_total`
+//!   (counter) and `eigen_rpc_request_duration_seconds` (histogram), both with `method` and
+//!   `client_version`. The node has no access to the chain, so it has no samples for fees and
+//!   stakes: those two families are declared (`# HELP`, `# TYPE`) with no sample, which a scraper
+//!   reads as "no value", never as zero;
+//! - the node's own, under `spacecore_`: tasks received, signed and rejected (by `cause`),
+//!   responses to the aggregator by `outcome` and still queued, probes of the aggregator, the
+//!   signing latency (histogram), the uptime and the boot count.
+//!
+//! Every family has `# HELP` and `# TYPE` before its samples; counters end in `_total`, units are
+//! in the name (`_seconds`); histogram buckets are cumulative and end with `le="+Inf"`, followed
+//! by `_sum` and `_count`. Durations are kept in integer nanoseconds and printed as exact
+//! decimals, so no floating point is involved. The output has a fixed set of series: its size
+//! does not grow with traffic.
+
+use crate::api::Health;
+use crate::avs::{AVS_NAME, AvsNode, Cause, RPC_METHOD};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::{self, Display, Write};
+
+/// The `Content-Type` of the exposition.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Upper bounds (ns) of the buckets of `eigen_rpc_request_duration_seconds`: 5 ms to 10 s, the
+/// Prometheus client's default buckets.
+pub const RPC_BUCKETS_NS: [u64; 11] = [
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+];
+
+/// Upper bounds (ns) of the buckets of `spacecore_signing_duration_seconds`: 100 µs to 1 s (a
+/// BLS signature takes about a millisecond).
+pub const SIGNING_BUCKETS_NS: [u64; 12] = [
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    1_000_000_000,
+];
+
+/// The `client_version` label of the RPC metrics: the aggregator does not say what it runs.
+pub const CLIENT_VERSION: &str = "unknown";
+
+/// Durations observed into fixed buckets, in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Histogram<const N: usize> {
+    bounds_ns: [u64; N],
+    /// Observations in each bucket alone (not cumulative): at most its bound, above the previous.
+    counts: [u64; N],
+    count: u64,
+    sum_ns: u64,
+}
+
+impl<const N: usize> Histogram<N> {
+    /// An empty histogram with these bucket bounds (ascending).
+    pub const fn new(bounds_ns: [u64; N]) -> Self {
+        Histogram { bounds_ns, counts: [0; N], count: 0, sum_ns: 0 }
+    }
+
+    /// Counts one duration of `ns` nanoseconds.
+    pub fn observe(&mut self, ns: u64) {
+        if let Some(i) = self.bounds_ns.iter().position(|&bound| ns <= bound) {
+            self.counts[i] = self.counts[i].saturating_add(1);
+        }
+        self.count = self.count.saturating_add(1);
+        self.sum_ns = self.sum_ns.saturating_add(ns);
+    }
+
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Their total, in nanoseconds.
+    pub fn sum_ns(&self) -> u64 {
+        self.sum_ns
+    }
+
+    /// Each bucket's bound (ns) and the observations at most that bound (cumulative).
+    pub fn cumulative(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let mut total = 0u64;
+        self.bounds_ns.iter().zip(self.counts).map(move |(&bound, n)| {
+            total = total.saturating_add(n);
+            (bound, total)
+        })
+    }
+}
+
+/// A number of nanoseconds shown as seconds, exactly: `1`, `0.005`, `2.5`, `0.000123456`.
+#[derive(Debug, Clone, Copy)]
+pub struct Seconds(pub u64);
+
+impl Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (whole, mut frac) = (self.0 / 1_000_000_000, self.0 % 1_000_000_000);
+        write!(f, "{whole}")?;
+        if frac == 0 {
+            return Ok(());
+        }
+        let mut digits = 9;
+        while frac % 10 == 0 {
+            frac /= 10;
+            digits -= 1;
+        }
+        write!(f, ".{frac:0digits$}")
+    }
+}
+
+/// What a metric family is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// The exposition being written.
+struct Exposition {
+    out: String,
+}
+
+impl Exposition {
+    /// Starts family `name`: its `# HELP` and `# TYPE` lines (`help` has no `\` or newline).
+    fn family(&mut self, name: &str, kind: Kind, help: &str) {
+        let kind = match kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        };
+        // Writing to a String cannot fail.
+        let _ = write!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+    }
+
+    /// One sample: `name{labels} value`.
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl Display) {
+        self.series(name, labels, None, value);
+    }
+
+    /// One sample, with `le` after `labels` if given.
+    fn series(&mut self, name: &str, labels: &[(&str, &str)], le: Option<&str>, value: impl Display) {
+        self.out.push_str(name);
+        let all = labels.iter().copied().chain(le.map(|le| ("le", le)));
+        for (i, (label, value)) in all.enumerate() {
+            self.out.push(if i == 0 { '{' } else { ',' });
+            self.out.push_str(label);
+            self.out.push_str("=\"");
+            for c in value.chars() {
+                match c {
+                    '\\' => self.out.push_str("\\\\"),
+                    '"' => self.out.push_str("\\\""),
+                    '\n' => self.out.push_str("\\n"),
+                    c => self.out.push(c),
+                }
+            }
+            self.out.push('"');
+        }
+        if !labels.is_empty() || le.is_some() {
+            self.out.push('}');
+        }
+        // Writing to a String cannot fail.
+        let _ = writeln!(self.out, " {value}");
+    }
+
+    /// The samples of histogram `name` with `labels`: its buckets, `_sum` and `_count`.
+    fn histogram<const N: usize>(&mut self, name: &str, labels: &[(&str, &str)], h: &Histogram<N>) {
+        let bucket = alloc::format!("{name}_bucket");
+        let mut le = String::with_capacity(24);
+        for (bound, count) in h.cumulative() {
+            le.clear();
+            let _ = write!(le, "{}", Seconds(bound));
+            self.series(&bucket, labels, Some(&le), count);
+        }
+        self.series(&bucket, labels, Some("+Inf"), h.count());
+        self.sample(&alloc::format!("{name}_sum"), labels, Seconds(h.sum_ns()));
+        self.sample(&alloc::format!("{name}_count"), labels, h.count());
+    }
+}
+
+/// What `GET /metrics` shows besides the AVS side's counters.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    /// The AVS side: its counters, histograms and services.
+    pub avs: &'a AvsNode,
+    /// The node's health, as `GET /eigen/node/health` reports it.
+    pub health: Health,
+    /// This boot's number, if the disk counts boots.
+    pub boot_count: Option<u64>,
+    /// Time since boot, ns.
+    pub uptime_ns: u64,
+}
+
+/// Renders every metric family.
+pub fn render(inputs: &Inputs) -> Vec<u8> {
+    let mut e = Exposition { out: String::with_capacity(8 * 1024) };
+    let avs = inputs.avs;
+    let stats = &avs.stats;
+    let avs_label = [("avs_name", AVS_NAME)];
+
+    e.family(
+        "eigen_performance_score",
+        Kind::Gauge,
+        "The performance metric is a score between 0 and 100: 100 while the node is healthy, 50 while \
+         partially healthy (initializing, or the aggregator unreachable), 0 while unhealthy (not signing).",
+    );
+    e.sample("eigen_performance_score", &avs_label, inputs.health.performance_score());
+
+    e.family(
+        "eigen_fees_earned_total",
+        Kind::Counter,
+        "The amount of fees earned in <token>. Not known to the node (it has no chain access): no samples.",
+    );
+    e.family(
+        "eigen_registered_stakes",
+        Kind::Gauge,
+        "Operator stake in <quorum> of <avs_name>'s StakeRegistry contract. Not known to the node (it has \
+         no chain access): no samples.",
+    );
+
+    let rpc_labels = [("avs_name", AVS_NAME), ("method", RPC_METHOD), ("client_version", CLIENT_VERSION)];
+    e.family(
+        "eigen_rpc_request_total",
+        Kind::Counter,
+        "Total number of json-rpc <method> requests the node made to the aggregator, answered or not.",
+    );
+    if avs.sends() {
+        e.sample("eigen_rpc_request_total", &rpc_labels, stats.rpc.count());
+    }
+    e.family(
+        "eigen_rpc_request_duration_seconds",
+        Kind::Histogram,
+        "Duration of json-rpc <method> requests to the aggregator in seconds, from connecting to the \
+         complete answer or the failure.",
+    );
+    if avs.sends() {
+        e.histogram("eigen_rpc_request_duration_seconds", &rpc_labels, &stats.rpc);
+    }
+
+    e.family("spacecore_tasks_received_total", Kind::Counter, "Tasks received (POST /task requests).");
+    e.sample("spacecore_tasks_received_total", &[], stats.received);
+    e.family(
+        "spacecore_tasks_signed_total",
+        Kind::Counter,
+        "Tasks answered with a signed response, repeats of a response signed before included.",
+    );
+    e.sample("spacecore_tasks_signed_total", &[], stats.signed);
+    e.family("spacecore_tasks_rejected_total", Kind::Counter, "Tasks not signed, by cause.");
+    for cause in Cause::ALL {
+        e.sample(
+            "spacecore_tasks_rejected_total",
+            &[("cause", cause.label())],
+            stats.rejected[cause as usize],
+        );
+    }
+
+    e.family(
+        "spacecore_responses_total",
+        Kind::Counter,
+        "Signed responses done with, by outcome: accepted or refused by the aggregator, undelivered after \
+         the last retry, or dropped from a full queue.",
+    );
+    for (outcome, n) in [
+        ("accepted", stats.accepted),
+        ("refused", stats.refused),
+        ("undelivered", stats.undelivered),
+        ("dropped", stats.dropped),
+    ] {
+        e.sample("spacecore_responses_total", &[("outcome", outcome)], n);
+    }
+    e.family("spacecore_responses_queued", Kind::Gauge, "Signed responses waiting to be sent or in flight.");
+    e.sample("spacecore_responses_queued", &[], avs.queued());
+    e.family(
+        "spacecore_aggregator_probes_total",
+        Kind::Counter,
+        "Probes of the aggregator (GET /) made because no call reached it for 5 s.",
+    );
+    if avs.sends() {
+        e.sample("spacecore_aggregator_probes_total", &[], stats.probes);
+    }
+
+    e.family(
+        "spacecore_signing_duration_seconds",
+        Kind::Histogram,
+        "Time to compute one BLS signature over a task response, in seconds.",
+    );
+    e.histogram("spacecore_signing_duration_seconds", &[], &stats.signing);
+
+    e.family("spacecore_uptime_seconds", Kind::Gauge, "Time since this boot, in seconds.");
+    e.sample("spacecore_uptime_seconds", &[], Seconds(inputs.uptime_ns));
+    e.family(
+        "spacecore_boots_total",
+        Kind::Counter,
+        "Boots of this spacecore counted on its disk, this one included; no sample without a usable disk.",
+    );
+    if let Some(n) = inputs.boot_count {
+        e.sample("spacecore_boots_total", &[], n);
+    }
+    e.out.into_bytes()
+}
+
+#[cfg(test)]
+mod tests;
