@@ -10,6 +10,7 @@ mod cmd;
 mod demo;
 mod fuzz;
 mod launch;
+mod promtool;
 mod test;
 
 use std::process::ExitCode;

@@ -7,14 +7,16 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use image_store::{STORE_ENV, Store};
 
-use crate::build_image;
 use crate::cmd::{self, describe};
+use crate::{build_image, promtool};
 
 /// Set for the test run when `/dev/kvm` cannot be used; tests that boot real
 /// VMs skip themselves when they see it.
 pub const NO_KVM_ENV: &str = "SPACECORE_NO_KVM";
 const HOST_TARGET: &str = "x86_64-unknown-linux-gnu";
-const STEPS: usize = 8;
+const STEPS: usize = 9;
+/// Where the metrics tests find `promtool`, Prometheus' own exposition-format checker.
+pub const PROMTOOL_ENV: &str = "SPACECORE_PROMTOOL";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -75,10 +77,16 @@ pub fn run(args: &Args) -> Result<()> {
         Some(e) => no_kvm_banner(e),
     }
 
-    // (d)-(f) run against a store inside target/, never one left on the machine.
+    // (d) Prometheus' own parser, for the tests that check metrics output.
+    let n = steps.announce("providing promtool (Prometheus' exposition-format checker)");
+    let promtool = promtool::provide().with_context(|| format!("step {n}/{STEPS} failed"))?;
+    eprintln!("xtask test: promtool is {}", promtool.display());
+
+    // (e)-(g) run against a store inside target/, never one left on the machine.
     let store = Store::at(cmd::target_dir().join("image-store"));
     let with_env = |command: &mut Command| {
         command.env(STORE_ENV, store.root());
+        command.env(PROMTOOL_ENV, &promtool);
         if no_kvm.is_some() {
             command.env(NO_KVM_ENV, "1");
         }
