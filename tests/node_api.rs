@@ -46,7 +46,8 @@ fn wait_status(addr: SocketAddr, path: &str, status: u16) {
 /// `promtool`: `$SPACECORE_PROMTOOL` (set by `cargo xtask test`, which provides it), else the
 /// one on `PATH`.
 fn promtool() -> PathBuf {
-    let path = std::env::var_os("SPACECORE_PROMTOOL").map_or_else(|| PathBuf::from("promtool"), PathBuf::from);
+    let path =
+        std::env::var_os("SPACECORE_PROMTOOL").map_or_else(|| PathBuf::from("promtool"), PathBuf::from);
     match Command::new(&path).arg("--version").output() {
         Ok(out) if out.status.success() => path,
         _ => panic!(
@@ -77,7 +78,9 @@ fn promtool_refuses_broken_exposition() {
     // The checker itself must be able to fail, or the metrics test below proves nothing.
     let (ok, said) = promtool_check(b"# TYPE x counter\nx{a=\"1\" 3\n");
     assert!(!ok, "promtool accepted a malformed sample: {said}");
-    let (ok, said) = promtool_check(b"# HELP spacecore_x_total X.\n# TYPE spacecore_x_total counter\nspacecore_x_total 1\n");
+    let (ok, said) = promtool_check(
+        b"# HELP spacecore_x_total X.\n# TYPE spacecore_x_total counter\nspacecore_x_total 1\n",
+    );
     assert!(ok, "promtool refused a valid family: {said}");
 }
 
@@ -104,7 +107,8 @@ fn node_api_and_metrics_follow_the_node_and_its_aggregator() {
     assert_eq!(status, 200);
     let list = services["services"].as_array().expect("a services array");
     let status_of = |list: &[Value], id: &str| {
-        let service = list.iter().find(|s| s["id"] == id).unwrap_or_else(|| panic!("no service {id}: {list:?}"));
+        let service =
+            list.iter().find(|s| s["id"] == id).unwrap_or_else(|| panic!("no service {id}: {list:?}"));
         for field in ["id", "name", "description", "status"] {
             assert!(service[field].is_string(), "{field} of {service}");
         }
@@ -118,8 +122,12 @@ fn node_api_and_metrics_follow_the_node_and_its_aggregator() {
     assert_eq!(http(&mut connect(addr), "POST", "/eigen/node/health", b"").0, 405);
 
     // The aggregator comes: healthy; its first task is signed and accepted.
-    let options =
-        AggregatorOptions { tasks: 1, threshold: 100, interval: Duration::from_secs(1), expiry: Duration::from_secs(60) };
+    let options = AggregatorOptions {
+        tasks: 1,
+        threshold: 100,
+        interval: Duration::from_secs(1),
+        expiry: Duration::from_secs(60),
+    };
     let mut aggregator = cluster.start_aggregator(&options);
     wait_status(addr, "/eigen/node/health", 200);
     wait_status(addr, "/eigen/node/services/aggregator/health", 200);
