@@ -162,13 +162,15 @@ fn the_sample_spec_boots_with_8_gib_and_a_small_footprint() {
     // Published on free host ports: 80 and 443 may be taken on the host running the tests.
     let body = sample
         .replace("registry/path/avs-spacecore:latest", "{image}")
-        .replace("[spec.deployment]", "[spec.networking.publish]\nHTTP = 0\nhttps = 0\n\n[spec.deployment]");
+        .replace("[spec.deployment]", "[spec.networking.publish]\nHTTP = 0\nhttps = 0\n\n[spec.deployment]")
+        // Plain-text lines for the checks below, and metrics on a free port.
+        .replace("logging = \"Loki/Fluentd/ELK\"", "logging = \"text\"\nmetrics_address = \"127.0.0.1:0\"");
     let spec = specs.write("sample", &body);
     let out = specs.launch(&["--until-ready", spec.to_str().unwrap()]);
     let log = text(&out);
     assert_eq!(out.status.code(), Some(0), "{log}");
     assert!(log.contains("4 vCPUs, 8192 MiB memory"), "{log}");
-    assert!(log.contains("not enforced yet: spec.failover.strategy = auto-recovery"), "{log}");
+    assert!(log.contains("] metrics: http://127.0.0.1:"), "{log}");
     assert!(!log.contains("not enforced yet: spec.security.attestation"), "{log}");
     assert!(!log.contains("not enforced yet: spec.resources.storage"), "{log}");
     // The 100 GiB disk is created sparse: it costs almost nothing on the host.

@@ -89,6 +89,21 @@ pub(crate) fn parse_aggregator(text: &str) -> Result<SocketAddr, String> {
     Err(format!("{text:?}: {problem}; expected {AGGREGATOR_EXPECTED}"))
 }
 
+/// Parses an address and port to listen on (`spec.observability.metrics_address`):
+/// like the aggregator's, but port 0 (any free port) and the unspecified
+/// addresses (every interface) are allowed. Returns the problem, without
+/// the expected form.
+pub(crate) fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let address = text.parse::<SocketAddr>().map_err(|_| aggregator_problem(text))?;
+    if address.ip().is_multicast() || address.ip() == IpAddr::V4(Ipv4Addr::BROADCAST) {
+        return Err(format!(
+            "{} is a multicast or broadcast address, which cannot be listened on",
+            address.ip()
+        ));
+    }
+    Ok(address)
+}
+
 /// Why `text` (which does not parse as a socket address) is not one.
 fn aggregator_problem(text: &str) -> String {
     if text.is_empty() {

@@ -35,6 +35,7 @@ mod not_enforced;
 mod plan;
 mod resources;
 mod spec;
+mod supervision;
 mod tree;
 pub mod units;
 
@@ -45,16 +46,17 @@ pub use error::SpecError;
 pub use image_ref::{DEFAULT_TAG, ImageRef, ImageSource, looks_like_path};
 pub use not_enforced::{NOT_ENFORCED, OPERATIONS, OUTBOUND_NETWORKING, STORAGE_AND_NETWORKING, SUPERVISOR};
 pub use plan::{
-    Attestation, AvsPlan, Criteria, DEFAULT_GUEST_ADDRESS, DEFAULT_HOST_ADDRESS, DEFAULT_PREFIX_LEN,
-    DEFAULT_PUBLISH_ADDRESS, DiskPlan, Failover, FailoverStrategy, InboundPort, NetworkPlan, NetworkType,
-    NotEnforced, Observability, Operations, PerformanceLevel, Plan, Provider, Scaling, SecurityLevel,
-    UpdateStrategy, Virtualization, VirtualizationType,
+    Attestation, AvsPlan, Criteria, DEFAULT_GUEST_ADDRESS, DEFAULT_HOST_ADDRESS, DEFAULT_METRICS_ADDRESS,
+    DEFAULT_PREFIX_LEN, DEFAULT_PUBLISH_ADDRESS, DiskPlan, Failover, FailoverStrategy, InboundPort,
+    LogFormat, NetworkPlan, NetworkType, NotEnforced, Observability, Operations, PerformanceLevel, Plan,
+    Provider, Scaling, SecurityLevel, UpdateStrategy, Virtualization, VirtualizationType,
 };
 pub use resources::{
     MAX_INBOUND_PORTS, MAX_PORT_NAME_LEN, MAX_STORAGE, MEMORY_GRANULE, MIN_MEMORY, MIN_STORAGE,
     STORAGE_SECTOR,
 };
 pub use spec::{API_VERSION, KIND, MAX_NAME_LEN};
+pub use supervision::{BACKOFF_MS, HEALTH_INTERVAL_MS, HEALTH_TIMEOUT_MS, MAX_RESTARTS, RESTART_WINDOW_MS};
 
 /// What this host can give one AVS node; `cpu` and `memory` above these are
 /// rejected.

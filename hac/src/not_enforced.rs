@@ -14,7 +14,8 @@ pub const STORAGE_AND_NETWORKING: &str = "storage and networking";
 pub const OUTBOUND_NETWORKING: &str = "outbound networking";
 /// Capability: a host-side supervisor that confines and tunes the VMM.
 pub const SUPERVISOR: &str = "supervisor";
-/// Capability: sidecars, metrics, logs, updates, scaling and restarts.
+/// Capability: rolling updates and scaling (sidecar metrics, structured logs and restarts
+/// are enforced).
 pub const OPERATIONS: &str = "operations";
 
 /// `(dotted key, capability that will enforce it)`, in documentation order.
@@ -24,12 +25,8 @@ pub const NOT_ENFORCED: &[(&str, &str)] = &[
     ("spec.virtualization.criteria.performance", SUPERVISOR),
     ("spec.networking.network_type", OUTBOUND_NETWORKING),
     ("spec.security.isolation", SUPERVISOR),
-    ("spec.observability.sidecar", OPERATIONS),
-    ("spec.observability.monitoring", OPERATIONS),
-    ("spec.observability.logging", OPERATIONS),
     ("spec.operations.updateStrategy", OPERATIONS),
     ("spec.operations.scaling", OPERATIONS),
-    ("spec.failover.strategy", OPERATIONS),
 ];
 
 /// One entry for every key of [`NOT_ENFORCED`] present in `root`, in table

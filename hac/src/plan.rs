@@ -139,10 +139,11 @@ keyword_enum! {
         /// An instance that stops stays stopped (the default).
         #[default]
         None = "none",
-        /// Restart an instance that fails (exits with an error or stops
-        /// answering), not one that exits cleanly.
+        /// Restart an instance that fails (exits with an error, crashes or
+        /// stops answering its health checks), not one that exits cleanly.
         AutoRecovery = "auto-recovery",
-        /// Restart an instance whenever it stops, however it stopped.
+        /// Restart an instance whenever it stops, however it stopped, unless
+        /// the operator asked it to stop.
         RestartAlways = "restart-always",
     }
 }
@@ -217,6 +218,14 @@ pub const DEFAULT_GUEST_ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 pub const DEFAULT_PREFIX_LEN: u8 = 30;
 /// Default host side of the tap (`host_address`).
 pub const DEFAULT_HOST_ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+impl NetworkPlan {
+    /// The guest port served over HTTP: the inbound port named `HTTP` (any
+    /// case), if any. The launcher checks the guest's health there.
+    pub fn http_port(&self) -> Option<u16> {
+        self.inbound_ports.iter().find(|p| p.name.eq_ignore_ascii_case("http")).map(|p| p.port)
+    }
+}
+
 /// Default address the published ports listen on (`publish_address`).
 pub const DEFAULT_PUBLISH_ADDRESS: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
@@ -262,16 +271,41 @@ pub struct AvsPlan {
     pub keystore_password_file: Option<PathBuf>,
 }
 
+keyword_enum! {
+    /// The format of the launcher's output lines, from
+    /// `spec.observability.logging`.
+    LogFormat {
+        /// `[NAME launcher] message` lines (the default).
+        #[default]
+        Text = "text",
+        /// One JSON object per line, for Loki, Fluentd or ELK.
+        Json = "json",
+    }
+}
+
 /// `[spec.observability]`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Observability {
-    /// `sidecar` (default false).
+    /// `sidecar` (default false): the launcher's `/metrics` also carries the
+    /// guest's own metrics and health. Only with `metrics_address`.
     pub sidecar: bool,
     /// `monitoring`, carried as written.
     pub monitoring: Option<String>,
     /// `logging`, carried as written.
     pub logging: Option<String>,
+    /// Where the launcher serves `GET /metrics` (Prometheus text format):
+    /// `metrics_address`, default [`DEFAULT_METRICS_ADDRESS`]. `None` unless
+    /// `monitoring` names Prometheus. Port 0: any free port.
+    pub metrics_address: Option<SocketAddr>,
+    /// The format of the launcher's output, from `logging`.
+    pub log_format: LogFormat,
+    /// `log_file`: where the output lines go instead of stdout (appended),
+    /// relative paths already joined to the spec file's directory.
+    pub log_file: Option<PathBuf>,
 }
+
+/// Default `spec.observability.metrics_address`.
+pub const DEFAULT_METRICS_ADDRESS: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9101);
 
 /// `[spec.operations]`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
@@ -282,11 +316,63 @@ pub struct Operations {
     pub scaling: Scaling,
 }
 
-/// `[spec.failover]`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+/// `[spec.failover]`: whether and how the launcher restarts a failed guest.
+/// Durations are in milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Failover {
-    /// `strategy`.
+    /// `strategy` (default `none`).
     pub strategy: FailoverStrategy,
+    /// `max_restarts` (default 5): more restarts than this within
+    /// `restart_window` and the launcher gives up.
+    pub max_restarts: u32,
+    /// `restart_window` (default 60 s).
+    pub restart_window_ms: u64,
+    /// `backoff_initial` (default 10 ms): the wait before the first restart
+    /// in a window; each further restart in the window waits twice as long.
+    pub backoff_initial_ms: u64,
+    /// `backoff_max` (default 5 s): the longest wait before a restart.
+    pub backoff_max_ms: u64,
+    /// `health_interval` (default 1 s): how often the guest's health is
+    /// checked, and how long one check may take.
+    pub health_interval_ms: u64,
+    /// `health_timeout` (default 10 s): a guest whose checks fail for this
+    /// long is restarted.
+    pub health_timeout_ms: u64,
+}
+
+impl Failover {
+    /// Default `max_restarts`.
+    pub const DEFAULT_MAX_RESTARTS: u32 = 5;
+    /// Default `restart_window`.
+    pub const DEFAULT_RESTART_WINDOW_MS: u64 = 60_000;
+    /// Default `backoff_initial`.
+    pub const DEFAULT_BACKOFF_INITIAL_MS: u64 = 10;
+    /// Default `backoff_max`.
+    pub const DEFAULT_BACKOFF_MAX_MS: u64 = 5_000;
+    /// Default `health_interval`.
+    pub const DEFAULT_HEALTH_INTERVAL_MS: u64 = 1_000;
+    /// Default `health_timeout`.
+    pub const DEFAULT_HEALTH_TIMEOUT_MS: u64 = 10_000;
+
+    /// Whether the launcher restarts guests at all.
+    pub fn restarts(&self) -> bool {
+        self.strategy != FailoverStrategy::None
+    }
+}
+
+impl Default for Failover {
+    /// `strategy = "none"` and the default limits.
+    fn default() -> Self {
+        Self {
+            strategy: FailoverStrategy::None,
+            max_restarts: Self::DEFAULT_MAX_RESTARTS,
+            restart_window_ms: Self::DEFAULT_RESTART_WINDOW_MS,
+            backoff_initial_ms: Self::DEFAULT_BACKOFF_INITIAL_MS,
+            backoff_max_ms: Self::DEFAULT_BACKOFF_MAX_MS,
+            health_interval_ms: Self::DEFAULT_HEALTH_INTERVAL_MS,
+            health_timeout_ms: Self::DEFAULT_HEALTH_TIMEOUT_MS,
+        }
+    }
 }
 
 /// A key present in the spec whose behaviour the launcher does not implement

@@ -14,11 +14,12 @@ use crate::error::SpecError;
 use crate::image_ref::{ImageSource, lexically_tidy, parse_image};
 use crate::not_enforced;
 use crate::plan::{
-    Attestation, AvsPlan, Criteria, DiskPlan, Failover, FailoverStrategy, InboundPort, NetworkPlan,
-    Observability, Operations, PerformanceLevel, Plan, Provider, Scaling, SecurityLevel, UpdateStrategy,
-    Virtualization, VirtualizationType,
+    Attestation, AvsPlan, Criteria, DiskPlan, FailoverStrategy, InboundPort, NetworkPlan, Operations,
+    PerformanceLevel, Plan, Provider, Scaling, SecurityLevel, UpdateStrategy, Virtualization,
+    VirtualizationType,
 };
 use crate::resources::{self, NETWORK_KEYS, RESOURCE_KEYS};
+use crate::supervision::{self, FAILOVER_KEYS, OBSERVABILITY_KEYS};
 use crate::tree::{Choices, Doc, Item, Table};
 
 /// The only accepted `apiVersion`.
@@ -48,9 +49,7 @@ const STORAGE_KEYS: &[&str] = &["path", "read_only", "resize"];
 const DEPLOYMENT_KEYS: &[&str] = &["image"];
 const AVS_KEYS: &[&str] = &["aggregator", "keystore_password_file"];
 const SECURITY_KEYS: &[&str] = &["attestation", "isolation"];
-const OBSERVABILITY_KEYS: &[&str] = &["sidecar", "monitoring", "logging"];
 const OPERATIONS_KEYS: &[&str] = &["updateStrategy", "scaling"];
-const FAILOVER_KEYS: &[&str] = &["strategy"];
 
 const NOT_BY_THIS_LAUNCHER: &str = "is not supported by this launcher";
 
@@ -103,7 +102,7 @@ const SCALINGS: Choices<Scaling> = Choices {
     refused_because: NOT_BY_THIS_LAUNCHER,
 };
 
-const FAILOVER_STRATEGIES: Choices<FailoverStrategy> =
+pub(crate) const FAILOVER_STRATEGIES: Choices<FailoverStrategy> =
     Choices { accepted: FailoverStrategy::ACCEPTED, refused: &[], refused_because: NOT_BY_THIS_LAUNCHER };
 
 /// Validates the whole document and builds the plan.
@@ -153,11 +152,12 @@ pub(crate) fn build(
     }
     let (attestation, security_isolation) =
         optional(&spec, "security", SECURITY_KEYS, security)?.unwrap_or_default();
-    let observability = optional(&spec, "observability", OBSERVABILITY_KEYS, observability)?;
-    let operations = optional(&spec, "operations", OPERATIONS_KEYS, operations)?;
-    let failover = optional(&spec, "failover", FAILOVER_KEYS, |table| {
-        Ok(Failover { strategy: optional_keyword(table, "strategy", &FAILOVER_STRATEGIES)? })
+    let observability = optional(&spec, "observability", OBSERVABILITY_KEYS, |table| {
+        supervision::observability(table, spec_dir, &network, avs.as_ref())
     })?;
+    let operations = optional(&spec, "operations", OPERATIONS_KEYS, operations)?;
+    let failover =
+        optional(&spec, "failover", FAILOVER_KEYS, |table| supervision::failover(table, &network))?;
 
     Ok(Plan {
         name,
@@ -192,7 +192,7 @@ fn optional<T>(
     }
 }
 
-fn optional_keyword<T: Copy + Default>(
+pub(crate) fn optional_keyword<T: Copy + Default>(
     table: &Table<'_, '_>,
     name: &str,
     choices: &Choices<T>,
@@ -203,11 +203,11 @@ fn optional_keyword<T: Copy + Default>(
     }
 }
 
-fn optional_bool(table: &Table<'_, '_>, name: &str) -> Result<bool, SpecError> {
+pub(crate) fn optional_bool(table: &Table<'_, '_>, name: &str) -> Result<bool, SpecError> {
     Ok(table.get(name).map(|item| item.boolean()).transpose()?.unwrap_or(false))
 }
 
-fn optional_string(table: &Table<'_, '_>, name: &str) -> Result<Option<String>, SpecError> {
+pub(crate) fn optional_string(table: &Table<'_, '_>, name: &str) -> Result<Option<String>, SpecError> {
     table.get(name).map(|item| item.string("a string").map(str::to_owned)).transpose()
 }
 
@@ -277,10 +277,11 @@ const DISK_PATH_EXPECTED: &str =
 const PASSWORD_FILE_EXPECTED: &str =
     "a path to the file holding the keystore's password such as \"./operator.password\"";
 
-/// A path to a file (`spec.storage.path`, `spec.avs.keystore_password_file`):
+/// A path to a file (`spec.storage.path`, `spec.avs.keystore_password_file`,
+/// `spec.observability.log_file`):
 /// joined to the spec file's directory when relative, like image paths.
 /// `expected` describes the file, for messages.
-fn file_path(item: &Item<'_, '_>, spec_dir: &Path, expected: &str) -> Result<PathBuf, SpecError> {
+pub(crate) fn file_path(item: &Item<'_, '_>, spec_dir: &Path, expected: &str) -> Result<PathBuf, SpecError> {
     let text = item.string(expected)?;
     let problem = if text.is_empty() {
         "the path is empty".to_owned()
@@ -315,14 +316,6 @@ fn avs(table: &Table<'_, '_>, spec_dir: &Path, network: &NetworkPlan) -> Result<
 
 fn security(table: &Table<'_, '_>) -> Result<(Attestation, Option<String>), SpecError> {
     Ok((optional_keyword(table, "attestation", &ATTESTATIONS)?, optional_string(table, "isolation")?))
-}
-
-fn observability(table: &Table<'_, '_>) -> Result<Observability, SpecError> {
-    Ok(Observability {
-        sidecar: optional_bool(table, "sidecar")?,
-        monitoring: optional_string(table, "monitoring")?,
-        logging: optional_string(table, "logging")?,
-    })
 }
 
 fn operations(table: &Table<'_, '_>) -> Result<Operations, SpecError> {

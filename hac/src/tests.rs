@@ -9,9 +9,31 @@ use crate::image_ref::{ImageRef, ImageSource, looks_like_path, parse_image};
 use crate::plan::{DEFAULT_GUEST_ADDRESS, DEFAULT_HOST_ADDRESS, DEFAULT_PREFIX_LEN};
 use crate::tree::join_key;
 use crate::units::{
-    GBPS, GIB, KBPS, KIB, MBPS, MIB, TIB, UnitError, format_binary_size, gbps_from_float, gbps_from_integer,
-    parse_binary_size, parse_bit_rate,
+    GBPS, GIB, KBPS, KIB, MBPS, MIB, TIB, UnitError, format_binary_size, format_duration_ms, gbps_from_float,
+    gbps_from_integer, parse_binary_size, parse_bit_rate, parse_duration_ms,
 };
+
+#[test]
+fn durations_in_every_unit() {
+    for (text, ms) in
+        [("0ms", 0), ("10ms", 10), ("5s", 5_000), ("2m", 120_000), ("1h", 3_600_000), ("007s", 7_000)]
+    {
+        assert_eq!(parse_duration_ms(text), Ok(ms), "{text}");
+    }
+    assert!(matches!(parse_duration_ms("5"), Err(UnitError::MissingUnit { .. })));
+    assert!(matches!(parse_duration_ms("1.5s"), Err(UnitError::FractionalDuration { .. })));
+    assert!(matches!(parse_duration_ms("5 s"), Err(UnitError::SpaceBeforeUnit { .. })));
+    assert!(matches!(parse_duration_ms("5sec"), Err(UnitError::UnknownUnit { .. })));
+    assert!(matches!(parse_duration_ms("-5s"), Err(UnitError::NotPositive { .. })));
+    assert!(matches!(parse_duration_ms("s"), Err(UnitError::Malformed { .. })));
+    assert!(matches!(parse_duration_ms("18446744073709551615s"), Err(UnitError::TooLarge { .. })));
+    for (ms, text) in
+        [(0, "0ms"), (10, "10ms"), (1_500, "1500ms"), (60_000, "1m"), (90_000, "90s"), (7_200_000, "2h")]
+    {
+        assert_eq!(format_duration_ms(ms), text);
+        assert_eq!(parse_duration_ms(text), Ok(ms));
+    }
+}
 
 #[test]
 fn every_binary_suffix() {

@@ -1,5 +1,5 @@
-//! Binary sizes (`"8Gi"`) and bit rates (`"1Gbps"`, or a bare number of
-//! Gbps). Pure string arithmetic: every conversion is checked, so a value too
+//! Binary sizes (`"8Gi"`), bit rates (`"1Gbps"`, or a bare number of
+//! Gbps) and durations (`"10ms"`, `"5s"`). Pure string arithmetic: every conversion is checked, so a value too
 //! large for a `u64` is an error, never a wrap.
 
 use std::fmt;
@@ -52,6 +52,12 @@ const DECIMAL_SIZE_UNITS: &[(&str, &str)] = &[
 ];
 
 const RATE_UNITS: &[(&str, u64)] = &[("Kbps", KBPS), ("Mbps", MBPS), ("Gbps", GBPS)];
+
+/// What a duration looks like, for messages.
+pub const DURATION_EXPECTED: &str = "a duration such as \"10ms\", \"5s\", \"2m\" or \"1h\"";
+
+/// Duration units and their length in milliseconds, smallest first.
+const DURATION_UNITS: &[(&str, u64)] = &[("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)];
 
 /// Why a size or rate string was rejected. `Display` gives the message shown
 /// to the operator.
@@ -114,6 +120,11 @@ pub enum UnitError {
         /// The text as written.
         text: String,
     },
+    /// A fractional duration (`"1.5s"`); durations are whole numbers of a unit.
+    FractionalDuration {
+        /// The text as written.
+        text: String,
+    },
 }
 
 impl fmt::Display for UnitError {
@@ -144,6 +155,11 @@ impl fmt::Display for UnitError {
             }
             Self::TooLarge { text } => write!(f, "{text:?} is too large"),
             Self::NotPositive { text } => write!(f, "{text:?} must be greater than zero"),
+            Self::FractionalDuration { text } => write!(
+                f,
+                "{text:?} is not a whole number; write it with a smaller unit (e.g. \"1500ms\" \
+                 rather than \"1.5s\")"
+            ),
         }
     }
 }
@@ -213,6 +229,52 @@ pub fn parse_bit_rate(text: &str) -> Result<u64, UnitError> {
         });
     };
     scale_decimal(text, number, multiplier)
+}
+
+/// Parses a duration such as `"10ms"`, `"5s"`, `"2m"` or `"1h"` into
+/// milliseconds.
+///
+/// A whole number followed by a unit (`ms`, `s`, `m`, `h`, case-sensitive);
+/// fractions, a missing unit and overflow are errors.
+pub fn parse_duration_ms(text: &str) -> Result<u64, UnitError> {
+    let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits_end);
+    if number.is_empty() {
+        if text.starts_with('-') {
+            return Err(UnitError::NotPositive { text: text.to_owned() });
+        }
+        return Err(UnitError::Malformed { text: text.to_owned(), expected: DURATION_EXPECTED });
+    }
+    if unit.is_empty() {
+        return Err(UnitError::MissingUnit { text: text.to_owned(), expected: DURATION_EXPECTED });
+    }
+    space_before_unit(text, number, unit)?;
+    if let Some(rest) = unit.strip_prefix('.')
+        && rest.starts_with(|c: char| c.is_ascii_digit())
+    {
+        return Err(UnitError::FractionalDuration { text: text.to_owned() });
+    }
+    let Some(&(_, multiplier)) = DURATION_UNITS.iter().find(|(name, _)| *name == unit) else {
+        return Err(UnitError::UnknownUnit {
+            text: text.to_owned(),
+            unit: unit.to_owned(),
+            accepted: "ms, s, m, h",
+        });
+    };
+    let too_large = || UnitError::TooLarge { text: text.to_owned() };
+    let count: u64 = number.parse().map_err(|_| too_large())?;
+    count.checked_mul(multiplier).ok_or_else(too_large)
+}
+
+/// Renders milliseconds in the largest unit that divides them exactly
+/// (`"60s"`, `"10ms"`, `"2m"`).
+pub fn format_duration_ms(ms: u64) -> String {
+    for &(name, size) in DURATION_UNITS.iter().rev() {
+        if ms != 0 && ms.is_multiple_of(size) {
+            return format!("{}{name}", ms / size);
+        }
+    }
+    format!("{ms}ms")
 }
 
 fn space_before_unit(text: &str, number: &str, unit: &str) -> Result<(), UnitError> {

@@ -943,3 +943,238 @@ fn the_aggregator_is_not_the_nodes_own_published_port() {
     assert!(with_avs("127.0.0.1:8080", "192.168.1.5").is_ok(), "another address");
     assert!(with_avs("127.0.0.1:8090", "127.0.0.1").is_ok());
 }
+
+/// The sample with `body` added to `[spec.failover]` after its strategy
+/// (line 47): `body` starts on line 48.
+#[track_caller]
+fn expect_failover_error(body: &str, key: &str, line: usize, needle: &str) -> SpecError {
+    let strategy = "strategy = \"auto-recovery\"";
+    expect_error(strategy, &format!("{strategy}\n{body}"), key, line, needle)
+}
+
+#[test]
+fn bad_failover_durations() {
+    let key = "spec.failover.restart_window";
+    let bad = |value: &str, needle: &str| {
+        expect_failover_error(&format!("restart_window = {value}"), key, 48, needle);
+    };
+    bad("60", "expected a duration such as \"10ms\", \"5s\", \"2m\" or \"1h\", found integer 60");
+    bad("\"60\"", "\"60\" has no unit; expected a duration such as");
+    bad("\"1.5m\"", "\"1.5m\" is not a whole number; write it with a smaller unit (e.g. \"1500ms\"");
+    bad("\"60 s\"", "has a space before the unit; write it without one, e.g. \"60s\"");
+    bad("\"60sec\"", "unknown unit \"sec\" in \"60sec\"; accepted units: ms, s, m, h");
+    bad("\"60S\"", "unknown unit \"S\"");
+    bad("\"-1s\"", "\"-1s\" must be greater than zero");
+    bad("\"soon\"", "expected a duration such as");
+    bad("\"99999999999999999999h\"", "is too large");
+    bad("\"999999999999999h\"", "is too large");
+    let error = expect_failover_error(
+        "restart_window = \"500ms\"",
+        key,
+        48,
+        "\"500ms\" is out of range; expected a duration from 1s to 24h",
+    );
+    assert_eq!(error.column(), Some(18), "points at the value");
+    bad("\"25h\"", "\"25h\" is out of range; expected a duration from 1s to 24h");
+    expect_failover_error(
+        "backoff_initial = \"2h\"",
+        "spec.failover.backoff_initial",
+        48,
+        "\"2h\" is out of range; expected a duration from 0ms to 1h",
+    );
+    expect_failover_error(
+        "health_interval = \"5ms\"",
+        "spec.failover.health_interval",
+        48,
+        "expected a duration from 10ms to 1h",
+    );
+    expect_failover_error(
+        "health_timeout = \"2d\"",
+        "spec.failover.health_timeout",
+        48,
+        "unknown unit \"d\"",
+    );
+}
+
+#[test]
+fn bad_max_restarts() {
+    let key = "spec.failover.max_restarts";
+    for (value, needle) in [
+        ("0", "0 is out of range; expected a whole number from 1 to 1000"),
+        ("1001", "1001 is out of range"),
+        ("-3", "-3 is out of range"),
+        ("99999999999999999999", "out of range"),
+        ("\"5\"", "expected a whole number from 1 to 1000, found string \"5\""),
+        ("2.5", "found float 2.5"),
+    ] {
+        expect_failover_error(&format!("max_restarts = {value}"), key, 48, needle);
+    }
+}
+
+#[test]
+fn backoff_and_health_limits_are_ordered() {
+    let error = expect_failover_error(
+        "backoff_initial = \"1s\"\nbackoff_max = \"100ms\"",
+        "spec.failover.backoff_max",
+        49,
+        "100ms is less than backoff_initial (1s)",
+    );
+    assert_eq!(error.column(), Some(15));
+    expect_failover_error(
+        "backoff_initial = \"10s\"",
+        "spec.failover.backoff_initial",
+        48,
+        "10s is more than backoff_max (5s, its default); lower it or set backoff_max",
+    );
+    expect_failover_error(
+        "health_interval = \"2s\"\nhealth_timeout = \"1s\"",
+        "spec.failover.health_timeout",
+        49,
+        "1s is less than health_interval (2s)",
+    );
+    expect_failover_error(
+        "health_interval = \"20s\"",
+        "spec.failover.health_interval",
+        48,
+        "20s is more than health_timeout (10s, its default)",
+    );
+}
+
+#[test]
+fn failover_keys_need_a_restarting_strategy() {
+    let error = expect_error(
+        "strategy = \"auto-recovery\"",
+        "strategy = \"none\"\nmax_restarts = 3",
+        "spec.failover.max_restarts",
+        48,
+        "`max_restarts` has no effect with strategy = \"none\"; set strategy = \"auto-recovery\" or \
+         \"restart-always\", or remove it",
+    );
+    assert_eq!(error.column(), Some(1), "points at the key");
+    expect_error(
+        "strategy = \"auto-recovery\"",
+        "health_timeout = \"30s\"",
+        "spec.failover.health_timeout",
+        47,
+        "has no effect with strategy = \"none\"",
+    );
+}
+
+#[test]
+fn health_keys_need_an_http_port() {
+    let source = edited("HTTP = 80\n", "")
+        .replace("strategy = \"auto-recovery\"", "strategy = \"auto-recovery\"\nhealth_interval = \"2s\"");
+    // The sidecar also needs the port: turn it off to reach the failover table.
+    let source = source.replace("sidecar = true", "sidecar = false");
+    let error = error_of(&source);
+    assert_eq!(error.key(), "spec.failover.health_interval", "{error}");
+    assert!(
+        error.message().contains(
+            "`health_interval` has no effect: health checks call GET /eigen/node/health on the inbound port \
+             named HTTP, and there is none"
+        ),
+        "{error}"
+    );
+    // Restarts alone work without it.
+    let source = edited("HTTP = 80\n", "").replace("sidecar = true", "sidecar = false");
+    let plan = hac::parse_str(&source, Path::new("hac.toml"), &LIMITS).unwrap();
+    assert!(plan.failover.restarts());
+}
+
+#[test]
+fn bad_monitoring_and_logging() {
+    expect_error(
+        "monitoring = \"Prometheus/Grafana\"",
+        "monitoring = \"Datadog\"",
+        "spec.observability.monitoring",
+        39,
+        "\"Datadog\" is not supported by this launcher; expected a value naming Prometheus, such as \
+         \"Prometheus\" or \"Prometheus/Grafana\"",
+    );
+    expect_error(
+        "monitoring = \"Prometheus/Grafana\"",
+        "monitoring = \"\"",
+        "spec.observability.monitoring",
+        39,
+        "\"\" is not supported",
+    );
+    expect_error(
+        "logging = \"Loki/Fluentd/ELK\"",
+        "logging = \"Splunk\"",
+        "spec.observability.logging",
+        40,
+        "unknown logging system \"Splunk\"; expected a value naming Loki, Fluentd or ELK (JSON lines)",
+    );
+    expect_error(
+        "logging = \"Loki/Fluentd/ELK\"",
+        "logging = true",
+        "spec.observability.logging",
+        40,
+        "expected a string, found boolean true",
+    );
+}
+
+/// The sample with `line` added to `[spec.observability]` (line 41).
+#[track_caller]
+fn expect_observability_error(line: &str, key: &str, needle: &str) -> SpecError {
+    let logging = "logging = \"Loki/Fluentd/ELK\"";
+    expect_error(logging, &format!("{logging}\n{line}"), key, 41, needle)
+}
+
+#[test]
+fn bad_metrics_addresses() {
+    let key = "spec.observability.metrics_address";
+    for (value, needle) in [
+        ("\"localhost:9101\"", "\"localhost:9101\" names a host; write its IP address"),
+        ("\"127.0.0.1\"", "\"127.0.0.1\" has no port; add \":PORT\""),
+        ("\"::1:9101\"", "\"::1:9101\" has no port; add \":PORT\", and an IPv6 address goes in brackets"),
+        ("\"http://127.0.0.1:9101\"", "has a scheme (http://)"),
+        ("\"127.0.0.1:70000\"", "has a bad port \"70000\""),
+        ("\"224.0.0.1:9101\"", "224.0.0.1 is a multicast or broadcast address, which cannot be listened on"),
+        ("9101", "expected an IP address and port to listen on, such as \"127.0.0.1:9101\""),
+        ("\"127.0.0.1:80\"", "127.0.0.1:80 is where inbound port `HTTP` is published; expected another"),
+        ("\"0.0.0.0:443\"", "0.0.0.0:443 is where inbound port `https` is published"),
+    ] {
+        expect_observability_error(&format!("metrics_address = {value}"), key, needle);
+    }
+    // Port 0 and the wildcard addresses are fine.
+    for good in ["127.0.0.1:0", "0.0.0.0:9101", "[::1]:9200", "[::]:0"] {
+        let source = edited("logging = \"Loki/Fluentd/ELK\"", &format!("metrics_address = \"{good}\""));
+        let plan = hac::parse_str(&source, Path::new("hac.toml"), &LIMITS).unwrap();
+        assert_eq!(plan.observability.metrics_address, Some(good.parse().unwrap()));
+    }
+}
+
+#[test]
+fn metrics_keys_need_prometheus() {
+    let without = edited("monitoring = \"Prometheus/Grafana\"\n", "");
+    let error = error_of(&without);
+    assert_eq!(error.key(), "spec.observability.sidecar", "{error}");
+    assert_eq!(error.line(), Some(38));
+    assert!(error.message().contains("which needs Prometheus monitoring; add monitoring = \"Prometheus\""));
+    let source = without.replace("sidecar = true", "metrics_address = \"127.0.0.1:9200\"");
+    let error = error_of(&source);
+    assert_eq!(error.key(), "spec.observability.metrics_address", "{error}");
+    assert!(error.message().contains("`metrics_address` has no effect without Prometheus monitoring"));
+    let source = edited("HTTP = 80\n", "");
+    let error = error_of(&source);
+    assert_eq!(error.key(), "spec.observability.sidecar", "{error}");
+    assert!(error.message().contains("on the inbound port named HTTP, and there is none"), "{error}");
+}
+
+#[test]
+fn bad_log_files() {
+    let key = "spec.observability.log_file";
+    expect_observability_error(
+        "log_file = \"\"",
+        key,
+        "the path is empty; expected a path to the file the launcher appends its output to",
+    );
+    expect_observability_error("log_file = \"logs/\"", key, "\"logs/\" names a directory");
+    expect_observability_error("log_file = 1", key, "found integer 1");
+    expect_observability_error(
+        "logfile = \"x\"",
+        "spec.observability.logfile",
+        "expected one of: sidecar, monitoring, logging, metrics_address, log_file",
+    );
+}

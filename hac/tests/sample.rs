@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use hac::{
     Attestation, AvsPlan, Criteria, DiskPlan, Failover, FailoverStrategy, HostLimits, ImageRef, ImageSource,
-    InboundPort, NetworkPlan, NetworkType, NotEnforced, Observability, Operations, PerformanceLevel, Plan,
-    Provider, Scaling, SecurityLevel, UpdateStrategy, Virtualization, VirtualizationType,
+    InboundPort, LogFormat, NetworkPlan, NetworkType, NotEnforced, Observability, Operations,
+    PerformanceLevel, Plan, Provider, Scaling, SecurityLevel, UpdateStrategy, Virtualization,
+    VirtualizationType,
 };
 
 const SAMPLE: &str = include_str!("sample.hac.toml");
@@ -54,23 +55,22 @@ fn expected_sample_plan(spec_path: &Path) -> Plan {
             sidecar: true,
             monitoring: Some("Prometheus/Grafana".to_owned()),
             logging: Some("Loki/Fluentd/ELK".to_owned()),
+            metrics_address: Some(hac::DEFAULT_METRICS_ADDRESS),
+            log_format: LogFormat::Json,
+            log_file: None,
         },
         operations: Operations {
             update_strategy: UpdateStrategy::RollingUpdate,
             scaling: Scaling::HorizontalAutoScaling,
         },
-        failover: Failover { strategy: FailoverStrategy::AutoRecovery },
+        failover: Failover { strategy: FailoverStrategy::AutoRecovery, ..Failover::default() },
         not_enforced: vec![
             not_enforced("spec.virtualization.criteria.security", "high", "supervisor"),
             not_enforced("spec.virtualization.criteria.performance", "standard", "supervisor"),
             not_enforced("spec.networking.network_type", "public", "outbound networking"),
             not_enforced("spec.security.isolation", "enforced via SELinux/AppArmor/seccomp", "supervisor"),
-            not_enforced("spec.observability.sidecar", "true", "operations"),
-            not_enforced("spec.observability.monitoring", "Prometheus/Grafana", "operations"),
-            not_enforced("spec.observability.logging", "Loki/Fluentd/ELK", "operations"),
             not_enforced("spec.operations.updateStrategy", "RollingUpdate", "operations"),
             not_enforced("spec.operations.scaling", "HorizontalAutoScaling", "operations"),
-            not_enforced("spec.failover.strategy", "auto-recovery", "operations"),
         ],
     }
 }
@@ -205,19 +205,21 @@ fn minimal_spec_gets_documented_defaults() {
     assert!(!plan.observability.sidecar);
     assert_eq!(plan.operations.update_strategy, UpdateStrategy::Recreate);
     assert_eq!(plan.operations.scaling, Scaling::None);
+    assert_eq!(plan.failover, Failover::default());
     assert_eq!(plan.failover.strategy, FailoverStrategy::None);
+    assert!(!plan.failover.restarts());
     assert!(plan.not_enforced.is_empty(), "{:?}", plan.not_enforced);
 }
 
 #[test]
 fn only_present_keys_are_reported_as_not_enforced() {
-    let source = format!("{MINIMAL}\n[spec.failover]\nstrategy = \"none\"\n");
+    let source = format!("{MINIMAL}\n[spec.operations]\nscaling = \"None\"\n");
     let plan = hac::parse_str(&source, Path::new("hac.toml"), &LIMITS).unwrap();
     assert_eq!(
         plan.not_enforced,
         vec![NotEnforced {
-            key: "spec.failover.strategy",
-            value: "none".to_owned(),
+            key: "spec.operations.scaling",
+            value: "None".to_owned(),
             arrives_with: "operations",
         }]
     );
@@ -515,4 +517,67 @@ fn the_examples_are_valid() {
             assert!(plan.storage_bytes > 0);
         }
     }
+}
+
+#[test]
+fn failover_and_observability_keys_are_read_with_units_and_defaults() {
+    let source = SAMPLE
+        .replace(
+            "strategy = \"auto-recovery\"",
+            "strategy = \"restart-always\"\nmax_restarts = 3\nrestart_window = \"2m\"\n\
+             backoff_initial = \"0ms\"\nbackoff_max = \"1h\"\nhealth_interval = \"250ms\"\nhealth_timeout = \"3s\"",
+        )
+        .replace(
+            "logging = \"Loki/Fluentd/ELK\"",
+            "logging = \"text\"\nmetrics_address = \"[::1]:0\"\nlog_file = \"logs/node.log\"",
+        );
+    let plan = hac::parse_str(&source, Path::new("/etc/spacecore/hac.toml"), &LIMITS).unwrap();
+    assert_eq!(
+        plan.failover,
+        Failover {
+            strategy: FailoverStrategy::RestartAlways,
+            max_restarts: 3,
+            restart_window_ms: 120_000,
+            backoff_initial_ms: 0,
+            backoff_max_ms: 3_600_000,
+            health_interval_ms: 250,
+            health_timeout_ms: 3_000,
+        }
+    );
+    assert_eq!(plan.observability.metrics_address, Some("[::1]:0".parse().unwrap()));
+    assert_eq!(plan.observability.log_format, LogFormat::Text);
+    assert_eq!(plan.observability.log_file, Some(PathBuf::from("/etc/spacecore/logs/node.log")));
+    assert!(plan.not_enforced.iter().all(|e| !e.key.starts_with("spec.failover")));
+    assert!(plan.not_enforced.iter().all(|e| !e.key.starts_with("spec.observability")));
+
+    // The documented defaults.
+    let defaults = Failover::default();
+    assert_eq!(
+        (
+            defaults.max_restarts,
+            defaults.restart_window_ms,
+            defaults.backoff_initial_ms,
+            defaults.backoff_max_ms
+        ),
+        (5, 60_000, 10, 5_000)
+    );
+    assert_eq!((defaults.health_interval_ms, defaults.health_timeout_ms), (1_000, 10_000));
+    assert_eq!(hac::DEFAULT_METRICS_ADDRESS, "127.0.0.1:9101".parse::<SocketAddr>().unwrap());
+    let plan = hac::parse_str(MINIMAL, Path::new("hac.toml"), &LIMITS).unwrap();
+    assert_eq!(plan.observability.metrics_address, None, "no metrics without monitoring");
+    assert_eq!(plan.observability.log_format, LogFormat::Text);
+
+    // "Prometheus" anywhere, any case; JSON from any of Loki, Fluentd, ELK or "json".
+    for (monitoring, logging) in
+        [("prometheus", "ELK"), ("Grafana + PROMETHEUS", "fluentd"), ("Prometheus", "json")]
+    {
+        let source = SAMPLE.replace("Prometheus/Grafana", monitoring).replace("Loki/Fluentd/ELK", logging);
+        let plan = hac::parse_str(&source, Path::new("hac.toml"), &LIMITS).unwrap();
+        assert_eq!(plan.observability.metrics_address, Some(hac::DEFAULT_METRICS_ADDRESS));
+        assert_eq!(plan.observability.log_format, LogFormat::Json, "{logging}");
+    }
+    let json = serde_json::to_value(hac::parse_str(SAMPLE, Path::new("hac.toml"), &LIMITS).unwrap()).unwrap();
+    assert_eq!(json["observability"]["metrics_address"], "127.0.0.1:9101");
+    assert_eq!(json["observability"]["log_format"], "json");
+    assert_eq!(json["failover"]["health_timeout_ms"], 10_000);
 }

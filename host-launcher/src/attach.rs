@@ -49,6 +49,8 @@ pub struct Attached {
     pub published: Vec<Published>,
     /// The path to the aggregator, with `[spec.avs]`.
     pub aggregator: Option<Outbound>,
+    /// The spacecore's network namespace, where the guest's address is reachable.
+    pub netns: Option<Arc<Netns>>,
 }
 
 impl std::fmt::Debug for Attached {
@@ -60,6 +62,7 @@ impl std::fmt::Debug for Attached {
             .field("disk", &self.disk)
             .field("published", &self.published)
             .field("aggregator", &self.aggregator)
+            .field("netns", &self.netns)
             .finish()
     }
 }
@@ -84,7 +87,7 @@ pub fn state_dir() -> PathBuf {
 
 /// The guest port served over HTTP: the inbound port named `HTTP` (any case), if any.
 pub fn http_port(plan: &Plan) -> Option<u16> {
-    plan.network.inbound_ports.iter().find(|p| p.name.eq_ignore_ascii_case("http")).map(|p| p.port)
+    plan.network.http_port()
 }
 
 /// Sets up the plan's disk and network.
@@ -141,6 +144,7 @@ pub fn attach(plan: &Plan) -> Result<Attached, AttachError> {
         let guest = SocketAddr::new(net.guest_address.into(), port.port);
         attached.published.push(forward::publish(&port.name, host, guest, netns.clone())?);
     }
+    attached.netns = Some(netns);
     Ok(attached)
 }
 

@@ -56,6 +56,41 @@ pub fn text(plan: &Plan, image: &ResolvedImage) -> String {
         let file = avs.keystore_password_file.as_ref().map_or("none".into(), |p| p.display().to_string());
         let _ = writeln!(s, "  keystore password file {file}");
     }
+    let failover = &plan.failover;
+    let ms = hac::units::format_duration_ms;
+    if failover.restarts() {
+        let health = match net.http_port() {
+            Some(_) => format!(
+                "; health every {}, restart after {} without an alive answer",
+                ms(failover.health_interval_ms),
+                ms(failover.health_timeout_ms)
+            ),
+            None => "; no health checks (no inbound port named HTTP)".into(),
+        };
+        let _ = writeln!(
+            s,
+            "  failover   {}: at most {} restarts within {}, backoff {} to {}{health}",
+            failover.strategy,
+            failover.max_restarts,
+            ms(failover.restart_window_ms),
+            ms(failover.backoff_initial_ms),
+            ms(failover.backoff_max_ms)
+        );
+    } else {
+        let _ = writeln!(s, "  failover   none: a guest that ends is not restarted");
+    }
+    let observability = &plan.observability;
+    match observability.metrics_address {
+        Some(address) => {
+            let sidecar = if observability.sidecar { ", with the guest's metrics and health" } else { "" };
+            let _ = writeln!(s, "  metrics    http://{address}/metrics{sidecar}");
+        }
+        None => {
+            let _ = writeln!(s, "  metrics    none");
+        }
+    }
+    let to = observability.log_file.as_ref().map_or("stdout".into(), |p| p.display().to_string());
+    let _ = writeln!(s, "  logging    {} lines to {to}", observability.log_format);
     if plan.not_enforced.is_empty() {
         let _ = writeln!(s, "  not enforced yet: none");
     } else {

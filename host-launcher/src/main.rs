@@ -4,7 +4,10 @@
 use anyhow::Context;
 use clap::Parser;
 use host_launcher::keystore_password::KeystorePassword;
-use host_launcher::{attach, check, host, image, output::Log, vmm};
+use host_launcher::metrics::{self, Sources, Stats};
+use host_launcher::output::{Level, Log};
+use host_launcher::supervisor::{self, Boots, health::HealthCheck};
+use host_launcher::{attach, check, host, image, vmm};
 use image_store::Store;
 use spacecore_abi::exit;
 use std::path::PathBuf;
@@ -52,11 +55,23 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::BAD_SPEC);
         }
     };
-    let log = Log::new(&plan.name);
+    let observability = &plan.observability;
+    let log = match Log::open(&plan.name, observability.log_format, observability.log_file.as_deref()) {
+        Ok(log) => log,
+        Err(e) => {
+            let file = observability.log_file.as_deref().unwrap_or(std::path::Path::new("")).display();
+            eprintln!("hac-launch: spec.observability.log_file: cannot open {file}: {e}");
+            return ExitCode::from(exit::LAUNCHER_ERROR);
+        }
+    };
     match run(&cli, &plan, &log, started) {
         Ok(status) => ExitCode::from(status),
         Err(e) => {
-            eprintln!("hac-launch: {}", one_line(&e));
+            let line = one_line(&e);
+            if log.format() == hac::LogFormat::Json {
+                log.event(Level::Error, &line, &[("event", "launcher_error".into())]);
+            }
+            eprintln!("hac-launch: {line}");
             ExitCode::from(exit::LAUNCHER_ERROR)
         }
     }
@@ -130,23 +145,97 @@ fn launch(
     if !cli.cmdline.is_empty() {
         cmdline = format!("{cmdline} {}", cli.cmdline);
     }
-    let config = vmm::BootConfig {
-        name: &plan.name,
-        vcpus: plan.vcpus,
-        memory_bytes: plan.memory_bytes,
-        image: &image_path,
-        cmdline: &cmdline,
-        started,
+    let (stats, exits) = (Arc::new(Stats::new()), Arc::new(vmm::ExitCounts::default()));
+    serve_metrics(plan, log, &attached, &stats, &exits)?;
+    let health = health_check(cli, plan, log, &attached);
+    let boots = Boots {
+        plan,
+        image_path: &image_path,
+        image,
+        cmdline,
         keystore_password,
+        options: vmm::RunOptions {
+            until_ready: cli.until_ready,
+            ready_timeout: cli.ready_timeout.or(cli.until_ready.then_some(10_000)).map(Duration::from_millis),
+            stop_timeout: Duration::from_millis(cli.stop_timeout),
+        },
+        health,
+        restarts: !cli.until_ready,
+        stats,
+        exits: exits.clone(),
+        relays: attached
+            .published
+            .iter()
+            .map(|p| p.counters.clone())
+            .chain(attached.aggregator.as_ref().map(|a| a.counters.clone()))
+            .collect(),
     };
-    let vm = shell.boot(&config, image, attached.devices)?;
-    let options = vmm::RunOptions {
-        until_ready: cli.until_ready,
-        ready_timeout: cli.ready_timeout.or(cli.until_ready.then_some(10_000)).map(Duration::from_millis),
-        stop_timeout: Duration::from_millis(cli.stop_timeout),
+    let ending = supervisor::run(boots, shell, attached.devices, log, &stop, started)?;
+    Ok(final_report(log, ending, &exits))
+}
+
+/// With Prometheus monitoring: serves `GET /metrics` and prints where.
+fn serve_metrics(
+    plan: &hac::Plan,
+    log: &Log,
+    attached: &attach::Attached,
+    stats: &Arc<Stats>,
+    exits: &Arc<vmm::ExitCounts>,
+) -> anyhow::Result<()> {
+    let Some(address) = plan.observability.metrics_address else { return Ok(()) };
+    let sidecar = plan.observability.sidecar;
+    let guest = attach::http_port(plan)
+        .map(|port| std::net::SocketAddr::new(plan.network.guest_address.into(), port));
+    let sources = Sources {
+        name: plan.name.clone(),
+        stats: stats.clone(),
+        exits: exits.clone(),
+        devices: attached.devices.iter().map(|d| (d.device_type(), d.counters())).collect(),
+        published: attached.published.iter().map(|p| (p.name.clone(), p.counters.clone())).collect(),
+        aggregator: attached.aggregator.as_ref().map(|a| a.counters.clone()),
+        sidecar: guest.filter(|_| sidecar),
     };
-    let report = vm.run(log, started.0, options, &stop)?;
-    Ok(final_report(log, report))
+    let netns = attached.netns.clone().filter(|_| sidecar);
+    let bound = metrics::server::start(address, sources, netns)?;
+    let with = if sidecar { " (with the guest's metrics and health)" } else { "" };
+    let fields = [("event", "metrics".into()), ("address", bound.to_string().into())];
+    log.event(Level::Info, format_args!("metrics: http://{bound}/metrics{with}"), &fields);
+    Ok(())
+}
+
+/// With a restarting `spec.failover.strategy` and an HTTP port: the health checks, and the
+/// line saying how the guest is supervised.
+fn health_check(cli: &Cli, plan: &hac::Plan, log: &Log, attached: &attach::Attached) -> Option<HealthCheck> {
+    let failover = &plan.failover;
+    if !failover.restarts() || cli.until_ready {
+        return None;
+    }
+    log.launcher(format_args!(
+        "failover: {}, at most {} restarts within {}, backoff {} to {}",
+        failover.strategy,
+        failover.max_restarts,
+        hac::units::format_duration_ms(failover.restart_window_ms),
+        hac::units::format_duration_ms(failover.backoff_initial_ms),
+        hac::units::format_duration_ms(failover.backoff_max_ms),
+    ));
+    let (Some(port), Some(netns)) = (attach::http_port(plan), attached.netns.clone()) else {
+        log.launcher("health: no inbound port named HTTP, so no health checks");
+        return None;
+    };
+    let check = HealthCheck {
+        target: std::net::SocketAddr::new(plan.network.guest_address.into(), port),
+        interval: Duration::from_millis(failover.health_interval_ms),
+        timeout: Duration::from_millis(failover.health_timeout_ms),
+        netns,
+    };
+    log.launcher(format_args!(
+        "health: GET {} on {} every {} ms; restart after {} ms without an alive answer",
+        metrics::HEALTH_PATH,
+        check.target,
+        check.interval.as_millis(),
+        check.timeout.as_millis()
+    ));
+    Some(check)
 }
 
 /// Reads `spec.avs.keystore_password_file`, if set, once, before anything boots. The password
@@ -166,20 +255,26 @@ fn keystore_password(plan: &hac::Plan, log: &Log) -> anyhow::Result<Option<Arc<K
     Ok(Some(Arc::new(password)))
 }
 
-/// The end-of-run lines: memory, exits, outcome; returns the exit status.
-fn final_report(log: &Log, report: vmm::RunReport) -> u8 {
+/// The end-of-run lines: memory, exits (of every boot), outcome; returns the exit status.
+fn final_report(log: &Log, ending: supervisor::Ending, exits: &vmm::ExitCounts) -> u8 {
     let rss = host::rss_kib().unwrap_or(0);
-    let guest = report.guest_resident_bytes / 1024;
+    let guest = ending.guest_resident_bytes / 1024;
     log.launcher(format_args!(
         "memory: launcher rss {rss} KiB, guest resident {guest} KiB, overhead {} KiB",
         rss.saturating_sub(guest)
     ));
-    let (hypercalls, mmio) = report.exits;
+    let (hypercalls, mmio) = exits.get();
     log.launcher(format_args!("exits: {hypercalls} hypercalls, {mmio} device register accesses"));
-    let status = report.outcome.exit_status();
-    match report.outcome {
-        vmm::Outcome::Exited(0) => log.launcher("guest exited cleanly"),
-        outcome => log.launcher(outcome.describe()),
+    let Some(outcome) = ending.outcome else {
+        log.launcher("stopped (no guest was running)");
+        return 0;
+    };
+    let status = outcome.exit_status();
+    let fields = [("event", "guest_ended".into()), ("status", status.into())];
+    match outcome {
+        vmm::Outcome::Exited(0) => log.event(Level::Info, "guest exited cleanly", &fields),
+        vmm::Outcome::Stopped => log.event(Level::Info, outcome.describe(), &fields),
+        outcome => log.event(Level::Error, outcome.describe(), &fields),
     }
     status
 }

@@ -1,24 +1,94 @@
-//! The launcher's output: one line per event, each marked with the spacecore's name and its
-//! source, `[NAME launcher] ...` or `[NAME guest] ...`, written whole so that lines from several
-//! vCPU threads never interleave.
+//! The launcher's output: one line per event, from the launcher or the guest, written whole so
+//! that lines from several threads never interleave. Every line the launcher prints goes
+//! through [`Log`], in one of two formats (`spec.observability.logging`):
+//!
+//! - text: `[NAME launcher] message` or `[NAME guest] message`;
+//! - JSON: one object per line, `{"timestamp":"2026-11-21T19:16:47.123Z","level":"info",
+//!   "spacecore":"NAME","source":"launcher","message":"...","fields":{...}}`, for Loki, Fluentd
+//!   or ELK. `fields` carries the event's data (`event`, counts, durations) and is `{}` for
+//!   plain lines.
+//!
+//! Lines go to stdout or, with `spec.observability.log_file`, are appended to that file.
 
+use serde_json::{Map, Value};
 use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Where lines go.
-#[derive(Debug, Clone)]
+pub use hac::LogFormat;
+
+/// How serious a line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Lifecycle and guest output.
+    Info,
+    /// Something went wrong and the launcher copes (a guest failure it restarts from).
+    Warn,
+    /// The run ends badly (the launcher gives up, or fails).
+    Error,
+}
+
+impl Level {
+    /// The level's name in JSON lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+    }
+}
+
+type Sink = Arc<Mutex<Box<dyn Write + Send>>>;
+
+/// Where lines go, and in which format. Cheap to clone; clones share the destination.
+#[derive(Clone)]
 pub struct Log {
-    name: String,
+    name: Arc<str>,
+    format: LogFormat,
+    sink: Sink,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log").field("name", &self.name).field("format", &self.format).finish()
+    }
 }
 
 impl Log {
-    /// A log for the spacecore `name`.
+    /// Text lines on stdout for the spacecore `name`.
     pub fn new(name: &str) -> Self {
-        Log { name: name.to_owned() }
+        Self::to(name, LogFormat::Text, Box::new(std::io::stdout()))
+    }
+
+    /// Lines in `format` for the spacecore `name`, written to `out`.
+    pub fn to(name: &str, format: LogFormat, out: Box<dyn Write + Send>) -> Self {
+        Log { name: name.into(), format, sink: Arc::new(Mutex::new(out)) }
+    }
+
+    /// Lines in `format` on stdout, or appended to `file` (created if absent).
+    pub fn open(name: &str, format: LogFormat, file: Option<&std::path::Path>) -> std::io::Result<Self> {
+        let out: Box<dyn Write + Send> = match file {
+            Some(path) => Box::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?),
+            None => Box::new(std::io::stdout()),
+        };
+        Ok(Self::to(name, format, out))
+    }
+
+    /// The format lines are written in.
+    pub fn format(&self) -> LogFormat {
+        self.format
     }
 
     /// A line from the launcher.
     pub fn launcher(&self, message: impl std::fmt::Display) {
-        self.line("launcher", &message.to_string());
+        self.event(Level::Info, message, &[]);
+    }
+
+    /// A line from the launcher at `level`, with structured `fields` (JSON only; the text
+    /// format prints the message alone, which must say the same).
+    pub fn event(&self, level: Level, message: impl std::fmt::Display, fields: &[(&str, Value)]) {
+        self.line(level, "launcher", &message.to_string(), fields);
     }
 
     /// Text the guest wrote to its console; one output line per guest line. Control characters
@@ -26,22 +96,206 @@ impl Log {
     /// terminal's cursor.
     pub fn guest(&self, text: &str) {
         for line in text.trim_end_matches('\n').split('\n') {
-            let mut clean = String::with_capacity(line.len());
-            for c in line.chars() {
-                if c.is_control() && c != '\t' {
-                    clean.extend(c.escape_default());
-                } else {
-                    clean.push(c);
-                }
-            }
-            self.line("guest", &clean);
+            self.line(Level::Info, "guest", &escape_controls(line), &[]);
         }
     }
 
-    fn line(&self, source: &str, text: &str) {
-        let mut out = std::io::stdout().lock();
-        // A closed stdout must not stop the guest: the line is dropped.
-        let _ = writeln!(out, "[{} {source}] {text}", self.name);
+    fn line(&self, level: Level, source: &str, text: &str, fields: &[(&str, Value)]) {
+        let line = match self.format {
+            LogFormat::Text => format!("[{} {source}] {text}\n", self.name),
+            LogFormat::Json => json_line(SystemTime::now(), level, &self.name, source, text, fields),
+        };
+        let mut out = self.sink.lock().unwrap_or_else(|p| p.into_inner());
+        // A closed stdout or a full disk must not stop the guest: the line is dropped.
+        let _ = out.write_all(line.as_bytes());
         let _ = out.flush();
+    }
+}
+
+/// `text` with control characters other than tab escaped (`\n`, `\u{1b}`).
+fn escape_controls(text: &str) -> String {
+    let mut clean = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\t' {
+            clean.extend(c.escape_default());
+        } else {
+            clean.push(c);
+        }
+    }
+    clean
+}
+
+/// One JSON line, newline included.
+fn json_line(
+    at: SystemTime,
+    level: Level,
+    name: &str,
+    source: &str,
+    message: &str,
+    fields: &[(&str, Value)],
+) -> String {
+    let fields: Map<String, Value> = fields.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+    let mut object = Map::new();
+    object.insert("timestamp".into(), rfc3339_utc(at).into());
+    object.insert("level".into(), level.as_str().into());
+    object.insert("spacecore".into(), name.into());
+    object.insert("source".into(), source.into());
+    object.insert("message".into(), message.into());
+    object.insert("fields".into(), Value::Object(fields));
+    let mut line = Value::Object(object).to_string();
+    line.push('\n');
+    line
+}
+
+/// `at` as RFC 3339 in UTC with milliseconds: `2026-11-21T19:16:47.123Z`. Times before 1970
+/// (a clock set very wrong) print as the epoch.
+pub fn rfc3339_utc(at: SystemTime) -> String {
+    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_date(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60,
+        since.subsec_millis()
+    )
+}
+
+/// The proleptic Gregorian date `days` after 1970-01-01: counted in 400-year eras of 146 097
+/// days, each era starting on a 1 March so that the leap day ends its year.
+fn civil_date(days: u64) -> (u64, u64, u64) {
+    let shifted = days + 719_468; // days from 0000-03-01 to 1970-01-01
+    let era = shifted / 146_097;
+    let day_of_era = shifted % 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
+    let year = era * 400 + year_of_era + u64::from(month <= 2);
+    (year, month, day)
+}
+
+/// A [`Log`] that writes into memory, for tests.
+#[cfg(test)]
+pub fn capture(name: &str, format: LogFormat) -> (Log, Arc<Mutex<Vec<u8>>>) {
+    #[derive(Clone)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    (Log::to(name, format, Box::new(Shared(buffer.clone()))), buffer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn lines(buffer: &Mutex<Vec<u8>>) -> Vec<String> {
+        String::from_utf8(buffer.lock().unwrap().clone()).unwrap().lines().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn text_lines_name_the_spacecore_and_the_source() {
+        let (log, out) = capture("node-a", LogFormat::Text);
+        log.launcher("ready in 7012 us");
+        log.event(Level::Warn, "restart 1 after guest panic (backoff 10 ms)", &[("restart", 1.into())]);
+        log.guest("one\ntwo\x1b[2J\n");
+        assert_eq!(
+            lines(&out),
+            [
+                "[node-a launcher] ready in 7012 us",
+                "[node-a launcher] restart 1 after guest panic (backoff 10 ms)",
+                "[node-a guest] one",
+                "[node-a guest] two\\u{1b}[2J",
+            ]
+        );
+    }
+
+    #[test]
+    fn json_lines_parse_and_carry_every_field() {
+        let (log, out) = capture("node-a", LogFormat::Json);
+        log.event(
+            Level::Warn,
+            "restart 2 after guest panic (backoff 20 ms)",
+            &[("event", "restart".into()), ("restart", 2.into()), ("backoff_ms", 20.into())],
+        );
+        log.guest("hello \"world\"\n[node-a launcher] forged\u{7}");
+        log.launcher("plain");
+        let lines = lines(&out);
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        let parsed: Vec<Value> = lines.iter().map(|l| serde_json::from_str(l).expect(l)).collect();
+        for line in &parsed {
+            let object = line.as_object().unwrap();
+            let keys: Vec<&str> = object.keys().map(String::as_str).collect();
+            assert_eq!(keys.len(), 6, "{line}");
+            for key in ["timestamp", "level", "spacecore", "source", "message", "fields"] {
+                assert!(object.contains_key(key), "{key} missing in {line}");
+            }
+            assert_eq!(line["spacecore"], "node-a");
+            assert!(line["fields"].is_object());
+            let timestamp = line["timestamp"].as_str().unwrap();
+            assert_eq!(timestamp.len(), "2026-11-21T19:16:47.123Z".len(), "{timestamp}");
+            assert!(timestamp.ends_with('Z') && timestamp.as_bytes()[10] == b'T', "{timestamp}");
+        }
+        assert_eq!(parsed[0]["level"], "warn");
+        assert_eq!(parsed[0]["source"], "launcher");
+        assert_eq!(parsed[0]["message"], "restart 2 after guest panic (backoff 20 ms)");
+        assert_eq!(
+            parsed[0]["fields"],
+            serde_json::json!({"event": "restart", "restart": 2, "backoff_ms": 20})
+        );
+        assert_eq!(parsed[1]["source"], "guest");
+        assert_eq!(parsed[1]["message"], "hello \"world\"");
+        assert_eq!(parsed[2]["message"], "[node-a launcher] forged\\u{7}", "one line, no forged line");
+        assert_eq!(parsed[3]["level"], "info");
+        assert_eq!(parsed[3]["fields"], serde_json::json!({}));
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        let at = |secs: u64, ms: u64| UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(ms);
+        assert_eq!(rfc3339_utc(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_utc(at(951_782_400, 5)), "2000-02-29T00:00:00.005Z");
+        assert_eq!(rfc3339_utc(at(1_709_251_199, 999)), "2024-02-29T23:59:59.999Z");
+        assert_eq!(rfc3339_utc(at(1_798_761_599, 0)), "2026-12-31T23:59:59.000Z");
+        assert_eq!(rfc3339_utc(at(4_107_542_400, 0)), "2100-03-01T00:00:00.000Z");
+        assert_eq!(rfc3339_utc(UNIX_EPOCH - Duration::from_secs(5)), "1970-01-01T00:00:00.000Z");
+        // Every day for 400 years maps to a valid, strictly increasing date.
+        let mut last = (1969, 12, 31);
+        for days in 0..146_097 {
+            let date = civil_date(days);
+            assert!(
+                date > last && (1..=12).contains(&date.1) && (1..=31).contains(&date.2),
+                "{days}: {date:?}"
+            );
+            last = date;
+        }
+        assert_eq!(last, (2369, 12, 31));
+    }
+
+    #[test]
+    fn a_log_file_is_appended_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.log");
+        std::fs::write(&path, "earlier\n").unwrap();
+        let log = Log::open("n", LogFormat::Json, Some(&path)).unwrap();
+        log.launcher("one");
+        drop(log);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "earlier");
+        let line: Value = serde_json::from_str(lines[1]).unwrap();
+        assert_eq!(line["message"], "one");
     }
 }

@@ -92,6 +92,13 @@ impl MmioTransport {
         }
     }
 
+    /// Stops the device (its worker returns the backend) and gives it back, ready to be put in
+    /// a window of another VM: a restarted guest drives the same disk and tap.
+    pub fn into_device(mut self) -> Box<dyn VirtioDevice> {
+        self.device.reset();
+        self.device
+    }
+
     /// The device's queue events, in queue order.
     pub fn queue_events(&self) -> &[EventFd] {
         self.device.queue_events()

@@ -2,6 +2,7 @@
 //! ports, and its path to the AVS aggregator.
 
 pub mod forward;
+pub mod guest_http;
 pub mod netns;
 pub mod outbound;
 pub mod relay;

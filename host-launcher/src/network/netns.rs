@@ -45,6 +45,12 @@ impl Netns {
         .map_err(|_| NetnsError::Thread)?
     }
 
+    /// A handle to the calling thread's own namespace.
+    pub fn current() -> Result<Self, NetnsError> {
+        let fd = File::open("/proc/thread-self/ns/net").map_err(NetnsError::Enter)?;
+        Ok(Netns { fd })
+    }
+
     /// Moves the calling thread into the namespace. Sockets and taps it creates afterwards
     /// belong to the namespace; those it had keep theirs.
     pub fn enter(&self) -> Result<(), NetnsError> {

@@ -5,10 +5,11 @@
 //! namespace it was bound in, and the sockets towards the target are created in the namespace
 //! of the thread that calls [`serve`] (threads inherit it).
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How long a connection to the target may take before the accepted connection is closed.
@@ -17,9 +18,12 @@ const BUFFER: usize = 64 * 1024;
 /// Pause after a failed `accept` (out of file descriptors, ...), so the acceptor does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
-/// Counters of one relay.
+/// Counters of one relay, and its open connections.
 #[derive(Debug, Default)]
 pub struct ForwardCounters {
+    /// Both sockets of each connection being relayed, by number.
+    open: Mutex<HashMap<u64, (TcpStream, TcpStream)>>,
+    next: AtomicU64,
     /// Connections accepted.
     pub accepted: AtomicU64,
     /// Connections closed without being relayed: over the limit, or the target refused or did
@@ -30,6 +34,35 @@ pub struct ForwardCounters {
     pub bytes_in: AtomicU64,
     /// Bytes from the target back to the accepted connections.
     pub bytes_out: AtomicU64,
+}
+
+impl ForwardCounters {
+    /// Ends every connection being relayed (both of its sockets are shut down); returns how
+    /// many. The launcher calls it when the guest it relays to or from is gone (restarted): the
+    /// other end then sees the connection close instead of waiting on a guest that will never
+    /// answer.
+    pub fn close_connections(&self) -> usize {
+        let open = std::mem::take(&mut *self.open.lock().unwrap_or_else(|p| p.into_inner()));
+        for (a, b) in open.values() {
+            let _ = a.shutdown(Shutdown::Both);
+            let _ = b.shutdown(Shutdown::Both);
+        }
+        open.len()
+    }
+
+    /// Records a connection being relayed; its number, to forget it with.
+    fn opened(&self, client: &TcpStream, upstream: &TcpStream) -> Option<u64> {
+        let pair = (client.try_clone().ok()?, upstream.try_clone().ok()?);
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).insert(id, pair);
+        Some(id)
+    }
+
+    fn closed(&self, id: Option<u64>) {
+        if let Some(id) = id {
+            self.open.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        }
+    }
 }
 
 /// Accepts connections on `listener` for as long as it is open, at most `limit` at once (more
@@ -71,10 +104,12 @@ fn relay(client: TcpStream, target: SocketAddr, counters: &ForwardCounters) {
         let _ = s.set_nodelay(true);
     }
     let (Ok(client2), Ok(upstream2)) = (client.try_clone(), upstream.try_clone()) else { return };
+    let id = counters.opened(&client, &upstream);
     std::thread::scope(|s| {
         s.spawn(|| pump(client2, upstream2, &counters.bytes_in));
         pump(upstream, client, &counters.bytes_out);
     });
+    counters.closed(id);
 }
 
 /// Copies `from` to `to` until EOF or an error, then half-closes both directions it owns.
@@ -93,4 +128,42 @@ fn pump(mut from: TcpStream, mut to: TcpStream, bytes: &AtomicU64) {
     }
     let _ = to.shutdown(Shutdown::Write);
     let _ = from.shutdown(Shutdown::Read);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn closing_the_connections_frees_a_client_waiting_on_a_silent_target() {
+        // The target accepts and never answers, as a guest that crashed mid-request.
+        let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+        let target = silent.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let held: Vec<_> = silent.incoming().take(1).collect();
+            std::thread::sleep(Duration::from_secs(30));
+            drop(held);
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let front = listener.local_addr().unwrap();
+        let counters = Arc::new(ForwardCounters::default());
+        let theirs = counters.clone();
+        std::thread::spawn(move || serve(&listener, target, 4, &theirs));
+
+        let mut client = TcpStream::connect(front).unwrap();
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        client.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let began = Instant::now();
+        while counters.open.lock().unwrap().is_empty() {
+            assert!(began.elapsed() < Duration::from_secs(5), "the connection is relayed");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(counters.close_connections(), 1);
+        let mut buf = [0u8; 16];
+        let read = client.read(&mut buf);
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+        assert!(began.elapsed() < Duration::from_secs(5), "closed at once, not after a timeout");
+        assert_eq!(counters.close_connections(), 0);
+    }
 }

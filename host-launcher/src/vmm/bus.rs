@@ -56,6 +56,14 @@ impl Bus {
         Ok(())
     }
 
+    /// Stops every device and gives them back in window order, for the next boot.
+    pub fn into_devices(self) -> Vec<Box<dyn VirtioDevice>> {
+        self.windows
+            .into_iter()
+            .map(|window| window.into_inner().unwrap_or_else(|p| p.into_inner()).into_device())
+            .collect()
+    }
+
     /// The device list for the boot information.
     pub fn device_infos(&self) -> [DeviceInfo; MAX_DEVICES] {
         let mut infos = [DeviceInfo::default(); MAX_DEVICES];

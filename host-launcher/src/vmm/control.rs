@@ -2,8 +2,8 @@
 //! and the outcome that ends the run. The first outcome wins.
 
 use super::Outcome;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Shared run state.
@@ -13,17 +13,24 @@ pub struct Control {
     changed: Condvar,
     /// Set with the outcome, read by the vCPU threads before each entry without the lock.
     ended: AtomicBool,
-    /// VM exits by kind, counted by the vCPU threads.
-    pub exits: ExitCounts,
+    /// VM exits by kind, counted by the vCPU threads; shared by every boot of the spacecore.
+    pub exits: Arc<ExitCounts>,
 }
 
 /// VM exits by kind: every exit costs ~30 µs on KVM on PVM, so these are worth watching.
 #[derive(Debug, Default)]
 pub struct ExitCounts {
     /// Hypercalls (port writes), including `Wait`.
-    pub hypercalls: std::sync::atomic::AtomicU64,
+    pub hypercalls: AtomicU64,
     /// Device register reads and writes that reached the launcher.
-    pub mmio: std::sync::atomic::AtomicU64,
+    pub mmio: AtomicU64,
+}
+
+impl ExitCounts {
+    /// `(hypercalls, mmio)` now.
+    pub fn get(&self) -> (u64, u64) {
+        (self.hypercalls.load(Ordering::Relaxed), self.mmio.load(Ordering::Relaxed))
+    }
 }
 
 #[derive(Debug)]
@@ -36,8 +43,8 @@ struct State {
 }
 
 impl Control {
-    /// State for `vcpus` vCPUs.
-    pub fn new(vcpus: u32) -> Self {
+    /// State for `vcpus` vCPUs, counting exits into `exits`.
+    pub fn new(vcpus: u32, exits: Arc<ExitCounts>) -> Self {
         Control {
             state: Mutex::new(State {
                 pending: vec![0; vcpus as usize],
@@ -47,7 +54,7 @@ impl Control {
             }),
             changed: Condvar::new(),
             ended: AtomicBool::new(false),
-            exits: ExitCounts::default(),
+            exits,
         }
     }
 
@@ -74,28 +81,50 @@ impl Control {
     }
 
     /// Blocks vCPU `vcpu` until it has pending events (returned and cleared), `timeout`
-    /// passes (returns 0), or the run has an outcome (blocks until the process exits).
+    /// passes (returns 0), or the run has an outcome (returns 0 at once: the vCPU thread then
+    /// sees the end of the run and returns).
     pub fn wait_events(&self, vcpu: u32, timeout: Option<Duration>) -> u64 {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut s = self.lock();
         loop {
-            if s.outcome.is_none() {
-                let events = std::mem::take(&mut s.pending[vcpu as usize]);
-                if events != 0 {
-                    return events;
-                }
+            if s.outcome.is_some() {
+                return 0;
+            }
+            let events = std::mem::take(&mut s.pending[vcpu as usize]);
+            if events != 0 {
+                return events;
             }
             match deadline {
-                Some(d) if s.outcome.is_none() => {
+                Some(d) => {
                     let now = Instant::now();
                     if now >= d {
                         return 0;
                     }
                     s = self.changed.wait_timeout(s, d - now).unwrap_or_else(|p| p.into_inner()).0;
                 }
-                _ => s = self.changed.wait(s).unwrap_or_else(|p| p.into_inner()),
+                None => s = self.changed.wait(s).unwrap_or_else(|p| p.into_inner()),
             }
         }
+    }
+
+    /// Blocks until the run has an outcome (true) or `deadline` passes (false).
+    pub fn wait_end(&self, deadline: Instant) -> bool {
+        let mut s = self.lock();
+        loop {
+            if s.outcome.is_some() {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            s = self.changed.wait_timeout(s, left).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+
+    /// Whether the guest has signalled ready.
+    pub fn is_ready(&self) -> bool {
+        self.lock().ready_at.is_some()
     }
 
     /// Records that the guest is ready; returns false if it already was.
@@ -177,7 +206,7 @@ mod tests {
 
     #[test]
     fn each_event_is_reported_once_to_each_vcpu() {
-        let c = Control::new(2);
+        let c = Control::new(2, Arc::default());
         c.post(1);
         assert_eq!(c.wait_events(0, Some(Duration::ZERO)), 1);
         assert_eq!(c.wait_events(0, Some(Duration::from_millis(1))), 0);
@@ -186,7 +215,7 @@ mod tests {
 
     #[test]
     fn a_waiting_vcpu_wakes_on_an_event_and_the_first_outcome_wins() {
-        let c = Arc::new(Control::new(1));
+        let c = Arc::new(Control::new(1, Arc::default()));
         let waiter = {
             let c = c.clone();
             std::thread::spawn(move || c.wait_events(0, None))
@@ -197,5 +226,29 @@ mod tests {
         c.finish(Outcome::Exited(5));
         let seen = Snapshot::default();
         assert_eq!(c.watch(&seen, None).outcome, Some(Outcome::Exited(3)));
+    }
+
+    #[test]
+    fn the_end_of_the_run_releases_waiting_vcpus_and_watchers() {
+        let c = Arc::new(Control::new(2, Arc::default()));
+        assert!(!c.wait_end(Instant::now() + Duration::from_millis(1)));
+        let waiters: Vec<_> = (0..2)
+            .map(|vcpu| {
+                let c = c.clone();
+                std::thread::spawn(move || c.wait_events(vcpu, None))
+            })
+            .collect();
+        let watcher = {
+            let c = c.clone();
+            std::thread::spawn(move || c.wait_end(Instant::now() + Duration::from_secs(60)))
+        };
+        c.post(4); // one of them may take it first: either way every waiter returns
+        c.finish(Outcome::Unhealthy("no answer".into()));
+        for waiter in waiters {
+            let events = waiter.join().unwrap();
+            assert!(events == 0 || events == 4);
+        }
+        assert!(watcher.join().unwrap());
+        assert_eq!(c.wait_events(0, None), 0, "no events once the run has ended");
     }
 }

@@ -1,27 +1,29 @@
 //! The VMM: one boot recipe that reads top to bottom (KVM, VM, memory, image, tables, vCPUs,
-//! boot information), then [`Vm::run`], which starts the vCPUs and watches the guest until it
-//! exits, crashes or is stopped.
+//! boot information), then [`Vm::run`] (in `run.rs`), which starts the vCPUs, watches the guest
+//! until it exits, crashes, fails its health checks or is stopped, and gives the devices back.
 
 mod boot_info;
 mod bus;
 mod control;
 mod fault;
 mod hypercall;
+mod kick;
 pub mod memory;
+mod run;
 mod tables;
 mod vcpu;
 
-use crate::output::Log;
 use control::Control;
+pub use control::ExitCounts;
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use linux_loader::loader::{KernelLoader, elf::Elf};
+pub use run::{RunHandle, RunOptions, RunReport, StopSignal};
 use spacecore_abi::boot::{BootInfo, MAX_DEVICES};
 use spacecore_abi::exit;
 use spacecore_abi::hypercall::events;
 use spacecore_abi::layout as l;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant, SystemTime};
 use vm_memory::GuestAddress;
 
@@ -86,7 +88,12 @@ pub enum Outcome {
     AbiViolation(String),
     /// KVM could not run the guest any further.
     KvmError(String),
+    /// The guest failed its health checks for too long (it was stopped); what was seen.
+    Unhealthy(String),
 }
+
+/// The launcher's exit status when it gives up on a guest that failed its health checks.
+pub const GUEST_UNHEALTHY: u8 = 106;
 
 impl Outcome {
     /// The launcher's exit status for this outcome (see `spacecore_abi::exit`).
@@ -99,6 +106,7 @@ impl Outcome {
             Outcome::Fault(_) => exit::GUEST_FAULT,
             Outcome::AbiViolation(_) => exit::GUEST_ABI_VIOLATION,
             Outcome::KvmError(_) => exit::GUEST_KVM_ERROR,
+            Outcome::Unhealthy(_) => GUEST_UNHEALTHY,
         }
     }
 
@@ -112,6 +120,7 @@ impl Outcome {
             Outcome::Fault(report) => format!("guest crashed: {report}"),
             Outcome::AbiViolation(what) => format!("guest broke the hypercall ABI: {what}"),
             Outcome::KvmError(what) => format!("KVM cannot run the guest: {what}"),
+            Outcome::Unhealthy(what) => format!("guest failed its health checks: {what}"),
         }
     }
 }
@@ -134,6 +143,8 @@ pub struct BootConfig<'a> {
     /// The operator keystore's password, which the guest may take once per boot
     /// (`KeystorePassword` hypercall); kept across boots.
     pub keystore_password: Option<Arc<crate::keystore_password::KeystorePassword>>,
+    /// Where the vCPUs count their exits; shared by every boot of the spacecore.
+    pub exits: Arc<ExitCounts>,
 }
 
 /// A VM ready to run.
@@ -174,7 +185,7 @@ impl Shell {
     pub fn boot(
         self,
         config: &BootConfig,
-        mut image: std::fs::File,
+        image: &mut std::fs::File,
         devices: Vec<Box<dyn crate::devices::VirtioDevice>>,
     ) -> Result<Vm, VmmError> {
         let Shell { kvm, vm, memory } = self;
@@ -184,10 +195,10 @@ impl Shell {
         if memory_end(&memory) != config.memory_bytes {
             return Err(VmmError::MemorySize(config.memory_bytes));
         }
-        let control = Arc::new(Control::new(config.vcpus));
+        let control = Arc::new(Control::new(config.vcpus, config.exits.clone()));
         let bus = Arc::new(bus::Bus::new(devices, &memory, device_notifier(&control))?);
         bus.register_ioeventfds(&vm)?;
-        let vcpus = prepare(config, &kvm, &vm, &memory, &mut image, &bus)?;
+        let vcpus = prepare(config, &kvm, &vm, &memory, image, &bus)?;
         let late = Arc::new(memory::LateMemory::new(config.memory_bytes));
         // Per boot: a new boot may take the password again.
         let password = Arc::new(hypercall::PasswordHandover::new(config.keystore_password.clone()));
@@ -236,6 +247,8 @@ fn open_kvm() -> Result<Kvm, VmmError> {
 /// Loads the ELF image at its link address and checks it stays clear of the launcher's regions.
 fn load_image(memory: &memory::Memory, image: &mut std::fs::File, path: &Path) -> Result<u64, VmmError> {
     let fail = |reason: String| VmmError::LoadImage { path: path.display().to_string(), reason };
+    // Every boot reads the same open file from its start.
+    std::io::Seek::rewind(image).map_err(|e| fail(e.to_string()))?;
     let loaded = Elf::load(memory, None, image, Some(GuestAddress(l::IMAGE_ADDR)))
         .map_err(|e| fail(format!("{e} (is it an image built by `cargo xtask build-image`?)")))?;
     let entry = loaded.kernel_load.0;
@@ -279,177 +292,29 @@ pub fn host_tsc() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
-/// How to supervise a run.
-#[derive(Debug, Clone, Copy)]
-pub struct RunOptions {
-    /// Stop the guest as soon as it is ready.
-    pub until_ready: bool,
-    /// Longest wait for ready before giving up (`None`: no limit).
-    pub ready_timeout: Option<Duration>,
-    /// How long a stopping guest may take to exit before it is stopped.
-    pub stop_timeout: Duration,
-}
-
-/// What the supervisor saw.
-#[derive(Debug)]
-pub struct RunReport {
-    /// How the run ended.
-    pub outcome: Outcome,
-    /// Guest memory resident in host RAM at the end.
-    pub guest_resident_bytes: u64,
-    /// VM exits handled by the launcher: hypercalls, MMIO register accesses.
-    pub exits: (u64, u64),
-}
-
-impl Vm {
-    /// Starts the vCPUs and watches the guest until it ends. `stop` is raised by the signal
-    /// handler (SIGTERM/SIGINT) and asks the guest to stop cleanly.
-    pub fn run(
-        self,
-        log: &Log,
-        started: Instant,
-        options: RunOptions,
-        stop: &StopSignal,
-    ) -> Result<RunReport, VmmError> {
-        let control = self.control.clone();
-        stop.attach(control.clone());
-        for (index, fd) in self.vcpus.into_iter().enumerate() {
-            let (control, memory, log) = (control.clone(), self.memory.clone(), log.clone());
-            let (bus, late, password) = (self.bus.clone(), self.late.clone(), self.password.clone());
-            let index = index as u32;
-            std::thread::Builder::new()
-                .name(format!("vcpu{index}"))
-                .spawn(move || {
-                    let ctx = hypercall::Context {
-                        vcpu: index,
-                        mem: &memory,
-                        control: &control,
-                        log: &log,
-                        bus: &bus,
-                        late: &late,
-                        password: &password,
-                    };
-                    vcpu::run(fd, &ctx);
-                })
-                .map_err(|e| VmmError::Thread(format!("vcpu{index}"), e))?;
-        }
-        let late = (self.vm.clone(), self.memory.clone());
-        let memory = self.memory.clone();
-        let outcome = supervise(&control, log, started, options, &memory, move |log: &Log| {
-            register_late_memory(late.0, late.1, log.clone())
-        })?;
-        let exits = (control.exits.hypercalls.load(Relaxed), control.exits.mmio.load(Relaxed));
-        Ok(RunReport { outcome, guest_resident_bytes: memory::resident_bytes(&self.memory), exits })
-    }
-}
-
-/// Registers guest memory above the boot slot on a thread of its own. It runs once the guest
-/// is ready: registering a slot while vCPUs run stalls them (KVM on PVM re-faults the guest's
-/// pages), which costs less on an idle guest than in the middle of its boot. If it fails the
-/// guest still runs: its accesses there stay emulated, slowly.
-fn register_late_memory(vm: Arc<VmFd>, memory: Arc<memory::Memory>, log: Log) -> Result<(), VmmError> {
-    std::thread::Builder::new()
-        .name("memory".into())
-        .spawn(move || {
-            if let Err(e) = memory::register_late(&vm, &memory) {
-                log.launcher(format_args!("{e}: guest memory above 128 MiB stays emulated (slow)"));
-            }
-        })
-        .map(drop)
-        .map_err(|e| VmmError::Thread("memory".into(), e))
-}
-
-/// Watches the run: logs ready (and then calls `on_ready`), turns a stop request into a STOP
-/// event with a deadline.
-fn supervise(
-    control: &Control,
-    log: &Log,
-    started: Instant,
-    options: RunOptions,
-    memory: &memory::Memory,
-    on_ready: impl FnOnce(&Log) -> Result<(), VmmError>,
-) -> Result<Outcome, VmmError> {
-    let mut on_ready = Some(on_ready);
-    let ready_deadline = options.ready_timeout.map(|t| started + t);
-    let mut seen = control::Snapshot::default();
-    let mut stop_deadline = None;
-    loop {
-        let deadline = stop_deadline.or(if seen.ready_at.is_none() { ready_deadline } else { None });
-        let now = control.watch(&seen, deadline);
-        if let Some(outcome) = now.outcome.clone() {
-            return Ok(outcome);
-        }
-        if let (None, Some(at)) = (seen.ready_at, now.ready_at) {
-            log.launcher(format_args!("ready in {} us", at.duration_since(started).as_micros()));
-            if let Some(f) = on_ready.take() {
-                f(log)?;
-            }
-            if options.until_ready {
-                control.request_stop();
-            }
-        }
-        if let (None, Some(at)) = (seen.stop_requested, now.stop_requested) {
-            raise_in_memory(memory, events::STOP);
-            control.post(events::STOP);
-            stop_deadline = Some(at + options.stop_timeout);
-        }
-        seen = now;
-        let now = Instant::now();
-        if stop_deadline.is_some_and(|d| now >= d) {
-            return Ok(Outcome::Stopped);
-        }
-        if seen.ready_at.is_none() && stop_deadline.is_none() && ready_deadline.is_some_and(|d| now >= d) {
-            return Ok(Outcome::NotReady(options.ready_timeout.unwrap_or_default()));
-        }
-    }
-}
-
-/// Sets `events` in the guest's event word (`EVENT_WORD_ADDR`), which a busy guest polls.
-/// Only the supervisor thread writes it.
-fn raise_in_memory(memory: &memory::Memory, events: u64) {
-    use vm_memory::Bytes;
-    let at = GuestAddress(l::EVENT_WORD_ADDR);
-    let word: u64 = memory.read_obj(at).unwrap_or(0);
-    // The word lies in the launcher's own region, always mapped: the write cannot fail.
-    let _ = memory.write_obj(word | events, at);
-}
-
-/// Lets a signal handler ask the running guest to stop.
-#[derive(Debug, Default)]
-pub struct StopSignal {
-    inner: std::sync::Mutex<(bool, Option<Arc<Control>>)>,
-}
-
-impl StopSignal {
-    /// Asks the guest to stop (now if running, at start otherwise).
-    pub fn raise(&self) {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner.0 = true;
-        if let Some(control) = &inner.1 {
-            control.request_stop();
-        }
-    }
-
-    fn attach(&self, control: Arc<Control>) {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if inner.0 {
-            control.request_stop();
-        }
-        inner.1 = Some(control);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vm_memory::Bytes;
 
     #[test]
-    fn raised_events_accumulate_in_the_event_word() {
-        let mem = memory::map(4 << 20).unwrap();
-        raise_in_memory(&mem, events::STOP);
-        raise_in_memory(&mem, 1 << 5);
-        let word: u64 = mem.read_obj(GuestAddress(l::EVENT_WORD_ADDR)).unwrap();
-        assert_eq!(word, events::STOP | 1 << 5);
+    fn every_outcome_has_a_launcher_status_and_a_line() {
+        let outcomes = [
+            (Outcome::Exited(7), 7),
+            (Outcome::Stopped, 0),
+            (Outcome::NotReady(Duration::from_secs(1)), exit::GUEST_NOT_READY),
+            (Outcome::Panicked("p".into()), exit::GUEST_PANIC),
+            (Outcome::Fault("f".into()), exit::GUEST_FAULT),
+            (Outcome::AbiViolation("a".into()), exit::GUEST_ABI_VIOLATION),
+            (Outcome::KvmError("k".into()), exit::GUEST_KVM_ERROR),
+            (Outcome::Unhealthy("no answer for 10 s".into()), GUEST_UNHEALTHY),
+        ];
+        for (outcome, status) in outcomes {
+            assert_eq!(outcome.exit_status(), status, "{outcome:?}");
+            assert!(!outcome.describe().is_empty());
+        }
+        assert_eq!(
+            Outcome::Unhealthy("no answer for 10 s".into()).describe(),
+            "guest failed its health checks: no answer for 10 s"
+        );
     }
 }

@@ -25,7 +25,7 @@ impl Guest {
     fn new(password: Option<Arc<KeystorePassword>>) -> Self {
         Guest {
             mem: memory::map(MEMORY).unwrap(),
-            control: Control::new(2),
+            control: Control::new(2, Default::default()),
             log: Log::new("test"),
             bus: Bus::default(),
             late: LateMemory::new(MEMORY),
