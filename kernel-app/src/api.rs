@@ -11,7 +11,8 @@
 //! with `{"message": "API version not found"}`.
 //!
 //! The services ([`services`]): `signer` (the operator key and the signing history) and, when an
-//! aggregator is configured, `aggregator` (whether the last call or probe reached it).
+//! aggregator is configured, `aggregator` (whether the last call or probe reached it). The
+//! signer is essential (down: unhealthy) only on an operator node, one with an aggregator.
 
 use crate::avs::AvsNode;
 use crate::http::Response;
@@ -109,7 +110,9 @@ pub fn services(avs: &AvsNode) -> Vec<Service> {
                       slashing-protection signing history: Initializing while the key loads, Up while \
                       tasks are signed, Down when they cannot be.",
         status: avs.signer_status(),
-        essential: true,
+        // Essential to an operator node (one with an aggregator, `[spec.avs]`); a spacecore
+        // that is not one is only partially healthy without a key, not unhealthy.
+        essential: avs.sends(),
     });
     if let Some(status) = avs.aggregator_status() {
         list.push(Service {

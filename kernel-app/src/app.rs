@@ -302,7 +302,8 @@ mod tests {
 
     #[test]
     fn the_node_api_follows_the_key() {
-        let mut broken = app("n", 1);
+        // An operator node (with an aggregator) that cannot sign is unhealthy.
+        let mut broken = App::new("n", Some(1), Some(MemRecords::default()), true);
         let mut app = app("node-1", 1);
         let node: serde_json::Value = serde_json::from_slice(&get(&mut app, "/eigen/node").body).unwrap();
         assert_eq!(node["node_name"], "node-1");

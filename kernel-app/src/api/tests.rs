@@ -142,7 +142,13 @@ fn the_node_services() {
     assert_eq!(list.iter().map(|s| (s.id, s.status)).collect::<Vec<_>>(), [("signer", Status::Initializing)]);
     avs.set_operator(Ok(operator(1))).unwrap();
     assert_eq!(services(&avs)[0].status, Status::Up);
-    assert!(services(&avs)[0].essential);
+    // Not an operator node (no aggregator): a missing key makes it partially healthy only, so a
+    // supervisor does not restart a spacecore that was never meant to sign.
+    assert!(!services(&avs)[0].essential);
+    let mut keyless = AvsNode::new(Some(&mut records), false);
+    let _ = keyless.set_operator(Err("no keystore on the disk".into()));
+    assert_eq!(services(&keyless)[0].status, Status::Down);
+    assert_eq!(health(&services(&keyless)), Health::PartiallyHealthy);
 
     let sending = AvsNode::new(Some(&mut records), true);
     let list = services(&sending);
@@ -150,6 +156,9 @@ fn the_node_services() {
         list.iter().map(|s| (s.id, s.status, s.essential)).collect::<Vec<_>>(),
         [("signer", Status::Initializing, true), ("aggregator", Status::Initializing, false)]
     );
+    let mut broken = AvsNode::new(Some(&mut records), true);
+    let _ = broken.set_operator(Err("wrong password".into()));
+    assert_eq!(health(&services(&broken)), Health::Unhealthy);
     for s in &list {
         assert!(!s.name.is_empty() && !s.description.is_empty());
         assert!(!s.description.contains("  "), "{:?}", s.description);
