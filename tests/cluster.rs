@@ -179,6 +179,20 @@ pub struct Node {
     pub run: Option<Running>,
     /// Its published HTTP address while it runs.
     pub http: Option<SocketAddr>,
+    /// Extra launcher arguments of every boot after provisioning ([`NodeSetup::args`]).
+    pub args: Vec<String>,
+}
+
+/// How the spacecores of a cluster differ from the default ones ([`Cluster::with_setup`]).
+#[derive(Debug, Clone, Default)]
+pub struct NodeSetup {
+    /// Guest memory, such as `"128Mi"`; [`MEMORY`] when `None`.
+    pub memory: Option<String>,
+    /// TOML tables appended to every spec, such as a `[spec.failover]` table.
+    pub tables: String,
+    /// Extra `hac-launch` arguments of every boot after provisioning (not of the provisioning
+    /// boot), such as `["--cmdline", "spacecore.testhooks=on"]`.
+    pub args: Vec<String>,
 }
 
 impl Node {
@@ -190,11 +204,18 @@ impl Node {
         cmd
     }
 
+    /// The launcher of a boot after provisioning: with [`Node::args`].
+    fn boot(&self, tools: &Tools, state: &Path) -> Running {
+        assert!(self.run.is_none(), "{} is already running", self.operator.name);
+        let mut cmd = self.launcher(tools, state);
+        cmd.args(&self.args);
+        Running::spawn(cmd)
+    }
+
     /// Boots the spacecore and waits (each step at most `limit`) for ready and for its operator
     /// key to be loaded.
     fn start(&mut self, tools: &Tools, state: &Path, limit: Duration) {
-        assert!(self.run.is_none(), "{} is already running", self.operator.name);
-        let mut run = Running::spawn(self.launcher(tools, state));
+        let mut run = self.boot(tools, state);
         let name = &self.operator.name;
         assert!(
             run.wait_for_line(" launcher] ready in", limit).is_some(),
@@ -250,6 +271,12 @@ impl Cluster {
     /// spacecores: writes each spec, boots it once (`--until-ready`) to create its disk, and
     /// imports the keystore into the disk. Nothing runs afterwards.
     pub fn new(tools: Tools, prefix: &str, n: usize) -> Cluster {
+        Cluster::with_setup(tools, prefix, n, &NodeSetup::default())
+    }
+
+    /// [`Cluster::new`] with spacecores set up as `setup` says: their memory, more spec tables,
+    /// and more launcher arguments for the boots after provisioning.
+    pub fn with_setup(tools: Tools, prefix: &str, n: usize, setup: &NodeSetup) -> Cluster {
         let dir =
             tempfile::Builder::new().prefix("spacecore-cluster-").tempdir().expect("temporary directory");
         let aggregator_addr = free_port();
@@ -258,7 +285,7 @@ impl Cluster {
             let provisions: Vec<_> = (1..=n)
                 .map(|i| {
                     let (tools, dir) = (&tools, dir.path());
-                    s.spawn(move || provision(tools, dir, &format!("{prefix}-{i}"), aggregator_addr))
+                    s.spawn(move || provision(tools, dir, &format!("{prefix}-{i}"), aggregator_addr, setup))
                 })
                 .collect();
             provisions.into_iter().map(|p| p.join().expect("provisioning failed")).collect()
@@ -285,6 +312,14 @@ impl Cluster {
     pub fn start(&mut self, i: usize) {
         let (tools, state, limit) = (&self.tools, self.dir.path(), self.limit);
         self.nodes[i].start(tools, state, limit);
+    }
+
+    /// Starts node `i`'s launcher and waits for nothing (not even ready): for boots that are
+    /// meant to fail, or whose output is not the plain text form (JSON logs). `http` stays
+    /// `None`; [`Cluster::stop`] and [`Cluster::kill`] work as after [`Cluster::start`].
+    pub fn spawn(&mut self, i: usize) -> &mut Running {
+        let run = self.nodes[i].boot(&self.tools, self.dir.path());
+        self.nodes[i].run.insert(run)
     }
 
     /// Boots every node that is not running, in parallel.
@@ -338,14 +373,16 @@ impl Cluster {
 }
 
 /// Makes the operator `name` and its spacecore's spec and disk, the keystore imported.
-fn provision(tools: &Tools, root: &Path, name: &str, aggregator: SocketAddr) -> Node {
+fn provision(tools: &Tools, root: &Path, name: &str, aggregator: SocketAddr, setup: &NodeSetup) -> Node {
     let operator = Operator::create(&tools.cli, root, name);
     let tables = format!(
         "[spec.storage]\npath = \"disk.img\"\n\
          [spec.networking.inbound_ports]\nHTTP = 80\n[spec.networking.publish]\nHTTP = 0\n\
-         [spec.avs]\naggregator = \"{aggregator}\"\nkeystore_password_file = \"{PASSWORD_FILE}\""
+         [spec.avs]\naggregator = \"{aggregator}\"\nkeystore_password_file = \"{PASSWORD_FILE}\"\n{}",
+        setup.tables
     );
-    let resources = format!("cpu = 1\nmemory = \"{MEMORY}\"\nstorage = \"16Mi\"");
+    let memory = setup.memory.as_deref().unwrap_or(MEMORY);
+    let resources = format!("cpu = 1\nmemory = \"{memory}\"\nstorage = \"16Mi\"");
     let spec = operator.dir.join("spacecore.toml");
     let text = spec_text(name, &resources, &tables, &tools.image.display().to_string());
     std::fs::write(&spec, text).expect("write the spec");
@@ -356,6 +393,7 @@ fn provision(tools: &Tools, root: &Path, name: &str, aggregator: SocketAddr) -> 
         spec,
         run: None,
         http: None,
+        args: setup.args.clone(),
     };
     let first = node.launcher(tools, root).arg("--until-ready").output().expect("run hac-launch");
     assert!(first.status.success(), "first boot of {name}: {}\n{}", first.status, crate::text(&first));

@@ -363,3 +363,29 @@ pub fn connect(addr: std::net::SocketAddr) -> std::net::TcpStream {
     stream.set_nodelay(true).unwrap();
     stream
 }
+
+/// Runs `promtool check metrics` (Prometheus' own parser and linter of the text exposition
+/// format) on `text`: whether it passed, and what it said. `promtool` is
+/// `$SPACECORE_PROMTOOL` (set by `cargo xtask test`, which provides it) or the one on `PATH`.
+pub fn promtool_check(text: &[u8]) -> (bool, String) {
+    use std::io::Write;
+    let path =
+        std::env::var_os("SPACECORE_PROMTOOL").map_or_else(|| PathBuf::from("promtool"), PathBuf::from);
+    let mut child = Command::new(&path)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "promtool (Prometheus' own parser) cannot run as {}: {e}; run the suite with \
+                 `cargo xtask test`, which provides it, or install Debian's `prometheus` package",
+                path.display()
+            )
+        });
+    child.stdin.take().expect("promtool's stdin").write_all(text).expect("feed promtool");
+    let out = child.wait_with_output().expect("promtool's output");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), said)
+}

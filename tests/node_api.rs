@@ -4,11 +4,8 @@
 
 use serde_json::Value;
 use spacecore_tests::cluster::{AggregatorOptions, Cluster, Tools};
-use spacecore_tests::{connect, http, kvm_available};
-use std::io::Write;
+use spacecore_tests::{connect, http, kvm_available, promtool_check};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Limit of every wait: the probe of the aggregator runs every 5 s.
@@ -41,36 +38,6 @@ fn wait_status(addr: SocketAddr, path: &str, status: u16) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-/// `promtool`: `$SPACECORE_PROMTOOL` (set by `cargo xtask test`, which provides it), else the
-/// one on `PATH`.
-fn promtool() -> PathBuf {
-    let path =
-        std::env::var_os("SPACECORE_PROMTOOL").map_or_else(|| PathBuf::from("promtool"), PathBuf::from);
-    match Command::new(&path).arg("--version").output() {
-        Ok(out) if out.status.success() => path,
-        _ => panic!(
-            "promtool (Prometheus' own parser) is not available as {}: run the suite with \
-             `cargo xtask test`, which installs it, or install Debian's `prometheus` package",
-            path.display()
-        ),
-    }
-}
-
-/// Runs `promtool check metrics` on `text`; returns its exit status and output.
-fn promtool_check(text: &[u8]) -> (bool, String) {
-    let mut child = Command::new(promtool())
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run promtool");
-    child.stdin.take().expect("stdin").write_all(text).expect("feed promtool");
-    let out = child.wait_with_output().expect("promtool output");
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), said)
 }
 
 #[test]

@@ -1,0 +1,549 @@
+//! The supervisor of `hac-launch` against the real launcher and image: `[spec.failover]`
+//! (auto-recovery from a panic and from a hung guest, the crash-loop limit, no restart without
+//! it, no restart after a stop request) keeping the node's durable state, and
+//! `[spec.observability]` (the launcher's metrics with the guest's through the sidecar, checked
+//! by `promtool`, and JSON log lines). Failures are made with the guest's test hooks
+//! (`spacecore.testhooks=on`, `POST /test/panic`, `POST /test/hang`) and self-tests.
+
+use serde_json::{Value, json};
+use spacecore_tests::cluster::{Cluster, NodeSetup, Tools, post_task, status};
+use spacecore_tests::{Running, Specs, kvm_available, published};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// Limit of every wait: a boot, a key load, a restart or a stop takes a few seconds at most.
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// Guest memory: the operator keystores are PBKDF2, which needs little.
+const MEMORY: &str = "128Mi";
+
+/// The arguments that turn the guest's test hooks on.
+fn testhooks() -> Vec<String> {
+    vec!["--cmdline".into(), "spacecore.testhooks=on".into()]
+}
+
+/// A one-node AVS cluster (keystore imported) whose spec has `tables` and whose boots have the
+/// test hooks on.
+fn node(prefix: &str, tables: &str) -> Cluster {
+    let setup = NodeSetup { memory: Some(MEMORY.into()), tables: tables.into(), args: testhooks() };
+    Cluster::with_setup(Tools::for_tests(), prefix, 1, &setup)
+}
+
+/// A `NewTask` for task `index` squaring `number`.
+fn task(index: u32, number: u64) -> Vec<u8> {
+    json!({"task_index": index, "task": {"number_to_be_squared": number.to_string(),
+           "task_created_block": 1, "quorum_numbers": "0x00", "quorum_threshold_percentage": 67}})
+    .to_string()
+    .into_bytes()
+}
+
+/// Sends `POST path` (a test hook, which never answers) and returns the connection.
+fn trigger(addr: SocketAddr, path: &str) -> TcpStream {
+    let mut stream = spacecore_tests::connect(addr);
+    let head = format!("POST {path} HTTP/1.1\r\nHost: spacecore\r\nContent-Length: 0\r\n\r\n");
+    stream.write_all(head.as_bytes()).expect("send the test hook's request");
+    stream
+}
+
+/// Whether the connection of a test hook ends (closed or reset, with no answer) within
+/// [`LIMIT`]: the launcher closes connections relayed to a guest that failed.
+fn ends_unanswered(mut stream: TcpStream) -> Result<(), String> {
+    stream.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) if got.is_empty() => return Ok(()),
+            Ok(0) => return Err(format!("answered: {:?}", String::from_utf8_lossy(&got))),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted) => {
+                return if got.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("answered: {:?}", String::from_utf8_lossy(&got)))
+                };
+            }
+            Err(e) => return Err(format!("still open after {LIMIT:?} ({e})")),
+        }
+    }
+}
+
+/// The running launcher of node 0.
+fn run(cluster: &mut Cluster) -> &mut Running {
+    cluster.nodes[0].run.as_mut().expect("the node runs")
+}
+
+/// Waits for a line containing `needle` among the lines still to come.
+fn expect_line(run: &mut Running, needle: &str) -> String {
+    assert!(run.wait_for(needle, LIMIT), "no `{needle}` in {LIMIT:?}: {:#?}", run.seen);
+    run.seen.last().cloned().unwrap()
+}
+
+/// The line that says node 0's operator key is loaded.
+fn key_loaded(cluster: &Cluster) -> String {
+    format!(" guest] avs: operator {} ready", cluster.nodes[0].operator.key.id_hex())
+}
+
+/// `boot_count` of `GET /`.
+fn boot_count(addr: SocketAddr) -> u64 {
+    let (code, answer) = status(addr);
+    assert_eq!(code, 200, "{answer}");
+    answer["boot_count"].as_u64().unwrap_or_else(|| panic!("no boot count: {answer}"))
+}
+
+/// Lines of `output` containing `needle`.
+fn count(output: &str, needle: &str) -> usize {
+    output.lines().filter(|l| l.contains(needle)).count()
+}
+
+#[test]
+fn auto_recovery_after_a_panic_keeps_the_disk_and_serves_again() {
+    if !kvm_available("auto_recovery_after_a_panic_keeps_the_disk_and_serves_again") {
+        return;
+    }
+    let mut cluster = node("sv-panic", "[spec.failover]\nstrategy = \"auto-recovery\"\n");
+    cluster.start(0);
+    let addr = cluster.nodes[0].http.expect("published");
+    let loaded = key_loaded(&cluster);
+    let seen = run(&mut cluster).seen.join("\n");
+    assert!(
+        seen.contains(" launcher] failover: auto-recovery, at most 5 restarts within 1m, backoff 10ms to 5s"),
+        "{seen}"
+    );
+
+    let boots = boot_count(addr);
+    let (code, signed) = post_task(addr, &task(7, 12));
+    assert_eq!(code, 200, "{signed}");
+    assert!(signed["signature"].is_string(), "{signed}");
+
+    let hook = trigger(addr, "/test/panic");
+    let run = run(&mut cluster);
+    expect_line(run, " launcher] guest panicked: test hook: panic requested at ");
+    let restart = expect_line(run, " launcher] restart ");
+    assert!(restart.ends_with("] restart 1 after guest panic (backoff 10 ms)"), "{restart}");
+    let recovered = expect_line(run, " launcher] recovered in ");
+    let us = recovered.split(" recovered in ").nth(1).and_then(|r| r.strip_suffix(" us after guest panic"));
+    assert!(us.is_some_and(|us| us.parse::<u64>().is_ok()), "{recovered}");
+    expect_line(run, &loaded);
+    ends_unanswered(hook).expect("the connection to the guest that panicked");
+
+    // The same published address, a new boot of the same disk, the same key.
+    assert_eq!(boot_count(addr), boots + 1);
+    assert_eq!(status(addr).1["operator_id"], cluster.nodes[0].operator.key.id_hex());
+    // The signing history survived: the same answer again, and no other answer to that task.
+    let (code, again) = post_task(addr, &task(7, 12));
+    assert_eq!((code, &again), (200, &signed), "the task signed before the panic");
+    let (code, other) = post_task(addr, &task(7, 13));
+    assert_eq!(code, 409, "another answer to a task signed before the panic: {other}");
+
+    let (code, output) = cluster.stop(0);
+    assert_eq!(code, Some(0), "{output}");
+    assert_eq!(count(&output, " launcher] restart "), 1, "{output}");
+}
+
+#[test]
+fn a_crash_loop_ends_after_max_restarts_with_the_guest_status() {
+    if !kvm_available("a_crash_loop_ends_after_max_restarts_with_the_guest_status") {
+        return;
+    }
+    let specs = Specs::new();
+    let resources = format!("cpu = 1\nmemory = \"{MEMORY}\"");
+    let tables = "[spec.failover]\nstrategy = \"auto-recovery\"\nmax_restarts = 2\n";
+    let spec = specs.spacecore("sv-loop", &resources, tables, "{image}");
+    // The guest panics before it is ready, at every boot.
+    let run = specs.start(&[spec.to_str().unwrap(), "--cmdline", "spacecore.selftest=panic"]);
+    let (code, output) = run.finish(LIMIT);
+    assert_eq!(code, Some(101), "{output}");
+    let restarts: Vec<&str> = output.lines().filter(|l| l.contains(" launcher] restart ")).collect();
+    assert_eq!(restarts.len(), 2, "{output}");
+    assert!(restarts[0].ends_with("] restart 1 after guest panic (backoff 10 ms)"), "{output}");
+    assert!(restarts[1].ends_with("] restart 2 after guest panic (backoff 20 ms)"), "{output}");
+    let crash_loop =
+        "] crash loop: 2 restarts within 1m (spec.failover.max_restarts = 2); giving up after guest panic";
+    assert_eq!(count(&output, crash_loop), 1, "{output}");
+    // Three boots, three panics; the last line says how the last run ended.
+    assert_eq!(count(&output, " launcher] guest panicked: "), 3, "{output}");
+    let last = output.lines().last().unwrap_or_default();
+    assert!(last.contains(" launcher] guest panicked: "), "last line: {last}\n{output}");
+    assert_eq!(count(&output, " launcher] ready in "), 0, "{output}");
+}
+
+#[test]
+fn a_hung_guest_fails_its_health_checks_and_is_restarted() {
+    if !kvm_available("a_hung_guest_fails_its_health_checks_and_is_restarted") {
+        return;
+    }
+    let tables = "[spec.failover]\nstrategy = \"auto-recovery\"\nhealth_interval = \"200ms\"\nhealth_timeout = \"1s\"\n";
+    let mut cluster = node("sv-hang", tables);
+    cluster.start(0);
+    let addr = cluster.nodes[0].http.expect("published");
+    let loaded = key_loaded(&cluster);
+    let seen = run(&mut cluster).seen.join("\n");
+    assert!(
+        seen.contains(" launcher] health: GET /eigen/node/health on 10.0.0.2:80 every 200 ms; restart after 1000 ms without an alive answer"),
+        "{seen}"
+    );
+    let boots = boot_count(addr);
+    assert!(!seen.contains(" launcher] restart "), "restarted before the hang: {seen}");
+
+    let hook = trigger(addr, "/test/hang");
+    let run = run(&mut cluster);
+    expect_line(run, " launcher] health: check failed (");
+    let failed = expect_line(run, " launcher] guest failed its health checks: no alive answer for ");
+    let restart = expect_line(run, " launcher] restart ");
+    assert!(
+        restart.ends_with("] restart 1 after failed health checks (backoff 10 ms)"),
+        "{failed}\n{restart}"
+    );
+    expect_line(run, " launcher] recovered in ");
+    expect_line(run, &loaded);
+    ends_unanswered(hook).expect("the connection to the hung guest");
+
+    // It serves again, from the same disk.
+    assert_eq!(boot_count(addr), boots + 1);
+    let (code, signed) = post_task(addr, &task(1, 5));
+    assert_eq!(code, 200, "{signed}");
+    let (code, output) = cluster.stop(0);
+    assert_eq!(code, Some(0), "{output}");
+    assert_eq!(count(&output, " launcher] restart "), 1, "{output}");
+}
+
+#[test]
+fn without_auto_recovery_a_panic_ends_the_launcher_with_the_guest_status() {
+    if !kvm_available("without_auto_recovery_a_panic_ends_the_launcher_with_the_guest_status") {
+        return;
+    }
+    let specs = Specs::new();
+    let resources = format!("cpu = 1\nmemory = \"{MEMORY}\"");
+    let tables = "[spec.networking.inbound_ports]\nHTTP = 80\n[spec.networking.publish]\nHTTP = 0\n";
+    let spec = specs.spacecore("sv-none", &resources, tables, "{image}");
+    let mut run = specs.start(&[spec.to_str().unwrap(), "--cmdline", "spacecore.testhooks=on"]);
+    assert!(run.wait_for(" launcher] ready in ", LIMIT), "never ready: {:#?}", run.seen);
+    let addr = published(&run.seen, "HTTP").expect("a published HTTP line");
+    let hook = trigger(addr, "/test/panic");
+    let (code, output) = run.finish(LIMIT);
+    assert_eq!(code, Some(101), "{output}");
+    ends_unanswered(hook).expect("the connection to the guest that panicked");
+    let last = output.lines().last().unwrap_or_default();
+    assert!(last.contains(" launcher] guest panicked: test hook: panic requested at "), "{output}");
+    for absent in
+        [" launcher] restart ", " launcher] failover:", " launcher] health:", " launcher] crash loop"]
+    {
+        assert_eq!(count(&output, absent), 0, "`{absent}` without [spec.failover]: {output}");
+    }
+}
+
+/// `POST /task` on a new connection; `None` when the connection fails or ends unanswered (the
+/// node is stopping), so a writer racing a stop never panics.
+fn try_post_task(addr: SocketAddr, body: &[u8]) -> Option<(u16, Value)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
+    stream.set_read_timeout(Some(LIMIT)).ok()?;
+    let head = format!(
+        "POST /task HTTP/1.1\r\nHost: spacecore\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).ok()?;
+    stream.write_all(body).ok()?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).ok()?;
+    let end = answer.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&answer[..end]);
+    let code = head.split(' ').nth(1)?.parse().ok()?;
+    let length: usize = head.lines().find_map(|l| {
+        l.to_ascii_lowercase().strip_prefix("content-length:").and_then(|v| v.trim().parse().ok())
+    })?;
+    // A truncated answer is no acknowledgement.
+    let body = answer.get(end + 4..end + 4 + length)?;
+    Some((code, serde_json::from_slice(body).unwrap_or(Value::Null)))
+}
+
+#[test]
+fn a_graceful_stop_loses_no_acknowledged_signature() {
+    if !kvm_available("a_graceful_stop_loses_no_acknowledged_signature") {
+        return;
+    }
+    let mut cluster = node("sv-stop", "[spec.failover]\nstrategy = \"auto-recovery\"\n");
+    cluster.start(0);
+    let addr = cluster.nodes[0].http.expect("published");
+    let boots = boot_count(addr);
+
+    // A writer signs task after task while the launcher is told to stop; every 200 is an
+    // acknowledged signature. At most 50 tasks: the history keeps the last 100.
+    let (acked_tx, acked_rx) = std::sync::mpsc::channel();
+    let writer = std::thread::spawn(move || {
+        let mut acked = Vec::new();
+        for index in 0..50u32 {
+            match try_post_task(addr, &task(index, u64::from(index) + 2)) {
+                Some((200, answer)) => {
+                    acked.push((index, answer));
+                    let _ = acked_tx.send(index);
+                }
+                Some((code, answer)) => panic!("task {index}: {code} {answer}"),
+                None => break,
+            }
+        }
+        acked
+    });
+    for _ in 0..5 {
+        acked_rx.recv_timeout(LIMIT).expect("the first tasks are signed");
+    }
+    let (code, output) = cluster.stop(0);
+    let acked = writer.join().expect("the writer");
+    assert_eq!(code, Some(0), "{output}");
+    assert_eq!(count(&output, " launcher] restart "), 0, "restarted after a stop request: {output}");
+    assert!(acked.len() >= 5, "{acked:?}");
+
+    // Booted again from the same disk: every acknowledged signature is in the signing history.
+    cluster.start(0);
+    let addr = cluster.nodes[0].http.expect("published");
+    assert_eq!(boot_count(addr), boots + 1);
+    for (index, answer) in &acked {
+        let number = u64::from(*index) + 2;
+        let (code, other) = post_task(addr, &task(*index, number + 1));
+        assert_eq!(code, 409, "task {index}, acknowledged before the stop, signed again otherwise: {other}");
+        let (code, again) = post_task(addr, &task(*index, number));
+        assert_eq!((code, &again), (200, answer), "task {index}, acknowledged before the stop");
+    }
+    eprintln!("{} tasks acknowledged before the stop, all kept", acked.len());
+}
+
+/// Runs `promtool check metrics` on `text`; panics with its output unless it passes.
+fn promtool_passes(text: &str) {
+    let (ok, said) = spacecore_tests::promtool_check(text.as_bytes());
+    assert!(ok, "promtool refused the launcher's metrics: {said}\n{text}");
+}
+
+/// `GET /metrics` of the launcher's metrics server: the head and the body.
+fn scrape(addr: SocketAddr) -> (String, String) {
+    let mut stream = spacecore_tests::connect(addr);
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: launcher\r\n\r\n").expect("send");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("read the metrics (the server closes the connection)");
+    let text = String::from_utf8(answer).expect("UTF-8 metrics");
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    let content_type = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-type:").map(|v| v.trim().to_owned()));
+    assert!(content_type.is_some_and(|t| t.starts_with("text/plain; version=0.0.4")), "{head}");
+    (head.to_owned(), body.to_owned())
+}
+
+/// The value of the sample `series` (name and labels as written) in `text`.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.split(' ').next()?.parse().ok())
+}
+
+/// JSON log lines of one launcher, each checked against the documented form as it arrives.
+struct JsonLog<'a> {
+    run: &'a mut Running,
+    name: String,
+    /// Every line so far, parsed.
+    lines: Vec<Value>,
+}
+
+impl JsonLog<'_> {
+    /// Parses and checks the next line, waiting at most `limit`.
+    fn next(&mut self, limit: Duration) -> Option<Value> {
+        if !self.run.wait_for("", limit) {
+            return None;
+        }
+        let line = self.run.seen.last().unwrap();
+        let value: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        check_json_line(&value, &self.name);
+        self.lines.push(value.clone());
+        Some(value)
+    }
+
+    /// The first line from `source` whose message starts with `start`, among the lines so far
+    /// or, waiting, the lines to come.
+    fn find(&mut self, source: &str, start: &str) -> Value {
+        let matches = |line: &Value| {
+            line["source"] == source && line["message"].as_str().is_some_and(|m| m.starts_with(start))
+        };
+        match self.lines.iter().find(|l| matches(l)) {
+            Some(line) => line.clone(),
+            None => self.expect(source, start),
+        }
+    }
+
+    /// Waits for the next line from `source` whose message starts with `start`.
+    fn expect(&mut self, source: &str, start: &str) -> Value {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(line) = self.next(left) else {
+                panic!("no {source} line `{start}...` in {LIMIT:?}: {:#?}", self.lines);
+            };
+            if line["source"] == source && line["message"].as_str().is_some_and(|m| m.starts_with(start)) {
+                return line;
+            }
+        }
+    }
+}
+
+/// Checks the fields every JSON log line has (`docs/hac-launch.md`, Logging).
+fn check_json_line(line: &Value, name: &str) {
+    let object = line.as_object().unwrap_or_else(|| panic!("not an object: {line}"));
+    let stamp = line["timestamp"].as_str().unwrap_or_else(|| panic!("no timestamp: {line}"));
+    // RFC 3339, UTC, milliseconds: 2026-11-21T21:08:04.876Z.
+    let form = "dddd-dd-ddTdd:dd:dd.dddZ";
+    let shaped = stamp.len() == form.len()
+        && stamp.chars().zip(form.chars()).all(|(c, f)| if f == 'd' { c.is_ascii_digit() } else { c == f });
+    assert!(shaped, "timestamp {stamp:?} is not RFC 3339 UTC with milliseconds: {line}");
+    assert!(matches!(line["level"].as_str(), Some("info" | "warn" | "error")), "level: {line}");
+    assert_eq!(line["spacecore"], name, "{line}");
+    assert!(matches!(line["source"].as_str(), Some("launcher" | "guest")), "source: {line}");
+    assert!(line["message"].is_string(), "message: {line}");
+    assert!(line["fields"].is_object(), "fields: {line}");
+    for key in object.keys() {
+        assert!(
+            ["timestamp", "level", "spacecore", "source", "message", "fields"].contains(&key.as_str()),
+            "unexpected key {key}: {line}"
+        );
+    }
+}
+
+#[test]
+fn launcher_metrics_with_the_sidecar_and_json_logs_follow_a_restart() {
+    if !kvm_available("launcher_metrics_with_the_sidecar_and_json_logs_follow_a_restart") {
+        return;
+    }
+    let tables = "[spec.observability]\nmonitoring = \"Prometheus\"\nmetrics_address = \"127.0.0.1:0\"\n\
+                  sidecar = true\nlogging = \"json\"\n[spec.failover]\nstrategy = \"auto-recovery\"\n";
+    let mut cluster = node("sv-metrics", tables);
+    let name = cluster.nodes[0].operator.name.clone();
+    let operator = cluster.nodes[0].operator.key.id_hex();
+    let loaded = format!("avs: operator {operator} ready");
+    let mut log = JsonLog { run: cluster.spawn(0), name, lines: Vec::new() };
+
+    // Start-up lines, in whatever order.
+    let metrics_line = log.find("launcher", "metrics: http://");
+    let message = metrics_line["message"].as_str().unwrap();
+    let metrics: SocketAddr = message
+        .strip_prefix("metrics: http://")
+        .and_then(|m| m.strip_suffix("/metrics (with the guest's metrics and health)"))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("{metrics_line}"));
+    assert_ne!(metrics.port(), 0, "{metrics_line}");
+    assert_eq!(metrics_line["fields"]["event"], "metrics", "{metrics_line}");
+    assert_eq!(metrics_line["fields"]["address"], metrics.to_string(), "{metrics_line}");
+    let published = log.find("launcher", "published HTTP: ");
+    let http: SocketAddr = published["message"]
+        .as_str()
+        .and_then(|m| m.strip_prefix("published HTTP: ")?.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{published}"));
+    let ready = log.find("launcher", "ready in ");
+    assert_eq!(ready["fields"]["event"], "ready", "{ready}");
+    assert!(ready["fields"]["ready_us"].is_u64(), "{ready}");
+    assert_eq!(ready["level"], "info", "{ready}");
+    log.find("guest", &loaded);
+
+    let (code, answer) = post_task(http, &task(3, 9));
+    assert_eq!(code, 200, "{answer}");
+    let (_, text) = scrape(metrics);
+    promtool_passes(&text);
+    let has = |text: &str, series: &str, value: f64| {
+        assert_eq!(sample(text, series), Some(value), "`{series} {value}` in\n{text}");
+    };
+    has(&text, "spacecore_launcher_boots_total", 1.0);
+    has(&text, "spacecore_launcher_restarts_total{cause=\"panic\"}", 0.0);
+    has(&text, "spacecore_launcher_guest_ready", 1.0);
+    has(&text, "spacecore_launcher_sidecar_scrape_success", 1.0);
+    // The guest's own series, through the sidecar.
+    has(&text, "spacecore_tasks_received_total", 1.0);
+    has(&text, "spacecore_tasks_signed_total", 1.0);
+    // No aggregator listens: the node is partially healthy (206), or healthy (200) if something
+    // answered on the aggregator's port; either way the two gauges agree.
+    let health = sample(&text, "spacecore_launcher_guest_health_status");
+    let healthy = sample(&text, "spacecore_launcher_guest_healthy");
+    assert!(
+        matches!((health, healthy), (Some(206.0), Some(0.5)) | (Some(200.0), Some(1.0))),
+        "guest health {health:?} {healthy:?} in\n{text}"
+    );
+    assert!(text.lines().any(|l| l.starts_with("spacecore_launcher_info{")), "{text}");
+    assert!(sample(&text, "spacecore_launcher_recovery_seconds").is_none(), "a recovery before any: {text}");
+
+    // A panic: warned, restarted, recovered, all with their fields.
+    let hook = trigger(http, "/test/panic");
+    let failed = log.expect("launcher", "guest panicked: test hook: panic requested at ");
+    assert_eq!(
+        (&failed["level"], &failed["fields"]),
+        (&json!("warn"), &json!({"event": "guest_failed", "cause": "panic"}))
+    );
+    let restart = log.expect("launcher", "restart ");
+    assert_eq!(restart["message"], "restart 1 after guest panic (backoff 10 ms)", "{restart}");
+    assert_eq!(restart["level"], "warn", "{restart}");
+    let fields = json!({"event": "restart", "restart": 1, "cause": "panic", "backoff_ms": 10});
+    assert_eq!(restart["fields"], fields, "{restart}");
+    let recovered = log.expect("launcher", "recovered in ");
+    assert_eq!(recovered["fields"]["event"], "recovered", "{recovered}");
+    assert_eq!(recovered["fields"]["cause"], "panic", "{recovered}");
+    let us = recovered["fields"]["recovery_us"].as_u64().unwrap_or_else(|| panic!("{recovered}"));
+    assert_eq!(recovered["message"], format!("recovered in {us} us after guest panic"), "{recovered}");
+    log.expect("guest", &loaded);
+    ends_unanswered(hook).expect("the connection to the guest that panicked");
+
+    let (_, text) = scrape(metrics);
+    promtool_passes(&text);
+    has(&text, "spacecore_launcher_boots_total", 2.0);
+    has(&text, "spacecore_launcher_restarts_total{cause=\"panic\"}", 1.0);
+    for cause in [
+        "clean_exit",
+        "error_exit",
+        "fault",
+        "abi_violation",
+        "kvm_error",
+        "not_ready",
+        "unhealthy",
+        "stopped",
+    ] {
+        has(&text, &format!("spacecore_launcher_restarts_total{{cause=\"{cause}\"}}"), 0.0);
+    }
+    has(&text, "spacecore_launcher_guest_exits_total{kind=\"panic\"}", 1.0);
+    has(&text, "spacecore_launcher_guest_ready", 1.0);
+    assert!(sample(&text, "spacecore_launcher_recovery_seconds").is_some_and(|s| s > 0.0), "{text}");
+    // The restarted guest's counters start again at 0.
+    has(&text, "spacecore_tasks_received_total", 0.0);
+    has(&text, "spacecore_launcher_sidecar_scrape_success", 1.0);
+
+    // A stop: exit 0, the end as an event; every line was a JSON object.
+    log.run.signal(libc::SIGTERM);
+    let deadline = Instant::now() + LIMIT;
+    while log.next(deadline.saturating_duration_since(Instant::now())).is_some() {}
+    let ended = log.lines.last().cloned().unwrap_or_default();
+    assert_eq!(ended["fields"], json!({"event": "guest_ended", "status": 0}), "{ended}");
+    assert_eq!(ended["message"], "guest exited cleanly", "{ended}");
+    let (code, output) = cluster.nodes[0].run.take().unwrap().finish(LIMIT);
+    assert_eq!(code, Some(0), "{output}");
+    for line in output.lines() {
+        let value: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        check_json_line(&value, &cluster.nodes[0].operator.name);
+    }
+}
+
+#[test]
+fn a_spacecore_that_is_not_an_operator_is_kept_alive_without_a_key() {
+    if !kvm_available("a_spacecore_that_is_not_an_operator_is_kept_alive_without_a_key") {
+        return;
+    }
+    // No [spec.avs] and no keystore: the node answers health checks 206 (the signer is down but
+    // not essential), which the supervisor counts as alive.
+    let specs = Specs::new();
+    let resources = format!("cpu = 1\nmemory = \"{MEMORY}\"\nstorage = \"16Mi\"");
+    let tables = "[spec.networking.inbound_ports]\nHTTP = 80\n[spec.networking.publish]\nHTTP = 0\n\
+                  [spec.failover]\nstrategy = \"auto-recovery\"\nhealth_interval = \"100ms\"\nhealth_timeout = \"500ms\"\n";
+    let spec = specs.spacecore("sv-plain", &resources, tables, "{image}");
+    let mut run = specs.start(&[spec.to_str().unwrap()]);
+    assert!(run.wait_for("avs: not signing", LIMIT), "the node never reported its key state");
+    // Ten health intervals, twice the timeout: a node judged unhealthy would have restarted.
+    std::thread::sleep(Duration::from_millis(1000));
+    run.signal(libc::SIGTERM);
+    let (code, output) = run.finish(LIMIT);
+    assert_eq!(code, Some(0), "{output}");
+    assert_eq!(count(&output, " launcher] restart "), 0, "{output}");
+    assert_eq!(count(&output, "health: check failed"), 0, "{output}");
+}
