@@ -1,5 +1,6 @@
 //! `cargo xtask bench <name>`: one module per bench, sharing `stats` (order statistics), `vm`
-//! (booting a spacecore for a bench) and `http` (the net bench's client and baseline server).
+//! (booting a spacecore for a bench) and `http` (the net bench's client and baseline server, and
+//! the head reader `recover` uses).
 //!
 //! A bench reports each figure beside its target with PASS or MISS; it fails
 //! only when a run fails, never for a missed target.
@@ -8,6 +9,7 @@ mod boot;
 mod disk;
 mod http;
 mod net;
+mod recover;
 mod sign;
 mod stats;
 mod vm;
@@ -35,6 +37,9 @@ pub enum Bench {
     /// BLS12-381 signatures per second inside one spacecore vCPU against the same code on the
     /// host.
     Sign(sign::Args),
+    /// Crash-to-serving time of a spacecore under auto-recovery against its cold start, and the
+    /// launcher's CPU use while the spacecore idles against a light load.
+    Recover(recover::Args),
 }
 
 pub fn run(bench: Bench) -> Result<()> {
@@ -43,6 +48,7 @@ pub fn run(bench: Bench) -> Result<()> {
         Bench::Net(args) => net::run(&args),
         Bench::Disk(args) => disk::run(&args),
         Bench::Sign(args) => sign::run(&args),
+        Bench::Recover(args) => recover::run(&args),
     }
 }
 

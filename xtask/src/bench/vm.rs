@@ -135,6 +135,11 @@ impl Launcher {
         Ok(Launcher { child, command: describe(&command), lines, log: Vec::new(), stderr: Some(stderr) })
     }
 
+    /// The launcher's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Every stdout line read so far.
     pub fn log(&self) -> &[String] {
         &self.log

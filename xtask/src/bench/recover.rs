@@ -1,0 +1,956 @@
+//! `cargo xtask bench recover`: how fast the supervisor brings a crashed spacecore back to
+//! serving, seen from a client, and what an idle spacecore costs the host in CPU.
+//!
+//! 1. **Recovery.** One spacecore with `auto-recovery` and `backoff_initial = "0ms"` (so the
+//!    figure is the mechanism, not the policy), booted with `spacecore.testhooks=on`, is made to
+//!    panic `--crashes` times by `POST /test/panic` through its published port. Each crash is
+//!    timed from the write of that request until a `GET /` on a fresh connection through the
+//!    same port answers 200 with a boot count one higher than before the crash. The launcher's
+//!    own `recovered in N us` is read for each crash too. One more spacecore, with the default
+//!    backoff, crashes once. The baseline, measured in the same run, is a cold start of the
+//!    same spec: from spawning `hac-launch` until `GET /` answers 200.
+//! 2. **Idle CPU.** The launcher's CPU time (utime + stime of every thread, vCPU threads
+//!    included, from `/proc/PID/stat`) over `--idle-seconds` of no requests, for three specs:
+//!    no failover and no metrics; auto-recovery with health checks at their default interval;
+//!    and the same with Prometheus metrics and the sidecar. The point of comparison is the same
+//!    launcher over the same time serving 100 `GET /` per second.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufReader, ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use serde::Serialize;
+
+use super::boot::{is_guest_line, number_after};
+use super::http::{Client, read_head};
+use super::stats::{self, Summary};
+use super::vm::{self, Launcher, Scratch};
+use super::{verdict, write_json};
+use crate::cmd::{self, progress};
+
+/// Crash to serving again, p50, in µs.
+const SERVING_TARGET_US: f64 = 50_000.0;
+/// CPU of an idle spacecore's launcher, in % of one core.
+const IDLE_TARGET_PERCENT: f64 = 0.5;
+/// Requests per second of the busy window.
+const BUSY_RATE: u32 = 100;
+/// The guest's port and what the probes ask.
+const GUEST_PORT: u16 = 80;
+const GET_ROOT: &[u8] = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
+const POST_PANIC: &[u8] = b"POST /test/panic HTTP/1.1\r\nHost: bench\r\nContent-Length: 0\r\n\r\n";
+/// A new probe starts this long after the one before, whatever became of it: the resolution of
+/// the client's figures.
+const PROBE_STAGGER: Duration = Duration::from_millis(1);
+/// Longest a probe may take (connect, request, answer); then it counts as timed out.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(200);
+/// Most probes in flight at once.
+const MAX_PROBES: usize = 64;
+/// Longest wait for a spacecore to serve (cold or after a crash).
+const SERVE_LIMIT: Duration = Duration::from_secs(10);
+/// Longest wait for a launcher line, and for a launcher's exit after SIGTERM.
+const LAUNCH_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause between two crashes, between two cold starts, and after a launcher's exit: longer
+/// than a probe may live, so no probe of one measurement lands in the next, and time for the
+/// kernel's deferred teardown of a VM and its namespace.
+const SETTLE: Duration = Duration::from_millis(300);
+/// Pause between ready and the idle window, so the boot's own work is over.
+const IDLE_SETTLE: Duration = Duration::from_secs(2);
+/// The clock tick of `/proc` CPU times when `getconf CLK_TCK` cannot say (Linux's USER_HZ).
+const DEFAULT_CLK_TCK: u64 = 100;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Crashes of the spacecore with backoff 0 ms.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    crashes: u32,
+    /// Seconds of each CPU window (idle, then busy), per spec.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    idle_seconds: u32,
+    /// Timed cold starts (spawn to serving) of the baseline, after an untimed one.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    cold_runs: u32,
+}
+
+/// p50, p99 and max of samples in µs, with the samples.
+#[derive(Debug, Clone, Serialize)]
+struct Dist {
+    p50: f64,
+    p99: f64,
+    min: f64,
+    max: f64,
+    samples: Vec<f64>,
+}
+
+impl Dist {
+    fn of(samples: &[f64]) -> Result<Dist> {
+        let pick = |p| stats::percentile(samples, p).context("no samples");
+        Ok(Dist {
+            p50: pick(50.0)?,
+            p99: pick(99.0)?,
+            min: pick(0.0)?,
+            max: pick(100.0)?,
+            samples: samples.to_vec(),
+        })
+    }
+}
+
+/// One crash, as the client and the launcher saw it.
+#[derive(Debug, Clone, Serialize)]
+struct Crash {
+    /// The write of `POST /test/panic` to the first `GET /` answered 200 by the new boot.
+    serving_us: f64,
+    /// The launcher's `recovered in N us`: from its seeing the failure to the new guest's ready.
+    launcher_recovered_us: f64,
+    /// From the `restart N after guest panic (backoff M ms)` line.
+    restart: u32,
+    backoff_ms: u64,
+    boot_before: u64,
+    boot_after: u64,
+    /// Probes made until the new boot answered.
+    probes: u32,
+    /// Probes answered 200 by the guest that was to crash (before it did).
+    stale_answers: u32,
+}
+
+#[derive(Debug, Serialize)]
+struct Recovery {
+    crashes: Vec<Crash>,
+    serving_us: Dist,
+    launcher_recovered_us: Dist,
+    first_boot: u64,
+    last_boot: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct ColdStart {
+    /// Spawning `hac-launch` to the first `GET /` answered 200.
+    serving_us: Summary,
+    /// The launcher's `ready in N us` (from its own start).
+    launcher_ready_us: Summary,
+}
+
+/// The launcher's CPU over one window.
+#[derive(Debug, Serialize)]
+struct CpuWindow {
+    wall_s: f64,
+    /// utime + stime of the process (every thread, ended ones included), in clock ticks.
+    ticks: u64,
+    /// `ticks` in % of one core: the figure the target applies to.
+    percent: f64,
+    /// Time on CPU (`/proc/PID/task/TID/schedstat`, in ns) of the threads alive at the end of
+    /// the window, in µs: precise, but without threads that ended within the window.
+    threads_us: f64,
+    /// `threads_us` in % of one core.
+    threads_percent: f64,
+    /// `threads_us` by thread name.
+    by_thread_us: BTreeMap<String, f64>,
+    /// `GET /` answered during the window (0 when idle).
+    requests: u32,
+}
+
+#[derive(Debug, Serialize)]
+struct IdleSpec {
+    name: String,
+    description: String,
+    idle: CpuWindow,
+    busy: CpuWindow,
+    /// `threads_percent` idle over busy.
+    idle_over_busy: f64,
+    /// Launcher lines about failed health checks and restarts while it ran (expected: none).
+    unexpected: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Targets {
+    serving_p50_us: f64,
+    idle_percent: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Verdicts {
+    serving_p50: bool,
+    /// One per entry of `idle`.
+    idle: Vec<bool>,
+}
+
+/// Everything the bench measured; written to `target/bench/recover.json`.
+#[derive(Debug, Serialize)]
+struct Report {
+    crashes: u32,
+    idle_seconds: u32,
+    cold_runs: u32,
+    published: SocketAddr,
+    spec: String,
+    probe_stagger_us: f64,
+    probe_timeout_us: f64,
+    clock_ticks_per_s: u64,
+    recovery: Recovery,
+    default_backoff: Crash,
+    cold_start: ColdStart,
+    /// Recovery p50 over cold start median (client's figures).
+    recovery_over_cold: f64,
+    idle: Vec<IdleSpec>,
+    targets: Targets,
+    pass: Verdicts,
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let prepared = vm::prepare("recover")?;
+    let scratch = Scratch::new("recover")?;
+    let published = free_port()?;
+    let specs = Specs::write(scratch.path(), &prepared.image, published.port())?;
+    let hooks = ["--cmdline", "spacecore.testhooks=on"];
+    let launch = |spec: &Path| Launcher::spawn(&prepared.launch, spec, scratch.path(), &hooks);
+
+    // The baseline first: the recovery spacecore holds the disk's lock while it runs.
+    progress(format_args!(
+        "cold start: spawning hac-launch until GET / on {published} answers, 1 untimed + {} runs...",
+        args.cold_runs
+    ));
+    let (mut cold, mut cold_ready) = (Vec::new(), Vec::new());
+    for run in 0..=args.cold_runs {
+        thread::sleep(SETTLE);
+        let start = Instant::now();
+        let mut launcher = launch(&specs.recovery)?;
+        let served = wait_serving(published, start, |_| Probe::Done).context("cold start")?;
+        let ready = launcher.wait_for("`ready in <N> us` line", LAUNCH_TIMEOUT, ready_us)?;
+        launcher.terminate(LAUNCH_TIMEOUT)?;
+        let us = micros(served.at - start);
+        if run > 0 {
+            progress(format_args!("cold start {run}/{}: serving after {}", args.cold_runs, ms(us)));
+            cold.push(us);
+            cold_ready.push(ready);
+        }
+    }
+    let cold_start = ColdStart {
+        serving_us: Summary::of(&cold).context("no cold start")?,
+        launcher_ready_us: Summary::of(&cold_ready).context("no cold start")?,
+    };
+
+    thread::sleep(SETTLE);
+    progress(format_args!("recovery: {} crashes of a spacecore with backoff 0 ms...", args.crashes));
+    let mut launcher = launch(&specs.recovery)?;
+    launcher.wait_for("`ready in <N> us` line", LAUNCH_TIMEOUT, ready_us)?;
+    wait_serving(published, Instant::now(), |_| Probe::Done).context("first boot")?;
+    let mut crashes = Vec::new();
+    for i in 1..=args.crashes {
+        thread::sleep(SETTLE);
+        let crash = crash(published, &mut launcher).with_context(|| format!("crash {i}"))?;
+        progress(format_args!(
+            "crash {i}/{}: serving again after {} (launcher: recovered in {}), boot {}",
+            args.crashes,
+            ms(crash.serving_us),
+            ms(crash.launcher_recovered_us),
+            crash.boot_after
+        ));
+        crashes.push(crash);
+    }
+    launcher.terminate(LAUNCH_TIMEOUT)?;
+    let recovery = Recovery {
+        serving_us: Dist::of(&crashes.iter().map(|c| c.serving_us).collect::<Vec<_>>())?,
+        launcher_recovered_us: Dist::of(
+            &crashes.iter().map(|c| c.launcher_recovered_us).collect::<Vec<_>>(),
+        )?,
+        first_boot: crashes.first().map_or(0, |c| c.boot_before),
+        last_boot: crashes.last().map_or(0, |c| c.boot_after),
+        crashes,
+    };
+    ensure!(
+        recovery.last_boot == recovery.first_boot + u64::from(args.crashes),
+        "the boot count went from {} to {} over {} crashes",
+        recovery.first_boot,
+        recovery.last_boot,
+        args.crashes
+    );
+
+    thread::sleep(SETTLE);
+    progress("recovery with the default backoff: one crash...");
+    let mut launcher = launch(&specs.default_backoff)?;
+    launcher.wait_for("`ready in <N> us` line", LAUNCH_TIMEOUT, ready_us)?;
+    wait_serving(published, Instant::now(), |_| Probe::Done).context("first boot")?;
+    thread::sleep(SETTLE);
+    let default_backoff = crash(published, &mut launcher).context("crash with the default backoff")?;
+    launcher.terminate(LAUNCH_TIMEOUT)?;
+
+    let clk_tck = clock_ticks_per_second();
+    let window = Duration::from_secs(u64::from(args.idle_seconds));
+    let mut idle = Vec::new();
+    for (name, description, spec) in specs.idle() {
+        thread::sleep(SETTLE);
+        progress(format_args!(
+            "idle CPU, {description}: {}s idle, then {}s at {BUSY_RATE} GET/s...",
+            args.idle_seconds, args.idle_seconds
+        ));
+        let mut launcher = launch(spec)?;
+        let pid = launcher.pid();
+        launcher.wait_for("`ready in <N> us` line", LAUNCH_TIMEOUT, ready_us)?;
+        wait_serving(published, Instant::now(), |_| Probe::Done).context("first boot")?;
+        thread::sleep(IDLE_SETTLE);
+        let quiet = cpu_window(pid, clk_tck, || {
+            thread::sleep(window);
+            Ok(0)
+        })?;
+        let busy = cpu_window(pid, clk_tck, || light_load(published, window))?;
+        launcher.terminate(LAUNCH_TIMEOUT)?;
+        let unexpected =
+            launcher.log().iter().filter(|l| !is_guest_line(l) && unexpected_line(l)).cloned().collect();
+        progress(format_args!("{description}: idle {:.3} %, busy {:.3} %", quiet.percent, busy.percent));
+        idle.push(IdleSpec {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            idle_over_busy: quiet.threads_percent / busy.threads_percent.max(f64::MIN_POSITIVE),
+            idle: quiet,
+            busy,
+            unexpected,
+        });
+    }
+
+    let report = Report {
+        crashes: args.crashes,
+        idle_seconds: args.idle_seconds,
+        cold_runs: args.cold_runs,
+        published,
+        spec: fs::read_to_string(&specs.recovery)?,
+        probe_stagger_us: micros(PROBE_STAGGER),
+        probe_timeout_us: micros(PROBE_TIMEOUT),
+        clock_ticks_per_s: clk_tck,
+        recovery_over_cold: recovery.serving_us.p50 / cold_start.serving_us.median,
+        pass: Verdicts {
+            serving_p50: recovery.serving_us.p50 <= SERVING_TARGET_US,
+            idle: idle.iter().map(|s| s.idle.percent < IDLE_TARGET_PERCENT).collect(),
+        },
+        recovery,
+        default_backoff,
+        cold_start,
+        idle,
+        targets: Targets { serving_p50_us: SERVING_TARGET_US, idle_percent: IDLE_TARGET_PERCENT },
+    };
+    print!("{}", render(&report));
+    let out = write_json("recover", &report)?;
+    println!("figures written to {}", out.display());
+    Ok(())
+}
+
+/// The bench's spec files.
+struct Specs {
+    /// auto-recovery, backoff 0 ms; also the idle bench's "failover" spec.
+    recovery: PathBuf,
+    /// auto-recovery with the default backoff.
+    default_backoff: PathBuf,
+    /// No failover, no metrics.
+    plain: PathBuf,
+    /// `recovery` with Prometheus metrics and the sidecar.
+    observed: PathBuf,
+}
+
+impl Specs {
+    fn write(dir: &Path, image: &Path, port: u16) -> Result<Specs> {
+        let spec = |name: &str, tables: &str| {
+            let net = format!(
+                "[spec.networking.inbound_ports]\nHTTP = {GUEST_PORT}\n\n[spec.networking.publish]\nHTTP = {port}\n\n"
+            );
+            vm::write_spec(dir, name, image, "storage = \"64Mi\"\n", &(net + tables))
+        };
+        // Health checks at their default interval and timeout; the guest has no keystore and no
+        // [spec.avs], so it answers 206 (partially healthy), which counts as alive.
+        let failover = "[spec.failover]\nstrategy = \"auto-recovery\"\n";
+        let no_backoff = format!("{failover}max_restarts = 1000\nbackoff_initial = \"0ms\"\n");
+        let metrics = "\n[spec.observability]\nmonitoring = \"Prometheus\"\nmetrics_address = \"127.0.0.1:0\"\nsidecar = true\n";
+        Ok(Specs {
+            recovery: spec("bench-recover", &no_backoff)?,
+            default_backoff: spec("bench-recover-backoff", failover)?,
+            plain: spec("bench-recover-plain", "")?,
+            observed: spec("bench-recover-metrics", &(no_backoff.clone() + metrics))?,
+        })
+    }
+
+    /// The idle bench's specs: (name, description, path).
+    fn idle(&self) -> [(&'static str, &'static str, &Path); 3] {
+        [
+            ("plain", "no failover, no metrics", &self.plain),
+            ("failover", "auto-recovery, health checks every 1 s", &self.recovery),
+            ("failover+metrics", "auto-recovery + Prometheus metrics, sidecar", &self.observed),
+        ]
+    }
+}
+
+/// A free port on `127.0.0.1` (free when this returns; the launcher binds it later).
+fn free_port() -> Result<SocketAddr> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot bind 127.0.0.1")?;
+    Ok(listener.local_addr()?)
+}
+
+/// One crash of the spacecore behind `addr`, supervised by `launcher`.
+fn crash(addr: SocketAddr, launcher: &mut Launcher) -> Result<Crash> {
+    // The crash request goes on a connection that has just been answered, so it reaches the
+    // guest at once; the answer tells the boot count before the crash.
+    let mut conn = Conn::open(addr, SERVE_LIMIT)?;
+    let (status, before) = conn.get_root()?;
+    let before = before.with_context(|| format!("GET / answered {status} before the crash"))?;
+    let start = Instant::now();
+    conn.stream.write_all(POST_PANIC).context("sending POST /test/panic")?;
+    let served = wait_serving(addr, start, |boot| match boot {
+        b if b == before => Probe::Stale,
+        b if b == before + 1 => Probe::Done,
+        b => Probe::Wrong(format!("the boot count went from {before} to {b} on one crash")),
+    })?;
+    drop(conn);
+    let mut restart = None;
+    let (launcher_us, cause) = launcher.wait_for("`recovered in <N> us` line", LAUNCH_TIMEOUT, |line| {
+        if let Some(r) = restart_line(line) {
+            restart = Some(r);
+        }
+        recovered_line(line)
+    })?;
+    let (n, restart_cause, backoff_ms) =
+        restart.context("no `restart N after CAUSE` line before `recovered in`")?;
+    ensure!(
+        cause == "guest panic" && restart_cause == "guest panic",
+        "the launcher restarted after {restart_cause:?} and recovered after {cause:?}, not after a guest panic"
+    );
+    Ok(Crash {
+        serving_us: micros(served.at - start),
+        launcher_recovered_us: launcher_us,
+        restart: n,
+        backoff_ms,
+        boot_before: before,
+        boot_after: served.boot,
+        probes: served.probes,
+        stale_answers: served.stale,
+    })
+}
+
+/// What a `GET /` answered with a boot count means to the caller.
+#[derive(Debug, PartialEq)]
+enum Probe {
+    /// What was waited for.
+    Done,
+    /// The guest from before the crash; go on.
+    Stale,
+    /// A failure of the run.
+    Wrong(String),
+}
+
+/// How one probe ended.
+#[derive(Debug)]
+enum Outcome {
+    /// 200 with a boot count.
+    Answered(u64),
+    /// Anything else: refused, closed, timed out, another status.
+    Failed(String),
+}
+
+/// The first probe answered by what was waited for.
+#[derive(Debug)]
+struct Served {
+    /// When its answer arrived.
+    at: Instant,
+    boot: u64,
+    probes: u32,
+    stale: u32,
+}
+
+/// Probes `GET /` through `addr` on fresh connections, a new one every [`PROBE_STAGGER`]
+/// whatever became of the ones before (a probe sent while the guest is down may wait for a TCP
+/// retransmission), each bounded by [`PROBE_TIMEOUT`], until one answers 200 with a boot count
+/// that `judge` takes as [`Probe::Done`]. An error after [`SERVE_LIMIT`] from `start`.
+fn wait_serving(addr: SocketAddr, start: Instant, judge: impl Fn(u64) -> Probe) -> Result<Served> {
+    let (tx, rx) = mpsc::channel();
+    let deadline = start + SERVE_LIMIT;
+    let (mut in_flight, mut probes, mut stale) = (0usize, 0u32, 0u32);
+    let mut failures: BTreeMap<String, u32> = BTreeMap::new();
+    let mut next = Instant::now();
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            bail!(
+                "nothing answered GET / on {addr} with 200 within {SERVE_LIMIT:?} ({probes} probes: {failures:?})"
+            );
+        }
+        if now >= next && in_flight < MAX_PROBES {
+            let tx = tx.clone();
+            thread::Builder::new().name("probe".into()).spawn(move || {
+                let outcome = probe(addr);
+                // The receiver is gone once a probe before this one succeeded.
+                let _ = tx.send((Instant::now(), outcome));
+            })?;
+            in_flight += 1;
+            probes += 1;
+            next = now + PROBE_STAGGER;
+        }
+        let wait = next.saturating_duration_since(Instant::now()).max(Duration::from_micros(50));
+        match rx.recv_timeout(wait) {
+            Ok((at, Outcome::Answered(boot))) => {
+                in_flight -= 1;
+                match judge(boot) {
+                    Probe::Done => return Ok(Served { at, boot, probes, stale }),
+                    Probe::Stale => stale += 1,
+                    Probe::Wrong(why) => bail!(why),
+                }
+            }
+            Ok((_, Outcome::Failed(why))) => {
+                in_flight -= 1;
+                *failures.entry(why).or_default() += 1;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// One `GET /` on a fresh connection, bounded by [`PROBE_TIMEOUT`].
+fn probe(addr: SocketAddr) -> Outcome {
+    let result = Conn::open(addr, PROBE_TIMEOUT).and_then(|mut conn| conn.get_root());
+    match result {
+        Ok((200, Some(boot))) => Outcome::Answered(boot),
+        Ok((status, _)) => Outcome::Failed(format!("answered {status}")),
+        Err(e) => Outcome::Failed(failure_kind(&e)),
+    }
+}
+
+/// A short name for why a probe failed.
+fn failure_kind(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<std::io::Error>().map(std::io::Error::kind) {
+        Some(ErrorKind::ConnectionRefused) => "refused".into(),
+        Some(ErrorKind::WouldBlock | ErrorKind::TimedOut) => "timed out".into(),
+        Some(ErrorKind::ConnectionReset) => "reset".into(),
+        Some(kind) => format!("{kind:?}"),
+        None => e.to_string(),
+    }
+}
+
+/// A connection that asks `GET /` and reads the boot count of its answer.
+struct Conn {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+    line: String,
+}
+
+impl Conn {
+    fn open(addr: SocketAddr, timeout: Duration) -> Result<Conn> {
+        let stream = TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        let reader = BufReader::new(stream.try_clone()?);
+        Ok(Conn { stream, reader, line: String::new() })
+    }
+
+    /// `GET /`: the status and, for a 200 with a JSON object, its `boot_count`.
+    fn get_root(&mut self) -> Result<(u16, Option<u64>)> {
+        self.stream.write_all(GET_ROOT)?;
+        let head = read_head(&mut self.reader, &mut self.line)?.context("closed")?;
+        let status = status_code(&head.first).with_context(|| format!("bad status line {:?}", head.first))?;
+        ensure!(head.content_length <= 64 * 1024, "answer of {} bytes", head.content_length);
+        let mut body = vec![0; head.content_length];
+        self.reader.read_exact(&mut body)?;
+        Ok((status, if status == 200 { boot_count(&body) } else { None }))
+    }
+}
+
+/// `HTTP/1.1 200 OK`: 200.
+fn status_code(line: &str) -> Option<u16> {
+    line.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+}
+
+/// `boot_count` of the guest's `GET /` answer.
+fn boot_count(body: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<serde_json::Value>(body).ok()?.get("boot_count")?.as_u64()
+}
+
+/// `[NAME launcher] ready in N us`: N.
+fn ready_us(line: &str) -> Option<f64> {
+    if is_guest_line(line) {
+        return None;
+    }
+    let rest = &line[line.find("] ready in ")? + "] ready in ".len()..];
+    rest.strip_suffix(" us")?.parse().ok()
+}
+
+/// `[NAME launcher] recovered in N us after CAUSE`: (N, CAUSE).
+fn recovered_line(line: &str) -> Option<(f64, String)> {
+    if is_guest_line(line) || !line.contains("] recovered in ") {
+        return None;
+    }
+    let (us, rest) = number_after(line, "] recovered in ")?;
+    let cause = rest.strip_prefix("us after ")?;
+    Some((us, cause.to_owned()))
+}
+
+/// `[NAME launcher] restart N after CAUSE (backoff M ms)`: (N, CAUSE, M).
+fn restart_line(line: &str) -> Option<(u32, String, u64)> {
+    if is_guest_line(line) {
+        return None;
+    }
+    let rest = &line[line.find("] restart ")? + "] restart ".len()..];
+    let (n, rest) = rest.split_once(" after ")?;
+    let (cause, backoff) = rest.rsplit_once(" (backoff ")?;
+    let backoff = backoff.strip_suffix(" ms)")?;
+    Some((n.parse().ok()?, cause.to_owned(), backoff.parse().ok()?))
+}
+
+/// A launcher line that should not appear while a spacecore idles or serves a light load: a
+/// restart or a failed health check.
+fn unexpected_line(line: &str) -> bool {
+    line.contains("] restart ")
+        || line.contains("] recovered in ")
+        || line.contains("] guest failed its health checks")
+        || line.contains("] health: check failed")
+}
+
+/// What the bench reads of `/proc/PID/stat`.
+#[derive(Debug, PartialEq)]
+struct Stat {
+    ppid: u32,
+    /// utime + stime, in clock ticks.
+    ticks: u64,
+}
+
+/// Parses a `stat` line: `pid (comm) state ppid ... utime stime ...` (fields 14 and 15). The
+/// name may hold spaces and parentheses, so the fields are counted after the last `)`.
+fn parse_stat(text: &str) -> Option<Stat> {
+    let fields: Vec<&str> = text.get(text.rfind(')')? + 1..)?.split_whitespace().collect();
+    // fields[0] is field 3 (state).
+    let ppid = fields.get(1)?.parse().ok()?;
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(Stat { ppid, ticks: utime + stime })
+}
+
+/// The first field of a `schedstat` line: time on CPU, in ns.
+fn parse_schedstat(text: &str) -> Option<u64> {
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// A thread's name and time on CPU in ns.
+#[derive(Debug, Clone, PartialEq)]
+struct Thread {
+    name: String,
+    ns: u64,
+}
+
+/// The process's utime + stime in ticks, and each live thread's time on CPU (by thread id).
+fn cpu_snapshot(pid: u32) -> Result<(u64, BTreeMap<u32, Thread>)> {
+    let path = format!("/proc/{pid}/stat");
+    let text = fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    let ticks = parse_stat(&text).with_context(|| format!("cannot parse {path}: {text:?}"))?.ticks;
+    let mut threads = BTreeMap::new();
+    for entry in fs::read_dir(format!("/proc/{pid}/task"))? {
+        let Some(tid) = entry?.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let dir = format!("/proc/{pid}/task/{tid}");
+        // A thread may end between the listing and the reads.
+        let ns = fs::read_to_string(format!("{dir}/schedstat")).ok().and_then(|t| parse_schedstat(&t));
+        let name = fs::read_to_string(format!("{dir}/comm")).ok();
+        if let (Some(ns), Some(name)) = (ns, name) {
+            threads.insert(tid, Thread { name: name.trim_end().to_owned(), ns });
+        }
+    }
+    Ok((ticks, threads))
+}
+
+/// Time on CPU in µs by thread name between two snapshots, for the threads alive at the end
+/// (a thread born within the window counts whole).
+fn thread_us(before: &BTreeMap<u32, Thread>, after: &BTreeMap<u32, Thread>) -> BTreeMap<String, f64> {
+    let mut by_name = BTreeMap::new();
+    for (tid, end) in after {
+        let start = before.get(tid).filter(|t| t.name == end.name).map_or(0, |t| t.ns);
+        *by_name.entry(end.name.clone()).or_insert(0.0) += end.ns.saturating_sub(start) as f64 / 1000.0;
+    }
+    by_name.retain(|_, us| *us > 0.0);
+    by_name
+}
+
+/// The launcher's CPU while `during` runs; `during` returns the requests it made.
+fn cpu_window(pid: u32, clk_tck: u64, during: impl FnOnce() -> Result<u32>) -> Result<CpuWindow> {
+    let (ticks0, threads0) = cpu_snapshot(pid)?;
+    let start = Instant::now();
+    let requests = during()?;
+    let wall = start.elapsed();
+    let (ticks1, threads1) = cpu_snapshot(pid)?;
+    let ticks = ticks1.saturating_sub(ticks0);
+    let by_thread_us = thread_us(&threads0, &threads1);
+    let threads_us = by_thread_us.values().fold(0.0, |sum, us| sum + us);
+    Ok(CpuWindow {
+        wall_s: wall.as_secs_f64(),
+        ticks,
+        percent: cpu_percent(ticks, clk_tck, wall),
+        threads_us,
+        threads_percent: threads_us / micros(wall).max(1e-3) * 100.0,
+        by_thread_us,
+        requests,
+    })
+}
+
+/// `ticks` of CPU over `wall`, in % of one core.
+fn cpu_percent(ticks: u64, clk_tck: u64, wall: Duration) -> f64 {
+    ticks as f64 / clk_tck.max(1) as f64 / wall.as_secs_f64().max(1e-9) * 100.0
+}
+
+/// `getconf CLK_TCK`, or Linux's fixed USER_HZ.
+fn clock_ticks_per_second() -> u64 {
+    cmd::capture(std::process::Command::new("getconf").arg("CLK_TCK"))
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&t| t > 0)
+        .unwrap_or(DEFAULT_CLK_TCK)
+}
+
+/// [`BUSY_RATE`] `GET /` per second on one keep-alive connection for `window`, each sent on
+/// schedule (none is sent early to catch up); the number answered.
+fn light_load(addr: SocketAddr, window: Duration) -> Result<u32> {
+    let mut client = Client::connect(addr)?;
+    let interval = Duration::from_secs(1) / BUSY_RATE;
+    let start = Instant::now();
+    let mut sent = 0u32;
+    loop {
+        let due = start + interval * sent;
+        let now = Instant::now();
+        if due >= start + window {
+            break;
+        }
+        if due > now {
+            thread::sleep(due - now);
+        }
+        client.get_root().with_context(|| format!("GET / number {} of the busy window", sent + 1))?;
+        sent += 1;
+    }
+    // The window is the same length as the idle one, whatever the last answer took.
+    if let Some(left) = (start + window).checked_duration_since(Instant::now()) {
+        thread::sleep(left);
+    }
+    Ok(sent)
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_nanos() as f64 / 1000.0
+}
+
+/// µs as milliseconds with two decimals.
+fn ms(us: f64) -> String {
+    format!("{:.2} ms", us / 1000.0)
+}
+
+/// The table printed at the end of the bench.
+fn render(r: &Report) -> String {
+    let mut out = format!(
+        "\nrecover bench: one spacecore (1 vCPU, 256 MiB, 64 MiB disk, HTTP published on {}), auto-recovery,\n\
+         backoff 0 ms; {} crashes by POST /test/panic. serving = a GET / on a fresh connection through the \
+         published\nport answers 200 with the boot count one higher (probes every {} µs, {} ms timeout)\n",
+        r.published,
+        r.crashes,
+        r.probe_stagger_us,
+        r.probe_timeout_us / 1000.0
+    );
+    let mut row = |name: &str, a: String, b: String, c: String, target: &str, result: &str| {
+        let line = format!("{name:<34} {a:>11} {b:>11} {c:>11}   {target:<12} {result}");
+        out.push_str(line.trim_end());
+        out.push('\n');
+    };
+    row("", "p50".into(), "p99".into(), "max".into(), "target", "result");
+    let rec = &r.recovery;
+    let s = &rec.serving_us;
+    row(
+        "crash to serving (client)",
+        ms(s.p50),
+        ms(s.p99),
+        ms(s.max),
+        "<= 50 ms p50",
+        verdict(r.pass.serving_p50),
+    );
+    let l = &rec.launcher_recovered_us;
+    row("recovered in (launcher)", ms(l.p50), ms(l.p99), ms(l.max), "-", "");
+    let c = &r.cold_start.serving_us;
+    let p99 = stats::percentile(&c.samples, 99.0).unwrap_or(c.max);
+    row(
+        &format!("cold start to serving ({} runs)", c.samples.len()),
+        ms(c.median),
+        ms(p99),
+        ms(c.max),
+        "baseline",
+        "",
+    );
+    let c = &r.cold_start.launcher_ready_us;
+    let p99 = stats::percentile(&c.samples, 99.0).unwrap_or(c.max);
+    row("cold start: ready in (launcher)", ms(c.median), ms(p99), ms(c.max), "-", "");
+    row(
+        "recovery / cold start (p50)",
+        format!("{:.2}x", r.recovery_over_cold),
+        String::new(),
+        String::new(),
+        "-",
+        "",
+    );
+    let d = &r.default_backoff;
+    row(
+        &format!("default backoff ({} ms), 1 crash", d.backoff_ms),
+        ms(d.serving_us),
+        String::new(),
+        String::new(),
+        "-",
+        "",
+    );
+    row("  recovered in (launcher)", ms(d.launcher_recovered_us), String::new(), String::new(), "-", "");
+    out.push_str(&format!(
+        "boot count: {} -> {} over {} crashes, one more per crash (state kept on the disk)\n",
+        rec.first_boot, rec.last_boot, r.crashes
+    ));
+
+    out.push_str(&format!(
+        "\nlauncher CPU in % of one core over {} s, idle then serving {BUSY_RATE} GET / per second on one connection\n\
+         stat = utime+stime of the whole process, /proc/PID/stat (the target's figure; 1 clock tick = {:.3} %);\n\
+         threads = schedstat time on CPU of the threads alive at the end (ns precision)\n",
+        r.idle_seconds,
+        cpu_percent(1, r.clock_ticks_per_s, Duration::from_secs(u64::from(r.idle_seconds)))
+    ));
+    let mut row = |cells: [&str; 8]| {
+        let [name, a, b, c, d, e, target, result] = cells;
+        let line = format!("{name:<44} {a:>8} {b:>8} {c:>8} {d:>8} {e:>9}   {target:<8} {result}");
+        out.push_str(line.trim_end());
+        out.push('\n');
+    };
+    row(["", "idle", "", "busy", "", "idle/busy", "", ""]);
+    row(["", "stat", "threads", "stat", "threads", "threads", "target", "result"]);
+    let pc = |x: f64| format!("{x:.3}%");
+    for (spec, pass) in r.idle.iter().zip(&r.pass.idle) {
+        let (i, b) = (&spec.idle, &spec.busy);
+        row([
+            &spec.description,
+            &pc(i.percent),
+            &pc(i.threads_percent),
+            &pc(b.percent),
+            &pc(b.threads_percent),
+            &format!("{:.3}x", spec.idle_over_busy),
+            "< 0.5%",
+            verdict(*pass),
+        ]);
+    }
+    for spec in &r.idle {
+        for line in &spec.unexpected {
+            out.push_str(&format!("note ({}): {line}\n", spec.name));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_launcher_lines_only() {
+        let line = "[bench-recover launcher] recovered in 5873 us after guest panic";
+        assert_eq!(recovered_line(line), Some((5873.0, "guest panic".into())));
+        assert_eq!(recovered_line(&line.replace("launcher]", "guest]")), None);
+        assert_eq!(recovered_line("[b launcher] recovered in 12 ms after guest panic"), None);
+        assert_eq!(
+            recovered_line("[b launcher] recovered in 7997 us after failed health checks"),
+            Some((7997.0, "failed health checks".into()))
+        );
+        let line = "[bench-recover launcher] restart 12 after guest exit with status 3 (backoff 0 ms)";
+        assert_eq!(restart_line(line), Some((12, "guest exit with status 3".into(), 0)));
+        assert_eq!(restart_line(&line.replace("launcher]", "guest]")), None);
+        assert_eq!(restart_line("[b launcher] restart x after guest panic (backoff 10 ms)"), None);
+        assert_eq!(restart_line("[b launcher] restart 1 after guest panic"), None);
+        assert_eq!(ready_us("[b launcher] ready in 6573 us"), Some(6573.0));
+        assert_eq!(ready_us("[b guest] ready in 1 us"), None);
+        assert!(unexpected_line(
+            "[b launcher] health: check failed (answered 503); the guest is restarted after 10000 ms without \
+             an alive answer"
+        ));
+        assert!(unexpected_line("[b launcher] restart 1 after failed health checks (backoff 10 ms)"));
+        assert!(!unexpected_line("[b launcher] ready in 6573 us"));
+    }
+
+    #[test]
+    fn reads_answers() {
+        assert_eq!(status_code("HTTP/1.1 200 OK"), Some(200));
+        assert_eq!(status_code("HTTP/1.1 503 Service Unavailable"), Some(503));
+        assert_eq!(status_code("HTTP/1.0 200 OK"), None);
+        let body = br#"{"name":"rx","version":"0.1.0","boot_count":14,"uptime_ms":999,"operator_id":null}"#;
+        assert_eq!(boot_count(body), Some(14));
+        assert_eq!(boot_count(br#"{"boot_count":null}"#), None);
+        assert_eq!(boot_count(b"not json"), None);
+    }
+
+    #[test]
+    fn reads_proc_stat_and_schedstat() {
+        // Field 14 (utime) = 250, field 15 (stime) = 31; the name holds a space and a `)`.
+        let text = "4242 (hac launch) x) S 4000 4242 4000 0 -1 4194560 1200 0 0 0 250 31 0 0 20 0 9 0 \
+                    123456 80000000 1000 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 17 1 0 0 0 0 0";
+        assert_eq!(parse_stat(text), Some(Stat { ppid: 4000, ticks: 281 }));
+        assert_eq!(parse_stat("4242 (x) S 1 2"), None);
+        let mine = fs::read_to_string("/proc/self/stat").unwrap();
+        assert_eq!(parse_stat(&mine).unwrap().ppid, std::os::unix::process::parent_id());
+        assert_eq!(parse_schedstat("85907074 17584918 221\n"), Some(85_907_074));
+        assert_eq!(parse_schedstat(""), None);
+        let (_, threads) = cpu_snapshot(std::process::id()).unwrap();
+        assert!(!threads.is_empty());
+    }
+
+    #[test]
+    fn cpu_percent_and_thread_breakdown() {
+        assert!((cpu_percent(5, 100, Duration::from_secs(10)) - 0.5).abs() < 1e-12);
+        assert!((cpu_percent(100, 100, Duration::from_secs(1)) - 100.0).abs() < 1e-12);
+        let t = |name: &str, ns| Thread { name: name.into(), ns };
+        let before =
+            BTreeMap::from([(1, t("hac-launch", 10_000)), (2, t("vcpu0", 100_000)), (3, t("relay", 4))]);
+        let after = BTreeMap::from([
+            (1, t("hac-launch", 10_000)),
+            (2, t("vcpu0", 103_000)),
+            (4, t("health", 2_000)),
+            (5, t("health", 1_500)),
+        ]);
+        let spent = thread_us(&before, &after);
+        assert_eq!(spent, BTreeMap::from([("vcpu0".into(), 3.0), ("health".into(), 3.5)]));
+    }
+
+    #[test]
+    fn distributions() {
+        let d = Dist::of(&[5.0, 1.0, 3.0, 2.0, 4.0]).unwrap();
+        assert_eq!((d.p50, d.min, d.max), (3.0, 1.0, 5.0));
+        assert!((d.p99 - 4.96).abs() < 1e-9);
+        assert!(Dist::of(&[]).is_err());
+    }
+
+    #[test]
+    fn probes_find_a_server_that_starts_late_and_skip_stale_answers() {
+        // A server that refuses for a while (not listening yet), then answers boot 7 twice
+        // (the old guest), then boot 8.
+        let addr = free_port().unwrap();
+        let start = Instant::now();
+        let server = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(20));
+            let listener = TcpListener::bind(addr).unwrap();
+            for (i, conn) in listener.incoming().enumerate() {
+                let mut conn = conn.unwrap();
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                if read_head(&mut reader, &mut line).unwrap().is_none() {
+                    continue;
+                }
+                let boot = if i < 2 { 7 } else { 8 };
+                let body = format!("{{\"boot_count\":{boot}}}");
+                let answer = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                conn.write_all(answer.as_bytes()).unwrap();
+                if boot == 8 {
+                    break;
+                }
+            }
+        });
+        let judge = |boot| match boot {
+            7 => Probe::Stale,
+            8 => Probe::Done,
+            b => Probe::Wrong(format!("boot {b}")),
+        };
+        let served = wait_serving(addr, start, judge).unwrap();
+        assert_eq!((served.boot, served.stale), (8, 2));
+        assert!(served.at - start >= Duration::from_millis(20));
+        assert!(served.probes >= 3);
+        server.join().unwrap();
+    }
+}
