@@ -20,12 +20,11 @@
 
 use crate::api::Health;
 use crate::avs::{AVS_NAME, AvsNode, Cause, RPC_METHOD};
-use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt::{self, Display, Write};
+use core::fmt::{self, Display};
+use prom_text::{Exposition, Kind};
 
-/// The `Content-Type` of the exposition.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub use prom_text::CONTENT_TYPE;
 
 /// Upper bounds (ns) of the buckets of `eigen_rpc_request_duration_seconds`: 5 ms to 10 s, the
 /// Prometheus client's default buckets.
@@ -128,74 +127,11 @@ impl Display for Seconds {
     }
 }
 
-/// What a metric family is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Counter,
-    Gauge,
-    Histogram,
-}
-
-/// The exposition being written.
-struct Exposition {
-    out: String,
-}
-
-impl Exposition {
-    /// Starts family `name`: its `# HELP` and `# TYPE` lines (`help` has no `\` or newline).
-    fn family(&mut self, name: &str, kind: Kind, help: &str) {
-        let kind = match kind {
-            Kind::Counter => "counter",
-            Kind::Gauge => "gauge",
-            Kind::Histogram => "histogram",
-        };
-        // Writing to a String cannot fail.
-        let _ = write!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
-    }
-
-    /// One sample: `name{labels} value`.
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl Display) {
-        self.series(name, labels, None, value);
-    }
-
-    /// One sample, with `le` after `labels` if given.
-    fn series(&mut self, name: &str, labels: &[(&str, &str)], le: Option<&str>, value: impl Display) {
-        self.out.push_str(name);
-        let all = labels.iter().copied().chain(le.map(|le| ("le", le)));
-        for (i, (label, value)) in all.enumerate() {
-            self.out.push(if i == 0 { '{' } else { ',' });
-            self.out.push_str(label);
-            self.out.push_str("=\"");
-            for c in value.chars() {
-                match c {
-                    '\\' => self.out.push_str("\\\\"),
-                    '"' => self.out.push_str("\\\""),
-                    '\n' => self.out.push_str("\\n"),
-                    c => self.out.push(c),
-                }
-            }
-            self.out.push('"');
-        }
-        if !labels.is_empty() || le.is_some() {
-            self.out.push('}');
-        }
-        // Writing to a String cannot fail.
-        let _ = writeln!(self.out, " {value}");
-    }
-
-    /// The samples of histogram `name` with `labels`: its buckets, `_sum` and `_count`.
-    fn histogram<const N: usize>(&mut self, name: &str, labels: &[(&str, &str)], h: &Histogram<N>) {
-        let bucket = alloc::format!("{name}_bucket");
-        let mut le = String::with_capacity(24);
-        for (bound, count) in h.cumulative() {
-            le.clear();
-            let _ = write!(le, "{}", Seconds(bound));
-            self.series(&bucket, labels, Some(&le), count);
-        }
-        self.series(&bucket, labels, Some("+Inf"), h.count());
-        self.sample(&alloc::format!("{name}_sum"), labels, Seconds(h.sum_ns()));
-        self.sample(&alloc::format!("{name}_count"), labels, h.count());
-    }
+/// The samples of histogram `name` with `labels`: its buckets (bounds in seconds), `_sum` and
+/// `_count`.
+fn histogram<const N: usize>(e: &mut Exposition, name: &str, labels: &[(&str, &str)], h: &Histogram<N>) {
+    let buckets = h.cumulative().map(|(bound, count)| (Seconds(bound), count));
+    e.histogram(name, labels, buckets, Seconds(h.sum_ns()), h.count());
 }
 
 /// What `GET /metrics` shows besides the AVS side's counters.
@@ -213,7 +149,7 @@ pub struct Inputs<'a> {
 
 /// Renders every metric family.
 pub fn render(inputs: &Inputs) -> Vec<u8> {
-    let mut e = Exposition { out: String::with_capacity(8 * 1024) };
+    let mut e = Exposition::with_capacity(8 * 1024);
     let avs = inputs.avs;
     let stats = &avs.stats;
     let avs_label = [("avs_name", AVS_NAME)];
@@ -254,7 +190,7 @@ pub fn render(inputs: &Inputs) -> Vec<u8> {
          complete answer or the failure.",
     );
     if avs.sends() {
-        e.histogram("eigen_rpc_request_duration_seconds", &rpc_labels, &stats.rpc);
+        histogram(&mut e, "eigen_rpc_request_duration_seconds", &rpc_labels, &stats.rpc);
     }
 
     e.family("spacecore_tasks_received_total", Kind::Counter, "Tasks received (POST /task requests).");
@@ -304,7 +240,7 @@ pub fn render(inputs: &Inputs) -> Vec<u8> {
         Kind::Histogram,
         "Time to compute one BLS signature over a task response, in seconds.",
     );
-    e.histogram("spacecore_signing_duration_seconds", &[], &stats.signing);
+    histogram(&mut e, "spacecore_signing_duration_seconds", &[], &stats.signing);
 
     e.family("spacecore_uptime_seconds", Kind::Gauge, "Time since this boot, in seconds.");
     e.sample("spacecore_uptime_seconds", &[], Seconds(inputs.uptime_ns));
@@ -316,7 +252,7 @@ pub fn render(inputs: &Inputs) -> Vec<u8> {
     if let Some(n) = inputs.boot_count {
         e.sample("spacecore_boots_total", &[], n);
     }
-    e.out.into_bytes()
+    e.finish().into_bytes()
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! pass for the launcher's own families (`spacecore_launcher_*`) or break the scrape of the
 //! whole response (a second `# HELP`/`# TYPE` for a family, a `# TYPE` after its samples).
 
-use super::text::{valid_label_name, valid_name};
+use prom_text::{valid_label_name, valid_name};
 use std::collections::HashSet;
 
 /// The prefix of the launcher's families, which the guest may not use.

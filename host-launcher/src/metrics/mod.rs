@@ -6,18 +6,17 @@
 
 pub mod guest;
 pub mod server;
-pub mod text;
 
 use crate::devices::{Counters, TYPE_BLOCK, TYPE_NET};
 use crate::network::forward::ForwardCounters;
 use crate::network::guest_http;
 use crate::supervisor::policy::Cause;
 use crate::vmm::ExitCounts;
+use prom_text::{Exposition, Kind};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
-use text::{Exposition, Kind};
 
 /// How long the sidecar waits for each of the guest's answers.
 pub const SIDECAR_TIMEOUT: Duration = Duration::from_secs(1);
@@ -138,12 +137,13 @@ pub fn render(sources: &Sources, rss_bytes: u64, guest: Option<&GuestScrape>) ->
     let mut e = Exposition::default();
     let stats = &sources.stats;
     let n = |c: &AtomicU64| c.load(Relaxed) as f64;
-    e.family("spacecore_launcher_info", Kind::Gauge, "The spacecore this launcher runs; always 1.").sample(
-        "spacecore_launcher_info",
-        &[("spacecore", &sources.name), ("version", env!("CARGO_PKG_VERSION"))],
-        1.0,
-    );
-    e.family("spacecore_launcher_boots_total", Kind::Counter, "Guest boots, the first included.").sample(
+    e.family("spacecore_launcher_info", Kind::Gauge, "The spacecore this launcher runs; always 1.")
+        .sample_f64(
+            "spacecore_launcher_info",
+            &[("spacecore", &sources.name), ("version", env!("CARGO_PKG_VERSION"))],
+            1.0,
+        );
+    e.family("spacecore_launcher_boots_total", Kind::Counter, "Guest boots, the first included.").sample_f64(
         "spacecore_launcher_boots_total",
         &[],
         n(&stats.boots),
@@ -154,11 +154,11 @@ pub fn render(sources: &Sources, rss_bytes: u64, guest: Option<&GuestScrape>) ->
         "Guest restarts, by the cause of the end of the run before.",
     );
     for (label, count) in Cause::LABELS.iter().zip(&stats.restarts) {
-        e.sample("spacecore_launcher_restarts_total", &[("cause", label)], n(count));
+        e.sample_f64("spacecore_launcher_restarts_total", &[("cause", label)], n(count));
     }
     e.family("spacecore_launcher_guest_exits_total", Kind::Counter, "Ends of guest runs, by kind.");
     for (label, count) in Cause::LABELS.iter().zip(&stats.exits) {
-        e.sample("spacecore_launcher_guest_exits_total", &[("kind", label)], n(count));
+        e.sample_f64("spacecore_launcher_guest_exits_total", &[("kind", label)], n(count));
     }
     let up = if stats.ready.load(Relaxed) { 1.0 } else { 0.0 };
     e.family(
@@ -166,7 +166,7 @@ pub fn render(sources: &Sources, rss_bytes: u64, guest: Option<&GuestScrape>) ->
         Kind::Gauge,
         "1 while a guest that signalled ready runs, else 0.",
     )
-    .sample("spacecore_launcher_guest_ready", &[], up);
+    .sample_f64("spacecore_launcher_guest_ready", &[], up);
     let seconds = |us: u64| (us != u64::MAX).then(|| us as f64 / 1e6);
     e.family(
         "spacecore_launcher_boot_to_ready_seconds",
@@ -174,7 +174,7 @@ pub fn render(sources: &Sources, rss_bytes: u64, guest: Option<&GuestScrape>) ->
         "Start of the last boot to the guest's ready.",
     );
     if let Some(s) = seconds(stats.boot_to_ready_us.load(Relaxed)) {
-        e.sample("spacecore_launcher_boot_to_ready_seconds", &[], s);
+        e.sample_f64("spacecore_launcher_boot_to_ready_seconds", &[], s);
     }
     e.family(
         "spacecore_launcher_recovery_seconds",
@@ -182,7 +182,7 @@ pub fn render(sources: &Sources, rss_bytes: u64, guest: Option<&GuestScrape>) ->
         "Last guest failure to the restarted guest's ready.",
     );
     if let Some(s) = seconds(stats.recovery_us.load(Relaxed)) {
-        e.sample("spacecore_launcher_recovery_seconds", &[], s);
+        e.sample_f64("spacecore_launcher_recovery_seconds", &[], s);
     }
     let (hypercalls, mmio) = sources.exits.get();
     e.family(
@@ -190,8 +190,8 @@ pub fn render(sources: &Sources, rss_bytes: u64, guest: Option<&GuestScrape>) ->
         Kind::Counter,
         "VM exits handled by the launcher, by kind.",
     )
-    .sample("spacecore_launcher_vcpu_exits_total", &[("kind", "hypercall")], hypercalls as f64)
-    .sample("spacecore_launcher_vcpu_exits_total", &[("kind", "mmio")], mmio as f64);
+    .sample_f64("spacecore_launcher_vcpu_exits_total", &[("kind", "hypercall")], hypercalls as f64)
+    .sample_f64("spacecore_launcher_vcpu_exits_total", &[("kind", "mmio")], mmio as f64);
     devices(&mut e, &sources.devices);
     relays(&mut e, sources);
     e.family(
@@ -199,14 +199,18 @@ pub fn render(sources: &Sources, rss_bytes: u64, guest: Option<&GuestScrape>) ->
         Kind::Counter,
         "Health checks of the guest, by result.",
     )
-    .sample("spacecore_launcher_health_checks_total", &[("result", "alive")], n(&stats.health_alive))
-    .sample("spacecore_launcher_health_checks_total", &[("result", "failed")], n(&stats.health_failed));
+    .sample_f64("spacecore_launcher_health_checks_total", &[("result", "alive")], n(&stats.health_alive))
+    .sample_f64(
+        "spacecore_launcher_health_checks_total",
+        &[("result", "failed")],
+        n(&stats.health_failed),
+    );
     e.family(
         "spacecore_launcher_resident_memory_bytes",
         Kind::Gauge,
         "Resident set of the launcher process, guest memory included.",
     )
-    .sample("spacecore_launcher_resident_memory_bytes", &[], rss_bytes as f64);
+    .sample_f64("spacecore_launcher_resident_memory_bytes", &[], rss_bytes as f64);
     if let Some(guest) = guest {
         sidecar(&mut e, guest);
     }
@@ -220,14 +224,18 @@ fn devices(e: &mut Exposition, devices: &[(u32, Arc<Counters>)]) {
         list.iter().map(f).sum::<u64>() as f64
     };
     e.family("spacecore_launcher_disk_requests_total", Kind::Counter, "virtio-blk requests completed.")
-        .sample("spacecore_launcher_disk_requests_total", &[], sum(&disks, |c| c.requests));
+        .sample_f64("spacecore_launcher_disk_requests_total", &[], sum(&disks, |c| c.requests));
     e.family(
         "spacecore_launcher_disk_bytes_total",
         Kind::Counter,
         "Bytes the guest read from and wrote to its disk.",
     )
-    .sample("spacecore_launcher_disk_bytes_total", &[("direction", "read")], sum(&disks, |c| c.bytes_read))
-    .sample(
+    .sample_f64(
+        "spacecore_launcher_disk_bytes_total",
+        &[("direction", "read")],
+        sum(&disks, |c| c.bytes_read),
+    )
+    .sample_f64(
         "spacecore_launcher_disk_bytes_total",
         &[("direction", "write")],
         sum(&disks, |c| c.bytes_written),
@@ -237,28 +245,32 @@ fn devices(e: &mut Exposition, devices: &[(u32, Arc<Counters>)]) {
         Kind::Counter,
         "Ethernet bytes through the guest's NIC (rx: to the guest).",
     )
-    .sample("spacecore_launcher_net_bytes_total", &[("direction", "rx")], sum(&nics, |c| c.rx_bytes))
-    .sample("spacecore_launcher_net_bytes_total", &[("direction", "tx")], sum(&nics, |c| c.tx_bytes));
+    .sample_f64("spacecore_launcher_net_bytes_total", &[("direction", "rx")], sum(&nics, |c| c.rx_bytes))
+    .sample_f64("spacecore_launcher_net_bytes_total", &[("direction", "tx")], sum(&nics, |c| c.tx_bytes));
     e.family(
         "spacecore_launcher_net_packets_total",
         Kind::Counter,
         "Frames through the guest's NIC (rx: to the guest).",
     )
-    .sample("spacecore_launcher_net_packets_total", &[("direction", "rx")], sum(&nics, |c| c.rx_packets))
-    .sample("spacecore_launcher_net_packets_total", &[("direction", "tx")], sum(&nics, |c| c.tx_packets));
+    .sample_f64("spacecore_launcher_net_packets_total", &[("direction", "rx")], sum(&nics, |c| c.rx_packets))
+    .sample_f64(
+        "spacecore_launcher_net_packets_total",
+        &[("direction", "tx")],
+        sum(&nics, |c| c.tx_packets),
+    );
     e.family(
         "spacecore_launcher_net_dropped_total",
         Kind::Counter,
         "Frames the NIC dropped (too large, malformed, refused by the tap).",
     )
-    .sample("spacecore_launcher_net_dropped_total", &[], sum(&nics, |c| c.dropped));
+    .sample_f64("spacecore_launcher_net_dropped_total", &[], sum(&nics, |c| c.dropped));
     e.family(
         "spacecore_launcher_device_errors_total",
         Kind::Counter,
         "Requests or descriptor chains the devices refused, by device.",
     )
-    .sample("spacecore_launcher_device_errors_total", &[("device", "disk")], sum(&disks, |c| c.errors))
-    .sample("spacecore_launcher_device_errors_total", &[("device", "net")], sum(&nics, |c| c.errors));
+    .sample_f64("spacecore_launcher_device_errors_total", &[("device", "disk")], sum(&disks, |c| c.errors))
+    .sample_f64("spacecore_launcher_device_errors_total", &[("device", "net")], sum(&nics, |c| c.errors));
 }
 
 fn relays(e: &mut Exposition, sources: &Sources) {
@@ -269,7 +281,7 @@ fn relays(e: &mut Exposition, sources: &Sources) {
         "Connections accepted on each published port.",
     );
     for (port, c) in &sources.published {
-        e.sample("spacecore_launcher_published_connections_total", &[("port", port)], get(&c.accepted));
+        e.sample_f64("spacecore_launcher_published_connections_total", &[("port", port)], get(&c.accepted));
     }
     e.family(
         "spacecore_launcher_published_refused_total",
@@ -277,7 +289,7 @@ fn relays(e: &mut Exposition, sources: &Sources) {
         "Connections to each published port closed unrelayed (over the limit, guest not answering).",
     );
     for (port, c) in &sources.published {
-        e.sample("spacecore_launcher_published_refused_total", &[("port", port)], get(&c.refused));
+        e.sample_f64("spacecore_launcher_published_refused_total", &[("port", port)], get(&c.refused));
     }
     e.family(
         "spacecore_launcher_published_bytes_total",
@@ -285,12 +297,12 @@ fn relays(e: &mut Exposition, sources: &Sources) {
         "Bytes through each published port (in: clients to the guest).",
     );
     for (port, c) in &sources.published {
-        e.sample(
+        e.sample_f64(
             "spacecore_launcher_published_bytes_total",
             &[("port", port), ("direction", "in")],
             get(&c.bytes_in),
         );
-        e.sample(
+        e.sample_f64(
             "spacecore_launcher_published_bytes_total",
             &[("port", port), ("direction", "out")],
             get(&c.bytes_out),
@@ -302,14 +314,14 @@ fn relays(e: &mut Exposition, sources: &Sources) {
             Kind::Counter,
             "Connections from the guest to the aggregator.",
         )
-        .sample("spacecore_launcher_aggregator_connections_total", &[], get(&c.accepted));
+        .sample_f64("spacecore_launcher_aggregator_connections_total", &[], get(&c.accepted));
         e.family(
             "spacecore_launcher_aggregator_bytes_total",
             Kind::Counter,
             "Bytes between the guest and the aggregator (out: to the aggregator).",
         )
-        .sample("spacecore_launcher_aggregator_bytes_total", &[("direction", "out")], get(&c.bytes_in))
-        .sample(
+        .sample_f64("spacecore_launcher_aggregator_bytes_total", &[("direction", "out")], get(&c.bytes_in))
+        .sample_f64(
             "spacecore_launcher_aggregator_bytes_total",
             &[("direction", "in")],
             get(&c.bytes_out),
@@ -324,21 +336,21 @@ fn sidecar(e: &mut Exposition, guest: &GuestScrape) {
         Kind::Gauge,
         "HTTP status of the guest's GET /eigen/node/health at this scrape (0: no answer).",
     )
-    .sample("spacecore_launcher_guest_health_status", &[], f64::from(status));
+    .sample_f64("spacecore_launcher_guest_health_status", &[], f64::from(status));
     let healthy = match status {
         200 => 1.0,
         206 => 0.5,
         _ => 0.0,
     };
     e.family("spacecore_launcher_guest_healthy", Kind::Gauge, "The guest's health at this scrape: 1 healthy (200), 0.5 partially healthy (206), 0 unhealthy or no answer.")
-        .sample("spacecore_launcher_guest_healthy", &[], healthy);
+        .sample_f64("spacecore_launcher_guest_healthy", &[], healthy);
     let (kept, dropped) = guest.metrics.as_deref().map(guest::filter).unwrap_or_default();
     e.family(
         "spacecore_launcher_sidecar_scrape_success",
         Kind::Gauge,
         "1 if the guest's GET /metrics answered 200 at this scrape, else 0.",
     )
-    .sample(
+    .sample_f64(
         "spacecore_launcher_sidecar_scrape_success",
         &[],
         if guest.metrics.is_some() { 1.0 } else { 0.0 },
@@ -348,7 +360,7 @@ fn sidecar(e: &mut Exposition, guest: &GuestScrape) {
         Kind::Gauge,
         "Lines of the guest's metrics left out at this scrape (invalid, or named like the launcher's).",
     )
-    .sample("spacecore_launcher_sidecar_dropped_lines", &[], dropped as f64);
+    .sample_f64("spacecore_launcher_sidecar_dropped_lines", &[], dropped as f64);
     e.raw(&kept);
 }
 

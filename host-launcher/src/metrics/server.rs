@@ -6,8 +6,9 @@
 //! The listener is bound in the launcher's network namespace, where scrapers reach it; with
 //! the sidecar, the serving threads enter the spacecore's namespace, where the guest is.
 
-use super::{GuestScrape, Sources, render, text::CONTENT_TYPE};
+use super::{GuestScrape, Sources, render};
 use crate::network::netns::Netns;
+use prom_text::CONTENT_TYPE;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;

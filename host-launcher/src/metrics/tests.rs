@@ -24,7 +24,7 @@ fn parse(text: &str) -> BTreeMap<String, Family> {
         assert!(!line.is_empty(), "no empty lines");
         if let Some(rest) = line.strip_prefix("# HELP ") {
             let (name, help) = rest.split_once(' ').expect(line);
-            assert!(text::valid_name(name) && !help.is_empty(), "{line}");
+            assert!(prom_text::valid_name(name) && !help.is_empty(), "{line}");
             assert!(helped.insert(name.to_owned()), "second HELP for {name}");
             assert!(!families.contains_key(name), "HELP after TYPE for {name}");
             current = Some(name.to_owned());
@@ -53,7 +53,7 @@ fn parse(text: &str) -> BTreeMap<String, Family> {
                 let inner = labels.strip_prefix('{').and_then(|l| l.strip_suffix('}')).expect(line);
                 for pair in inner.split("\",") {
                     let (label, value) = pair.split_once("=\"").expect(line);
-                    assert!(text::valid_label_name(label), "{line}");
+                    assert!(prom_text::valid_label_name(label), "{line}");
                     assert!(!value.trim_end_matches('"').contains(['\n', '"']), "{line}");
                 }
             }
