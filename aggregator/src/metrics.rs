@@ -2,12 +2,13 @@
 //! without a metrics library: a handful of counters, two gauges and one histogram.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
+
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use avs_protocol::rpc::ErrorCode;
+use prom_text::{Exposition, Float, Kind};
 
 /// The `Content-Type` of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -45,13 +46,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// A sample value as Prometheus writes it (`+Inf`, `-Inf`, `NaN`, else Rust's shortest form).
 pub fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
-    } else {
-        format!("{v}")
-    }
+    Float(v).to_string()
 }
 
 /// Snake-case label value for an error code (`task_not_found`).
@@ -69,11 +64,6 @@ pub fn reason_label(code: ErrorCode) -> &'static str {
         ErrorCode::TaskExpired => "task_expired",
         _ => "other",
     }
-}
-
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    // Writing to a String cannot fail.
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 impl Metrics {
@@ -135,7 +125,7 @@ impl Metrics {
 
     /// The exposition text.
     pub fn render(&self) -> String {
-        let mut out = String::with_capacity(4096);
+        let mut e = Exposition::with_capacity(4096);
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let counters = [
             (
@@ -160,37 +150,38 @@ impl Metrics {
             ),
         ];
         for (name, help, value) in counters {
-            family(&mut out, name, "counter", help);
-            let _ = writeln!(out, "{name} {}", get(value));
+            e.family(name, Kind::Counter, help).sample(name, &[], get(value));
         }
         let name = "aggregator_responses_rejected_total";
-        family(&mut out, name, "counter", "JSON-RPC calls answered with an error, by error code.");
+        e.family(name, Kind::Counter, "JSON-RPC calls answered with an error, by error code.");
         for (code, count) in ErrorCode::ALL.iter().zip(&self.responses_rejected) {
-            let (c, reason) = (code.code(), reason_label(*code));
-            let _ = writeln!(out, "{name}{{code=\"{c}\",reason=\"{reason}\"}} {}", get(count));
+            let c = code.code().to_string();
+            e.sample(name, &[("code", &c), ("reason", reason_label(*code))], get(count));
         }
         let name = "aggregator_task_deliveries_total";
-        family(&mut out, name, "counter", "Task POSTs to operator nodes, by result.");
-        let _ = writeln!(out, "{name}{{result=\"ok\"}} {}", get(&self.deliveries_ok));
-        let _ = writeln!(out, "{name}{{result=\"error\"}} {}", get(&self.deliveries_failed));
+        e.family(name, Kind::Counter, "Task POSTs to operator nodes, by result.")
+            .sample(name, &[("result", "ok")], get(&self.deliveries_ok))
+            .sample(name, &[("result", "error")], get(&self.deliveries_failed));
         let name = "aggregator_active_tasks";
-        family(&mut out, name, "gauge", "Tasks waiting for responses.");
-        let _ = writeln!(out, "{name} {}", get(&self.tasks_active));
+        e.family(name, Kind::Gauge, "Tasks waiting for responses.").sample(
+            name,
+            &[],
+            get(&self.tasks_active),
+        );
         let name = "aggregator_last_task_signed_stake_ratio";
-        family(&mut out, name, "gauge", "Signed stake / total stake per quorum of the last task decided.");
+        e.family(name, Kind::Gauge, "Signed stake / total stake per quorum of the last task decided.");
         for (quorum, ratio) in lock(&self.last_ratio).iter() {
-            let _ = writeln!(out, "{name}{{quorum=\"{quorum}\"}} {}", format_value(*ratio));
+            e.sample_f64(name, &[("quorum", &quorum.to_string())], *ratio);
         }
         let name = "aggregator_aggregation_latency_seconds";
-        family(&mut out, name, "histogram", "Time from registering a task to completing it.");
+        e.family(name, Kind::Histogram, "Time from registering a task to completing it.");
         let h = lock(&self.latency);
         let mut cumulative = 0u64;
-        for (le, count) in LATENCY_BUCKETS.iter().zip(&h.counts) {
+        let buckets = LATENCY_BUCKETS.iter().zip(&h.counts).map(|(le, count)| {
             cumulative += count;
-            let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {cumulative}", format_value(*le));
-        }
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count);
-        let _ = writeln!(out, "{name}_sum {}\n{name}_count {}", format_value(h.sum), h.count);
-        out
+            (Float(*le), cumulative)
+        });
+        e.histogram(name, &[], buckets, Float(h.sum), h.count);
+        e.finish()
     }
 }
