@@ -98,9 +98,9 @@ impl Operator {
         Operator { id: public.operator_id(), pubkey: public.to_bytes(), key }
     }
 
-    /// Signs `response` (its EigenLayer digest).
-    fn sign(&self, response: TaskResponse) -> SignedTaskResponse {
-        let signature = self.key.sign(&IncredibleSquaring::digest(&response)).to_bytes();
+    /// Signs `response`, whose EigenLayer digest is `digest` (the one recorded in the history).
+    fn sign(&self, response: TaskResponse, digest: &[u8; 32]) -> SignedTaskResponse {
+        let signature = self.key.sign(digest).to_bytes();
         SignedTaskResponse { task_response: response, signature, operator_id: self.id }
     }
 }
@@ -385,7 +385,7 @@ impl AvsNode {
             check => return Err(refusal(index, check, &self.history)),
         }
         let start = now();
-        let signed = operator.sign(response);
+        let signed = operator.sign(response, &digest);
         let end = now();
         self.stats.signing.observe(end.saturating_sub(start));
         if self.outbox.push(signed, end / 1_000_000) {

@@ -264,7 +264,8 @@ fn without_an_aggregator_nothing_is_queued_and_the_queue_is_bounded() {
     let op = operator(2);
     let mut dropped = 0;
     for i in 0..(MAX_QUEUED as u32 + 10) {
-        let signed = op.sign(TaskResponse { reference_task_index: i, number_squared: U256::from(1u8) });
+        let response = TaskResponse { reference_task_index: i, number_squared: U256::from(1u8) };
+        let signed = op.sign(response, &response.digest());
         dropped += usize::from(outbox.push(signed, 0));
     }
     assert_eq!(outbox.queue.len(), MAX_QUEUED);
