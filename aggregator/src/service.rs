@@ -282,7 +282,10 @@ impl AggregationService {
     ) -> Result<Option<AggregatedResponse>, Rejection> {
         let (public_key, digest) = self.precheck(signed, now)?;
         // The pairing check, outside the lock.
-        let signature = Signature::from_bytes(&signed.signature)
+        let avs_protocol::OperatorSignature::Bls12381(bytes) = signed.signature else {
+            return Err(Rejection::new(ErrorCode::InvalidSignature, "not a BLS12-381 signature"));
+        };
+        let signature = Signature::from_bytes(&bytes)
             .map_err(|e| Rejection::new(ErrorCode::InvalidSignature, format!("bad signature: {e}")))?;
         bls::verify(&public_key, &digest, &signature).map_err(|e| {
             Rejection::new(ErrorCode::InvalidSignature, format!("signature does not verify: {e}"))

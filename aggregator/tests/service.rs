@@ -5,6 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use aggregator::{AggregatedResponse, TaskError};
+use avs_protocol::OperatorSignature;
 use avs_protocol::bls::{self, PublicKey, SecretKey, Signature};
 use avs_protocol::rpc::ErrorCode;
 use avs_protocol::{SignedTaskResponse, TaskResponse, U256, keccak256};
@@ -28,7 +29,7 @@ fn verify_independently(aggregate: &AggregatedResponse, signed: &[(SignedTaskRes
     assert_eq!(aggregate.digest, digest);
     let mut signatures = Vec::new();
     for (s, pk) in signed {
-        let signature = Signature::from_bytes(&s.signature).unwrap();
+        let signature = Signature::from_bytes(s.signature.as_bytes().try_into().unwrap()).unwrap();
         bls::verify(pk, &digest, &signature).expect("each signer's signature verifies");
         signatures.push(signature);
     }
@@ -139,12 +140,13 @@ fn wrong_answers_and_broken_signatures_are_invalid_signatures() {
     assert_eq!(code(svc.process_signed_task_response(&other, t0)), ErrorCode::InvalidSignature);
     // Not a point, the identity, and a valid point that is not the signature.
     let mut garbage = answer(&keys[0], &t);
-    garbage.signature = [0xff; 96];
+    garbage.signature = OperatorSignature::Bls12381([0xff; 96]);
     assert_eq!(code(svc.process_signed_task_response(&garbage, t0)), ErrorCode::InvalidSignature);
-    garbage.signature = [0; 96];
-    garbage.signature[0] = 0xc0;
+    let mut identity = [0; 96];
+    identity[0] = 0xc0;
+    garbage.signature = OperatorSignature::Bls12381(identity);
     assert_eq!(code(svc.process_signed_task_response(&garbage, t0)), ErrorCode::InvalidSignature);
-    garbage.signature = bls::pop_prove(&keys[0]).to_bytes();
+    garbage.signature = OperatorSignature::Bls12381(bls::pop_prove(&keys[0]).to_bytes());
     assert_eq!(code(svc.process_signed_task_response(&garbage, t0)), ErrorCode::InvalidSignature);
     // None of it counted: the honest answer is still accepted.
     assert_eq!(svc.process_signed_task_response(&answer(&keys[0], &t), t0), Ok(None));

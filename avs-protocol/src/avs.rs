@@ -4,6 +4,7 @@
 
 use crate::Error;
 use crate::bls::{self, PublicKey, SecretKey, Signature};
+use crate::bn254;
 use crate::types::{NewTask, TaskResponse};
 
 /// The logic of one AVS: how an operator's node answers a task, and which 32-byte message over
@@ -39,8 +40,8 @@ impl Avs for IncredibleSquaring {
     }
 }
 
-/// A signature scheme operators can sign responses with. Only [`Bls12381`] exists; ECDSA or
-/// BN254 would be further implementations.
+/// A signature scheme operators can sign responses with: [`Bn254`] or [`Bls12381`] (for the
+/// choice at run time, see [`crate::scheme`]).
 pub trait SignatureScheme {
     /// A short name for logs and configuration, such as `"bls12-381"`.
     const NAME: &'static str;
@@ -79,6 +80,36 @@ impl SignatureScheme for Bls12381 {
 
     fn verify(public_key: &PublicKey, msg: &[u8], signature: &Signature) -> Result<(), Error> {
         bls::verify(public_key, msg, signature)
+    }
+}
+
+/// BN254 as EigenLayer uses it (see [`crate::bn254`]). Messages are 32-byte digests; a
+/// message of another length is hashed with keccak256 first.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bn254;
+
+impl Bn254 {
+    fn digest(msg: &[u8]) -> [u8; 32] {
+        msg.try_into().unwrap_or_else(|_| crate::keccak256(msg))
+    }
+}
+
+impl SignatureScheme for Bn254 {
+    const NAME: &'static str = "bn254";
+    type SecretKey = bn254::SecretKey;
+    type PublicKey = bn254::PublicKey;
+    type Signature = bn254::Signature;
+
+    fn public_key(secret_key: &bn254::SecretKey) -> bn254::PublicKey {
+        secret_key.public_key()
+    }
+
+    fn sign(secret_key: &bn254::SecretKey, msg: &[u8]) -> bn254::Signature {
+        secret_key.sign(&Self::digest(msg))
+    }
+
+    fn verify(public_key: &bn254::PublicKey, msg: &[u8], signature: &bn254::Signature) -> Result<(), Error> {
+        bn254::verify(&public_key.g2(), &Self::digest(msg), signature)
     }
 }
 

@@ -31,6 +31,9 @@ pub enum Error {
     /// The pairing check failed: wrong key, message or signature.
     #[error("signature verification failed")]
     VerificationFailed,
+    /// A signature of one scheme checked against a key of the other.
+    #[error("the signature's scheme is not the key's")]
+    SchemeMismatch,
     /// Aggregation of an empty list.
     #[error("nothing to aggregate")]
     EmptyAggregate,

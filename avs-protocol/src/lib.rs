@@ -5,10 +5,12 @@
 //!   ([`square`]: overflow past uint256 makes the task invalid);
 //! - the signed message, EigenLayer's `keccak256(abi.encode(TaskResponse))`
 //!   ([`TaskResponse::digest`]);
-//! - BLS12-381 signatures, Ethereum consensus ciphersuite ([`bls`]);
+//! - BN254 signatures exactly as EigenLayer makes and checks them ([`bn254`], the default), and
+//!   BLS12-381 signatures, Ethereum consensus ciphersuite ([`bls`]), behind one run-time
+//!   interface ([`scheme`]);
 //! - the JSON wire format (serde derives) and the JSON-RPC 2.0 call to the aggregator ([`rpc`]);
 //! - the [`Avs`] and [`SignatureScheme`] seams, implemented by [`IncredibleSquaring`] and
-//!   [`Bls12381`].
+//!   [`Bn254`] and [`Bls12381`].
 //!
 //! `docs/protocol.md` in the repository describes the protocol itself.
 //!
@@ -41,13 +43,16 @@ extern crate alloc;
 
 pub mod avs;
 pub mod bls;
+pub mod bn254;
 pub mod encoding;
 mod error;
 pub mod rpc;
+pub mod scheme;
 mod types;
 
-pub use avs::{Avs, Bls12381, IncredibleSquaring, SignatureScheme};
+pub use avs::{Avs, Bls12381, Bn254, IncredibleSquaring, SignatureScheme};
 pub use error::Error;
+pub use scheme::{OperatorPublicKey, OperatorSecretKey, OperatorSignature, Scheme};
 pub use types::{NewTask, SignedTaskResponse, Task, TaskResponse, keccak256, square};
 
 /// The uint256 of the contracts.

@@ -6,8 +6,8 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 use sha3::{Digest, Keccak256};
 
-use crate::bls::{self, PublicKey, SecretKey, Signature};
 use crate::encoding::{hex_array, hex_vec, u256_string};
+use crate::scheme::{DigestSigner, OperatorPublicKey, OperatorSignature};
 use crate::{Error, U256};
 
 /// A task as the `IncredibleSquaringTaskManager` contract stores it (`struct Task`).
@@ -45,16 +45,15 @@ pub struct TaskResponse {
     pub number_squared: U256,
 }
 
-/// A response with an operator's BLS signature over its [`TaskResponse::digest`]: what the node
+/// A response with an operator's signature over its [`TaskResponse::digest`]: what the node
 /// sends to the aggregator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedTaskResponse {
     /// The response signed.
     pub task_response: TaskResponse,
-    /// The compressed BLS12-381 G2 signature (see [`crate::bls`]).
-    #[serde(with = "hex_array")]
-    pub signature: [u8; 96],
-    /// The signer, as [`PublicKey::operator_id`].
+    /// The signature, BN254 (64 bytes) or BLS12-381 (96 bytes), as `0x` hex.
+    pub signature: OperatorSignature,
+    /// The signer, as [`OperatorPublicKey::operator_id`].
     #[serde(with = "hex_array")]
     pub operator_id: [u8; 32],
 }
@@ -93,25 +92,25 @@ impl TaskResponse {
 }
 
 impl SignedTaskResponse {
-    /// Signs `task_response`'s digest with `secret_key`; the operator id is derived from the
-    /// key's public key.
-    pub fn sign(task_response: TaskResponse, secret_key: &SecretKey) -> Self {
+    /// Signs `task_response`'s digest with `secret_key` (either scheme); the operator id is
+    /// derived from the key's public key.
+    pub fn sign(task_response: TaskResponse, secret_key: &impl DigestSigner) -> Self {
         SignedTaskResponse {
             task_response,
-            signature: secret_key.sign(&task_response.digest()).to_bytes(),
-            operator_id: secret_key.public_key().operator_id(),
+            signature: secret_key.sign_digest(&task_response.digest()),
+            operator_id: secret_key.operator_id(),
         }
     }
 
     /// Parses the signature (with its group checks) and checks it over the response's digest
     /// with `public_key`, the key registered for [`Self::operator_id`]. Also checks that the
-    /// operator id is that key's.
-    pub fn verify(&self, public_key: &PublicKey) -> Result<(), Error> {
+    /// operator id is that key's and the signature of its scheme.
+    pub fn verify(&self, public_key: impl Into<OperatorPublicKey>) -> Result<(), Error> {
+        let public_key = public_key.into();
         if public_key.operator_id() != self.operator_id {
             return Err(Error::VerificationFailed);
         }
-        let signature = Signature::from_bytes(&self.signature)?;
-        bls::verify(public_key, &self.task_response.digest(), &signature)
+        public_key.verify(&self.task_response.digest(), &self.signature)
     }
 }
 

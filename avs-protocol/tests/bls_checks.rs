@@ -119,6 +119,6 @@ fn signed_task_response_round_trip_and_tampering() {
     // The key registered for another operator id.
     assert_eq!(signed.verify(&key(8).public_key()), Err(Error::VerificationFailed));
     let mut garbage = signed;
-    garbage.signature = identity();
+    garbage.signature = avs_protocol::OperatorSignature::Bls12381(identity());
     assert_eq!(garbage.verify(&sk.public_key()), Err(Error::PointAtInfinity));
 }

@@ -1,7 +1,7 @@
 //! The JSON wire format: exact encodings (as in `docs/protocol.md`), round trips and refusals.
 
 use avs_protocol::rpc::{ErrorCode, ErrorObject, PROCESS_SIGNED_TASK_RESPONSE, Request, Response};
-use avs_protocol::{NewTask, SignedTaskResponse, Task, TaskResponse, U256};
+use avs_protocol::{NewTask, OperatorSignature, SignedTaskResponse, Task, TaskResponse, U256};
 use serde_json::{from_str, to_string};
 
 fn new_task() -> NewTask {
@@ -19,7 +19,7 @@ fn new_task() -> NewTask {
 fn signed() -> SignedTaskResponse {
     SignedTaskResponse {
         task_response: TaskResponse { reference_task_index: 7, number_squared: U256::from(81u32) },
-        signature: [0xab; 96],
+        signature: OperatorSignature::Bls12381([0xab; 96]),
         operator_id: [0x01; 32],
     }
 }

@@ -322,7 +322,7 @@ fn keystore(put: &mut Put<'_>) {
 fn bls_points(put: &mut Put<'_>, signed: &SignedTaskResponse) {
     let key = SecretKey::key_gen(&[1; 32]).expect("32 bytes of key material");
     put("bls", "public-key", &key.public_key().to_bytes());
-    put("bls", "signature", &signed.signature);
+    put("bls", "signature", signed.signature.as_bytes());
     put("bls", "proof-of-possession", &bls::pop_prove(&key).to_bytes());
     let mut identity = [0u8; 96];
     identity[0] = 0xc0;

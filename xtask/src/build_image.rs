@@ -69,6 +69,7 @@ pub fn build(args: &Args, store: &Store) -> Result<Built> {
     features.sort();
     features.dedup();
 
+    cmd::ensure_kernel_target()?;
     progress(format_args!("building kernel-app ({PROFILE}, {KERNEL_TARGET})..."));
     let mut cargo = cmd::cargo(&kernel_app);
     cargo.args(["build", "--release", "--target", KERNEL_TARGET]);

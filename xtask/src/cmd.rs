@@ -89,6 +89,22 @@ pub fn capture(command: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
+/// Makes sure the toolchain that builds kernel-app has the guest target's standard library.
+///
+/// `rust-toolchain.toml` lists the target, but rustup does not add it when the pinned toolchain
+/// is a link to one installed earlier; then the guest build fails with "can't find crate for
+/// `core`". So ask rustup (in kernel-app, where the toolchain file applies) and add it if missing.
+pub fn ensure_kernel_target() -> Result<()> {
+    let dir = kernel_app_dir();
+    let installed =
+        capture(Command::new("rustup").current_dir(&dir).args(["target", "list", "--installed"]))?;
+    if installed.lines().any(|line| line.trim() == KERNEL_TARGET) {
+        return Ok(());
+    }
+    progress(format_args!("adding the guest target {KERNEL_TARGET} to the toolchain (rustup)"));
+    run(Command::new("rustup").current_dir(&dir).args(["target", "add", KERNEL_TARGET]))
+}
+
 /// Whether `/dev/kvm` exists and this user can open it read-write.
 pub fn kvm_usable() -> io::Result<()> {
     OpenOptions::new().read(true).write(true).open(KVM_DEVICE).map(drop)

@@ -67,6 +67,7 @@ pub fn run(args: &Args) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    cmd::ensure_kernel_target()?;
     steps.run(cmd::cargo(&kernel_app).args(["clippy", "--release", "--", "-D", "warnings"]))?;
 
     // (c) whether tests that boot real VMs can run.

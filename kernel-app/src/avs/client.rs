@@ -365,7 +365,7 @@ mod tests {
     fn signed() -> SignedTaskResponse {
         SignedTaskResponse {
             task_response: TaskResponse { reference_task_index: 7, number_squared: U256::from(81u64) },
-            signature: [0xab; 96],
+            signature: OperatorSignature::Bls12381([0xab; 96]),
             operator_id: [0x11; 32],
         }
     }

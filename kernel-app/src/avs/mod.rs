@@ -100,7 +100,7 @@ impl Operator {
 
     /// Signs `response`, whose EigenLayer digest is `digest` (the one recorded in the history).
     fn sign(&self, response: TaskResponse, digest: &[u8; 32]) -> SignedTaskResponse {
-        let signature = self.key.sign(digest).to_bytes();
+        let signature = avs_protocol::OperatorSignature::Bls12381(self.key.sign(digest).to_bytes());
         SignedTaskResponse { task_response: response, signature, operator_id: self.id }
     }
 }
