@@ -108,17 +108,17 @@ fn signed_task_response_round_trip_and_tampering() {
     let response = TaskResponse { reference_task_index: 1, number_squared: U256::from(4u32) };
     let signed = SignedTaskResponse::sign(response, &sk);
     assert_eq!(signed.operator_id, sk.public_key().operator_id());
-    assert_eq!(signed.verify(&sk.public_key()), Ok(()));
+    assert_eq!(signed.verify(sk.public_key()), Ok(()));
 
     let mut wrong_answer = signed;
     wrong_answer.task_response.number_squared = U256::from(5u32);
-    assert_eq!(wrong_answer.verify(&sk.public_key()), Err(Error::VerificationFailed));
+    assert_eq!(wrong_answer.verify(sk.public_key()), Err(Error::VerificationFailed));
     let mut wrong_task = signed;
     wrong_task.task_response.reference_task_index = 2;
-    assert_eq!(wrong_task.verify(&sk.public_key()), Err(Error::VerificationFailed));
+    assert_eq!(wrong_task.verify(sk.public_key()), Err(Error::VerificationFailed));
     // The key registered for another operator id.
-    assert_eq!(signed.verify(&key(8).public_key()), Err(Error::VerificationFailed));
+    assert_eq!(signed.verify(key(8).public_key()), Err(Error::VerificationFailed));
     let mut garbage = signed;
     garbage.signature = avs_protocol::OperatorSignature::Bls12381(identity());
-    assert_eq!(garbage.verify(&sk.public_key()), Err(Error::PointAtInfinity));
+    assert_eq!(garbage.verify(sk.public_key()), Err(Error::PointAtInfinity));
 }
