@@ -49,7 +49,7 @@ pub use plan::{
     Attestation, AvsPlan, Criteria, DEFAULT_GUEST_ADDRESS, DEFAULT_HOST_ADDRESS, DEFAULT_METRICS_ADDRESS,
     DEFAULT_PREFIX_LEN, DEFAULT_PUBLISH_ADDRESS, DiskPlan, Failover, FailoverStrategy, InboundPort,
     LogFormat, NetworkPlan, NetworkType, NotEnforced, Observability, Operations, PerformanceLevel, Plan,
-    Provider, Scaling, SecurityLevel, UpdateStrategy, Virtualization, VirtualizationType,
+    Provider, Scaling, SecurityLevel, SignatureScheme, UpdateStrategy, Virtualization, VirtualizationType,
 };
 pub use resources::{
     MAX_INBOUND_PORTS, MAX_PORT_NAME_LEN, MAX_STORAGE, MEMORY_GRANULE, MIN_MEMORY, MIN_STORAGE,

@@ -103,6 +103,19 @@ keyword_enum! {
 }
 
 keyword_enum! {
+    /// `spec.avs.scheme`: the curve the operator's BLS key and its task signatures are on.
+    SignatureScheme {
+        /// BN254 (alt_bn128), EigenLayer's own scheme: what its contracts check (the default).
+        /// The key lives on the disk as eigensdk's BLS key file.
+        #[default]
+        Bn254 = "bn254",
+        /// BLS12-381 (Ethereum consensus ciphersuite); the key lives on the disk as an
+        /// EIP-2335 keystore.
+        Bls12381 = "bls12-381",
+    }
+}
+
+keyword_enum! {
     /// `spec.security.attestation`.
     Attestation {
         /// BLS signatures (the only scheme, and the default).
@@ -269,6 +282,13 @@ pub struct AvsPlan {
     /// password, relative paths already joined to the spec file's directory.
     /// `None`: no password is handed to the guest. Not opened by the parser.
     pub keystore_password_file: Option<PathBuf>,
+    /// `scheme`: the signature scheme of the operator key (default BN254).
+    pub scheme: SignatureScheme,
+    /// `ecdsa_keystore_password_file`: the file holding the password of the operator's ECDSA
+    /// keystore (its chain identity), relative paths joined to the spec file's directory like
+    /// `keystore_password_file`. `None`: the guest gets no ECDSA password and holds no ECDSA
+    /// key. Not opened by the parser.
+    pub ecdsa_keystore_password_file: Option<PathBuf>,
 }
 
 keyword_enum! {

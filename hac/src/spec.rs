@@ -15,8 +15,8 @@ use crate::image_ref::{ImageSource, lexically_tidy, parse_image};
 use crate::not_enforced;
 use crate::plan::{
     Attestation, AvsPlan, Criteria, DiskPlan, FailoverStrategy, InboundPort, NetworkPlan, Operations,
-    PerformanceLevel, Plan, Provider, Scaling, SecurityLevel, UpdateStrategy, Virtualization,
-    VirtualizationType,
+    PerformanceLevel, Plan, Provider, Scaling, SecurityLevel, SignatureScheme, UpdateStrategy,
+    Virtualization, VirtualizationType,
 };
 use crate::resources::{self, NETWORK_KEYS, RESOURCE_KEYS};
 use crate::supervision::{self, FAILOVER_KEYS, OBSERVABILITY_KEYS};
@@ -47,7 +47,7 @@ const VIRTUALIZATION_KEYS: &[&str] = &["type", "provider", "criteria"];
 const CRITERIA_KEYS: &[&str] = &["security", "performance"];
 const STORAGE_KEYS: &[&str] = &["path", "read_only", "resize"];
 const DEPLOYMENT_KEYS: &[&str] = &["image"];
-const AVS_KEYS: &[&str] = &["aggregator", "keystore_password_file"];
+const AVS_KEYS: &[&str] = &["aggregator", "keystore_password_file", "scheme", "ecdsa_keystore_password_file"];
 const SECURITY_KEYS: &[&str] = &["attestation", "isolation"];
 const OPERATIONS_KEYS: &[&str] = &["updateStrategy", "scaling"];
 
@@ -88,6 +88,13 @@ const ATTESTATIONS: Choices<Attestation> = Choices {
     accepted: Attestation::ACCEPTED,
     refused: &["ECDSA", "BN254", "EdDSA", "Ed25519", "secp256k1"],
     refused_because: "is not supported yet",
+};
+
+const SIGNATURE_SCHEMES: Choices<SignatureScheme> = Choices {
+    accepted: SignatureScheme::ACCEPTED,
+    refused: &["BLS", "ECDSA", "secp256k1", "EdDSA", "Ed25519"],
+    refused_because: "does not name the curve of the operator's BLS key (task responses are BLS \
+                      signatures; an ECDSA key has its own ecdsa_keystore_password_file)",
 };
 
 const UPDATE_STRATEGIES: Choices<UpdateStrategy> = Choices {
@@ -277,7 +284,11 @@ const DISK_PATH_EXPECTED: &str =
 const PASSWORD_FILE_EXPECTED: &str =
     "a path to the file holding the keystore's password such as \"./operator.password\"";
 
+const ECDSA_PASSWORD_FILE_EXPECTED: &str =
+    "a path to the file holding the ECDSA keystore's password such as \"./operator.ecdsa.password\"";
+
 /// A path to a file (`spec.storage.path`, `spec.avs.keystore_password_file`,
+/// `spec.avs.ecdsa_keystore_password_file`,
 /// `spec.observability.log_file`):
 /// joined to the spec file's directory when relative, like image paths.
 /// `expected` describes the file, for messages.
@@ -295,7 +306,8 @@ pub(crate) fn file_path(item: &Item<'_, '_>, spec_dir: &Path, expected: &str) ->
     Err(item.error(format!("{problem}; expected {expected}")))
 }
 
-/// `[spec.avs]`: where the aggregator is, and the keystore's password file.
+/// `[spec.avs]`: where the aggregator is, the keystores' password files and the signature
+/// scheme.
 fn avs(table: &Table<'_, '_>, spec_dir: &Path, network: &NetworkPlan) -> Result<AvsPlan, SpecError> {
     let item = table.require("aggregator", AGGREGATOR_EXPECTED)?;
     let text = item.string(AGGREGATOR_EXPECTED)?;
@@ -311,7 +323,12 @@ fn avs(table: &Table<'_, '_>, spec_dir: &Path, network: &NetworkPlan) -> Result<
         .get("keystore_password_file")
         .map(|item| file_path(&item, spec_dir, PASSWORD_FILE_EXPECTED))
         .transpose()?;
-    Ok(AvsPlan { aggregator, keystore_password_file })
+    let scheme = optional_keyword(table, "scheme", &SIGNATURE_SCHEMES)?;
+    let ecdsa_keystore_password_file = table
+        .get("ecdsa_keystore_password_file")
+        .map(|item| file_path(&item, spec_dir, ECDSA_PASSWORD_FILE_EXPECTED))
+        .transpose()?;
+    Ok(AvsPlan { aggregator, keystore_password_file, scheme, ecdsa_keystore_password_file })
 }
 
 fn security(table: &Table<'_, '_>) -> Result<(Attestation, Option<String>), SpecError> {

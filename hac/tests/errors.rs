@@ -843,7 +843,8 @@ fn bad_avs_keys() {
         "aggregator = \"127.0.0.1:8090\"\nkeystore = \"k.json\"",
         "spec.avs.keystore",
         35,
-        "unknown key `keystore` in [spec.avs]; expected one of: aggregator, keystore_password_file",
+        "unknown key `keystore` in [spec.avs]; expected one of: aggregator, keystore_password_file, scheme, \
+         ecdsa_keystore_password_file",
     );
     expect_avs_error(
         "Aggregator = \"127.0.0.1:8090\"",
@@ -885,6 +886,64 @@ fn bad_keystore_password_files() {
         let error = expect_avs_error(&body, key, 35, needle);
         assert_eq!(error.column(), Some(26), "points at the value");
     }
+}
+
+#[test]
+fn bad_schemes() {
+    let key = "spec.avs.scheme";
+    let bad = |text: &str, needle: &str| {
+        let body = format!("aggregator = \"127.0.0.1:8090\"\nscheme = {text}");
+        let error = expect_avs_error(&body, key, 35, needle);
+        assert_eq!(error.column(), Some(10), "points at the value: {error}");
+        error
+    };
+    let error = bad("\"bn128\"", "unknown value \"bn128\"; expected one of \"bn254\", \"bls12-381\"");
+    assert_eq!(
+        error.to_string(),
+        "hac.toml:35:10: spec.avs.scheme: unknown value \"bn128\"; expected one of \"bn254\", \"bls12-381\""
+    );
+    bad(
+        "\"BN254\"",
+        "\"BN254\" is not accepted: values are case-sensitive; expected one of \"bn254\", \"bls12-381\"",
+    );
+    bad("\"Bls12-381\"", "values are case-sensitive");
+    bad("\"bls12381\"", "unknown value \"bls12381\"");
+    bad("\"\"", "unknown value \"\"");
+    bad(
+        "\"ECDSA\"",
+        "\"ECDSA\" does not name the curve of the operator's BLS key (task responses are BLS signatures; an \
+         ECDSA key has its own ecdsa_keystore_password_file); accepted: \"bn254\", \"bls12-381\"",
+    );
+    bad("\"BLS\"", "does not name the curve of the operator's BLS key");
+    bad("254", "expected one of \"bn254\", \"bls12-381\", found integer 254");
+    bad("[\"bn254\"]", "found array");
+}
+
+#[test]
+fn bad_ecdsa_keystore_password_files() {
+    let key = "spec.avs.ecdsa_keystore_password_file";
+    for (path, needle) in [
+        ("\"\"", "the path is empty; expected a path to the file holding the ECDSA keystore's password"),
+        ("\"/etc/spacecore/\"", "\"/etc/spacecore/\" names a directory"),
+        ("\"..\"", "names a directory"),
+        ("\"pw\\u0000\"", "contains a NUL character"),
+        (
+            "1",
+            "expected a path to the file holding the ECDSA keystore's password such as \
+             \"./operator.ecdsa.password\", found integer 1",
+        ),
+    ] {
+        let body = format!("aggregator = \"127.0.0.1:8090\"\necdsa_keystore_password_file = {path}");
+        let error = expect_avs_error(&body, key, 35, needle);
+        assert_eq!(error.column(), Some(32), "points at the value: {error}");
+    }
+    // A typo is an unknown key, reported before any value.
+    expect_avs_error(
+        "aggregator = \"x\"\necdsa_password_file = \"pw\"",
+        "spec.avs.ecdsa_password_file",
+        35,
+        "unknown key `ecdsa_password_file` in [spec.avs]",
+    );
 }
 
 #[test]

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use hac::{
     Attestation, AvsPlan, Criteria, DiskPlan, Failover, FailoverStrategy, HostLimits, ImageRef, ImageSource,
     InboundPort, LogFormat, NetworkPlan, NetworkType, NotEnforced, Observability, Operations,
-    PerformanceLevel, Plan, Provider, Scaling, SecurityLevel, UpdateStrategy, Virtualization,
-    VirtualizationType,
+    PerformanceLevel, Plan, Provider, Scaling, SecurityLevel, SignatureScheme, UpdateStrategy,
+    Virtualization, VirtualizationType,
 };
 
 const SAMPLE: &str = include_str!("sample.hac.toml");
@@ -483,8 +483,49 @@ fn avs_values_in_all_accepted_forms() {
     let source = MINIMAL.replace("memory = \"4Mi\"", "memory = \"4Mi\"\nstorage = \"1Mi\"");
     let source = format!("{source}\n[spec]\navs = {{ aggregator = \"127.0.0.1:9\" }}\n");
     let plan = hac::parse_str(&source, Path::new("hac.toml"), &LIMITS).unwrap();
-    assert_eq!(plan.avs, Some(AvsPlan { aggregator: socket("127.0.0.1:9"), keystore_password_file: None }));
+    assert_eq!(
+        plan.avs,
+        Some(AvsPlan {
+            aggregator: socket("127.0.0.1:9"),
+            keystore_password_file: None,
+            scheme: SignatureScheme::Bn254,
+            ecdsa_keystore_password_file: None,
+        })
+    );
     assert!(plan.not_enforced.is_empty(), "[spec.avs] is enforced: {:?}", plan.not_enforced);
+}
+
+#[test]
+fn avs_scheme_and_ecdsa_password_file() {
+    let plan = avs("/srv/avs/hac.toml", "aggregator = \"127.0.0.1:8090\"").unwrap();
+    assert_eq!(plan.scheme, SignatureScheme::Bn254, "EigenLayer's scheme is the default");
+    assert_eq!(plan.ecdsa_keystore_password_file, None);
+    let scheme = |text: &str| {
+        avs("hac.toml", &format!("aggregator = \"127.0.0.1:8090\"\nscheme = {text:?}")).unwrap().scheme
+    };
+    assert_eq!(scheme("bn254"), SignatureScheme::Bn254);
+    assert_eq!(scheme("bls12-381"), SignatureScheme::Bls12381);
+    assert_eq!(SignatureScheme::Bls12381.to_string(), "bls12-381");
+    let ecdsa = |spec: &str, text: &str| {
+        avs(spec, &format!("aggregator = \"127.0.0.1:8090\"\necdsa_keystore_password_file = {text:?}"))
+            .unwrap()
+            .ecdsa_keystore_password_file
+            .expect("a path")
+            .display()
+            .to_string()
+    };
+    assert_eq!(ecdsa("/srv/avs/hac.toml", "ecdsa.password"), "/srv/avs/ecdsa.password");
+    assert_eq!(ecdsa("/srv/avs/hac.toml", "./secrets/./ecdsa"), "/srv/avs/secrets/ecdsa");
+    assert_eq!(ecdsa("/srv/avs/hac.toml", "/etc/spacecore/ecdsa"), "/etc/spacecore/ecdsa");
+    assert_eq!(ecdsa("conf/hac.toml", "ecdsa"), "conf/ecdsa");
+    // Both password files side by side, each its own.
+    let plan = avs(
+        "/srv/hac.toml",
+        "aggregator = \"127.0.0.1:8090\"\nkeystore_password_file = \"bls\"\necdsa_keystore_password_file = \"ecdsa\"\nscheme = \"bn254\"",
+    )
+    .unwrap();
+    assert_eq!(plan.keystore_password_file, Some(PathBuf::from("/srv/bls")));
+    assert_eq!(plan.ecdsa_keystore_password_file, Some(PathBuf::from("/srv/ecdsa")));
 }
 
 #[test]
@@ -497,7 +538,12 @@ fn avs_plan_serialises_as_text() {
     let json = serde_json::to_value(&plan).unwrap();
     assert_eq!(
         json["avs"],
-        serde_json::json!({ "aggregator": "[::1]:8090", "keystore_password_file": "/srv/op.password" })
+        serde_json::json!({
+            "aggregator": "[::1]:8090",
+            "keystore_password_file": "/srv/op.password",
+            "scheme": "bn254",
+            "ecdsa_keystore_password_file": null,
+        })
     );
     let json =
         serde_json::to_value(hac::parse_str(MINIMAL, Path::new("hac.toml"), &LIMITS).unwrap()).unwrap();
@@ -514,6 +560,8 @@ fn the_examples_are_valid() {
             let avs = plan.avs.expect("the operator example has [spec.avs]");
             assert_eq!(avs.aggregator, "127.0.0.1:8090".parse::<SocketAddr>().unwrap());
             assert_eq!(avs.keystore_password_file, Some(examples.join("operator.password")));
+            assert_eq!(avs.scheme, SignatureScheme::Bn254);
+            assert_eq!(avs.ecdsa_keystore_password_file, Some(examples.join("operator.ecdsa.password")));
             assert!(plan.storage_bytes > 0);
         }
     }
