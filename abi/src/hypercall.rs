@@ -19,10 +19,11 @@ pub const PORT_COUNT: u16 = 16;
 /// Longest console write or panic message the launcher reads; longer ones are cut there.
 pub const MAX_MESSAGE: u64 = 4096;
 
-/// Longest keystore password the launcher hands over (see [`Hypercall::KeystorePassword`]).
+/// Longest keystore password the launcher hands over (see [`Hypercall::KeystorePassword`] and
+/// [`Hypercall::EcdsaKeystorePassword`]).
 pub const MAX_KEYSTORE_PASSWORD: usize = 4096;
-/// The `len` the launcher writes back from [`Hypercall::KeystorePassword`] when there is no
-/// password to hand over: none is configured, or it was already handed over during this boot.
+/// The `len` the launcher writes back from [`Hypercall::KeystorePassword`] (or
+/// [`Hypercall::EcdsaKeystorePassword`]) when there is no password to hand over: none is configured, or it was already handed over during this boot.
 pub const KEYSTORE_PASSWORD_NONE: u64 = u64::MAX;
 /// Offset of `len` in a [`Buffer`] record: the field [`Hypercall::KeystorePassword`] writes.
 pub const BUFFER_LEN_OFFSET: u64 = 8;
@@ -56,6 +57,11 @@ pub enum Hypercall {
     /// In the last case the whole buffer must lie in guest RAM at or above
     /// [`crate::layout::GUEST_BASE`], or the call is an ABI violation.
     KeystorePassword = 5,
+    /// Ask for the password of the operator's ECDSA keystore (the spec's
+    /// `ecdsa_keystore_password_file`). The same record, answers, limits and once-per-boot
+    /// handover as [`Hypercall::KeystorePassword`], for the second password; the two are
+    /// handed over independently (taking one does not take the other).
+    EcdsaKeystorePassword = 6,
     /// Sent by the launcher's ring-0 trap stubs, never by guest code. Argument: the vector.
     /// The trap frame is on the vCPU's trap stack.
     Fault = 15,
@@ -76,6 +82,7 @@ impl Hypercall {
             3 => Self::Panic,
             4 => Self::Wait,
             5 => Self::KeystorePassword,
+            6 => Self::EcdsaKeystorePassword,
             15 => Self::Fault,
             _ => return None,
         })
@@ -164,13 +171,15 @@ mod tests {
             Hypercall::Panic,
             Hypercall::Wait,
             Hypercall::KeystorePassword,
+            Hypercall::EcdsaKeystorePassword,
             Hypercall::Fault,
         ] {
             assert_eq!(Hypercall::from_port(call.port()), Some(call));
             assert!(call.port() < PORT_BASE + PORT_COUNT);
         }
         assert_eq!(Hypercall::KeystorePassword.port(), 0x505);
-        assert_eq!(Hypercall::from_port(PORT_BASE + 6), None);
+        assert_eq!(Hypercall::EcdsaKeystorePassword.port(), 0x506);
+        assert_eq!(Hypercall::from_port(PORT_BASE + 7), None);
         assert_eq!(Hypercall::from_port(PORT_BASE + 14), None);
         assert_eq!(Hypercall::from_port(0x3f8), None);
         assert_eq!(Hypercall::from_port(PORT_BASE - 1), None);

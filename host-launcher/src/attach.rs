@@ -137,6 +137,7 @@ pub fn attach(plan: &Plan) -> Result<Attached, AttachError> {
         let listen = SocketAddr::new(host.into(), avs.aggregator.port());
         let path = outbound::start(&netns, listen, avs.aggregator)?;
         attached.cmdline.push(aggregator_word(path.guest_side));
+        attached.cmdline.push(scheme_word(avs.scheme));
         attached.aggregator = Some(path);
     }
     for port in &net.inbound_ports {
@@ -152,6 +153,12 @@ pub fn attach(plan: &Plan) -> Result<Attached, AttachError> {
 /// `spacecore.aggregator=ADDRESS:PORT`, the in-namespace address.
 pub fn aggregator_word(guest_side: SocketAddr) -> String {
     format!("spacecore.aggregator={guest_side}")
+}
+
+/// The command-line word telling the guest the scheme of its operator key:
+/// `spacecore.scheme=bn254` or `spacecore.scheme=bls12-381`.
+pub fn scheme_word(scheme: hac::SignatureScheme) -> String {
+    format!("spacecore.scheme={scheme}")
 }
 
 /// A locally administered unicast MAC derived from the spacecore's name (stable across
@@ -180,6 +187,12 @@ mod tests {
     fn the_aggregator_word_is_the_in_namespace_address() {
         let word = aggregator_word("10.0.0.1:8090".parse().unwrap());
         assert_eq!(word, "spacecore.aggregator=10.0.0.1:8090");
+    }
+
+    #[test]
+    fn the_scheme_word_names_the_scheme() {
+        assert_eq!(scheme_word(hac::SignatureScheme::Bn254), "spacecore.scheme=bn254");
+        assert_eq!(scheme_word(hac::SignatureScheme::Bls12381), "spacecore.scheme=bls12-381");
     }
 
     #[test]

@@ -54,7 +54,11 @@ pub fn text(plan: &Plan, image: &ResolvedImage) -> String {
             avs.aggregator.port()
         );
         let file = avs.keystore_password_file.as_ref().map_or("none".into(), |p| p.display().to_string());
+        let _ = writeln!(s, "  scheme     {}", avs.scheme);
         let _ = writeln!(s, "  keystore password file {file}");
+        let file =
+            avs.ecdsa_keystore_password_file.as_ref().map_or("none".into(), |p| p.display().to_string());
+        let _ = writeln!(s, "  ECDSA keystore password file {file}");
     }
     let failover = &plan.failover;
     let ms = hac::units::format_duration_ms;

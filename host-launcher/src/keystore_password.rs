@@ -1,6 +1,8 @@
-//! The operator keystore's password: read once at start from `spec.avs.keystore_password_file`,
+//! The operator's keystore passwords: read once at start from `spec.avs.keystore_password_file`
+//! (the BLS key file's) and `spec.avs.ecdsa_keystore_password_file` (the ECDSA keystore's),
 //! held in memory that is wiped when dropped, and handed to the guest by the
-//! `KeystorePassword` hypercall (see `vmm::hypercall`). It is never printed, nor is its length.
+//! `KeystorePassword` and `EcdsaKeystorePassword` hypercalls (see `vmm::hypercall`). They are
+//! never printed, nor are their lengths.
 
 use spacecore_abi::hypercall::MAX_KEYSTORE_PASSWORD;
 use std::fs::File;
@@ -14,34 +16,44 @@ use zeroize::Zeroizing;
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
     /// The file cannot be opened or read.
-    #[error("spec.avs.keystore_password_file: cannot read {}: {source}", path.display())]
+    #[error("{key}: cannot read {}: {source}", path.display())]
     Read {
+        /// The spec key naming the file.
+        key: &'static str,
         /// The file.
         path: PathBuf,
         /// Why.
         source: std::io::Error,
     },
     /// The path names a directory, a device, a pipe...
-    #[error("spec.avs.keystore_password_file: {} is not a regular file; expected a file holding the keystore's password", path.display())]
+    #[error("{key}: {} is not a regular file; expected a file holding the keystore's password", path.display())]
     NotAFile {
+        /// The spec key naming the file.
+        key: &'static str,
         /// The file.
         path: PathBuf,
     },
     /// The file holds nothing but at most one newline.
-    #[error("spec.avs.keystore_password_file: {} is empty; expected the keystore's password (one trailing newline is ignored)", path.display())]
+    #[error("{key}: {} is empty; expected the keystore's password (one trailing newline is ignored)", path.display())]
     Empty {
+        /// The spec key naming the file.
+        key: &'static str,
         /// The file.
         path: PathBuf,
     },
     /// The password is longer than the ABI allows.
-    #[error("spec.avs.keystore_password_file: {} holds more than {MAX_KEYSTORE_PASSWORD} bytes; expected the keystore's password of at most {MAX_KEYSTORE_PASSWORD} bytes", path.display())]
+    #[error("{key}: {} holds more than {MAX_KEYSTORE_PASSWORD} bytes; expected the keystore's password of at most {MAX_KEYSTORE_PASSWORD} bytes", path.display())]
     TooLong {
+        /// The spec key naming the file.
+        key: &'static str,
         /// The file.
         path: PathBuf,
     },
     /// The password is not UTF-8 text.
-    #[error("spec.avs.keystore_password_file: {} is not UTF-8 text; expected the keystore's password", path.display())]
+    #[error("{key}: {} is not UTF-8 text; expected the keystore's password", path.display())]
     NotUtf8 {
+        /// The spec key naming the file.
+        key: &'static str,
         /// The file.
         path: PathBuf,
     },
@@ -62,14 +74,26 @@ impl std::fmt::Debug for KeystorePassword {
 }
 
 impl KeystorePassword {
-    /// Reads the password from `path`: a regular file holding the password, followed by at most
-    /// one newline (`\n` or `\r\n`), which is removed.
+    /// The spec key of the BLS key file's password.
+    pub const KEY: &'static str = "spec.avs.keystore_password_file";
+    /// The spec key of the ECDSA keystore's password.
+    pub const ECDSA_KEY: &'static str = "spec.avs.ecdsa_keystore_password_file";
+
+    /// Reads the password from `path` (named by `spec.avs.keystore_password_file`): see
+    /// [`KeystorePassword::read_as`].
     pub fn read(path: &Path) -> Result<Self, PasswordError> {
-        let fail = |source| PasswordError::Read { path: path.to_path_buf(), source };
+        Self::read_as(Self::KEY, path)
+    }
+
+    /// Reads the password from `path`, the file the spec key `key` names: a regular file holding
+    /// the password, followed by at most one newline (`\n` or `\r\n`), which is removed. Errors
+    /// name `key` and the file.
+    pub fn read_as(key: &'static str, path: &Path) -> Result<Self, PasswordError> {
+        let fail = |source| PasswordError::Read { key, path: path.to_path_buf(), source };
         let mut file = File::open(path).map_err(fail)?;
         let metadata = file.metadata().map_err(fail)?;
         if !metadata.is_file() {
-            return Err(PasswordError::NotAFile { path: path.to_path_buf() });
+            return Err(PasswordError::NotAFile { key, path: path.to_path_buf() });
         }
         // Room for the longest password, its newline, and one byte more to tell a longer file.
         // Allocated once and never grown, so no copy of the password is left behind.
@@ -85,7 +109,7 @@ impl KeystorePassword {
         }
         bytes.truncate(len);
         let shared = metadata.permissions().mode() & 0o077 != 0;
-        Self::from_file_bytes(bytes, shared).map_err(|problem| problem.at(path))
+        Self::from_file_bytes(bytes, shared).map_err(|problem| problem.at(key, path))
     }
 
     /// The password from the bytes of a password file (see [`KeystorePassword::read`]).
@@ -127,12 +151,12 @@ pub enum Problem {
 }
 
 impl Problem {
-    fn at(self, path: &Path) -> PasswordError {
+    fn at(self, key: &'static str, path: &Path) -> PasswordError {
         let path = path.to_path_buf();
         match self {
-            Problem::Empty => PasswordError::Empty { path },
-            Problem::TooLong => PasswordError::TooLong { path },
-            Problem::NotUtf8 => PasswordError::NotUtf8 { path },
+            Problem::Empty => PasswordError::Empty { key, path },
+            Problem::TooLong => PasswordError::TooLong { key, path },
+            Problem::NotUtf8 => PasswordError::NotUtf8 { key, path },
         }
     }
 }
@@ -209,6 +233,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let error = KeystorePassword::read(dir.path()).unwrap_err();
         assert!(matches!(error, PasswordError::NotAFile { .. }), "{error}");
+    }
+
+    #[test]
+    fn the_ecdsa_password_file_is_named_as_its_own_key() {
+        let file = file_with(b"");
+        let text =
+            KeystorePassword::read_as(KeystorePassword::ECDSA_KEY, file.path()).unwrap_err().to_string();
+        assert!(text.starts_with("spec.avs.ecdsa_keystore_password_file: "), "{text}");
+        assert!(text.contains(&file.path().display().to_string()), "{text}");
+        let missing = Path::new("/nonexistent/ecdsa.password");
+        let text = KeystorePassword::read_as(KeystorePassword::ECDSA_KEY, missing).unwrap_err().to_string();
+        assert!(
+            text.starts_with(
+                "spec.avs.ecdsa_keystore_password_file: cannot read /nonexistent/ecdsa.password"
+            ),
+            "{text}"
+        );
+        let file = file_with(b"ecdsa secret\n");
+        let password = KeystorePassword::read_as(KeystorePassword::ECDSA_KEY, file.path()).unwrap();
+        assert_eq!(password.as_bytes(), b"ecdsa secret");
     }
 
     #[test]

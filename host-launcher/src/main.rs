@@ -118,7 +118,19 @@ fn launch(
             n.key, n.value, n.arrives_with
         ));
     }
-    let keystore_password = keystore_password(plan, log)?;
+    let avs = plan.avs.as_ref();
+    let keystore_password = read_password(
+        avs.and_then(|avs| avs.keystore_password_file.as_deref()),
+        KeystorePassword::KEY,
+        "keystore password",
+        log,
+    )?;
+    let ecdsa_keystore_password = read_password(
+        avs.and_then(|avs| avs.ecdsa_keystore_password_file.as_deref()),
+        KeystorePassword::ECDSA_KEY,
+        "ECDSA keystore password",
+        log,
+    )?;
     let image = image::open(&image_path)?;
     let stop = Arc::new(vmm::StopSignal::default());
     watch_signals(stop.clone(), log.clone())?;
@@ -154,6 +166,7 @@ fn launch(
         image,
         cmdline,
         keystore_password,
+        ecdsa_keystore_password,
         options: vmm::RunOptions {
             until_ready: cli.until_ready,
             ready_timeout: cli.ready_timeout.or(cli.until_ready.then_some(10_000)).map(Duration::from_millis),
@@ -238,17 +251,23 @@ fn health_check(cli: &Cli, plan: &hac::Plan, log: &Log, attached: &attach::Attac
     Some(check)
 }
 
-/// Reads `spec.avs.keystore_password_file`, if set, once, before anything boots. The password
-/// is never printed, nor is its length.
-fn keystore_password(plan: &hac::Plan, log: &Log) -> anyhow::Result<Option<Arc<KeystorePassword>>> {
-    let Some(path) = plan.avs.as_ref().and_then(|avs| avs.keystore_password_file.as_deref()) else {
+/// Reads a password file of `[spec.avs]` (the spec key `key`, at `path`), if set, once, before
+/// anything boots; `what` names it in the start-up lines. The password is never printed, nor is
+/// its length.
+fn read_password(
+    path: Option<&std::path::Path>,
+    key: &'static str,
+    what: &str,
+    log: &Log,
+) -> anyhow::Result<Option<Arc<KeystorePassword>>> {
+    let Some(path) = path else {
         return Ok(None);
     };
-    let password = KeystorePassword::read(path)?;
-    log.launcher(format_args!("keystore password: from {}", path.display()));
+    let password = KeystorePassword::read_as(key, path)?;
+    log.launcher(format_args!("{what}: from {}", path.display()));
     if password.readable_by_others() {
         log.launcher(format_args!(
-            "keystore password: {} may be read by its group or other users; chmod 600 it",
+            "{what}: {} may be read by its group or other users; chmod 600 it",
             path.display()
         ));
     }

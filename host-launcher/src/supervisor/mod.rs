@@ -3,7 +3,7 @@
 //! decides.
 //!
 //! A restart replaces only the VM: a new KVM VM and guest memory, the same image, command line
-//! and keystore password (handed over again: the handover is per boot), and the same devices,
+//! and keystore passwords (handed over again: the handover is per boot), and the same devices,
 //! stopped and put in the new VM's windows. So the disk file (with its lock), the network
 //! namespace, the tap, the published ports, the relay to the aggregator and the metrics server
 //! all live on, and a restarted guest finds its durable state (boot counter, signing history)
@@ -37,6 +37,8 @@ pub struct Boots<'a> {
     pub cmdline: String,
     /// The operator keystore's password, if any.
     pub keystore_password: Option<Arc<KeystorePassword>>,
+    /// The operator's ECDSA keystore's password, if any.
+    pub ecdsa_keystore_password: Option<Arc<KeystorePassword>>,
     /// How each boot is watched.
     pub options: RunOptions,
     /// Health checks, if they run.
@@ -91,6 +93,7 @@ pub fn run(
             cmdline: &boots.cmdline,
             started: boot_started,
             keystore_password: boots.keystore_password.clone(),
+            ecdsa_keystore_password: boots.ecdsa_keystore_password.clone(),
             exits: boots.exits.clone(),
         };
         let vm = shell.boot(&config, &mut boots.image, devices)?;

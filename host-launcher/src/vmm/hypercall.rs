@@ -35,8 +35,19 @@ pub struct Context<'a> {
     pub bus: &'a super::bus::Bus,
     /// Guest memory KVM may not map yet.
     pub late: &'a super::memory::LateMemory,
-    /// The keystore password of this boot.
-    pub password: &'a PasswordHandover,
+    /// The keystore passwords of this boot.
+    pub passwords: &'a Passwords,
+}
+
+/// The two passwords a boot may take, each once: the operator's BLS key file's
+/// ([`Hypercall::KeystorePassword`]) and its ECDSA keystore's
+/// ([`Hypercall::EcdsaKeystorePassword`]). Taking one does not take the other.
+#[derive(Debug, Default)]
+pub struct Passwords {
+    /// `spec.avs.keystore_password_file`.
+    pub keystore: PasswordHandover,
+    /// `spec.avs.ecdsa_keystore_password_file`.
+    pub ecdsa: PasswordHandover,
 }
 
 /// The keystore password as one boot sees it: the launcher's password, if any, and whether the
@@ -107,9 +118,10 @@ fn serve(ctx: &Context, call: Hypercall, arg: u32) -> Result<(), Outcome> {
             Err(Outcome::Panicked(message))
         }
         Hypercall::Wait => wait(ctx, arg).map_err(|e| violation(format!("wait: {e}"))),
-        Hypercall::KeystorePassword => {
-            keystore_password(ctx, arg).map_err(|e| violation(format!("keystore password: {e}")))
-        }
+        Hypercall::KeystorePassword => keystore_password(ctx, &ctx.passwords.keystore, arg)
+            .map_err(|e| violation(format!("keystore password: {e}"))),
+        Hypercall::EcdsaKeystorePassword => keystore_password(ctx, &ctx.passwords.ecdsa, arg)
+            .map_err(|e| violation(format!("ECDSA keystore password: {e}"))),
         // `handle` reports faults itself, with the vCPU's registers.
         Hypercall::Fault => Err(violation("fault report without its vCPU".into())),
     }
@@ -160,18 +172,18 @@ fn wait(ctx: &Context, arg: u32) -> Result<(), String> {
         .map_err(|_| "wait record became unwritable".to_owned())
 }
 
-/// Answers a [`Hypercall::KeystorePassword`] call: writes the password into the buffer the
-/// [`Buffer`] record at `arg` describes if it fits, and its length (or
-/// [`KEYSTORE_PASSWORD_NONE`]) into the record's `len`.
-fn keystore_password(ctx: &Context, arg: u32) -> Result<(), String> {
+/// Answers a [`Hypercall::KeystorePassword`] or [`Hypercall::EcdsaKeystorePassword`] call
+/// with the password of `handover`: writes it into the buffer the [`Buffer`] record at `arg`
+/// describes if it fits, and its length (or [`KEYSTORE_PASSWORD_NONE`]) into the record's `len`.
+fn keystore_password(ctx: &Context, handover: &PasswordHandover, arg: u32) -> Result<(), String> {
     let buffer =
         Buffer::decode(&read_record::<{ Buffer::SIZE }>(ctx.mem, arg)?).ok_or("short buffer record")?;
-    let answer = match ctx.password.available() {
+    let answer = match handover.available() {
         None => KEYSTORE_PASSWORD_NONE,
         Some(password) if buffer.len < password.as_bytes().len() as u64 => password.as_bytes().len() as u64,
         Some(password) => {
             let at = writable_buffer(ctx.mem, buffer)?;
-            if ctx.password.take() {
+            if handover.take() {
                 ctx.mem
                     .write_slice(password.as_bytes(), at)
                     .map_err(|_| format!("buffer at {:#x} became unwritable", buffer.addr))?;

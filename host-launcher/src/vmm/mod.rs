@@ -143,6 +143,9 @@ pub struct BootConfig<'a> {
     /// The operator keystore's password, which the guest may take once per boot
     /// (`KeystorePassword` hypercall); kept across boots.
     pub keystore_password: Option<Arc<crate::keystore_password::KeystorePassword>>,
+    /// The operator's ECDSA keystore's password, which the guest may take once per boot
+    /// (`EcdsaKeystorePassword` hypercall); kept across boots.
+    pub ecdsa_keystore_password: Option<Arc<crate::keystore_password::KeystorePassword>>,
     /// Where the vCPUs count their exits; shared by every boot of the spacecore.
     pub exits: Arc<ExitCounts>,
 }
@@ -155,7 +158,7 @@ pub struct Vm {
     bus: Arc<bus::Bus>,
     control: Arc<Control>,
     late: Arc<memory::LateMemory>,
-    password: Arc<hypercall::PasswordHandover>,
+    passwords: Arc<hypercall::Passwords>,
     vm: Arc<VmFd>,
     memory: Arc<memory::Memory>,
 }
@@ -200,9 +203,12 @@ impl Shell {
         bus.register_ioeventfds(&vm)?;
         let vcpus = prepare(config, &kvm, &vm, &memory, image, &bus)?;
         let late = Arc::new(memory::LateMemory::new(config.memory_bytes));
-        // Per boot: a new boot may take the password again.
-        let password = Arc::new(hypercall::PasswordHandover::new(config.keystore_password.clone()));
-        Ok(Vm { vcpus, bus, control, late, password, vm, memory })
+        // Per boot: a new boot may take the passwords again.
+        let passwords = Arc::new(hypercall::Passwords {
+            keystore: hypercall::PasswordHandover::new(config.keystore_password.clone()),
+            ecdsa: hypercall::PasswordHandover::new(config.ecdsa_keystore_password.clone()),
+        });
+        Ok(Vm { vcpus, bus, control, late, passwords, vm, memory })
     }
 }
 

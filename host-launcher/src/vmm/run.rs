@@ -108,13 +108,13 @@ impl Vm {
         stop: &StopSignal,
         on_ready: impl FnOnce(Instant),
     ) -> Result<RunReport, VmmError> {
-        let Vm { vcpus, bus, control, late, password, vm, memory } = self;
+        let Vm { vcpus, bus, control, late, passwords, vm, memory } = self;
         kick::install();
         stop.attach(control.clone());
         let mut threads = Vec::with_capacity(vcpus.len());
         for (index, fd) in vcpus.into_iter().enumerate() {
             let (theirs, memory, log) = (control.clone(), memory.clone(), log.clone());
-            let (bus, late, password) = (bus.clone(), late.clone(), password.clone());
+            let (bus, late, passwords) = (bus.clone(), late.clone(), passwords.clone());
             let index = index as u32;
             let spawned = std::thread::Builder::new().name(format!("vcpu{index}")).spawn(move || {
                 let ctx = hypercall::Context {
@@ -124,7 +124,7 @@ impl Vm {
                     log: &log,
                     bus: &bus,
                     late: &late,
-                    password: &password,
+                    passwords: &passwords,
                 };
                 vcpu::run(fd, &ctx);
             });
@@ -159,7 +159,7 @@ impl Vm {
         let bus = Arc::into_inner(bus).ok_or_else(|| VmmError::Device("a device is still in use".into()))?;
         let devices = bus.into_devices();
         // The VM goes before the memory it maps.
-        drop((late, password, control, vm));
+        drop((late, passwords, control, vm));
         Ok(RunReport { outcome, ended_at, stop_requested, guest_resident_bytes, devices })
     }
 }

@@ -11,25 +11,33 @@ const RECORD: u32 = 0x10_0000;
 const BUFFER: u64 = 0x20_0000;
 const FILL: u8 = 0xaa;
 
-/// A guest's memory and run state, and the password of its boot.
+/// A guest's memory and run state, and the passwords of its boot.
 struct Guest {
     mem: Memory,
     control: Control,
     log: Log,
     bus: Bus,
     late: LateMemory,
-    password: PasswordHandover,
+    passwords: Passwords,
 }
 
 impl Guest {
+    /// A guest whose boot has `password` as the BLS key file's password, and no ECDSA one.
     fn new(password: Option<Arc<KeystorePassword>>) -> Self {
+        Self::with(password, None)
+    }
+
+    fn with(keystore: Option<Arc<KeystorePassword>>, ecdsa: Option<Arc<KeystorePassword>>) -> Self {
         Guest {
             mem: memory::map(MEMORY).unwrap(),
             control: Control::new(2, Default::default()),
             log: Log::new("test"),
             bus: Bus::default(),
             late: LateMemory::new(MEMORY),
-            password: PasswordHandover::new(password),
+            passwords: Passwords {
+                keystore: PasswordHandover::new(keystore),
+                ecdsa: PasswordHandover::new(ecdsa),
+            },
         }
     }
 
@@ -41,16 +49,21 @@ impl Guest {
             log: &self.log,
             bus: &self.bus,
             late: &self.late,
-            password: &self.password,
+            passwords: &self.passwords,
         }
     }
 
     /// Fills the buffer area, writes a `Buffer { addr, len }` record at `RECORD` and makes the
-    /// call from vCPU `vcpu`.
+    /// `KeystorePassword` call from vCPU `vcpu`.
     fn call(&self, vcpu: u32, addr: u64, len: u64) -> Result<(), Outcome> {
+        self.call_for(Hypercall::KeystorePassword, vcpu, addr, len)
+    }
+
+    /// [`Guest::call`] with the hypercall `call`.
+    fn call_for(&self, call: Hypercall, vcpu: u32, addr: u64, len: u64) -> Result<(), Outcome> {
         self.mem.write_slice(&[FILL; 64], GuestAddress(BUFFER)).unwrap();
         self.mem.write_slice(&Buffer { addr, len }.encode(), GuestAddress(u64::from(RECORD))).unwrap();
-        serve(&self.ctx(vcpu), Hypercall::KeystorePassword, RECORD)
+        serve(&self.ctx(vcpu), call, RECORD)
     }
 
     /// The record as the launcher left it.
@@ -126,7 +139,7 @@ fn the_password_is_written_exactly_and_handed_over_once_per_boot() {
     }
 
     // The next boot holds the same password, not handed over yet.
-    let reboot = Guest { password: PasswordHandover::new(Some(secret)), ..Guest::new(None) };
+    let reboot = Guest::new(Some(secret));
     reboot.call(0, BUFFER, 64).unwrap();
     assert_eq!(reboot.record().len, 28);
     assert_eq!(&reboot.buffer()[..28], b"correct horse battery staple");
@@ -173,4 +186,49 @@ fn bad_records_are_violations() {
     for (arg, needle) in [(0x7000, "launcher's region"), (MEMORY as u32 - 8, "outside guest memory")] {
         expect_violation(serve(&guest.ctx(0), Hypercall::KeystorePassword, arg), needle);
     }
+}
+
+#[test]
+fn the_two_passwords_are_handed_over_independently() {
+    let guest = Guest::with(Some(password("bls password")), Some(password("ecdsa password")));
+    // The ECDSA one first: its own bytes, and the BLS one is still there.
+    guest.call_for(Hypercall::EcdsaKeystorePassword, 0, BUFFER, 64).unwrap();
+    assert_eq!(guest.record().len, 14);
+    assert_eq!(&guest.buffer()[..14], b"ecdsa password");
+    guest.call_for(Hypercall::EcdsaKeystorePassword, 0, BUFFER, 64).unwrap();
+    assert_eq!(guest.record().len, KEYSTORE_PASSWORD_NONE, "once per boot");
+    assert_eq!(guest.buffer(), [FILL; 64]);
+    guest.call(0, BUFFER, 64).unwrap();
+    assert_eq!(guest.record().len, 12);
+    assert_eq!(&guest.buffer()[..12], b"bls password");
+
+    // Without an ECDSA password file: NONE, whatever the BLS one does.
+    let guest = Guest::new(Some(password("bls password")));
+    guest.call_for(Hypercall::EcdsaKeystorePassword, 1, BUFFER, 64).unwrap();
+    assert_eq!(guest.record().len, KEYSTORE_PASSWORD_NONE);
+    assert_eq!(guest.buffer(), [FILL; 64]);
+    // A short buffer gets the length only, as for the BLS password.
+    let guest = Guest::with(None, Some(password("ecdsa password")));
+    guest.call_for(Hypercall::EcdsaKeystorePassword, 0, BUFFER, 3).unwrap();
+    assert_eq!(guest.record().len, 14);
+    assert_eq!(guest.buffer(), [FILL; 64]);
+    guest.call(0, BUFFER, 64).unwrap();
+    assert_eq!(guest.record().len, KEYSTORE_PASSWORD_NONE, "no BLS password configured");
+}
+
+#[test]
+fn bad_ecdsa_buffers_are_violations_naming_the_call() {
+    let guest = Guest::with(None, Some(password("ecdsa password")));
+    for (addr, len, needle) in
+        [(0x7000, 16, "starts in the launcher's region"), (MEMORY - 4, 16, "is not all guest memory")]
+    {
+        match guest.call_for(Hypercall::EcdsaKeystorePassword, 0, addr, len) {
+            Err(Outcome::AbiViolation(what)) => {
+                assert!(what.contains("ECDSA keystore password: ") && what.contains(needle), "{what}")
+            }
+            other => panic!("expected an ABI violation, got {other:?}"),
+        }
+    }
+    guest.call_for(Hypercall::EcdsaKeystorePassword, 0, BUFFER, 64).unwrap();
+    assert_eq!(guest.record().len, 14, "nothing was handed over by the bad calls");
 }
