@@ -1,4 +1,6 @@
-//! The `crypto.kdf` module: scrypt and PBKDF2-HMAC-SHA256, with cost limits.
+//! Key derivation: scrypt and PBKDF2-HMAC-SHA256, with cost limits, shared by the EIP-2335
+//! `crypto.kdf` module and the Web3 Secret Storage `crypto.kdf`/`crypto.kdfparams` pair (whose
+//! parameter names are the same; only the JSON paths named in errors differ, see [`Fields`]).
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -8,11 +10,12 @@ use zeroize::Zeroizing;
 
 use crate::Error;
 
-/// The largest KDF costs [`Keystore::decrypt`](crate::Keystore::decrypt) and
-/// [`Keystore::encrypt`](crate::Keystore::encrypt) accept.
+/// The largest KDF costs the keystores of this crate accept, to decrypt and to encrypt
+/// ([`Keystore`](crate::Keystore), [`web3::Crypto`](crate::web3::Crypto)).
 ///
-/// They admit the parameters every common tool writes (scrypt `n = 2^18, r = 8, p = 1`, PBKDF2
-/// `c = 2^18`) with headroom, and bound the worst case at a few seconds of CPU and
+/// They admit the parameters every common tool writes (scrypt `n = 2^18, r = 8, p = 1`, the
+/// Web3 Secret Storage test vector's `n = 2^18, r = 1, p = 8`, PBKDF2 `c = 2^18`) with headroom,
+/// and bound the worst case at a few seconds of CPU and
 /// [`SCRYPT_MAX_MEMORY`](limits::SCRYPT_MAX_MEMORY) of memory.
 pub mod limits {
     /// Largest scrypt `n` (CPU/memory cost): 2^18. `n` must also be a power of two, at least 2.
@@ -20,7 +23,10 @@ pub mod limits {
     /// Largest scrypt `r` (block size).
     pub const SCRYPT_MAX_R: u64 = 8;
     /// Largest scrypt `p` (parallelism; computed sequentially here, so it multiplies the time).
-    pub const SCRYPT_MAX_P: u64 = 4;
+    pub const SCRYPT_MAX_P: u64 = 16;
+    /// Largest scrypt work `n * r * p` (the time is proportional to it): 2^23, four times the
+    /// common `n = 2^18, r = 8, p = 1`.
+    pub const SCRYPT_MAX_WORK: u64 = 1 << 23;
     /// Most memory scrypt may need for its table, `n * r * 128` bytes: 256 MiB.
     pub const SCRYPT_MAX_MEMORY: u64 = 256 << 20;
     /// Largest PBKDF2 iteration count `c`: 2^20.
@@ -28,6 +34,47 @@ pub mod limits {
 }
 
 const _: () = assert!(limits::SCRYPT_MAX_N * limits::SCRYPT_MAX_R * 128 <= limits::SCRYPT_MAX_MEMORY);
+
+/// The JSON paths a KDF error names, for one keystore format.
+#[derive(Debug)]
+pub(crate) struct Fields {
+    pub function: &'static str,
+    pub params: &'static str,
+    pub n: &'static str,
+    pub r: &'static str,
+    pub p: &'static str,
+    pub c: &'static str,
+    pub prf: &'static str,
+    pub dklen: &'static str,
+    pub salt: &'static str,
+}
+
+impl Fields {
+    /// EIP-2335: `crypto.kdf.function` and `crypto.kdf.params.*`.
+    pub const EIP2335: Fields = Fields {
+        function: "crypto.kdf.function",
+        params: "crypto.kdf.params",
+        n: "crypto.kdf.params.n",
+        r: "crypto.kdf.params.r",
+        p: "crypto.kdf.params.p",
+        c: "crypto.kdf.params.c",
+        prf: "crypto.kdf.params.prf",
+        dklen: "crypto.kdf.params.dklen",
+        salt: "crypto.kdf.params.salt",
+    };
+    /// Web3 Secret Storage v3: `crypto.kdf` and `crypto.kdfparams.*`.
+    pub const WEB3: Fields = Fields {
+        function: "crypto.kdf",
+        params: "crypto.kdfparams",
+        n: "crypto.kdfparams.n",
+        r: "crypto.kdfparams.r",
+        p: "crypto.kdfparams.p",
+        c: "crypto.kdfparams.c",
+        prf: "crypto.kdfparams.prf",
+        dklen: "crypto.kdfparams.dklen",
+        salt: "crypto.kdfparams.salt",
+    };
+}
 
 /// A key-derivation function with its cost parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,62 +102,72 @@ impl Kdf {
     pub const PBKDF2_DEFAULT: Kdf = Kdf::Pbkdf2 { c: 1 << 18 };
 
     /// Checks the parameters are valid and within [`limits`], without computing anything.
+    /// Errors name the EIP-2335 paths (`crypto.kdf.params.n`, ...).
     ///
     /// # Errors
     /// [`Error::Malformed`] for a zero or (scrypt `n`) non-power-of-two value,
-    /// [`Error::KdfTooCostly`] for a value above its limit.
+    /// [`Error::KdfTooCostly`] for a value above its limit (for scrypt's total work
+    /// `n * r * p`, it names `p`, with the largest `p` the given `n` and `r` allow).
     pub fn check(&self) -> Result<(), Error> {
+        self.check_named(&Fields::EIP2335)
+    }
+
+    /// [`Kdf::check`], naming the paths of `fields`.
+    pub(crate) fn check_named(&self, fields: &Fields) -> Result<(), Error> {
         match *self {
             Kdf::Scrypt { n, r, p } => {
                 if n < 2 || !n.is_power_of_two() {
-                    return Err(Error::malformed(
-                        "crypto.kdf.params.n",
-                        "must be a power of two, at least 2",
-                    ));
+                    return Err(Error::malformed(fields.n, "must be a power of two, at least 2"));
                 }
-                positive("crypto.kdf.params.r", r)?;
-                positive("crypto.kdf.params.p", p)?;
-                at_most("crypto.kdf.params.n", n, limits::SCRYPT_MAX_N)?;
-                at_most("crypto.kdf.params.r", r, limits::SCRYPT_MAX_R)?;
-                at_most("crypto.kdf.params.p", p, limits::SCRYPT_MAX_P)
+                positive(fields.r, r)?;
+                positive(fields.p, p)?;
+                at_most(fields.n, n, limits::SCRYPT_MAX_N)?;
+                at_most(fields.r, r, limits::SCRYPT_MAX_R)?;
+                at_most(fields.p, p, limits::SCRYPT_MAX_P)?;
+                // n * r <= 2^21 here, so the products cannot overflow.
+                at_most(fields.p, p, limits::SCRYPT_MAX_WORK / (n * r))
             }
             Kdf::Pbkdf2 { c } => {
-                positive("crypto.kdf.params.c", c)?;
-                at_most("crypto.kdf.params.c", c, limits::PBKDF2_MAX_C)
+                positive(fields.c, c)?;
+                at_most(fields.c, c, limits::PBKDF2_MAX_C)
             }
         }
     }
 
-    /// Reads a `crypto.kdf` module: the function, its cost parameters and the salt. Checks
-    /// `dklen` (32) and `prf` (`hmac-sha256`), and the limits.
-    pub(crate) fn from_module(function: &str, params: &Map<String, Value>) -> Result<(Kdf, Vec<u8>), Error> {
+    /// Reads a KDF: the function, its cost parameters and the salt. Checks `dklen` (32) and
+    /// `prf` (`hmac-sha256`), and the limits; errors name the paths of `fields`.
+    pub(crate) fn from_module(
+        function: &str,
+        params: &Map<String, Value>,
+        fields: &Fields,
+    ) -> Result<(Kdf, Vec<u8>), Error> {
         let kdf = match function {
             "scrypt" => Kdf::Scrypt {
-                n: uint(params, "n", "crypto.kdf.params.n")?,
-                r: uint(params, "r", "crypto.kdf.params.r")?,
-                p: uint(params, "p", "crypto.kdf.params.p")?,
+                n: uint(params, "n", fields.n)?,
+                r: uint(params, "r", fields.r)?,
+                p: uint(params, "p", fields.p)?,
             },
             "pbkdf2" => {
-                let prf = string(params, "prf", "crypto.kdf.params.prf")?;
+                let prf = string(params, "prf", fields.prf)?;
                 if prf != "hmac-sha256" {
-                    return Err(Error::unsupported("crypto.kdf.params.prf", prf));
+                    return Err(Error::unsupported(fields.prf, prf));
                 }
-                Kdf::Pbkdf2 { c: uint(params, "c", "crypto.kdf.params.c")? }
+                Kdf::Pbkdf2 { c: uint(params, "c", fields.c)? }
             }
-            other => return Err(Error::unsupported("crypto.kdf.function", other)),
+            other => return Err(Error::unsupported(fields.function, other)),
         };
-        let dklen = uint(params, "dklen", "crypto.kdf.params.dklen")?;
+        let dklen = uint(params, "dklen", fields.dklen)?;
         if dklen != 32 {
-            return Err(Error::unsupported("crypto.kdf.params.dklen", &dklen.to_string()));
+            return Err(Error::unsupported(fields.dklen, &dklen.to_string()));
         }
-        kdf.check()?;
-        let salt = string(params, "salt", "crypto.kdf.params.salt")?;
-        let salt =
-            hex::decode(salt).map_err(|e| Error::malformed("crypto.kdf.params.salt", e.to_string()))?;
+        kdf.check_named(fields)?;
+        let salt = string(params, "salt", fields.salt)?;
+        let salt = hex::decode(salt).map_err(|e| Error::malformed(fields.salt, e.to_string()))?;
         Ok((kdf, salt))
     }
 
-    /// The `function` name and `params` object of a `crypto.kdf` module.
+    /// The `function` name and `params` object of a `crypto.kdf` module (the same object is
+    /// Web3 Secret Storage's `crypto.kdfparams`).
     pub(crate) fn to_module(self, salt: &[u8]) -> (&'static str, Map<String, Value>) {
         let mut params = Map::new();
         params.insert("dklen".into(), 32.into());
@@ -133,23 +190,33 @@ impl Kdf {
 
     /// Derives the 32-byte decryption key. The parameters must have passed [`Kdf::check`].
     pub(crate) fn derive(self, password: &[u8], salt: &[u8]) -> Result<Zeroizing<[u8; 32]>, Error> {
+        self.derive_named(password, salt, &Fields::EIP2335)
+    }
+
+    /// [`Kdf::derive`], naming the paths of `fields` in (unexpected) errors.
+    pub(crate) fn derive_named(
+        self,
+        password: &[u8],
+        salt: &[u8],
+        fields: &'static Fields,
+    ) -> Result<Zeroizing<[u8; 32]>, Error> {
         let mut key = Zeroizing::new([0u8; 32]);
         match self {
             Kdf::Scrypt { n, r, p } => {
-                let invalid = |_| Error::malformed("crypto.kdf.params", "invalid scrypt parameters");
+                let invalid = |_| Error::malformed(fields.params, "invalid scrypt parameters");
                 // Within the limits these conversions cannot fail; map them to errors anyway.
                 let log_n = u8::try_from(n.trailing_zeros()).map_err(invalid)?;
                 let r = u32::try_from(r).map_err(invalid)?;
                 let p = u32::try_from(p).map_err(invalid)?;
                 let params = scrypt::Params::new(log_n, r, p)
-                    .map_err(|_| Error::malformed("crypto.kdf.params", "invalid scrypt parameters"))?;
+                    .map_err(|_| Error::malformed(fields.params, "invalid scrypt parameters"))?;
                 reserve_probe(n, r)?;
                 scrypt::scrypt(password, salt, &params, key.as_mut_slice())
-                    .map_err(|_| Error::malformed("crypto.kdf.params.dklen", "invalid output length"))?;
+                    .map_err(|_| Error::malformed(fields.dklen, "invalid output length"))?;
             }
             Kdf::Pbkdf2 { c } => {
-                let c = u32::try_from(c)
-                    .map_err(|_| Error::malformed("crypto.kdf.params.c", "invalid iteration count"))?;
+                let c =
+                    u32::try_from(c).map_err(|_| Error::malformed(fields.c, "invalid iteration count"))?;
                 pbkdf2::pbkdf2_hmac::<Sha256>(password, salt, c, key.as_mut_slice());
             }
         }
@@ -199,9 +266,9 @@ mod tests {
     fn defaults_are_within_limits() {
         Kdf::SCRYPT_DEFAULT.check().unwrap();
         Kdf::PBKDF2_DEFAULT.check().unwrap();
-        Kdf::Scrypt { n: limits::SCRYPT_MAX_N, r: limits::SCRYPT_MAX_R, p: limits::SCRYPT_MAX_P }
-            .check()
-            .unwrap();
+        let (n, r) = (limits::SCRYPT_MAX_N, limits::SCRYPT_MAX_R);
+        Kdf::Scrypt { n, r, p: limits::SCRYPT_MAX_WORK / (n * r) }.check().unwrap();
+        Kdf::Scrypt { n: 1 << 10, r, p: limits::SCRYPT_MAX_P }.check().unwrap();
         Kdf::Pbkdf2 { c: limits::PBKDF2_MAX_C }.check().unwrap();
         Kdf::Scrypt { n: 2, r: 1, p: 1 }.check().unwrap();
         Kdf::Pbkdf2 { c: 1 }.check().unwrap();
@@ -213,7 +280,17 @@ mod tests {
         assert_eq!(too_costly(Kdf::Scrypt { n: 1 << 63, r: 1, p: 1 }), "crypto.kdf.params.n");
         assert_eq!(too_costly(Kdf::Scrypt { n: 1 << 10, r: 9, p: 1 }), "crypto.kdf.params.r");
         assert_eq!(too_costly(Kdf::Scrypt { n: 1 << 10, r: u64::MAX, p: 1 }), "crypto.kdf.params.r");
-        assert_eq!(too_costly(Kdf::Scrypt { n: 1 << 10, r: 1, p: 5 }), "crypto.kdf.params.p");
+        assert_eq!(too_costly(Kdf::Scrypt { n: 1 << 10, r: 1, p: 17 }), "crypto.kdf.params.p");
+        // Each within its own limit, but n * r * p above SCRYPT_MAX_WORK.
+        assert_eq!(too_costly(Kdf::Scrypt { n: 1 << 18, r: 8, p: 5 }), "crypto.kdf.params.p");
+        assert_eq!(
+            Kdf::Scrypt { n: 1 << 18, r: 8, p: 5 }.check(),
+            Err(Error::KdfTooCostly { param: "crypto.kdf.params.p", value: 5, max: 4 })
+        );
+        // At the work limit exactly: accepted.
+        Kdf::Scrypt { n: 1 << 18, r: 2, p: 16 }.check().unwrap();
+        Kdf::Scrypt { n: 1 << 18, r: 8, p: 4 }.check().unwrap();
+        Kdf::Scrypt { n: 1 << 18, r: 1, p: 8 }.check().unwrap();
         assert_eq!(too_costly(Kdf::Pbkdf2 { c: (1 << 20) + 1 }), "crypto.kdf.params.c");
         assert_eq!(too_costly(Kdf::Pbkdf2 { c: u64::MAX }), "crypto.kdf.params.c");
     }
@@ -238,7 +315,7 @@ mod tests {
         let salt = [7u8; 32];
         for kdf in [Kdf::SCRYPT_DEFAULT, Kdf::PBKDF2_DEFAULT] {
             let (function, params) = kdf.to_module(&salt);
-            assert_eq!(Kdf::from_module(function, &params).unwrap(), (kdf, salt.to_vec()));
+            assert_eq!(Kdf::from_module(function, &params, &Fields::EIP2335).unwrap(), (kdf, salt.to_vec()));
         }
     }
 
@@ -246,18 +323,18 @@ mod tests {
     fn module_checks_prf_and_dklen() {
         let (function, mut params) = Kdf::PBKDF2_DEFAULT.to_module(&[1; 32]);
         params.insert("prf".into(), "hmac-sha512".into());
-        let err = Kdf::from_module(function, &params).unwrap_err();
+        let err = Kdf::from_module(function, &params, &Fields::EIP2335).unwrap_err();
         assert!(matches!(err, Error::Unsupported { field: "crypto.kdf.params.prf", .. }));
         params.remove("prf");
-        let err = Kdf::from_module(function, &params).unwrap_err();
+        let err = Kdf::from_module(function, &params, &Fields::EIP2335).unwrap_err();
         assert!(matches!(err, Error::Malformed { field: "crypto.kdf.params.prf", .. }));
 
         let (function, mut params) = Kdf::SCRYPT_DEFAULT.to_module(&[1; 32]);
         params.insert("dklen".into(), 64.into());
-        let err = Kdf::from_module(function, &params).unwrap_err();
+        let err = Kdf::from_module(function, &params, &Fields::EIP2335).unwrap_err();
         assert!(matches!(err, Error::Unsupported { field: "crypto.kdf.params.dklen", .. }));
         params.insert("dklen".into(), (-32).into());
-        let err = Kdf::from_module(function, &params).unwrap_err();
+        let err = Kdf::from_module(function, &params, &Fields::EIP2335).unwrap_err();
         assert!(matches!(err, Error::Malformed { field: "crypto.kdf.params.dklen", .. }));
     }
 
@@ -266,8 +343,7 @@ mod tests {
         // RFC 7914 section 12, second vector (first 32 of its 64 output bytes; scrypt's output is
         // a PBKDF2 stream, so a shorter output is a prefix of the longer one).
         let key = Kdf::Scrypt { n: 1024, r: 8, p: 16 };
-        // p = 16 is above our limit; derive() itself does not re-check, check() does.
-        assert!(key.check().is_err());
+        key.check().unwrap();
         let out = key.derive(b"password", b"NaCl").unwrap();
         assert_eq!(hex::encode(*out), "fdbabe1c9d3472007856e7190d01e9fe7c6ad7cbc8237830e77376634b373162");
     }

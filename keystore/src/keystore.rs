@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use crate::kdf::Fields;
 use crate::{Error, Kdf, Secret, process_password};
 
 /// An EIP-2335 keystore, as its JSON has it. Unknown top-level fields are ignored.
@@ -163,7 +164,7 @@ impl Keystore {
             return Err(Error::unsupported("version", &self.version.to_string()));
         }
         let Crypto { kdf, checksum, cipher } = &self.crypto;
-        let (kdf, salt) = Kdf::from_module(&kdf.function, &kdf.params)?;
+        let (kdf, salt) = Kdf::from_module(&kdf.function, &kdf.params, &Fields::EIP2335)?;
 
         if checksum.function != "sha256" {
             return Err(Error::unsupported("crypto.checksum.function", &checksum.function));

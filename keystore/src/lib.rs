@@ -1,5 +1,7 @@
 //! EIP-2335 BLS12-381 keystores: the JSON format in which Ethereum validators and EigenLayer
-//! operators keep a 32-byte secret key encrypted under a password.
+//! operators keep a 32-byte secret key encrypted under a password. And, in [`web3`], the Web3
+//! Secret Storage v3 files EigenLayer operators already have: Ethereum v3 keystores (ECDSA keys)
+//! and eigensdk's BN254 BLS key files.
 //!
 //! * [`Keystore::from_json`] / [`Keystore::to_json`] read and write the JSON.
 //! * [`Keystore::decrypt`] turns a keystore and its password back into the secret.
@@ -32,6 +34,7 @@ extern crate std;
 mod kdf;
 mod keystore;
 mod password;
+pub mod web3;
 
 use alloc::string::String;
 use core::fmt;
@@ -41,15 +44,16 @@ pub use keystore::{Crypto, Keystore, Module};
 pub use password::process_password;
 pub use zeroize::Zeroizing;
 
-/// The secret a keystore protects: 32 bytes (a BLS12-381 secret key, big-endian).
+/// The secret a keystore protects: 32 bytes (a secret key, big-endian).
 pub type Secret = Zeroizing<[u8; 32]>;
 
 /// Why a keystore could not be read, decrypted or made.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
-    /// The checksum does not match: the password is wrong (or the checksum, the ciphertext or
-    /// the KDF parameters were altered; the format cannot tell these apart).
+    /// The password check fails (EIP-2335 `crypto.checksum`, Web3 v3 `crypto.mac`): the
+    /// password is wrong, or the check value, the ciphertext or the KDF parameters were altered;
+    /// the formats cannot tell these apart.
     WrongPassword,
     /// A well-formed value this crate does not implement: a `function` other than those listed
     /// in the crate docs, a `prf` other than `hmac-sha256`, a `dklen` other than 32, or a
@@ -97,7 +101,9 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::WrongPassword => f.write_str("wrong password (keystore checksum mismatch)"),
+            Error::WrongPassword => {
+                f.write_str("wrong password (the keystore's checksum or MAC does not match)")
+            }
             Error::Unsupported { field, value } => write!(f, "unsupported {field}: {value:?}"),
             Error::Malformed { field, why } => write!(f, "malformed keystore: {field}: {why}"),
             Error::KdfTooCostly { param, value, max } => {
