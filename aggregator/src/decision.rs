@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use avs_protocol::TaskResponse;
-use avs_protocol::bls::{PublicKey, Signature};
 use avs_protocol::encoding::to_hex;
 use avs_protocol::rpc::ErrorCode;
+use avs_protocol::{Scheme, TaskResponse, bls, bn254};
 use serde_json::{Value, json};
 
 use crate::service::MAX_ACTIVE_TASKS;
@@ -78,18 +77,94 @@ pub struct AggregatedResponse {
     pub task_response: TaskResponse,
     /// `keccak256(abi.encode(task_response))`, the signed message.
     pub digest: [u8; 32],
-    /// The sum of the signers' signatures.
-    pub aggregate_signature: Signature,
-    /// The sum of the signers' public keys.
-    pub aggregate_public_key: PublicKey,
+    /// The aggregate signature and keys, in the operator set's scheme.
+    pub aggregate: Aggregate,
     /// The signers' operator ids, sorted.
     pub signers: Vec<[u8; 32]>,
-    /// Operator ids of the task's quorums that did not sign, sorted.
+    /// Operator ids of the task's quorums that did not sign, sorted (ascending, as EigenLayer's
+    /// `BLSSignatureChecker` wants its non-signers).
     pub non_signers: Vec<[u8; 32]>,
     /// Signed and total stake per quorum, in the task's quorum order.
     pub quorums: Vec<QuorumStake>,
     /// Time from registration to completion.
     pub latency: Duration,
+}
+
+/// A completed task's aggregate, checked before it was emitted.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Aggregate {
+    /// BN254: what EigenLayer's `NonSignerStakesAndSignature` carries about keys and signature.
+    Bn254(Bn254Aggregate),
+    /// BLS12-381: the summed signature and the summed keys it verifies against
+    /// (`FastAggregateVerify`).
+    Bls12381 {
+        /// The sum of the signers' signatures.
+        signature: bls::Signature,
+        /// The sum of the signers' public keys.
+        public_key: bls::PublicKey,
+    },
+}
+
+/// A BN254 aggregate: `bn254::verify(apk_g2, digest, signature)` holds, and `signers_apk_g1`
+/// and `apk_g2` have the same secret (the pairing check the contracts make between them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bn254Aggregate {
+    /// The sum of the signers' signatures (`sigma`), a G1 point.
+    pub signature: bn254::Signature,
+    /// The sum of the signers' G2 keys (`apkG2`).
+    pub apk_g2: bn254::G2Point,
+    /// The sum of the signers' G1 keys.
+    pub signers_apk_g1: bn254::G1Point,
+    /// The G1 keys of the non-signers, in the order of [`AggregatedResponse::non_signers`]
+    /// (`nonSignerPubkeys`).
+    pub non_signer_pubkeys: Vec<bn254::G1Point>,
+    /// Per quorum of the task, in its order: the sum of the G1 keys of every operator with stake
+    /// in it, signer or not (`quorumApks`).
+    pub quorum_apks: Vec<(u8, bn254::G1Point)>,
+}
+
+impl Aggregate {
+    /// The scheme of the aggregate.
+    pub fn scheme(&self) -> Scheme {
+        match self {
+            Aggregate::Bn254(_) => Scheme::Bn254,
+            Aggregate::Bls12381 { .. } => Scheme::Bls12381,
+        }
+    }
+
+    /// The aggregate signature's encoding: 64 bytes (BN254) or 96 (BLS12-381).
+    pub fn signature_bytes(&self) -> Vec<u8> {
+        match self {
+            Aggregate::Bn254(a) => a.signature.to_bytes().to_vec(),
+            Aggregate::Bls12381 { signature, .. } => signature.to_bytes().to_vec(),
+        }
+    }
+
+    /// The decision log's fields for this aggregate (see `docs/aggregator.md`).
+    fn json_fields(&self) -> Value {
+        match self {
+            Aggregate::Bls12381 { signature, public_key } => json!({
+                "aggregate_signature": to_hex(&signature.to_bytes()),
+                "aggregate_public_key": to_hex(&public_key.to_bytes()),
+            }),
+            Aggregate::Bn254(a) => {
+                let quorum_apks: Vec<Value> = a
+                    .quorum_apks
+                    .iter()
+                    .map(|(quorum, apk)| json!({"quorum": quorum, "apk": to_hex(&apk.to_bytes())}))
+                    .collect();
+                let non_signer_pubkeys: Vec<String> =
+                    a.non_signer_pubkeys.iter().map(|k| to_hex(&k.to_bytes())).collect();
+                json!({
+                    "aggregate_signature": to_hex(&a.signature.to_bytes()),
+                    "apk_g2": to_hex(&a.apk_g2.to_bytes()),
+                    "signers_apk_g1": to_hex(&a.signers_apk_g1.to_bytes()),
+                    "non_signer_pubkeys": non_signer_pubkeys,
+                    "quorum_apks": quorum_apks,
+                })
+            }
+        }
+    }
 }
 
 pub(crate) fn ids(list: &[[u8; 32]]) -> Vec<String> {
@@ -107,16 +182,20 @@ pub(crate) fn stakes_json(stakes: &[QuorumStake]) -> Value {
 impl AggregatedResponse {
     /// The fields of the `task_completed` decision line.
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut fields = json!({
             "task_index": self.task_index,
             "number_squared": self.task_response.number_squared.to_string(),
             "digest": to_hex(&self.digest),
-            "aggregate_signature": to_hex(&self.aggregate_signature.to_bytes()),
-            "aggregate_public_key": to_hex(&self.aggregate_public_key.to_bytes()),
+            "scheme": self.aggregate.scheme().name(),
             "signers": ids(&self.signers),
             "non_signers": ids(&self.non_signers),
             "quorums": stakes_json(&self.quorums),
             "latency_ms": self.latency.as_secs_f64() * 1000.0,
-        })
+        });
+        if let (Value::Object(fields), Value::Object(aggregate)) = (&mut fields, self.aggregate.json_fields())
+        {
+            fields.extend(aggregate);
+        }
+        fields
     }
 }

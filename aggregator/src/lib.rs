@@ -1,7 +1,7 @@
 //! The incredible-squaring AVS aggregator: it generates tasks and sends them to the operators'
 //! nodes ([`generator`]), takes their signed responses over JSON-RPC 2.0 ([`rpc`]), verifies and
-//! aggregates the BLS signatures per quorum until every quorum of a task reaches its threshold
-//! ([`service`]), logs every decision ([`decision_log`]) and exposes Prometheus metrics
+//! aggregates the BLS signatures (BN254, EigenLayer's scheme, or BLS12-381) per quorum until
+//! every quorum of a task reaches its threshold ([`service`]), logs every decision ([`decision_log`]) and exposes Prometheus metrics
 //! ([`metrics`]). [`app::Aggregator`] runs all of it; `docs/aggregator.md` is the manual.
 //!
 //! Everything on the wire and all cryptography comes from `avs-protocol`.
@@ -21,4 +21,6 @@ pub use app::{Aggregator, Config, parse_duration};
 pub use decision_log::DecisionLog;
 pub use generator::{GeneratorConfig, Numbers};
 pub use operators::{OperatorSet, OperatorSetError};
-pub use service::{AggregatedResponse, AggregationService, QuorumStake, Rejection, TaskError};
+pub use service::{
+    Aggregate, AggregatedResponse, AggregationService, Bn254Aggregate, QuorumStake, Rejection, TaskError,
+};

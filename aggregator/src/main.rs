@@ -13,8 +13,8 @@ use anyhow::Context;
 use clap::Parser;
 
 /// The incredible-squaring AVS aggregator: generates tasks, sends them to the operators' nodes,
-/// verifies and aggregates their BLS-signed responses, and completes a task once every quorum's
-/// signed stake reaches the threshold.
+/// verifies and aggregates their BLS-signed responses (BN254 or BLS12-381), and completes a task
+/// once every quorum's signed stake reaches the threshold.
 #[derive(Debug, Parser)]
 #[command(name = "aggregator", version)]
 struct Cli {
@@ -107,7 +107,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         for quorum in operators.quorums() {
             println!("quorum {quorum}: total stake {}", operators.total_stake(quorum));
         }
-        println!("{}: {} operators, all valid", cli.operators.display(), operators.len());
+        println!(
+            "{}: {} operators, all valid ({} keys)",
+            cli.operators.display(),
+            operators.len(),
+            operators.scheme()
+        );
         return Ok(());
     }
     let decision_log = match &cli.decision_log {

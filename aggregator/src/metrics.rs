@@ -1,5 +1,5 @@
 //! The aggregator's Prometheus metrics, rendered in the text exposition format (version 0.0.4)
-//! without a metrics library: a handful of counters, two gauges and one histogram.
+//! without a metrics library: a handful of counters and gauges and one histogram.
 
 use std::collections::BTreeMap;
 
@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use avs_protocol::Scheme;
 use avs_protocol::rpc::ErrorCode;
 use prom_text::{Exposition, Float, Kind};
 
@@ -15,6 +16,40 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Upper bounds (seconds) of the aggregation latency histogram's buckets, before `+Inf`.
 pub const LATENCY_BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// Why a response was refused as an InvalidSignature (`1003`): the `reason` label of
+/// `aggregator_invalid_signatures_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureFault {
+    /// A signature over another response than the task's correct one.
+    WrongResponse,
+    /// A signature of the other scheme than the operator set's (told by its length).
+    WrongScheme,
+    /// Bytes that are not a valid point: off the curve, outside the subgroup, the identity.
+    Malformed,
+    /// A valid point that does not verify with the operator's key.
+    VerificationFailed,
+}
+
+impl SignatureFault {
+    /// Every fault, in label order.
+    pub const ALL: [SignatureFault; 4] = [
+        SignatureFault::WrongResponse,
+        SignatureFault::WrongScheme,
+        SignatureFault::Malformed,
+        SignatureFault::VerificationFailed,
+    ];
+
+    /// The `reason` label: `wrong_response`, `wrong_scheme`, `malformed`, `verification_failed`.
+    pub const fn label(self) -> &'static str {
+        match self {
+            SignatureFault::WrongResponse => "wrong_response",
+            SignatureFault::WrongScheme => "wrong_scheme",
+            SignatureFault::Malformed => "malformed",
+            SignatureFault::VerificationFailed => "verification_failed",
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 struct Histogram {
@@ -35,6 +70,9 @@ pub struct Metrics {
     responses_rejected: [AtomicU64; ErrorCode::ALL.len()],
     deliveries_ok: AtomicU64,
     deliveries_failed: AtomicU64,
+    invalid_signatures: [AtomicU64; SignatureFault::ALL.len()],
+    last_non_signers: AtomicU64,
+    scheme: Mutex<Scheme>,
     last_ratio: Mutex<BTreeMap<u8, f64>>,
     latency: Mutex<Histogram>,
 }
@@ -105,6 +143,24 @@ impl Metrics {
         last.extend(ratios);
     }
 
+    /// The operator set's signature scheme (the `aggregator_scheme_info` label).
+    pub fn set_scheme(&self, scheme: Scheme) {
+        *lock(&self.scheme) = scheme;
+    }
+
+    /// A response was refused as an InvalidSignature for `fault` (also counted by
+    /// [`Metrics::response_rejected`] under its code).
+    pub fn invalid_signature(&self, fault: SignatureFault) {
+        if let Some(i) = SignatureFault::ALL.iter().position(|f| *f == fault) {
+            self.invalid_signatures[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// How many operators of its quorums did not sign the task completed last.
+    pub fn set_last_non_signers(&self, n: usize) {
+        self.last_non_signers.store(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
     /// A response was accepted.
     pub fn response_accepted(&self) {
         self.responses_accepted.fetch_add(1, Ordering::Relaxed);
@@ -158,6 +214,11 @@ impl Metrics {
             let c = code.code().to_string();
             e.sample(name, &[("code", &c), ("reason", reason_label(*code))], get(count));
         }
+        let name = "aggregator_invalid_signatures_total";
+        e.family(name, Kind::Counter, "Responses refused as invalid signatures (code 1003), by reason.");
+        for (fault, count) in SignatureFault::ALL.iter().zip(&self.invalid_signatures) {
+            e.sample(name, &[("reason", fault.label())], get(count));
+        }
         let name = "aggregator_task_deliveries_total";
         e.family(name, Kind::Counter, "Task POSTs to operator nodes, by result.")
             .sample(name, &[("result", "ok")], get(&self.deliveries_ok))
@@ -168,6 +229,12 @@ impl Metrics {
             &[],
             get(&self.tasks_active),
         );
+        let name = "aggregator_scheme_info";
+        e.family(name, Kind::Gauge, "The signature scheme of the operator set, as a label; always 1.")
+            .sample(name, &[("scheme", lock(&self.scheme).name())], 1u64);
+        let name = "aggregator_last_task_non_signers";
+        e.family(name, Kind::Gauge, "Operators of its quorums that did not sign the task completed last.")
+            .sample(name, &[], get(&self.last_non_signers));
         let name = "aggregator_last_task_signed_stake_ratio";
         e.family(name, Kind::Gauge, "Signed stake / total stake per quorum of the last task decided.");
         for (quorum, ratio) in lock(&self.last_ratio).iter() {

@@ -1,44 +1,105 @@
-//! The operator set file: who may sign, with which key, how much stake each has in which
-//! quorum, and where its node takes tasks. Every entry is checked when the file is loaded; see
-//! `docs/aggregator.md` for the format.
+//! The operator set file: who may sign, with which key (BN254 or BLS12-381: one scheme per
+//! set), how much stake each has in which quorum, and where its node takes tasks. Every entry is
+//! checked when the file is loaded; see `docs/aggregator.md` for the format.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::Path;
 
-use avs_protocol::bls::{self, PUBLIC_KEY_LEN, PublicKey, SIGNATURE_LEN, Signature};
+use avs_protocol::encoding::u256_string::parse_u256;
 use avs_protocol::encoding::{from_hex, to_hex};
-use serde::{Deserialize, Serialize};
+use avs_protocol::{OperatorPublicKey, Scheme, bls, bn254};
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// Most operators a set may hold (a bound on per-task work, not a protocol limit).
 pub const MAX_OPERATORS: usize = 10_000;
 
-/// The file as written: `[[operator]]` tables.
+/// The file as written: an optional `scheme` and `[[operator]]` tables.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OperatorSetFile {
+    /// `"bn254"` or `"bls12-381"`; when absent, the scheme of the first operator's key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
     /// The operators, in any order.
     #[serde(default)]
     pub operator: Vec<OperatorEntry>,
 }
 
-/// One `[[operator]]` table, before validation.
+/// One `[[operator]]` table, before validation: a BLS12-381 operator has `pubkey`, a BN254
+/// operator `g1` and `g2`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OperatorEntry {
     /// An optional label for logs and errors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// `0x` + 32 bytes: must be `PublicKey::operator_id()` of `pubkey`.
+    /// `0x` + 32 bytes: the operator id of the key (`keccak256(X ‖ Y)` of the G1 key for BN254,
+    /// `keccak256(pubkey)` for BLS12-381).
     pub id: String,
-    /// `0x` + 48 bytes: the compressed BLS12-381 G1 public key.
-    pub pubkey: String,
-    /// `0x` + 96 bytes: the proof of possession of `pubkey`'s secret key.
+    /// BLS12-381: `0x` + 48 bytes, the compressed G1 public key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pubkey: Option<String>,
+    /// BN254: the G1 public key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub g1: Option<G1Key>,
+    /// BN254: `0x` + 128 bytes, the G2 public key in the contracts' order
+    /// (`X.c1 ‖ X.c0 ‖ Y.c1 ‖ Y.c0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub g2: Option<String>,
+    /// The proof of possession of the key's secret: `0x` + 64 bytes (BN254,
+    /// `avs_protocol::bn254::pop_prove`) or 96 bytes (BLS12-381, `PopProve`).
     pub pop: String,
     /// Stake per quorum number: `stake = { 0 = 100, 1 = 50 }`.
     pub stake: BTreeMap<String, u64>,
     /// The node's HTTP base URL; tasks are POSTed to `address` + `/task`.
     pub address: String,
+}
+
+/// A BN254 G1 key as written: `0x` hex of `X ‖ Y` (64 bytes), or its coordinates, each a
+/// decimal or `0x` hex string (`{ x = "1", y = "2" }`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum G1Key {
+    /// `0x` + 64 bytes.
+    Hex(String),
+    /// The affine coordinates.
+    Coordinates {
+        /// X, below the field modulus.
+        x: String,
+        /// Y, below the field modulus.
+        y: String,
+    },
+}
+
+impl<'de> Deserialize<'de> for G1Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Coordinates {
+            x: String,
+            y: String,
+        }
+        struct G1Visitor;
+        impl<'de> Visitor<'de> for G1Visitor {
+            type Value = G1Key;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("`0x` hex of the 64 bytes X ‖ Y, or a table { x = \"…\", y = \"…\" }")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<G1Key, E> {
+                Ok(G1Key::Hex(v.to_owned()))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<G1Key, A::Error> {
+                let c = Coordinates::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(G1Key::Coordinates { x: c.x, y: c.y })
+            }
+        }
+        d.deserialize_any(G1Visitor)
+    }
 }
 
 /// Where an operator's node listens, parsed from its `address`.
@@ -94,10 +155,10 @@ impl OperatorAddress {
 pub struct Operator {
     /// The label from the file, if any.
     pub name: Option<String>,
-    /// `keccak256` of the compressed public key.
+    /// The operator id of [`Operator::public_key`].
     pub id: [u8; 32],
     /// The group-checked public key, whose proof of possession verified.
-    pub public_key: PublicKey,
+    pub public_key: OperatorPublicKey,
     /// Non-zero stake per quorum number.
     pub stake: BTreeMap<u8, u64>,
     /// Where tasks are delivered.
@@ -113,6 +174,11 @@ impl Operator {
     /// Whether the operator has stake in any of `quorums`.
     pub fn in_any(&self, quorums: &[u8]) -> bool {
         quorums.iter().any(|q| self.stake_in(*q) > 0)
+    }
+
+    /// The key's scheme.
+    pub fn scheme(&self) -> Scheme {
+        self.public_key.scheme()
     }
 }
 
@@ -139,6 +205,9 @@ pub enum OperatorSetError {
     /// Not TOML, or not the expected tables and fields (the message has the line and column).
     #[error("operator set is not valid: {0}")]
     Syntax(toml::de::Error),
+    /// The top-level `scheme` is not a scheme's name.
+    #[error("operator set: field `scheme`: {0:?} is not \"bn254\" or \"bls12-381\"")]
+    UnknownScheme(String),
     /// No `[[operator]]` at all.
     #[error("operator set has no [[operator]] entries")]
     Empty,
@@ -155,13 +224,33 @@ pub enum OperatorSetError {
         /// What is wrong.
         reason: String,
     },
+    /// An operator whose key is of another scheme than the set's.
+    #[error(
+        "operator {operator}: has a {scheme} key, but the operator set is {set} ({decided_by}); \
+         one set has one scheme"
+    )]
+    MixedSchemes {
+        /// `#N` and the name, if any.
+        operator: String,
+        /// The scheme of its key.
+        scheme: Scheme,
+        /// The set's scheme.
+        set: Scheme,
+        /// What decided the set's scheme: its `scheme` field or the first operator.
+        decided_by: String,
+    },
+    /// The BN254 G1 keys of a quorum sum to the identity, so the quorum has no aggregate key.
+    #[error("operator set: the G1 keys of quorum {0} sum to the identity")]
+    IdentityQuorumApk(u8),
 }
 
 /// The validated set, indexed by operator id.
 #[derive(Debug, Clone)]
 pub struct OperatorSet {
+    scheme: Scheme,
     operators: Vec<Operator>,
     by_id: HashMap<[u8; 32], usize>,
+    quorum_apks: BTreeMap<u8, bn254::G1Point>,
 }
 
 fn decode_fixed<const N: usize>(value: &str) -> Result<[u8; N], String> {
@@ -170,49 +259,121 @@ fn decode_fixed<const N: usize>(value: &str) -> Result<[u8; N], String> {
     <[u8; N]>::try_from(bytes).map_err(|_| format!("{len} bytes, expected {N}"))
 }
 
-fn validate(index: usize, entry: &OperatorEntry) -> Result<Operator, OperatorSetError> {
-    let label = match &entry.name {
+/// `#N ("name")`, how errors name an entry.
+fn label(index: usize, entry: &OperatorEntry) -> String {
+    match &entry.name {
         Some(name) => format!("#{} ({name:?})", index + 1),
         None => format!("#{}", index + 1),
+    }
+}
+
+/// The scheme an entry's key fields say: `pubkey` is BLS12-381, `g1` and `g2` are BN254.
+fn entry_scheme(entry: &OperatorEntry) -> Result<Scheme, (&'static str, String)> {
+    let bn254 = entry.g1.is_some() || entry.g2.is_some();
+    match (entry.pubkey.is_some(), bn254) {
+        (true, true) => Err((
+            "pubkey",
+            "is a BLS12-381 key, but the entry also has BN254 `g1`/`g2`: give one scheme's keys".into(),
+        )),
+        (true, false) => Ok(Scheme::Bls12381),
+        (false, true) => Ok(Scheme::Bn254),
+        (false, false) => Err((
+            "g1",
+            "is missing: give `g1` and `g2` (a BN254 operator) or `pubkey` (a BLS12-381 operator)".into(),
+        )),
+    }
+}
+
+/// A 32-byte big-endian coordinate from a decimal or `0x` hex string.
+fn coordinate(name: &str, text: &str) -> Result<[u8; 32], String> {
+    parse_u256(text.trim())
+        .map(|v| v.to_be_bytes::<32>())
+        .ok_or_else(|| format!("`{name}` is not a decimal or 0x hex number below 2^256: {text:?}"))
+}
+
+/// The G1 key of a BN254 entry, decoded and checked.
+fn g1_key(key: &G1Key) -> Result<bn254::G1Point, String> {
+    let bytes: [u8; bn254::G1_LEN] = match key {
+        G1Key::Hex(hex) => decode_fixed(hex)?,
+        G1Key::Coordinates { x, y } => {
+            let mut bytes = [0u8; bn254::G1_LEN];
+            bytes[..32].copy_from_slice(&coordinate("x", x)?);
+            bytes[32..].copy_from_slice(&coordinate("y", y)?);
+            bytes
+        }
     };
-    let field = |field: &'static str, reason: String| OperatorSetError::Field {
-        operator: label.clone(),
-        field,
-        reason,
-    };
-    let pk_bytes: [u8; PUBLIC_KEY_LEN] = decode_fixed(&entry.pubkey).map_err(|r| field("pubkey", r))?;
+    bn254::G1Point::from_bytes(&bytes).map_err(|e| format!("not a valid G1 point: {e}"))
+}
+
+type FieldError = (&'static str, String);
+
+/// A BN254 entry's key, with its proof of possession checked.
+fn bn254_key(entry: &OperatorEntry) -> Result<OperatorPublicKey, FieldError> {
+    let g1 = entry.g1.as_ref().ok_or(("g1", "is missing: a BN254 operator needs `g1` and `g2`".into()))?;
+    let g1 = g1_key(g1).map_err(|r| ("g1", r))?;
+    let g2 = entry.g2.as_deref().ok_or(("g2", "is missing: a BN254 operator needs `g1` and `g2`".into()))?;
+    let g2: [u8; bn254::G2_LEN] = decode_fixed(g2).map_err(|r| ("g2", r))?;
+    let g2 = bn254::G2Point::from_bytes(&g2)
+        .map_err(|e| ("g2", format!("not a valid G2 point (order X.c1, X.c0, Y.c1, Y.c0): {e}")))?;
+    let public_key = bn254::PublicKey::new(g1, g2)
+        .map_err(|_| ("g2", "is not the G2 key of the same secret as `g1`".to_owned()))?;
+    let pop: [u8; bn254::SIGNATURE_LEN] = decode_fixed(&entry.pop).map_err(|r| ("pop", r))?;
+    let pop =
+        bn254::Signature::from_bytes(&pop).map_err(|e| ("pop", format!("not a valid signature: {e}")))?;
+    bn254::pop_verify(&public_key, &pop)
+        .map_err(|e| ("pop", format!("proof of possession does not verify for `g1`/`g2`: {e}")))?;
+    Ok(OperatorPublicKey::Bn254(public_key))
+}
+
+/// A BLS12-381 entry's key, with its proof of possession checked.
+fn bls_key(entry: &OperatorEntry) -> Result<OperatorPublicKey, FieldError> {
+    let pubkey = entry.pubkey.as_deref().unwrap_or_default();
+    let pk_bytes: [u8; bls::PUBLIC_KEY_LEN] = decode_fixed(pubkey).map_err(|r| ("pubkey", r))?;
     let public_key =
-        PublicKey::from_bytes(&pk_bytes).map_err(|e| field("pubkey", format!("not a valid key: {e}")))?;
-    let id: [u8; 32] = decode_fixed(&entry.id).map_err(|r| field("id", r))?;
+        bls::PublicKey::from_bytes(&pk_bytes).map_err(|e| ("pubkey", format!("not a valid key: {e}")))?;
+    let pop_bytes: [u8; bls::SIGNATURE_LEN] = decode_fixed(&entry.pop).map_err(|r| ("pop", r))?;
+    let pop =
+        bls::Signature::from_bytes(&pop_bytes).map_err(|e| ("pop", format!("not a valid signature: {e}")))?;
+    bls::pop_verify(&public_key, &pop)
+        .map_err(|e| ("pop", format!("proof of possession does not verify for `pubkey`: {e}")))?;
+    Ok(OperatorPublicKey::Bls12381(public_key))
+}
+
+fn validate(scheme: Scheme, index: usize, entry: &OperatorEntry) -> Result<Operator, OperatorSetError> {
+    let label = label(index, entry);
+    let field =
+        |(field, reason): FieldError| OperatorSetError::Field { operator: label.clone(), field, reason };
+    let public_key = match scheme {
+        Scheme::Bn254 => bn254_key(entry),
+        Scheme::Bls12381 => bls_key(entry),
+    }
+    .map_err(field)?;
+    let key_field = if scheme == Scheme::Bn254 { "`g1`" } else { "`pubkey`" };
+    let id: [u8; 32] = decode_fixed(&entry.id).map_err(|r| field(("id", r)))?;
     if id != public_key.operator_id() {
         let expected = to_hex(&public_key.operator_id());
-        return Err(field(
+        return Err(field((
             "id",
-            format!("is not the operator id of `pubkey` (keccak256 of it is {expected})"),
-        ));
+            format!("is not the operator id of {key_field} (keccak256 of it is {expected})"),
+        )));
     }
-    let pop_bytes: [u8; SIGNATURE_LEN] = decode_fixed(&entry.pop).map_err(|r| field("pop", r))?;
-    let pop =
-        Signature::from_bytes(&pop_bytes).map_err(|e| field("pop", format!("not a valid signature: {e}")))?;
-    bls::pop_verify(&public_key, &pop)
-        .map_err(|e| field("pop", format!("proof of possession does not verify for `pubkey`: {e}")))?;
     if entry.stake.is_empty() {
-        return Err(field("stake", "is empty: the operator must have stake in at least one quorum".into()));
+        return Err(field(("stake", "is empty: the operator must have stake in at least one quorum".into())));
     }
     let mut stake = BTreeMap::new();
     for (quorum, amount) in &entry.stake {
         let q: u8 = quorum
             .trim()
             .parse()
-            .map_err(|_| field("stake", format!("quorum {quorum:?} is not a number from 0 to 255")))?;
+            .map_err(|_| field(("stake", format!("quorum {quorum:?} is not a number from 0 to 255"))))?;
         if *amount == 0 {
-            return Err(field("stake", format!("stake in quorum {q} is 0 (leave the quorum out instead)")));
+            return Err(field(("stake", format!("stake in quorum {q} is 0 (leave the quorum out instead)"))));
         }
         if stake.insert(q, *amount).is_some() {
-            return Err(field("stake", format!("quorum {q} is given twice")));
+            return Err(field(("stake", format!("quorum {q} is given twice"))));
         }
     }
-    let address = OperatorAddress::parse(entry.address.trim()).map_err(|r| field("address", r))?;
+    let address = OperatorAddress::parse(entry.address.trim()).map_err(|r| field(("address", r)))?;
     Ok(Operator { name: entry.name.clone(), id, public_key, stake, address })
 }
 
@@ -227,31 +388,71 @@ impl OperatorSet {
     /// Parses and validates TOML text.
     pub fn from_toml_str(text: &str) -> Result<Self, OperatorSetError> {
         let file: OperatorSetFile = toml::from_str(text).map_err(OperatorSetError::Syntax)?;
-        Self::from_entries(&file.operator)
+        Self::from_file(&file)
     }
 
-    /// Validates entries: keys, ids, proofs of possession, stakes, addresses, no duplicates.
+    /// Validates a parsed file: its `scheme`, if any, then its entries.
+    pub fn from_file(file: &OperatorSetFile) -> Result<Self, OperatorSetError> {
+        let scheme = match &file.scheme {
+            None => None,
+            Some(name) => {
+                Some(name.trim().parse().map_err(|_| OperatorSetError::UnknownScheme(name.clone()))?)
+            }
+        };
+        Self::with_scheme(scheme, &file.operator)
+    }
+
+    /// Validates entries whose scheme is told by their fields (the first entry's decides):
+    /// keys, ids, proofs of possession, stakes, addresses, no duplicates.
     pub fn from_entries(entries: &[OperatorEntry]) -> Result<Self, OperatorSetError> {
+        Self::with_scheme(None, entries)
+    }
+
+    /// Validates entries that must all be of `scheme` (when `None`, the first entry's).
+    pub fn with_scheme(scheme: Option<Scheme>, entries: &[OperatorEntry]) -> Result<Self, OperatorSetError> {
         if entries.is_empty() {
             return Err(OperatorSetError::Empty);
         }
         if entries.len() > MAX_OPERATORS {
             return Err(OperatorSetError::TooMany(entries.len()));
         }
+        let mut decided = scheme.map(|s| (s, "set by its `scheme` field".to_owned()));
         let mut operators = Vec::with_capacity(entries.len());
         let mut by_id = HashMap::with_capacity(entries.len());
         for (index, entry) in entries.iter().enumerate() {
-            let operator = validate(index, entry)?;
+            let own = entry_scheme(entry).map_err(|(field, reason)| OperatorSetError::Field {
+                operator: label(index, entry),
+                field,
+                reason,
+            })?;
+            let (set, decided_by) = decided
+                .get_or_insert_with(|| (own, format!("set by operator {}'s key", label(index, entry))));
+            if own != *set {
+                return Err(OperatorSetError::MixedSchemes {
+                    operator: label(index, entry),
+                    scheme: own,
+                    set: *set,
+                    decided_by: decided_by.clone(),
+                });
+            }
+            let operator = validate(own, index, entry)?;
             if let Some(first) = by_id.insert(operator.id, index) {
                 return Err(OperatorSetError::Field {
-                    operator: format!("#{}", index + 1),
-                    field: "pubkey",
+                    operator: label(index, entry),
+                    field: if own == Scheme::Bn254 { "g1" } else { "pubkey" },
                     reason: format!("same key and id as operator #{}", first + 1),
                 });
             }
             operators.push(operator);
         }
-        Ok(OperatorSet { operators, by_id })
+        let scheme = decided.map_or(Scheme::default(), |(s, _)| s);
+        let quorum_apks = if scheme == Scheme::Bn254 { quorum_apks(&operators)? } else { BTreeMap::new() };
+        Ok(OperatorSet { scheme, operators, by_id, quorum_apks })
+    }
+
+    /// The scheme every operator's key is of.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
     }
 
     /// The operator with this id.
@@ -283,4 +484,35 @@ impl OperatorSet {
     pub fn total_stake(&self, quorum: u8) -> u128 {
         self.operators.iter().map(|o| u128::from(o.stake_in(quorum))).sum()
     }
+
+    /// A BN254 set's aggregate G1 key of `quorum`: the sum of the G1 keys of every operator with
+    /// stake in it (EigenLayer's `quorumApk`). `None` for a BLS12-381 set or an empty quorum.
+    pub fn quorum_apk(&self, quorum: u8) -> Option<&bn254::G1Point> {
+        self.quorum_apks.get(&quorum)
+    }
+}
+
+/// Every quorum's aggregate G1 key, from BN254 operators.
+fn quorum_apks(operators: &[Operator]) -> Result<BTreeMap<u8, bn254::G1Point>, OperatorSetError> {
+    let mut members: BTreeMap<u8, Vec<&bn254::G1Point>> = BTreeMap::new();
+    let keys: Vec<(bn254::G1Point, &Operator)> = operators
+        .iter()
+        .filter_map(|o| match &o.public_key {
+            OperatorPublicKey::Bn254(key) => Some((key.g1(), o)),
+            _ => None,
+        })
+        .collect();
+    for (g1, operator) in &keys {
+        for quorum in operator.stake.keys() {
+            members.entry(*quorum).or_default().push(g1);
+        }
+    }
+    members
+        .into_iter()
+        .map(|(q, points)| {
+            bn254::aggregate_g1(&points)
+                .map(|apk| (q, apk))
+                .map_err(|_| OperatorSetError::IdentityQuorumApk(q))
+        })
+        .collect()
 }

@@ -9,6 +9,7 @@ use avs_protocol::rpc::{ErrorCode, ErrorObject, PROCESS_SIGNED_TASK_RESPONSE, Re
 use hyper::body::Incoming;
 use hyper::header::ALLOW;
 use hyper::{Method, Request, StatusCode};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::http::{BodyError, HttpResponse, read_body, response};
@@ -69,8 +70,10 @@ fn parse_request(body: &[u8]) -> Result<(u64, SignedTaskResponse), (Option<u64>,
     }
     let params =
         request.remove("params").ok_or((id, ErrorCode::InvalidParams, "`params` is missing".into()))?;
-    let signed: SignedTaskResponse =
-        serde_json::from_value(params).map_err(|e| (id, ErrorCode::InvalidParams, e.to_string()))?;
+    // Deserialized from a borrowed `&Value`: `OperatorSignature` reads its hex as a borrowed
+    // string, which an owned `Value` (`from_value`) cannot lend.
+    let signed = SignedTaskResponse::deserialize(&params)
+        .map_err(|e| (id, ErrorCode::InvalidParams, e.to_string()))?;
     // `id` is `Some` past the match above.
     Ok((id.unwrap_or_default(), signed))
 }

@@ -1,4 +1,4 @@
-//! The BLS aggregation service: tasks are registered with [`AggregationService::initialize_task`],
+//! The BLS aggregation service, for BN254 or BLS12-381 operator sets: tasks are registered with [`AggregationService::initialize_task`],
 //! each signed response is checked and counted by
 //! [`AggregationService::process_signed_task_response`], and a task completes, with one
 //! [`AggregatedResponse`], when the signed stake of every one of its quorums reaches its
@@ -11,17 +11,18 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use avs_protocol::bls::{self, PublicKey, Signature};
 use avs_protocol::encoding::to_hex;
 use avs_protocol::rpc::ErrorCode;
-use avs_protocol::{NewTask, SignedTaskResponse, TaskResponse};
+use avs_protocol::{
+    NewTask, OperatorPublicKey, OperatorSignature, SignedTaskResponse, TaskResponse, bls, bn254,
+};
 use serde_json::json;
 use tokio::sync::broadcast;
 
-pub use crate::decision::{AggregatedResponse, QuorumStake, Rejection, TaskError};
+pub use crate::decision::{Aggregate, AggregatedResponse, Bn254Aggregate, QuorumStake, Rejection, TaskError};
 use crate::decision::{ids, stakes_json};
 use crate::decision_log::DecisionLog;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, SignatureFault};
 use crate::operators::OperatorSet;
 
 /// Most tasks waiting for responses at once.
@@ -37,7 +38,14 @@ struct ActiveTask {
     created: Instant,
     deadline: Instant,
     stakes: Vec<QuorumStake>,
-    signers: BTreeMap<[u8; 32], (PublicKey, Signature)>,
+    signers: BTreeMap<[u8; 32], Accepted>,
+}
+
+/// A verified signature with the key it verified against.
+#[derive(Debug, Clone, Copy)]
+enum Accepted {
+    Bn254(bn254::PublicKey, bn254::Signature),
+    Bls12381(bls::PublicKey, bls::Signature),
 }
 
 impl ActiveTask {
@@ -85,6 +93,7 @@ impl AggregationService {
         log: DecisionLog,
     ) -> Self {
         let (aggregates, _) = broadcast::channel(1024);
+        metrics.set_scheme(operators.scheme());
         AggregationService { operators, expiry, state: Mutex::default(), metrics, log, aggregates }
     }
 
@@ -183,6 +192,7 @@ impl AggregationService {
         match aggregate {
             Some(aggregate) => {
                 self.metrics.task_completed(aggregate.latency);
+                self.metrics.set_last_non_signers(aggregate.non_signers.len());
                 self.log.record("task_completed", aggregate.to_json());
             }
             None => {
@@ -224,7 +234,7 @@ impl AggregationService {
         &self,
         signed: &SignedTaskResponse,
         now: Instant,
-    ) -> Result<(PublicKey, [u8; 32]), Rejection> {
+    ) -> Result<(OperatorPublicKey, [u8; 32]), Rejection> {
         let index = signed.task_response.reference_task_index;
         let mut st = self.lock();
         self.check_live(&mut st, index, now)?;
@@ -243,7 +253,7 @@ impl AggregationService {
                 "the response does not answer task {index}: number_squared must be {}",
                 task.expected.number_squared
             );
-            return Err(Rejection::new(ErrorCode::InvalidSignature, message));
+            return Err(self.invalid(SignatureFault::WrongResponse, message));
         }
         Ok((operator.public_key, task.digest))
     }
@@ -282,14 +292,7 @@ impl AggregationService {
     ) -> Result<Option<AggregatedResponse>, Rejection> {
         let (public_key, digest) = self.precheck(signed, now)?;
         // The pairing check, outside the lock.
-        let avs_protocol::OperatorSignature::Bls12381(bytes) = signed.signature else {
-            return Err(Rejection::new(ErrorCode::InvalidSignature, "not a BLS12-381 signature"));
-        };
-        let signature = Signature::from_bytes(&bytes)
-            .map_err(|e| Rejection::new(ErrorCode::InvalidSignature, format!("bad signature: {e}")))?;
-        bls::verify(&public_key, &digest, &signature).map_err(|e| {
-            Rejection::new(ErrorCode::InvalidSignature, format!("signature does not verify: {e}"))
-        })?;
+        let accepted = self.verify(&public_key, &digest, &signed.signature)?;
 
         let index = signed.task_response.reference_task_index;
         let mut st = self.lock();
@@ -309,7 +312,7 @@ impl AggregationService {
         for q in &mut task.stakes {
             q.signed_stake += u128::from(operator.stake_in(q.quorum));
         }
-        task.signers.insert(signed.operator_id, (public_key, signature));
+        task.signers.insert(signed.operator_id, accepted);
         self.log.record(
             "response",
             json!({"task_index": index, "operator_id": to_hex(&signed.operator_id), "accepted": true}),
@@ -333,32 +336,134 @@ impl AggregationService {
         }
     }
 
+    /// An InvalidSignature rejection, counted by `fault`.
+    fn invalid(&self, fault: SignatureFault, message: impl Into<String>) -> Rejection {
+        self.metrics.invalid_signature(fault);
+        Rejection::new(ErrorCode::InvalidSignature, message)
+    }
+
+    /// Checks `signature` over `digest` with the operator's registered key: the scheme (told by
+    /// the signature's length) must be the key's, the point valid, and the pairing hold.
+    fn verify(
+        &self,
+        public_key: &OperatorPublicKey,
+        digest: &[u8; 32],
+        signature: &OperatorSignature,
+    ) -> Result<Accepted, Rejection> {
+        let malformed =
+            |e: avs_protocol::Error| self.invalid(SignatureFault::Malformed, format!("bad signature: {e}"));
+        let failed = |e: avs_protocol::Error| {
+            self.invalid(SignatureFault::VerificationFailed, format!("signature does not verify: {e}"))
+        };
+        match (public_key, signature) {
+            (OperatorPublicKey::Bn254(key), OperatorSignature::Bn254(bytes)) => {
+                let signature = bn254::Signature::from_bytes(bytes).map_err(malformed)?;
+                bn254::verify(&key.g2(), digest, &signature).map_err(failed)?;
+                Ok(Accepted::Bn254(*key, signature))
+            }
+            (OperatorPublicKey::Bls12381(key), OperatorSignature::Bls12381(bytes)) => {
+                let signature = bls::Signature::from_bytes(bytes).map_err(malformed)?;
+                bls::verify(key, digest, &signature).map_err(failed)?;
+                Ok(Accepted::Bls12381(*key, signature))
+            }
+            _ => Err(self.invalid(
+                SignatureFault::WrongScheme,
+                format!(
+                    "a {} signature ({} bytes) for an operator set of {} keys ({}-byte signatures)",
+                    signature.scheme(),
+                    signature.as_bytes().len(),
+                    public_key.scheme(),
+                    public_key.scheme().signature_len()
+                ),
+            )),
+        }
+    }
+
     /// Aggregates a task's signatures and keys and checks the result before it is emitted.
     fn aggregate(&self, task: &ActiveTask, now: Instant) -> Result<AggregatedResponse, avs_protocol::Error> {
         let signers: Vec<[u8; 32]> = task.signers.keys().copied().collect();
-        let keys: Vec<&PublicKey> = task.signers.values().map(|(k, _)| k).collect();
-        let signatures: Vec<&Signature> = task.signers.values().map(|(_, s)| s).collect();
-        let aggregate_signature = bls::aggregate_signatures(&signatures)?;
-        let aggregate_public_key = bls::aggregate_public_keys(&keys)?;
-        bls::fast_aggregate_verify(&keys, &task.digest, &aggregate_signature)?;
         let quorums = &task.task.task.quorum_numbers;
-        let mut non_signers: Vec<[u8; 32]> = self
-            .operators
-            .iter()
-            .filter(|o| o.in_any(quorums) && !task.signers.contains_key(&o.id))
-            .map(|o| o.id)
-            .collect();
-        non_signers.sort_unstable();
+        let non_signers: Vec<&crate::operators::Operator> = {
+            let mut list: Vec<_> = self
+                .operators
+                .iter()
+                .filter(|o| o.in_any(quorums) && !task.signers.contains_key(&o.id))
+                .collect();
+            list.sort_unstable_by_key(|o| o.id);
+            list
+        };
+        let aggregate = match self.operators.scheme() {
+            avs_protocol::Scheme::Bn254 => Aggregate::Bn254(self.aggregate_bn254(task, &non_signers)?),
+            avs_protocol::Scheme::Bls12381 => aggregate_bls(task)?,
+        };
         Ok(AggregatedResponse {
             task_index: task.task.task_index,
             task_response: task.expected,
             digest: task.digest,
-            aggregate_signature,
-            aggregate_public_key,
+            aggregate,
             signers,
-            non_signers,
+            non_signers: non_signers.iter().map(|o| o.id).collect(),
             quorums: task.stakes.clone(),
             latency: now.saturating_duration_since(task.created),
         })
     }
+
+    /// σ, apkG2 and the signers' G1 sum, checked: `e(σ, G2) = e(H(m), apkG2)` and the two
+    /// aggregate keys have one secret; the non-signers' G1 keys and every quorum's aggregate key.
+    fn aggregate_bn254(
+        &self,
+        task: &ActiveTask,
+        non_signers: &[&crate::operators::Operator],
+    ) -> Result<Bn254Aggregate, avs_protocol::Error> {
+        let mut signatures = Vec::with_capacity(task.signers.len());
+        let mut g1 = Vec::with_capacity(task.signers.len());
+        let mut g2 = Vec::with_capacity(task.signers.len());
+        for accepted in task.signers.values() {
+            let Accepted::Bn254(key, signature) = accepted else {
+                return Err(avs_protocol::Error::SchemeMismatch);
+            };
+            signatures.push(*signature);
+            g1.push(key.g1());
+            g2.push(key.g2());
+        }
+        let signature = bn254::aggregate_signatures(&signatures.iter().collect::<Vec<_>>())?;
+        let apk_g2 = bn254::aggregate_g2(&g2.iter().collect::<Vec<_>>())?;
+        let signers_apk_g1 = bn254::aggregate_g1(&g1.iter().collect::<Vec<_>>())?;
+        bn254::PublicKey::new(signers_apk_g1, apk_g2)?;
+        bn254::verify(&apk_g2, &task.digest, &signature)?;
+        let non_signer_pubkeys = non_signers
+            .iter()
+            .map(|o| match o.public_key {
+                OperatorPublicKey::Bn254(key) => Ok(key.g1()),
+                OperatorPublicKey::Bls12381(_) => Err(avs_protocol::Error::SchemeMismatch),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let quorum_apks = task
+            .task
+            .task
+            .quorum_numbers
+            .iter()
+            .map(|q| {
+                self.operators.quorum_apk(*q).map(|apk| (*q, *apk)).ok_or(avs_protocol::Error::EmptyAggregate)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Bn254Aggregate { signature, apk_g2, signers_apk_g1, non_signer_pubkeys, quorum_apks })
+    }
+}
+
+/// The summed signature and keys of a BLS12-381 task, checked with `FastAggregateVerify`.
+fn aggregate_bls(task: &ActiveTask) -> Result<Aggregate, avs_protocol::Error> {
+    let mut keys = Vec::with_capacity(task.signers.len());
+    let mut signatures = Vec::with_capacity(task.signers.len());
+    for accepted in task.signers.values() {
+        let Accepted::Bls12381(key, signature) = accepted else {
+            return Err(avs_protocol::Error::SchemeMismatch);
+        };
+        keys.push(key);
+        signatures.push(signature);
+    }
+    let signature = bls::aggregate_signatures(&signatures)?;
+    let public_key = bls::aggregate_public_keys(&keys)?;
+    bls::fast_aggregate_verify(&keys, &task.digest, &signature)?;
+    Ok(Aggregate::Bls12381 { signature, public_key })
 }

@@ -22,14 +22,17 @@ fn aggregator() -> Command {
 #[test]
 fn check_and_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let set =
-        OperatorSetFile { operator: vec![entry("a", &key(1), &[(0, 100), (2, 5)], "http://127.0.0.1:9")] };
+    let set = OperatorSetFile {
+        scheme: None,
+        operator: vec![entry("a", &key(1), &[(0, 100), (2, 5)], "http://127.0.0.1:9")],
+    };
     let path = write_set(&dir, &toml::to_string(&set).unwrap());
     let out = aggregator().arg("--operators").arg(&path).arg("--check").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(
-        stdout.contains("1 operators, all valid") && stdout.contains("quorum 2: total stake 5"),
+        stdout.contains("1 operators, all valid (bls12-381 keys)")
+            && stdout.contains("quorum 2: total stake 5"),
         "{stdout}"
     );
 
@@ -50,8 +53,10 @@ fn one_task_then_exit() {
     let dir = tempfile::tempdir().unwrap();
     // Nothing listens on this port: the delivery fails and the task expires.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let set =
-        OperatorSetFile { operator: vec![entry("a", &key(1), &[(0, 100)], &format!("http://{closed}"))] };
+    let set = OperatorSetFile {
+        scheme: None,
+        operator: vec![entry("a", &key(1), &[(0, 100)], &format!("http://{closed}"))],
+    };
     let path = write_set(&dir, &toml::to_string(&set).unwrap());
     let log = dir.path().join("decisions.jsonl");
     let started = Instant::now();

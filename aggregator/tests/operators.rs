@@ -10,7 +10,7 @@ use avs_protocol::encoding::to_hex;
 use common::{entry, key};
 
 fn file(entries: Vec<OperatorEntry>) -> String {
-    toml::to_string(&OperatorSetFile { operator: entries }).unwrap()
+    toml::to_string(&OperatorSetFile { scheme: None, operator: entries }).unwrap()
 }
 
 fn error(entries: Vec<OperatorEntry>) -> String {
@@ -41,10 +41,10 @@ address = "http://[::1]:8081/node/"
 1 = 25
 "#,
         ea.id.to_uppercase().replacen("0X", "0x", 1),
-        ea.pubkey,
+        ea.pubkey.unwrap(),
         ea.pop,
         eb.id,
-        eb.pubkey,
+        eb.pubkey.unwrap(),
         eb.pop
     );
     let set = OperatorSet::from_toml_str(&text).unwrap();
@@ -99,8 +99,8 @@ fn keys_stakes_and_addresses_are_checked() {
     };
     type Mutation = Box<dyn Fn(&mut OperatorEntry)>;
     let cases: Vec<(Mutation, &str)> = vec![
-        (Box::new(|e| e.pubkey = "0xzz".into()), "`pubkey`: not 0x-prefixed hex"),
-        (Box::new(|e| e.pubkey = format!("0x{}", "00".repeat(48))), "`pubkey`: not a valid key"),
+        (Box::new(|e| e.pubkey = Some("0xzz".into())), "`pubkey`: not 0x-prefixed hex"),
+        (Box::new(|e| e.pubkey = Some(format!("0x{}", "00".repeat(48)))), "`pubkey`: not a valid key"),
         (Box::new(|e| e.stake.clear()), "`stake`: is empty"),
         (
             Box::new(|e| {

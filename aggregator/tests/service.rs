@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use aggregator::{AggregatedResponse, TaskError};
+use aggregator::{Aggregate, AggregatedResponse, TaskError};
 use avs_protocol::OperatorSignature;
 use avs_protocol::bls::{self, PublicKey, SecretKey, Signature};
 use avs_protocol::rpc::ErrorCode;
@@ -35,9 +35,12 @@ fn verify_independently(aggregate: &AggregatedResponse, signed: &[(SignedTaskRes
     }
     let sigs: Vec<&Signature> = signatures.iter().collect();
     let keys: Vec<&PublicKey> = signed.iter().map(|(_, pk)| pk).collect();
-    assert_eq!(bls::aggregate_signatures(&sigs).unwrap(), aggregate.aggregate_signature);
-    assert_eq!(bls::aggregate_public_keys(&keys).unwrap(), aggregate.aggregate_public_key);
-    bls::verify(&aggregate.aggregate_public_key, &digest, &aggregate.aggregate_signature).unwrap();
+    let Aggregate::Bls12381 { signature, public_key } = &aggregate.aggregate else {
+        panic!("not a BLS12-381 aggregate: {:?}", aggregate.aggregate);
+    };
+    assert_eq!(&bls::aggregate_signatures(&sigs).unwrap(), signature);
+    assert_eq!(&bls::aggregate_public_keys(&keys).unwrap(), public_key);
+    bls::verify(public_key, &digest, signature).unwrap();
     let mut ids: Vec<[u8; 32]> = signed.iter().map(|(s, _)| s.operator_id).collect();
     ids.sort_unstable();
     assert_eq!(aggregate.signers, ids);

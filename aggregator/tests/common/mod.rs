@@ -9,11 +9,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use aggregator::http::{self, HttpResponse, post_json, response};
+use aggregator::operators::G1Key;
 use aggregator::operators::{OperatorAddress, OperatorEntry};
 use aggregator::{AggregationService, DecisionLog, OperatorSet};
 use avs_protocol::bls::{SecretKey, pop_prove};
+use avs_protocol::bn254;
 use avs_protocol::encoding::to_hex;
 use avs_protocol::rpc::{Request, Response};
+use avs_protocol::scheme::DigestSigner;
 use avs_protocol::{NewTask, SignedTaskResponse, Task, U256};
 use hyper::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,16 +28,40 @@ pub fn key(seed: u8) -> SecretKey {
     SecretKey::key_gen(&[seed; 32]).expect("32 bytes of ikm")
 }
 
-/// An operator set entry for `sk`, as a file would have it.
+/// A deterministic BN254 key: the scalar `0x11 00 … 00 seed` (below the group order).
+pub fn bn_key(seed: u8) -> bn254::SecretKey {
+    let mut bytes = [0u8; 32];
+    bytes[0] = 0x11;
+    bytes[31] = seed;
+    bn254::SecretKey::from_bytes(&bytes).expect("a scalar below r")
+}
+
+/// A BLS12-381 operator set entry for `sk`, as a file would have it.
 pub fn entry(name: &str, sk: &SecretKey, stake: &[(u8, u64)], address: &str) -> OperatorEntry {
     let pk = sk.public_key();
     OperatorEntry {
         name: Some(name.into()),
         id: to_hex(&pk.operator_id()),
-        pubkey: to_hex(&pk.to_bytes()),
+        pubkey: Some(to_hex(&pk.to_bytes())),
         pop: to_hex(&pop_prove(sk).to_bytes()),
         stake: stake.iter().map(|(q, s)| (q.to_string(), *s)).collect(),
         address: address.into(),
+        ..OperatorEntry::default()
+    }
+}
+
+/// A BN254 operator set entry for `sk`, as a file would have it (G1 key as hex).
+pub fn bn_entry(name: &str, sk: &bn254::SecretKey, stake: &[(u8, u64)], address: &str) -> OperatorEntry {
+    let pk = sk.public_key();
+    OperatorEntry {
+        name: Some(name.into()),
+        id: to_hex(&pk.operator_id()),
+        g1: Some(G1Key::Hex(to_hex(&pk.g1().to_bytes()))),
+        g2: Some(to_hex(&pk.g2().to_bytes())),
+        pop: to_hex(&bn254::pop_prove(sk).to_bytes()),
+        stake: stake.iter().map(|(q, s)| (q.to_string(), *s)).collect(),
+        address: address.into(),
+        ..OperatorEntry::default()
     }
 }
 
@@ -77,9 +104,25 @@ pub fn task(index: u32, number: u64, quorums: &[u8], threshold: u32) -> NewTask 
     }
 }
 
-/// The honest signed answer of `sk` to `task`.
-pub fn answer(sk: &SecretKey, task: &NewTask) -> SignedTaskResponse {
-    SignedTaskResponse::sign(task.task.respond(task.task_index).expect("valid task"), sk)
+/// Three BN254 operators with 100 stake each in quorum 0.
+pub fn three_bn254_operators() -> (Vec<bn254::SecretKey>, Arc<OperatorSet>) {
+    let keys = vec![bn_key(1), bn_key(2), bn_key(3)];
+    let entries: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .zip(&keys)
+        .map(|(name, sk)| bn_entry(name, sk, &[(0, 100)], "http://127.0.0.1:9"))
+        .collect();
+    (keys, operator_set(&entries))
+}
+
+/// The honest signed answer of `sk` (either scheme) to `task`.
+pub fn answer(sk: &(impl DigestSigner + ?Sized), task: &NewTask) -> SignedTaskResponse {
+    let task_response = task.task.respond(task.task_index).expect("valid task");
+    SignedTaskResponse {
+        task_response,
+        signature: sk.sign_digest(&task_response.digest()),
+        operator_id: sk.operator_id(),
+    }
 }
 
 /// The loopback address of a server at `addr`.
@@ -122,12 +165,15 @@ pub async fn raw_http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -
     (status, body)
 }
 
+/// A signing key of either scheme.
+pub type Signer = Box<dyn DigestSigner + Send + Sync>;
+
 /// What a fake operator node does with the tasks it is sent.
 pub enum Behaviour {
     /// Answers with its own key.
-    Honest(SecretKey),
-    /// Claims `claimed`'s operator id but signs with `key`.
-    WrongKey { claimed: SecretKey, key: SecretKey },
+    Honest(Signer),
+    /// Claims the operator id `claimed` but signs with `key`.
+    WrongKey { claimed: [u8; 32], key: Signer },
     /// Answers the POST with HTTP 500 and does not respond.
     Failing,
 }
@@ -176,10 +222,10 @@ async fn handle_task(
     let task: NewTask = serde_json::from_slice(&body).expect("a NewTask");
     tasks.lock().unwrap().push(task.clone());
     let signed = match behaviour {
-        Behaviour::Honest(sk) => answer(sk, &task),
+        Behaviour::Honest(sk) => answer(sk.as_ref(), &task),
         Behaviour::WrongKey { claimed, key } => {
-            let mut signed = answer(key, &task);
-            signed.operator_id = claimed.public_key().operator_id();
+            let mut signed = answer(key.as_ref(), &task);
+            signed.operator_id = *claimed;
             signed
         }
         Behaviour::Failing => return response(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", "broken\n"),
