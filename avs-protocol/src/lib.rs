@@ -44,6 +44,7 @@ extern crate alloc;
 pub mod avs;
 pub mod bls;
 pub mod bn254;
+pub mod ecdsa;
 pub mod encoding;
 mod error;
 pub mod rpc;
