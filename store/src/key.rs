@@ -9,17 +9,22 @@ use crate::{BASE_SECTOR, SLOT_SECTORS};
 pub enum RecordKey {
     /// How many times the unikernel booted with this disk: a `u64`, little-endian.
     BootCount = 0,
-    /// The operator's BLS12-381 key: an EIP-2335 keystore, its JSON text as UTF-8 (about 1 KiB),
-    /// written by `spacecore keys import`.
+    /// The operator's BLS key, its JSON text as UTF-8 (about 1 KiB), written by `spacecore keys
+    /// import`: eigensdk's BN254 key file (scheme `bn254`) or an EIP-2335 keystore (scheme
+    /// `bls12-381`).
     Keystore = 1,
     /// Reserved for the slashing-protection record (the signing history); its format is not
     /// defined yet and nothing writes it.
     SigningHistory = 2,
+    /// The operator's ECDSA key (its chain identity): a Web3 Secret Storage v3 keystore, its JSON
+    /// text as UTF-8 (about 500 bytes), written by `spacecore keys import --ecdsa-keystore`.
+    EcdsaKeystore = 3,
 }
 
 impl RecordKey {
     /// Every key, in number order.
-    pub const ALL: [RecordKey; 3] = [RecordKey::BootCount, RecordKey::Keystore, RecordKey::SigningHistory];
+    pub const ALL: [RecordKey; 4] =
+        [RecordKey::BootCount, RecordKey::Keystore, RecordKey::SigningHistory, RecordKey::EcdsaKeystore];
     /// Number of keys (the highest number plus one).
     pub const COUNT: usize = Self::ALL.len();
 

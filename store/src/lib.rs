@@ -18,13 +18,14 @@
 //! | 20..24   | CRC-32 of bytes 0..20, then of the value         |
 //! | 24..     | the value                                        |
 //!
-//! With the keys of this version the records take sectors `0..`[`NEEDED_SECTORS`] (28 KiB):
+//! With the keys of this version the records take sectors `0..`[`NEEDED_SECTORS`] (36 KiB):
 //!
 //! | key                          | number | slot A       | slot B       |
 //! |------------------------------|--------|--------------|--------------|
 //! | [`RecordKey::BootCount`]     | 0      | sectors 8..16  | 16..24     |
 //! | [`RecordKey::Keystore`]      | 1      | sectors 24..32 | 32..40     |
 //! | [`RecordKey::SigningHistory`] | 2     | sectors 40..48 | 48..56     |
+//! | [`RecordKey::EcdsaKeystore`] | 3      | sectors 56..64 | 64..72     |
 //!
 //! ## Changes
 //! The first version had only `BootCount` and needed 24 sectors. `Keystore` and
@@ -34,6 +35,11 @@
 //! visible change is that a device needs [`NEEDED_SECTORS`] = 56 sectors instead of 24. An
 //! EIP-2335 keystore is about 1 KiB, well below [`MAX_VALUE`] (4072 bytes), so no key needs
 //! larger slots.
+//!
+//! `EcdsaKeystore` (3) was added the same way, after `SigningHistory`: the first three keys stay
+//! where they were, disks written before read the same, and on them the new record reads as
+//! absent (its slots were never written). A device now needs [`NEEDED_SECTORS`] = 72 sectors
+//! (36 KiB; every disk the spec allows has at least 1 MiB).
 //!
 //! # Crash safety
 //! [`Store::put`] writes the new version, numbered one past the current one, over the slot that

@@ -299,10 +299,10 @@ fn a_long_run_of_crashes_never_loses_the_record() {
 #[test]
 fn key_numbers_and_places_are_fixed() {
     let numbers: Vec<u16> = RecordKey::ALL.iter().map(|k| k.number()).collect();
-    assert_eq!(numbers, [0, 1, 2]);
+    assert_eq!(numbers, [0, 1, 2, 3]);
     let firsts: Vec<u64> = RecordKey::ALL.iter().map(|k| k.first_sector()).collect();
-    assert_eq!(firsts, [8, 24, 40]);
-    assert_eq!((NEEDED_SECTORS, Store::<MemDisk>::NEEDED_SECTORS), (56, 56));
+    assert_eq!(firsts, [8, 24, 40, 56]);
+    assert_eq!((NEEDED_SECTORS, Store::<MemDisk>::NEEDED_SECTORS), (72, 72));
     assert_eq!(MAX_VALUE, 4072);
 }
 
@@ -321,6 +321,7 @@ fn a_boot_count_written_by_the_first_version_still_reads() {
     assert_eq!(store.increment(RecordKey::BootCount), Ok(42));
     assert_eq!(store.get(RecordKey::Keystore), Ok(None));
     assert_eq!(store.get(RecordKey::SigningHistory), Ok(None));
+    assert_eq!(store.get(RecordKey::EcdsaKeystore), Ok(None));
     // The next version went to slot A.
     assert_eq!(&store.dev.bytes[8 * SECTOR..][..4], b"SCR1");
 }
@@ -345,4 +346,23 @@ fn keys_are_independent_and_a_slot_of_another_key_is_not_accepted() {
     let mut store = Store::open(disk).unwrap();
     assert_eq!(store.get(RecordKey::SigningHistory), Ok(None));
     assert!(store.get(RecordKey::Keystore).unwrap().is_some());
+}
+
+#[test]
+fn a_disk_written_before_the_ecdsa_record_reads_the_same_and_takes_one() {
+    // Only the three older records written, as a disk from before `EcdsaKeystore` holds them.
+    let mut store = Store::open(MemDisk::new(NEEDED_SECTORS)).unwrap();
+    store.put(RecordKey::Keystore, b"bls key file").unwrap();
+    store.put(RecordKey::SigningHistory, b"history").unwrap();
+    let (_, disk) = reopen(store.dev);
+    let old_area = RecordKey::EcdsaKeystore.first_sector() as usize * SECTOR;
+    assert!(disk.bytes[old_area..].iter().all(|&b| b == 0), "nothing was written past the old layout");
+    let mut store = Store::open(disk).unwrap();
+    assert_eq!(store.get(RecordKey::EcdsaKeystore), Ok(None));
+    store.put(RecordKey::EcdsaKeystore, b"ecdsa keystore").unwrap();
+    let (_, disk) = reopen(store.dev);
+    let mut store = Store::open(disk).unwrap();
+    assert_eq!(store.get(RecordKey::EcdsaKeystore).unwrap().as_deref(), Some(&b"ecdsa keystore"[..]));
+    assert_eq!(store.get(RecordKey::Keystore).unwrap().as_deref(), Some(&b"bls key file"[..]));
+    assert_eq!(store.get(RecordKey::SigningHistory).unwrap().as_deref(), Some(&b"history"[..]));
 }
