@@ -5,6 +5,10 @@
 //!   `0x` hex id of the operator key once it is loaded, `null` before.
 //! - `POST /task`: a task of the AVS (see [`crate::avs`]): `200` with the signed response
 //!   (JSON), or an error status (400, 409, 422, 500, 503) with `{"error":"..."}`.
+//! - `GET /spacecore/identity`: `200` with the operator's scheme, id, public key, ECDSA address
+//!   and the identity statement signed by the ECDSA key (JSON, see
+//!   [`crate::avs::AvsNode::identity_json`]); `503` with `{"error":"..."}` while the BLS key is
+//!   not loaded.
 //! - `POST /echo`: `200` with the request body, byte for byte.
 //! - `GET /eigen/...`: the EigenLayer AVS Node API ([`crate::api`]).
 //! - `GET /metrics`: the Prometheus metrics ([`crate::metrics`]).
@@ -119,6 +123,22 @@ impl<R: Records> App<R> {
         Response::new(200, metrics::CONTENT_TYPE, metrics::render(&inputs))
     }
 
+    fn identity(&self) -> Response {
+        match self.avs.identity_json() {
+            Ok(json) => {
+                let mut body = serde_json::to_vec(&json).unwrap_or_default();
+                body.push(b'\n');
+                Response::new(200, "application/json", body)
+            }
+            Err((status, why)) => {
+                let mut out = String::from("{\"error\":");
+                api::json_string(&mut out, &why);
+                out.push_str("}\n");
+                Response::new(status, "application/json", out.into_bytes())
+            }
+        }
+    }
+
     fn task(&mut self, body: &[u8]) -> Response {
         let records = self.records.as_mut().map(|r| r as &mut dyn Records);
         match self.avs.task(body, records, &*self.clock) {
@@ -149,7 +169,7 @@ impl<R: Records> Handler for App<R> {
     fn accept(&mut self, method: &str, target: &str) -> Result<(), Response> {
         let (path, query) = split(target);
         let allowed = match path {
-            "/" | "/metrics" => "GET",
+            "/" | "/metrics" | "/spacecore/identity" => "GET",
             "/echo" | "/task" => "POST",
             "/test/panic" | "/test/hang" if self.test_hooks => "POST",
             _ => match api::resource(path) {
@@ -176,6 +196,7 @@ impl<R: Records> Handler for App<R> {
             "/metrics" => self.metrics(),
             "/echo" => Response::new(200, "application/octet-stream", body),
             "/task" => self.task(&body),
+            "/spacecore/identity" => self.identity(),
             "/test/panic" if self.test_hooks => panic!("test hook: panic requested"),
             "/test/hang" if self.test_hooks => (self.hang)(),
             _ => match api::resource(path) {
@@ -234,6 +255,8 @@ mod tests {
             assert_eq!(app.accept("GET", target).unwrap_err().status, 404, "{target}");
             assert_eq!(app.accept("POST", target).unwrap_err().status, 404, "{target}");
         }
+        assert_eq!(app.accept("GET", "/spacecore/identity"), Ok(()));
+        assert_eq!(app.accept("POST", "/spacecore/identity").unwrap_err().allow, Some("GET"));
         let wrong = app.accept("POST", "/").unwrap_err();
         assert_eq!((wrong.status, wrong.allow), (405, Some("GET")));
         assert_eq!(app.accept("GET", "/echo").unwrap_err().allow, Some("POST"));
@@ -291,6 +314,22 @@ mod tests {
         assert_eq!(parsed.task_response.number_squared, avs_protocol::U256::from(9u8));
         assert_eq!(app.handle("POST", "/task", b"{\"task_index\":".to_vec()).status, 400);
         assert_eq!(app.handle("POST", "/task", task_json(1, 4)).status, 409);
+    }
+
+    #[test]
+    fn the_identity_is_json_once_the_key_is_loaded() {
+        let mut app = app("n", 1);
+        let loading = get(&mut app, "/spacecore/identity");
+        assert_eq!((loading.status, loading.content_type), (503, "application/json"));
+        assert_eq!(loading.body, b"{\"error\":\"the operator key is still loading\"}\n");
+        let op = operator(1);
+        let id = avs_protocol::encoding::to_hex(&op.id);
+        app.avs.set_operator(Ok(op)).unwrap();
+        let r = get(&mut app, "/spacecore/identity");
+        assert_eq!((r.status, r.content_type), (200, "application/json"));
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["operator_id"], id.as_str());
+        assert_eq!(body["scheme"], "bls12-381");
     }
 
     #[test]

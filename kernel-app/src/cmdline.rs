@@ -8,11 +8,13 @@
 //! | `spacecore.http` | the HTTP port, 1..=65535 | 80 |
 //! | `spacecore.name` | the node's name: 1 to 63 of `A-Z a-z 0-9 . _ -` | `spacecore` |
 //! | `spacecore.aggregator` | where signed responses go, `10.0.0.1:8090` (IPv4 and port) | none sent |
+//! | `spacecore.scheme` | the operator key's scheme, `bn254` or `bls12-381` (also `sign-bench`'s) | `bn254` |
 //! | `spacecore.selftest` | see [`SelfTest`] | none |
 //! | `spacecore.testhooks` | `on` or `off`: serve `POST /test/panic` and `POST /test/hang` | `off` |
 //!
 //! A key given twice takes its last value.
 
+use avs_protocol::Scheme;
 use core::net::{Ipv4Addr, SocketAddrV4};
 
 /// What the runtime takes from the command line.
@@ -30,6 +32,9 @@ pub struct Args<'a> {
     pub aggregator: Option<SocketAddrV4>,
     /// Whether the HTTP test hooks (`POST /test/panic`, `POST /test/hang`) are served.
     pub test_hooks: bool,
+    /// The scheme of the operator key (`spacecore.scheme=`, from `spec.avs.scheme`): which key
+    /// file the disk must hold, and what `sign-bench` measures.
+    pub scheme: Scheme,
 }
 
 impl Default for Args<'_> {
@@ -41,6 +46,7 @@ impl Default for Args<'_> {
             name: "spacecore",
             aggregator: None,
             test_hooks: false,
+            scheme: Scheme::Bn254,
         }
     }
 }
@@ -70,7 +76,8 @@ pub enum SelfTest {
     BadBuffer,
     /// Write to a port that is not a hypercall port.
     BadPort,
-    /// Benchmark BLS signing (`sign-bench:N`): sign `N` digests, print the time, exit 0.
+    /// Benchmark BLS signing (`sign-bench:N`) in the scheme of `spacecore.scheme`: sign `N`
+    /// digests, print the time, exit 0.
     SignBench(u32),
     /// Benchmark the raw disk, print the figures and exit (`disk-bench:OPS:MIB`, see
     /// `crate::diskbench`): `ops` random 4 KiB writes each followed by a flush, then a sequential
@@ -135,6 +142,7 @@ pub fn parse(line: &str) -> Result<Args<'_>, BadArg<'_>> {
                 args.aggregator = Some(addr);
             }
             "gw" => gateway = Some(value.parse().map_err(|_| BadArg(word))?),
+            "scheme" => args.scheme = value.parse().map_err(|_| BadArg(word))?,
             "testhooks" => {
                 args.test_hooks = match value {
                     "on" => true,
@@ -253,7 +261,8 @@ mod tests {
                 http_port: 8080,
                 name: "node-1.a_b",
                 aggregator: None,
-                test_hooks: false
+                test_hooks: false,
+                scheme: Scheme::Bn254,
             }
         );
         // The gateway may come first; the port and name have defaults.
@@ -264,6 +273,19 @@ mod tests {
         assert_eq!(parse("spacecore.gw=10.0.0.1 spacecore.http=81").unwrap().net, None);
         let no_gw = parse("spacecore.ip=10.1.2.3/32").unwrap().net.unwrap();
         assert_eq!((no_gw.prefix, no_gw.gateway), (32, None));
+    }
+
+    #[test]
+    fn parses_the_scheme() {
+        assert_eq!(parse("").unwrap().scheme, Scheme::Bn254, "EigenLayer's scheme by default");
+        assert_eq!(parse("spacecore.scheme=bn254").unwrap().scheme, Scheme::Bn254);
+        assert_eq!(parse("spacecore.scheme=bls12-381").unwrap().scheme, Scheme::Bls12381);
+        let both = parse("spacecore.scheme=bls12-381 spacecore.selftest=sign-bench:10").unwrap();
+        assert_eq!((both.scheme, both.selftest), (Scheme::Bls12381, Some(SelfTest::SignBench(10))));
+        for bad in ["spacecore.scheme", "spacecore.scheme=", "spacecore.scheme=BN254", "spacecore.scheme=bls"]
+        {
+            assert_eq!(parse(bad), Err(BadArg(bad)), "{bad}");
+        }
     }
 
     #[test]

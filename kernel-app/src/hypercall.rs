@@ -64,11 +64,24 @@ pub fn wait(timeout_ns: u64) -> u64 {
 /// spec's `keystore_password_file`); `None` if it has none or already handed it over. The
 /// buffer is wiped when dropped.
 pub fn keystore_password() -> Option<zeroize::Zeroizing<alloc::vec::Vec<u8>>> {
+    take_password(Hypercall::KeystorePassword)
+}
+
+/// Takes the password of the operator's ECDSA keystore that the launcher holds for this boot
+/// (the spec's `ecdsa_keystore_password_file`); `None` if it has none or already handed it
+/// over. The buffer is wiped when dropped.
+pub fn ecdsa_keystore_password() -> Option<zeroize::Zeroizing<alloc::vec::Vec<u8>>> {
+    take_password(Hypercall::EcdsaKeystorePassword)
+}
+
+/// One of the password hypercalls, retried once with a buffer as long as the password if the
+/// first was too short.
+fn take_password(call: Hypercall) -> Option<zeroize::Zeroizing<alloc::vec::Vec<u8>>> {
     use spacecore_abi::hypercall::{KEYSTORE_PASSWORD_NONE, MAX_KEYSTORE_PASSWORD};
     let mut buf = zeroize::Zeroizing::new(alloc::vec![0u8; 128]);
     loop {
         let record = Buffer { addr: buf.as_mut_ptr() as u64, len: buf.len() as u64 }.encode();
-        out32(Hypercall::KeystorePassword.port(), record_addr(&record));
+        out32(call.port(), record_addr(&record));
         // SAFETY: `record` is a live, aligned local array the launcher wrote into.
         let bytes = unsafe { core::ptr::read_volatile(&record) };
         let len = Buffer::decode(&bytes)?.len;

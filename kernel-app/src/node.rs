@@ -52,6 +52,8 @@ pub struct Node {
     epoch_tsc: u64,
     app: App<Store<BlkDevice>>,
     net: Option<NetStack>,
+    /// The scheme of the operator key (`spacecore.scheme`).
+    scheme: avs_protocol::Scheme,
     /// This boot's number, if the disk counts them.
     pub boot_count: Option<u64>,
 }
@@ -77,7 +79,7 @@ impl Node {
         if args.test_hooks {
             println!("http: test hooks on (POST /test/panic, POST /test/hang)");
         }
-        let mut node = Node { clock, epoch_tsc, app, net: None, boot_count };
+        let mut node = Node { clock, epoch_tsc, app, net: None, scheme: args.scheme, boot_count };
         match (net_dev, &args.net) {
             (Some(dev), Some(config)) => {
                 let mac = dev.mac();
@@ -114,25 +116,28 @@ impl Node {
         Instant::from_micros((ns / 1000) as i64)
     }
 
-    /// Loads the operator key: the keystore on the disk, decrypted with the password the
-    /// launcher hands over (its KDF takes from milliseconds to a second, so this runs once the
-    /// node is ready and serving would otherwise start). Prints the outcome.
+    /// Loads the operator key: the key file on the disk (of the command line's scheme),
+    /// decrypted with the password the launcher hands over (its KDF takes from milliseconds to a
+    /// second, so this runs once the node is ready and serving would otherwise start). Prints
+    /// the outcome.
     fn load_operator(&mut self) {
         let start = self.now();
+        let scheme = self.scheme;
         let operator = match self.app.records.as_mut().map(|r| r.get(spacecore_store::RecordKey::Keystore)) {
-            None => Err("no disk, so no keystore".into()),
+            None => Err("no disk, so no key file".into()),
             Some(Err(e)) => Err(alloc::format!("cannot read the keystore record: {e}")),
-            Some(Ok(None)) => Err("no keystore on the disk (store one with `spacecore keys import`)".into()),
+            Some(Ok(None)) => {
+                Err("no operator key file on the disk (store one with `spacecore keys import`)".into())
+            }
             Some(Ok(Some(json))) => match hypercall::keystore_password() {
                 None => Err("the launcher has no keystore password (spec.avs.keystore_password_file)".into()),
-                Some(password) => Operator::from_keystore(&json, &password),
+                Some(password) => Operator::from_key_file(scheme, &json, &password),
             },
         };
         let ms = (self.now() - start).total_millis();
         match self.app.avs.set_operator(operator) {
             Ok(op) => {
-                let (id, pubkey) =
-                    (avs_protocol::encoding::to_hex(&op.id), avs_protocol::encoding::to_hex(&op.pubkey));
+                let (id, pubkey) = (avs_protocol::encoding::to_hex(&op.id), op.describe_public_key());
                 let history = self.app.avs.history();
                 let signed = if history.is_empty() {
                     alloc::string::String::from("nothing signed yet")
@@ -146,16 +151,47 @@ impl Node {
                     )
                 };
                 println!(
-                    "avs: operator {id} ready (public key {pubkey}, loaded in {ms} ms); signing history: {signed}"
+                    "avs: operator {id} ready ({} public key {pubkey}, loaded in {ms} ms); signing history: {signed}",
+                    scheme.name()
                 );
             }
             Err(why) => println!("avs: not signing: {why}"),
         }
     }
 
+    /// Loads the operator's ECDSA key, if the disk holds its keystore: decrypted with the
+    /// password the launcher hands over, then the identity statement is signed. Without it the
+    /// node still signs tasks; the reason goes to the console and `GET /spacecore/identity`.
+    fn load_chain_key(&mut self) {
+        let start = self.now();
+        let key = match self.app.records.as_mut().map(|r| r.get(RecordKey::EcdsaKeystore)) {
+            None => Err("no disk, so no ECDSA keystore".into()),
+            Some(Err(e)) => Err(alloc::format!("cannot read the ECDSA keystore record: {e}")),
+            Some(Ok(None)) => {
+                Err("no ECDSA keystore on the disk (store one with `spacecore keys import --ecdsa-keystore`)"
+                    .into())
+            }
+            Some(Ok(Some(json))) => match hypercall::ecdsa_keystore_password() {
+                None => Err("the launcher has no ECDSA keystore password \
+                             (spec.avs.ecdsa_keystore_password_file)"
+                    .into()),
+                Some(password) => crate::avs::ChainKey::from_keystore(&json, &password),
+            },
+        };
+        let ms = (self.now() - start).total_millis();
+        match self.app.avs.set_chain_key(key) {
+            Ok(address) => println!(
+                "avs: ECDSA address {} ready (loaded in {ms} ms); identity at GET /spacecore/identity",
+                avs_protocol::encoding::to_hex(&address)
+            ),
+            Err(why) => println!("avs: no ECDSA key: {why}"),
+        }
+    }
+
     /// The main loop; ends the guest on a stop request.
     pub fn run(mut self) -> ! {
         self.load_operator();
+        self.load_chain_key();
         loop {
             if hypercall::stop_requested() {
                 self.stop();

@@ -80,7 +80,7 @@ fn boot_vcpu(boot_params: u64, entry_tsc: u64) -> ! {
     run_constructors();
 
     if let Some(test) = args.selftest {
-        crate::selftest::run(test, info, &clock);
+        crate::selftest::run(test, info, &clock, args.scheme);
     }
 
     let node = Node::start(info, &args, clock, entry_tsc, connections);

@@ -14,7 +14,7 @@ const DISK_BENCH_UNUSABLE: u8 = 3;
 const DISK_BENCH_IO_ERROR: u8 = 5;
 
 /// Runs the self-test; none of them returns.
-pub fn run(test: SelfTest, info: &BootInfo, clock: &Clock) -> ! {
+pub fn run(test: SelfTest, info: &BootInfo, clock: &Clock, scheme: avs_protocol::Scheme) -> ! {
     match test {
         SelfTest::Panic => panic!("self-test panic requested on the command line"),
         SelfTest::Fault => crate::arch::fault(),
@@ -31,25 +31,42 @@ pub fn run(test: SelfTest, info: &BootInfo, clock: &Clock) -> ! {
             panic!("a write to a port outside the hypercall range did not fault")
         }
         SelfTest::DiskBench { ops, read_mib } => disk_bench(info, clock, ops, read_mib),
-        SelfTest::SignBench(count) => sign_bench(clock, count),
+        SelfTest::SignBench(count) => sign_bench(clock, count, scheme),
     }
 }
 
-/// Runs `sign-bench`: signs `count` different digests with a fixed key, as the node signs task
-/// responses, and prints `sign-bench: N signatures in T ns` (read by `cargo xtask bench sign`).
-fn sign_bench(clock: &Clock, count: u32) -> ! {
-    let key = avs_protocol::bls::SecretKey::key_gen(&[7; 32]).expect("a 32-byte seed is a valid key seed");
+/// Runs `sign-bench`: signs `count` different digests with a fixed key of `scheme` through
+/// `OperatorSecretKey`, as the node signs task responses, and prints
+/// `sign-bench: N signatures in T ns; chain 0x…; scheme S` (read by `cargo xtask bench sign`).
+fn sign_bench(clock: &Clock, count: u32, scheme: avs_protocol::Scheme) -> ! {
+    let key = bench_key(scheme);
     // The digest of the first response, then each signature's hash: no two messages alike.
     let mut digest = avs_protocol::keccak256(b"sign-bench");
     let start = arch::rdtsc();
     for _ in 0..count {
         let signature = key.sign(&digest);
-        digest = avs_protocol::keccak256(&signature.to_bytes());
+        digest = avs_protocol::keccak256(signature.as_bytes());
     }
     let ns = clock.ticks_to_ns(arch::rdtsc() - start);
     // The final digest depends on every signature: the benchmark compares it with the host's.
-    println!("sign-bench: {count} signatures in {ns} ns; chain {}", avs_protocol::encoding::to_hex(&digest));
+    println!(
+        "sign-bench: {count} signatures in {ns} ns; chain {}; scheme {}",
+        avs_protocol::encoding::to_hex(&digest),
+        scheme.name()
+    );
     hypercall::exit(0)
+}
+
+/// The key `sign-bench` signs with (the host side of `cargo xtask bench sign` uses the same):
+/// BLS12-381 `KeyGen([7; 32])`, or the BN254 scalar whose 32 bytes are all 7.
+fn bench_key(scheme: avs_protocol::Scheme) -> avs_protocol::OperatorSecretKey {
+    use avs_protocol::{OperatorSecretKey, Scheme, bls};
+    match scheme {
+        Scheme::Bls12381 => OperatorSecretKey::Bls12381(
+            bls::SecretKey::key_gen(&[7; 32]).expect("a 32-byte seed is a valid key seed"),
+        ),
+        Scheme::Bn254 => OperatorSecretKey::from_bytes(Scheme::Bn254, &[7; 32]).expect("7…7 is below r"),
+    }
 }
 
 /// Runs `disk-bench` on the first block device, prints its report and exits 0.

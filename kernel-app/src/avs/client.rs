@@ -360,7 +360,7 @@ mod tests {
     use alloc::string::ToString;
     use alloc::vec;
     use avs_protocol::rpc::ErrorObject;
-    use avs_protocol::{TaskResponse, U256};
+    use avs_protocol::{OperatorSignature, TaskResponse, U256};
 
     fn signed() -> SignedTaskResponse {
         SignedTaskResponse {

@@ -3,13 +3,14 @@
 //! A task arrives as `POST /task` ([`AvsNode::task`]). The node computes the answer with the
 //! compiled-in AVS logic (`avs_protocol::Avs`; today [`IncredibleSquaring`]), checks its
 //! slashing protection ([`history`]), writes the updated signing history to the disk **before**
-//! signing, signs the response's digest with the operator's BLS key and both answers the request
+//! signing, signs the response's digest with the operator's BLS key (BN254 or BLS12-381, as the
+//! spec's scheme says; [`operator`]) and both answers the request
 //! with the signed response and queues it for the aggregator ([`Outbox`]). The network side
 //! (`crate::netstack`) makes each queued call over its own connection ([`client`]) and reports
 //! the outcome back; calls the aggregator may accept later are retried with backoff.
 //!
-//! The operator key comes from the EIP-2335 keystore stored on the disk
-//! ([`Operator::from_keystore`]); the secret never leaves this module and is never printed.
+//! The operator key comes from the key file stored on the disk
+//! ([`Operator::from_key_file`]); the secret never leaves this module and is never printed.
 //! Without a key, or with a signing history that cannot be read, the node signs nothing.
 //!
 //! # Reachability of the aggregator
@@ -27,17 +28,20 @@
 
 pub mod client;
 pub mod history;
+pub mod identity;
+pub mod operator;
 
 use crate::api::Status;
 use crate::metrics::{Histogram, RPC_BUCKETS_NS, SIGNING_BUCKETS_NS};
 use alloc::collections::VecDeque;
 use alloc::format;
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
-use avs_protocol::bls::SecretKey;
-use avs_protocol::{Avs, IncredibleSquaring, NewTask, SignedTaskResponse, TaskResponse};
+use avs_protocol::{Avs, IncredibleSquaring, NewTask, SignedTaskResponse};
 use client::{HttpResponse, Outcome};
 use history::{Check, History};
+pub use identity::{ChainKey, Identity};
+pub use operator::Operator;
 use spacecore_store::{BlockIo, RecordKey, Store};
 
 /// The AVS the node runs (the `avs_name` label of the `eigen_` metrics).
@@ -61,47 +65,6 @@ impl<B: BlockIo> Records for Store<B> {
 
     fn put(&mut self, key: RecordKey, value: &[u8]) -> Result<(), String> {
         Store::put(self, key, value).map_err(|e| format!("{e:?}"))
-    }
-}
-
-/// The operator's signing key and what it is known by.
-pub struct Operator {
-    key: SecretKey,
-    /// `keccak256` of the compressed public key: the operator id the aggregator knows.
-    pub id: [u8; 32],
-    /// The compressed public key.
-    pub pubkey: [u8; 48],
-}
-
-impl core::fmt::Debug for Operator {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Operator").field("id", &avs_protocol::encoding::to_hex(&self.id)).finish()
-    }
-}
-
-impl Operator {
-    /// Decrypts the EIP-2335 keystore `json` with `password` (the launcher's bytes, UTF-8).
-    pub fn from_keystore(json: &[u8], password: &[u8]) -> Result<Self, String> {
-        let json = core::str::from_utf8(json).map_err(|_| "the stored keystore is not UTF-8".to_string())?;
-        let password = core::str::from_utf8(password).map_err(|_| "the password is not UTF-8".to_string())?;
-        let keystore = eip2335::Keystore::from_json(json).map_err(|e| format!("unusable keystore: {e}"))?;
-        let secret = keystore.decrypt(password).map_err(|e| format!("cannot decrypt the keystore: {e}"))?;
-        let bytes: &[u8; 32] =
-            secret.as_slice().try_into().map_err(|_| "the keystore's secret is not 32 bytes".to_string())?;
-        let key = SecretKey::from_bytes(bytes).map_err(|e| format!("the keystore's secret: {e}"))?;
-        Ok(Self::new(key))
-    }
-
-    /// The operator of `key`.
-    pub fn new(key: SecretKey) -> Self {
-        let public = key.public_key();
-        Operator { id: public.operator_id(), pubkey: public.to_bytes(), key }
-    }
-
-    /// Signs `response`, whose EigenLayer digest is `digest` (the one recorded in the history).
-    fn sign(&self, response: TaskResponse, digest: &[u8; 32]) -> SignedTaskResponse {
-        let signature = avs_protocol::OperatorSignature::Bls12381(self.key.sign(digest).to_bytes());
-        SignedTaskResponse { task_response: response, signature, operator_id: self.id }
     }
 }
 
@@ -235,15 +198,28 @@ impl Default for Stats {
 enum KeyState {
     /// The keystore has not been decrypted yet.
     Loading,
-    Ready(Operator),
+    /// Loaded (boxed: the enum stays small while loading or unusable).
+    Ready(alloc::boxed::Box<Operator>),
     /// No usable key or history: the reason.
     Unusable(String),
+}
+
+/// The operator's ECDSA key, as far as the node has it.
+#[derive(Debug)]
+enum ChainState {
+    /// Not loaded (yet).
+    Loading,
+    /// Loaded; the identity statement once the BLS key is loaded too.
+    Ready(alloc::boxed::Box<ChainKey>, Option<Identity>),
+    /// No ECDSA key: the reason.
+    Absent(String),
 }
 
 /// The AVS side of the node.
 #[derive(Debug)]
 pub struct AvsNode {
     key: KeyState,
+    chain: ChainState,
     history: History,
     outbox: Outbox,
     reach: Reach,
@@ -257,6 +233,7 @@ impl AvsNode {
     pub fn new(records: Option<&mut dyn Records>, sends: bool) -> Self {
         let mut node = AvsNode {
             key: KeyState::Loading,
+            chain: ChainState::Loading,
             history: History::new(),
             outbox: Outbox::new(sends),
             reach: Reach::default(),
@@ -281,7 +258,7 @@ impl AvsNode {
             return Err(why.clone());
         }
         self.key = match operator {
-            Ok(op) => KeyState::Ready(op),
+            Ok(op) => KeyState::Ready(alloc::boxed::Box::new(op)),
             Err(why) => KeyState::Unusable(why),
         };
         match &self.key {
@@ -289,6 +266,87 @@ impl AvsNode {
             KeyState::Unusable(why) => Err(why.clone()),
             KeyState::Loading => unreachable!(),
         }
+    }
+
+    /// Installs the operator's ECDSA key, or the reason there is none, and signs the identity
+    /// statement if the BLS key is loaded. Returns the address, or the reason.
+    pub fn set_chain_key(&mut self, key: Result<ChainKey, String>) -> Result<[u8; 20], String> {
+        self.chain = match key {
+            Ok(key) => {
+                let identity = self.operator().map(|op| Identity::new(op, &key));
+                ChainState::Ready(alloc::boxed::Box::new(key), identity)
+            }
+            Err(why) => ChainState::Absent(why),
+        };
+        match &self.chain {
+            ChainState::Ready(key, _) => Ok(key.address()),
+            ChainState::Absent(why) => Err(why.clone()),
+            ChainState::Loading => unreachable!(),
+        }
+    }
+
+    /// The operator's ECDSA key, once loaded (for the chain client).
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "the chain client, which uses it, is not in the guest yet")
+    )]
+    pub fn chain_key(&self) -> Option<&ChainKey> {
+        match &self.chain {
+            ChainState::Ready(key, _) => Some(key),
+            _ => None,
+        }
+    }
+
+    /// `GET /spacecore/identity`: the operator's scheme, id and public key, and its ECDSA address
+    /// with the signed identity statement (`null`s and `ecdsa_error` without an ECDSA key).
+    /// `Err((503, why))` while the BLS key is not loaded.
+    pub fn identity_json(&self) -> Result<serde_json::Value, (u16, String)> {
+        use avs_protocol::OperatorPublicKey;
+        use avs_protocol::encoding::to_hex;
+        use serde_json::{Value, json};
+        let operator = match &self.key {
+            KeyState::Ready(op) => op,
+            KeyState::Loading => return Err((503, "the operator key is still loading".into())),
+            KeyState::Unusable(why) => return Err((503, format!("not signing: {why}"))),
+        };
+        let mut out = json!({
+            "scheme": operator.scheme().name(),
+            "operator_id": to_hex(&operator.id),
+        });
+        match operator.public_key() {
+            OperatorPublicKey::Bn254(key) => {
+                out["g1"] = to_hex(&key.g1().to_bytes()).into();
+                out["g2"] = to_hex(&key.g2().to_bytes()).into();
+            }
+            OperatorPublicKey::Bls12381(key) => out["pubkey"] = to_hex(&key.to_bytes()).into(),
+        }
+        let (address, statement, signature, error) = match &self.chain {
+            ChainState::Ready(key, Some(identity)) => (
+                to_hex(&key.address()).into(),
+                identity.statement.clone().into(),
+                to_hex(&identity.signature).into(),
+                Value::Null,
+            ),
+            ChainState::Ready(key, None) => {
+                // Loaded before the BLS key: sign now (deterministic, so always the same).
+                let identity = Identity::new(operator, key);
+                (
+                    to_hex(&identity.address).into(),
+                    identity.statement.into(),
+                    to_hex(&identity.signature).into(),
+                    Value::Null,
+                )
+            }
+            ChainState::Loading => {
+                (Value::Null, Value::Null, Value::Null, "the ECDSA key is still loading".into())
+            }
+            ChainState::Absent(why) => (Value::Null, Value::Null, Value::Null, why.as_str().into()),
+        };
+        out["ecdsa_address"] = address;
+        out["statement"] = statement;
+        out["signature"] = signature;
+        out["ecdsa_error"] = error;
+        Ok(out)
     }
 
     /// The operator, once its key is loaded.
@@ -385,8 +443,9 @@ impl AvsNode {
             check => return Err(refusal(index, check, &self.history)),
         }
         let start = now();
-        let signed = operator.sign(response, &digest);
+        let signature = operator.sign(&digest);
         let end = now();
+        let signed = SignedTaskResponse { task_response: response, signature, operator_id: operator.id };
         self.stats.signing.observe(end.saturating_sub(start));
         if self.outbox.push(signed, end / 1_000_000) {
             self.stats.dropped = self.stats.dropped.saturating_add(1);
