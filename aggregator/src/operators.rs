@@ -44,10 +44,9 @@ pub struct OperatorEntry {
     /// BN254: the G1 public key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub g1: Option<G1Key>,
-    /// BN254: `0x` + 128 bytes, the G2 public key in the contracts' order
-    /// (`X.c1 ‖ X.c0 ‖ Y.c1 ‖ Y.c0`).
+    /// BN254: the G2 public key, in the contracts' order (`X.c1 ‖ X.c0 ‖ Y.c1 ‖ Y.c0`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub g2: Option<String>,
+    pub g2: Option<G2Key>,
     /// The proof of possession of the key's secret: `0x` + 64 bytes (BN254,
     /// `avs_protocol::bn254::pop_prove`) or 96 bytes (BLS12-381, `PopProve`).
     pub pop: String,
@@ -71,6 +70,55 @@ pub enum G1Key {
         /// Y, below the field modulus.
         y: String,
     },
+}
+
+/// A BN254 G2 key as written: `0x` hex of `X.c1 ‖ X.c0 ‖ Y.c1 ‖ Y.c0` (128 bytes), or its
+/// coordinates in the same order, as `spacecore keys pubkey --json` prints them
+/// (`{ x = ["<X.c1>", "<X.c0>"], y = ["<Y.c1>", "<Y.c0>"] }`, each a decimal or `0x` hex string).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum G2Key {
+    /// `0x` + 128 bytes.
+    Hex(String),
+    /// The coordinates, imaginary part first.
+    Coordinates {
+        /// `[X.c1, X.c0]`.
+        x: [String; 2],
+        /// `[Y.c1, Y.c0]`.
+        y: [String; 2],
+    },
+}
+
+impl<'de> Deserialize<'de> for G2Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Coordinates {
+            x: [String; 2],
+            y: [String; 2],
+        }
+        struct G2Visitor;
+        impl<'de> Visitor<'de> for G2Visitor {
+            type Value = G2Key;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "`0x` hex of the 128 bytes X.c1 ‖ X.c0 ‖ Y.c1 ‖ Y.c0, or a table \
+                     { x = [\"<X.c1>\", \"<X.c0>\"], y = [\"<Y.c1>\", \"<Y.c0>\"] }",
+                )
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<G2Key, E> {
+                Ok(G2Key::Hex(v.to_owned()))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<G2Key, A::Error> {
+                let c = Coordinates::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(G2Key::Coordinates { x: c.x, y: c.y })
+            }
+        }
+        d.deserialize_any(G2Visitor)
+    }
 }
 
 impl<'de> Deserialize<'de> for G1Key {
@@ -305,16 +353,31 @@ fn g1_key(key: &G1Key) -> Result<bn254::G1Point, String> {
     bn254::G1Point::from_bytes(&bytes).map_err(|e| format!("not a valid G1 point: {e}"))
 }
 
+/// The G2 key of a BN254 entry, decoded and checked.
+fn g2_key(key: &G2Key) -> Result<bn254::G2Point, String> {
+    let bytes: [u8; bn254::G2_LEN] = match key {
+        G2Key::Hex(hex) => decode_fixed(hex)?,
+        G2Key::Coordinates { x, y } => {
+            let mut bytes = [0u8; bn254::G2_LEN];
+            let parts = [("x[0]", &x[0]), ("x[1]", &x[1]), ("y[0]", &y[0]), ("y[1]", &y[1])];
+            for (i, (name, text)) in parts.into_iter().enumerate() {
+                bytes[32 * i..32 * (i + 1)].copy_from_slice(&coordinate(name, text)?);
+            }
+            bytes
+        }
+    };
+    bn254::G2Point::from_bytes(&bytes)
+        .map_err(|e| format!("not a valid G2 point (order X.c1, X.c0, Y.c1, Y.c0): {e}"))
+}
+
 type FieldError = (&'static str, String);
 
 /// A BN254 entry's key, with its proof of possession checked.
 fn bn254_key(entry: &OperatorEntry) -> Result<OperatorPublicKey, FieldError> {
     let g1 = entry.g1.as_ref().ok_or(("g1", "is missing: a BN254 operator needs `g1` and `g2`".into()))?;
     let g1 = g1_key(g1).map_err(|r| ("g1", r))?;
-    let g2 = entry.g2.as_deref().ok_or(("g2", "is missing: a BN254 operator needs `g1` and `g2`".into()))?;
-    let g2: [u8; bn254::G2_LEN] = decode_fixed(g2).map_err(|r| ("g2", r))?;
-    let g2 = bn254::G2Point::from_bytes(&g2)
-        .map_err(|e| ("g2", format!("not a valid G2 point (order X.c1, X.c0, Y.c1, Y.c0): {e}")))?;
+    let g2 = entry.g2.as_ref().ok_or(("g2", "is missing: a BN254 operator needs `g1` and `g2`".into()))?;
+    let g2 = g2_key(g2).map_err(|r| ("g2", r))?;
     let public_key = bn254::PublicKey::new(g1, g2)
         .map_err(|_| ("g2", "is not the G2 key of the same secret as `g1`".to_owned()))?;
     let pop: [u8; bn254::SIGNATURE_LEN] = decode_fixed(&entry.pop).map_err(|r| ("pop", r))?;

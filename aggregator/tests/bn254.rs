@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use aggregator::operators::{G1Key, OperatorEntry, OperatorSetFile};
+use aggregator::operators::{G1Key, G2Key, OperatorEntry, OperatorSetFile};
 use aggregator::{
     Aggregate, AggregatedResponse, Aggregator, Bn254Aggregate, Config, DecisionLog, GeneratorConfig, Numbers,
     OperatorSet, OperatorSetError,
@@ -105,6 +105,10 @@ fn documented_bn254_format_loads_with_hex_or_coordinates() {
     // Coordinates: X in decimal, Y in hex, as either may be written.
     let x = U256::from_be_bytes::<32>(g1b[..32].try_into().unwrap()).to_string();
     let y = to_hex(&g1b[32..]);
+    // G2 as `keys pubkey --json` prints it: [c1, c0] per coordinate, in hex.
+    let g2b = pb.g2().to_bytes();
+    let part = |i: usize| to_hex(&g2b[32 * i..32 * (i + 1)]);
+    let (x1, x0, y1, y0) = (part(0), part(1), part(2), part(3));
     let text = format!(
         r#"
 scheme = "bn254"
@@ -121,7 +125,7 @@ address = "http://127.0.0.1:8080"
 [[operator]]
 id = "{}"
 g1 = {{ x = "{x}", y = "{y}" }}
-g2 = "{}"
+g2 = {{ x = ["{x1}", "{x0}"], y = ["{y1}", "{y0}"] }}
 pop = "{}"
 stake = {{ 1 = 25 }}
 address = "http://127.0.0.1:8081"
@@ -131,7 +135,6 @@ address = "http://127.0.0.1:8081"
         to_hex(&pa.g2().to_bytes()),
         to_hex(&bn254::pop_prove(&a).to_bytes()),
         to_hex(&pb.operator_id()),
-        to_hex(&pb.g2().to_bytes()),
         to_hex(&bn254::pop_prove(&b).to_bytes()),
     );
     let set = OperatorSet::from_toml_str(&text).unwrap();
@@ -173,13 +176,28 @@ fn bn254_keys_are_checked_field_by_field() {
     let cases: Vec<(Mutation, &str)> = vec![
         // The G2 key of another secret: the halves do not belong together.
         (
-            Box::new(move |e| e.g2 = Some(to_hex(&pb.g2().to_bytes()))),
+            Box::new(move |e| e.g2 = Some(G2Key::Hex(to_hex(&pb.g2().to_bytes())))),
             "`g2`: is not the G2 key of the same secret",
         ),
         // X.c0 and X.c1 exchanged: not a point of G2.
-        (Box::new(move |e| e.g2 = Some(swapped.clone())), "`g2`: not a valid G2 point"),
-        (Box::new(|e| e.g2 = Some("0x1234".into())), "`g2`: 2 bytes, expected 128"),
+        (Box::new(move |e| e.g2 = Some(G2Key::Hex(swapped.clone()))), "`g2`: not a valid G2 point"),
+        (Box::new(|e| e.g2 = Some(G2Key::Hex("0x1234".into()))), "`g2`: 2 bytes, expected 128"),
         (Box::new(|e| e.g2 = None), "`g2`: is missing"),
+        // Coordinates with each pair in the wrong order ([c0, c1]).
+        (
+            Box::new(move |e| {
+                let g2 = pa.g2().to_bytes();
+                let part = |i: usize| to_hex(&g2[32 * i..32 * (i + 1)]);
+                e.g2 = Some(G2Key::Coordinates { x: [part(1), part(0)], y: [part(3), part(2)] });
+            }),
+            "`g2`: not a valid G2 point",
+        ),
+        (
+            Box::new(|e| {
+                e.g2 = Some(G2Key::Coordinates { x: ["1".into(), "x".into()], y: ["1".into(), "1".into()] })
+            }),
+            "`g2`: `x[1]` is not a decimal or 0x hex number",
+        ),
         (Box::new(|e| e.g1 = None), "`g1`: is missing"),
         (
             Box::new(|e| e.g1 = Some(G1Key::Hex(format!("0x{}", "00".repeat(64))))),

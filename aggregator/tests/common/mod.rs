@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use aggregator::http::{self, HttpResponse, post_json, response};
-use aggregator::operators::G1Key;
+use aggregator::operators::{G1Key, G2Key};
 use aggregator::operators::{OperatorAddress, OperatorEntry};
 use aggregator::{AggregationService, DecisionLog, OperatorSet};
 use avs_protocol::bls::{SecretKey, pop_prove};
@@ -57,7 +57,7 @@ pub fn bn_entry(name: &str, sk: &bn254::SecretKey, stake: &[(u8, u64)], address:
         name: Some(name.into()),
         id: to_hex(&pk.operator_id()),
         g1: Some(G1Key::Hex(to_hex(&pk.g1().to_bytes()))),
-        g2: Some(to_hex(&pk.g2().to_bytes())),
+        g2: Some(G2Key::Hex(to_hex(&pk.g2().to_bytes()))),
         pop: to_hex(&bn254::pop_prove(sk).to_bytes()),
         stake: stake.iter().map(|(q, s)| (q.to_string(), *s)).collect(),
         address: address.into(),
