@@ -1,54 +1,149 @@
-//! `keys import` and `keys show`: the keystore record on a spacecore's disk image.
+//! `keys import` and `keys show`: the key records on a spacecore's disk image.
 
 use crate::Outcome;
 use crate::hex;
-use crate::secret::{decrypt, read_keystore, read_password_file};
+use crate::keyfile::{self, KeyFile};
+use crate::keys::ImportArgs;
+use crate::secret::read_password_file;
 use anyhow::{Context, Result, anyhow, bail};
+use avs_protocol::bn254;
 use eip2335::Keystore;
 use spacecore_store::{FileDisk, MAX_VALUE, RecordKey, Store, StoreError};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::Path;
+use zeroize::Zeroizing;
 
-pub fn import(keystore_path: &Path, disk: &Path, password_file: Option<&Path>) -> Result<Outcome> {
-    let (keystore, text) = read_keystore(keystore_path)?;
-    let what = || format!("keystore {}", keystore_path.display());
-    let pubkey = pubkey_of(&keystore).with_context(what)?;
-    if let Some(file) = password_file {
-        decrypt(&keystore, &read_password_file(file)?).with_context(what)?;
+/// A key file checked and ready to be written into its record.
+struct Checked {
+    record: RecordKey,
+    text: String,
+    /// What `import` prints about it.
+    summary: String,
+}
+
+/// Everything is read and checked (and, with a password, decrypted) before the disk is opened:
+/// on any error nothing is written.
+pub fn import(args: &ImportArgs) -> Result<Outcome> {
+    let password = args.password_file.as_deref().map(read_password_file).transpose()?;
+    let mut checked = Vec::new();
+    if let Some(path) = &args.keystore {
+        checked.push(check_bls_file(path, password.as_ref())?);
     }
-    let value = text.trim().as_bytes();
+    if let Some(path) = &args.ecdsa_keystore {
+        checked.push(check_ecdsa_file(path, password.as_ref())?);
+    }
+
+    let disk = &args.disk;
+    let mut store = open(disk, true)?;
+    for item in &checked {
+        let value = item.text.as_bytes();
+        store.put(item.record, value).map_err(|e| store_error(&mut store, e, disk))?;
+        let stored = store.get(item.record).map_err(|e| store_error(&mut store, e, disk))?;
+        if stored.as_deref() != Some(value) {
+            bail!("{}: the key file read back differs from the one written", disk.display());
+        }
+        println!("imported {} into {}", item.summary, disk.display());
+    }
+    Ok(Outcome::Done)
+}
+
+/// The file's text as stored: less surrounding whitespace, within a record's size.
+fn record_text(text: &str, what: &dyn Fn() -> String) -> Result<String> {
+    let value = text.trim();
     if value.len() > MAX_VALUE {
         bail!("{}: {} bytes; a disk record holds at most {MAX_VALUE}", what(), value.len());
     }
+    Ok(value.to_owned())
+}
 
-    let mut store = open(disk, true)?;
-    store.put(RecordKey::Keystore, value).map_err(|e| store_error(&mut store, e, disk))?;
-    let stored = store.get(RecordKey::Keystore).map_err(|e| store_error(&mut store, e, disk))?;
-    if stored.as_deref() != Some(value) {
-        bail!("{}: the keystore read back differs from the one written", disk.display());
-    }
-    println!("imported keystore {pubkey} (uuid {}) into {}", keystore.uuid, disk.display());
-    Ok(Outcome::Done)
+fn check_bls_file(path: &Path, password: Option<&Zeroizing<String>>) -> Result<Checked> {
+    let what = || format!("key file {}", path.display());
+    let (file, text) = keyfile::read(path)?;
+    let summary = match &file {
+        KeyFile::Eip2335(keystore) => {
+            let pubkey = eip2335_pubkey(keystore).with_context(what)?;
+            if let Some(password) = password {
+                keyfile::decrypt_eip2335(keystore, password).with_context(what)?;
+            }
+            format!("bls12-381 keystore {pubkey} (uuid {})", keystore.uuid)
+        }
+        KeyFile::Bn254(key_file) => {
+            let g1 = keyfile::bn254_file_g1(key_file).with_context(what)?;
+            if let Some(password) = password {
+                keyfile::decrypt_bn254(key_file, password).with_context(what)?;
+            }
+            format!(
+                "bn254 key file {} (operator id {})",
+                hex::encode(&g1.to_bytes()),
+                hex::encode(&bn254::operator_id(&g1))
+            )
+        }
+        KeyFile::Ecdsa(_) => {
+            bail!("{}: {}, not a BLS key file: give it as --ecdsa-keystore", what(), file.kind())
+        }
+    };
+    Ok(Checked { record: RecordKey::Keystore, text: record_text(&text, &what)?, summary })
+}
+
+fn check_ecdsa_file(path: &Path, password: Option<&Zeroizing<String>>) -> Result<Checked> {
+    let what = || format!("key file {}", path.display());
+    let (file, text) = keyfile::read(path)?;
+    let KeyFile::Ecdsa(keystore) = &file else {
+        bail!("{}: {}, not an Ethereum v3 keystore: give it as --keystore", what(), file.kind());
+    };
+    let address = match password {
+        Some(password) => Some(keyfile::decrypt_ecdsa(keystore, password).with_context(what)?.address()),
+        None => keystore.address,
+    };
+    let summary = match address {
+        Some(address) => format!("ecdsa keystore {} (id {})", hex::encode(&address), keystore.id),
+        None => format!("ecdsa keystore without address (id {})", keystore.id),
+    };
+    Ok(Checked { record: RecordKey::EcdsaKeystore, text: record_text(&text, &what)?, summary })
 }
 
 pub fn show(disk: &Path) -> Result<Outcome> {
     let mut store = open(disk, false)?;
-    let value = store.get(RecordKey::Keystore).map_err(|e| store_error(&mut store, e, disk))?;
-    let value = value.ok_or_else(|| {
-        anyhow!("{}: no keystore stored (put one there with `spacecore keys import`)", disk.display())
-    })?;
-    let what = || format!("{}: the stored keystore", disk.display());
-    let text = std::str::from_utf8(&value).map_err(|_| anyhow!("not UTF-8")).with_context(what)?;
-    let keystore = Keystore::from_json(text).map_err(anyhow::Error::msg).with_context(what)?;
-    println!("{}", pubkey_of(&keystore).with_context(what)?);
+    let bls = store.get(RecordKey::Keystore).map_err(|e| store_error(&mut store, e, disk))?;
+    let ecdsa = store.get(RecordKey::EcdsaKeystore).map_err(|e| store_error(&mut store, e, disk))?;
+    if bls.is_none() && ecdsa.is_none() {
+        bail!("{}: no keystore stored (put one there with `spacecore keys import`)", disk.display());
+    }
+    let parse = |value: &[u8], record: &str| -> Result<KeyFile> {
+        let what = || format!("{}: the stored {record}", disk.display());
+        let text = std::str::from_utf8(value).map_err(|_| anyhow!("not UTF-8")).with_context(what)?;
+        KeyFile::parse(text).map_err(anyhow::Error::msg).with_context(what)
+    };
+    if let Some(value) = bls {
+        let what = || format!("{}: the stored keystore", disk.display());
+        match parse(&value, "keystore")? {
+            KeyFile::Eip2335(keystore) => {
+                println!("scheme: bls12-381");
+                println!("pubkey: {}", eip2335_pubkey(&keystore).with_context(what)?);
+            }
+            KeyFile::Bn254(file) => {
+                let g1 = keyfile::bn254_file_g1(&file).with_context(what)?;
+                println!("scheme: bn254");
+                println!("g1: {}", hex::encode(&g1.to_bytes()));
+                println!("operator_id: {}", hex::encode(&bn254::operator_id(&g1)));
+            }
+            other => bail!("{}: {}, not a BLS key", what(), other.kind()),
+        }
+    }
+    if let Some(value) = ecdsa {
+        match parse(&value, "ECDSA keystore")? {
+            KeyFile::Ecdsa(keystore) => match keystore.address {
+                Some(address) => println!("ecdsa_address: {}", hex::encode(&address)),
+                None => println!("ecdsa_address: unknown (the keystore records none)"),
+            },
+            other => bail!("{}: the stored ECDSA keystore is {}", disk.display(), other.kind()),
+        }
+    }
     Ok(Outcome::Done)
 }
 
-/// The keystore's `pubkey` field as 0x hex, checked to be a valid public key.
-fn pubkey_of(keystore: &Keystore) -> Result<String> {
-    if keystore.version != 4 {
-        bail!("version {} (only EIP-2335 version 4 is supported)", keystore.version);
-    }
+/// An EIP-2335 keystore's `pubkey` field as 0x hex, checked to be a valid public key.
+fn eip2335_pubkey(keystore: &Keystore) -> Result<String> {
     if keystore.pubkey.is_empty() {
         bail!("it has no pubkey field");
     }

@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use avs_protocol::bls::{PUBLIC_KEY_LEN, PublicKey, SIGNATURE_LEN, Signature};
+use avs_protocol::bn254;
 use zeroize::Zeroizing;
 
 /// Decodes hex with or without `0x`; surrounding whitespace is ignored. The result has exactly
@@ -58,6 +59,24 @@ pub fn public_key(text: &str, what: &str) -> Result<PublicKey> {
 pub fn signature(text: &str, what: &str) -> Result<Signature> {
     let bytes = array::<SIGNATURE_LEN>(text, what)?;
     Signature::from_bytes(&bytes).with_context(|| format!("{what}: not a valid BLS12-381 signature"))
+}
+
+/// A BN254 G1 point (`X ‖ Y`, 64 bytes), fully checked.
+pub fn bn254_g1(text: &str, what: &str) -> Result<bn254::G1Point> {
+    let bytes = array::<{ bn254::G1_LEN }>(text, what)?;
+    bn254::G1Point::from_bytes(&bytes).with_context(|| format!("{what}: not a valid BN254 G1 point"))
+}
+
+/// A BN254 G2 point (contracts' order, 128 bytes), fully checked.
+pub fn bn254_g2(text: &str, what: &str) -> Result<bn254::G2Point> {
+    let bytes = array::<{ bn254::G2_LEN }>(text, what)?;
+    bn254::G2Point::from_bytes(&bytes).with_context(|| format!("{what}: not a valid BN254 G2 point"))
+}
+
+/// A BN254 signature (a G1 point, 64 bytes), fully checked.
+pub fn bn254_signature(text: &str, what: &str) -> Result<bn254::Signature> {
+    let bytes = array::<{ bn254::SIGNATURE_LEN }>(text, what)?;
+    bn254::Signature::from_bytes(&bytes).with_context(|| format!("{what}: not a valid BN254 signature"))
 }
 
 /// Lower-case `0x` hex.

@@ -1,5 +1,5 @@
 //! `spacecore`: the operator's command line. `spacecore keys ...` makes, inspects and uses
-//! BLS12-381 keys and EIP-2335 keystores, and puts a keystore on a spacecore's disk
+//! BN254 and BLS12-381 keys and ECDSA keystores, and puts key files on a spacecore's disk
 //! (docs/cli.md describes every command).
 //!
 //! Exit status: 0 on success, 1 when a signature or proof checked by `verify`/`pop-verify` is
@@ -8,6 +8,7 @@
 
 mod disk;
 mod hex;
+mod keyfile;
 mod keys;
 mod secret;
 
@@ -29,7 +30,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// BLS12-381 keys and EIP-2335 keystores: generate, sign, verify, aggregate, import to a disk.
+    /// BN254 and BLS12-381 keys, ECDSA keystores: generate, sign, verify, aggregate, import to a disk.
     #[command(subcommand)]
     Keys(keys::Keys),
 }

@@ -1,12 +1,14 @@
-//! Secrets: passwords (from a file or the terminal) and secret keys (from hex or a keystore).
+//! Secrets: passwords (from a file or the terminal) and secret keys (from hex or a key file).
 //!
 //! Every buffer that holds a password or a secret key is wiped when dropped ([`Zeroizing`];
 //! [`SecretKey`] wipes itself). Secrets are never printed.
 
+use crate::keyfile::{self, KeyFile};
+use crate::keys::Scheme;
 use anyhow::{Context, Result, bail};
-use avs_protocol::bls::SecretKey;
+use avs_protocol::OperatorSecretKey;
+use avs_protocol::{bls, bn254};
 use clap::{ArgGroup, Args};
-use eip2335::Keystore;
 use std::fmt;
 use std::fs::File;
 use std::io::Read;
@@ -15,8 +17,6 @@ use zeroize::{Zeroize, Zeroizing};
 
 /// Largest password file read.
 const MAX_PASSWORD_FILE: u64 = 64 << 10;
-/// Largest keystore file read (a keystore is about 1 KiB).
-pub const MAX_KEYSTORE_FILE: u64 = 64 << 10;
 
 /// Where a command's secret key comes from: `--secret-hex`, or `--keystore` with
 /// `--password-file`.
@@ -24,11 +24,12 @@ pub const MAX_KEYSTORE_FILE: u64 = 64 << 10;
 #[group(skip)]
 #[command(group(ArgGroup::new("key").required(true).args(["secret_hex", "keystore"])))]
 pub struct KeySource {
-    /// The secret key as hex: 32 bytes, big-endian (a scalar in 1..r). Other local users can
-    /// read it in the process list: prefer --keystore.
+    /// The secret key as hex: 32 bytes, big-endian (a scalar in 1..r of the scheme). Other
+    /// local users can read it in the process list: prefer --keystore.
     #[arg(long, value_name = "HEX")]
     secret_hex: Option<String>,
-    /// An EIP-2335 keystore holding the secret key (needs --password-file).
+    /// The key file holding the secret key (needs --password-file): an EIP-2335 keystore
+    /// (bls12-381) or an eigensdk BLS key file (bn254); its kind sets the scheme.
     #[arg(long, value_name = "FILE", requires = "password_file")]
     keystore: Option<PathBuf>,
     /// The keystore's password: the file's content, less one trailing newline.
@@ -47,17 +48,48 @@ impl fmt::Debug for KeySource {
 }
 
 impl KeySource {
-    /// The secret key; the hex argument, if any, is wiped from this process's copy.
-    pub fn secret_key(mut self) -> Result<SecretKey> {
+    /// The secret key, of `scheme` if given, else of the key file's scheme, else BLS12-381.
+    /// The hex argument, if any, is wiped from this process's copy.
+    pub fn secret_key(mut self, scheme: Option<Scheme>) -> Result<OperatorSecretKey> {
         if let Some(mut text) = self.secret_hex.take() {
             let secret = crate::hex::secret(&text, "--secret-hex");
             text.zeroize();
-            return SecretKey::from_bytes(&*secret?).context("--secret-hex");
+            let secret = secret?;
+            return Ok(match scheme.unwrap_or_default() {
+                Scheme::Bls12381 => {
+                    OperatorSecretKey::Bls12381(bls::SecretKey::from_bytes(&secret).context("--secret-hex")?)
+                }
+                Scheme::Bn254 => {
+                    OperatorSecretKey::Bn254(bn254::SecretKey::from_bytes(&secret).context("--secret-hex")?)
+                }
+            });
         }
-        match (&self.keystore, &self.password_file) {
-            (Some(keystore), Some(password)) => unlock(keystore, &read_password_file(password)?),
-            _ => bail!("give --secret-hex, or --keystore and --password-file"),
+        let (Some(path), Some(password)) = (&self.keystore, &self.password_file) else {
+            bail!("give --secret-hex, or --keystore and --password-file");
+        };
+        let (file, _) = keyfile::read(path)?;
+        let what = || format!("key file {}", path.display());
+        let found = match &file {
+            KeyFile::Eip2335(_) => Scheme::Bls12381,
+            KeyFile::Bn254(_) => Scheme::Bn254,
+            KeyFile::Ecdsa(_) => bail!("{}: {}, not a BLS key", what(), file.kind()),
+        };
+        if let Some(asked) = scheme
+            && asked != found
+        {
+            bail!("{}: {}, but --scheme {} was given", what(), file.kind(), asked.name());
         }
+        let password = read_password_file(password)?;
+        let key = match &file {
+            KeyFile::Eip2335(keystore) => {
+                OperatorSecretKey::Bls12381(keyfile::decrypt_eip2335(keystore, &password).with_context(what)?)
+            }
+            KeyFile::Bn254(file) => {
+                OperatorSecretKey::Bn254(keyfile::decrypt_bn254(file, &password).with_context(what)?)
+            }
+            KeyFile::Ecdsa(_) => bail!("{}: {}, not a BLS key", what(), file.kind()),
+        };
+        Ok(key)
     }
 }
 
@@ -123,38 +155,6 @@ pub fn prompt_new_password() -> Result<Zeroizing<String>> {
         bail!("the two passwords differ");
     }
     Ok(first)
-}
-
-/// Reads and parses a keystore file (structure only: no password needed).
-pub fn read_keystore(path: &Path) -> Result<(Keystore, String)> {
-    let what = || format!("keystore {}", path.display());
-    let file = File::open(path).with_context(what)?;
-    let mut text = String::new();
-    file.take(MAX_KEYSTORE_FILE + 1).read_to_string(&mut text).with_context(what)?;
-    if text.len() as u64 > MAX_KEYSTORE_FILE {
-        bail!("{}: larger than {MAX_KEYSTORE_FILE} bytes", what());
-    }
-    let keystore = Keystore::from_json(&text).map_err(anyhow::Error::msg).with_context(what)?;
-    Ok((keystore, text))
-}
-
-/// The secret key of the keystore at `path`, checked against the keystore's `pubkey` field.
-pub fn unlock(path: &Path, password: &str) -> Result<SecretKey> {
-    let (keystore, _) = read_keystore(path)?;
-    decrypt(&keystore, password).with_context(|| format!("keystore {}", path.display()))
-}
-
-/// The secret key of `keystore`. The `pubkey` field, when present, must be the secret's public
-/// key: the checksum does not cover the IV, so a tampered keystore can decrypt to another key.
-pub fn decrypt(keystore: &Keystore, password: &str) -> Result<SecretKey> {
-    let secret = keystore.decrypt(password).map_err(anyhow::Error::msg)?;
-    let key = SecretKey::from_bytes(&secret).context("the keystore holds an invalid secret key")?;
-    let pubkey = crate::hex::encode(&key.public_key().to_bytes());
-    let stored = keystore.pubkey.trim_start_matches("0x").to_ascii_lowercase();
-    if !stored.is_empty() && stored != pubkey[2..] {
-        bail!("the keystore's pubkey field 0x{stored} is not the public key of its secret ({pubkey})");
-    }
-    Ok(key)
 }
 
 #[cfg(test)]

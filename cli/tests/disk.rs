@@ -38,8 +38,8 @@ fn an_imported_keystore_is_shown_and_leaves_other_records_alone() {
     let keystore = cheap_keystore(dir.path(), "k0.json", KEYS[0].0, "pw0");
     let password = password_file(dir.path(), "pw0", "pw0");
     let run = import(&keystore, &disk, &["--password-file", password.to_str().unwrap()]);
-    assert!(run.line().starts_with(&format!("imported keystore {} (uuid ", KEYS[0].1)), "{run:?}");
-    assert_eq!(show(&disk).line(), KEYS[0].1);
+    assert!(run.line().starts_with(&format!("imported bls12-381 keystore {} (uuid ", KEYS[0].1)), "{run:?}");
+    assert_eq!(show(&disk).lines(), ["scheme: bls12-381".to_owned(), format!("pubkey: {}", KEYS[0].1)]);
 
     let mut store = store(&disk);
     let text = std::fs::read_to_string(&keystore).unwrap();
@@ -50,7 +50,7 @@ fn an_imported_keystore_is_shown_and_leaves_other_records_alone() {
     // Importing another keystore replaces the first.
     let other = cheap_keystore(dir.path(), "k1.json", KEYS[1].0, "pw1");
     assert_eq!(import(&other, &disk, &[]).code, Some(0));
-    assert_eq!(show(&disk).line(), KEYS[1].1);
+    assert_eq!(show(&disk).lines()[1], format!("pubkey: {}", KEYS[1].1));
 }
 
 #[test]
@@ -66,7 +66,7 @@ fn import_is_refused_while_another_process_holds_the_disk() {
     drop(held);
     assert_eq!(show(&disk).code, Some(2), "nothing was written");
     assert_eq!(import(&keystore, &disk, &[]).code, Some(0));
-    assert_eq!(show(&disk).line(), KEYS[0].1);
+    assert_eq!(show(&disk).lines()[1], format!("pubkey: {}", KEYS[0].1));
 }
 
 #[test]
@@ -77,7 +77,7 @@ fn bad_disks_and_keystores_are_refused_before_writing() {
     assert!(!dir.path().join("absent.img").exists(), "never created");
     let small = dir.path().join("small.img");
     File::create(&small).unwrap().set_len(24 * 512).unwrap();
-    import(&keystore, &small, &[]).fails_with("the store needs at least 56");
+    import(&keystore, &small, &[]).fails_with("the store needs at least 72");
 
     let disk = disk(dir.path());
     let wrong = password_file(dir.path(), "wrong", "not pw");

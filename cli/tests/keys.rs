@@ -50,7 +50,8 @@ fn keystore_commands_give_the_same_bytes_as_the_raw_secret() {
     // A pubkey field that is not the secret's public key is refused.
     let json = std::fs::read_to_string(&keystore).unwrap().replace(&pk[2..], &KEYS[1].1[2..]);
     std::fs::write(&keystore, json).unwrap();
-    spacecore(&[&["keys", "pubkey"][..], &from].concat()).fails_with("is not the public key of its secret");
+    spacecore(&[&["keys", "pubkey"][..], &from].concat())
+        .fails_with("is not the public key of the keystore's secret");
 }
 
 #[test]

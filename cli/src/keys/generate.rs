@@ -1,22 +1,38 @@
-//! `keys generate`: a new random key in a new keystore file.
+//! `keys generate`: a new random key in a new key file.
 
 use super::KdfChoice;
 use crate::Outcome;
 use crate::hex;
 use crate::secret::{prompt_new_password, read_password_file};
 use anyhow::{Context, Result, bail};
-use avs_protocol::bls::SecretKey;
-use clap::Args;
+use avs_protocol::{bls, bn254, ecdsa};
+use clap::{Args, ValueEnum};
+use eip2335::web3::{BlsKeyFile, EcdsaKeystore};
 use eip2335::{Kdf, Keystore};
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
+/// The kind of key `keys generate` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyKind {
+    /// A BN254 key in an eigensdk BLS key file.
+    Bn254,
+    /// A secp256k1 key in an Ethereum v3 keystore.
+    Ecdsa,
+    /// A BLS12-381 key in an EIP-2335 keystore.
+    #[value(name = "bls12-381")]
+    Bls12381,
+}
+
 /// `keys generate`.
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// The keystore file to create; an existing file is never overwritten.
+    /// The key to make and the file it goes in.
+    #[arg(long, value_enum, default_value = "bls12-381")]
+    scheme: KeyKind,
+    /// The key file to create; an existing file is never overwritten.
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
     /// The new keystore's password: the file's content, less one trailing newline. Without it
@@ -26,14 +42,17 @@ pub struct GenerateArgs {
     /// The key-derivation function protecting the keystore.
     #[arg(long, value_enum, default_value = "scrypt")]
     kdf: KdfChoice,
-    /// The EIP-2334 path recorded in the keystore, e.g. m/12381/3600/0/0/0. The key is random,
-    /// not derived from a seed along a path, so by default the path is empty.
+    /// bls12-381 only: the EIP-2334 path recorded in the keystore, e.g. m/12381/3600/0/0/0. The
+    /// key is random, not derived from a seed along a path, so by default the path is empty.
     #[arg(long, value_name = "PATH", default_value = "")]
     path: String,
 }
 
 pub fn run(args: GenerateArgs) -> Result<Outcome> {
     check_path(&args.path)?;
+    if !args.path.is_empty() && args.scheme != KeyKind::Bls12381 {
+        bail!("--path is recorded in EIP-2335 keystores only (--scheme bls12-381)");
+    }
     if args.out.exists() {
         bail!("{} already exists: not overwriting it", args.out.display());
     }
@@ -44,38 +63,98 @@ pub fn run(args: GenerateArgs) -> Result<Outcome> {
     if password.is_empty() {
         bail!("the password is empty");
     }
-
-    let mut ikm = Zeroizing::new([0u8; 32]);
-    random(ikm.as_mut_slice())?;
-    let key = SecretKey::key_gen(ikm.as_slice())?;
-    let pubkey = key.public_key();
-    let (mut salt, mut iv, mut uuid) = ([0u8; 32], [0u8; 16], [0u8; 16]);
-    random(&mut salt)?;
-    random(&mut iv)?;
-    random(&mut uuid)?;
     let kdf = match args.kdf {
         KdfChoice::Scrypt => Kdf::SCRYPT_DEFAULT,
         KdfChoice::Pbkdf2 => Kdf::PBKDF2_DEFAULT,
     };
-    let pubkey_hex = hex::encode(&pubkey.to_bytes());
-    let keystore = Keystore::encrypt(
-        &key.to_bytes(),
-        &password,
-        &pubkey_hex[2..],
-        &args.path,
-        kdf,
-        salt,
-        iv,
-        &uuid_v4(uuid),
-    )
-    .map_err(anyhow::Error::msg)
-    .context("cannot make the keystore")?;
-    write_new(&args.out, format!("{}\n", keystore.to_json()).as_bytes())?;
+    let (mut salt, mut iv, mut uuid) = ([0u8; 32], [0u8; 16], [0u8; 16]);
+    random(&mut salt)?;
+    random(&mut iv)?;
+    random(&mut uuid)?;
+    let cannot = || "cannot make the key file";
 
-    println!("pubkey: {pubkey_hex}");
-    println!("operator_id: {}", hex::encode(&pubkey.operator_id()));
-    eprintln!("wrote keystore {}", args.out.display());
+    let (text, lines) = match args.scheme {
+        KeyKind::Bls12381 => {
+            let mut ikm = Zeroizing::new([0u8; 32]);
+            random(ikm.as_mut_slice())?;
+            let key = bls::SecretKey::key_gen(ikm.as_slice())?;
+            let pubkey = key.public_key();
+            let pubkey_hex = hex::encode(&pubkey.to_bytes());
+            let keystore = Keystore::encrypt(
+                &key.to_bytes(),
+                &password,
+                &pubkey_hex[2..],
+                &args.path,
+                kdf,
+                salt,
+                iv,
+                &uuid_v4(uuid),
+            )
+            .map_err(anyhow::Error::msg)
+            .with_context(cannot)?;
+            let lines = vec![
+                format!("pubkey: {pubkey_hex}"),
+                format!("operator_id: {}", hex::encode(&pubkey.operator_id())),
+            ];
+            (format!("{}\n", keystore.to_json()), lines)
+        }
+        KeyKind::Bn254 => {
+            let key = random_key(|bytes| {
+                // BN254's r is just below 2^254: with the top two bits cleared, three draws in
+                // four are in range.
+                bytes[0] &= 0x3f;
+                bn254::SecretKey::from_bytes(bytes).ok()
+            })?;
+            let public = key.public_key();
+            let g1 = public.g1().to_bytes();
+            let file = BlsKeyFile::encrypt(&key.to_bytes(), password.as_bytes(), &g1, kdf, salt, iv)
+                .map_err(anyhow::Error::msg)
+                .with_context(cannot)?;
+            let lines = vec![
+                format!("g1: {}", hex::encode(&g1)),
+                format!("g2: {}", hex::encode(&public.g2().to_bytes())),
+                format!("operator_id: {}", hex::encode(&public.operator_id())),
+            ];
+            (file.to_json(), lines)
+        }
+        KeyKind::Ecdsa => {
+            // secp256k1's n is just below 2^256: a draw is out of range with probability 2^-128.
+            let key = random_key(|bytes| ecdsa::SecretKey::from_bytes(bytes).ok())?;
+            let address = key.address();
+            let keystore = EcdsaKeystore::encrypt(
+                &key.to_bytes(),
+                password.as_bytes(),
+                Some(address),
+                kdf,
+                salt,
+                iv,
+                &uuid_v4(uuid),
+            )
+            .map_err(anyhow::Error::msg)
+            .with_context(cannot)?;
+            (keystore.to_json(), vec![format!("address: {}", hex::encode(&address))])
+        }
+    };
+    write_new(&args.out, text.as_bytes())?;
+    for line in lines {
+        println!("{line}");
+    }
+    eprintln!("wrote key file {}", args.out.display());
     Ok(Outcome::Done)
+}
+
+/// A secret key drawn uniformly: 32 bytes from the CSPRNG, passed to `accept` (which may mask
+/// high bits first), drawn again until it accepts them (rejection sampling).
+fn random_key<K>(accept: impl Fn(&mut [u8; 32]) -> Option<K>) -> Result<K> {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    // Each draw is accepted with probability above 3/4; 128 failures in a row mean a broken RNG.
+    for _ in 0..128 {
+        random(bytes.as_mut_slice())?;
+        if let Some(key) = accept(&mut bytes) {
+            return Ok(key);
+        }
+    }
+    bail!("the system random number generator gave 128 out-of-range keys in a row")
 }
 
 /// Fills `buf` from the operating system's CSPRNG.

@@ -2,6 +2,8 @@
 #![allow(dead_code)] // each test file uses a different part
 
 use avs_protocol::bls::SecretKey;
+use avs_protocol::{bn254, ecdsa};
+use eip2335::web3::{BlsKeyFile, EcdsaKeystore};
 use eip2335::{Kdf, Keystore};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,6 +26,18 @@ impl Run {
         let line = lines.next().unwrap_or_else(|| panic!("no output: {self:?}"));
         assert_eq!(lines.next(), None, "{self:?}");
         line
+    }
+
+    /// The lines of standard output; panics unless the run succeeded.
+    pub fn lines(&self) -> Vec<String> {
+        assert_eq!(self.code, Some(0), "{self:?}");
+        self.stdout.lines().map(str::to_owned).collect()
+    }
+
+    /// Standard output parsed as one JSON value; panics unless the run succeeded.
+    pub fn json(&self) -> serde_json::Value {
+        assert_eq!(self.code, Some(0), "{self:?}");
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {self:?}"))
     }
 
     /// Checks that the run failed with status 2 and `needle` in its error.
@@ -64,5 +78,43 @@ pub fn cheap_keystore(dir: &Path, name: &str, secret_hex: &str, password: &str) 
         Keystore::encrypt(&secret, password, &pubkey_hex, "", Kdf::Pbkdf2 { c: 16 }, salt, iv, uuid).unwrap();
     let path = dir.join(name);
     std::fs::write(&path, keystore.to_json()).unwrap();
+    path
+}
+
+/// 32 bytes of hex.
+pub fn secret32(secret_hex: &str) -> [u8; 32] {
+    avs_protocol::encoding::from_hex(secret_hex).unwrap().try_into().unwrap()
+}
+
+/// An eigensdk BLS key file of the BN254 key `secret_hex` under `password`, PBKDF2 with c = 16;
+/// returns its path.
+pub fn cheap_bn254_file(dir: &Path, name: &str, secret_hex: &str, password: &str) -> PathBuf {
+    let secret = secret32(secret_hex);
+    let g1 = bn254::SecretKey::from_bytes(&secret).unwrap().public_key().g1().to_bytes();
+    let file =
+        BlsKeyFile::encrypt(&secret, password.as_bytes(), &g1, Kdf::Pbkdf2 { c: 16 }, [3; 32], [4; 16])
+            .unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, file.to_json()).unwrap();
+    path
+}
+
+/// An Ethereum v3 keystore of the secp256k1 key `secret_hex` under `password`, PBKDF2 with
+/// c = 16, with its address; returns its path.
+pub fn cheap_ecdsa_keystore(dir: &Path, name: &str, secret_hex: &str, password: &str) -> PathBuf {
+    let secret = secret32(secret_hex);
+    let address = ecdsa::SecretKey::from_bytes(&secret).unwrap().address();
+    let ks = EcdsaKeystore::encrypt(
+        &secret,
+        password.as_bytes(),
+        Some(address),
+        Kdf::Pbkdf2 { c: 16 },
+        [5; 32],
+        [6; 16],
+        "0d9c7b4e-52a4-4b0e-9a53-1f0f2d2a8c11",
+    )
+    .unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, ks.to_json()).unwrap();
     path
 }
