@@ -5,9 +5,7 @@
 //! - `web3/vectors.json`: ECDSA keystores made by the Python `eth-keyfile` package and BLS key
 //!   files in eigensdk's layout around an `eth-keyfile` `crypto` object, with `pubKey` from
 //!   py_ecc (`web3/generate.py` says how; run by hand);
-//! - the two test vectors of the Web3 Secret Storage definition (password `testpassword`);
-//! - two files eigensdk-go wrote for its own tests (`crypto/utils/test_data/{bls,ecdsa}_keys`,
-//!   the first key of each, with its published password and key).
+//! - the two test vectors of the Web3 Secret Storage definition (password `testpassword`).
 
 use eip2335::web3::{BlsKeyFile, Crypto, EcdsaKeystore};
 use eip2335::{Error, Kdf, limits};
@@ -123,31 +121,6 @@ fn web3_definition_vectors_decrypt_and_are_reproduced() {
         EcdsaKeystore::from_json(WEB3_SCRYPT).unwrap().crypto.kdf,
         Kdf::Scrypt { n: 1 << 18, r: 1, p: 8 }
     );
-}
-
-#[test]
-fn files_written_by_eigensdk_go() {
-    let bls = r#"{"pubKey":"E([20770760626397288647989719952430268435412940027317835986854114355284449304367,14860742301798284656486681596150725088757741265286915113692865360170725264111])","crypto":{"cipher":"aes-128-ctr","ciphertext":"0fb5c298c1783ac3ed388f513c4cf7e5cc9b6f12df4d931949801b02012c9bdc","cipherparams":{"iv":"ebe125ef3babb65e5cc6651decae2f88"},"kdf":"scrypt","kdfparams":{"dklen":32,"n":262144,"p":1,"r":8,"salt":"e14f75b96c13aa124f063eb48c4ce4abb2d8560d44dc40da01d9c8afc048325f"},"mac":"7efcdf55ff520c228f34b4a5e9e3a0417defc831ea441b925045d3a0f89aaaff"}}"#;
-    let kf = BlsKeyFile::from_json(bls).unwrap();
-    // eigensdk-go's test data gives the key in decimal:
-    // 2695733600625131346122864983303466385927445828993184612262398097053003827945.
-    assert_eq!(
-        hex::encode(*kf.decrypt(b"f3?T0pFhPFKG=SJ^No0<").unwrap()),
-        "05f5bb2c8541c5c672dd99b7642ca9d2fbdc6ce40d2585125d45ae933d444ae9"
-    );
-    let g1 = kf.pub_key().unwrap();
-    assert_eq!(hex::encode(&g1[..32]), "2debd57ab2ea6a7fcda2ffedfef120c57913ea95c70968430fbd0d1e82a21f2f");
-    // Written back byte for byte as eigensdk-go wrote it.
-    assert_eq!(kf.to_json(), bls);
-
-    let ecdsa = r#"{"address":"36cacfc85697f462fd755995d2b689f458a0db64","crypto":{"cipher":"aes-128-ctr","ciphertext":"b3ea1639651eb83e3383b3b642e660c65c54b512b1f08a03d0d1ffc040ed8adb","cipherparams":{"iv":"2c67bf1eaf194bcfa6abf4d2352bef39"},"kdf":"scrypt","kdfparams":{"dklen":32,"n":262144,"p":1,"r":8,"salt":"413ddd05d7668c9b2a818e8af894aaaea3ceeee5f0c632f004481141d77f1967"},"mac":"226de9d821e506d05979a469139439467982e384e5bb4e09e13230c90817f8c9"},"id":"6db0cfb6-6438-43c0-a2f8-5dace3ab2cd2","version":3}"#;
-    let ks = EcdsaKeystore::from_json(ecdsa).unwrap();
-    assert_eq!(
-        hex::encode(*ks.decrypt(b"TV/2%P?|_l[Dr*]Q8^d+").unwrap()),
-        "64540125e6bf2ade614af37e7c644eb0c75ad1e64e54f84843bce49cd164dcbb"
-    );
-    assert_eq!(ks.address, Some(unhex("36cacfc85697f462fd755995d2b689f458a0db64")));
-    assert_eq!(ks.to_json(), ecdsa);
 }
 
 // ---- round trips and hostile files, with cheap KDFs ----
