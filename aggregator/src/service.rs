@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use avs_protocol::encoding::to_hex;
 use avs_protocol::rpc::ErrorCode;
 use avs_protocol::{
-    NewTask, OperatorPublicKey, OperatorSignature, SignedTaskResponse, TaskResponse, bls, bn254,
+    NewTask, OperatorPublicKey, OperatorSignature, Scheme, SignedTaskResponse, TaskResponse, bls, bn254,
 };
 use serde_json::json;
 use tokio::sync::broadcast;
@@ -23,7 +23,7 @@ pub use crate::decision::{Aggregate, AggregatedResponse, Bn254Aggregate, QuorumS
 use crate::decision::{ids, stakes_json};
 use crate::decision_log::DecisionLog;
 use crate::metrics::{Metrics, SignatureFault};
-use crate::operators::OperatorSet;
+use crate::operators::{Operator, OperatorSet};
 
 /// Most tasks waiting for responses at once.
 pub const MAX_ACTIVE_TASKS: usize = 10_000;
@@ -383,7 +383,7 @@ impl AggregationService {
     fn aggregate(&self, task: &ActiveTask, now: Instant) -> Result<AggregatedResponse, avs_protocol::Error> {
         let signers: Vec<[u8; 32]> = task.signers.keys().copied().collect();
         let quorums = &task.task.task.quorum_numbers;
-        let non_signers: Vec<&crate::operators::Operator> = {
+        let non_signers: Vec<&Operator> = {
             let mut list: Vec<_> = self
                 .operators
                 .iter()
@@ -393,8 +393,8 @@ impl AggregationService {
             list
         };
         let aggregate = match self.operators.scheme() {
-            avs_protocol::Scheme::Bn254 => Aggregate::Bn254(self.aggregate_bn254(task, &non_signers)?),
-            avs_protocol::Scheme::Bls12381 => aggregate_bls(task)?,
+            Scheme::Bn254 => Aggregate::Bn254(self.aggregate_bn254(task, &non_signers)?),
+            Scheme::Bls12381 => aggregate_bls(task)?,
         };
         Ok(AggregatedResponse {
             task_index: task.task.task_index,
@@ -413,7 +413,7 @@ impl AggregationService {
     fn aggregate_bn254(
         &self,
         task: &ActiveTask,
-        non_signers: &[&crate::operators::Operator],
+        non_signers: &[&Operator],
     ) -> Result<Bn254Aggregate, avs_protocol::Error> {
         let mut signatures = Vec::with_capacity(task.signers.len());
         let mut g1 = Vec::with_capacity(task.signers.len());
