@@ -59,7 +59,7 @@ impl SecretKey {
     pub fn to_bytes(&self) -> Zeroizing<[u8; 32]> {
         let mut bytes = self.0.to_bytes();
         let out = Zeroizing::new(bytes.into());
-        zeroize::Zeroize::zeroize(bytes.as_mut_slice());
+        zeroize::Zeroize::zeroize(&mut bytes[..]);
         out
     }
 

@@ -8,8 +8,10 @@
 use std::path::Path;
 
 use avs_protocol::bls::{self, SecretKey};
+use avs_protocol::bn254;
 use avs_protocol::rpc::{ErrorCode, ErrorObject, Request, Response};
 use avs_protocol::{Avs, IncredibleSquaring, NewTask, SignedTaskResponse, Task, U256};
+use eip2335::web3::{BlsKeyFile, EcdsaKeystore};
 use eip2335::{Kdf, Keystore};
 use spacecore_fuzz::disk::MemDisk;
 use spacecore_fuzz::mmio_ops::{Access, MmioCase};
@@ -33,6 +35,8 @@ fn main() {
     let signed = avs_json(&mut put);
     keystore(&mut put);
     bls_points(&mut put, &signed);
+    bn254_points(&mut put);
+    web3_keyfiles(&mut put);
     println!("wrote {written} seeds under {}", corpus.display());
 }
 
@@ -327,4 +331,33 @@ fn bls_points(put: &mut Put<'_>, signed: &SignedTaskResponse) {
     let mut identity = [0u8; 96];
     identity[0] = 0xc0;
     put("bls", "identity", &identity);
+}
+
+fn bn254_points(put: &mut Put<'_>) {
+    let key = bn254::SecretKey::from_bytes(&[7; 32]).expect("a scalar below r");
+    let public = key.public_key();
+    put("bn254", "g1-key", &public.g1().to_bytes());
+    put("bn254", "g2-key", &public.g2().to_bytes());
+    put("bn254", "signature", &key.sign(&[1; 32]).to_bytes());
+    put("bn254", "identity", &[0; 128]);
+}
+
+fn web3_keyfiles(put: &mut Put<'_>) {
+    let kdf = Kdf::Scrypt { n: 16, r: 1, p: 1 };
+    let key = bn254::SecretKey::from_bytes(&[7; 32]).expect("a scalar below r");
+    let g1 = key.public_key().g1().to_bytes();
+    let bls =
+        BlsKeyFile::encrypt(&key.to_bytes(), b"password", &g1, kdf, [1; 32], [2; 16]).expect("cheap KDF");
+    put("web3_keyfile", "bls-key-file", bls.to_json().as_bytes());
+    let ecdsa = EcdsaKeystore::encrypt(
+        &[7; 32],
+        b"password",
+        Some([3; 20]),
+        Kdf::Pbkdf2 { c: 16 },
+        [1; 32],
+        [2; 16],
+        "6db0cfb6-6438-43c0-a2f8-5dace3ab2cd2",
+    )
+    .expect("cheap KDF");
+    put("web3_keyfile", "ecdsa-keystore", ecdsa.to_json().as_bytes());
 }

@@ -10,8 +10,18 @@ use anyhow::{Context, Result, bail};
 use crate::cmd::{self, describe, progress};
 
 /// Every target in `fuzz/Cargo.toml`, in the order they run.
-pub const TARGETS: [&str; 8] =
-    ["spec", "block_request", "net_tx", "mmio", "store", "avs_json", "keystore", "bls"];
+pub const TARGETS: [&str; 10] = [
+    "spec",
+    "block_request",
+    "net_tx",
+    "mmio",
+    "store",
+    "avs_json",
+    "keystore",
+    "bls",
+    "bn254",
+    "web3_keyfile",
+];
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
