@@ -1,9 +1,10 @@
-//! The AVS end to end: spacecores signing tasks with the keys imported into their disks, the
-//! aggregator completing tasks by stake, and every aggregate checked by the independent BLS
-//! implementation (`independent.rs`, not `blst`).
+//! The AVS end to end with BLS12-381 operators (the BN254 cluster tests are `avs_bn254.rs`):
+//! spacecores signing tasks with the keys imported into their disks, the aggregator completing
+//! tasks by stake, and every aggregate checked by the independent BLS implementation
+//! (`independent.rs`, not `blst`).
 
 use avs_protocol::encoding::to_hex;
-use avs_protocol::{TaskResponse, U256};
+use avs_protocol::{Scheme, TaskResponse, U256};
 use serde_json::{Value, json};
 use spacecore_tests::cluster::{
     Aggregator, AggregatorOptions, Cluster, Node, Operator, Registration, Tools, decided, events, free_port,
@@ -46,7 +47,7 @@ fn check_completed(cluster: &Cluster, task: &Value, signers: &[usize]) {
     assert_eq!(stakes["signed_stake"].as_u64(), Some(100 * signers.len() as u64), "{task}");
     assert_eq!(stakes["total_stake"].as_u64(), Some(100 * cluster.nodes.len() as u64), "{task}");
 
-    let keys: Vec<[u8; 48]> = signers.iter().map(|&i| cluster.nodes[i].registered.pubkey).collect();
+    let keys: Vec<[u8; 48]> = signers.iter().map(|&i| cluster.nodes[i].registered.bls_pubkey()).collect();
     let aggregate_key = independent::aggregate_pubkeys(&keys);
     assert_eq!(
         hex_field::<48>(&task["aggregate_public_key"]),
@@ -67,7 +68,7 @@ fn completed(decisions: &[Value]) -> Vec<&Value> {
 fn cli_operators_form_a_valid_set_and_an_unanswered_task_expires() {
     let dir = tempfile::tempdir().unwrap();
     let (cli, aggregator) = (spacecore_tests::cli(), spacecore_tests::aggregator());
-    let operator = Operator::create(cli, dir.path(), "alpha");
+    let operator = Operator::create_with(cli, dir.path(), "alpha", Scheme::Bls12381);
     assert!(operator.keystore.is_file() && operator.password_file.is_file());
     let shown = run_cli(
         cli,
@@ -80,12 +81,12 @@ fn cli_operators_form_a_valid_set_and_an_unanswered_task_expires() {
             operator.password_file.to_str().unwrap(),
         ],
     );
-    assert_eq!(shown.trim(), to_hex(&operator.key.pubkey));
+    assert_eq!(shown.trim(), to_hex(&operator.key.bls_pubkey()));
     // Nothing listens on `nobody`: task deliveries fail.
     let nobody = format!("http://{}", free_port());
     let set = dir.path().join("operators.toml");
     let text = operator_toml("alpha", &operator.key, 100, &nobody)
-        + &operator_toml("beta", &Registration::stranger(7), 50, &nobody);
+        + &operator_toml("beta", &Registration::stranger(Scheme::Bls12381, 7), 50, &nobody);
     std::fs::write(&set, text).unwrap();
     let check =
         std::process::Command::new(aggregator).arg("--operators").arg(&set).arg("--check").output().unwrap();
@@ -110,7 +111,7 @@ fn three_spacecores_sign_every_task_and_the_aggregates_verify_independently() {
     if !kvm_available("three_spacecores_sign_every_task_and_the_aggregates_verify_independently") {
         return;
     }
-    let mut cluster = Cluster::new(Tools::for_tests(), "avs-all", 3);
+    let mut cluster = Cluster::with_scheme(Tools::for_tests(), "avs-all", 3, Scheme::Bls12381);
     cluster.start_all();
     for node in &cluster.nodes {
         let (code, answer) = status(node.http.unwrap());
@@ -137,7 +138,7 @@ fn an_operator_registered_with_another_key_is_refused_and_the_others_complete() 
     if !kvm_available("an_operator_registered_with_another_key_is_refused_and_the_others_complete") {
         return;
     }
-    let mut cluster = Cluster::new(Tools::for_tests(), "avs-wrong", 3);
+    let mut cluster = Cluster::with_scheme(Tools::for_tests(), "avs-wrong", 3, Scheme::Bls12381);
     cluster.register_wrong_key(2);
     cluster.start_all();
     let options = AggregatorOptions { tasks: 5, threshold: 66, ..AggregatorOptions::default() };
@@ -165,7 +166,7 @@ fn a_killed_spacecore_does_not_stop_the_tasks_and_signs_the_same_after_restart()
         return;
     }
     const VICTIM: usize = 2;
-    let mut cluster = Cluster::new(Tools::for_tests(), "avs-kill", 3);
+    let mut cluster = Cluster::with_scheme(Tools::for_tests(), "avs-kill", 3, Scheme::Bls12381);
     cluster.start_all();
     let options = AggregatorOptions { tasks: 8, threshold: 66, ..AggregatorOptions::default() };
     let mut aggregator = cluster.start_aggregator(&options);
@@ -205,11 +206,21 @@ fn a_killed_spacecore_does_not_stop_the_tasks_and_signs_the_same_after_restart()
     let (keystore, password) =
         (node.operator.keystore.to_str().unwrap(), node.operator.password_file.to_str().unwrap());
     let message = to_hex(&digest);
-    let args =
-        ["keys", "sign", "--keystore", keystore, "--password-file", password, "--message-hex", &message];
+    let args = [
+        "keys",
+        "sign",
+        "--scheme",
+        "bls12-381",
+        "--keystore",
+        keystore,
+        "--password-file",
+        password,
+        "--message-hex",
+        &message,
+    ];
     let expected = run_cli(spacecore_tests::cli(), &args);
     assert_eq!(answer["signature"], expected.trim());
-    assert!(independent::verify(&node.operator.key.pubkey, &digest, &hex_field(&answer["signature"])));
+    assert!(independent::verify(&node.operator.key.bls_pubkey(), &digest, &hex_field(&answer["signature"])));
 
     // The same index with another number is a second, different response: refused.
     let mut other = new_task(created);
@@ -225,7 +236,7 @@ fn malformed_tasks_get_400_and_the_node_keeps_serving() {
         return;
     }
     // One spacecore; no aggregator listens, so its JSON-RPC calls fail, which must not matter.
-    let mut cluster = Cluster::new(Tools::for_tests(), "avs-bad", 1);
+    let mut cluster = Cluster::with_scheme(Tools::for_tests(), "avs-bad", 1, Scheme::Bls12381);
     cluster.start_all();
     let node = &cluster.nodes[0];
     let addr = node.http.unwrap();
@@ -254,7 +265,11 @@ fn malformed_tasks_get_400_and_the_node_keeps_serving() {
     let body = task(5, "12").to_string();
     let (code, first) = post_task(addr, body.as_bytes());
     assert_eq!(code, 200, "{first}");
-    assert!(independent::verify(&node.operator.key.pubkey, &digest(5, 12), &hex_field(&first["signature"])));
+    assert!(independent::verify(
+        &node.operator.key.bls_pubkey(),
+        &digest(5, 12),
+        &hex_field(&first["signature"])
+    ));
     let (code, again) = post_task(addr, body.as_bytes());
     assert_eq!((code, &again), (200, &first), "the same task twice");
 }

@@ -1,7 +1,9 @@
-//! An AVS cluster on one host, as an operator team would run it: operators with EIP-2335
-//! keystores, one spacecore per operator booted from a spec with `[spec.avs]`, the operator set
-//! naming each spacecore's published HTTP address, and the aggregator sending them tasks. It all
-//! lives in one temporary directory, and every process is stopped on drop.
+//! An AVS cluster on one host, as an operator team would run it: operators with BLS key files
+//! (BN254, EigenLayer's scheme and the default: eigensdk's key files; or BLS12-381: EIP-2335
+//! keystores), one spacecore per operator booted from a spec with `[spec.avs]` naming the
+//! scheme, the operator set naming each spacecore's published HTTP address, and the aggregator
+//! sending them tasks. It all lives in one temporary directory, and every process is stopped on
+//! drop.
 //!
 //! Used by `tests/avs.rs` and `cargo xtask demo`. Failures of the machinery (a build, a boot, a
 //! CLI call) panic with what went wrong: the callers are a test and a demo.
@@ -11,14 +13,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use avs_protocol::bls::{self, PublicKey, SecretKey};
 use avs_protocol::encoding::{from_hex, to_hex};
+use avs_protocol::{Scheme, bls, bn254};
 use serde_json::{Value, json};
 
 use crate::{Running, connect, http_json, published, spec_text};
 
-/// Memory of each spacecore: the operator key is a PBKDF2 keystore (scrypt would need 256 MiB
-/// of its own).
+/// Memory of each spacecore: the operator key is encrypted with PBKDF2 or light scrypt
+/// (eigensdk's standard scrypt would need 256 MiB of its own).
 pub const MEMORY: &str = "256Mi";
 /// Stake of each operator in quorum 0, the only quorum.
 pub const STAKE: u64 = 100;
@@ -51,12 +53,32 @@ impl Tools {
 /// What the operator set says of an operator's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registration {
-    /// `keccak256(pubkey)`.
+    /// The operator id: `keccak256(X ‖ Y)` of the G1 key (BN254), `keccak256(pubkey)`
+    /// (BLS12-381).
     pub id: [u8; 32],
-    /// The compressed G1 public key.
-    pub pubkey: [u8; 48],
-    /// Its proof of possession.
-    pub pop: [u8; 96],
+    /// The public key and its proof of possession.
+    pub key: RegisteredKey,
+}
+
+/// An operator's public key and proof of possession, in its scheme.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegisteredKey {
+    /// BN254: both halves of the key.
+    Bn254 {
+        /// The G1 key, `X ‖ Y`.
+        g1: [u8; 64],
+        /// The G2 key, `X.c1 ‖ X.c0 ‖ Y.c1 ‖ Y.c0`.
+        g2: [u8; 128],
+        /// `avs_protocol::bn254::pop_prove`.
+        pop: [u8; 64],
+    },
+    /// BLS12-381.
+    Bls12381 {
+        /// The compressed G1 public key.
+        pubkey: [u8; 48],
+        /// `PopProve`.
+        pop: [u8; 96],
+    },
 }
 
 impl Registration {
@@ -65,31 +87,81 @@ impl Registration {
         to_hex(&self.id)
     }
 
-    /// A key that no keystore of a cluster holds, derived from `seed`: registering it for an
-    /// operator is the "wrong key" case.
-    pub fn stranger(seed: u8) -> Registration {
-        let secret = SecretKey::key_gen(&[seed; 32]).expect("KeyGen of a 32-byte seed");
-        let public = secret.public_key();
-        Registration {
-            id: public.operator_id(),
-            pubkey: public.to_bytes(),
-            pop: bls::pop_prove(&secret).to_bytes(),
+    /// The key's scheme.
+    pub fn scheme(&self) -> Scheme {
+        match self.key {
+            RegisteredKey::Bn254 { .. } => Scheme::Bn254,
+            RegisteredKey::Bls12381 { .. } => Scheme::Bls12381,
+        }
+    }
+
+    /// The BLS12-381 public key; panics for a BN254 registration.
+    pub fn bls_pubkey(&self) -> [u8; 48] {
+        match self.key {
+            RegisteredKey::Bls12381 { pubkey, .. } => pubkey,
+            RegisteredKey::Bn254 { .. } => panic!("{} is a BN254 operator", self.id_hex()),
+        }
+    }
+
+    /// The BN254 public key, checked; panics for a BLS12-381 registration.
+    pub fn bn254_key(&self) -> bn254::PublicKey {
+        match &self.key {
+            RegisteredKey::Bn254 { g1, g2, .. } => bn254::PublicKey::new(
+                bn254::G1Point::from_bytes(g1).expect("a valid G1 key"),
+                bn254::G2Point::from_bytes(g2).expect("a valid G2 key"),
+            )
+            .expect("the G1 and G2 keys have one secret"),
+            RegisteredKey::Bls12381 { .. } => panic!("{} is a BLS12-381 operator", self.id_hex()),
+        }
+    }
+
+    /// A key of `scheme` that no key file of a cluster holds, derived from `seed`: registering
+    /// it for an operator is the "wrong key" case.
+    pub fn stranger(scheme: Scheme, seed: u8) -> Registration {
+        match scheme {
+            Scheme::Bn254 => {
+                let mut bytes = [0u8; 32];
+                bytes[0] = 0x2a;
+                bytes[31] = seed;
+                let secret = bn254::SecretKey::from_bytes(&bytes).expect("a scalar below r");
+                let public = secret.public_key();
+                Registration {
+                    id: public.operator_id(),
+                    key: RegisteredKey::Bn254 {
+                        g1: public.g1().to_bytes(),
+                        g2: public.g2().to_bytes(),
+                        pop: bn254::pop_prove(&secret).to_bytes(),
+                    },
+                }
+            }
+            Scheme::Bls12381 => {
+                let secret = bls::SecretKey::key_gen(&[seed; 32]).expect("KeyGen of a 32-byte seed");
+                let public = secret.public_key();
+                Registration {
+                    id: public.operator_id(),
+                    key: RegisteredKey::Bls12381 {
+                        pubkey: public.to_bytes(),
+                        pop: bls::pop_prove(&secret).to_bytes(),
+                    },
+                }
+            }
         }
     }
 }
 
-/// An operator: a directory with a password file and a keystore made by `spacecore keys generate`.
+/// An operator: a directory with a password file and a BLS key file made by
+/// `spacecore keys generate`.
 #[derive(Debug)]
 pub struct Operator {
     /// Its name, also its spacecore's.
     pub name: String,
-    /// Its directory: the keystore, the password, the spec and the disk.
+    /// Its directory: the key file, the password, the spec and the disk.
     pub dir: PathBuf,
-    /// The EIP-2335 keystore (PBKDF2).
+    /// The key file: eigensdk's BLS key file (BN254) or an EIP-2335 keystore (BLS12-381).
     pub keystore: PathBuf,
-    /// The keystore's password, mode 0600.
+    /// The key file's password, mode 0600.
     pub password_file: PathBuf,
-    /// The key the keystore holds.
+    /// The key the key file holds.
     pub key: Registration,
 }
 
@@ -97,9 +169,14 @@ pub struct Operator {
 const PASSWORD_FILE: &str = "operator.password";
 
 impl Operator {
-    /// Creates `<root>/<name>/` with a password file and a new PBKDF2 keystore, and reads the
-    /// key's public key, operator id and proof of possession with the CLI.
+    /// [`Operator::create_with`] for a BN254 key, the default.
     pub fn create(cli: &Path, root: &Path, name: &str) -> Operator {
+        Operator::create_with(cli, root, name, Scheme::Bn254)
+    }
+
+    /// Creates `<root>/<name>/` with a password file and a new key file of `scheme`, and reads
+    /// the key's public key, operator id and proof of possession with the CLI (each checked).
+    pub fn create_with(cli: &Path, root: &Path, name: &str, scheme: Scheme) -> Operator {
         use std::os::unix::fs::PermissionsExt;
         let dir = root.join(name);
         std::fs::create_dir_all(&dir).expect("create the operator's directory");
@@ -107,30 +184,84 @@ impl Operator {
         std::fs::write(&password_file, format!("{name} keystore password\n")).expect("write the password");
         std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o600)).unwrap();
         let keystore = dir.join("keystore.json");
-        let (ks, pw) = (keystore.to_str().unwrap(), password_file.to_str().unwrap());
-
-        let generated =
-            run_cli(cli, &["keys", "generate", "--kdf", "pbkdf2", "--out", ks, "--password-file", pw]);
-        let field = |name: &str| -> Vec<u8> {
-            let line = generated.lines().find_map(|l| l.strip_prefix(name));
-            from_hex(line.unwrap_or_else(|| panic!("no `{name}` in {generated:?}")).trim()).expect("hex")
+        let key = match scheme {
+            Scheme::Bn254 => bn254_key_file(cli, &keystore, &password_file),
+            Scheme::Bls12381 => bls_keystore(cli, &keystore, &password_file),
         };
-        let pubkey: [u8; 48] = field("pubkey:").try_into().expect("48-byte public key");
-        let id: [u8; 32] = field("operator_id:").try_into().expect("32-byte operator id");
-        let public = PublicKey::from_bytes(&pubkey).expect("the CLI printed a valid public key");
-        assert_eq!(public.operator_id(), id, "the CLI's operator id is keccak256 of its public key");
-        let pop = run_cli(cli, &["keys", "pop", "--keystore", ks, "--password-file", pw]);
-        let pop: [u8; 96] = from_hex(pop.trim()).and_then(|p| p.try_into().ok()).expect("96-byte proof");
-        bls::pop_verify(&public, &bls::Signature::from_bytes(&pop).expect("valid proof"))
-            .expect("the proof of possession verifies");
-        Operator {
-            name: name.to_owned(),
-            dir,
-            keystore,
-            password_file,
-            key: Registration { id, pubkey, pop },
-        }
+        Operator { name: name.to_owned(), dir, keystore, password_file, key }
     }
+}
+
+/// Makes an EIP-2335 keystore (PBKDF2) and reads its registration with the CLI.
+fn bls_keystore(cli: &Path, keystore: &Path, password_file: &Path) -> Registration {
+    let (ks, pw) = (keystore.to_str().unwrap(), password_file.to_str().unwrap());
+    let generated = run_cli(
+        cli,
+        &["keys", "generate", "--scheme", "bls12-381", "--kdf", "pbkdf2", "--out", ks, "--password-file", pw],
+    );
+    let field = |name: &str| -> Vec<u8> {
+        let line = generated.lines().find_map(|l| l.strip_prefix(name));
+        from_hex(line.unwrap_or_else(|| panic!("no `{name}` in {generated:?}")).trim()).expect("hex")
+    };
+    let pubkey: [u8; 48] = field("pubkey:").try_into().expect("48-byte public key");
+    let id: [u8; 32] = field("operator_id:").try_into().expect("32-byte operator id");
+    let public = bls::PublicKey::from_bytes(&pubkey).expect("the CLI printed a valid public key");
+    assert_eq!(public.operator_id(), id, "the CLI's operator id is keccak256 of its public key");
+    let args = ["keys", "pop", "--scheme", "bls12-381", "--keystore", ks, "--password-file", pw];
+    let pop = run_cli(cli, &args);
+    let pop: [u8; 96] = from_hex(pop.trim()).and_then(|p| p.try_into().ok()).expect("96-byte proof");
+    bls::pop_verify(&public, &bls::Signature::from_bytes(&pop).expect("valid proof"))
+        .expect("the proof of possession verifies");
+    Registration { id, key: RegisteredKey::Bls12381 { pubkey, pop } }
+}
+
+/// `N` bytes of `0x` hex in the JSON string `value` (`what` names it in the panic).
+fn json_hex<const N: usize>(value: &Value, what: &str) -> [u8; N] {
+    value
+        .as_str()
+        .and_then(from_hex)
+        .and_then(|b| b.try_into().ok())
+        .unwrap_or_else(|| panic!("`{what}` is not {N} bytes of 0x hex: {value}"))
+}
+
+/// The 32-byte words of `parts` (JSON hex strings) concatenated: a point's encoding from the
+/// coordinates `keys pubkey --json` prints.
+fn json_words<const N: usize>(parts: &[&Value], what: &str) -> [u8; N] {
+    let mut out = [0u8; N];
+    assert_eq!(parts.len() * 32, N, "{what}");
+    for (chunk, part) in out.chunks_mut(32).zip(parts) {
+        chunk.copy_from_slice(&json_hex::<32>(part, what));
+    }
+    out
+}
+
+/// Makes eigensdk's BLS key file and reads its registration with the CLI: `keys pubkey --json`
+/// for the G1 and G2 keys and the operator id, `keys pop` for the proof of possession.
+fn bn254_key_file(cli: &Path, keyfile: &Path, password_file: &Path) -> Registration {
+    let (kf, pw) = (keyfile.to_str().unwrap(), password_file.to_str().unwrap());
+    run_cli(
+        cli,
+        &["keys", "generate", "--scheme", "bn254", "--kdf", "pbkdf2", "--out", kf, "--password-file", pw],
+    );
+    let args = ["keys", "pubkey", "--scheme", "bn254", "--json", "--keystore", kf, "--password-file", pw];
+    let shown = run_cli(cli, &args);
+    let shown: Value = serde_json::from_str(&shown).unwrap_or_else(|e| panic!("{e}: {shown}"));
+    // {"g1": {"x", "y"}, "g2": {"x": [c1, c0], "y": [c1, c0]}}: the contracts' order.
+    let g1: [u8; 64] = json_words(&[&shown["g1"]["x"], &shown["g1"]["y"]], "g1");
+    let (x, y) = (&shown["g2"]["x"], &shown["g2"]["y"]);
+    let g2: [u8; 128] = json_words(&[&x[0], &x[1], &y[0], &y[1]], "g2");
+    let id: [u8; 32] = json_hex(&shown["operator_id"], "operator_id");
+    let public = bn254::PublicKey::new(
+        bn254::G1Point::from_bytes(&g1).expect("the CLI printed a valid G1 key"),
+        bn254::G2Point::from_bytes(&g2).expect("the CLI printed a valid G2 key"),
+    )
+    .expect("the CLI's G1 and G2 keys have one secret");
+    assert_eq!(public.operator_id(), id, "the CLI's operator id is keccak256(X ‖ Y)");
+    let pop = run_cli(cli, &["keys", "pop", "--scheme", "bn254", "--keystore", kf, "--password-file", pw]);
+    let pop: [u8; 64] = from_hex(pop.trim()).and_then(|p| p.try_into().ok()).expect("64-byte proof");
+    bn254::pop_verify(&public, &bn254::Signature::from_bytes(&pop).expect("valid proof"))
+        .expect("the proof of possession verifies");
+    Registration { id, key: RegisteredKey::Bn254 { g1, g2, pop } }
 }
 
 /// Runs `spacecore ARGS` and returns its standard output; panics unless it exits 0.
@@ -147,14 +278,20 @@ pub fn run_cli(cli: &Path, args: &[&str]) -> String {
 }
 
 /// One `[[operator]]` table of an operator set file (`docs/aggregator.md`), with `stake` in
-/// quorum 0 and tasks sent to `address`.
+/// quorum 0 and tasks sent to `address`: `g1`, `g2` and `pop` for BN254, `pubkey` and `pop` for
+/// BLS12-381.
 pub fn operator_toml(name: &str, key: &Registration, stake: u64, address: &str) -> String {
+    let keys = match &key.key {
+        RegisteredKey::Bn254 { g1, g2, pop } => {
+            format!("g1 = \"{}\"\ng2 = \"{}\"\npop = \"{}\"\n", to_hex(g1), to_hex(g2), to_hex(pop))
+        }
+        RegisteredKey::Bls12381 { pubkey, pop } => {
+            format!("pubkey = \"{}\"\npop = \"{}\"\n", to_hex(pubkey), to_hex(pop))
+        }
+    };
     format!(
-        "[[operator]]\nname = \"{name}\"\nid = \"{}\"\npubkey = \"{}\"\npop = \"{}\"\nstake = {{ 0 = {stake} }}\n\
-         address = \"{address}\"\n\n",
+        "[[operator]]\nname = \"{name}\"\nid = \"{}\"\n{keys}stake = {{ 0 = {stake} }}\naddress = \"{address}\"\n\n",
         to_hex(&key.id),
-        to_hex(&key.pubkey),
-        to_hex(&key.pop)
     )
 }
 
@@ -264,19 +401,31 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     /// How long a boot, a key load or a stop may take.
     pub limit: Duration,
+    /// The operators' signature scheme.
+    pub scheme: Scheme,
 }
 
 impl Cluster {
-    /// Creates `n` operators named `{prefix}-1`, `{prefix}-2`, ... and provisions their
+    /// Creates `n` BN254 operators named `{prefix}-1`, `{prefix}-2`, ... and provisions their
     /// spacecores: writes each spec, boots it once (`--until-ready`) to create its disk, and
-    /// imports the keystore into the disk. Nothing runs afterwards.
+    /// imports the key file into the disk. Nothing runs afterwards.
     pub fn new(tools: Tools, prefix: &str, n: usize) -> Cluster {
         Cluster::with_setup(tools, prefix, n, &NodeSetup::default())
     }
 
-    /// [`Cluster::new`] with spacecores set up as `setup` says: their memory, more spec tables,
-    /// and more launcher arguments for the boots after provisioning.
+    /// [`Cluster::new`] with operators of `scheme`.
+    pub fn with_scheme(tools: Tools, prefix: &str, n: usize, scheme: Scheme) -> Cluster {
+        Cluster::create(tools, prefix, n, scheme, &NodeSetup::default())
+    }
+
+    /// [`Cluster::new`] (BN254) with spacecores set up as `setup` says: their memory, more spec
+    /// tables, and more launcher arguments for the boots after provisioning.
     pub fn with_setup(tools: Tools, prefix: &str, n: usize, setup: &NodeSetup) -> Cluster {
+        Cluster::create(tools, prefix, n, Scheme::Bn254, setup)
+    }
+
+    /// `n` operators of `scheme` and their spacecores, set up as `setup` says.
+    pub fn create(tools: Tools, prefix: &str, n: usize, scheme: Scheme, setup: &NodeSetup) -> Cluster {
         let dir =
             tempfile::Builder::new().prefix("spacecore-cluster-").tempdir().expect("temporary directory");
         let aggregator_addr = free_port();
@@ -284,13 +433,13 @@ impl Cluster {
         let nodes = std::thread::scope(|s| {
             let provisions: Vec<_> = (1..=n)
                 .map(|i| {
-                    let (tools, dir) = (&tools, dir.path());
-                    s.spawn(move || provision(tools, dir, &format!("{prefix}-{i}"), aggregator_addr, setup))
+                    let (tools, dir, name) = (&tools, dir.path(), format!("{prefix}-{i}"));
+                    s.spawn(move || provision(tools, dir, &name, aggregator_addr, scheme, setup))
                 })
                 .collect();
             provisions.into_iter().map(|p| p.join().expect("provisioning failed")).collect()
         });
-        Cluster { tools, dir, aggregator_addr, nodes, limit }
+        Cluster { tools, dir, aggregator_addr, nodes, limit, scheme }
     }
 
     /// The cluster's directory.
@@ -303,9 +452,9 @@ impl Cluster {
         self.dir.disable_cleanup(true);
     }
 
-    /// Registers node `i` with a key its keystore does not hold.
+    /// Registers node `i` with a key (of the cluster's scheme) its key file does not hold.
     pub fn register_wrong_key(&mut self, i: usize) {
-        self.nodes[i].registered = Registration::stranger(0x5a ^ i as u8);
+        self.nodes[i].registered = Registration::stranger(self.scheme, 0x5a ^ i as u8);
     }
 
     /// Boots node `i` and waits until it has loaded its key.
@@ -348,10 +497,11 @@ impl Cluster {
         run.finish(self.limit)
     }
 
-    /// Writes `operators.toml`: every node with its registration, [`STAKE`] in quorum 0, and
-    /// its published address (so every node must be running).
+    /// Writes `operators.toml`: the scheme, then every node with its registration, [`STAKE`] in
+    /// quorum 0, and its published address (so every node must be running).
     pub fn write_operator_set(&self) -> PathBuf {
-        let text: String = self
+        let header = format!("scheme = \"{}\"\n\n", self.scheme);
+        let entries: String = self
             .nodes
             .iter()
             .map(|n| {
@@ -360,7 +510,7 @@ impl Cluster {
             })
             .collect();
         let path = self.dir().join("operators.toml");
-        std::fs::write(&path, text).expect("write the operator set");
+        std::fs::write(&path, header + &entries).expect("write the operator set");
         path
     }
 
@@ -372,14 +522,22 @@ impl Cluster {
     }
 }
 
-/// Makes the operator `name` and its spacecore's spec and disk, the keystore imported.
-fn provision(tools: &Tools, root: &Path, name: &str, aggregator: SocketAddr, setup: &NodeSetup) -> Node {
-    let operator = Operator::create(&tools.cli, root, name);
+/// Makes the operator `name` and its spacecore's spec and disk, the key file imported.
+fn provision(
+    tools: &Tools,
+    root: &Path,
+    name: &str,
+    aggregator: SocketAddr,
+    scheme: Scheme,
+    setup: &NodeSetup,
+) -> Node {
+    let operator = Operator::create_with(&tools.cli, root, name, scheme);
     let tables = format!(
         "[spec.storage]\npath = \"disk.img\"\n\
          [spec.networking.inbound_ports]\nHTTP = 80\n[spec.networking.publish]\nHTTP = 0\n\
-         [spec.avs]\naggregator = \"{aggregator}\"\nkeystore_password_file = \"{PASSWORD_FILE}\"\n{}",
-        setup.tables
+         [spec.avs]\naggregator = \"{aggregator}\"\nscheme = \"{}\"\n\
+         keystore_password_file = \"{PASSWORD_FILE}\"\n{}",
+        scheme, setup.tables
     );
     let memory = setup.memory.as_deref().unwrap_or(MEMORY);
     let resources = format!("cpu = 1\nmemory = \"{memory}\"\nstorage = \"16Mi\"");

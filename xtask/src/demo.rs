@@ -1,7 +1,8 @@
 //! `cargo xtask demo`: the whole AVS on this host. Three operators, three spacecores signing
-//! with the keys imported into their disks, and the aggregator sending them tasks; one line per
-//! task as the aggregator decides it. The cluster is the test harness's
-//! (`spacecore_tests::cluster`), so the demo runs exactly what `tests/avs.rs` checks.
+//! with the keys imported into their disks (BN254, EigenLayer's scheme, unless `--scheme
+//! bls12-381`), and the aggregator sending them tasks; one line per task as the aggregator
+//! decides it. The cluster is the test harness's (`spacecore_tests::cluster`), so the demo runs
+//! exactly what `tests/avs_bn254.rs` and `tests/avs.rs` check.
 
 use std::collections::HashMap;
 use std::fs;
@@ -9,6 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use avs_protocol::Scheme;
 use image_store::Store;
 use serde_json::Value;
 use spacecore_tests::cluster::{AggregatorOptions, Cluster, Tools, decided, events};
@@ -24,9 +26,16 @@ pub struct Args {
     /// Tasks the aggregator makes (one every 500 ms).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub tasks: u32,
-    /// Keep the state directory (specs, keystores, disks, decision log) afterwards.
+    /// Keep the state directory (specs, key files, disks, decision log) afterwards.
     #[arg(long)]
     pub keep: bool,
+    /// The operators' signature scheme: `bn254` (EigenLayer's) or `bls12-381`.
+    #[arg(long, default_value = "bn254", value_parser = parse_scheme)]
+    pub scheme: Scheme,
+}
+
+fn parse_scheme(name: &str) -> Result<Scheme, String> {
+    name.parse().map_err(|e: avs_protocol::scheme::UnknownScheme| e.to_string())
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -39,8 +48,12 @@ pub fn run(args: &Args) -> Result<()> {
     }
     let tools = release_tools()?;
 
-    progress(format_args!("making {OPERATORS} operators (PBKDF2 keystores) and their spacecores' disks..."));
-    let mut cluster = Cluster::new(tools, "demo", OPERATORS);
+    let files = match args.scheme {
+        Scheme::Bn254 => "eigensdk BN254 key files",
+        Scheme::Bls12381 => "EIP-2335 BLS12-381 keystores",
+    };
+    progress(format_args!("making {OPERATORS} operators ({files}) and their spacecores' disks..."));
+    let mut cluster = Cluster::with_scheme(tools, "demo", OPERATORS, args.scheme);
     if args.keep {
         cluster.keep();
     }
@@ -63,8 +76,8 @@ pub fn run(args: &Args) -> Result<()> {
     };
     let mut aggregator = cluster.start_aggregator(&options);
     println!(
-        "aggregator: JSON-RPC on {}, {} tasks, one every {:?}, quorum threshold {}%",
-        cluster.aggregator_addr, options.tasks, options.interval, options.threshold
+        "aggregator: JSON-RPC on {}, {} signatures, {} tasks, one every {:?}, quorum threshold {}%",
+        cluster.aggregator_addr, args.scheme, options.tasks, options.interval, options.threshold
     );
 
     // Every task is decided by its expiry at the latest; the margin covers a slow start.
