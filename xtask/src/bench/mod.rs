@@ -34,8 +34,8 @@ pub enum Bench {
     /// Random 4 KiB write+flush and sequential read speed of the guest's virtio-blk disk,
     /// against the same I/O done by the host on the same file.
     Disk(disk::Args),
-    /// BLS12-381 signatures per second inside one spacecore vCPU against the same code on the
-    /// host.
+    /// BLS signatures per second (BN254 or BLS12-381) inside one spacecore vCPU against the same
+    /// code on the host.
     Sign(sign::Args),
     /// Crash-to-serving time of a spacecore under auto-recovery against its cold start, and the
     /// launcher's CPU use while the spacecore idles against a light load.

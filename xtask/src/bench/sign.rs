@@ -1,14 +1,16 @@
-//! `cargo xtask bench sign`: BLS12-381 signing speed inside one spacecore vCPU against the same
-//! code on the host, in the same run.
+//! `cargo xtask bench sign`: BLS signing speed (BN254, EigenLayer's scheme and the default, or
+//! BLS12-381, `--scheme`) inside one spacecore vCPU against the same code on the host, in the
+//! same run.
 //!
-//! The guest runs `spacecore.selftest=sign-bench:N` (`kernel-app/src/selftest.rs`): a fixed
-//! key signs N digests, each the keccak256 of the previous signature, and the guest prints the
-//! time and the final digest. The host runs the same loop with the same `avs-protocol` crate
-//! (and so the same blst build), and the two final digests must match: both sides computed the
-//! same N signatures. Each side runs `--rounds` times, alternating, and the fastest round of
+//! The guest runs `spacecore.selftest=sign-bench:N spacecore.scheme=S`
+//! (`kernel-app/src/selftest.rs`): a fixed key of the scheme signs N digests through
+//! `OperatorSecretKey`, each digest the keccak256 of the previous signature, and the guest
+//! prints the time and the final digest. The host runs the same loop with the same
+//! `avs-protocol` crate (and so the same arkworks or blst code), and the two final digests must
+//! match: both sides computed the same N signatures. Each side runs `--rounds` times, alternating, and the fastest round of
 //! each counts (the least disturbed by the rest of the machine).
 //!
-//! Then the whole path: one spacecore (with a PBKDF2 keystore imported on its disk) and the
+//! Then the whole path: one spacecore (with a PBKDF2 key file of the scheme on its disk) and the
 //! aggregator, which makes `--tasks` tasks one every `--task-interval`. Each task goes over HTTP
 //! to the node, which records it in its signing history (a disk write and flush), signs, answers,
 //! and sends the signed response to the aggregator over JSON-RPC; the aggregator verifies and
@@ -19,9 +21,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use avs_protocol::bls::SecretKey;
 use avs_protocol::encoding::to_hex;
-use avs_protocol::keccak256;
+use avs_protocol::{OperatorSecretKey, Scheme, bls, keccak256};
 use serde::Serialize;
 
 use spacecore_tests::cluster::{AggregatorOptions, Cluster, events};
@@ -37,6 +38,9 @@ const TARGET_RATIO: f64 = 0.95;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The signature scheme: bn254 (EigenLayer's) or bls12-381.
+    #[arg(long, default_value = "bn254", value_parser = parse_scheme)]
+    scheme: Scheme,
     /// Signatures per round.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     signatures: u32,
@@ -65,9 +69,15 @@ struct EndToEnd {
     ratio_to_host_signing: f64,
 }
 
-/// Everything the bench measured; written to `target/bench/sign.json`.
+/// `bn254` or `bls12-381`.
+fn parse_scheme(text: &str) -> Result<Scheme, String> {
+    text.parse().map_err(|e| format!("{e}"))
+}
+
+/// Everything the bench measured; written to `target/bench/sign-SCHEME.json`.
 #[derive(Debug, Serialize)]
 struct Report {
+    scheme: &'static str,
     signatures: u32,
     guest_round_ns: Vec<u64>,
     host_round_ns: Vec<u64>,
@@ -83,7 +93,8 @@ pub fn run(args: &Args) -> Result<()> {
     let prepared = vm::prepare("sign")?;
     let scratch = Scratch::new("sign")?;
     let spec = vm::write_spec(scratch.path(), "bench-sign", &prepared.image, "", "")?;
-    let selftest = format!("spacecore.selftest=sign-bench:{}", args.signatures);
+    let selftest =
+        format!("spacecore.selftest=sign-bench:{} spacecore.scheme={}", args.signatures, args.scheme);
     let (mut guest_ns, mut host_ns) = (Vec::new(), Vec::new());
     let mut chain = String::new();
     for round in 1..=args.rounds {
@@ -94,8 +105,10 @@ pub fn run(args: &Args) -> Result<()> {
         if !status.success() {
             return Err(launcher.failure(status));
         }
-        let (ns, guest_chain) = parse_guest(launcher.log()).context("reading the guest's sign-bench line")?;
-        let (host, host_chain) = host_round(args.signatures);
+        let (ns, guest_chain, scheme) =
+            parse_guest(launcher.log()).context("reading the guest's sign-bench line")?;
+        ensure!(scheme == args.scheme.name(), "the guest signed with {scheme}, not {}", args.scheme);
+        let (host, host_chain) = host_round(args.scheme, args.signatures);
         ensure!(
             guest_chain == host_chain,
             "the guest's signatures differ from the host's: chain {guest_chain} against {host_chain}"
@@ -107,11 +120,12 @@ pub fn run(args: &Args) -> Result<()> {
     let per_s = |ns: &[u64]| f64::from(args.signatures) / (*ns.iter().min().unwrap_or(&1) as f64 / 1e9);
     let (guest, host) = (per_s(&guest_ns), per_s(&host_ns));
     let end_to_end = if args.tasks > 0 {
-        Some(end_to_end(args.tasks, Duration::from_millis(args.task_interval_ms), host)?)
+        Some(end_to_end(args.scheme, args.tasks, Duration::from_millis(args.task_interval_ms), host)?)
     } else {
         None
     };
     let report = Report {
+        scheme: args.scheme.name(),
         signatures: args.signatures,
         guest_round_ns: guest_ns,
         host_round_ns: host_ns,
@@ -121,10 +135,11 @@ pub fn run(args: &Args) -> Result<()> {
         chain,
         end_to_end,
     };
-    println!(
-        "BLS12-381 signing (min-pk, 32-byte digests), fastest of {} rounds of {}:",
-        args.rounds, args.signatures
-    );
+    let what = match args.scheme {
+        Scheme::Bn254 => "BN254 signing (EigenLayer's BLS, G1 signatures, 32-byte digests)",
+        Scheme::Bls12381 => "BLS12-381 signing (min-pk, 32-byte digests)",
+    };
+    println!("{what}, fastest of {} rounds of {}:", args.rounds, args.signatures);
     println!("  guest (one spacecore vCPU): {:>8.0} signatures/s ({:.1} us each)", guest, 1e6 / guest);
     println!("  host (same code, native):   {:>8.0} signatures/s ({:.1} us each)", host, 1e6 / host);
     println!(
@@ -147,16 +162,21 @@ pub fn run(args: &Args) -> Result<()> {
             e.latency_p50_ms, e.latency_p99_ms
         );
     }
-    let out = write_json("sign", &report)?;
+    let out = write_json(&format!("sign-{}", args.scheme), &report)?;
     println!("figures written to {}", out.display());
     Ok(())
 }
 
-/// Runs one spacecore and the aggregator through `tasks` tasks.
-fn end_to_end(tasks: u32, interval: Duration, host_signatures_per_s: f64) -> Result<EndToEnd> {
+/// Runs one spacecore of `scheme` and the aggregator through `tasks` tasks.
+fn end_to_end(
+    scheme: Scheme,
+    tasks: u32,
+    interval: Duration,
+    host_signatures_per_s: f64,
+) -> Result<EndToEnd> {
     let tools = crate::demo::release_tools()?;
-    progress("end to end: one operator, its spacecore and the aggregator...");
-    let mut cluster = Cluster::new(tools, "bench-sign", 1);
+    progress(format_args!("end to end: one {scheme} operator, its spacecore and the aggregator..."));
+    let mut cluster = Cluster::with_scheme(tools, "bench-sign", 1, scheme);
     cluster.start_all();
     let options = AggregatorOptions { tasks, threshold: 100, interval, expiry: Duration::from_secs(10) };
     let mut aggregator = cluster.start_aggregator(&options);
@@ -186,25 +206,38 @@ fn end_to_end(tasks: u32, interval: Duration, host_signatures_per_s: f64) -> Res
     })
 }
 
+/// The guest's bench key (`kernel-app/src/selftest.rs`): BLS12-381 `KeyGen([7; 32])`, or the
+/// BN254 scalar whose 32 bytes are all 7.
+fn bench_key(scheme: Scheme) -> OperatorSecretKey {
+    match scheme {
+        Scheme::Bls12381 => OperatorSecretKey::Bls12381(
+            bls::SecretKey::key_gen(&[7; 32]).expect("a 32-byte seed is a valid key seed"),
+        ),
+        Scheme::Bn254 => OperatorSecretKey::from_bytes(Scheme::Bn254, &[7; 32]).expect("7…7 is below r"),
+    }
+}
+
 /// The host's round: the guest's loop, timed the same way. Returns (ns, final digest).
-fn host_round(signatures: u32) -> (u64, String) {
-    let key = SecretKey::key_gen(&[7; 32]).expect("a 32-byte seed is a valid key seed");
+fn host_round(scheme: Scheme, signatures: u32) -> (u64, String) {
+    let key = bench_key(scheme);
     let mut digest = keccak256(b"sign-bench");
     let start = Instant::now();
     for _ in 0..signatures {
         let signature = key.sign(&digest);
-        digest = keccak256(&signature.to_bytes());
+        digest = keccak256(signature.as_bytes());
     }
     (start.elapsed().as_nanos() as u64, to_hex(&digest))
 }
 
-/// `sign-bench: N signatures in T ns; chain 0x..` from the guest's output: (T, chain).
-fn parse_guest(log: &[String]) -> Option<(u64, String)> {
+/// `sign-bench: N signatures in T ns; chain 0x..; scheme S` from the guest's output:
+/// (T, chain, S).
+fn parse_guest(log: &[String]) -> Option<(u64, String, String)> {
     let line =
         log.iter().filter(|l| is_guest_line(l)).find_map(|l| l.split_once("sign-bench: ").map(|(_, r)| r))?;
     let (_, rest) = line.split_once(" signatures in ")?;
     let (ns, rest) = rest.split_once(" ns; chain ")?;
-    Some((ns.parse().ok()?, rest.trim().to_owned()))
+    let (chain, scheme) = rest.split_once("; scheme ")?;
+    Some((ns.parse().ok()?, chain.to_owned(), scheme.trim().to_owned()))
 }
 
 #[cfg(test)]
@@ -215,17 +248,34 @@ mod tests {
     fn reads_the_guest_line() {
         let log = vec![
             "[b launcher] ready in 900 us".to_owned(),
-            "[b guest] sign-bench: 500 signatures in 345000000 ns; chain 0xab12".to_owned(),
+            "[b guest] sign-bench: 500 signatures in 345000000 ns; chain 0xab12; scheme bn254".to_owned(),
         ];
-        assert_eq!(parse_guest(&log), Some((345_000_000, "0xab12".to_owned())));
+        assert_eq!(parse_guest(&log), Some((345_000_000, "0xab12".to_owned(), "bn254".to_owned())));
         assert_eq!(parse_guest(&log[..1]), None);
-        assert_eq!(parse_guest(&["[b guest] sign-bench: x signatures in y ns; chain z".to_owned()]), None);
+        assert_eq!(
+            parse_guest(&["[b guest] sign-bench: x signatures in y ns; chain z; scheme s".to_owned()]),
+            None
+        );
+        // The line before schemes: no longer what the guest prints.
+        assert_eq!(parse_guest(&["[b guest] sign-bench: 5 signatures in 9 ns; chain 0xab".to_owned()]), None);
     }
 
     #[test]
     fn host_round_computes_the_known_chain() {
         // 200 signatures by KeyGen([7; 32]), as the guest computed them too.
-        let (_, chain) = host_round(200);
+        let (_, chain) = host_round(Scheme::Bls12381, 200);
         assert_eq!(chain, "0x6240f321ccf81223bddb4e1b16c5b94fa9fbd3dcec8c54eb432488051cc51d97");
+    }
+
+    #[test]
+    fn the_bn254_chain_is_the_signatures_chain() {
+        // The chain is keccak256 of each BN254 signature (X ‖ Y) in turn, from the fixed start.
+        let key = avs_protocol::bn254::SecretKey::from_bytes(&[7; 32]).unwrap();
+        let mut digest = keccak256(b"sign-bench");
+        for _ in 0..3 {
+            digest = keccak256(&key.sign(&digest).to_bytes());
+        }
+        assert_eq!(host_round(Scheme::Bn254, 3).1, to_hex(&digest));
+        assert_ne!(host_round(Scheme::Bn254, 3).1, host_round(Scheme::Bls12381, 3).1);
     }
 }
