@@ -34,9 +34,9 @@ pub fn from_hex(s: &str) -> Option<Vec<u8>> {
 }
 
 /// A visitor for a string, handed to `parse`; `what` names the expected value in errors.
-struct StrVisitor<F> {
-    what: &'static str,
-    parse: F,
+pub(crate) struct StrVisitor<F> {
+    pub(crate) what: &'static str,
+    pub(crate) parse: F,
 }
 
 impl<'de, T, F: FnOnce(&str) -> Option<T>> Visitor<'de> for StrVisitor<F> {

@@ -6,11 +6,11 @@
 use core::fmt;
 use core::str::FromStr;
 
-use serde::de::{Deserializer, Error as _};
+use serde::de::Deserializer;
 use serde::{Deserialize, Serialize, Serializer};
 use zeroize::Zeroizing;
 
-use crate::encoding::{from_hex, to_hex};
+use crate::encoding::{StrVisitor, from_hex, to_hex};
 use crate::{Error, bls, bn254};
 
 /// A signature scheme.
@@ -277,12 +277,11 @@ impl Serialize for OperatorSignature {
 
 impl<'de> Deserialize<'de> for OperatorSignature {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = <&str>::deserialize(d)?;
-        from_hex(text).and_then(|bytes| OperatorSignature::from_slice(&bytes)).ok_or_else(|| {
-            D::Error::invalid_value(
-                serde::de::Unexpected::Str(text),
-                &"0x hex of a 64-byte (bn254) or 96-byte (bls12-381) signature",
-            )
+        // A visitor, not `<&str>::deserialize`: the text may be owned (`serde_json::Value`) or
+        // escaped, where no borrowed string exists.
+        d.deserialize_str(StrVisitor {
+            what: "0x hex of a 64-byte (bn254) or 96-byte (bls12-381) signature",
+            parse: |text: &str| from_hex(text).and_then(|bytes| OperatorSignature::from_slice(&bytes)),
         })
     }
 }
@@ -315,6 +314,16 @@ mod tests {
             let foreign = OperatorSecretKey::from_bytes(other, &[5u8; 32]).unwrap().sign(&digest);
             assert_eq!(public.verify(&digest, &foreign), Err(Error::SchemeMismatch));
         }
+    }
+
+    #[test]
+    fn signatures_deserialize_from_owned_and_escaped_text() {
+        let signature = OperatorSignature::Bn254([0xab; 64]);
+        let json = serde_json::to_value(signature).unwrap();
+        assert_eq!(serde_json::from_value::<OperatorSignature>(json).unwrap(), signature);
+        let escaped = alloc::format!("\"\\u0030x{}\"", "ab".repeat(64));
+        assert_eq!(serde_json::from_str::<OperatorSignature>(&escaped).unwrap(), signature);
+        assert!(serde_json::from_str::<OperatorSignature>("\"0xabcd\"").is_err());
     }
 
     #[test]
