@@ -147,6 +147,6 @@ mod tests {
     fn a_file_too_small_for_the_layout_is_refused() {
         let (_tmp, disk) = disk(24 * SECTOR as u64);
         let err = Store::open(disk).err().unwrap();
-        assert_eq!(err, crate::StoreError::DeviceTooSmall { needed: 56, sectors: 24 });
+        assert_eq!(err, crate::StoreError::DeviceTooSmall { needed: crate::NEEDED_SECTORS, sectors: 24 });
     }
 }
