@@ -195,8 +195,8 @@ fn checksum(key: &[u8; 32], ciphertext: &[u8; 32]) -> [u8; 32] {
 }
 
 /// AES-128-CTR (128-bit big-endian counter, as RFC 3686 and EIP-2335) keyed by key[..16],
-/// applied in place.
-fn aes_ctr(key: &[u8; 32], iv: &[u8; 16], data: &mut [u8]) {
+/// applied in place. Web3 v3 files use the same cipher.
+pub(crate) fn aes_ctr(key: &[u8; 32], iv: &[u8; 16], data: &mut [u8]) {
     let aes_key: &[u8; 16] = key[..16].try_into().expect("16 of 32 bytes");
     let mut cipher = Ctr128BE::<Aes128>::new(aes_key.into(), iv.into());
     cipher.apply_keystream(data);

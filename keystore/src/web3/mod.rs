@@ -29,17 +29,15 @@ mod bls;
 mod ecdsa;
 mod json;
 
-use aes::Aes128;
 use alloc::string::String;
 use alloc::vec::Vec;
-use ctr::Ctr128BE;
-use ctr::cipher::{KeyIvInit, StreamCipher};
 use serde_json::{Map, Value};
 use sha3::{Digest, Keccak256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::kdf::Fields;
+use crate::keystore::aes_ctr;
 use crate::{Error, Kdf};
 
 pub use bls::BlsKeyFile;
@@ -210,13 +208,6 @@ fn mac(key: &[u8; 32], ciphertext: &[u8]) -> [u8; 32] {
     hash.update(&key[16..]);
     hash.update(ciphertext);
     hash.finalize().into()
-}
-
-/// AES-128-CTR keyed by `key[..16]`, 128-bit big-endian counter starting at `iv`, in place.
-fn aes_ctr(key: &[u8; 32], iv: &[u8; 16], data: &mut [u8]) {
-    let aes_key: &[u8; 16] = key[..16].try_into().expect("16 of 32 bytes");
-    let mut cipher = Ctr128BE::<Aes128>::new(aes_key.into(), iv.into());
-    cipher.apply_keystream(data);
 }
 
 /// Parses JSON text into a value, as the key files' `from_json` do.
