@@ -3,21 +3,9 @@
 mod common;
 
 use common::*;
-use spacecore_store::{FileDisk, RecordKey, Store};
+use spacecore_store::RecordKey;
 use std::fs::{File, OpenOptions};
-use std::path::{Path, PathBuf};
-
-/// A fresh, sparse 1 MiB disk image.
-fn disk(dir: &Path) -> PathBuf {
-    let path = dir.join("disk.img");
-    File::create(&path).unwrap().set_len(1 << 20).unwrap();
-    path
-}
-
-fn store(path: &Path) -> Store<FileDisk> {
-    let file = OpenOptions::new().read(true).write(true).open(path).unwrap();
-    Store::open(FileDisk::new(file).unwrap()).unwrap()
-}
+use std::path::Path;
 
 fn import(keystore: &Path, disk: &Path, extra: &[&str]) -> Run {
     let args = ["keys", "import", "--keystore", keystore.to_str().unwrap(), "--disk", disk.to_str().unwrap()];

@@ -5,10 +5,9 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use spacecore_store::{FileDisk, RecordKey, Store};
-use std::fs::{File, OpenOptions};
+use spacecore_store::RecordKey;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 fn scalar(n: u8) -> String {
     format!("0x{}{n:02x}", "00".repeat(31))
@@ -343,17 +342,6 @@ fn generate_ecdsa_writes_a_v3_keystore_with_its_address() {
     assert_eq!(avs_protocol::encoding::to_hex(&key.address()), address);
     spacecore(&[&args[..], &[password.to_str().unwrap(), "--path", "m/1"]].concat())
         .fails_with("--path is recorded in EIP-2335 keystores only");
-}
-
-fn disk(dir: &Path) -> PathBuf {
-    let path = dir.join("disk.img");
-    File::create(&path).unwrap().set_len(1 << 20).unwrap();
-    path
-}
-
-fn store(path: &Path) -> Store<FileDisk> {
-    let file = OpenOptions::new().read(true).write(true).open(path).unwrap();
-    Store::open(FileDisk::new(file).unwrap()).unwrap()
 }
 
 #[test]

@@ -118,3 +118,16 @@ pub fn cheap_ecdsa_keystore(dir: &Path, name: &str, secret_hex: &str, password: 
     std::fs::write(&path, ks.to_json()).unwrap();
     path
 }
+
+/// A fresh, sparse 1 MiB disk image, `<dir>/disk.img`.
+pub fn disk(dir: &Path) -> PathBuf {
+    let path = dir.join("disk.img");
+    std::fs::File::create(&path).unwrap().set_len(1 << 20).unwrap();
+    path
+}
+
+/// The record store on the disk image at `path`.
+pub fn store(path: &Path) -> spacecore_store::Store<spacecore_store::FileDisk> {
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    spacecore_store::Store::open(spacecore_store::FileDisk::new(file).unwrap()).unwrap()
+}
