@@ -12,14 +12,33 @@ fn raw_secret_commands_match_py_ecc() {
         let sign =
             ["keys", "sign", "--scheme", "bls12-381", "--secret-hex", sk, "--message-hex", DIGEST_7_81];
         assert_eq!(spacecore(&sign).line(), sig);
-        assert_eq!(spacecore(&["keys", "pop", "--secret-hex", sk]).line(), pop);
-        let verify = ["keys", "verify", "--pubkey", pk, "--message-hex", DIGEST_7_81, "--signature", sig];
+        assert_eq!(spacecore(&["keys", "pop", "--scheme", "bls12-381", "--secret-hex", sk]).line(), pop);
+        let verify = [
+            "keys",
+            "verify",
+            "--scheme",
+            "bls12-381",
+            "--pubkey",
+            pk,
+            "--message-hex",
+            DIGEST_7_81,
+            "--signature",
+            sig,
+        ];
         assert_eq!(spacecore(&verify).line(), "valid");
-        assert_eq!(spacecore(&["keys", "pop-verify", "--pubkey", pk, "--proof", pop]).line(), "valid");
+        assert_eq!(
+            spacecore(&["keys", "pop-verify", "--scheme", "bls12-381", "--pubkey", pk, "--proof", pop])
+                .line(),
+            "valid"
+        );
     }
     // Bare hex and upper case are accepted too.
     let (sk, pk, ..) = KEYS[1];
-    assert_eq!(spacecore(&["keys", "pubkey", "--secret-hex", &sk[2..].to_uppercase()]).line(), pk);
+    assert_eq!(
+        spacecore(&["keys", "pubkey", "--scheme", "bls12-381", "--secret-hex", &sk[2..].to_uppercase()])
+            .line(),
+        pk
+    );
 }
 
 #[test]
@@ -29,17 +48,27 @@ fn keystore_commands_give_the_same_bytes_as_the_raw_secret() {
     let keystore = cheap_keystore(dir.path(), "k.json", sk, "correct horse");
     let password = password_file(dir.path(), "pw", "correct horse");
     let from = ["--keystore", keystore.to_str().unwrap(), "--password-file", password.to_str().unwrap()];
-    assert_eq!(spacecore(&[&["keys", "pubkey"][..], &from].concat()).line(), pk);
+    assert_eq!(spacecore(&[&["keys", "pubkey", "--scheme", "bls12-381"][..], &from].concat()).line(), pk);
     let sign = [&["keys", "sign", "--scheme", "bls12-381"][..], &from, &["--message-hex", DIGEST_7_81]];
     assert_eq!(spacecore(&sign.concat()).line(), sig);
-    assert_eq!(spacecore(&[&["keys", "pop"][..], &from].concat()).line(), pop);
+    assert_eq!(spacecore(&[&["keys", "pop", "--scheme", "bls12-381"][..], &from].concat()).line(), pop);
 
     let wrong = password_file(dir.path(), "wrong", "incorrect horse");
-    spacecore(&["keys", "pubkey", "--keystore", keystore.to_str().unwrap(), "--password-file"])
-        .fails_with("a value is required");
+    spacecore(&[
+        "keys",
+        "pubkey",
+        "--scheme",
+        "bls12-381",
+        "--keystore",
+        keystore.to_str().unwrap(),
+        "--password-file",
+    ])
+    .fails_with("a value is required");
     let run = spacecore(&[
         "keys",
         "pubkey",
+        "--scheme",
+        "bls12-381",
         "--keystore",
         keystore.to_str().unwrap(),
         "--password-file",
@@ -50,7 +79,7 @@ fn keystore_commands_give_the_same_bytes_as_the_raw_secret() {
     // A pubkey field that is not the secret's public key is refused.
     let json = std::fs::read_to_string(&keystore).unwrap().replace(&pk[2..], &KEYS[1].1[2..]);
     std::fs::write(&keystore, json).unwrap();
-    spacecore(&[&["keys", "pubkey"][..], &from].concat())
+    spacecore(&[&["keys", "pubkey", "--scheme", "bls12-381"][..], &from].concat())
         .fails_with("is not the public key of the keystore's secret");
 }
 
@@ -59,14 +88,19 @@ fn aggregates_match_py_ecc() {
     let sigs: Vec<&str> = KEYS.iter().map(|k| k.2).collect();
     let pks: Vec<&str> = KEYS.iter().map(|k| k.1).collect();
     assert_eq!(
-        spacecore(&["keys", "aggregate", "--signatures", &sigs.join(",")]).line(),
+        spacecore(&["keys", "aggregate", "--scheme", "bls12-381", "--signatures", &sigs.join(",")]).line(),
         AGGREGATE_SIGNATURE
     );
-    assert_eq!(spacecore(&["keys", "aggregate", "--pubkeys", &pks.join(",")]).line(), AGGREGATE_PUBLIC_KEY);
+    assert_eq!(
+        spacecore(&["keys", "aggregate", "--scheme", "bls12-381", "--pubkeys", &pks.join(",")]).line(),
+        AGGREGATE_PUBLIC_KEY
+    );
     // The aggregate checks against the aggregate key.
     let verify = [
         "keys",
         "verify",
+        "--scheme",
+        "bls12-381",
         "--pubkey",
         AGGREGATE_PUBLIC_KEY,
         "--message-hex",
@@ -77,8 +111,9 @@ fn aggregates_match_py_ecc() {
     assert_eq!(spacecore(&verify).line(), "valid");
     // A bad item is named; both lists at once is a usage error.
     let bad = format!("{},{}", pks[0], &pks[1][..20]);
-    spacecore(&["keys", "aggregate", "--pubkeys", &bad]).fails_with("--pubkeys item 2: 9 bytes, expected 48");
-    let both = ["keys", "aggregate", "--pubkeys", pks[0], "--signatures", sigs[0]];
+    spacecore(&["keys", "aggregate", "--scheme", "bls12-381", "--pubkeys", &bad])
+        .fails_with("--pubkeys item 2: 9 bytes, expected 48");
+    let both = ["keys", "aggregate", "--scheme", "bls12-381", "--pubkeys", pks[0], "--signatures", sigs[0]];
     spacecore(&both).fails_with("cannot be used with");
 }
 
@@ -86,15 +121,26 @@ fn aggregates_match_py_ecc() {
 fn verify_tells_invalid_from_malformed() {
     let (_, pk, sig, pop) = KEYS[0];
     let verify = |pk: &str, msg: &str, sig: &str| {
-        spacecore(&["keys", "verify", "--pubkey", pk, "--message-hex", msg, "--signature", sig])
+        spacecore(&[
+            "keys",
+            "verify",
+            "--scheme",
+            "bls12-381",
+            "--pubkey",
+            pk,
+            "--message-hex",
+            msg,
+            "--signature",
+            sig,
+        ])
     };
     // Valid points that do not verify: exit 1.
     for run in [
         verify(pk, "0x00", sig),
         verify(pk, DIGEST_7_81, KEYS[1].2),
         verify(KEYS[1].1, DIGEST_7_81, sig),
-        spacecore(&["keys", "pop-verify", "--pubkey", KEYS[1].1, "--proof", pop]),
-        spacecore(&["keys", "pop-verify", "--pubkey", pk, "--proof", sig]),
+        spacecore(&["keys", "pop-verify", "--scheme", "bls12-381", "--pubkey", KEYS[1].1, "--proof", pop]),
+        spacecore(&["keys", "pop-verify", "--scheme", "bls12-381", "--pubkey", pk, "--proof", sig]),
     ] {
         assert_eq!((run.code, run.stdout.as_str()), (Some(1), "invalid\n"), "{run:?}");
     }
@@ -114,7 +160,8 @@ fn generate_writes_a_private_keystore_whose_key_signs() {
     let password = password_file(dir.path(), "pw", "a long passphrase");
     let out = dir.path().join("operator.json");
     let generate = |kdf: &str, out: &std::path::Path| {
-        let args = ["keys", "generate", "--out", out.to_str().unwrap(), "--kdf", kdf];
+        let args =
+            ["keys", "generate", "--scheme", "bls12-381", "--out", out.to_str().unwrap(), "--kdf", kdf];
         spacecore(
             &[&args[..], &["--password-file", password.to_str().unwrap(), "--path", "m/12381/3600/0/0/0"]]
                 .concat(),
@@ -138,15 +185,37 @@ fn generate_writes_a_private_keystore_whose_key_signs() {
     assert_eq!((uuid.len(), uuid[14], uuid[8]), (36, b'4', b'-'));
 
     let from = ["--keystore", out.to_str().unwrap(), "--password-file", password.to_str().unwrap()];
-    assert_eq!(spacecore(&[&["keys", "pubkey"][..], &from].concat()).line(), pk);
-    let sig = spacecore(&[&["keys", "sign"][..], &from, &["--message-hex", "0xc0ffee"]].concat());
-    let verify = ["keys", "verify", "--pubkey", pk, "--message-hex", "0xc0ffee", "--signature", sig.line()];
+    assert_eq!(spacecore(&[&["keys", "pubkey", "--scheme", "bls12-381"][..], &from].concat()).line(), pk);
+    let sig = spacecore(
+        &[&["keys", "sign", "--scheme", "bls12-381"][..], &from, &["--message-hex", "0xc0ffee"]].concat(),
+    );
+    let verify = [
+        "keys",
+        "verify",
+        "--scheme",
+        "bls12-381",
+        "--pubkey",
+        pk,
+        "--message-hex",
+        "0xc0ffee",
+        "--signature",
+        sig.line(),
+    ];
     assert_eq!(spacecore(&verify).line(), "valid");
 
     // An existing file is never overwritten.
     generate("pbkdf2", &out).fails_with("already exists");
     assert_eq!(std::fs::read_to_string(&out).unwrap(), json);
-    let bad_path = ["keys", "generate", "--out", "x.json", "--password-file", password.to_str().unwrap()];
+    let bad_path = [
+        "keys",
+        "generate",
+        "--scheme",
+        "bls12-381",
+        "--out",
+        "x.json",
+        "--password-file",
+        password.to_str().unwrap(),
+    ];
     spacecore(&[&bad_path[..], &["--path", "m/12381/x"]].concat()).fails_with("expected an EIP-2334 path");
 }
 
@@ -155,8 +224,16 @@ fn generate_with_scrypt_by_default() {
     let dir = tempfile::tempdir().unwrap();
     let password = password_file(dir.path(), "pw", "another passphrase");
     let out = dir.path().join("scrypt.json");
-    let args =
-        ["keys", "generate", "--out", out.to_str().unwrap(), "--password-file", password.to_str().unwrap()];
+    let args = [
+        "keys",
+        "generate",
+        "--scheme",
+        "bls12-381",
+        "--out",
+        out.to_str().unwrap(),
+        "--password-file",
+        password.to_str().unwrap(),
+    ];
     let run = spacecore(&args);
     assert_eq!(run.code, Some(0), "{run:?}");
     let keystore = eip2335::Keystore::from_json(&std::fs::read_to_string(&out).unwrap()).unwrap();
@@ -174,6 +251,8 @@ fn password_files_readable_by_others_are_used_with_a_warning() {
     let args = [
         "keys",
         "pubkey",
+        "--scheme",
+        "bls12-381",
         "--keystore",
         keystore.to_str().unwrap(),
         "--password-file",
@@ -188,8 +267,16 @@ fn password_files_readable_by_others_are_used_with_a_warning() {
 
     let empty = password_file(dir.path(), "empty", "");
     let out = dir.path().join("new.json");
-    let args =
-        ["keys", "generate", "--out", out.to_str().unwrap(), "--password-file", empty.to_str().unwrap()];
+    let args = [
+        "keys",
+        "generate",
+        "--scheme",
+        "bls12-381",
+        "--out",
+        out.to_str().unwrap(),
+        "--password-file",
+        empty.to_str().unwrap(),
+    ];
     spacecore(&args).fails_with("the password is empty");
     assert!(!out.exists());
 }
@@ -198,17 +285,17 @@ fn password_files_readable_by_others_are_used_with_a_warning() {
 fn secrets_are_never_printed() {
     let (sk, ..) = KEYS[0];
     for args in [
-        &["keys", "pubkey", "--secret-hex", sk][..],
-        &["keys", "sign", "--secret-hex", sk, "--message-hex", "0x"],
-        &["keys", "pop", "--secret-hex", sk],
-        &["keys", "sign", "--secret-hex", sk, "--message-hex", "0xz"],
+        &["keys", "pubkey", "--scheme", "bls12-381", "--secret-hex", sk][..],
+        &["keys", "sign", "--scheme", "bls12-381", "--secret-hex", sk, "--message-hex", "0x"],
+        &["keys", "pop", "--scheme", "bls12-381", "--secret-hex", sk],
+        &["keys", "sign", "--scheme", "bls12-381", "--secret-hex", sk, "--message-hex", "0xz"],
     ] {
         let run = spacecore(args);
         assert!(!run.stdout.contains(&sk[2..]) && !run.stderr.contains(&sk[2..]), "{run:?}");
     }
     // An invalid scalar (the group order) is refused without echoing it.
     let order = "0x73eda753299d7d483339d80809a1d80553bda402fffe5bfeffffffff00000001";
-    let run = spacecore(&["keys", "pubkey", "--secret-hex", order]);
+    let run = spacecore(&["keys", "pubkey", "--scheme", "bls12-381", "--secret-hex", order]);
     run.fails_with("--secret-hex");
     assert!(!run.stderr.contains(&order[2..]));
 }
@@ -224,5 +311,6 @@ fn every_command_has_help() {
         assert_eq!(help.code, Some(0), "{help:?}");
         assert!(help.stdout.contains("Usage: spacecore keys"), "{help:?}");
     }
-    spacecore(&["keys", "pubkey"]).fails_with("required arguments were not provided");
+    spacecore(&["keys", "pubkey", "--scheme", "bls12-381"])
+        .fails_with("required arguments were not provided");
 }

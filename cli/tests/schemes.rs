@@ -202,21 +202,46 @@ fn bn254_sign_verify_aggregate_are_consistent() {
 #[test]
 fn bls12_381_json_shapes() {
     let (sk, pk, sig, _) = KEYS[0];
-    let json = spacecore(&["keys", "pubkey", "--secret-hex", sk, "--json"]).json();
+    let json = spacecore(&["keys", "pubkey", "--scheme", "bls12-381", "--secret-hex", sk, "--json"]).json();
     assert_eq!(json["pubkey"], pk);
     let pk_bytes = avs_protocol::encoding::from_hex(pk).unwrap();
     assert_eq!(json["operator_id"], avs_protocol::encoding::to_hex(&avs_protocol::keccak256(&pk_bytes)));
-    let json =
-        spacecore(&["keys", "sign", "--secret-hex", sk, "--message-hex", DIGEST_7_81, "--json"]).json();
+    let json = spacecore(&[
+        "keys",
+        "sign",
+        "--scheme",
+        "bls12-381",
+        "--secret-hex",
+        sk,
+        "--message-hex",
+        DIGEST_7_81,
+        "--json",
+    ])
+    .json();
     assert_eq!(json, serde_json::json!({ "signature": sig }));
-    let verify =
-        ["keys", "verify", "--pubkey", pk, "--message-hex", DIGEST_7_81, "--signature", sig, "--json"];
+    let verify = [
+        "keys",
+        "verify",
+        "--scheme",
+        "bls12-381",
+        "--pubkey",
+        pk,
+        "--message-hex",
+        DIGEST_7_81,
+        "--signature",
+        sig,
+        "--json",
+    ];
     assert_eq!(spacecore(&verify).json(), serde_json::json!({ "valid": true }));
     let sigs: Vec<&str> = KEYS.iter().map(|k| k.2).collect();
-    let json = spacecore(&["keys", "aggregate", "--signatures", &sigs.join(","), "--json"]).json();
+    let json =
+        spacecore(&["keys", "aggregate", "--scheme", "bls12-381", "--signatures", &sigs.join(","), "--json"])
+            .json();
     assert_eq!(json, serde_json::json!({ "signature": AGGREGATE_SIGNATURE }));
     let pks: Vec<&str> = KEYS.iter().map(|k| k.1).collect();
-    let json = spacecore(&["keys", "aggregate", "--pubkeys", &pks.join(","), "--json"]).json();
+    let json =
+        spacecore(&["keys", "aggregate", "--scheme", "bls12-381", "--pubkeys", &pks.join(","), "--json"])
+            .json();
     assert_eq!(json, serde_json::json!({ "pubkey": AGGREGATE_PUBLIC_KEY }));
 }
 

@@ -30,7 +30,7 @@ pub enum KeyKind {
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
     /// The key to make and the file it goes in.
-    #[arg(long, value_enum, default_value = "bls12-381")]
+    #[arg(long, value_enum, default_value = "bn254")]
     scheme: KeyKind,
     /// The key file to create; an existing file is never overwritten.
     #[arg(long, value_name = "FILE")]

@@ -15,11 +15,12 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum Scheme {
     /// BN254 as EigenLayer signs and its contracts check: G1 keys and signatures (64 bytes,
-    /// X ‖ Y), G2 keys (128 bytes, the contracts' order), 32-byte messages.
+    /// X ‖ Y), G2 keys (128 bytes, the contracts' order), 32-byte messages. The default, as
+    /// for an operator node's spec.
+    #[default]
     Bn254,
     /// BLS12-381, Ethereum consensus ciphersuite: min-pk (48-byte public keys, 96-byte
     /// signatures), proof-of-possession DSTs.
-    #[default]
     #[value(name = "bls12-381")]
     Bls12381,
 }
@@ -34,10 +35,10 @@ impl Scheme {
     }
 }
 
-/// `--scheme`: given, or the key file's, or `bls12-381`.
+/// `--scheme`: given, or the key file's, or `bn254`.
 #[derive(Debug, Args)]
 pub struct SchemeArg {
-    /// The signature scheme [default: the key file's, else bls12-381].
+    /// The signature scheme [default: the key file's, else bn254].
     #[arg(long, value_enum)]
     pub scheme: Option<Scheme>,
 }
