@@ -6,6 +6,7 @@
 
 mod bench;
 mod build_image;
+mod chain_tools;
 mod cmd;
 mod demo;
 mod fuzz;
@@ -43,6 +44,9 @@ enum Command {
     Fuzz(fuzz::Args),
     /// Run three spacecores and the aggregator on this host and show each task's aggregate.
     Demo(demo::Args),
+    /// Install the on-chain tests' pinned Anvil and solc-js (as `test` does) and print their
+    /// variables as shell `export` lines, to run those tests alone.
+    ChainTools,
 }
 
 fn main() -> ExitCode {
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
         Command::Launch(args) => launch::run(&args),
         Command::Fuzz(args) => fuzz::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::ChainTools => chain_tools::print_exports(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,13 +8,13 @@ use anyhow::{Context, Result};
 use image_store::{STORE_ENV, Store};
 
 use crate::cmd::{self, describe};
-use crate::{build_image, promtool};
+use crate::{build_image, chain_tools, promtool};
 
 /// Set for the test run when `/dev/kvm` cannot be used; tests that boot real
 /// VMs skip themselves when they see it.
 pub const NO_KVM_ENV: &str = "SPACECORE_NO_KVM";
 const HOST_TARGET: &str = "x86_64-unknown-linux-gnu";
-const STEPS: usize = 9;
+const STEPS: usize = 10;
 /// Where the metrics tests find `promtool`, Prometheus' own exposition-format checker.
 pub const PROMTOOL_ENV: &str = "SPACECORE_PROMTOOL";
 
@@ -83,11 +83,17 @@ pub fn run(args: &Args) -> Result<()> {
     let promtool = promtool::provide().with_context(|| format!("step {n}/{STEPS} failed"))?;
     eprintln!("xtask test: promtool is {}", promtool.display());
 
+    // (d') Anvil and solc-js, pinned, for the tests that run EigenLayer's contracts on a chain.
+    let n = steps.announce("providing Anvil and solc-js (npm, pinned), for the on-chain tests");
+    let chain = chain_tools::provide().with_context(|| format!("step {n}/{STEPS} failed"))?;
+
     // (e)-(g) run against a store inside target/, never one left on the machine.
     let store = Store::at(cmd::target_dir().join("image-store"));
     let with_env = |command: &mut Command| {
         command.env(STORE_ENV, store.root());
         command.env(PROMTOOL_ENV, &promtool);
+        command.env(chain_tools::ANVIL_ENV, &chain.anvil);
+        command.env(chain_tools::SOLCJS_ENV, &chain.solcjs);
         if no_kvm.is_some() {
             command.env(NO_KVM_ENV, "1");
         }
