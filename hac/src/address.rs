@@ -68,25 +68,36 @@ pub(crate) fn parse_guest(text: &str) -> Result<(Ipv4Addr, u8), String> {
 pub(crate) const AGGREGATOR_EXPECTED: &str =
     "an IP address and port such as \"127.0.0.1:8090\" or \"[::1]:8090\"";
 
-/// Parses the aggregator's socket address: an IPv4 address or a bracketed
-/// IPv6 address, a colon and a port 1..=65535. Host names and schemes are
-/// refused (the launcher resolves nothing), and so are addresses no TCP
-/// connection can go to.
-pub(crate) fn parse_aggregator(text: &str) -> Result<SocketAddr, String> {
+/// What `spec.avs.eth_rpc` looks like, for messages.
+pub(crate) const ETH_RPC_EXPECTED: &str =
+    "an IP address and port such as \"127.0.0.1:8545\" or \"[::1]:8545\"";
+/// What `spec.avs.eth_ws` looks like, for messages.
+pub(crate) const ETH_WS_EXPECTED: &str =
+    "an IP address and port such as \"127.0.0.1:8546\" or \"[::1]:8546\"";
+
+/// Parses the socket address of a named endpoint (`spec.avs.aggregator`,
+/// `eth_rpc`, `eth_ws`), which the launcher connects to for the guest: an
+/// IPv4 address or a bracketed IPv6 address, a colon and a port 1..=65535.
+/// Host names are refused: the launcher resolves nothing, and the guest has
+/// no DNS, so a name could only be resolved by the host, once, to an address
+/// the spec does not show (and that may change under the relay). Schemes are
+/// refused, and so are addresses no TCP connection can go to. `what` names
+/// the endpoint ("the aggregator") and `expected` shows its form.
+pub(crate) fn parse_endpoint(text: &str, what: &str, expected: &str) -> Result<SocketAddr, String> {
     let address = match text.parse::<SocketAddr>() {
         Ok(address) => address,
-        Err(_) => return Err(format!("{}; expected {AGGREGATOR_EXPECTED}", aggregator_problem(text))),
+        Err(_) => return Err(format!("{}; expected {expected}", socket_problem(text, ENDPOINT_NO_NAMES))),
     };
     let problem = if address.port() == 0 {
         "port 0 cannot be connected to".to_owned()
     } else if address.ip().is_unspecified() {
-        format!("{} is the unspecified address, not an address of the aggregator", address.ip())
+        format!("{} is the unspecified address, not an address of {what}", address.ip())
     } else if address.ip().is_multicast() || address.ip() == IpAddr::V4(Ipv4Addr::BROADCAST) {
         format!("{} is a multicast or broadcast address, which TCP cannot connect to", address.ip())
     } else {
         return Ok(address);
     };
-    Err(format!("{text:?}: {problem}; expected {AGGREGATOR_EXPECTED}"))
+    Err(format!("{text:?}: {problem}; expected {expected}"))
 }
 
 /// Parses an address and port to listen on (`spec.observability.metrics_address`):
@@ -94,7 +105,7 @@ pub(crate) fn parse_aggregator(text: &str) -> Result<SocketAddr, String> {
 /// addresses (every interface) are allowed. Returns the problem, without
 /// the expected form.
 pub(crate) fn parse_listen(text: &str) -> Result<SocketAddr, String> {
-    let address = text.parse::<SocketAddr>().map_err(|_| aggregator_problem(text))?;
+    let address = text.parse::<SocketAddr>().map_err(|_| socket_problem(text, LISTEN_NO_NAMES))?;
     if address.ip().is_multicast() || address.ip() == IpAddr::V4(Ipv4Addr::BROADCAST) {
         return Err(format!(
             "{} is a multicast or broadcast address, which cannot be listened on",
@@ -104,8 +115,15 @@ pub(crate) fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     Ok(address)
 }
 
-/// Why `text` (which does not parse as a socket address) is not one.
-fn aggregator_problem(text: &str) -> String {
+/// Why host names are refused for an address to listen on.
+const LISTEN_NO_NAMES: &str = "host names are not resolved";
+/// Why host names are refused for an endpoint the guest reaches through a relay.
+const ENDPOINT_NO_NAMES: &str = "host names are not resolved: the guest has no DNS, and a name \
+     the host resolved once could later point elsewhere than the relay goes";
+
+/// Why `text` (which does not parse as a socket address) is not one;
+/// `why_no_names` says why a host name is refused.
+fn socket_problem(text: &str, why_no_names: &str) -> String {
     if text.is_empty() {
         return "the address is empty".to_owned();
     }
@@ -138,7 +156,7 @@ fn aggregator_problem(text: &str) -> String {
     } else if port_is_number && host.parse::<std::net::Ipv6Addr>().is_ok() {
         format!("{text:?}: an IPv6 address with a port is written in brackets, such as \"[{host}]:{port}\"")
     } else if port_is_number && !host.is_empty() && !host.contains(['/', '[', ']', ' ']) {
-        format!("{text:?} names a host; write its IP address (host names are not resolved)")
+        format!("{text:?} names a host; write its IP address ({why_no_names})")
     } else {
         format!("{text:?} is not an IP address and port")
     }

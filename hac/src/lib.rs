@@ -44,10 +44,10 @@ use std::path::Path;
 pub use address::{MAX_PREFIX_LEN, MIN_PREFIX_LEN};
 pub use error::SpecError;
 pub use image_ref::{DEFAULT_TAG, ImageRef, ImageSource, looks_like_path};
-pub use not_enforced::{NOT_ENFORCED, OPERATIONS, OUTBOUND_NETWORKING, STORAGE_AND_NETWORKING, SUPERVISOR};
+pub use not_enforced::{NOT_ENFORCED, OPERATIONS, STORAGE_AND_NETWORKING, SUPERVISOR};
 pub use plan::{
     Attestation, AvsPlan, Criteria, DEFAULT_GUEST_ADDRESS, DEFAULT_HOST_ADDRESS, DEFAULT_METRICS_ADDRESS,
-    DEFAULT_PREFIX_LEN, DEFAULT_PUBLISH_ADDRESS, DiskPlan, Failover, FailoverStrategy, InboundPort,
+    DEFAULT_PREFIX_LEN, DEFAULT_PUBLISH_ADDRESS, DiskPlan, Endpoint, Failover, FailoverStrategy, InboundPort,
     LogFormat, NetworkPlan, NetworkType, NotEnforced, Observability, Operations, PerformanceLevel, Plan,
     Provider, Scaling, SecurityLevel, SignatureScheme, UpdateStrategy, Virtualization, VirtualizationType,
 };

@@ -9,9 +9,6 @@ use crate::tree::render;
 
 /// Capability: a virtio-blk data disk and a virtio-net device with limits (enforced).
 pub const STORAGE_AND_NETWORKING: &str = "storage and networking";
-/// Capability: routing from a spacecore beyond its host-side address. Until then every
-/// spacecore is `isolated`, so only the other `network_type` values are reported.
-pub const OUTBOUND_NETWORKING: &str = "outbound networking";
 /// Capability: a host-side supervisor that confines and tunes the VMM.
 pub const SUPERVISOR: &str = "supervisor";
 /// Capability: rolling updates and scaling (sidecar metrics, structured logs and restarts
@@ -23,7 +20,6 @@ pub const OPERATIONS: &str = "operations";
 pub const NOT_ENFORCED: &[(&str, &str)] = &[
     ("spec.virtualization.criteria.security", SUPERVISOR),
     ("spec.virtualization.criteria.performance", SUPERVISOR),
-    ("spec.networking.network_type", OUTBOUND_NETWORKING),
     ("spec.security.isolation", SUPERVISOR),
     ("spec.operations.updateStrategy", OPERATIONS),
     ("spec.operations.scaling", OPERATIONS),
@@ -37,7 +33,6 @@ pub(crate) fn collect(root: &DeTable<'_>) -> Vec<NotEnforced> {
         .filter_map(|&(key, arrives_with)| {
             lookup(root, key).map(|value| NotEnforced { key, value: render(value.get_ref()), arrives_with })
         })
-        .filter(|n| !(n.key == "spec.networking.network_type" && n.value.trim_matches('"') == "isolated"))
         .collect()
 }
 

@@ -90,14 +90,15 @@ keyword_enum! {
 }
 
 keyword_enum! {
-    /// `spec.networking.network_type`.
+    /// `spec.networking.network_type`: what the guest may reach beyond its own tap. (`"public"`,
+    /// routing to arbitrary addresses, is refused: this launcher never routes a guest.)
     NetworkType {
-        /// May route to outside networks through the host's NAT.
-        Public = "public",
-        /// The host-side address plus other addresses the spec allows.
-        Private = "private",
-        /// The host-side address only (the default).
+        /// Exactly the endpoints the spec names ([`Plan::egress`]), each through a relay of the
+        /// launcher; nothing when it names none (the default).
         #[default]
+        Private = "private",
+        /// Nothing at all: no relay, no listener in the spacecore's namespace. A spec that names
+        /// endpoints cannot be isolated.
         Isolated = "isolated",
     }
 }
@@ -209,7 +210,8 @@ pub struct NetworkPlan {
 }
 
 impl Default for NetworkPlan {
-    /// No limits, `isolated`, no ports, and the default addresses.
+    /// No limits, `private` (with no endpoint named, the guest reaches nothing), no ports, and
+    /// the default addresses.
     fn default() -> Self {
         Self {
             bandwidth_limit_bps: 0,
@@ -289,6 +291,51 @@ pub struct AvsPlan {
     /// `keystore_password_file`. `None`: the guest gets no ECDSA password and holds no ECDSA
     /// key. Not opened by the parser.
     pub ecdsa_keystore_password_file: Option<PathBuf>,
+    /// `eth_rpc`: an Ethereum JSON-RPC endpoint (HTTP) as the launcher's host reaches it.
+    /// `None`: the guest reaches no Ethereum node.
+    pub eth_rpc: Option<SocketAddr>,
+    /// `eth_ws`: an Ethereum JSON-RPC endpoint over websockets, on a port of its own, as the
+    /// launcher's host reaches it. `None`: none.
+    pub eth_ws: Option<SocketAddr>,
+}
+
+impl AvsPlan {
+    /// The endpoints this table names, in the fixed order of [`Endpoint::NAMES`]: the
+    /// aggregator, then `eth_rpc` and `eth_ws` when set.
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        let named =
+            [("aggregator", Some(self.aggregator)), ("eth_rpc", self.eth_rpc), ("eth_ws", self.eth_ws)];
+        named
+            .into_iter()
+            .filter_map(|(name, address)| {
+                address.map(|address| Endpoint { name, address, guest_port: address.port() })
+            })
+            .collect()
+    }
+}
+
+/// A named endpoint the guest may reach (`spec.avs.aggregator`, `spec.avs.eth_rpc`,
+/// `spec.avs.eth_ws`): the launcher listens on `guest_port` of the tap's host-side address,
+/// inside the spacecore's namespace, and relays each connection to `address`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Endpoint {
+    /// The key naming it in `[spec.avs]`: one of [`Endpoint::NAMES`].
+    pub name: &'static str,
+    /// Where it is, as the launcher's host reaches it.
+    pub address: SocketAddr,
+    /// The port the guest calls it on, at `spec.networking.host_address`: the endpoint's own
+    /// port (so two endpoints never share a port).
+    pub guest_port: u16,
+}
+
+impl Endpoint {
+    /// Every endpoint name a spec can give, in plan order.
+    pub const NAMES: &'static [&'static str] = &["aggregator", "eth_rpc", "eth_ws"];
+
+    /// The spec key naming it, e.g. `spec.avs.eth_rpc`.
+    pub fn key(&self) -> String {
+        format!("spec.avs.{}", self.name)
+    }
 }
 
 keyword_enum! {
@@ -431,6 +478,10 @@ pub struct Plan {
     pub network: NetworkPlan,
     /// `[spec.avs]`, if present.
     pub avs: Option<AvsPlan>,
+    /// The endpoints the guest may reach, each relayed by the launcher ([`AvsPlan::endpoints`]);
+    /// empty without `[spec.avs]`. With `network_type = "private"` (the default) these and
+    /// nothing else; `"isolated"` has none.
+    pub egress: Vec<Endpoint>,
     /// `spec.security.attestation`.
     pub attestation: Attestation,
     /// `spec.security.isolation`, carried as written.

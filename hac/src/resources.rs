@@ -148,7 +148,7 @@ pub(crate) fn networking(table: &Table<'_, '_>) -> Result<NetworkPlan, SpecError
     let ingress_bps = optional_rate("ingress")?;
     let egress_bps = optional_rate("egress")?;
     let network_type = match table.get("network_type") {
-        Some(item) => item.keyword(&NETWORK_TYPES)?,
+        Some(item) => network_type(&item)?,
         None => NetworkType::default(),
     };
     let mut inbound_ports = match table.get("inbound_ports") {
@@ -178,6 +178,21 @@ pub(crate) fn networking(table: &Table<'_, '_>) -> Result<NetworkPlan, SpecError
         host_address,
         publish_address,
     })
+}
+
+/// Why `"public"` is refused: what it would take, and what to write instead.
+pub(crate) const PUBLIC_REFUSED: &str = "\"public\" would route the guest to addresses the spec \
+     does not name (through the host's NAT), which needs a route and address translation out of \
+     the spacecore's namespace; this launcher never routes a guest: it relays only the endpoints \
+     the spec names. Write \"private\" (the default) and name each endpoint in [spec.avs] \
+     (aggregator, eth_rpc, eth_ws)";
+
+/// `network_type`: `"private"` or `"isolated"`; `"public"` is refused with the reason.
+fn network_type(item: &Item<'_, '_>) -> Result<NetworkType, SpecError> {
+    if item.string("").is_ok_and(|text| text.eq_ignore_ascii_case("public")) {
+        return Err(item.error(PUBLIC_REFUSED.to_owned()));
+    }
+    item.keyword(&NETWORK_TYPES)
 }
 
 /// A rate: a string with a unit, or a bare integer or float of Gbps.

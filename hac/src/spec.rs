@@ -9,13 +9,13 @@ use toml::Spanned;
 use toml::de::DeTable;
 
 use crate::HostLimits;
-use crate::address::{self, AGGREGATOR_EXPECTED};
+use crate::address::{self, AGGREGATOR_EXPECTED, ETH_RPC_EXPECTED, ETH_WS_EXPECTED};
 use crate::error::SpecError;
 use crate::image_ref::{ImageSource, lexically_tidy, parse_image};
 use crate::not_enforced;
 use crate::plan::{
-    Attestation, AvsPlan, Criteria, DiskPlan, FailoverStrategy, InboundPort, NetworkPlan, Operations,
-    PerformanceLevel, Plan, Provider, Scaling, SecurityLevel, SignatureScheme, UpdateStrategy,
+    Attestation, AvsPlan, Criteria, DiskPlan, FailoverStrategy, InboundPort, NetworkPlan, NetworkType,
+    Operations, PerformanceLevel, Plan, Provider, Scaling, SecurityLevel, SignatureScheme, UpdateStrategy,
     Virtualization, VirtualizationType,
 };
 use crate::resources::{self, NETWORK_KEYS, RESOURCE_KEYS};
@@ -47,7 +47,8 @@ const VIRTUALIZATION_KEYS: &[&str] = &["type", "provider", "criteria"];
 const CRITERIA_KEYS: &[&str] = &["security", "performance"];
 const STORAGE_KEYS: &[&str] = &["path", "read_only", "resize"];
 const DEPLOYMENT_KEYS: &[&str] = &["image"];
-const AVS_KEYS: &[&str] = &["aggregator", "keystore_password_file", "scheme", "ecdsa_keystore_password_file"];
+const AVS_KEYS: &[&str] =
+    &["aggregator", "keystore_password_file", "scheme", "ecdsa_keystore_password_file", "eth_rpc", "eth_ws"];
 const SECURITY_KEYS: &[&str] = &["attestation", "isolation"];
 const OPERATIONS_KEYS: &[&str] = &["updateStrategy", "scaling"];
 
@@ -157,6 +158,20 @@ pub(crate) fn build(
                 .to_owned(),
         ));
     }
+    let egress = avs.as_ref().map(AvsPlan::endpoints).unwrap_or_default();
+    if network.network_type == NetworkType::Isolated
+        && let (Some(first), Some(item)) = (egress.first(), network_type_item(&spec)?)
+    {
+        let line = spec.get("avs").and_then(|avs| avs.table(AVS_KEYS).ok()?.get(first.name));
+        let line = line.map(|item| format!(" on line {}", item.key_line())).unwrap_or_default();
+        return Err(item.error(format!(
+            "\"isolated\" gives the guest no way out at all, but [spec.avs] names endpoints it must \
+             reach ({} {}{line}); write \"private\" (the guest then reaches exactly the endpoints \
+             [spec.avs] names), or remove [spec.avs]",
+            first.key(),
+            first.address
+        )));
+    }
     let (attestation, security_isolation) =
         optional(&spec, "security", SECURITY_KEYS, security)?.unwrap_or_default();
     let observability = optional(&spec, "observability", OBSERVABILITY_KEYS, |table| {
@@ -177,12 +192,21 @@ pub(crate) fn build(
         virtualization: virtualization.unwrap_or_default(),
         network,
         avs,
+        egress,
         attestation,
         security_isolation,
         observability: observability.unwrap_or_default(),
         operations: operations.unwrap_or_default(),
         failover: failover.unwrap_or_default(),
         not_enforced: not_enforced::collect(root.get_ref()),
+    })
+}
+
+/// The item of `spec.networking.network_type`, if written.
+fn network_type_item<'r, 's>(spec: &Table<'r, 's>) -> Result<Option<Item<'r, 's>>, SpecError> {
+    Ok(match spec.get("networking") {
+        Some(networking) => networking.table(NETWORK_KEYS)?.get("network_type"),
+        None => None,
     })
 }
 
@@ -306,19 +330,54 @@ pub(crate) fn file_path(item: &Item<'_, '_>, spec_dir: &Path, expected: &str) ->
     Err(item.error(format!("{problem}; expected {expected}")))
 }
 
-/// `[spec.avs]`: where the aggregator is, the keystores' password files and the signature
-/// scheme.
+/// `[spec.avs]`: where the aggregator and the Ethereum endpoints are, the keystores' password
+/// files and the signature scheme.
 fn avs(table: &Table<'_, '_>, spec_dir: &Path, network: &NetworkPlan) -> Result<AvsPlan, SpecError> {
-    let item = table.require("aggregator", AGGREGATOR_EXPECTED)?;
-    let text = item.string(AGGREGATOR_EXPECTED)?;
-    let aggregator = address::parse_aggregator(text).map_err(|message| item.error(message))?;
-    if let Some(port) = own_published_port(aggregator, network) {
-        return Err(item.error(format!(
-            "{aggregator} is where this node's own inbound port `{}` is published, not an \
-             aggregator; expected {AGGREGATOR_EXPECTED}",
-            port.name
-        )));
+    table.require("aggregator", AGGREGATOR_EXPECTED)?;
+    let mut endpoints: Vec<(Item<'_, '_>, &str, SocketAddr)> = Vec::new();
+    for (name, what, expected) in [
+        ("aggregator", "the aggregator", AGGREGATOR_EXPECTED),
+        ("eth_rpc", "an Ethereum node", ETH_RPC_EXPECTED),
+        ("eth_ws", "an Ethereum node", ETH_WS_EXPECTED),
+    ] {
+        let Some(item) = table.get(name) else { continue };
+        let text = item.string(expected)?;
+        let address = address::parse_endpoint(text, what, expected).map_err(|message| item.error(message))?;
+        if let Some(port) = own_published_port(address, network) {
+            let role = if name == "aggregator" { "an aggregator" } else { "an Ethereum node" };
+            return Err(item.error(format!(
+                "{address} is where this node's own inbound port `{}` is published, not {role}; \
+                 expected {expected}",
+                port.name
+            )));
+        }
+        endpoints.push((item, name, address));
     }
+    // Each endpoint against those written before it in the file.
+    endpoints.sort_by_key(|(item, _, _)| item.key_line());
+    for (i, (item, name, address)) in endpoints.iter().enumerate() {
+        let earlier = endpoints[..i].iter().find(|(_, _, other)| other.port() == address.port());
+        let Some((first, first_name, first_address)) = earlier else { continue };
+        let line = first.key_line();
+        return Err(item.error(if first_address == address {
+            format!(
+                "{address} is already named by `{first_name}` on line {line}; name each endpoint \
+                 once (a node serving JSON-RPC over HTTP and websockets on one port is named once, \
+                 as eth_rpc)"
+            )
+        } else {
+            format!(
+                "port {} is already used by `{first_name}` ({first_address}) on line {line}; the \
+                 guest reaches each endpoint at spec.networking.host_address on the endpoint's own \
+                 port, so no two endpoints of [spec.avs] may share a port (`{name}` cannot be \
+                 relayed on it)",
+                address.port()
+            )
+        }));
+    }
+    let find = |wanted: &str| endpoints.iter().find(|(_, name, _)| *name == wanted).map(|(_, _, a)| *a);
+    let aggregator = find("aggregator").expect("aggregator is required above");
+    let (eth_rpc, eth_ws) = (find("eth_rpc"), find("eth_ws"));
     let keystore_password_file = table
         .get("keystore_password_file")
         .map(|item| file_path(&item, spec_dir, PASSWORD_FILE_EXPECTED))
@@ -328,7 +387,7 @@ fn avs(table: &Table<'_, '_>, spec_dir: &Path, network: &NetworkPlan) -> Result<
         .get("ecdsa_keystore_password_file")
         .map(|item| file_path(&item, spec_dir, ECDSA_PASSWORD_FILE_EXPECTED))
         .transpose()?;
-    Ok(AvsPlan { aggregator, keystore_password_file, scheme, ecdsa_keystore_password_file })
+    Ok(AvsPlan { aggregator, keystore_password_file, scheme, ecdsa_keystore_password_file, eth_rpc, eth_ws })
 }
 
 fn security(table: &Table<'_, '_>) -> Result<(Attestation, Option<String>), SpecError> {
@@ -342,15 +401,15 @@ fn operations(table: &Table<'_, '_>) -> Result<Operations, SpecError> {
     })
 }
 
-/// The inbound port whose published listener `aggregator` would reach: the same host port, on
-/// the same address or on a wildcard `publish_address` covering it (`0.0.0.0` listens on every
-/// IPv4 address, `::` on every address).
-fn own_published_port(aggregator: SocketAddr, network: &NetworkPlan) -> Option<&InboundPort> {
+/// The inbound port whose published listener the endpoint at `address` would be: the same host
+/// port, on the same address or on a wildcard `publish_address` covering it (`0.0.0.0` listens
+/// on every IPv4 address, `::` on every address).
+fn own_published_port(address: SocketAddr, network: &NetworkPlan) -> Option<&InboundPort> {
     let publish = network.publish_address;
-    let same_host = publish == aggregator.ip()
-        || (publish.is_unspecified() && (publish.is_ipv6() || aggregator.is_ipv4()));
+    let same_host =
+        publish == address.ip() || (publish.is_unspecified() && (publish.is_ipv6() || address.is_ipv4()));
     network
         .inbound_ports
         .iter()
-        .find(|port| same_host && port.host_port != 0 && port.host_port == aggregator.port())
+        .find(|port| same_host && port.host_port != 0 && port.host_port == address.port())
 }

@@ -256,11 +256,16 @@ fn metrics_address(
                 port.name
             )));
         }
-        if let Some(avs) = avs
-            && avs.aggregator == address
-        {
+        let endpoints = avs.map(AvsPlan::endpoints).unwrap_or_default();
+        let clash = endpoints.iter().find(|endpoint| {
+            endpoint.address.port() == address.port() && overlap(endpoint.address.ip(), address.ip())
+        });
+        if let Some(endpoint) = clash {
+            let whose =
+                if endpoint.name == "aggregator" { "the aggregator's" } else { "an Ethereum endpoint's" };
             return Err(item.error(format!(
-                "{address} is the aggregator's address (spec.avs.aggregator); expected another address or port"
+                "{address} is {whose} address ({}); expected another address or port",
+                endpoint.key()
             )));
         }
     }

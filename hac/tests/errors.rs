@@ -389,11 +389,11 @@ fn unsupported_attestation() {
 #[test]
 fn bad_keywords_elsewhere() {
     expect_error(
-        "network_type = \"public\"",
+        "network_type = \"private\"",
         "network_type = \"dmz\"",
         "spec.networking.network_type",
         24,
-        "expected one of \"public\", \"private\", \"isolated\"",
+        "expected one of \"private\", \"isolated\"",
     );
     expect_error(
         "updateStrategy = \"RollingUpdate\"",
@@ -585,7 +585,7 @@ fn bad_disk_flags_and_keys() {
 /// `network_type` is line 24 of the sample; `line` goes on line 25.
 #[track_caller]
 fn expect_network_error(line: &str, key: &str, needle: &str) -> SpecError {
-    let network_type = "network_type = \"public\"\n";
+    let network_type = "network_type = \"private\"\n";
     expect_error(network_type, &format!("{network_type}{line}\n"), key, 25, needle)
 }
 
@@ -737,8 +737,8 @@ fn publish_values_are_host_ports() {
     assert_eq!(error.column(), Some(8), "points at the value");
     expect_publish_error("HTTP = 8080.0", key, 31, "found float 8080.0");
     expect_error(
-        "network_type = \"public\"\n",
-        "network_type = \"public\"\npublish = 8080\n",
+        "network_type = \"private\"\n",
+        "network_type = \"private\"\npublish = 8080\n",
         "spec.networking.publish",
         25,
         "expected a table ([spec.networking.publish]), found integer 8080",
@@ -778,14 +778,17 @@ fn bad_aggregators() {
     let bad = |text: &str, needle: &str| expect_avs_error(&format!("aggregator = {text}"), key, 34, needle);
     let error = bad(
         "\"localhost:8090\"",
-        "\"localhost:8090\" names a host; write its IP address (host names are not resolved); expected an IP \
-         address and port such as \"127.0.0.1:8090\" or \"[::1]:8090\"",
+        "\"localhost:8090\" names a host; write its IP address (host names are not resolved: the guest has \
+         no DNS, and a name the host resolved once could later point elsewhere than the relay goes); \
+         expected an IP address and port such as \"127.0.0.1:8090\" or \"[::1]:8090\"",
     );
     assert_eq!(error.column(), Some(14), "points at the value");
     assert_eq!(
         error.to_string(),
         "hac.toml:34:14: spec.avs.aggregator: \"localhost:8090\" names a host; write its IP address (host \
-         names are not resolved); expected an IP address and port such as \"127.0.0.1:8090\" or \"[::1]:8090\""
+         names are not resolved: the guest has no DNS, and a name the host resolved once could later \
+         point elsewhere than the relay goes); expected an IP address and port such as \"127.0.0.1:8090\" \
+         or \"[::1]:8090\""
     );
     bad("\"aggregator.example.com:443\"", "names a host");
     bad(
@@ -844,7 +847,7 @@ fn bad_avs_keys() {
         "spec.avs.keystore",
         35,
         "unknown key `keystore` in [spec.avs]; expected one of: aggregator, keystore_password_file, scheme, \
-         ecdsa_keystore_password_file",
+         ecdsa_keystore_password_file, eth_rpc, eth_ws",
     );
     expect_avs_error(
         "Aggregator = \"127.0.0.1:8090\"",
@@ -981,8 +984,8 @@ fn the_aggregator_is_not_the_nodes_own_published_port() {
     let with_avs = |aggregator: &str, publish_address: &str| {
         let source = published
             .replace(
-                "network_type = \"public\"",
-                &format!("network_type = \"public\"\npublish_address = {publish_address:?}"),
+                "network_type = \"private\"",
+                &format!("network_type = \"private\"\npublish_address = {publish_address:?}"),
             )
             .replace(
                 "[spec.security]",
@@ -1236,4 +1239,133 @@ fn bad_log_files() {
         "spec.observability.logfile",
         "expected one of: sidecar, monitoring, logging, metrics_address, log_file",
     );
+}
+
+#[test]
+fn public_is_refused_with_what_it_would_need() {
+    let key = "spec.networking.network_type";
+    for text in ["public", "Public", "PUBLIC"] {
+        let error = expect_error(
+            "network_type = \"private\"",
+            &format!("network_type = {text:?}"),
+            key,
+            24,
+            "\"public\" would route the guest to addresses the spec does not name (through the host's \
+             NAT), which needs a route and address translation out of the spacecore's namespace; this \
+             launcher never routes a guest: it relays only the endpoints the spec names. Write \
+             \"private\" (the default) and name each endpoint in [spec.avs] (aggregator, eth_rpc, eth_ws)",
+        );
+        assert_eq!(error.column(), Some(16), "points at the value");
+    }
+}
+
+#[test]
+fn an_isolated_spacecore_cannot_name_endpoints() {
+    let source = edited("network_type = \"private\"", "network_type = \"isolated\"").replace(
+        "[spec.security]",
+        "[spec.avs]\naggregator = \"127.0.0.1:8090\"\neth_rpc = \"127.0.0.1:8545\"\n\n[spec.security]",
+    );
+    let error = error_of(&source);
+    assert_eq!(error.key(), "spec.networking.network_type", "{error}");
+    assert_eq!((error.line(), error.column()), (Some(24), Some(16)), "{error}");
+    assert!(
+        error.message().contains(
+            "\"isolated\" gives the guest no way out at all, but [spec.avs] names endpoints it must reach \
+             (spec.avs.aggregator 127.0.0.1:8090 on line 34); write \"private\""
+        ),
+        "{error}"
+    );
+    // Without [spec.avs], isolated is fine; and the table's own errors come first.
+    let isolated = edited("network_type = \"private\"", "network_type = \"isolated\"");
+    assert!(hac::parse_str(&isolated, Path::new("hac.toml"), &LIMITS).is_ok());
+    let bad_avs = isolated.replace("[spec.security]", "[spec.avs]\naggregator = \"x\"\n\n[spec.security]");
+    assert_eq!(error_of(&bad_avs).key(), "spec.avs.aggregator");
+}
+
+#[test]
+fn bad_ethereum_endpoints() {
+    for (key, example) in [("eth_rpc", "8545"), ("eth_ws", "8546")] {
+        let bad = |text: &str, needle: &str| {
+            let body = format!("aggregator = \"127.0.0.1:8090\"\n{key} = {text}");
+            expect_avs_error(&body, &format!("spec.avs.{key}"), 35, needle)
+        };
+        let expected =
+            format!("expected an IP address and port such as \"127.0.0.1:{example}\" or \"[::1]:{example}\"");
+        let error = bad(
+            "\"localhost:8545\"",
+            "\"localhost:8545\" names a host; write its IP address (host names are not resolved: the guest has no DNS",
+        );
+        assert!(error.message().ends_with(&expected), "{error}");
+        bad("\"node.example.com:8545\"", "names a host");
+        bad("\"http://127.0.0.1:8545\"", "has a scheme (http://); write the address and port only");
+        bad("\"ws://127.0.0.1:8546\"", "has a scheme (ws://)");
+        bad("\"127.0.0.1:8545/\"", "has a path");
+        bad("\"127.0.0.1\"", "has no port");
+        bad("\"127.0.0.1:0\"", "port 0 cannot be connected to");
+        bad("\"[::1]:0\"", "port 0 cannot be connected to");
+        bad("\"127.0.0.1:70000\"", "has a bad port \"70000\"");
+        bad("\"0.0.0.0:8545\"", "0.0.0.0 is the unspecified address, not an address of an Ethereum node");
+        bad("\"239.1.1.1:8545\"", "multicast or broadcast");
+        bad("\"\"", "the address is empty");
+        bad("8545", &format!("{expected}, found integer 8545"));
+        bad(
+            "\"127.0.0.1:443\"",
+            "127.0.0.1:443 is where this node's own inbound port `https` is published, not an Ethereum node",
+        );
+    }
+}
+
+#[test]
+fn endpoints_are_named_once_and_each_has_a_port_of_its_own() {
+    // The same address twice: reported at the later key, naming the first and its line.
+    let error = expect_avs_error(
+        "aggregator = \"127.0.0.1:8090\"\neth_rpc = \"127.0.0.1:8545\"\neth_ws = \"127.0.0.1:8545\"",
+        "spec.avs.eth_ws",
+        36,
+        "127.0.0.1:8545 is already named by `eth_rpc` on line 35; name each endpoint once (a node serving \
+         JSON-RPC over HTTP and websockets on one port is named once, as eth_rpc)",
+    );
+    assert_eq!(error.column(), Some(10), "points at the value");
+    // Later in the file, whatever the key: here eth_rpc comes after eth_ws.
+    expect_avs_error(
+        "eth_ws = \"[::1]:8546\"\naggregator = \"127.0.0.1:8090\"\neth_rpc = \"[::1]:8546\"",
+        "spec.avs.eth_rpc",
+        36,
+        "[::1]:8546 is already named by `eth_ws` on line 34",
+    );
+    // The same port on two hosts: the guest would reach both at host_address:PORT.
+    expect_avs_error(
+        "aggregator = \"127.0.0.1:8545\"\neth_rpc = \"192.168.1.9:8545\"",
+        "spec.avs.eth_rpc",
+        35,
+        "port 8545 is already used by `aggregator` (127.0.0.1:8545) on line 34; the guest reaches each \
+         endpoint at spec.networking.host_address on the endpoint's own port, so no two endpoints of \
+         [spec.avs] may share a port",
+    );
+}
+
+#[test]
+fn the_metrics_address_is_no_endpoints_address() {
+    let with = |metrics: &str| {
+        edited(
+            "monitoring = \"Prometheus/Grafana\"",
+            &format!("monitoring = \"Prometheus/Grafana\"\nmetrics_address = {metrics:?}"),
+        )
+        .replace(
+            "[spec.security]",
+            "[spec.avs]\naggregator = \"127.0.0.1:8090\"\neth_rpc = \"127.0.0.1:8545\"\n\n[spec.security]",
+        )
+    };
+    let error = error_of(&with("127.0.0.1:8545"));
+    assert_eq!(error.key(), "spec.observability.metrics_address", "{error}");
+    assert!(
+        error.message().contains("127.0.0.1:8545 is an Ethereum endpoint's address (spec.avs.eth_rpc)"),
+        "{error}"
+    );
+    let error = error_of(&with("0.0.0.0:8090"));
+    assert!(
+        error.message().contains("0.0.0.0:8090 is the aggregator's address (spec.avs.aggregator)"),
+        "{error}"
+    );
+    assert!(hac::parse_str(&with("127.0.0.1:9101"), Path::new("hac.toml"), &LIMITS).is_ok());
 }

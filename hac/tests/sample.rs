@@ -5,8 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use hac::{
-    Attestation, AvsPlan, Criteria, DiskPlan, Failover, FailoverStrategy, HostLimits, ImageRef, ImageSource,
-    InboundPort, LogFormat, NetworkPlan, NetworkType, NotEnforced, Observability, Operations,
+    Attestation, AvsPlan, Criteria, DiskPlan, Endpoint, Failover, FailoverStrategy, HostLimits, ImageRef,
+    ImageSource, InboundPort, LogFormat, NetworkPlan, NetworkType, NotEnforced, Observability, Operations,
     PerformanceLevel, Plan, Provider, Scaling, SecurityLevel, SignatureScheme, UpdateStrategy,
     Virtualization, VirtualizationType,
 };
@@ -38,7 +38,7 @@ fn expected_sample_plan(spec_path: &Path) -> Plan {
             bandwidth_limit_bps: 10_000_000_000,
             ingress_bps: 1_000_000_000,
             egress_bps: 1_000_000_000,
-            network_type: NetworkType::Public,
+            network_type: NetworkType::Private,
             inbound_ports: vec![
                 InboundPort { name: "HTTP".to_owned(), port: 80, host_port: 80 },
                 InboundPort { name: "https".to_owned(), port: 443, host_port: 443 },
@@ -49,6 +49,7 @@ fn expected_sample_plan(spec_path: &Path) -> Plan {
             publish_address: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)),
         },
         avs: None,
+        egress: Vec::new(),
         attestation: Attestation::Bls,
         security_isolation: Some("enforced via SELinux/AppArmor/seccomp".to_owned()),
         observability: Observability {
@@ -67,7 +68,6 @@ fn expected_sample_plan(spec_path: &Path) -> Plan {
         not_enforced: vec![
             not_enforced("spec.virtualization.criteria.security", "high", "supervisor"),
             not_enforced("spec.virtualization.criteria.performance", "standard", "supervisor"),
-            not_enforced("spec.networking.network_type", "public", "outbound networking"),
             not_enforced("spec.security.isolation", "enforced via SELinux/AppArmor/seccomp", "supervisor"),
             not_enforced("spec.operations.updateStrategy", "RollingUpdate", "operations"),
             not_enforced("spec.operations.scaling", "HorizontalAutoScaling", "operations"),
@@ -103,9 +103,9 @@ fn missing_file_is_an_error_naming_the_file() {
 /// The sample plus every optional key it leaves out: `[spec.storage]`, the
 /// addresses and `[spec.networking.publish]`.
 fn full_spec() -> String {
-    let addresses = "network_type = \"public\"\nguest_address = \"172.16.5.10/24\"\n\
+    let addresses = "network_type = \"private\"\nguest_address = \"172.16.5.10/24\"\n\
                      host_address = \"172.16.5.1\"\npublish_address = \"::\"\n";
-    let source = SAMPLE.replace("network_type = \"public\"\n", addresses).replace(
+    let source = SAMPLE.replace("network_type = \"private\"\n", addresses).replace(
         "[spec.deployment]",
         "[spec.networking.publish]\nHTTP = 8080\nhttps = 0\n\n[spec.deployment]",
     );
@@ -124,13 +124,19 @@ fn every_not_enforced_key_of_the_table_is_reported_in_table_order() {
 }
 
 #[test]
-fn an_isolated_network_type_is_enforced_and_the_others_are_reported() {
-    let isolated = SAMPLE.replace("network_type = \"public\"", "network_type = \"isolated\"");
-    let plan = hac::parse_str(&isolated, Path::new("hac.toml"), &LIMITS).unwrap();
-    assert!(plan.not_enforced.iter().all(|e| e.key != "spec.networking.network_type"));
-    let plan = hac::parse_str(SAMPLE, Path::new("hac.toml"), &LIMITS).unwrap();
-    let entry = plan.not_enforced.iter().find(|e| e.key == "spec.networking.network_type").unwrap();
-    assert_eq!((entry.value.as_str(), entry.arrives_with), ("public", hac::OUTBOUND_NETWORKING));
+fn network_type_is_enforced_and_never_reported() {
+    for (text, expected) in [("private", NetworkType::Private), ("isolated", NetworkType::Isolated)] {
+        let source = SAMPLE.replace("network_type = \"private\"", &format!("network_type = {text:?}"));
+        let plan = hac::parse_str(&source, Path::new("hac.toml"), &LIMITS).unwrap();
+        assert_eq!(plan.network.network_type, expected);
+        assert!(plan.not_enforced.iter().all(|e| e.key != "spec.networking.network_type"));
+        assert!(plan.egress.is_empty(), "no [spec.avs], no endpoint");
+    }
+    // Absent: private, which keeps a spec with an aggregator relayed as before.
+    let source = SAMPLE.replace("network_type = \"private\"\n", "");
+    let plan = hac::parse_str(&source, Path::new("hac.toml"), &LIMITS).unwrap();
+    assert_eq!(plan.network.network_type, NetworkType::Private);
+    assert!(hac::NOT_ENFORCED.iter().all(|(key, _)| *key != "spec.networking.network_type"));
 }
 
 #[test]
@@ -184,7 +190,7 @@ fn minimal_spec_gets_documented_defaults() {
             bandwidth_limit_bps: 0,
             ingress_bps: 0,
             egress_bps: 0,
-            network_type: NetworkType::Isolated,
+            network_type: NetworkType::Private,
             inbound_ports: vec![],
             guest_address: Ipv4Addr::new(10, 0, 0, 2),
             prefix_len: 30,
@@ -199,6 +205,7 @@ fn minimal_spec_gets_documented_defaults() {
     );
     assert_eq!(hac::DEFAULT_PUBLISH_ADDRESS, IpAddr::V4(Ipv4Addr::LOCALHOST));
     assert_eq!(plan.avs, None);
+    assert!(plan.egress.is_empty(), "no endpoint named, none reachable");
     assert_eq!(plan.attestation, Attestation::Bls);
     assert_eq!(plan.security_isolation, None);
     assert_eq!(plan.observability, Observability::default());
@@ -249,7 +256,7 @@ fn plan_serialises_with_file_spellings() {
     assert_eq!(json["virtualization"]["type"], "MicroVM");
     assert_eq!(json["virtualization"]["provider"], "KVM");
     assert_eq!(json["virtualization"]["criteria"]["security"], "high");
-    assert_eq!(json["network"]["network_type"], "public");
+    assert_eq!(json["network"]["network_type"], "private");
     assert_eq!(json["attestation"], "BLS");
     assert_eq!(json["operations"]["update_strategy"], "RollingUpdate");
     assert_eq!(json["operations"]["scaling"], "HorizontalAutoScaling");
@@ -490,9 +497,66 @@ fn avs_values_in_all_accepted_forms() {
             keystore_password_file: None,
             scheme: SignatureScheme::Bn254,
             ecdsa_keystore_password_file: None,
+            eth_rpc: None,
+            eth_ws: None,
         })
     );
     assert!(plan.not_enforced.is_empty(), "[spec.avs] is enforced: {:?}", plan.not_enforced);
+    assert_eq!(
+        plan.egress,
+        [Endpoint { name: "aggregator", address: socket("127.0.0.1:9"), guest_port: 9 }],
+        "the aggregator alone is relayed"
+    );
+}
+
+/// `MINIMAL` with a data disk, `networking` as its `[spec.networking]` table and `body` as its
+/// `[spec.avs]` table: the whole plan.
+fn avs_plan(networking: &str, body: &str) -> Result<Plan, hac::SpecError> {
+    let source = MINIMAL.replace("memory = \"4Mi\"", "memory = \"4Mi\"\nstorage = \"64Mi\"");
+    let source = format!("{source}\n[spec.networking]\n{networking}\n[spec.avs]\n{body}\n");
+    hac::parse_str(&source, Path::new("hac.toml"), &LIMITS)
+}
+
+#[test]
+fn named_endpoints_are_the_plans_egress_in_a_fixed_order() {
+    let socket = |text: &str| text.parse::<SocketAddr>().unwrap();
+    // Written in any order; planned aggregator, eth_rpc, eth_ws.
+    let plan = avs_plan(
+        "",
+        "eth_ws = \"[::1]:8546\"\neth_rpc = \"127.0.0.1:8545\"\naggregator = \"192.168.7.3:8090\"",
+    )
+    .unwrap();
+    assert_eq!(plan.network.network_type, NetworkType::Private, "the default");
+    let avs = plan.avs.as_ref().unwrap();
+    assert_eq!((avs.eth_rpc, avs.eth_ws), (Some(socket("127.0.0.1:8545")), Some(socket("[::1]:8546"))));
+    assert_eq!(
+        plan.egress,
+        [
+            Endpoint { name: "aggregator", address: socket("192.168.7.3:8090"), guest_port: 8090 },
+            Endpoint { name: "eth_rpc", address: socket("127.0.0.1:8545"), guest_port: 8545 },
+            Endpoint { name: "eth_ws", address: socket("[::1]:8546"), guest_port: 8546 },
+        ]
+    );
+    assert_eq!(plan.egress[1].key(), "spec.avs.eth_rpc");
+    assert_eq!(Endpoint::NAMES, ["aggregator", "eth_rpc", "eth_ws"]);
+    // Explicitly private: the same.
+    let private = avs_plan(
+        "network_type = \"private\"",
+        "aggregator = \"127.0.0.1:8090\"\neth_rpc = \"127.0.0.1:8545\"",
+    )
+    .unwrap();
+    assert_eq!(private.egress.len(), 2);
+    assert!(private.not_enforced.is_empty(), "{:?}", private.not_enforced);
+    // Serialised with the plan.
+    let json = serde_json::to_value(&private).unwrap();
+    assert_eq!(
+        json["egress"],
+        serde_json::json!([
+            { "name": "aggregator", "address": "127.0.0.1:8090", "guest_port": 8090 },
+            { "name": "eth_rpc", "address": "127.0.0.1:8545", "guest_port": 8545 },
+        ])
+    );
+    assert_eq!(json["network"]["network_type"], "private");
 }
 
 #[test]
@@ -543,11 +607,14 @@ fn avs_plan_serialises_as_text() {
             "keystore_password_file": "/srv/op.password",
             "scheme": "bn254",
             "ecdsa_keystore_password_file": null,
+            "eth_rpc": null,
+            "eth_ws": null,
         })
     );
     let json =
         serde_json::to_value(hac::parse_str(MINIMAL, Path::new("hac.toml"), &LIMITS).unwrap()).unwrap();
     assert_eq!(json["avs"], serde_json::Value::Null);
+    assert_eq!(json["egress"], serde_json::json!([]));
 }
 
 #[test]
@@ -559,6 +626,9 @@ fn the_examples_are_valid() {
         if name == "operator.toml" {
             let avs = plan.avs.expect("the operator example has [spec.avs]");
             assert_eq!(avs.aggregator, "127.0.0.1:8090".parse::<SocketAddr>().unwrap());
+            assert_eq!(avs.eth_rpc, Some("127.0.0.1:8545".parse::<SocketAddr>().unwrap()));
+            let names: Vec<&str> = plan.egress.iter().map(|e| e.name).collect();
+            assert_eq!(names, ["aggregator", "eth_rpc"]);
             assert_eq!(avs.keystore_password_file, Some(examples.join("operator.password")));
             assert_eq!(avs.scheme, SignatureScheme::Bn254);
             assert_eq!(avs.ecdsa_keystore_password_file, Some(examples.join("operator.ecdsa.password")));
