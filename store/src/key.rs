@@ -19,12 +19,22 @@ pub enum RecordKey {
     /// The operator's ECDSA key (its chain identity): a Web3 Secret Storage v3 keystore, its JSON
     /// text as UTF-8 (about 500 bytes), written by `spacecore keys import --ecdsa-keystore`.
     EcdsaKeystore = 3,
+    /// Where the node's reading of the AVS's TaskManager on chain stands (the chain cursor): the
+    /// chain id, the TaskManager's address and the last block whose tasks were signed and queued,
+    /// with its hash. Written by the guest's chain watcher; its format is the guest's
+    /// (`kernel-app/src/chain/cursor.rs`).
+    ChainCursor = 4,
 }
 
 impl RecordKey {
     /// Every key, in number order.
-    pub const ALL: [RecordKey; 4] =
-        [RecordKey::BootCount, RecordKey::Keystore, RecordKey::SigningHistory, RecordKey::EcdsaKeystore];
+    pub const ALL: [RecordKey; 5] = [
+        RecordKey::BootCount,
+        RecordKey::Keystore,
+        RecordKey::SigningHistory,
+        RecordKey::EcdsaKeystore,
+        RecordKey::ChainCursor,
+    ];
     /// Number of keys (the highest number plus one).
     pub const COUNT: usize = Self::ALL.len();
 

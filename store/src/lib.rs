@@ -18,7 +18,7 @@
 //! | 20..24   | CRC-32 of bytes 0..20, then of the value         |
 //! | 24..     | the value                                        |
 //!
-//! With the keys of this version the records take sectors `0..`[`NEEDED_SECTORS`] (36 KiB):
+//! With the keys of this version the records take sectors `0..`[`NEEDED_SECTORS`] (44 KiB):
 //!
 //! | key                          | number | slot A       | slot B       |
 //! |------------------------------|--------|--------------|--------------|
@@ -26,6 +26,7 @@
 //! | [`RecordKey::Keystore`]      | 1      | sectors 24..32 | 32..40     |
 //! | [`RecordKey::SigningHistory`] | 2     | sectors 40..48 | 48..56     |
 //! | [`RecordKey::EcdsaKeystore`] | 3      | sectors 56..64 | 64..72     |
+//! | [`RecordKey::ChainCursor`]   | 4      | sectors 72..80 | 80..88     |
 //!
 //! ## Changes
 //! The first version had only `BootCount` and needed 24 sectors. `Keystore` and
@@ -40,6 +41,10 @@
 //! where they were, disks written before read the same, and on them the new record reads as
 //! absent (its slots were never written). A device now needs [`NEEDED_SECTORS`] = 72 sectors
 //! (36 KiB; every disk the spec allows has at least 1 MiB).
+//!
+//! `ChainCursor` (4) was added the same way, after `EcdsaKeystore`: older disks read the same and
+//! the new record reads as absent there; a device now needs [`NEEDED_SECTORS`] = 88 sectors
+//! (44 KiB).
 //!
 //! # Crash safety
 //! [`Store::put`] writes the new version, numbered one past the current one, over the slot that

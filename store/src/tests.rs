@@ -299,10 +299,10 @@ fn a_long_run_of_crashes_never_loses_the_record() {
 #[test]
 fn key_numbers_and_places_are_fixed() {
     let numbers: Vec<u16> = RecordKey::ALL.iter().map(|k| k.number()).collect();
-    assert_eq!(numbers, [0, 1, 2, 3]);
+    assert_eq!(numbers, [0, 1, 2, 3, 4]);
     let firsts: Vec<u64> = RecordKey::ALL.iter().map(|k| k.first_sector()).collect();
-    assert_eq!(firsts, [8, 24, 40, 56]);
-    assert_eq!((NEEDED_SECTORS, Store::<MemDisk>::NEEDED_SECTORS), (72, 72));
+    assert_eq!(firsts, [8, 24, 40, 56, 72]);
+    assert_eq!((NEEDED_SECTORS, Store::<MemDisk>::NEEDED_SECTORS), (88, 88));
     assert_eq!(MAX_VALUE, 4072);
 }
 
@@ -364,5 +364,24 @@ fn a_disk_written_before_the_ecdsa_record_reads_the_same_and_takes_one() {
     let mut store = Store::open(disk).unwrap();
     assert_eq!(store.get(RecordKey::EcdsaKeystore).unwrap().as_deref(), Some(&b"ecdsa keystore"[..]));
     assert_eq!(store.get(RecordKey::Keystore).unwrap().as_deref(), Some(&b"bls key file"[..]));
+    assert_eq!(store.get(RecordKey::SigningHistory).unwrap().as_deref(), Some(&b"history"[..]));
+}
+
+#[test]
+fn a_disk_written_before_the_chain_cursor_reads_the_same_and_takes_one() {
+    // The four older records written, as a disk from before `ChainCursor` holds them.
+    let mut store = Store::open(MemDisk::new(NEEDED_SECTORS)).unwrap();
+    store.put(RecordKey::EcdsaKeystore, b"ecdsa keystore").unwrap();
+    store.put(RecordKey::SigningHistory, b"history").unwrap();
+    let (_, disk) = reopen(store.dev);
+    let old_area = RecordKey::ChainCursor.first_sector() as usize * SECTOR;
+    assert!(disk.bytes[old_area..].iter().all(|&b| b == 0), "nothing was written past the old layout");
+    let mut store = Store::open(disk).unwrap();
+    assert_eq!(store.get(RecordKey::ChainCursor), Ok(None));
+    store.put(RecordKey::ChainCursor, b"cursor").unwrap();
+    let (_, disk) = reopen(store.dev);
+    let mut store = Store::open(disk).unwrap();
+    assert_eq!(store.get(RecordKey::ChainCursor).unwrap().as_deref(), Some(&b"cursor"[..]));
+    assert_eq!(store.get(RecordKey::EcdsaKeystore).unwrap().as_deref(), Some(&b"ecdsa keystore"[..]));
     assert_eq!(store.get(RecordKey::SigningHistory).unwrap().as_deref(), Some(&b"history"[..]));
 }
