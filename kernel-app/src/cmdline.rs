@@ -8,6 +8,7 @@
 //! | `spacecore.http` | the HTTP port, 1..=65535 | 80 |
 //! | `spacecore.name` | the node's name: 1 to 63 of `A-Z a-z 0-9 . _ -` | `spacecore` |
 //! | `spacecore.aggregator` | where signed responses go, `10.0.0.1:8090` (IPv4 and port) | none sent |
+//! | `spacecore.endpoint.NAME` | where the named endpoint NAME is relayed, `10.0.0.1:8545`: `eth_rpc` (Ethereum JSON-RPC), `eth_ws` (its websocket endpoint); `aggregator` is the same as `spacecore.aggregator` | none |
 //! | `spacecore.scheme` | the operator key's scheme, `bn254` or `bls12-381` (also `sign-bench`'s) | `bn254` |
 //! | `spacecore.selftest` | see [`SelfTest`] | none |
 //! | `spacecore.testhooks` | `on` or `off`: serve `POST /test/panic` and `POST /test/hang` | `off` |
@@ -35,6 +36,22 @@ pub struct Args<'a> {
     /// The scheme of the operator key (`spacecore.scheme=`, from `spec.avs.scheme`): which key
     /// file the disk must hold, and what `sign-bench` measures.
     pub scheme: Scheme,
+    /// The Ethereum JSON-RPC endpoint (`spacecore.endpoint.eth_rpc=`, from `spec.avs.eth_rpc`),
+    /// as the guest reaches it: the launcher's relay on the host side of the tap.
+    pub eth_rpc: Option<SocketAddrV4>,
+    /// The Ethereum websocket endpoint (`spacecore.endpoint.eth_ws=`, from `spec.avs.eth_ws`),
+    /// as the guest reaches it.
+    pub eth_ws: Option<SocketAddrV4>,
+}
+
+impl Args<'_> {
+    /// The named endpoints given, as `(name, address)` in a fixed order (aggregator, eth_rpc,
+    /// eth_ws).
+    pub fn endpoints(&self) -> impl Iterator<Item = (&'static str, SocketAddrV4)> {
+        [("aggregator", self.aggregator), ("eth_rpc", self.eth_rpc), ("eth_ws", self.eth_ws)]
+            .into_iter()
+            .filter_map(|(name, address)| Some((name, address?)))
+    }
 }
 
 impl Default for Args<'_> {
@@ -47,6 +64,8 @@ impl Default for Args<'_> {
             aggregator: None,
             test_hooks: false,
             scheme: Scheme::Bn254,
+            eth_rpc: None,
+            eth_ws: None,
         }
     }
 }
@@ -134,13 +153,9 @@ pub fn parse(line: &str) -> Result<Args<'_>, BadArg<'_>> {
                 let prefix = prefix.parse().ok().filter(|&p| p <= 32).ok_or(BadArg(word))?;
                 args.net = Some(NetConfig { addr, prefix, gateway: None });
             }
-            "aggregator" => {
-                let addr: SocketAddrV4 = value.parse().map_err(|_| BadArg(word))?;
-                if addr.port() == 0 {
-                    return Err(BadArg(word));
-                }
-                args.aggregator = Some(addr);
-            }
+            "aggregator" | "endpoint.aggregator" => args.aggregator = Some(endpoint(value, word)?),
+            "endpoint.eth_rpc" => args.eth_rpc = Some(endpoint(value, word)?),
+            "endpoint.eth_ws" => args.eth_ws = Some(endpoint(value, word)?),
             "gw" => gateway = Some(value.parse().map_err(|_| BadArg(word))?),
             "scheme" => args.scheme = value.parse().map_err(|_| BadArg(word))?,
             "testhooks" => {
@@ -165,6 +180,11 @@ pub fn parse(line: &str) -> Result<Args<'_>, BadArg<'_>> {
         net.gateway = gateway;
     }
     Ok(args)
+}
+
+/// An endpoint's in-namespace address: IPv4 and a port other than 0.
+fn endpoint<'a>(value: &str, word: &'a str) -> Result<SocketAddrV4, BadArg<'a>> {
+    value.parse().ok().filter(|addr: &SocketAddrV4| addr.port() != 0).ok_or(BadArg(word))
 }
 
 /// `disk-bench:OPS:MIB`, both in range; `None` otherwise.
@@ -246,6 +266,48 @@ mod tests {
     }
 
     #[test]
+    fn parses_the_named_endpoints() {
+        let addr = |a, b, c, d, port| SocketAddrV4::new(Ipv4Addr::new(a, b, c, d), port);
+        let args = parse(
+            "spacecore.aggregator=10.0.0.1:8090 spacecore.endpoint.eth_rpc=10.0.0.1:8545 \
+             spacecore.endpoint.eth_ws=10.0.0.1:8546",
+        )
+        .unwrap();
+        assert_eq!(args.eth_rpc, Some(addr(10, 0, 0, 1, 8545)));
+        assert_eq!(args.eth_ws, Some(addr(10, 0, 0, 1, 8546)));
+        let all: alloc::vec::Vec<_> = args.endpoints().collect();
+        assert_eq!(
+            all,
+            [
+                ("aggregator", addr(10, 0, 0, 1, 8090)),
+                ("eth_rpc", addr(10, 0, 0, 1, 8545)),
+                ("eth_ws", addr(10, 0, 0, 1, 8546))
+            ]
+        );
+        // The aggregator by its endpoint name too; none by default.
+        let args = parse("spacecore.endpoint.aggregator=192.168.77.1:9000").unwrap();
+        assert_eq!(args.aggregator, Some(addr(192, 168, 77, 1, 9000)));
+        assert_eq!(args.endpoints().count(), 1);
+        let none = parse("").unwrap();
+        assert_eq!((none.eth_rpc, none.eth_ws, none.endpoints().count()), (None, None, 0));
+        for bad in [
+            "spacecore.endpoint.eth_rpc=",
+            "spacecore.endpoint.eth_rpc=10.0.0.1",
+            "spacecore.endpoint.eth_rpc=10.0.0.1:0",
+            "spacecore.endpoint.eth_rpc=10.0.0.1:65536",
+            "spacecore.endpoint.eth_rpc=[::1]:8545",
+            "spacecore.endpoint.eth_rpc=node:8545",
+            "spacecore.endpoint.eth_ws=10.0.0.1:x",
+            "spacecore.endpoint.other=10.0.0.1:1",
+            "spacecore.endpoint.=10.0.0.1:1",
+            "spacecore.endpoint=10.0.0.1:1",
+            "spacecore.endpoint.ETH_RPC=10.0.0.1:8545",
+        ] {
+            assert_eq!(parse(bad), Err(BadArg(bad)), "{bad}");
+        }
+    }
+
+    #[test]
     fn parses_the_network_and_the_name() {
         let args = parse("console=x spacecore.ip=10.0.0.2/30 spacecore.gw=10.0.0.1 spacecore.http=8080 spacecore.name=node-1.a_b").unwrap();
         let net = NetConfig {
@@ -263,6 +325,8 @@ mod tests {
                 aggregator: None,
                 test_hooks: false,
                 scheme: Scheme::Bn254,
+                eth_rpc: None,
+                eth_ws: None,
             }
         );
         // The gateway may come first; the port and name have defaults.

@@ -103,6 +103,12 @@ impl Node {
                     stack.connections()
                 );
                 node.net = Some(stack);
+                // The named endpoints the launcher relays (only the aggregator is called today).
+                let endpoints: alloc::vec::Vec<alloc::string::String> =
+                    args.endpoints().map(|(name, addr)| alloc::format!("{name} {addr}")).collect();
+                if !endpoints.is_empty() {
+                    println!("endpoints: {}", endpoints.join(", "));
+                }
             }
             (Some(_), None) => println!("network: no spacecore.ip on the command line, virtio-net unused"),
             (None, Some(_)) => println!("network: spacecore.ip given but no usable virtio-net device"),
