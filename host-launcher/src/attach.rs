@@ -1,11 +1,12 @@
 //! Turns a plan's storage and networking into devices: the disk file, the tap in the
-//! spacecore's private network namespace, the published ports, and the path to the AVS
-//! aggregator. Also the guest's view of them, as `spacecore.*` command-line words.
+//! spacecore's private network namespace, the published ports, and the relays to the named
+//! endpoints (the AVS aggregator, the Ethereum node). Also the guest's view of them, as
+//! `spacecore.*` command-line words.
 
 use crate::devices::{BlockConfig, BlockDevice, NetDevice, NetLimits, Tap, VirtioDevice};
 use crate::network::forward::{self, Published};
 use crate::network::netns::Netns;
-use crate::network::outbound::{self, Outbound};
+use crate::network::outbound::{self, Egress};
 use hac::Plan;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,9 +27,9 @@ pub enum AttachError {
     /// A published port.
     #[error("spec.networking.inbound_ports: {0}")]
     Publish(#[from] forward::ForwardError),
-    /// The path to the aggregator (the message names `spec.avs.aggregator`).
+    /// The relay to a named endpoint (the message names its key, e.g. `spec.avs.aggregator`).
     #[error("{0}")]
-    Aggregator(#[from] outbound::OutboundError),
+    Egress(#[from] outbound::OutboundError),
 }
 
 /// IP MTU of the point-to-point link between the host and the guest. It is private to the
@@ -47,8 +48,8 @@ pub struct Attached {
     pub disk: Option<PathBuf>,
     /// The published ports.
     pub published: Vec<Published>,
-    /// The path to the aggregator, with `[spec.avs]`.
-    pub aggregator: Option<Outbound>,
+    /// The relays to the named endpoints (`Plan::egress`), in plan order: the aggregator first.
+    pub egress: Vec<Egress>,
     /// The spacecore's network namespace, where the guest's address is reachable.
     pub netns: Option<Arc<Netns>>,
 }
@@ -61,7 +62,7 @@ impl std::fmt::Debug for Attached {
             .field("cmdline", &self.cmdline)
             .field("disk", &self.disk)
             .field("published", &self.published)
-            .field("aggregator", &self.aggregator)
+            .field("egress", &self.egress)
             .field("netns", &self.netns)
             .finish()
     }
@@ -131,14 +132,19 @@ pub fn attach(plan: &Plan) -> Result<Attached, AttachError> {
     if let Some(port) = http_port(plan) {
         attached.cmdline.push(format!("spacecore.http={port}"));
     }
+    // The guest calls the host side of its tap on each endpoint's port; this thread is in the
+    // launcher's namespace, where the relays connect to the endpoints from. An isolated spacecore
+    // gets no relay at all (the spec parser refuses one that names endpoints; this holds anyway).
+    let endpoints: &[hac::Endpoint] =
+        if net.network_type == hac::NetworkType::Isolated { &[] } else { &plan.egress };
+    for endpoint in endpoints {
+        let listen = SocketAddr::new(host.into(), endpoint.guest_port);
+        let relay = outbound::start(&netns, endpoint.name, listen, endpoint.address)?;
+        attached.cmdline.push(endpoint_word(endpoint.name, relay.guest_side));
+        attached.egress.push(relay);
+    }
     if let Some(avs) = &plan.avs {
-        // The guest calls the host side of its tap on the aggregator's port; this thread is in
-        // the launcher's namespace, where the relay connects to the aggregator from.
-        let listen = SocketAddr::new(host.into(), avs.aggregator.port());
-        let path = outbound::start(&netns, listen, avs.aggregator)?;
-        attached.cmdline.push(aggregator_word(path.guest_side));
         attached.cmdline.push(scheme_word(avs.scheme));
-        attached.aggregator = Some(path);
     }
     for port in &net.inbound_ports {
         let host = SocketAddr::new(net.publish_address, port.host_port);
@@ -149,10 +155,15 @@ pub fn attach(plan: &Plan) -> Result<Attached, AttachError> {
     Ok(attached)
 }
 
-/// The command-line word telling the guest where to call the aggregator:
-/// `spacecore.aggregator=ADDRESS:PORT`, the in-namespace address.
-pub fn aggregator_word(guest_side: SocketAddr) -> String {
-    format!("spacecore.aggregator={guest_side}")
+/// The command-line word telling the guest where to call the endpoint `name`, at its
+/// in-namespace address: `spacecore.aggregator=ADDRESS:PORT` for the aggregator (the word guests
+/// have always read), `spacecore.endpoint.NAME=ADDRESS:PORT` for the others.
+pub fn endpoint_word(name: &str, guest_side: SocketAddr) -> String {
+    if name == "aggregator" {
+        format!("spacecore.aggregator={guest_side}")
+    } else {
+        format!("spacecore.endpoint.{name}={guest_side}")
+    }
 }
 
 /// The command-line word telling the guest the scheme of its operator key:
@@ -184,9 +195,13 @@ mod tests {
     }
 
     #[test]
-    fn the_aggregator_word_is_the_in_namespace_address() {
-        let word = aggregator_word("10.0.0.1:8090".parse().unwrap());
-        assert_eq!(word, "spacecore.aggregator=10.0.0.1:8090");
+    fn endpoint_words_give_the_in_namespace_address() {
+        let word = endpoint_word("aggregator", "10.0.0.1:8090".parse().unwrap());
+        assert_eq!(word, "spacecore.aggregator=10.0.0.1:8090", "the aggregator keeps its word");
+        let word = endpoint_word("eth_rpc", "10.0.0.1:8545".parse().unwrap());
+        assert_eq!(word, "spacecore.endpoint.eth_rpc=10.0.0.1:8545");
+        let word = endpoint_word("eth_ws", "192.168.77.1:8546".parse().unwrap());
+        assert_eq!(word, "spacecore.endpoint.eth_ws=192.168.77.1:8546");
     }
 
     #[test]
@@ -198,6 +213,7 @@ mod tests {
     #[test]
     fn a_busy_aggregator_port_is_an_error_naming_the_key() {
         let error = AttachError::from(outbound::OutboundError::Bind {
+            name: "aggregator".into(),
             addr: "10.0.0.1:8090".parse().unwrap(),
             source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
         });

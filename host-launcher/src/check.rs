@@ -45,14 +45,14 @@ pub fn text(plan: &Plan, image: &ResolvedImage) -> String {
     let _ = writeln!(s, "  size       {} bytes", image.size_bytes);
     let _ = writeln!(s, "  sha256     {}", image.sha256);
     let _ = writeln!(s, "  attestation {:?}", plan.attestation);
-    if let Some(avs) = &plan.avs {
+    for endpoint in &plan.egress {
         let _ = writeln!(
             s,
-            "  aggregator {} (the guest calls {}:{})",
-            avs.aggregator,
-            net.host_address,
-            avs.aggregator.port()
+            "  {:<10} {} (the guest calls {}:{})",
+            endpoint.name, endpoint.address, net.host_address, endpoint.guest_port
         );
+    }
+    if let Some(avs) = &plan.avs {
         let file = avs.keystore_password_file.as_ref().map_or("none".into(), |p| p.display().to_string());
         let _ = writeln!(s, "  scheme     {}", avs.scheme);
         let _ = writeln!(s, "  keystore password file {file}");

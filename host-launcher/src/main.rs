@@ -150,8 +150,9 @@ fn launch(
     for p in &attached.published {
         log.launcher(format_args!("published {}: {} -> guest {}", p.name, p.host, p.guest));
     }
-    if let Some(path) = &attached.aggregator {
-        log.launcher(format_args!("aggregator: guest calls {} -> {}", path.guest_side, path.aggregator));
+    log.launcher(egress_line(plan));
+    for relay in &attached.egress {
+        log.launcher(format_args!("{}: guest calls {} -> {}", relay.name, relay.guest_side, relay.target));
     }
     let mut cmdline = attached.cmdline.join(" ");
     if !cli.cmdline.is_empty() {
@@ -180,11 +181,22 @@ fn launch(
             .published
             .iter()
             .map(|p| p.counters.clone())
-            .chain(attached.aggregator.as_ref().map(|a| a.counters.clone()))
+            .chain(attached.egress.iter().map(|relay| relay.counters.clone()))
             .collect(),
     };
     let ending = supervisor::run(boots, shell, attached.devices, log, &stop, started)?;
     Ok(final_report(log, ending, &exits))
+}
+
+/// The start-up line saying what the guest may reach beyond its tap (`spec.networking.network_type`
+/// and the named endpoints).
+fn egress_line(plan: &hac::Plan) -> String {
+    let names: Vec<&str> = plan.egress.iter().map(|endpoint| endpoint.name).collect();
+    match (plan.network.network_type, names.as_slice()) {
+        (hac::NetworkType::Isolated, _) => "egress: isolated: no relay; the guest reaches nothing".into(),
+        (_, []) => "egress: private: no endpoint named; the guest reaches nothing".into(),
+        (_, names) => format!("egress: private: the guest reaches {} and nothing else", names.join(", ")),
+    }
 }
 
 /// With Prometheus monitoring: serves `GET /metrics` and prints where.
@@ -205,7 +217,7 @@ fn serve_metrics(
         exits: exits.clone(),
         devices: attached.devices.iter().map(|d| (d.device_type(), d.counters())).collect(),
         published: attached.published.iter().map(|p| (p.name.clone(), p.counters.clone())).collect(),
-        aggregator: attached.aggregator.as_ref().map(|a| a.counters.clone()),
+        egress: attached.egress.iter().map(|relay| (relay.name.clone(), relay.counters.clone())).collect(),
         sidecar: guest.filter(|_| sidecar),
     };
     let netns = attached.netns.clone().filter(|_| sidecar);

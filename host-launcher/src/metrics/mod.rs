@@ -100,8 +100,9 @@ pub struct Sources {
     pub devices: Vec<(u32, Arc<Counters>)>,
     /// Each published port's name and counters.
     pub published: Vec<(String, Arc<ForwardCounters>)>,
-    /// The relay to the aggregator's counters, with `[spec.avs]`.
-    pub aggregator: Option<Arc<ForwardCounters>>,
+    /// Each named endpoint's name and its relay's counters (`Plan::egress`, the aggregator
+    /// first); empty when the guest reaches nothing.
+    pub egress: Vec<(String, Arc<ForwardCounters>)>,
     /// With `sidecar = true`: the guest's HTTP address, inside the namespace.
     pub sidecar: Option<SocketAddr>,
 }
@@ -308,7 +309,42 @@ fn relays(e: &mut Exposition, sources: &Sources) {
             get(&c.bytes_out),
         );
     }
-    if let Some(c) = &sources.aggregator {
+    e.family(
+        "spacecore_launcher_egress_connections_total",
+        Kind::Counter,
+        "Connections from the guest to each named endpoint, accepted by its relay.",
+    );
+    for (name, c) in &sources.egress {
+        e.sample_f64("spacecore_launcher_egress_connections_total", &[("name", name)], get(&c.accepted));
+    }
+    e.family(
+        "spacecore_launcher_egress_refused_total",
+        Kind::Counter,
+        "Connections to each named endpoint closed unrelayed (over its limit, endpoint refusing or silent).",
+    );
+    for (name, c) in &sources.egress {
+        e.sample_f64("spacecore_launcher_egress_refused_total", &[("name", name)], get(&c.refused));
+    }
+    e.family(
+        "spacecore_launcher_egress_bytes_total",
+        Kind::Counter,
+        "Bytes between the guest and each named endpoint (out: to the endpoint).",
+    );
+    for (name, c) in &sources.egress {
+        e.sample_f64(
+            "spacecore_launcher_egress_bytes_total",
+            &[("name", name), ("direction", "out")],
+            get(&c.bytes_in),
+        );
+        e.sample_f64(
+            "spacecore_launcher_egress_bytes_total",
+            &[("name", name), ("direction", "in")],
+            get(&c.bytes_out),
+        );
+    }
+    // The aggregator's own families, from before the endpoints were a list: the same counts as
+    // its `egress` series, kept for existing dashboards.
+    if let Some((_, c)) = sources.egress.iter().find(|(name, _)| name == "aggregator") {
         e.family(
             "spacecore_launcher_aggregator_connections_total",
             Kind::Counter,

@@ -72,7 +72,7 @@ fn sources(sidecar: bool) -> (Sources, Arc<Counters>, Arc<Counters>, Arc<Forward
         exits: Arc::default(),
         devices: vec![(TYPE_BLOCK, disk.clone()), (TYPE_NET, nic.clone())],
         published: vec![("HTTP".into(), Arc::clone(&http))],
-        aggregator: Some(Arc::default()),
+        egress: vec![("aggregator".into(), Arc::default()), ("eth_rpc".into(), Arc::default())],
         sidecar: sidecar.then(|| "10.0.0.2:80".parse().unwrap()),
     };
     (sources, disk, nic, http)
@@ -99,6 +99,12 @@ fn every_family_is_well_formed_and_counts_what_happened() {
     bump(&nic.tx_packets, 3);
     http.bytes_in.fetch_add(77, Relaxed);
     http.accepted.fetch_add(1, Relaxed);
+    let (aggregator, eth_rpc) = (&sources.egress[0].1, &sources.egress[1].1);
+    aggregator.accepted.fetch_add(1, Relaxed);
+    eth_rpc.accepted.fetch_add(3, Relaxed);
+    eth_rpc.refused.fetch_add(1, Relaxed);
+    eth_rpc.bytes_in.fetch_add(120, Relaxed);
+    eth_rpc.bytes_out.fetch_add(4096, Relaxed);
 
     let families = parse(&render(&sources, 3_563_520, None));
     let value = |family: &str, series: &str| {
@@ -148,6 +154,17 @@ fn every_family_is_well_formed_and_counts_what_happened() {
         Some(3_563_520.0)
     );
     assert!(families.contains_key("spacecore_launcher_aggregator_bytes_total"));
+    let egress = "spacecore_launcher_egress_connections_total";
+    assert_eq!(value(egress, &format!("{egress}{{name=\"eth_rpc\"}}")), Some(3.0));
+    assert_eq!(value(egress, &format!("{egress}{{name=\"aggregator\"}}")), Some(1.0));
+    let refused = "spacecore_launcher_egress_refused_total";
+    assert_eq!(value(refused, &format!("{refused}{{name=\"eth_rpc\"}}")), Some(1.0));
+    let bytes = "spacecore_launcher_egress_bytes_total";
+    assert_eq!(value(bytes, &format!("{bytes}{{name=\"eth_rpc\",direction=\"out\"}}")), Some(120.0));
+    assert_eq!(value(bytes, &format!("{bytes}{{name=\"eth_rpc\",direction=\"in\"}}")), Some(4096.0));
+    // The aggregator's families from before the list count the aggregator alone.
+    let aggregator = "spacecore_launcher_aggregator_connections_total";
+    assert_eq!(value(aggregator, aggregator), Some(1.0));
     assert!(!families.contains_key("spacecore_launcher_guest_healthy"), "no sidecar, no guest health");
     for (name, family) in &families {
         assert!(name.starts_with("spacecore_launcher_"), "{name}");
@@ -220,4 +237,19 @@ fn the_strict_reader_catches_what_it_must() {
     for text in bad {
         assert!(std::panic::catch_unwind(|| parse(text)).is_err(), "{text:?}");
     }
+}
+
+#[test]
+fn without_endpoints_the_egress_families_have_no_samples_and_the_aggregators_are_absent() {
+    let (mut sources, ..) = sources(false);
+    sources.egress.clear();
+    let families = parse(&render(&sources, 0, None));
+    for family in [
+        "spacecore_launcher_egress_connections_total",
+        "spacecore_launcher_egress_refused_total",
+        "spacecore_launcher_egress_bytes_total",
+    ] {
+        assert!(families[family].samples.is_empty(), "{family}");
+    }
+    assert!(!families.contains_key("spacecore_launcher_aggregator_connections_total"));
 }

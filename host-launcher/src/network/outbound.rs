@@ -1,11 +1,14 @@
-//! The guest's one way out: a TCP path to the AVS aggregator (`spec.avs.aggregator`).
+//! The guest's ways out: one TCP relay per named endpoint of the spec (`spec.avs.aggregator`,
+//! `spec.avs.eth_rpc`, `spec.avs.eth_ws`; `hac::Plan::egress`).
 //!
-//! A spacecore reaches nothing but the host side of its tap. For `[spec.avs]` the launcher
-//! listens there, inside the spacecore's namespace, on the aggregator's port, and relays each
-//! connection to the aggregator from the launcher's own namespace: the guest calls
-//! `host_address:port` and talks to the aggregator, and to nothing else. Each connection gets
-//! two copying threads ([`super::relay`]); connections beyond [`MAX_CONNECTIONS`] are closed at
-//! once, and a connection the aggregator refuses (or does not take within
+//! A spacecore's namespace holds its tap and loopback and routes nowhere. For each named
+//! endpoint the launcher listens there, on the tap's host-side address at the endpoint's port,
+//! and relays each connection to the endpoint from the launcher's own namespace: the guest calls
+//! `host_address:port` and talks to that endpoint, and to nothing else. With
+//! `network_type = "isolated"` (or no endpoint named) nothing listens and the guest reaches
+//! nothing. Each relay has its own counters and its own limit of [`MAX_CONNECTIONS`] connections
+//! at once (more are closed at once); each connection gets two copying threads
+//! ([`super::relay`]); a connection the endpoint refuses (or does not take within
 //! [`super::relay::CONNECT_TIMEOUT`]) closes the guest's connection, which the guest retries.
 
 use super::netns::{Netns, NetnsError};
@@ -13,59 +16,78 @@ use super::relay::{self, ForwardCounters};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
-/// Connections relayed to the aggregator at once.
+/// Connections relayed at once, per endpoint.
 pub const MAX_CONNECTIONS: usize = 64;
 
-/// Why the path to the aggregator could not be set up.
+/// Why the path to an endpoint could not be set up; each message starts with the endpoint's
+/// spec key (`spec.avs.NAME`).
 #[derive(Debug, thiserror::Error)]
 pub enum OutboundError {
     /// The listener cannot be bound inside the namespace.
-    #[error(
-        "spec.avs.aggregator: cannot listen on {addr} inside the spacecore's network namespace: {source}"
-    )]
+    #[error("spec.avs.{name}: cannot listen on {addr} inside the spacecore's network namespace: {source}")]
     Bind {
+        /// The endpoint's name.
+        name: String,
         /// The in-namespace address.
         addr: SocketAddr,
         /// Why.
         source: std::io::Error,
     },
     /// The namespace could not be entered.
-    #[error("spec.avs.aggregator: {0}")]
-    Netns(#[from] NetnsError),
+    #[error("spec.avs.{name}: {source}")]
+    Netns {
+        /// The endpoint's name.
+        name: String,
+        /// Why.
+        source: NetnsError,
+    },
     /// The acceptor thread could not start.
-    #[error("spec.avs.aggregator: cannot start the relay to the aggregator: {0}")]
-    Thread(std::io::Error),
+    #[error("spec.avs.{name}: cannot start the relay to {name}: {source}")]
+    Thread {
+        /// The endpoint's name.
+        name: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
-/// A running path from the guest to the aggregator.
+/// A running path from the guest to one named endpoint.
 #[derive(Debug)]
-pub struct Outbound {
+pub struct Egress {
+    /// The endpoint's name (`aggregator`, `eth_rpc`, `eth_ws`).
+    pub name: String,
     /// Where the guest calls: the listener inside the spacecore's namespace (the real port when
     /// asked for 0).
     pub guest_side: SocketAddr,
-    /// The aggregator, as the launcher's namespace reaches it.
-    pub aggregator: SocketAddr,
-    /// Its counters (`bytes_in`: guest to aggregator).
+    /// The endpoint, as the launcher's namespace reaches it.
+    pub target: SocketAddr,
+    /// Its counters (`bytes_in`: guest to endpoint).
     pub counters: Arc<ForwardCounters>,
 }
 
-/// Listens on `listen` inside `netns` and relays each connection to `aggregator`. The sockets
-/// towards the aggregator are created in the namespace of the calling thread, which must be the
-/// launcher's own.
-pub fn start(netns: &Netns, listen: SocketAddr, aggregator: SocketAddr) -> Result<Outbound, OutboundError> {
+/// Listens on `listen` inside `netns` and relays each connection to `target`, the endpoint
+/// `name`. The sockets towards the endpoint are created in the namespace of the calling thread,
+/// which must be the launcher's own.
+pub fn start(
+    netns: &Netns,
+    name: &str,
+    listen: SocketAddr,
+    target: SocketAddr,
+) -> Result<Egress, OutboundError> {
     let listener = netns
-        .run(|| TcpListener::bind(listen))?
-        .map_err(|source| OutboundError::Bind { addr: listen, source })?;
+        .run(|| TcpListener::bind(listen))
+        .map_err(|source| OutboundError::Netns { name: name.into(), source })?
+        .map_err(|source| OutboundError::Bind { name: name.into(), addr: listen, source })?;
     let guest_side = listener.local_addr().unwrap_or(listen);
     let counters = Arc::new(ForwardCounters::default());
     let thread_counters = counters.clone();
-    // Spawned from this thread, so in the launcher's namespace: connections to the aggregator
+    // Spawned from this thread, so in the launcher's namespace: connections to the endpoint
     // leave from there.
     std::thread::Builder::new()
-        .name("aggregator".into())
-        .spawn(move || relay::serve(&listener, aggregator, MAX_CONNECTIONS, &thread_counters))
-        .map_err(OutboundError::Thread)?;
-    Ok(Outbound { guest_side, aggregator, counters })
+        .name(format!("egress-{name}"))
+        .spawn(move || relay::serve(&listener, target, MAX_CONNECTIONS, &thread_counters))
+        .map_err(|source| OutboundError::Thread { name: name.into(), source })?;
+    Ok(Egress { name: name.into(), guest_side, target, counters })
 }
 
 #[cfg(test)]
@@ -114,8 +136,8 @@ mod tests {
         // The listener is bound inside the namespace: an address taken on the host is free there.
         let host_taken = TcpListener::bind("127.0.0.1:0").unwrap();
         let listen = host_taken.local_addr().unwrap();
-        let outbound = start(&ns, listen, aggregator_addr).unwrap();
-        assert_eq!((outbound.guest_side, outbound.aggregator), (listen, aggregator_addr));
+        let outbound = start(&ns, "aggregator", listen, aggregator_addr).unwrap();
+        assert_eq!((outbound.guest_side, outbound.target), (listen, aggregator_addr));
 
         let mut guest = connect_inside(&ns, outbound.guest_side);
         let request: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
@@ -159,7 +181,7 @@ mod tests {
         };
         let aggregator = closed_port();
         let listen = SocketAddr::new(host.into(), aggregator.port());
-        let outbound = start(&ns, listen, aggregator).unwrap();
+        let outbound = start(&ns, "aggregator", listen, aggregator).unwrap();
         assert_eq!(outbound.guest_side, listen);
 
         let started = Instant::now();
@@ -175,7 +197,7 @@ mod tests {
         assert_eq!(outbound.counters.refused.load(Ordering::Relaxed), 1);
 
         // The same address cannot be listened on twice: the error names the spec key.
-        let error = start(&ns, listen, aggregator).unwrap_err().to_string();
+        let error = start(&ns, "aggregator", listen, aggregator).unwrap_err().to_string();
         assert!(error.starts_with(&format!("spec.avs.aggregator: cannot listen on {listen}")), "{error}");
     }
 
@@ -189,7 +211,7 @@ mod tests {
             let held: Vec<TcpStream> = aggregator.incoming().filter_map(Result::ok).collect();
             drop(held);
         });
-        let outbound = start(&ns, "127.0.0.1:0".parse().unwrap(), aggregator_addr).unwrap();
+        let outbound = start(&ns, "eth_rpc", "127.0.0.1:0".parse().unwrap(), aggregator_addr).unwrap();
         let open: Vec<TcpStream> =
             (0..MAX_CONNECTIONS).map(|_| connect_inside(&ns, outbound.guest_side)).collect();
         let mut extra = connect_inside(&ns, outbound.guest_side);
@@ -209,5 +231,39 @@ mod tests {
             "{still_open:?}"
         );
         assert_eq!(outbound.counters.accepted.load(Ordering::Relaxed), MAX_CONNECTIONS as u64 + 1);
+    }
+
+    #[test]
+    fn each_endpoint_has_its_own_limit_and_counters() {
+        let Some(ns) = namespace("each_endpoint_has_its_own_limit_and_counters") else { return };
+        // Two endpoints that take connections and never answer.
+        let targets: Vec<SocketAddr> = (0..2)
+            .map(|_| {
+                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                let addr = listener.local_addr().unwrap();
+                std::thread::spawn(move || {
+                    let held: Vec<TcpStream> = listener.incoming().filter_map(Result::ok).collect();
+                    drop(held);
+                });
+                addr
+            })
+            .collect();
+        let any = "127.0.0.1:0".parse().unwrap();
+        let rpc = start(&ns, "eth_rpc", any, targets[0]).unwrap();
+        let ws = start(&ns, "eth_ws", any, targets[1]).unwrap();
+        assert_eq!((rpc.name.as_str(), ws.name.as_str()), ("eth_rpc", "eth_ws"));
+        let _full: Vec<TcpStream> =
+            (0..MAX_CONNECTIONS).map(|_| connect_inside(&ns, rpc.guest_side)).collect();
+        // eth_rpc is at its limit; eth_ws still relays, with a counter of its own.
+        let mut other = connect_inside(&ns, ws.guest_side);
+        other.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let open = other.read(&mut [0u8; 1]);
+        assert!(
+            matches!(&open, Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)),
+            "{open:?}"
+        );
+        assert_eq!(ws.counters.accepted.load(Ordering::Relaxed), 1);
+        assert_eq!(ws.counters.refused.load(Ordering::Relaxed), 0);
+        assert_eq!(rpc.counters.accepted.load(Ordering::Relaxed), MAX_CONNECTIONS as u64);
     }
 }

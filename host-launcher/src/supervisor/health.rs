@@ -216,7 +216,7 @@ mod tests {
                 exits: Arc::default(),
                 devices: Vec::new(),
                 published: Vec::new(),
-                aggregator: None,
+                egress: Vec::new(),
                 sidecar: None,
             },
             0,
