@@ -2,6 +2,7 @@
 
 use hac::ImageSource;
 use image_store::{Store, StoreError};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Why the image could not be found or read.
@@ -23,16 +24,81 @@ pub fn resolve(source: &ImageSource, store: &Store) -> Result<PathBuf, ImageErro
     }
 }
 
-/// Opens the image for reading, turning the usual failures into one clear line.
+/// Largest image accepted: 64 MiB. A spacecore image is about 1 MiB; the cap keeps a wrong
+/// path (a disk image, a log) from being hashed and loaded at length.
+pub const MAX_IMAGE_BYTES: u64 = 64 << 20;
+
+/// Opens the image for reading and checks it is something to load, turning the usual failures
+/// into one clear line. The last path component is not followed if it is a symbolic link, and
+/// the open does not block (a FIFO would otherwise wait for a writer); then the file must be a
+/// regular, non-empty file of at most [`MAX_IMAGE_BYTES`]. The caller hashes and loads this
+/// one open file, never the path again.
 pub fn open(path: &Path) -> Result<std::fs::File, ImageError> {
-    std::fs::File::open(path).map_err(|e| {
-        let reason = match e.raw_os_error() {
-            Some(libc::ENOENT) => "no such file (build one with `cargo xtask build-image`)".into(),
-            Some(libc::EACCES) => "permission denied".into(),
-            Some(libc::ETXTBSY) | Some(libc::EBUSY) => "the file is busy (being written?)".into(),
-            Some(libc::EISDIR) => "it is a directory, not an ELF image".into(),
-            _ => e.to_string(),
-        };
-        ImageError::Unreadable { path: path.to_owned(), reason }
-    })
+    let unreadable = |reason: String| ImageError::Unreadable { path: path.to_owned(), reason };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            unreadable(match e.raw_os_error() {
+                Some(libc::ENOENT) => "no such file (build one with `cargo xtask build-image`)".into(),
+                Some(libc::EACCES) => "permission denied".into(),
+                Some(libc::ETXTBSY) | Some(libc::EBUSY) => "the file is busy (being written?)".into(),
+                Some(libc::EISDIR) => "it is a directory, not an ELF image".into(),
+                Some(libc::ELOOP) => "it is a symbolic link: name the file itself".into(),
+                _ => e.to_string(),
+            })
+        })?;
+    let meta = file.metadata().map_err(|e| unreadable(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(unreadable("not a regular file".into()));
+    }
+    match meta.len() {
+        0 => Err(unreadable("the file is empty".into())),
+        len if len > MAX_IMAGE_BYTES => {
+            Err(unreadable(format!("{len} bytes; an image is at most {MAX_IMAGE_BYTES} bytes (64 MiB)")))
+        }
+        _ => Ok(file),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(path: &Path) -> String {
+        match open(path) {
+            Err(ImageError::Unreadable { reason, .. }) => reason,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_regular_files_of_a_sane_size_are_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("spacecore.elf");
+        std::fs::write(&image, b"\x7fELF").unwrap();
+        assert!(open(&image).is_ok());
+
+        let link = dir.path().join("link.elf");
+        std::os::unix::fs::symlink(&image, &link).unwrap();
+        assert!(reason(&link).contains("symbolic link"), "{}", reason(&link));
+        assert!(reason(Path::new("/dev/zero")).contains("not a regular file"));
+        // A FIFO with no writer: refused at once instead of waiting for one.
+        let fifo = dir.path().join("fifo");
+        let name = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: `name` is a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        assert!(reason(&fifo).contains("not a regular file"));
+        assert!(
+            reason(dir.path()).contains("directory") || reason(dir.path()).contains("not a regular file")
+        );
+
+        let empty = dir.path().join("empty.elf");
+        std::fs::write(&empty, b"").unwrap();
+        assert!(reason(&empty).contains("empty"));
+        let huge = dir.path().join("huge.elf");
+        std::fs::File::create(&huge).unwrap().set_len(MAX_IMAGE_BYTES + 1).unwrap();
+        assert!(reason(&huge).contains("at most"), "{}", reason(&huge));
+    }
 }

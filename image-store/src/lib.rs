@@ -23,7 +23,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use error::StoreError;
-pub use manifest::{Manifest, is_sha256_hex, sha256_file};
+pub use manifest::{Manifest, is_sha256_hex, sha256_file, sha256_reader};
 pub use name::{DEFAULT_TAG, ImageRef};
 
 /// Environment variable that overrides the store root when set and non-empty.

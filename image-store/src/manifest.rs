@@ -76,8 +76,13 @@ pub(crate) fn hash_stream(
 
 /// SHA-256 of a file's contents, as 64 lowercase hex digits.
 pub fn sha256_file(path: &Path) -> io::Result<String> {
-    let file = File::open(path)?;
-    hash_stream(file, |_| Ok(())).map(|(_, hex)| hex)
+    sha256_reader(File::open(path)?)
+}
+
+/// The SHA-256 of everything `reader` yields, as lower-case hex: for a file already opened
+/// (and checked) by the caller.
+pub fn sha256_reader(reader: impl Read) -> io::Result<String> {
+    hash_stream(reader, |_| Ok(())).map(|(_, hex)| hex)
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use request::Disk;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use virtio_bindings::virtio_blk::{VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_RO, VIRTIO_BLK_F_SEG_MAX};
@@ -87,7 +88,22 @@ pub enum BlockError {
     /// Growing the file failed.
     #[error("virtio-blk {}: cannot grow from {actual} to {expected} bytes: {source}", .path.display())]
     Grow { path: PathBuf, actual: u64, expected: u64, source: std::io::Error },
+    /// The last component of the path is a symbolic link.
+    #[error("virtio-blk {}: is a symbolic link; name the disk file itself", .path.display())]
+    Symlink { path: PathBuf },
+    /// A writable disk that is neither new nor a spacecore's.
+    #[error(
+        "virtio-blk {}: an existing file that is not a spacecore disk (its first {} bytes are neither \
+         zeros nor a record store); refusing to write to it. Name another path, or a new file",
+        .path.display(),
+        FOREIGN_CHECK_BYTES
+    )]
+    Foreign { path: PathBuf },
 }
+
+/// Bytes at the start of an existing writable disk that must be zeros (a new disk) or hold a
+/// valid record of the store (a spacecore wrote it): the store's own region.
+pub const FOREIGN_CHECK_BYTES: u64 = spacecore_store::NEEDED_SECTORS * spacecore_store::SECTOR as u64;
 
 /// A virtio-blk device.
 #[derive(Debug)]
@@ -148,7 +164,16 @@ fn open_file(config: &BlockConfig) -> Result<File, BlockError> {
         create_sparse(path, expected)?;
     }
     let open_err = |source| BlockError::Open { path: path.clone(), source };
-    let file = OpenOptions::new().read(true).write(!config.read_only).open(path).map_err(open_err)?;
+    // Not through a symbolic link, and without blocking on a FIFO.
+    let file = OpenOptions::new()
+        .read(true)
+        .write(!config.read_only)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|source: std::io::Error| match source.raw_os_error() {
+            Some(libc::ELOOP) => BlockError::Symlink { path: path.clone() },
+            _ => open_err(source),
+        })?;
     let meta = file.metadata().map_err(open_err)?;
     if !meta.is_file() {
         return Err(BlockError::NotAFile { path: path.clone() });
@@ -160,6 +185,9 @@ fn open_file(config: &BlockConfig) -> Result<File, BlockError> {
     }
     // The size is checked under the lock: nobody else may be resizing it.
     let actual = file.metadata().map_err(open_err)?.len();
+    if !config.read_only && !is_new_or_spacecore(&file, actual).map_err(open_err)? {
+        return Err(BlockError::Foreign { path: path.clone() });
+    }
     let (path, actual_len) = (path.clone(), actual);
     if actual > expected {
         return Err(BlockError::WouldShrink { path, actual, expected });
@@ -181,14 +209,33 @@ fn open_file(config: &BlockConfig) -> Result<File, BlockError> {
     Ok(file)
 }
 
-/// Creates `path` (and its directories) as a sparse file of `size` bytes, unless another
+/// Whether an existing file may be used as a writable disk: its first [`FOREIGN_CHECK_BYTES`]
+/// are all zeros (a new disk, as [`create_sparse`] makes them), or the record store on it holds
+/// at least one valid record (a spacecore booted from it, or `spacecore keys import` wrote it).
+/// Anything else is some other file named by mistake, which must not be grown or written.
+fn is_new_or_spacecore(file: &File, len: u64) -> std::io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let mut head = vec![0u8; FOREIGN_CHECK_BYTES.min(len) as usize];
+    file.read_exact_at(&mut head, 0)?;
+    if head.iter().all(|&b| b == 0) {
+        return Ok(true);
+    }
+    let Ok(mut store) = spacecore_store::Store::open(spacecore_store::FileDisk::new(file.try_clone()?)?)
+    else {
+        return Ok(false); // too small for the store, and not zeros
+    };
+    Ok(spacecore_store::RecordKey::ALL.into_iter().any(|key| matches!(store.get(key), Ok(Some(_)))))
+}
+
+/// Creates `path` (and its directories) as a sparse file of `size` bytes, readable and
+/// writable by its owner only (the operator's encrypted keys live on it), unless another
 /// process just did.
 fn create_sparse(path: &Path, size: u64) -> Result<(), BlockError> {
     let create_err = |source| BlockError::Create { path: path.to_owned(), source };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(create_err)?;
     }
-    match OpenOptions::new().write(true).create_new(true).open(path) {
+    match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
         Ok(file) => file.set_len(size).map_err(|e| {
             // Leave no empty file behind to be mistaken for a disk of the wrong size.
             let _ = std::fs::remove_file(path);

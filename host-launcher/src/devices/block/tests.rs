@@ -306,8 +306,11 @@ fn mmio_driver_gets_its_requests_served_by_the_worker() {
     w(&mut t, 0x70, 15);
     assert!(t.is_active(), "{:?}", t.take_error());
 
+    // A write past the record store's sectors (data there is the guest's own business; the
+    // store's region decides whether the file is a spacecore disk when it is opened again).
     let mut header = [0u8; 16];
     header[..4].copy_from_slice(&VIRTIO_BLK_T_OUT.to_le_bytes());
+    header[8..].copy_from_slice(&(FOREIGN_CHECK_BYTES / SECTOR_SIZE).to_le_bytes());
     mem.write_slice(&header, GuestAddress(HDR)).unwrap();
     mem.write_slice(&[0xab; 512], GuestAddress(DATA)).unwrap();
     add_chain(&vq, 0, &[hdr(), (DATA, 512, false), status()]);
@@ -316,7 +319,7 @@ fn mmio_driver_gets_its_requests_served_by_the_worker() {
     assert_eq!(used(&vq, 0), (1, (0, 1)));
     assert_eq!(mem.read_obj::<u8>(GuestAddress(STATUS)).unwrap(), 0);
     let mut first = [0u8; 512];
-    File::open(&cfg.path).unwrap().read_exact_at(&mut first, 0).unwrap();
+    File::open(&cfg.path).unwrap().read_exact_at(&mut first, FOREIGN_CHECK_BYTES).unwrap();
     assert_eq!(first, [0xab; 512]);
     assert_eq!(counters.snapshot().bytes_written, 512);
     let mut status_reg = [0u8; 4];
@@ -329,4 +332,62 @@ fn mmio_driver_gets_its_requests_served_by_the_worker() {
     assert!(matches!(BlockDevice::open(&cfg), Err(DeviceError::Block(BlockError::Locked { .. }))));
     drop(t);
     drop(open(&cfg));
+}
+
+#[test]
+fn a_new_disk_is_private_to_its_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&dir, "disk", MIB);
+    drop(open(&cfg));
+    assert_eq!(std::fs::metadata(&cfg.path).unwrap().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn a_symlinked_disk_path_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = config(&dir, "real", MIB);
+    drop(open(&target));
+    let link = config(&dir, "link", MIB);
+    std::os::unix::fs::symlink(&target.path, &link.path).unwrap();
+    let e = block_err(&link);
+    assert!(matches!(e, BlockError::Symlink { .. }), "{e}");
+    assert!(e.to_string().contains("is a symbolic link"), "{e}");
+}
+
+#[test]
+fn a_file_that_is_not_a_spacecore_disk_is_never_written_or_grown() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&dir, "passwd", 2 * MIB);
+    let text = b"root:x:0:0:root:/root:/bin/bash\n".repeat(100);
+    std::fs::write(&cfg.path, &text).unwrap();
+    cfg.resize = true;
+    let e = block_err(&cfg);
+    assert!(matches!(e, BlockError::Foreign { .. }), "{e}");
+    assert!(e.to_string().contains("not a spacecore disk"), "{e}");
+    assert_eq!(std::fs::read(&cfg.path).unwrap(), text, "the file was changed");
+
+    // The same bytes past the store's region, with its sectors zero: a disk a guest used.
+    let mut used = vec![0u8; FOREIGN_CHECK_BYTES as usize];
+    used.extend_from_slice(&text);
+    std::fs::write(&cfg.path, &used).unwrap();
+    drop(open(&cfg));
+    assert_eq!(std::fs::metadata(&cfg.path).unwrap().len(), 2 * MIB);
+}
+
+#[test]
+fn a_disk_with_records_is_a_spacecore_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&dir, "disk", MIB);
+    drop(open(&cfg));
+    let file = OpenOptions::new().read(true).write(true).open(&cfg.path).unwrap();
+    let mut store = spacecore_store::Store::open(spacecore_store::FileDisk::new(file).unwrap()).unwrap();
+    store.put(spacecore_store::RecordKey::Keystore, b"{}").unwrap();
+    drop(store);
+    // Some bytes are no longer zero, but they are the store's: accepted.
+    drop(open(&cfg));
+    // Garbage over the record's slot makes it foreign again.
+    let garbage = vec![0xa5u8; 4096];
+    let at = spacecore_store::RecordKey::Keystore.first_sector() * SECTOR_SIZE;
+    OpenOptions::new().write(true).open(&cfg.path).unwrap().write_all_at(&garbage, at).unwrap();
+    assert!(matches!(block_err(&cfg), BlockError::Foreign { .. }));
 }
