@@ -80,18 +80,20 @@ fn main() -> ExitCode {
 fn run(cli: &Cli, plan: &hac::Plan, log: &Log, started: (Instant, u64)) -> anyhow::Result<u8> {
     let store = cli.image_store.clone().map_or_else(Store::open_default, Store::at);
     let image_path = image::resolve(&plan.image, &store)?;
+    // Checked once, then hashed and loaded from this open file only.
+    let image = image::open(&image_path)?;
     if cli.check {
-        print_plan(cli, plan, image_path)?;
+        print_plan(cli, plan, image_path, &image)?;
         return Ok(0);
     }
-    launch(cli, plan, log, started, image_path)
+    launch(cli, plan, log, started, (image_path, image))
 }
 
 /// `--check`: the plan with its image resolved, as text or JSON.
-fn print_plan(cli: &Cli, plan: &hac::Plan, image_path: PathBuf) -> anyhow::Result<()> {
+fn print_plan(cli: &Cli, plan: &hac::Plan, image_path: PathBuf, image: &std::fs::File) -> anyhow::Result<()> {
     let resolved = check::ResolvedImage {
-        size_bytes: std::fs::metadata(&image_path).map(|m| m.len()).unwrap_or(0),
-        sha256: image_store::sha256_file(&image_path)
+        size_bytes: image.metadata().map(|m| m.len()).unwrap_or(0),
+        sha256: image_store::sha256_reader(image)
             .with_context(|| format!("cannot read image {}", image_path.display()))?,
         path: image_path,
     };
@@ -110,7 +112,7 @@ fn launch(
     plan: &hac::Plan,
     log: &Log,
     started: (Instant, u64),
-    image_path: PathBuf,
+    (image_path, image): (PathBuf, std::fs::File),
 ) -> anyhow::Result<u8> {
     for n in &plan.not_enforced {
         log.launcher(format_args!(
@@ -131,7 +133,6 @@ fn launch(
         "ECDSA keystore password",
         log,
     )?;
-    let image = image::open(&image_path)?;
     let stop = Arc::new(vmm::StopSignal::default());
     watch_signals(stop.clone(), log.clone())?;
 
