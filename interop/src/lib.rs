@@ -1,3 +1,6 @@
-//! Interoperability tests: this project's EigenLayer-facing code checked against the crates
-//! EigenLayer publishes (eigensdk-rs), never only against itself. The crate has no code; its
-//! tests are in `tests/`.
+//! Interoperability tests: this project's EigenLayer-facing code checked against what EigenLayer
+//! publishes (the eigensdk-rs crates, and the contracts' bytecode they carry, run on a local
+//! Anvil), never only against itself. The tests are in `tests/`; this library holds the
+//! test-chain tooling they share ([`chain`]: the pinned Anvil and solc-js, see `docs/chain.md`).
+
+pub mod chain;

@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Spacecore's own test contracts (not EigenLayer's): the smallest registry coordinator that
+// EigenLayer's published BLSApkRegistry, StakeRegistry, IndexRegistry, OperatorStateRetriever
+// and BLSSignatureChecker (through MockAvsServiceManager) need, and a stand-in for EigenLayer's
+// DelegationManager that reports the operator shares the test sets. EigenLayer publishes the
+// bytecode of those registries and of the checker, but not of its RegistryCoordinator; these
+// contracts only do the coordinator's bookkeeping (quorums, each operator's quorum bitmap
+// history, the registration message) and call the registries, which keep the aggregate keys,
+// the stake history and the operator indices. See docs/chain.md.
+pragma solidity ^0.8.27;
+
+struct G1Point {
+    uint256 X;
+    uint256 Y;
+}
+
+// Coordinates imaginary part first, as EigenLayer's contracts take them.
+struct G2Point {
+    uint256[2] X;
+    uint256[2] Y;
+}
+
+struct PubkeyRegistrationParams {
+    G1Point pubkeyRegistrationSignature;
+    G1Point pubkeyG1;
+    G2Point pubkeyG2;
+}
+
+struct StrategyParams {
+    address strategy;
+    uint96 multiplier;
+}
+
+// The registries' functions this coordinator calls (their ABI as EigenLayer publishes it).
+interface IBLSApkRegistryCalls {
+    function registerBLSPublicKey(address operator, PubkeyRegistrationParams calldata params, G1Point calldata messageHash)
+        external
+        returns (bytes32);
+    function registerOperator(address operator, bytes calldata quorumNumbers) external;
+    function initializeQuorum(uint8 quorumNumber) external;
+}
+
+interface IStakeRegistryCalls {
+    function registerOperator(address operator, bytes32 operatorId, bytes calldata quorumNumbers)
+        external
+        returns (uint96[] memory, uint96[] memory);
+    function initializeDelegatedStakeQuorum(uint8 quorumNumber, uint96 minimumStake, StrategyParams[] calldata params)
+        external;
+}
+
+interface IIndexRegistryCalls {
+    function registerOperator(bytes32 operatorId, bytes calldata quorumNumbers) external returns (uint32[] memory);
+    function initializeQuorum(uint8 quorumNumber) external;
+}
+
+contract SpacecoreRegistryCoordinator {
+    // BN254's base field modulus.
+    uint256 internal constant P = 0x30644e72e131a029b85045b68181585d97816a916871ca8d3c208c16d87cfd47;
+    // The tag of the message an operator signs to register its BN254 key.
+    bytes32 public constant PUBKEY_REGISTRATION_TAG = keccak256("SpacecoreRegistryCoordinator.PubkeyRegistration(address operator)");
+
+    struct QuorumBitmapUpdate {
+        uint32 updateBlockNumber;
+        uint32 nextUpdateBlockNumber;
+        uint192 quorumBitmap;
+    }
+
+    address public immutable owner;
+    address public blsApkRegistry;
+    address public stakeRegistry;
+    address public indexRegistry;
+    uint8 public quorumCount;
+
+    mapping(address => bytes32) internal operatorIds;
+    mapping(bytes32 => address) internal operators;
+    mapping(bytes32 => QuorumBitmapUpdate[]) internal bitmapHistory;
+
+    error NotOwner();
+    error RegistriesAlreadySet();
+    error RegistriesNotSet();
+    error TooManyQuorums();
+    error BadQuorumNumbers();
+    error AlreadyRegistered();
+    error NotRegisteredAtBlock(bytes32 operatorId, uint32 blockNumber);
+    error BitmapIndexNotForBlock(bytes32 operatorId, uint32 blockNumber, uint256 index);
+    error ModExpFailed();
+
+    event OperatorRegistered(address indexed operator, bytes32 indexed operatorId, uint192 quorumBitmap);
+
+    constructor() {
+        owner = msg.sender;
+    }
+
+    modifier onlyOwner() {
+        if (msg.sender != owner) revert NotOwner();
+        _;
+    }
+
+    /// Once, by the owner: the registries deployed with this contract's address.
+    function setRegistries(address blsApk, address stake, address index) external onlyOwner {
+        if (blsApkRegistry != address(0)) revert RegistriesAlreadySet();
+        if (blsApk == address(0) || stake == address(0) || index == address(0)) revert RegistriesNotSet();
+        blsApkRegistry = blsApk;
+        stakeRegistry = stake;
+        indexRegistry = index;
+    }
+
+    /// A quorum weighed by delegated shares of `params`' strategies, in every registry.
+    function createQuorum(uint96 minimumStake, StrategyParams[] calldata params) external onlyOwner returns (uint8) {
+        if (blsApkRegistry == address(0)) revert RegistriesNotSet();
+        if (quorumCount >= 192) revert TooManyQuorums();
+        uint8 quorum = quorumCount;
+        quorumCount = quorum + 1;
+        IStakeRegistryCalls(stakeRegistry).initializeDelegatedStakeQuorum(quorum, minimumStake, params);
+        IIndexRegistryCalls(indexRegistry).initializeQuorum(quorum);
+        IBLSApkRegistryCalls(blsApkRegistry).initializeQuorum(quorum);
+        return quorum;
+    }
+
+    /// The 32-byte message `operator` signs with its BN254 key to register it.
+    function pubkeyRegistrationDigest(address operator) public view returns (bytes32) {
+        return keccak256(abi.encode(PUBKEY_REGISTRATION_TAG, block.chainid, address(this), operator));
+    }
+
+    /// That message hashed to G1 as EigenLayer's BN254 library does (try-and-increment).
+    function pubkeyRegistrationMessageHash(address operator) public view returns (G1Point memory) {
+        return hashToG1(pubkeyRegistrationDigest(operator));
+    }
+
+    /// Registers the caller with its BN254 key in `quorumNumbers` (ascending, distinct, each
+    /// below quorumCount). BLSApkRegistry checks the key's registration signature; the
+    /// StakeRegistry refuses stakes below a quorum's minimum.
+    function registerOperator(bytes calldata quorumNumbers, PubkeyRegistrationParams calldata params)
+        external
+        returns (bytes32 operatorId)
+    {
+        if (blsApkRegistry == address(0)) revert RegistriesNotSet();
+        uint192 bitmap = _bitmap(quorumNumbers);
+        if (operatorIds[msg.sender] != bytes32(0)) revert AlreadyRegistered();
+        operatorId = IBLSApkRegistryCalls(blsApkRegistry).registerBLSPublicKey(
+            msg.sender, params, pubkeyRegistrationMessageHash(msg.sender)
+        );
+        operatorIds[msg.sender] = operatorId;
+        operators[operatorId] = msg.sender;
+        bitmapHistory[operatorId].push(QuorumBitmapUpdate(uint32(block.number), 0, bitmap));
+        IBLSApkRegistryCalls(blsApkRegistry).registerOperator(msg.sender, quorumNumbers);
+        IStakeRegistryCalls(stakeRegistry).registerOperator(msg.sender, operatorId, quorumNumbers);
+        IIndexRegistryCalls(indexRegistry).registerOperator(operatorId, quorumNumbers);
+        emit OperatorRegistered(msg.sender, operatorId, bitmap);
+    }
+
+    // ---- what the registries, the checker and OperatorStateRetriever read ----
+
+    function getOperatorId(address operator) external view returns (bytes32) {
+        return operatorIds[operator];
+    }
+
+    function getOperatorFromId(bytes32 operatorId) external view returns (address) {
+        return operators[operatorId];
+    }
+
+    function getCurrentQuorumBitmap(bytes32 operatorId) external view returns (uint192) {
+        QuorumBitmapUpdate[] storage history = bitmapHistory[operatorId];
+        return history.length == 0 ? 0 : history[history.length - 1].quorumBitmap;
+    }
+
+    function getQuorumBitmapHistoryLength(bytes32 operatorId) external view returns (uint256) {
+        return bitmapHistory[operatorId].length;
+    }
+
+    /// For each operator, the index of its bitmap update in force at `blockNumber`.
+    function getQuorumBitmapIndicesAtBlockNumber(uint32 blockNumber, bytes32[] calldata ids)
+        external
+        view
+        returns (uint32[] memory indices)
+    {
+        indices = new uint32[](ids.length);
+        for (uint256 i = 0; i < ids.length; i++) {
+            QuorumBitmapUpdate[] storage history = bitmapHistory[ids[i]];
+            uint256 j = history.length;
+            while (j > 0 && history[j - 1].updateBlockNumber > blockNumber) {
+                j--;
+            }
+            if (j == 0) revert NotRegisteredAtBlock(ids[i], blockNumber);
+            indices[i] = uint32(j - 1);
+        }
+    }
+
+    /// The operator's quorum bitmap at `blockNumber`, from the update at `index`, which must be
+    /// the one in force at that block.
+    function getQuorumBitmapAtBlockNumberByIndex(bytes32 operatorId, uint32 blockNumber, uint256 index)
+        external
+        view
+        returns (uint192)
+    {
+        QuorumBitmapUpdate[] storage history = bitmapHistory[operatorId];
+        if (index >= history.length) revert BitmapIndexNotForBlock(operatorId, blockNumber, index);
+        QuorumBitmapUpdate storage update = history[index];
+        if (
+            update.updateBlockNumber > blockNumber
+                || (update.nextUpdateBlockNumber != 0 && update.nextUpdateBlockNumber <= blockNumber)
+        ) revert BitmapIndexNotForBlock(operatorId, blockNumber, index);
+        return update.quorumBitmap;
+    }
+
+    // ---- internals ----
+
+    function _bitmap(bytes calldata quorumNumbers) internal view returns (uint192 bitmap) {
+        if (quorumNumbers.length == 0) revert BadQuorumNumbers();
+        for (uint256 i = 0; i < quorumNumbers.length; i++) {
+            uint8 q = uint8(quorumNumbers[i]);
+            if (q >= quorumCount || (i > 0 && q <= uint8(quorumNumbers[i - 1]))) revert BadQuorumNumbers();
+            bitmap |= uint192(1) << q;
+        }
+    }
+
+    /// x = digest mod p; while x³ + 3 has no square root, x += 1; y = (x³ + 3)^((p+1)/4).
+    function hashToG1(bytes32 digest) public view returns (G1Point memory) {
+        uint256 x = uint256(digest) % P;
+        while (true) {
+            uint256 beta = addmod(mulmod(mulmod(x, x, P), x, P), 3, P);
+            uint256 y = _modExp(beta, (P + 1) / 4);
+            if (mulmod(y, y, P) == beta) return G1Point(x, y);
+            x = addmod(x, 1, P);
+        }
+        revert(); // unreachable
+    }
+
+    function _modExp(uint256 base, uint256 exponent) internal view returns (uint256) {
+        (bool ok, bytes memory out) = address(5).staticcall(abi.encode(32, 32, 32, base, exponent, P));
+        if (!ok || out.length != 32) revert ModExpFailed();
+        return abi.decode(out, (uint256));
+    }
+}
+
+/// A stand-in for EigenLayer's DelegationManager as StakeRegistry reads it: the shares each
+/// operator holds in each strategy, set by the owner.
+contract SpacecoreStakeTable {
+    address public immutable owner;
+    mapping(address => mapping(address => uint256)) public shares;
+
+    error NotOwner();
+
+    constructor() {
+        owner = msg.sender;
+    }
+
+    function setShares(address operator, address strategy, uint256 amount) external {
+        if (msg.sender != owner) revert NotOwner();
+        shares[operator][strategy] = amount;
+    }
+
+    function getOperatorShares(address operator, address[] calldata strategies)
+        public
+        view
+        returns (uint256[] memory out)
+    {
+        out = new uint256[](strategies.length);
+        for (uint256 i = 0; i < strategies.length; i++) {
+            out[i] = shares[operator][strategies[i]];
+        }
+    }
+
+    function getOperatorsShares(address[] calldata operatorList, address[] calldata strategies)
+        external
+        view
+        returns (uint256[][] memory out)
+    {
+        out = new uint256[][](operatorList.length);
+        for (uint256 i = 0; i < operatorList.length; i++) {
+            out[i] = getOperatorShares(operatorList[i], strategies);
+        }
+    }
+}
