@@ -235,4 +235,18 @@ fn check_prints_the_resolved_plan_as_text_and_json() {
     assert_eq!(json["plan"]["vcpus"], 2);
     assert_eq!(json["plan"]["memory_bytes"], 64 << 20);
     assert_eq!(json["resolved_image"]["sha256"].as_str().unwrap().len(), 64);
+
+    // --check only reads: a spec's log file and disk are not created by it.
+    let log_file = specs.dir().join("check-me.log");
+    let disk = specs.dir().join("check-me.img");
+    let tables = format!(
+        "[spec.storage]\npath = \"{}\"\n[spec.observability]\nlog_file = \"{}\"\n",
+        disk.display(),
+        log_file.display()
+    );
+    let with_files =
+        specs.spacecore("check-files", "cpu = 1\nmemory = \"64Mi\"\nstorage = \"1Mi\"", &tables, "{image}");
+    let out = launch(&["--check", with_files.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!log_file.exists() && !disk.exists(), "--check created a file: {}", text(&out));
 }

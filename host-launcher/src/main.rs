@@ -56,7 +56,9 @@ fn main() -> ExitCode {
         }
     };
     let observability = &plan.observability;
-    let log = match Log::open(&plan.name, observability.log_format, observability.log_file.as_deref()) {
+    // `--check` only reads: it prints to stdout and leaves the log file alone (not even created).
+    let log_file = observability.log_file.as_deref().filter(|_| !cli.check);
+    let log = match Log::open(&plan.name, observability.log_format, log_file) {
         Ok(log) => log,
         Err(e) => {
             let file = observability.log_file.as_deref().unwrap_or(std::path::Path::new("")).display();

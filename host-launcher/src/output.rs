@@ -66,10 +66,30 @@ impl Log {
         Log { name: name.into(), format, sink: Arc::new(Mutex::new(out)) }
     }
 
-    /// Lines in `format` on stdout, or appended to `file` (created if absent).
+    /// Lines in `format` on stdout, or appended to `file`: created if absent (mode 0640), never
+    /// through a symbolic link, and only a regular file (a device or FIFO is refused without
+    /// blocking).
     pub fn open(name: &str, format: LogFormat, file: Option<&std::path::Path>) -> std::io::Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
         let out: Box<dyn Write + Send> = match file {
-            Some(path) => Box::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?),
+            Some(path) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .mode(0o640)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+                    .open(path)
+                    .map_err(|e| match e.raw_os_error() {
+                        Some(libc::ELOOP) => {
+                            std::io::Error::other("it is a symbolic link; name the file itself")
+                        }
+                        _ => e,
+                    })?;
+                if !file.metadata()?.is_file() {
+                    return Err(std::io::Error::other("not a regular file"));
+                }
+                Box::new(file)
+            }
             None => Box::new(std::io::stdout()),
         };
         Ok(Self::to(name, format, out))
@@ -282,6 +302,21 @@ mod tests {
             last = date;
         }
         assert_eq!(last, (2369, 12, 31));
+    }
+
+    #[test]
+    fn a_log_file_is_created_private_and_never_through_a_link_or_to_a_device() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.log");
+        drop(Log::open("n", LogFormat::Text, Some(&path)).unwrap());
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o640);
+        let link = dir.path().join("link.log");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        let e = Log::open("n", LogFormat::Text, Some(&link)).err().unwrap();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        let e = Log::open("n", LogFormat::Text, Some(std::path::Path::new("/dev/null"))).err().unwrap();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
     }
 
     #[test]
