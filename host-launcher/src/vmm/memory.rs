@@ -4,7 +4,8 @@
 //! `vm-memory` maps it `MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE`, so a spacecore with
 //! `memory = "8Gi"` costs host memory only for the pages the guest (or the launcher, writing
 //! boot structures) touches. Transparent huge pages are turned off for the mapping so that one
-//! touched byte costs 4 KiB, not 2 MiB.
+//! touched byte costs 4 KiB, not 2 MiB. The mapping is left out of core dumps
+//! (`MADV_DONTDUMP`): it holds the operator's decrypted keys once the guest has loaded them.
 
 use super::VmmError;
 use kvm_bindings::kvm_userspace_memory_region;
@@ -40,10 +41,17 @@ pub fn map(bytes: u64) -> Result<Memory, VmmError> {
         ram_ranges(bytes).into_iter().map(|(start, len)| (GuestAddress(start), len as usize)).collect();
     let memory = Memory::from_ranges(&ranges).map_err(|e| VmmError::MapMemory(bytes, e.to_string()))?;
     for region in memory.iter() {
-        if let Ok(host) = memory.get_host_address(region.start_addr()) {
-            // SAFETY: `host..host + len` is a mapping `memory` owns; madvise only changes how
-            // the kernel backs it and its failure is harmless (huge pages stay possible).
-            unsafe { libc::madvise(host.cast(), region.len() as usize, libc::MADV_NOHUGEPAGE) };
+        let host = memory
+            .get_host_address(region.start_addr())
+            .map_err(|e| VmmError::MapMemory(bytes, e.to_string()))?;
+        let len = region.len() as usize;
+        // SAFETY: `host..host + len` is a mapping `memory` owns; madvise only changes how the
+        // kernel backs it. Failing to turn huge pages off is harmless (they stay possible).
+        unsafe { libc::madvise(host.cast(), len, libc::MADV_NOHUGEPAGE) };
+        // SAFETY: as above; this one must succeed, or a core dump could carry the keys.
+        if unsafe { libc::madvise(host.cast(), len, libc::MADV_DONTDUMP) } != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(VmmError::MapMemory(bytes, format!("cannot exclude it from core dumps: {e}")));
         }
     }
     Ok(memory)
@@ -143,6 +151,24 @@ pub fn resident_bytes(memory: &Memory) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn guest_memory_is_left_out_of_core_dumps() {
+        let memory = super::map(256 << 20).unwrap();
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        for region in vm_memory::GuestMemoryBackend::iter(&memory) {
+            use vm_memory::GuestMemoryRegion;
+            let host = vm_memory::GuestMemoryBackend::get_host_address(&memory, region.start_addr()).unwrap();
+            let header = format!("{:x}-", host as usize);
+            // The mapping's entry starts with its address range; its `VmFlags:` line ends it.
+            let flags = smaps
+                .lines()
+                .skip_while(|line| !line.starts_with(&header))
+                .find(|line| line.starts_with("VmFlags:"))
+                .unwrap_or("");
+            assert!(flags.split_whitespace().any(|f| f == "dd"), "region at {header}: {flags:?}");
+        }
+    }
+
     use super::*;
 
     #[test]
