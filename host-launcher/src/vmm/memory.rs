@@ -22,10 +22,15 @@ pub const EAGER_END: u64 = 128 << 20;
 
 /// The RAM ranges of a guest with `bytes` of memory, as `(start, length)`: everything below
 /// `bytes` except the virtio-mmio hole `[MMIO_BASE, MMIO_BASE + MMIO_SLOTS * MMIO_SIZE)`, with
-/// a split at [`EAGER_END`].
+/// splits at `GUEST_BASE` (the launcher's ring-0 region ends there, see [`dma_view`]) and at
+/// [`EAGER_END`].
 pub fn ram_ranges(bytes: u64) -> Vec<(u64, u64)> {
     let hole_end = l::MMIO_BASE + l::MMIO_SLOTS * l::MMIO_SIZE;
-    let mut ranges = vec![(0, l::MMIO_BASE), (hole_end, bytes.min(EAGER_END) - hole_end)];
+    let mut ranges = vec![
+        (0, l::MMIO_BASE),
+        (hole_end, l::GUEST_BASE - hole_end),
+        (l::GUEST_BASE, bytes.min(EAGER_END) - l::GUEST_BASE),
+    ];
     if bytes > EAGER_END {
         ranges.push((EAGER_END, bytes - EAGER_END));
     }
@@ -55,6 +60,19 @@ pub fn map(bytes: u64) -> Result<Memory, VmmError> {
         }
     }
     Ok(memory)
+}
+
+/// The guest's memory as its devices reach it: only the guest's own RAM, from `GUEST_BASE` up.
+/// Below it lie the page tables, descriptor tables, TSS, I/O bitmap and boot information the
+/// launcher wrote for ring 0; a virtio descriptor that points there is outside this view, so
+/// the device fails that request instead of rewriting them. The view shares the regions (and
+/// keeps their mappings alive) with `memory`.
+pub fn dma_view(memory: &Memory) -> Memory {
+    let mut view = memory.clone();
+    for region in memory.iter().filter(|r| r.start_addr().0 < l::GUEST_BASE) {
+        view = view.remove_region(region.start_addr(), region.len()).expect("a region of this memory").0;
+    }
+    view
 }
 
 /// Registers the regions of `memory` below [`EAGER_END`] with `vm`, one KVM slot each.
@@ -151,21 +169,36 @@ pub fn resident_bytes(memory: &Memory) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    /// This process's mappings from /proc/self/smaps: address range and `VmFlags:` line.
+    fn mappings() -> Vec<(usize, usize, String)> {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut mappings: Vec<(usize, usize, String)> = Vec::new();
+        for line in smaps.lines() {
+            let range = line.split_whitespace().next().and_then(|r| r.split_once('-'));
+            match range.map(|(a, b)| (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))) {
+                Some((Ok(start), Ok(end))) => mappings.push((start, end, String::new())),
+                _ if line.starts_with("VmFlags:") => mappings.last_mut().unwrap().2 = line.into(),
+                _ => {}
+            }
+        }
+        mappings
+    }
+
     #[test]
     fn guest_memory_is_left_out_of_core_dumps() {
+        use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
         let memory = super::map(256 << 20).unwrap();
-        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-        for region in vm_memory::GuestMemoryBackend::iter(&memory) {
-            use vm_memory::GuestMemoryRegion;
-            let host = vm_memory::GuestMemoryBackend::get_host_address(&memory, region.start_addr()).unwrap();
-            let header = format!("{:x}-", host as usize);
-            // The mapping's entry starts with its address range; its `VmFlags:` line ends it.
-            let flags = smaps
-                .lines()
-                .skip_while(|line| !line.starts_with(&header))
-                .find(|line| line.starts_with("VmFlags:"))
-                .unwrap_or("");
-            assert!(flags.split_whitespace().any(|f| f == "dd"), "region at {header}: {flags:?}");
+        // The kernel may merge adjacent mappings with the same flags: look regions up by
+        // containment, not by start address.
+        let mappings = mappings();
+        for region in memory.iter() {
+            let host = memory.get_host_address(region.start_addr()).unwrap();
+            let (start, len) = (host as usize, region.len() as usize);
+            let (_, _, flags) = mappings
+                .iter()
+                .find(|(a, b, _)| *a <= start && start + len <= *b)
+                .unwrap_or_else(|| panic!("no mapping holds {start:#x}+{len:#x}"));
+            assert!(flags.split_whitespace().any(|f| f == "dd"), "region at {start:#x}: {flags:?}");
         }
     }
 
@@ -174,10 +207,40 @@ mod tests {
     #[test]
     fn ranges_skip_the_device_hole_and_split_at_the_boot_slot() {
         let hole_end = l::MMIO_BASE + l::MMIO_SLOTS * l::MMIO_SIZE;
-        assert_eq!(ram_ranges(64 << 20), [(0, l::MMIO_BASE), (hole_end, (64 << 20) - hole_end)]);
+        assert_eq!(
+            ram_ranges(64 << 20),
+            [
+                (0, l::MMIO_BASE),
+                (hole_end, l::GUEST_BASE - hole_end),
+                (l::GUEST_BASE, (64 << 20) - l::GUEST_BASE)
+            ]
+        );
         let big = ram_ranges(8 << 30);
-        assert_eq!(big[1], (hole_end, EAGER_END - hole_end));
-        assert_eq!(big[2], (EAGER_END, (8 << 30) - EAGER_END));
+        assert_eq!(big[2], (l::GUEST_BASE, EAGER_END - l::GUEST_BASE));
+        assert_eq!(big[3], (EAGER_END, (8 << 30) - EAGER_END));
+    }
+
+    #[test]
+    fn devices_see_only_the_guests_own_memory() {
+        let memory = map(EAGER_END + (4 << 20)).unwrap();
+        let view = dma_view(&memory);
+        // The ring-0 structures and boot information are out of the devices' reach...
+        for addr in [0, l::PAGE_TABLES_ADDR, l::BOOT_INFO_ADDR, l::GUEST_BASE - 1] {
+            assert!(view.write_slice(&[0xee], GuestAddress(addr)).is_err(), "{addr:#x}");
+            assert!(view.read_slice(&mut [0u8], GuestAddress(addr)).is_err(), "{addr:#x}");
+        }
+        // ...and a buffer that starts in the guest's memory may not run down into them.
+        assert!(view.write_slice(&[0xee; 2], GuestAddress(l::GUEST_BASE - 1)).is_err());
+        // The rest is the same memory, above and below EAGER_END.
+        for addr in [l::GUEST_BASE, l::IMAGE_ADDR, EAGER_END + 4096] {
+            view.write_slice(&[0xab], GuestAddress(addr)).unwrap();
+            let mut back = [0u8];
+            memory.read_slice(&mut back, GuestAddress(addr)).unwrap();
+            assert_eq!(back, [0xab], "{addr:#x}");
+        }
+        let mut low = [0u8; 16];
+        memory.read_slice(&mut low, GuestAddress(l::PAGE_TABLES_ADDR)).unwrap();
+        assert_eq!(low, [0; 16]);
     }
 
     #[test]

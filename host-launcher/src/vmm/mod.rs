@@ -199,7 +199,9 @@ impl Shell {
             return Err(VmmError::MemorySize(config.memory_bytes));
         }
         let control = Arc::new(Control::new(config.vcpus, config.exits.clone()));
-        let bus = Arc::new(bus::Bus::new(devices, &memory, device_notifier(&control))?);
+        // Devices reach only the guest's own memory, never the launcher's ring-0 region.
+        let dma = Arc::new(memory::dma_view(&memory));
+        let bus = Arc::new(bus::Bus::new(devices, &dma, device_notifier(&control))?);
         bus.register_ioeventfds(&vm)?;
         let vcpus = prepare(config, &kvm, &vm, &memory, image, &bus)?;
         let late = Arc::new(memory::LateMemory::new(config.memory_bytes));
