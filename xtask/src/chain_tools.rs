@@ -78,6 +78,28 @@ pub fn print_exports() -> Result<()> {
     Ok(())
 }
 
+/// Makes sure `node` and `npm` run, installing Debian's `nodejs` and `npm` packages with
+/// apt-get when they do not (a fresh machine of this project's kind has them; this keeps the
+/// test command self-sufficient where it does not).
+fn ensure_node() -> Result<()> {
+    let runs =
+        |program: &str| Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success());
+    if runs("node") && runs("npm") {
+        return Ok(());
+    }
+    progress("node or npm is missing: installing Debian's nodejs and npm packages (apt-get)...");
+    cmd::run(Command::new("apt-get").args(["update", "-qq"]))?;
+    cmd::run(Command::new("apt-get").args([
+        "install",
+        "-y",
+        "-qq",
+        "--no-install-recommends",
+        "nodejs",
+        "npm",
+    ]))
+    .context("cannot install nodejs and npm with apt-get (run as root, or install them)")
+}
+
 /// Installs `tool` unless a checked install is there; `check` runs the tool and says whether
 /// its version output names the pinned version (with that output, for messages).
 fn install(tool: &Tool, check: impl Fn(&Path) -> Result<(bool, String)>) -> Result<PathBuf> {
@@ -106,6 +128,7 @@ fn install(tool: &Tool, check: impl Fn(&Path) -> Result<(bool, String)>) -> Resu
         }
     }
     fs::create_dir_all(&scratch).with_context(|| format!("cannot create {}", scratch.display()))?;
+    ensure_node()?;
     let spec = format!("{}@{}", tool.package, tool.version);
     progress(format_args!("installing {} ({spec}) with npm into {}...", tool.name, prefix.display()));
     let started = Instant::now();
