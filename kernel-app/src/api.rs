@@ -11,10 +11,12 @@
 //! with `{"message": "API version not found"}`.
 //!
 //! The services ([`services`]): `signer` (the operator key and the signing history) and, when an
-//! aggregator is configured, `aggregator` (whether the last call or probe reached it). The
+//! aggregator is configured, `aggregator` (whether the last call or probe reached it), and when
+//! tasks are read from the chain, `ethereum` (whether the Ethereum node answers). The
 //! signer is essential (down: unhealthy) only on an operator node, one with an aggregator.
 
 use crate::avs::AvsNode;
+use crate::chain::Watcher;
 use crate::http::Response;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -100,9 +102,10 @@ pub struct Service {
     pub essential: bool,
 }
 
-/// The node's services now: `signer`, then `aggregator` when one is configured.
-pub fn services(avs: &AvsNode) -> Vec<Service> {
-    let mut list = Vec::with_capacity(2);
+/// The node's services now: `signer`, then `aggregator` when one is configured, then
+/// `ethereum` when tasks are read from the chain.
+pub fn services(avs: &AvsNode, chain: Option<&Watcher>) -> Vec<Service> {
+    let mut list = Vec::with_capacity(3);
     list.push(Service {
         id: "signer",
         name: "Signer",
@@ -121,6 +124,17 @@ pub fn services(avs: &AvsNode) -> Vec<Service> {
             description: "The AVS aggregator's JSON-RPC server, where signed responses go: Up when the \
                           last call or probe reached it, Down when it failed, Initializing before any.",
             status,
+            essential: false,
+        });
+    }
+    if let Some(chain) = chain {
+        list.push(Service {
+            id: "ethereum",
+            name: "Ethereum",
+            description: "The Ethereum node the AVS's tasks are read from (NewTaskCreated logs of the \
+                          TaskManager): Initializing before its first answer, Up while it answers, Down \
+                          when a call failed (retried with backoff); GET /spacecore/chain says why.",
+            status: chain.status(),
             essential: false,
         });
     }

@@ -9,6 +9,9 @@
 //!   and the identity statement signed by the ECDSA key (JSON, see
 //!   [`crate::avs::AvsNode::identity_json`]); `503` with `{"error":"..."}` while the BLS key is
 //!   not loaded.
+//! - `GET /spacecore/chain`: `200` with the chain watcher's state (JSON: status, reason, chain,
+//!   head, the last block processed, counters; see [`crate::chain`]); `404` when tasks are not
+//!   read from a chain.
 //! - `POST /echo`: `200` with the request body, byte for byte.
 //! - `GET /eigen/...`: the EigenLayer AVS Node API ([`crate::api`]).
 //! - `GET /metrics`: the Prometheus metrics ([`crate::metrics`]).
@@ -20,6 +23,7 @@
 
 use crate::api::{self, Resource};
 use crate::avs::{AvsNode, Records};
+use crate::chain::{self, Watcher};
 use crate::http::{Handler, Response};
 use crate::metrics;
 use alloc::boxed::Box;
@@ -39,6 +43,8 @@ pub struct App<R> {
     hang: fn() -> !,
     /// The AVS side.
     pub avs: AvsNode,
+    /// The chain watcher, when tasks are read from an Ethereum node.
+    pub chain: Option<Watcher>,
     /// The disk's records, if there is a disk.
     pub records: Option<R>,
 }
@@ -74,6 +80,7 @@ impl<R: Records> App<R> {
             test_hooks: false,
             hang: spin_forever,
             avs,
+            chain: None,
             records,
         }
     }
@@ -84,6 +91,20 @@ impl<R: Records> App<R> {
         self
     }
 
+    /// Reads tasks from the chain as `config` says (the cursor read from the disk's records).
+    pub fn with_chain(mut self, config: chain::Config) -> Self {
+        let records = self.records.as_mut().map(|r| r as &mut dyn Records);
+        self.chain = Some(Watcher::new(config, records));
+        self
+    }
+
+    /// Lets the chain watcher sign the tasks it read and record its cursor; returns console lines.
+    pub fn settle_chain(&mut self) -> Vec<String> {
+        let Some(watcher) = &mut self.chain else { return Vec::new() };
+        let records = self.records.as_mut().map(|r| r as &mut dyn Records);
+        watcher.settle(&mut self.avs, records, &*self.clock)
+    }
+
     /// Serves the test hooks if `on`.
     pub fn with_test_hooks(mut self, on: bool) -> Self {
         self.test_hooks = on;
@@ -92,7 +113,7 @@ impl<R: Records> App<R> {
 
     /// The services the node API shows now.
     fn services(&self) -> Vec<api::Service> {
-        api::services(&self.avs)
+        api::services(&self.avs, self.chain.as_ref())
     }
 
     fn status_json(&self) -> Vec<u8> {
@@ -116,6 +137,7 @@ impl<R: Records> App<R> {
     fn metrics(&self) -> Response {
         let inputs = metrics::Inputs {
             avs: &self.avs,
+            chain: self.chain.as_ref(),
             health: api::health(&self.services()),
             boot_count: self.boot_count,
             uptime_ns: (self.clock)(),
@@ -137,6 +159,46 @@ impl<R: Records> App<R> {
                 Response::new(status, "application/json", out.into_bytes())
             }
         }
+    }
+
+    fn chain_json(&self) -> Response {
+        let Some(w) = &self.chain else {
+            return Response::new(
+                404,
+                "application/json",
+                b"{\"error\":\"tasks are not read from a chain (no spacecore.eth_rpc)\"}\n".to_vec(),
+            );
+        };
+        let mut out = String::with_capacity(512);
+        let _ = write!(out, "{{\"status\":\"{}\",\"reason\":", w.status().as_str());
+        api::json_string(&mut out, &w.reason());
+        let config = w.config();
+        let _ = write!(
+            out,
+            ",\"task_manager\":\"{}\",\"confirmations\":{}",
+            chain::rpc::hex(&config.task_manager),
+            config.confirmations
+        );
+        let number = |n: Option<u64>| n.map_or(String::from("null"), |n| alloc::format!("{n}"));
+        let _ = write!(out, ",\"chain_id\":{},\"head\":{}", number(w.chain_id()), number(w.head()));
+        match w.cursor() {
+            Some(c) => {
+                let _ = write!(
+                    out,
+                    ",\"processed_block\":{},\"processed_hash\":\"{}\"",
+                    c.block,
+                    chain::rpc::hex(&c.hash)
+                );
+            }
+            None => out.push_str(",\"processed_block\":null,\"processed_hash\":null"),
+        }
+        let s = &w.stats;
+        let _ = writeln!(
+            out,
+            ",\"blocks_processed\":{},\"tasks\":{},\"ignored_logs\":{},\"reorgs\":{},\"rpc_requests\":{},\"rpc_errors\":{}}}",
+            s.blocks_processed, s.tasks, s.ignored_logs, s.reorgs, s.requests, s.errors
+        );
+        Response::new(200, "application/json", out.into_bytes())
     }
 
     fn task(&mut self, body: &[u8]) -> Response {
@@ -169,7 +231,7 @@ impl<R: Records> Handler for App<R> {
     fn accept(&mut self, method: &str, target: &str) -> Result<(), Response> {
         let (path, query) = split(target);
         let allowed = match path {
-            "/" | "/metrics" | "/spacecore/identity" => "GET",
+            "/" | "/metrics" | "/spacecore/identity" | "/spacecore/chain" => "GET",
             "/echo" | "/task" => "POST",
             "/test/panic" | "/test/hang" if self.test_hooks => "POST",
             _ => match api::resource(path) {
@@ -197,6 +259,7 @@ impl<R: Records> Handler for App<R> {
             "/echo" => Response::new(200, "application/octet-stream", body),
             "/task" => self.task(&body),
             "/spacecore/identity" => self.identity(),
+            "/spacecore/chain" => self.chain_json(),
             "/test/panic" if self.test_hooks => panic!("test hook: panic requested"),
             "/test/hang" if self.test_hooks => (self.hang)(),
             _ => match api::resource(path) {

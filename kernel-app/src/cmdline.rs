@@ -9,6 +9,8 @@
 //! | `spacecore.name` | the node's name: 1 to 63 of `A-Z a-z 0-9 . _ -` | `spacecore` |
 //! | `spacecore.aggregator` | where signed responses go, `10.0.0.1:8090` (IPv4 and port) | none sent |
 //! | `spacecore.endpoint.NAME` | where the named endpoint NAME is relayed, `10.0.0.1:8545`: `eth_rpc` (Ethereum JSON-RPC), `eth_ws` (its websocket endpoint); `aggregator` is the same as `spacecore.aggregator` | none |
+//! | `spacecore.task_manager` | the AVS's TaskManager contract, `0x` and 40 hex digits: with `endpoint.eth_rpc`, tasks are read from its `NewTaskCreated` logs | none read |
+//! | `spacecore.confirmations` | blocks on top of a block before its tasks are read, 0..=10000 | 2 |
 //! | `spacecore.scheme` | the operator key's scheme, `bn254` or `bls12-381` (also `sign-bench`'s) | `bn254` |
 //! | `spacecore.selftest` | see [`SelfTest`] | none |
 //! | `spacecore.testhooks` | `on` or `off`: serve `POST /test/panic` and `POST /test/hang` | `off` |
@@ -42,6 +44,12 @@ pub struct Args<'a> {
     /// The Ethereum websocket endpoint (`spacecore.endpoint.eth_ws=`, from `spec.avs.eth_ws`),
     /// as the guest reaches it.
     pub eth_ws: Option<SocketAddrV4>,
+    /// The TaskManager whose tasks are read from the chain (`spacecore.task_manager=`, from
+    /// `spec.avs.task_manager`).
+    pub task_manager: Option<[u8; 20]>,
+    /// Confirmations before a block is read (`spacecore.confirmations=`, from
+    /// `spec.avs.confirmations`); `None`: the default, [`crate::chain::DEFAULT_CONFIRMATIONS`].
+    pub confirmations: Option<u32>,
 }
 
 impl Args<'_> {
@@ -66,6 +74,8 @@ impl Default for Args<'_> {
             scheme: Scheme::Bn254,
             eth_rpc: None,
             eth_ws: None,
+            task_manager: None,
+            confirmations: None,
         }
     }
 }
@@ -156,6 +166,14 @@ pub fn parse(line: &str) -> Result<Args<'_>, BadArg<'_>> {
             "aggregator" | "endpoint.aggregator" => args.aggregator = Some(endpoint(value, word)?),
             "endpoint.eth_rpc" => args.eth_rpc = Some(endpoint(value, word)?),
             "endpoint.eth_ws" => args.eth_ws = Some(endpoint(value, word)?),
+            "task_manager" => {
+                let address = crate::chain::rpc::parse_fixed::<20>(value).map_err(|_| BadArg(word))?;
+                args.task_manager = Some(address);
+            }
+            "confirmations" => {
+                let n = value.parse().ok().filter(|n| *n <= crate::chain::MAX_CONFIRMATIONS);
+                args.confirmations = Some(n.ok_or(BadArg(word))?);
+            }
             "gw" => gateway = Some(value.parse().map_err(|_| BadArg(word))?),
             "scheme" => args.scheme = value.parse().map_err(|_| BadArg(word))?,
             "testhooks" => {
@@ -327,6 +345,8 @@ mod tests {
                 scheme: Scheme::Bn254,
                 eth_rpc: None,
                 eth_ws: None,
+                task_manager: None,
+                confirmations: None,
             }
         );
         // The gateway may come first; the port and name have defaults.
@@ -361,6 +381,35 @@ mod tests {
         for bad in
             ["spacecore.testhooks", "spacecore.testhooks=", "spacecore.testhooks=1", "spacecore.testhooks=ON"]
         {
+            assert_eq!(parse(bad), Err(BadArg(bad)), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parses_the_task_manager_and_confirmations() {
+        let args = parse(
+            "spacecore.task_manager=0x5FbDB2315678afecb367f032d93F642f64180aa3 spacecore.confirmations=0",
+        )
+        .unwrap();
+        let mut expected = [0u8; 20];
+        for (i, b) in expected.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&"5fbdb2315678afecb367f032d93f642f64180aa3"[2 * i..2 * i + 2], 16)
+                .unwrap();
+        }
+        assert_eq!((args.task_manager, args.confirmations), (Some(expected), Some(0)));
+        assert_eq!(parse("spacecore.confirmations=10000").unwrap().confirmations, Some(10_000));
+        assert_eq!((parse("").unwrap().task_manager, parse("").unwrap().confirmations), (None, None));
+        for bad in [
+            "spacecore.task_manager=",
+            "spacecore.task_manager=5fbdb2315678afecb367f032d93f642f64180aa3",
+            "spacecore.task_manager=0x5fbdb2315678afecb367f032d93f642f64180aa",
+            "spacecore.task_manager=0x5fbdb2315678afecb367f032d93f642f64180aa300",
+            "spacecore.task_manager=0x5fbdb2315678afecb367f032d93f642f64180ag3",
+            "spacecore.confirmations=",
+            "spacecore.confirmations=-1",
+            "spacecore.confirmations=10001",
+            "spacecore.confirmations=two",
+        ] {
             assert_eq!(parse(bad), Err(BadArg(bad)), "{bad}");
         }
     }

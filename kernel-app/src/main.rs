@@ -13,6 +13,7 @@ mod api;
 mod app;
 mod avs;
 mod boot;
+mod chain;
 mod clock;
 mod cmdline;
 mod diskbench;

@@ -20,6 +20,7 @@
 
 use crate::api::Health;
 use crate::avs::{AVS_NAME, AvsNode, Cause, RPC_METHOD};
+use crate::chain::Watcher;
 use alloc::vec::Vec;
 use core::fmt::{self, Display};
 use prom_text::{Exposition, Kind};
@@ -139,12 +140,64 @@ fn histogram<const N: usize>(e: &mut Exposition, name: &str, labels: &[(&str, &s
 pub struct Inputs<'a> {
     /// The AVS side: its counters, histograms and services.
     pub avs: &'a AvsNode,
+    /// The chain watcher, when tasks are read from the chain.
+    pub chain: Option<&'a Watcher>,
     /// The node's health, as `GET /eigen/node/health` reports it.
     pub health: Health,
     /// This boot's number, if the disk counts boots.
     pub boot_count: Option<u64>,
     /// Time since boot, ns.
     pub uptime_ns: u64,
+}
+
+/// The chain watcher's families (`spacecore_chain_`), present only when tasks are read from
+/// the chain.
+fn render_chain(e: &mut Exposition, chain: &Watcher) {
+    let s = &chain.stats;
+    e.family("spacecore_chain_head_block", Kind::Gauge, "The Ethereum node's head block last seen.");
+    if let Some(head) = chain.head() {
+        e.sample("spacecore_chain_head_block", &[], head);
+    }
+    e.family(
+        "spacecore_chain_processed_block",
+        Kind::Gauge,
+        "The last block whose tasks were all signed and queued (the chain cursor on the disk).",
+    );
+    if let Some(cursor) = chain.cursor() {
+        e.sample("spacecore_chain_processed_block", &[], cursor.block);
+    }
+    for (name, help, value) in [
+        (
+            "spacecore_chain_blocks_processed_total",
+            "Blocks whose TaskManager logs were read and whose tasks were all handled, this boot.",
+            s.blocks_processed,
+        ),
+        (
+            "spacecore_chain_tasks_total",
+            "NewTaskCreated logs of the TaskManager read and handed to the signing path.",
+            s.tasks,
+        ),
+        (
+            "spacecore_chain_ignored_logs_total",
+            "Logs the Ethereum node returned that were ignored: another address or topic, or removed.",
+            s.ignored_logs,
+        ),
+        (
+            "spacecore_chain_reorgs_total",
+            "Reorganisations deeper than the confirmations seen at the processed block (its blocks read again).",
+            s.reorgs,
+        ),
+        ("spacecore_chain_rpc_requests_total", "JSON-RPC calls made to the Ethereum node.", s.requests),
+        (
+            "spacecore_chain_rpc_errors_total",
+            "JSON-RPC calls to the Ethereum node that failed: no connection or answer, an HTTP or JSON-RPC error, \
+             or an answer that does not read.",
+            s.errors,
+        ),
+    ] {
+        e.family(name, Kind::Counter, help);
+        e.sample(name, &[], value);
+    }
 }
 
 /// Renders every metric family.
@@ -241,6 +294,10 @@ pub fn render(inputs: &Inputs) -> Vec<u8> {
         "Time to compute one BLS signature over a task response, in seconds.",
     );
     histogram(&mut e, "spacecore_signing_duration_seconds", &[], &stats.signing);
+
+    if let Some(chain) = inputs.chain {
+        render_chain(&mut e, chain);
+    }
 
     e.family("spacecore_uptime_seconds", Kind::Gauge, "Time since this boot, in seconds.");
     e.sample("spacecore_uptime_seconds", &[], Seconds(inputs.uptime_ns));

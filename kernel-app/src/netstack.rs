@@ -50,8 +50,17 @@ pub const CALL_SLOTS: usize = 4;
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Receive and send buffer of a call's socket: a request and an answer are well under 1 KiB.
 const CALL_BUFFER: usize = 8 * 1024;
-/// Ephemeral ports of calls: the IANA dynamic range.
-const EPHEMERAL: core::ops::RangeInclusive<u16> = 49152..=65535;
+/// Ephemeral ports of calls to the aggregator: the lower half of the IANA dynamic range.
+const AGGREGATOR_PORTS: core::ops::RangeInclusive<u16> = 49152..=57343;
+/// Ephemeral ports of calls to the Ethereum node: the upper half.
+const ETH_PORTS: core::ops::RangeInclusive<u16> = 57344..=65535;
+
+/// Calls to the Ethereum node made at once: the watcher makes one at a time.
+pub const ETH_SLOTS: usize = 1;
+/// Longest time a call to the Ethereum node may take (an `eth_getLogs` over a range of blocks).
+pub const ETH_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Receive buffer of the Ethereum node's socket: its answers run to [`crate::chain::rpc::MAX_BODY`].
+const ETH_BUFFER: usize = 64 * 1024;
 
 /// A call in flight.
 struct Call {
@@ -63,13 +72,58 @@ struct Call {
     deadline: Instant,
 }
 
-/// The client side: the aggregator and the sockets of the calls to it.
+/// The client side: a server (the aggregator, or the Ethereum node) and the sockets of the calls
+/// to it.
 struct Client {
-    aggregator: core::net::SocketAddrV4,
+    server: core::net::SocketAddrV4,
     /// `Host` header value.
     host: String,
     slots: Vec<(SocketHandle, Option<Call>)>,
     next_port: u16,
+    /// Longest answer body accepted.
+    max_body: usize,
+    /// Longest time a call may take.
+    timeout: Duration,
+    /// Who the server is, in error messages.
+    what: &'static str,
+    /// The ephemeral ports its calls use.
+    ports: core::ops::RangeInclusive<u16>,
+}
+
+impl Client {
+    /// A client of `server` with `slots` sockets of `rx`/`tx`-byte buffers added to `sockets`;
+    /// its ephemeral ports start at an offset of `seed` in `ports`.
+    #[expect(clippy::too_many_arguments, reason = "each is one property of the client")]
+    fn new(
+        sockets: &mut SocketSet<'static>,
+        server: core::net::SocketAddrV4,
+        slots: usize,
+        (rx, tx): (usize, usize),
+        ports: core::ops::RangeInclusive<u16>,
+        seed: u64,
+        (max_body, timeout): (usize, Duration),
+        what: &'static str,
+    ) -> Self {
+        Client {
+            server,
+            host: server.to_string(),
+            slots: (0..slots)
+                .map(|_| {
+                    let rx = tcp::SocketBuffer::new(alloc::vec![0; rx]);
+                    let tx = tcp::SocketBuffer::new(alloc::vec![0; tx]);
+                    let mut socket = tcp::Socket::new(rx, tx);
+                    socket.set_nagle_enabled(false);
+                    socket.set_ack_delay(None);
+                    (sockets.add(socket), None)
+                })
+                .collect(),
+            next_port: ports.start() + (seed % u64::from(ports.end() - ports.start())) as u16,
+            max_body,
+            timeout,
+            what,
+            ports,
+        }
+    }
 }
 
 /// One socket of the server and the connection on it.
@@ -88,18 +142,22 @@ pub struct NetStack {
     port: u16,
     stopping: bool,
     client: Option<Client>,
+    eth: Option<Client>,
 }
 
 impl NetStack {
     /// Brings the interface up with `config` and listens on `port` with `connections` sockets
     /// (clamped to 1..=[`MAX_CONNECTIONS`]); `seed` seeds TCP initial sequence numbers and the
-    /// first ephemeral port. With an `aggregator`, calls to it can be made ([`NetStack::call`]).
+    /// first ephemeral port. With an `aggregator`, calls to it can be made ([`NetStack::call`]);
+    /// with an `eth_rpc` endpoint, calls to the Ethereum node ([`NetStack::call_eth`]).
+    #[expect(clippy::too_many_arguments, reason = "each is one property of the stack")]
     pub fn new(
         mut dev: NetDevice,
         config: &NetConfig,
         port: u16,
         connections: usize,
         aggregator: Option<core::net::SocketAddrV4>,
+        eth_rpc: Option<core::net::SocketAddrV4>,
         seed: u64,
         now: Instant,
     ) -> Self {
@@ -129,22 +187,37 @@ impl NetStack {
                 Slot { handle: sockets.add(socket), conn: None, idle_at: now }
             })
             .collect();
-        let client = aggregator.map(|aggregator| Client {
-            aggregator,
-            host: aggregator.to_string(),
-            slots: (0..CALL_SLOTS)
-                .map(|_| {
-                    let rx = tcp::SocketBuffer::new(alloc::vec![0; CALL_BUFFER]);
-                    let tx = tcp::SocketBuffer::new(alloc::vec![0; CALL_BUFFER]);
-                    let mut socket = tcp::Socket::new(rx, tx);
-                    socket.set_nagle_enabled(false);
-                    socket.set_ack_delay(None);
-                    (sockets.add(socket), None)
-                })
-                .collect(),
-            next_port: EPHEMERAL.start() + (seed % u64::from(EPHEMERAL.end() - EPHEMERAL.start())) as u16,
+        // The two clients take their ephemeral ports from the two halves of the range, so their
+        // connections never share a port.
+        let client = aggregator.map(|server| {
+            let limits = (client::MAX_RESPONSE_BODY, CALL_TIMEOUT);
+            let buffers = (CALL_BUFFER, CALL_BUFFER);
+            Client::new(
+                &mut sockets,
+                server,
+                CALL_SLOTS,
+                buffers,
+                AGGREGATOR_PORTS,
+                seed,
+                limits,
+                "the aggregator",
+            )
         });
-        NetStack { iface, dev, sockets, slots, port, stopping: false, client }
+        let eth = eth_rpc.map(|server| {
+            let limits = (crate::chain::rpc::MAX_BODY, ETH_CALL_TIMEOUT);
+            let buffers = (ETH_BUFFER, CALL_BUFFER);
+            Client::new(
+                &mut sockets,
+                server,
+                ETH_SLOTS,
+                buffers,
+                ETH_PORTS,
+                seed,
+                limits,
+                "the Ethereum node",
+            )
+        });
+        NetStack { iface, dev, sockets, slots, port, stopping: false, client, eth }
     }
 
     /// Connections the server can hold.
@@ -168,92 +241,36 @@ impl NetStack {
     }
 
     /// How long nothing needs doing unless a frame arrives; `None`: until a frame arrives.
-    /// `next_call`: when the next queued call is due, if any.
-    pub fn delay(&mut self, now: Instant, next_call: Option<Instant>) -> Option<Duration> {
+    /// `next_call`: when the next queued call to the aggregator is due, if any; `next_eth`: the
+    /// next call to the Ethereum node.
+    pub fn delay(
+        &mut self,
+        now: Instant,
+        next_call: Option<Instant>,
+        next_eth: Option<Instant>,
+    ) -> Option<Duration> {
         let until = |at: Instant| if at > now { at - now } else { Duration::ZERO };
         let timers = self.iface.poll_delay(now, &self.sockets);
         let idle = self.slots.iter().filter(|s| s.conn.is_some()).map(|s| until(s.idle_at));
-        let calls = self.client.iter().flat_map(|c| c.slots.iter().filter_map(|(_, call)| call.as_ref()));
+        let clients = self.client.iter().chain(self.eth.iter());
+        let calls = clients.flat_map(|c| c.slots.iter().filter_map(|(_, call)| call.as_ref()));
         let deadlines = calls.map(|call| until(call.deadline));
         let next_call = next_call.filter(|_| self.client.is_some()).map(until);
-        timers.into_iter().chain(idle).chain(deadlines).chain(next_call).min()
+        let next_eth = next_eth.filter(|_| self.eth.is_some()).map(until);
+        timers.into_iter().chain(idle).chain(deadlines).chain(next_call).chain(next_eth).min()
     }
 
-    /// Starts the calls that are due and moves the bytes of those in flight; returns whether
-    /// anything happened. Lines worth logging about finished calls are printed.
+    /// Starts the calls to the aggregator that are due and moves the bytes of those in flight;
+    /// returns whether anything happened. Lines worth logging about finished calls are printed.
     pub fn call(&mut self, now: Instant, calls: &mut dyn Calls) -> bool {
         let Some(client) = &mut self.client else { return false };
-        let now_ms = now.total_millis() as u64;
-        let mut progress = false;
-        for (handle, slot) in &mut client.slots {
-            let socket = self.sockets.get_mut::<tcp::Socket>(*handle);
-            let Some(call) = slot else {
-                if socket.state() == State::TimeWait {
-                    // Our side closed first: the next call uses another port, so the wait
-                    // protects nothing here.
-                    socket.abort();
-                }
-                if self.stopping || socket.state() != State::Closed {
-                    continue;
-                }
-                let Some((id, request)) = calls.next_call(now_ms) else { continue };
-                let request = match request {
-                    Request::Rpc(body) => client::post_request(&client.host, "/", &body),
-                    Request::Probe => client::get_request(&client.host, "/"),
-                };
-                let local = client.next_port;
-                client.next_port = if local == *EPHEMERAL.end() { *EPHEMERAL.start() } else { local + 1 };
-                let remote = (IpAddress::Ipv4(*client.aggregator.ip()), client.aggregator.port());
-                match socket.connect(self.iface.context(), remote, local) {
-                    Ok(()) => {
-                        let (started, deadline) = (now, now + CALL_TIMEOUT);
-                        let reader = ResponseReader::new();
-                        *slot = Some(Call { id, request, sent: 0, reader, started, deadline });
-                    }
-                    Err(e) => {
-                        report(calls.call_done(id, Err(alloc::format!("cannot connect: {e}")), now_ms, 0))
-                    }
-                }
-                progress = true;
-                continue;
-            };
-            let mut result = None;
-            if socket.can_send()
-                && call.sent < call.request.len()
-                && let Ok(n) = socket.send_slice(&call.request[call.sent..])
-            {
-                call.sent += n;
-                progress |= n > 0;
-            }
-            while result.is_none() && socket.can_recv() {
-                let _ = socket.recv(|data| {
-                    result = call.reader.receive(data);
-                    (data.len(), ())
-                });
-                progress = true;
-            }
-            if result.is_none() && call.sent > 0 && !socket.may_recv() && socket.state() != State::SynSent {
-                // The server closed its side (or the connection is gone): what came is all.
-                result = Some(call.reader.finish());
-            }
-            let outcome = match result {
-                Some(r) => r.map_err(|e| alloc::format!("bad answer from the aggregator: {e:?}")),
-                None if !socket.is_open() => Err("connection refused or reset".to_string()),
-                None if now >= call.deadline => Err("no answer in time".to_string()),
-                None => continue,
-            };
-            // Done with this connection: close politely if it still stands, else drop it.
-            if socket.is_open() && outcome.is_ok() {
-                socket.close();
-            } else {
-                socket.abort();
-            }
-            let (id, elapsed_us) = (call.id, (now - call.started).total_micros());
-            *slot = None;
-            report(calls.call_done(id, outcome, now_ms, elapsed_us));
-            progress = true;
-        }
-        progress
+        drive(client, &mut self.sockets, &mut self.iface, self.stopping, now, calls)
+    }
+
+    /// The same for the calls to the Ethereum node.
+    pub fn call_eth(&mut self, now: Instant, calls: &mut dyn Calls) -> bool {
+        let Some(client) = &mut self.eth else { return false };
+        drive(client, &mut self.sockets, &mut self.iface, self.stopping, now, calls)
     }
 
     /// Stops accepting connections and ends every connection once its answers are sent.
@@ -352,4 +369,87 @@ fn report(line: Option<String>) {
     if let Some(line) = line {
         crate::println!("{line}");
     }
+}
+
+/// Starts the due calls of `client` and moves the bytes of those in flight; returns whether
+/// anything happened.
+fn drive(
+    client: &mut Client,
+    sockets: &mut SocketSet<'static>,
+    iface: &mut Interface,
+    stopping: bool,
+    now: Instant,
+    calls: &mut dyn Calls,
+) -> bool {
+    let now_ms = now.total_millis() as u64;
+
+    let mut progress = false;
+    for (handle, slot) in &mut client.slots {
+        let socket = sockets.get_mut::<tcp::Socket>(*handle);
+        let Some(call) = slot else {
+            if socket.state() == State::TimeWait {
+                // Our side closed first: the next call uses another port, so the wait
+                // protects nothing here.
+                socket.abort();
+            }
+            if stopping || socket.state() != State::Closed {
+                continue;
+            }
+            let Some((id, request)) = calls.next_call(now_ms) else { continue };
+            let request = match request {
+                Request::Rpc(body) => client::post_request(&client.host, "/", &body),
+                Request::Probe => client::get_request(&client.host, "/"),
+            };
+            let local = client.next_port;
+            let (first, last) = (*client.ports.start(), *client.ports.end());
+            client.next_port = if local == last { first } else { local + 1 };
+            let remote = (IpAddress::Ipv4(*client.server.ip()), client.server.port());
+            match socket.connect(iface.context(), remote, local) {
+                Ok(()) => {
+                    let (started, deadline) = (now, now + client.timeout);
+                    let reader = ResponseReader::with_limit(client.max_body);
+                    *slot = Some(Call { id, request, sent: 0, reader, started, deadline });
+                }
+                Err(e) => report(calls.call_done(id, Err(alloc::format!("cannot connect: {e}")), now_ms, 0)),
+            }
+            progress = true;
+            continue;
+        };
+        let mut result = None;
+        if socket.can_send()
+            && call.sent < call.request.len()
+            && let Ok(n) = socket.send_slice(&call.request[call.sent..])
+        {
+            call.sent += n;
+            progress |= n > 0;
+        }
+        while result.is_none() && socket.can_recv() {
+            let _ = socket.recv(|data| {
+                result = call.reader.receive(data);
+                (data.len(), ())
+            });
+            progress = true;
+        }
+        if result.is_none() && call.sent > 0 && !socket.may_recv() && socket.state() != State::SynSent {
+            // The server closed its side (or the connection is gone): what came is all.
+            result = Some(call.reader.finish());
+        }
+        let outcome = match result {
+            Some(r) => r.map_err(|e| alloc::format!("bad answer from {}: {e:?}", client.what)),
+            None if !socket.is_open() => Err("connection refused or reset".to_string()),
+            None if now >= call.deadline => Err("no answer in time".to_string()),
+            None => continue,
+        };
+        // Done with this connection: close politely if it still stands, else drop it.
+        if socket.is_open() && outcome.is_ok() {
+            socket.close();
+        } else {
+            socket.abort();
+        }
+        let (id, elapsed_us) = (call.id, (now - call.started).total_micros());
+        *slot = None;
+        report(calls.call_done(id, outcome, now_ms, elapsed_us));
+        progress = true;
+    }
+    progress
 }

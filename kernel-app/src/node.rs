@@ -73,9 +73,30 @@ impl Node {
         });
         let sends = args.aggregator.is_some() && args.net.is_some();
         let uptime = move || clock.ticks_to_ns(arch::rdtsc().wrapping_sub(epoch_tsc));
-        let app = App::new(args.name, boot_count, store, sends)
+        let mut app = App::new(args.name, boot_count, store, sends)
             .with_clock(alloc::boxed::Box::new(uptime))
             .with_test_hooks(args.test_hooks);
+        let eth_rpc = args.eth_rpc.filter(|_| args.net.is_some());
+        match (eth_rpc, args.task_manager) {
+            (Some(rpc), Some(task_manager)) => {
+                let confirmations = args.confirmations.unwrap_or(crate::chain::DEFAULT_CONFIRMATIONS);
+                app = app.with_chain(crate::chain::Config { task_manager, confirmations });
+                println!(
+                    "chain: reading {} of TaskManager {} from {rpc} ({confirmations} confirmations)",
+                    crate::chain::event::SIGNATURE,
+                    crate::chain::rpc::hex(&task_manager)
+                );
+            }
+            (Some(_), None) => {
+                println!("chain: no spacecore.task_manager: tasks are not read from the chain")
+            }
+            (None, Some(_)) => {
+                println!(
+                    "chain: no Ethereum endpoint (spacecore.endpoint.eth_rpc): tasks are not read from the chain"
+                )
+            }
+            (None, None) => {}
+        }
         if args.test_hooks {
             println!("http: test hooks on (POST /test/panic, POST /test/hang)");
         }
@@ -90,6 +111,7 @@ impl Node {
                     args.http_port,
                     connections,
                     args.aggregator,
+                    node.app.chain.as_ref().and(eth_rpc),
                     seed,
                     node.now(),
                 );
@@ -209,12 +231,25 @@ impl Node {
             };
             let served = net.poll(now, &mut self.app);
             let called = net.call(now, &mut self.app.avs);
-            if served || called || net.has_work() {
+            let read = match &mut self.app.chain {
+                Some(watcher) => net.call_eth(now, watcher),
+                None => false,
+            };
+            // Tasks read from the chain are signed and queued here, between polls.
+            let pending = self.app.chain.as_ref().is_some_and(|w| w.has_pending());
+            for line in self.app.settle_chain() {
+                println!("{line}");
+            }
+            let settled = pending && self.app.chain.as_ref().is_some_and(|w| !w.has_pending());
+            if served || called || read || settled || net.has_work() {
                 continue;
             }
-            let next_call = self.app.avs.next_due().map(|ms| Instant::from_millis(ms as i64));
-            let timeout =
-                net.delay(now, next_call).map_or(WAIT_FOREVER, |d| d.max(MIN_WAIT).total_micros() * 1000);
+            let at = |ms: u64| Instant::from_millis(ms as i64);
+            let next_call = self.app.avs.next_due().map(at);
+            let next_eth = self.app.chain.as_ref().and_then(|w| w.next_due()).map(at);
+            let timeout = net
+                .delay(now, next_call, next_eth)
+                .map_or(WAIT_FOREVER, |d| d.max(MIN_WAIT).total_micros() * 1000);
             hypercall::wait(timeout);
         }
     }
@@ -233,7 +268,7 @@ impl Node {
             }
             if !progressed {
                 let delay =
-                    net.delay(now, None).unwrap_or(MIN_WAIT).clamp(MIN_WAIT, Duration::from_millis(10));
+                    net.delay(now, None, None).unwrap_or(MIN_WAIT).clamp(MIN_WAIT, Duration::from_millis(10));
                 hypercall::wait(delay.total_micros() * 1000);
             }
         }

@@ -80,7 +80,8 @@ pub enum ClientError {
     MalformedHead,
     /// The head is longer than [`MAX_RESPONSE_HEAD`].
     HeadTooLong,
-    /// The body is (or is announced as) longer than [`MAX_RESPONSE_BODY`].
+    /// The body is (or is announced as) longer than the reader's limit ([`MAX_RESPONSE_BODY`]
+    /// unless [`ResponseReader::with_limit`] set another).
     BodyTooLong,
     /// The response has a `Transfer-Encoding`, which is not supported.
     Chunked,
@@ -103,11 +104,19 @@ enum State {
 }
 
 /// Reads one response incrementally.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ResponseReader {
     /// Bytes received while reading the head.
     head: Vec<u8>,
     state: State,
+    /// Longest body accepted.
+    max_body: usize,
+}
+
+impl Default for ResponseReader {
+    fn default() -> Self {
+        ResponseReader { head: Vec::new(), state: State::Head, max_body: MAX_RESPONSE_BODY }
+    }
 }
 
 /// What a complete head says.
@@ -118,9 +127,10 @@ struct Head {
 }
 
 impl ResponseReader {
-    /// A reader waiting for the first byte.
-    pub fn new() -> Self {
-        Self::default()
+    /// A reader taking bodies of at most `max_body` bytes (the Ethereum node's answers are
+    /// larger than the aggregator's).
+    pub fn with_limit(max_body: usize) -> Self {
+        ResponseReader { max_body, ..Self::default() }
     }
 
     /// Takes bytes from the server; `Some(result)` once the response is complete (or broken).
@@ -177,11 +187,11 @@ impl ResponseReader {
             }
             let rest = self.head.split_off(len);
             self.head = Vec::new();
-            let length = match framing(&head) {
+            let length = match framing(&head, self.max_body) {
                 Ok(length) => length,
                 Err(e) => return Some(Err(e)),
             };
-            let capacity = length.unwrap_or(rest.len()).min(MAX_RESPONSE_BODY);
+            let capacity = length.unwrap_or(rest.len()).min(self.max_body);
             self.state = State::Body { status: head.status, length, body: Vec::with_capacity(capacity) };
             return self.read_body(&rest);
         }
@@ -189,6 +199,7 @@ impl ResponseReader {
 
     /// Adds body bytes: `Some` once the body is complete or too long.
     fn read_body(&mut self, data: &[u8]) -> Option<Result<HttpResponse, ClientError>> {
+        let max_body = self.max_body;
         let State::Body { status, length, body } = &mut self.state else { return None };
         match *length {
             Some(length) => {
@@ -197,9 +208,7 @@ impl ResponseReader {
                 (body.len() >= length)
                     .then(|| Ok(HttpResponse { status: *status, body: core::mem::take(body) }))
             }
-            None if body.len().saturating_add(data.len()) > MAX_RESPONSE_BODY => {
-                Some(Err(ClientError::BodyTooLong))
-            }
+            None if body.len().saturating_add(data.len()) > max_body => Some(Err(ClientError::BodyTooLong)),
             None => {
                 body.extend_from_slice(data);
                 None
@@ -246,7 +255,7 @@ fn parse_head(bytes: &[u8]) -> Result<Option<(usize, Head)>, ClientError> {
 
 /// How the body of a final response is delimited: `Some(length)`, or `None` until the peer
 /// closes.
-fn framing(head: &Head) -> Result<Option<usize>, ClientError> {
+fn framing(head: &Head, max_body: usize) -> Result<Option<usize>, ClientError> {
     if head.chunked {
         return Err(ClientError::Chunked);
     }
@@ -255,7 +264,7 @@ fn framing(head: &Head) -> Result<Option<usize>, ClientError> {
         return Ok(Some(0));
     }
     match head.length {
-        Some(length) if length > MAX_RESPONSE_BODY => Err(ClientError::BodyTooLong),
+        Some(length) if length > max_body => Err(ClientError::BodyTooLong),
         length => Ok(length),
     }
 }
@@ -383,13 +392,13 @@ mod tests {
     const ACCEPTED: &str = r#"{"jsonrpc":"2.0","result":true,"id":3}"#;
 
     fn whole(bytes: &[u8]) -> Option<Result<HttpResponse, ClientError>> {
-        ResponseReader::new().receive(bytes)
+        ResponseReader::default().receive(bytes)
     }
 
     /// Feeds `bytes` one at a time: the result, the number of bytes fed when it came, and the
     /// reader.
     fn bytewise(bytes: &[u8]) -> (Option<Result<HttpResponse, ClientError>>, usize, ResponseReader) {
-        let mut reader = ResponseReader::new();
+        let mut reader = ResponseReader::default();
         for (i, b) in bytes.iter().enumerate() {
             if let Some(result) = reader.receive(core::slice::from_ref(b)) {
                 return (Some(result), i + 1, reader);
@@ -471,7 +480,7 @@ mod tests {
     fn every_split_gives_the_same_response() {
         let bytes = hyper_response("200 OK", ACCEPTED);
         for at in 0..=bytes.len() {
-            let mut reader = ResponseReader::new();
+            let mut reader = ResponseReader::default();
             let first = reader.receive(&bytes[..at]);
             let result = first.or_else(|| reader.receive(&bytes[at..]));
             assert_eq!(result, Some(ok(200, ACCEPTED)), "split at {at}");
@@ -482,7 +491,7 @@ mod tests {
     fn bytes_after_the_response_are_ignored() {
         let mut bytes = hyper_response("200 OK", ACCEPTED);
         bytes.extend_from_slice(b"HTTP/1.1 500 Oops\r\n\r\ngarbage");
-        let mut reader = ResponseReader::new();
+        let mut reader = ResponseReader::default();
         assert_eq!(reader.receive(&bytes), Some(ok(200, ACCEPTED)));
         assert_eq!(reader.receive(b"more"), None);
         assert_eq!(reader.finish(), ok(200, ACCEPTED));
@@ -512,7 +521,7 @@ mod tests {
     #[test]
     fn close_delimited_body() {
         let head = b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n";
-        let mut reader = ResponseReader::new();
+        let mut reader = ResponseReader::default();
         assert_eq!(reader.receive(head), None);
         assert_eq!(reader.receive(b"{\"jsonrpc\":"), None);
         assert_eq!(reader.receive(b"\"2.0\"}"), None);
@@ -528,21 +537,21 @@ mod tests {
         assert_eq!(reader.finish(), ok(200, ACCEPTED));
 
         // Empty close-delimited body.
-        let mut reader = ResponseReader::new();
+        let mut reader = ResponseReader::default();
         assert_eq!(reader.receive(b"HTTP/1.1 500 Internal Server Error\r\n\r\n"), None);
         assert_eq!(reader.finish(), ok(500, ""));
     }
 
     #[test]
     fn close_delimited_body_limit() {
-        let mut reader = ResponseReader::new();
+        let mut reader = ResponseReader::default();
         assert_eq!(reader.receive(b"HTTP/1.1 200 OK\r\n\r\n"), None);
         assert_eq!(reader.receive(&vec![b'a'; MAX_RESPONSE_BODY - 1]), None);
         assert_eq!(reader.receive(b"b"), None);
         let full = reader.finish().unwrap();
         assert_eq!(full.body.len(), MAX_RESPONSE_BODY);
 
-        let mut reader = ResponseReader::new();
+        let mut reader = ResponseReader::default();
         assert_eq!(reader.receive(b"HTTP/1.1 200 OK\r\n\r\n"), None);
         assert_eq!(reader.receive(&vec![b'a'; MAX_RESPONSE_BODY]), None);
         assert_eq!(reader.receive(b"b"), Some(Err(ClientError::BodyTooLong)));
@@ -558,7 +567,7 @@ mod tests {
     #[test]
     fn content_length_body_limit() {
         let at_limit = format!("HTTP/1.1 200 OK\r\nContent-Length: {MAX_RESPONSE_BODY}\r\n\r\n");
-        let mut reader = ResponseReader::new();
+        let mut reader = ResponseReader::default();
         assert_eq!(reader.receive(at_limit.as_bytes()), None);
         let body = vec![b'z'; MAX_RESPONSE_BODY];
         let result = reader.receive(&body).unwrap().unwrap();
@@ -580,7 +589,7 @@ mod tests {
         assert_eq!(result, Some(ok(200, ACCEPTED)));
         assert_eq!(fed, bytes.len());
         // A 100 Continue then the peer closes: no final head.
-        let mut reader = ResponseReader::new();
+        let mut reader = ResponseReader::default();
         assert_eq!(reader.receive(b"HTTP/1.1 100 Continue\r\n\r\n"), None);
         assert_eq!(reader.finish(), Err(ClientError::MalformedHead));
     }
@@ -640,7 +649,7 @@ mod tests {
         assert_eq!(fed, MAX_RESPONSE_HEAD, "refused once the limit is reached without a head");
         assert_eq!(reader.finish(), Err(ClientError::HeadTooLong));
         // Endless blank lines or header bytes are refused at the limit, not buffered forever.
-        let mut reader = ResponseReader::new();
+        let mut reader = ResponseReader::default();
         let mut result = None;
         for _ in 0..MAX_RESPONSE_HEAD {
             result = result.or(reader.receive(b"\r\n"));
@@ -685,14 +694,14 @@ mod tests {
         let bytes = hyper_response("200 OK", ACCEPTED);
         let head_len = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
         for cut_at in 0..bytes.len() {
-            let mut reader = ResponseReader::new();
+            let mut reader = ResponseReader::default();
             assert_eq!(reader.receive(&bytes[..cut_at]), None);
             let expected =
                 if cut_at < head_len { ClientError::MalformedHead } else { ClientError::Truncated };
             assert_eq!(reader.finish(), Err(expected), "cut at {cut_at}");
             assert_eq!(reader.receive(&bytes[cut_at..]), None, "nothing after finish");
         }
-        assert_eq!(ResponseReader::new().finish(), Err(ClientError::MalformedHead));
+        assert_eq!(ResponseReader::default().finish(), Err(ClientError::MalformedHead));
     }
 
     #[test]
@@ -713,7 +722,7 @@ mod tests {
                 let b = if round % 2 == 0 { alphabet[(r % alphabet.len() as u64) as usize] } else { r as u8 };
                 bytes.push(b);
             }
-            let mut reader = ResponseReader::new();
+            let mut reader = ResponseReader::default();
             let mut rest = &bytes[..];
             let mut result = None;
             while !rest.is_empty() && result.is_none() {

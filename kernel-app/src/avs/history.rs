@@ -125,6 +125,13 @@ impl History {
         Ok(())
     }
 
+    /// The digest signed for `index`, if it is remembered.
+    #[cfg(test)]
+    pub fn digest(&self, index: u32) -> Option<[u8; 32]> {
+        let at = self.entries.binary_search_by_key(&index, |&(i, _)| i).ok()?;
+        Some(self.entries[at].1)
+    }
+
     /// The lowest index the record still covers: indices below it are [`Check::TooOld`].
     pub fn floor(&self) -> u32 {
         self.floor

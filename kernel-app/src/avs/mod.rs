@@ -397,25 +397,43 @@ impl AvsNode {
         now: &dyn Fn() -> u64,
     ) -> Result<SignedTaskResponse, TaskError> {
         self.stats.received = self.stats.received.saturating_add(1);
-        let result = self.sign_task(body, records, now);
-        match &result {
+        let result = serde_json::from_slice::<NewTask>(body)
+            .map_err(|e| TaskError::Malformed(format!("not a task: {e}")))
+            .and_then(|task| self.sign_task(&task, records, now));
+        self.count(&result);
+        result
+    }
+
+    /// Answers a task read from the chain (`crate::chain`): the same path as `POST /task`
+    /// (compute, slashing protection, sign, queue for the aggregator), counted as signed or
+    /// rejected like one; `received` counts only `POST /task` requests.
+    pub fn chain_task(
+        &mut self,
+        task: &NewTask,
+        records: Option<&mut dyn Records>,
+        now: &dyn Fn() -> u64,
+    ) -> Result<SignedTaskResponse, TaskError> {
+        let result = self.sign_task(task, records, now);
+        self.count(&result);
+        result
+    }
+
+    fn count(&mut self, result: &Result<SignedTaskResponse, TaskError>) {
+        match result {
             Ok(_) => self.stats.signed = self.stats.signed.saturating_add(1),
             Err(e) => {
                 let n = &mut self.stats.rejected[e.cause() as usize];
                 *n = n.saturating_add(1);
             }
         }
-        result
     }
 
     fn sign_task(
         &mut self,
-        body: &[u8],
+        task: &NewTask,
         records: Option<&mut dyn Records>,
         now: &dyn Fn() -> u64,
     ) -> Result<SignedTaskResponse, TaskError> {
-        let task: NewTask =
-            serde_json::from_slice(body).map_err(|e| TaskError::Malformed(format!("not a task: {e}")))?;
         let operator = match &self.key {
             KeyState::Ready(op) => op,
             KeyState::Loading => {
@@ -423,7 +441,7 @@ impl AvsNode {
             }
             KeyState::Unusable(why) => return Err(TaskError::NotSigning(format!("not signing: {why}"))),
         };
-        let response = IncredibleSquaring.respond(&task).map_err(|e| {
+        let response = IncredibleSquaring.respond(task).map_err(|e| {
             TaskError::Unanswerable(format!("task {} cannot be answered: {e}", task.task_index))
         })?;
         let digest = IncredibleSquaring::digest(&response);

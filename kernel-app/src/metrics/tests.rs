@@ -254,7 +254,7 @@ fn check_histogram(name: &str, samples: &[Sample]) -> Result<(), String> {
 }
 
 fn render_text(avs: &AvsNode, health: Health, boot_count: Option<u64>, uptime_ns: u64) -> String {
-    String::from_utf8(render(&Inputs { avs, health, boot_count, uptime_ns })).expect("UTF-8")
+    String::from_utf8(render(&Inputs { avs, chain: None, health, boot_count, uptime_ns })).expect("UTF-8")
 }
 
 fn families(text: &str) -> BTreeMap<String, Family> {
