@@ -297,6 +297,25 @@ pub struct AvsPlan {
     /// `eth_ws`: an Ethereum JSON-RPC endpoint over websockets, on a port of its own, as the
     /// launcher's host reaches it. `None`: none.
     pub eth_ws: Option<SocketAddr>,
+    /// `task_manager`: the AVS's TaskManager contract, whose `NewTaskCreated` logs the guest
+    /// reads over `eth_rpc` (which it requires). `None`: tasks are not read from the chain.
+    /// Serialised as `0x` and lower-case hex.
+    #[serde(serialize_with = "address_hex")]
+    pub task_manager: Option<[u8; 20]>,
+    /// `confirmations`: blocks on top of a block before the guest reads its tasks, 0..=10000;
+    /// `None`: the guest's default, 2.
+    pub confirmations: Option<u32>,
+}
+
+/// A contract address as `0x` and 40 lower-case hex digits (`null` for none).
+fn address_hex<S: serde::Serializer>(address: &Option<[u8; 20]>, serializer: S) -> Result<S::Ok, S::Error> {
+    match address {
+        Some(bytes) => {
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            serializer.serialize_str(&format!("0x{hex}"))
+        }
+        None => serializer.serialize_none(),
+    }
 }
 
 impl AvsPlan {

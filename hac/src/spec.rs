@@ -47,8 +47,19 @@ const VIRTUALIZATION_KEYS: &[&str] = &["type", "provider", "criteria"];
 const CRITERIA_KEYS: &[&str] = &["security", "performance"];
 const STORAGE_KEYS: &[&str] = &["path", "read_only", "resize"];
 const DEPLOYMENT_KEYS: &[&str] = &["image"];
-const AVS_KEYS: &[&str] =
-    &["aggregator", "keystore_password_file", "scheme", "ecdsa_keystore_password_file", "eth_rpc", "eth_ws"];
+const AVS_KEYS: &[&str] = &[
+    "aggregator",
+    "keystore_password_file",
+    "scheme",
+    "ecdsa_keystore_password_file",
+    "eth_rpc",
+    "eth_ws",
+    "task_manager",
+    "confirmations",
+];
+const TASK_MANAGER_EXPECTED: &str = "the TaskManager contract's address, \"0x\" and 40 hex digits";
+const CONFIRMATIONS_EXPECTED: &str =
+    "an integer 0..=10000 (blocks on top of a block before its tasks are read)";
 const SECURITY_KEYS: &[&str] = &["attestation", "isolation"];
 const OPERATIONS_KEYS: &[&str] = &["updateStrategy", "scaling"];
 
@@ -387,7 +398,63 @@ fn avs(table: &Table<'_, '_>, spec_dir: &Path, network: &NetworkPlan) -> Result<
         .get("ecdsa_keystore_password_file")
         .map(|item| file_path(&item, spec_dir, ECDSA_PASSWORD_FILE_EXPECTED))
         .transpose()?;
-    Ok(AvsPlan { aggregator, keystore_password_file, scheme, ecdsa_keystore_password_file, eth_rpc, eth_ws })
+    let task_manager = table
+        .get("task_manager")
+        .map(|item| {
+            let text = item.string(TASK_MANAGER_EXPECTED)?;
+            let address = contract_address(text)
+                .ok_or_else(|| item.error(format!("{text:?} is not an address; expected {TASK_MANAGER_EXPECTED}")))?;
+            if eth_rpc.is_none() {
+                return Err(item.key_error(
+                    "task_manager needs eth_rpc, the Ethereum node its tasks are read from; add eth_rpc = \"IP:PORT\" \
+                     to [spec.avs] or remove task_manager"
+                        .to_owned(),
+                ));
+            }
+            Ok(address)
+        })
+        .transpose()?;
+    let confirmations = table
+        .get("confirmations")
+        .map(|item| {
+            let n = item.integer().ok_or_else(|| item.wrong_type(CONFIRMATIONS_EXPECTED))??;
+            let n = u32::try_from(n)
+                .ok()
+                .filter(|n| *n <= 10_000)
+                .ok_or_else(|| item.error(format!("{n} is out of range; expected {CONFIRMATIONS_EXPECTED}")))?;
+            if task_manager.is_none() {
+                return Err(item.key_error(
+                    "confirmations only applies to tasks read from the chain: set task_manager (and eth_rpc) or \
+                     remove confirmations"
+                        .to_owned(),
+                ));
+            }
+            Ok(n)
+        })
+        .transpose()?;
+    Ok(AvsPlan {
+        aggregator,
+        keystore_password_file,
+        scheme,
+        ecdsa_keystore_password_file,
+        eth_rpc,
+        eth_ws,
+        task_manager,
+        confirmations,
+    })
+}
+
+/// A contract address: `0x` and exactly 40 hex digits (either case; no checksum is required).
+fn contract_address(text: &str) -> Option<[u8; 20]> {
+    let digits = text.strip_prefix("0x")?;
+    if digits.len() != 40 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut out = [0u8; 20];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&digits[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
 }
 
 fn security(table: &Table<'_, '_>) -> Result<(Attestation, Option<String>), SpecError> {

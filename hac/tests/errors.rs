@@ -847,7 +847,7 @@ fn bad_avs_keys() {
         "spec.avs.keystore",
         35,
         "unknown key `keystore` in [spec.avs]; expected one of: aggregator, keystore_password_file, scheme, \
-         ecdsa_keystore_password_file, eth_rpc, eth_ws",
+         ecdsa_keystore_password_file, eth_rpc, eth_ws, task_manager, confirmations",
     );
     expect_avs_error(
         "Aggregator = \"127.0.0.1:8090\"",
@@ -1368,4 +1368,64 @@ fn the_metrics_address_is_no_endpoints_address() {
         "{error}"
     );
     assert!(hac::parse_str(&with("127.0.0.1:9101"), Path::new("hac.toml"), &LIMITS).is_ok());
+}
+
+#[test]
+fn task_manager_and_confirmations() {
+    let chain = "aggregator = \"127.0.0.1:8090\"\neth_rpc = \"127.0.0.1:8545\"";
+    let address = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
+    let source = |extra: &str| {
+        edited("network_type = \"private\"", "network_type = \"private\"")
+            .replace("[spec.security]", &format!("[spec.avs]\n{chain}\n{extra}\n\n[spec.security]"))
+    };
+    let plan = hac::parse_str(
+        &source(&format!("task_manager = \"{address}\"\nconfirmations = 0")),
+        Path::new("hac.toml"),
+        &LIMITS,
+    )
+    .unwrap();
+    let avs = plan.avs.unwrap();
+    assert_eq!(avs.task_manager.map(|a| (a[0], a[19])), Some((0x5f, 0xa3)));
+    assert_eq!(avs.confirmations, Some(0));
+    let plan =
+        hac::parse_str(&source(&format!("task_manager = \"{address}\"")), Path::new("hac.toml"), &LIMITS)
+            .unwrap();
+    assert_eq!(plan.avs.unwrap().confirmations, None, "the guest's default");
+    for (extra, key, needle) in [
+        (
+            "task_manager = \"0x5fbdb2315678afecb367f032d93f642f64180aa\"",
+            "spec.avs.task_manager",
+            "is not an address",
+        ),
+        (
+            "task_manager = \"5fbdb2315678afecb367f032d93f642f64180aa3\"",
+            "spec.avs.task_manager",
+            "\"0x\" and 40 hex digits",
+        ),
+        (
+            "task_manager = \"0x5fbdb2315678afecb367f032d93f642f64180ag3\"",
+            "spec.avs.task_manager",
+            "is not an address",
+        ),
+        ("task_manager = 5", "spec.avs.task_manager", "40 hex digits"),
+        ("confirmations = 2", "spec.avs.confirmations", "set task_manager"),
+    ] {
+        let error = error_of(&source(extra));
+        assert_eq!(error.key(), key, "{error}");
+        assert!(error.message().contains(needle), "{needle:?} not in {error}");
+    }
+    for bad in ["-1", "10001", "\"2\"", "1.5"] {
+        let error = error_of(&source(&format!("task_manager = \"{address}\"\nconfirmations = {bad}")));
+        assert_eq!(error.key(), "spec.avs.confirmations", "{bad}: {error}");
+    }
+    // Without eth_rpc there is nothing to read tasks from.
+    let no_rpc = edited("network_type = \"private\"", "network_type = \"private\"").replace(
+        "[spec.security]",
+        &format!(
+            "[spec.avs]\naggregator = \"127.0.0.1:8090\"\ntask_manager = \"{address}\"\n\n[spec.security]"
+        ),
+    );
+    let error = error_of(&no_rpc);
+    assert_eq!(error.key(), "spec.avs.task_manager", "{error}");
+    assert!(error.message().contains("task_manager needs eth_rpc"), "{error}");
 }

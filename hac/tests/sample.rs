@@ -499,6 +499,8 @@ fn avs_values_in_all_accepted_forms() {
             ecdsa_keystore_password_file: None,
             eth_rpc: None,
             eth_ws: None,
+            task_manager: None,
+            confirmations: None,
         })
     );
     assert!(plan.not_enforced.is_empty(), "[spec.avs] is enforced: {:?}", plan.not_enforced);
@@ -606,6 +608,8 @@ fn avs_plan_serialises_as_text() {
             "aggregator": "[::1]:8090",
             "keystore_password_file": "/srv/op.password",
             "scheme": "bn254",
+            "task_manager": null,
+            "confirmations": null,
             "ecdsa_keystore_password_file": null,
             "eth_rpc": null,
             "eth_ws": null,

@@ -145,6 +145,7 @@ pub fn attach(plan: &Plan) -> Result<Attached, AttachError> {
     }
     if let Some(avs) = &plan.avs {
         attached.cmdline.push(scheme_word(avs.scheme));
+        attached.cmdline.extend(chain_words(avs));
     }
     for port in &net.inbound_ports {
         let host = SocketAddr::new(net.publish_address, port.host_port);
@@ -170,6 +171,21 @@ pub fn endpoint_word(name: &str, guest_side: SocketAddr) -> String {
 /// `spacecore.scheme=bn254` or `spacecore.scheme=bls12-381`.
 pub fn scheme_word(scheme: hac::SignatureScheme) -> String {
     format!("spacecore.scheme={scheme}")
+}
+
+/// The command-line words telling the guest which TaskManager's tasks to read from the chain,
+/// and after how many confirmations: `spacecore.task_manager=0x…` and
+/// `spacecore.confirmations=N`, each only when the spec sets it.
+pub fn chain_words(avs: &hac::AvsPlan) -> Vec<String> {
+    let mut words = Vec::new();
+    if let Some(address) = avs.task_manager {
+        let hex: String = address.iter().map(|b| format!("{b:02x}")).collect();
+        words.push(format!("spacecore.task_manager=0x{hex}"));
+    }
+    if let Some(n) = avs.confirmations {
+        words.push(format!("spacecore.confirmations={n}"));
+    }
+    words
 }
 
 /// A locally administered unicast MAC derived from the spacecore's name (stable across
@@ -207,6 +223,23 @@ mod tests {
     #[test]
     fn the_scheme_word_names_the_scheme() {
         assert_eq!(scheme_word(hac::SignatureScheme::Bn254), "spacecore.scheme=bn254");
+        let mut avs = hac::AvsPlan {
+            aggregator: "127.0.0.1:8090".parse().unwrap(),
+            keystore_password_file: None,
+            scheme: hac::SignatureScheme::Bn254,
+            ecdsa_keystore_password_file: None,
+            eth_rpc: Some("127.0.0.1:8545".parse().unwrap()),
+            eth_ws: None,
+            task_manager: None,
+            confirmations: None,
+        };
+        assert!(chain_words(&avs).is_empty());
+        avs.task_manager = Some([0xab; 20]);
+        avs.confirmations = Some(0);
+        assert_eq!(
+            chain_words(&avs),
+            [format!("spacecore.task_manager=0x{}", "ab".repeat(20)), "spacecore.confirmations=0".to_owned()]
+        );
         assert_eq!(scheme_word(hac::SignatureScheme::Bls12381), "spacecore.scheme=bls12-381");
     }
 
