@@ -31,6 +31,10 @@ pub enum TaskError {
     /// `number_to_be_squared²` overflows uint256: the task cannot be answered.
     #[error("number_to_be_squared overflows uint256 when squared")]
     Overflow,
+    /// The service has no static operator set (it runs on the chain): a task must come with
+    /// its own (`initialize_task_with`).
+    #[error("no operator set: on the chain, a task is registered with its block's operator set")]
+    NoOperatorSet,
     /// [`MAX_ACTIVE_TASKS`] tasks are already waiting.
     #[error("{MAX_ACTIVE_TASKS} tasks are already in flight")]
     TooMany,

@@ -11,7 +11,7 @@ use tokio::time::MissedTickBehavior;
 
 use crate::http::post_json;
 use crate::metrics::Metrics;
-use crate::operators::{Operator, OperatorSet};
+use crate::operators::{Operator, OperatorAddress, OperatorSet};
 use crate::service::AggregationService;
 
 /// The path under an operator's `address` that takes tasks.
@@ -120,9 +120,16 @@ impl TaskMaker {
     }
 }
 
-async fn deliver(metrics: Arc<Metrics>, operator: Operator, index: u32, body: Vec<u8>, timeout: Duration) {
-    let url = format!("{}{TASK_PATH}", operator.address.url.trim_end_matches('/'));
-    match post_json(&operator.address, &operator.address.path(TASK_PATH), body, timeout).await {
+async fn deliver(
+    metrics: Arc<Metrics>,
+    operator: Operator,
+    address: OperatorAddress,
+    index: u32,
+    body: Vec<u8>,
+    timeout: Duration,
+) {
+    let url = format!("{}{TASK_PATH}", address.url.trim_end_matches('/'));
+    match post_json(&address, &address.path(TASK_PATH), body, timeout).await {
         Ok((status, _)) if status.is_success() => metrics.delivery(true),
         Ok((status, _)) => {
             metrics.delivery(false);
@@ -168,9 +175,11 @@ pub async fn run(
             }
         };
         let quorums = &task.task.quorum_numbers;
-        for operator in service.operators().iter().filter(|o| o.in_any(quorums)) {
+        let operators = service.operators().map(|set| set.iter()).into_iter().flatten();
+        for operator in operators.filter(|o| o.in_any(quorums)) {
+            let Some(address) = operator.address.clone() else { continue };
             let metrics = Arc::clone(service.metrics());
-            deliveries.spawn(deliver(metrics, operator.clone(), index, body.clone(), timeout));
+            deliveries.spawn(deliver(metrics, operator.clone(), address, index, body.clone(), timeout));
         }
         // Reap finished deliveries so the set stays small; each one ends within `timeout`.
         while deliveries.try_join_next().is_some() {}

@@ -102,7 +102,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let operators = Arc::new(OperatorSet::load(&cli.operators)?);
     if cli.check {
         for operator in operators.iter() {
-            println!("{operator}: stake {:?}, tasks to {}", operator.stake, operator.address.url);
+            let address = operator.address.as_ref().map_or("(none)", |a| a.url.as_str());
+            println!("{operator}: stake {:?}, tasks to {address}", operator.stake);
         }
         for quorum in operators.quorums() {
             println!("quorum {quorum}: total stake {}", operators.total_stake(quorum));

@@ -205,23 +205,29 @@ pub struct Operator {
     pub name: Option<String>,
     /// The operator id of [`Operator::public_key`].
     pub id: [u8; 32],
-    /// The group-checked public key, whose proof of possession verified.
+    /// The group-checked public key: from a file, its proof of possession verified; from the
+    /// chain, registered in EigenLayer's BLSApkRegistry (which checked its registration
+    /// signature).
     pub public_key: OperatorPublicKey,
-    /// Non-zero stake per quorum number.
-    pub stake: BTreeMap<u8, u64>,
-    /// Where tasks are delivered.
-    pub address: OperatorAddress,
+    /// Stake per quorum the operator is in: non-zero from a file; from the chain, the
+    /// StakeRegistry's stake at the task's block, which may be 0.
+    pub stake: BTreeMap<u8, u128>,
+    /// Where tasks are delivered (from a file); `None` for an operator read from the chain,
+    /// whose node reads its tasks from the chain.
+    pub address: Option<OperatorAddress>,
+    /// The operator's Ethereum account (read from the chain); `None` from a file.
+    pub account: Option<[u8; 20]>,
 }
 
 impl Operator {
     /// The operator's stake in `quorum` (0 when it is not in it).
-    pub fn stake_in(&self, quorum: u8) -> u64 {
+    pub fn stake_in(&self, quorum: u8) -> u128 {
         self.stake.get(&quorum).copied().unwrap_or(0)
     }
 
-    /// Whether the operator has stake in any of `quorums`.
+    /// Whether the operator is in any of `quorums` (has a stake entry for it).
     pub fn in_any(&self, quorums: &[u8]) -> bool {
-        quorums.iter().any(|q| self.stake_in(*q) > 0)
+        quorums.iter().any(|q| self.stake.contains_key(q))
     }
 
     /// The key's scheme.
@@ -290,6 +296,24 @@ pub enum OperatorSetError {
     /// The BN254 G1 keys of a quorum sum to the identity, so the quorum has no aggregate key.
     #[error("operator set: the G1 keys of quorum {0} sum to the identity")]
     IdentityQuorumApk(u8),
+}
+
+/// One operator as the chain records it at a block: its account and id
+/// (`OperatorStateRetriever`), its G1 key (`BLSApkRegistry.getRegisteredPubkey`) and G2 key
+/// (`BLSApkRegistry.getOperatorPubkeyG2`) as the contracts encode them (`X ‖ Y`;
+/// `X.c1 ‖ X.c0 ‖ Y.c1 ‖ Y.c0`), and its stake in each quorum it is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainOperator {
+    /// The operator's Ethereum account.
+    pub account: [u8; 20],
+    /// EigenLayer's operator id, `keccak256(X ‖ Y)` of the G1 key.
+    pub id: [u8; 32],
+    /// The G1 key, `X ‖ Y`.
+    pub g1: [u8; bn254::G1_LEN],
+    /// The G2 key, `X.c1 ‖ X.c0 ‖ Y.c1 ‖ Y.c0`.
+    pub g2: [u8; bn254::G2_LEN],
+    /// Stake per quorum the operator is in (0 is possible).
+    pub stake: BTreeMap<u8, u128>,
 }
 
 /// The validated set, indexed by operator id.
@@ -432,12 +456,12 @@ fn validate(scheme: Scheme, index: usize, entry: &OperatorEntry) -> Result<Opera
         if *amount == 0 {
             return Err(field(("stake", format!("stake in quorum {q} is 0 (leave the quorum out instead)"))));
         }
-        if stake.insert(q, *amount).is_some() {
+        if stake.insert(q, u128::from(*amount)).is_some() {
             return Err(field(("stake", format!("quorum {q} is given twice"))));
         }
     }
     let address = OperatorAddress::parse(entry.address.trim()).map_err(|r| field(("address", r)))?;
-    Ok(Operator { name: entry.name.clone(), id, public_key, stake, address })
+    Ok(Operator { name: entry.name.clone(), id, public_key, stake, address: Some(address), account: None })
 }
 
 impl OperatorSet {
@@ -545,7 +569,65 @@ impl OperatorSet {
 
     /// The total stake of `quorum`.
     pub fn total_stake(&self, quorum: u8) -> u128 {
-        self.operators.iter().map(|o| u128::from(o.stake_in(quorum))).sum()
+        self.operators.iter().map(|o| o.stake_in(quorum)).sum()
+    }
+
+    /// Whether some operator is in `quorum` (with a stake entry for it, even 0).
+    pub fn has_quorum(&self, quorum: u8) -> bool {
+        self.operators.iter().any(|o| o.stake.contains_key(&quorum))
+    }
+
+    /// The BN254 operator set of the chain at one block, as read from EigenLayer's registries
+    /// (`OperatorStateRetriever.getOperatorState` and `BLSApkRegistry`). Each key is decoded and
+    /// group-checked, its G1 and G2 halves must have one secret and its id must be the G1 key's;
+    /// no proof of possession is asked, as BLSApkRegistry checked the registration signature.
+    /// Errors name the operator's account and the field.
+    pub fn from_chain(members: &[ChainOperator]) -> Result<Self, OperatorSetError> {
+        if members.is_empty() {
+            return Err(OperatorSetError::Empty);
+        }
+        if members.len() > MAX_OPERATORS {
+            return Err(OperatorSetError::TooMany(members.len()));
+        }
+        let mut operators = Vec::with_capacity(members.len());
+        let mut by_id = HashMap::with_capacity(members.len());
+        for (index, member) in members.iter().enumerate() {
+            let label = format!("{} (account {})", to_hex(&member.id), to_hex(&member.account));
+            let field = |field: &'static str, reason: String| OperatorSetError::Field {
+                operator: label.clone(),
+                field,
+                reason,
+            };
+            let g1 = bn254::G1Point::from_bytes(&member.g1)
+                .map_err(|e| field("g1", format!("BLSApkRegistry's G1 key is not a valid point: {e}")))?;
+            let g2 = bn254::G2Point::from_bytes(&member.g2)
+                .map_err(|e| field("g2", format!("BLSApkRegistry's G2 key is not a valid point: {e}")))?;
+            let public_key = bn254::PublicKey::new(g1, g2)
+                .map_err(|_| field("g2", "is not the G2 key of the same secret as `g1`".into()))?;
+            if public_key.operator_id() != member.id {
+                let expected = to_hex(&public_key.operator_id());
+                return Err(field(
+                    "id",
+                    format!("is not the operator id of `g1` (keccak256 of it is {expected})"),
+                ));
+            }
+            if member.stake.is_empty() {
+                return Err(field("stake", "the operator is in none of the task's quorums".into()));
+            }
+            if let Some(first) = by_id.insert(member.id, index) {
+                return Err(field("id", format!("listed twice (first as operator #{})", first + 1)));
+            }
+            operators.push(Operator {
+                name: None,
+                id: member.id,
+                public_key: OperatorPublicKey::Bn254(public_key),
+                stake: member.stake.clone(),
+                address: None,
+                account: Some(member.account),
+            });
+        }
+        let quorum_apks = quorum_apks(&operators)?;
+        Ok(OperatorSet { scheme: Scheme::Bn254, operators, by_id, quorum_apks })
     }
 
     /// A BN254 set's aggregate G1 key of `quorum`: the sum of the G1 keys of every operator with

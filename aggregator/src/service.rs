@@ -17,7 +17,7 @@ use avs_protocol::{
     NewTask, OperatorPublicKey, OperatorSignature, Scheme, SignedTaskResponse, TaskResponse, bls, bn254,
 };
 use serde_json::json;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 pub use crate::decision::{Aggregate, AggregatedResponse, Bn254Aggregate, QuorumStake, Rejection, TaskError};
 use crate::decision::{ids, stakes_json};
@@ -33,6 +33,9 @@ pub const MAX_RETIRED_TASKS: usize = 100_000;
 
 struct ActiveTask {
     task: NewTask,
+    /// The operators who may answer, with their stakes: the static set, or the chain's at the
+    /// task's block.
+    operators: Arc<OperatorSet>,
     expected: TaskResponse,
     digest: [u8; 32],
     created: Instant,
@@ -70,12 +73,13 @@ struct State {
 /// The aggregation service. Share it with an `Arc`.
 #[derive(Debug)]
 pub struct AggregationService {
-    operators: Arc<OperatorSet>,
+    operators: Option<Arc<OperatorSet>>,
     expiry: Duration,
     state: Mutex<State>,
     metrics: Arc<Metrics>,
     log: DecisionLog,
     aggregates: broadcast::Sender<AggregatedResponse>,
+    completions: Mutex<Option<mpsc::UnboundedSender<AggregatedResponse>>>,
 }
 
 impl std::fmt::Debug for State {
@@ -94,7 +98,41 @@ impl AggregationService {
     ) -> Self {
         let (aggregates, _) = broadcast::channel(1024);
         metrics.set_scheme(operators.scheme());
-        AggregationService { operators, expiry, state: Mutex::default(), metrics, log, aggregates }
+        AggregationService {
+            operators: Some(operators),
+            expiry,
+            state: Mutex::default(),
+            metrics,
+            log,
+            aggregates,
+            completions: Mutex::new(None),
+        }
+    }
+
+    /// A service without a static operator set: every task is registered with the operator set
+    /// of its own block ([`AggregationService::initialize_task_with`]), as read from the chain.
+    /// Chain operator sets are BN254.
+    pub fn for_chain(expiry: Duration, metrics: Arc<Metrics>, log: DecisionLog) -> Self {
+        let (aggregates, _) = broadcast::channel(1024);
+        metrics.set_scheme(Scheme::Bn254);
+        AggregationService {
+            operators: None,
+            expiry,
+            state: Mutex::default(),
+            metrics,
+            log,
+            aggregates,
+            completions: Mutex::new(None),
+        }
+    }
+
+    /// Every [`AggregatedResponse`] emitted from now on, none lost (unbounded; at most
+    /// [`MAX_ACTIVE_TASKS`] can be waiting to complete). A second call replaces the first
+    /// receiver.
+    pub fn completions(&self) -> mpsc::UnboundedReceiver<AggregatedResponse> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *self.completions.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tx);
+        rx
     }
 
     /// The metrics the service updates.
@@ -102,9 +140,9 @@ impl AggregationService {
         &self.metrics
     }
 
-    /// The operator set.
-    pub fn operators(&self) -> &Arc<OperatorSet> {
-        &self.operators
+    /// The static operator set (`None` for a service on the chain).
+    pub fn operators(&self) -> Option<&Arc<OperatorSet>> {
+        self.operators.as_ref()
     }
 
     /// Every [`AggregatedResponse`] emitted from now on (a slow receiver loses the oldest).
@@ -122,8 +160,21 @@ impl AggregationService {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Registers `task`, received at `now`; it expires at `now + expiry`.
+    /// Registers `task`, received at `now`, for the static operator set; it expires at
+    /// `now + expiry`.
     pub fn initialize_task(&self, task: NewTask, now: Instant) -> Result<(), TaskError> {
+        let operators = self.operators.clone().ok_or(TaskError::NoOperatorSet)?;
+        self.initialize_task_with(task, operators, now)
+    }
+
+    /// Registers `task`, received at `now`, answerable by `operators` with their stakes (the
+    /// chain's at the task's block); it expires at `now + expiry`.
+    pub fn initialize_task_with(
+        &self,
+        task: NewTask,
+        operators: Arc<OperatorSet>,
+        now: Instant,
+    ) -> Result<(), TaskError> {
         let quorums = &task.task.quorum_numbers;
         if quorums.is_empty() {
             return Err(TaskError::NoQuorums);
@@ -139,7 +190,7 @@ impl AggregationService {
         }
         let mut stakes = Vec::with_capacity(quorums.len());
         for q in quorums {
-            let total_stake = self.operators.total_stake(*q);
+            let total_stake = operators.total_stake(*q);
             if total_stake == 0 {
                 return Err(TaskError::EmptyQuorum(*q));
             }
@@ -167,8 +218,16 @@ impl AggregationService {
         );
         let deadline = now.checked_add(self.expiry).unwrap_or(now);
         let digest = expected.digest();
-        let active =
-            ActiveTask { task, expected, digest, created: now, deadline, stakes, signers: BTreeMap::new() };
+        let active = ActiveTask {
+            task,
+            operators,
+            expected,
+            digest,
+            created: now,
+            deadline,
+            stakes,
+            signers: BTreeMap::new(),
+        };
         st.active.insert(index, active);
         self.metrics.task_created();
         self.metrics.set_active_tasks(st.active.len());
@@ -240,7 +299,7 @@ impl AggregationService {
         self.check_live(&mut st, index, now)?;
         let task =
             st.active.get(&index).ok_or_else(|| Rejection::new(ErrorCode::InternalError, "task vanished"))?;
-        let operator = self.operators.get(&signed.operator_id).ok_or_else(|| {
+        let operator = task.operators.get(&signed.operator_id).ok_or_else(|| {
             let id = to_hex(&signed.operator_id);
             Rejection::new(ErrorCode::OperatorNotInQuorum, format!("unknown operator {id}"))
         })?;
@@ -305,12 +364,12 @@ impl AggregationService {
             let message = format!("operator {} already answered task {index}", to_hex(&signed.operator_id));
             return Err(Rejection::new(ErrorCode::DuplicateResponse, message));
         }
-        let operator = self
-            .operators
+        let operators = Arc::clone(&task.operators);
+        let operator = operators
             .get(&signed.operator_id)
             .ok_or_else(|| Rejection::new(ErrorCode::InternalError, "operator vanished"))?;
         for q in &mut task.stakes {
-            q.signed_stake += u128::from(operator.stake_in(q.quorum));
+            q.signed_stake += operator.stake_in(q.quorum);
         }
         task.signers.insert(signed.operator_id, accepted);
         self.log.record(
@@ -325,6 +384,11 @@ impl AggregationService {
                 self.retire(&mut st, index, Outcome::Completed, Some(&aggregate));
                 // No subscriber is not an error.
                 let _ = self.aggregates.send(aggregate.clone());
+                if let Some(tx) =
+                    self.completions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref()
+                {
+                    let _ = tx.send(aggregate.clone());
+                }
                 Ok(Some(aggregate))
             }
             Err(e) => {
@@ -384,7 +448,7 @@ impl AggregationService {
         let signers: Vec<[u8; 32]> = task.signers.keys().copied().collect();
         let quorums = &task.task.task.quorum_numbers;
         let non_signers: Vec<&Operator> = {
-            let mut list: Vec<_> = self
+            let mut list: Vec<_> = task
                 .operators
                 .iter()
                 .filter(|o| o.in_any(quorums) && !task.signers.contains_key(&o.id))
@@ -392,8 +456,8 @@ impl AggregationService {
             list.sort_unstable_by_key(|o| o.id);
             list
         };
-        let aggregate = match self.operators.scheme() {
-            Scheme::Bn254 => Aggregate::Bn254(self.aggregate_bn254(task, &non_signers)?),
+        let aggregate = match task.operators.scheme() {
+            Scheme::Bn254 => Aggregate::Bn254(aggregate_bn254(task, &non_signers)?),
             Scheme::Bls12381 => aggregate_bls(task)?,
         };
         Ok(AggregatedResponse {
@@ -407,48 +471,47 @@ impl AggregationService {
             latency: now.saturating_duration_since(task.created),
         })
     }
+}
 
-    /// σ, apkG2 and the signers' G1 sum, checked: `e(σ, G2) = e(H(m), apkG2)` and the two
-    /// aggregate keys have one secret; the non-signers' G1 keys and every quorum's aggregate key.
-    fn aggregate_bn254(
-        &self,
-        task: &ActiveTask,
-        non_signers: &[&Operator],
-    ) -> Result<Bn254Aggregate, avs_protocol::Error> {
-        let mut signatures = Vec::with_capacity(task.signers.len());
-        let mut g1 = Vec::with_capacity(task.signers.len());
-        let mut g2 = Vec::with_capacity(task.signers.len());
-        for accepted in task.signers.values() {
-            let Accepted::Bn254(key, signature) = accepted else {
-                return Err(avs_protocol::Error::SchemeMismatch);
-            };
-            signatures.push(*signature);
-            g1.push(key.g1());
-            g2.push(key.g2());
-        }
-        let signature = bn254::aggregate_signatures(&signatures.iter().collect::<Vec<_>>())?;
-        let apk_g2 = bn254::aggregate_g2(&g2.iter().collect::<Vec<_>>())?;
-        let signers_apk_g1 = bn254::aggregate_g1(&g1.iter().collect::<Vec<_>>())?;
-        bn254::PublicKey::new(signers_apk_g1, apk_g2)?;
-        bn254::verify(&apk_g2, &task.digest, &signature)?;
-        let non_signer_pubkeys = non_signers
-            .iter()
-            .map(|o| match o.public_key {
-                OperatorPublicKey::Bn254(key) => Ok(key.g1()),
-                OperatorPublicKey::Bls12381(_) => Err(avs_protocol::Error::SchemeMismatch),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let quorum_apks = task
-            .task
-            .task
-            .quorum_numbers
-            .iter()
-            .map(|q| {
-                self.operators.quorum_apk(*q).map(|apk| (*q, *apk)).ok_or(avs_protocol::Error::EmptyAggregate)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Bn254Aggregate { signature, apk_g2, signers_apk_g1, non_signer_pubkeys, quorum_apks })
+/// σ, apkG2 and the signers' G1 sum, checked: `e(σ, G2) = e(H(m), apkG2)` and the two
+/// aggregate keys have one secret; the non-signers' G1 keys and every quorum's aggregate key.
+fn aggregate_bn254(
+    task: &ActiveTask,
+    non_signers: &[&Operator],
+) -> Result<Bn254Aggregate, avs_protocol::Error> {
+    let mut signatures = Vec::with_capacity(task.signers.len());
+    let mut g1 = Vec::with_capacity(task.signers.len());
+    let mut g2 = Vec::with_capacity(task.signers.len());
+    for accepted in task.signers.values() {
+        let Accepted::Bn254(key, signature) = accepted else {
+            return Err(avs_protocol::Error::SchemeMismatch);
+        };
+        signatures.push(*signature);
+        g1.push(key.g1());
+        g2.push(key.g2());
     }
+    let signature = bn254::aggregate_signatures(&signatures.iter().collect::<Vec<_>>())?;
+    let apk_g2 = bn254::aggregate_g2(&g2.iter().collect::<Vec<_>>())?;
+    let signers_apk_g1 = bn254::aggregate_g1(&g1.iter().collect::<Vec<_>>())?;
+    bn254::PublicKey::new(signers_apk_g1, apk_g2)?;
+    bn254::verify(&apk_g2, &task.digest, &signature)?;
+    let non_signer_pubkeys = non_signers
+        .iter()
+        .map(|o| match o.public_key {
+            OperatorPublicKey::Bn254(key) => Ok(key.g1()),
+            OperatorPublicKey::Bls12381(_) => Err(avs_protocol::Error::SchemeMismatch),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let quorum_apks = task
+        .task
+        .task
+        .quorum_numbers
+        .iter()
+        .map(|q| {
+            task.operators.quorum_apk(*q).map(|apk| (*q, *apk)).ok_or(avs_protocol::Error::EmptyAggregate)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Bn254Aggregate { signature, apk_g2, signers_apk_g1, non_signer_pubkeys, quorum_apks })
 }
 
 /// The summed signature and keys of a BLS12-381 task, checked with `FastAggregateVerify`.

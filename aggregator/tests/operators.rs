@@ -52,10 +52,13 @@ address = "http://[::1]:8081/node/"
     let alpha = set.get(&a.public_key().operator_id()).unwrap();
     assert_eq!(alpha.name.as_deref(), Some("alpha"));
     assert_eq!((alpha.stake_in(0), alpha.stake_in(1), alpha.stake_in(2)), (100, 50, 0));
-    assert_eq!(alpha.address.path("/task"), "/task");
+    assert_eq!(alpha.address.as_ref().unwrap().path("/task"), "/task");
     let second = set.get(&b.public_key().operator_id()).unwrap();
-    assert_eq!((second.address.host.as_str(), second.address.port), ("::1", 8081));
-    assert_eq!(second.address.path("/task"), "/node/task");
+    assert_eq!(
+        (second.address.as_ref().unwrap().host.as_str(), second.address.as_ref().unwrap().port),
+        ("::1", 8081)
+    );
+    assert_eq!(second.address.as_ref().unwrap().path("/task"), "/node/task");
     assert_eq!(set.quorums().into_iter().collect::<Vec<_>>(), [0, 1]);
     assert_eq!((set.total_stake(0), set.total_stake(1), set.total_stake(7)), (100, 75, 0));
 }
