@@ -10,6 +10,7 @@ use hyper::{Method, Request, StatusCode};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::chain::{Chain, ChainConfig};
 use crate::decision_log::DecisionLog;
 use crate::generator::{self, GeneratorConfig};
 use crate::http::{self, HttpResponse, response};
@@ -24,8 +25,11 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_millis(50);
 /// Everything the aggregator needs to start.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The validated operator set.
-    pub operators: Arc<OperatorSet>,
+    /// The validated static operator set; `None` in chain mode.
+    pub operators: Option<Arc<OperatorSet>>,
+    /// Chain mode: tasks created on chain, operator sets read from it, aggregates sent to it.
+    /// Exactly one of `operators` and `chain` is given.
+    pub chain: Option<ChainConfig>,
     /// The JSON-RPC server's address.
     pub listen: SocketAddr,
     /// The metrics server's address.
@@ -50,6 +54,7 @@ pub struct Aggregator {
     shutdown: watch::Sender<bool>,
     background: JoinSet<()>,
     generator: Option<JoinHandle<u32>>,
+    chain: Option<Arc<Chain>>,
 }
 
 /// `GET /metrics` (or `HEAD`).
@@ -69,20 +74,43 @@ impl Aggregator {
         if config.task_expiry.is_zero() {
             anyhow::bail!("the task expiry must be more than 0");
         }
-        if let Some(generator) = &config.generator {
-            generator.validate(&config.operators).map_err(|e| anyhow::anyhow!("task generator: {e}"))?;
-        }
+        let chain = match (&config.operators, &config.chain) {
+            (Some(operators), None) => {
+                if let Some(generator) = &config.generator {
+                    generator.validate(operators).map_err(|e| anyhow::anyhow!("task generator: {e}"))?;
+                }
+                None
+            }
+            (None, Some(chain)) => {
+                if let Some(generator) = &config.generator {
+                    generator.validate_shape().map_err(|e| anyhow::anyhow!("task generator: {e}"))?;
+                }
+                Some(Chain::connect(chain).await?)
+            }
+            (Some(_), Some(_)) => anyhow::bail!("give either an operator set file or the chain, not both"),
+            (None, None) => anyhow::bail!("give an operator set file or the chain"),
+        };
         let rpc_listener = http::bind(config.listen, "JSON-RPC server").await?;
         let metrics_listener = http::bind(config.metrics, "metrics server").await?;
         let rpc_addr = rpc_listener.local_addr()?;
         let metrics_addr = metrics_listener.local_addr()?;
         let metrics = Arc::new(Metrics::new());
-        let service = Arc::new(AggregationService::new(
-            Arc::clone(&config.operators),
-            config.task_expiry,
-            Arc::clone(&metrics),
-            config.decision_log.clone(),
-        ));
+        let service = Arc::new(match &config.operators {
+            Some(operators) => AggregationService::new(
+                Arc::clone(operators),
+                config.task_expiry,
+                Arc::clone(&metrics),
+                config.decision_log.clone(),
+            ),
+            None => {
+                metrics.enable_chain();
+                AggregationService::for_chain(
+                    config.task_expiry,
+                    Arc::clone(&metrics),
+                    config.decision_log.clone(),
+                )
+            }
+        });
         let (shutdown, stop) = watch::channel(false);
         let mut background = JoinSet::new();
 
@@ -104,10 +132,36 @@ impl Aggregator {
             }
         });
 
-        let generator = config
-            .generator
-            .map(|generator| tokio::spawn(generator::run(Arc::clone(&service), generator, stop.clone())));
-        Ok(Aggregator { service, rpc_addr, metrics_addr, shutdown, background, generator })
+        let generator = match &chain {
+            None => config
+                .generator
+                .map(|generator| tokio::spawn(generator::run(Arc::clone(&service), generator, stop.clone()))),
+            Some(chain) => {
+                let completions = service.completions();
+                let responder = crate::chain::run_responder(
+                    Arc::clone(chain),
+                    Arc::clone(&service),
+                    completions,
+                    stop.clone(),
+                );
+                background.spawn(responder);
+                config.generator.map(|generator| {
+                    let run = crate::chain::run_generator(
+                        Arc::clone(chain),
+                        Arc::clone(&service),
+                        generator,
+                        stop.clone(),
+                    );
+                    tokio::spawn(run)
+                })
+            }
+        };
+        Ok(Aggregator { service, rpc_addr, metrics_addr, shutdown, background, generator, chain })
+    }
+
+    /// The connected chain, in chain mode.
+    pub fn chain(&self) -> Option<&Arc<Chain>> {
+        self.chain.as_ref()
     }
 
     /// Waits for the generator to finish its `--tasks`; returns how many tasks it registered
@@ -116,10 +170,15 @@ impl Aggregator {
         self.generator.take()?.await.ok()
     }
 
-    /// Waits until no task is waiting for responses, for at most `limit`.
+    /// Waits until no task is waiting for responses and, in chain mode, every completed task's
+    /// `respondToTask` has been mined or has failed, for at most `limit`.
     pub async fn drain(&self, limit: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + limit;
-        while self.service.active_tasks() > 0 {
+        let busy = || {
+            self.service.active_tasks() > 0
+                || self.chain.as_ref().is_some_and(|c| c.handled() < self.service.metrics().tasks_completed())
+        };
+        while busy() {
             if tokio::time::Instant::now() >= deadline {
                 return false;
             }

@@ -50,6 +50,17 @@ pub struct GeneratorConfig {
 impl GeneratorConfig {
     /// Checks the configuration against the operator set.
     pub fn validate(&self, operators: &OperatorSet) -> Result<(), String> {
+        self.validate_shape()?;
+        for q in &self.quorum_numbers {
+            if operators.total_stake(*q) == 0 {
+                return Err(format!("no operator in the operator set has stake in quorum {q}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the configuration alone (chain mode: stakes are read per task from the chain).
+    pub fn validate_shape(&self) -> Result<(), String> {
         if self.interval.is_zero() {
             return Err("the task interval must be more than 0".into());
         }
@@ -65,9 +76,6 @@ impl GeneratorConfig {
         for (i, q) in self.quorum_numbers.iter().enumerate() {
             if self.quorum_numbers[..i].contains(q) {
                 return Err(format!("quorum {q} is listed twice"));
-            }
-            if operators.total_stake(*q) == 0 {
-                return Err(format!("no operator in the operator set has stake in quorum {q}"));
             }
         }
         Ok(())

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod chain;
 pub mod decision;
 pub mod decision_log;
 pub mod generator;
@@ -18,6 +19,7 @@ pub mod rpc;
 pub mod service;
 
 pub use app::{Aggregator, Config, parse_duration};
+pub use chain::ChainConfig;
 pub use decision_log::DecisionLog;
 pub use generator::{GeneratorConfig, Numbers};
 pub use operators::{OperatorSet, OperatorSetError};

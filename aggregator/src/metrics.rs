@@ -17,6 +17,35 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Upper bounds (seconds) of the aggregation latency histogram's buckets, before `+Inf`.
 pub const LATENCY_BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
+/// Upper bounds (seconds) of the chain histogram's buckets (createNewTask sent to TaskResponded
+/// mined), before `+Inf`.
+pub const CHAIN_BUCKETS: [f64; 12] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
+
+/// A step on the chain that can fail: the `stage` label of `aggregator_chain_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainStage {
+    /// `createNewTask`.
+    CreateTask,
+    /// Reading the task's operator set, or registering the task with it.
+    OperatorState,
+    /// Building and sending `respondToTask`.
+    Respond,
+}
+
+impl ChainStage {
+    /// Every stage, in label order.
+    pub const ALL: [ChainStage; 3] = [ChainStage::CreateTask, ChainStage::OperatorState, ChainStage::Respond];
+
+    /// The `stage` label.
+    pub const fn label(self) -> &'static str {
+        match self {
+            ChainStage::CreateTask => "create_task",
+            ChainStage::OperatorState => "operator_state",
+            ChainStage::Respond => "respond",
+        }
+    }
+}
+
 /// Why a response was refused as an InvalidSignature (`1003`): the `reason` label of
 /// `aggregator_invalid_signatures_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +80,24 @@ impl SignatureFault {
     }
 }
 
+impl Histogram {
+    fn observe(&mut self, buckets: &[f64; 12], secs: f64) {
+        let bucket = buckets.iter().position(|le| secs <= *le).unwrap_or(buckets.len());
+        self.counts[bucket] += 1;
+        self.sum += secs;
+        self.count += 1;
+    }
+
+    fn render(&self, e: &mut Exposition, name: &str, buckets: &[f64; 12]) {
+        let mut cumulative = 0u64;
+        let list = buckets.iter().zip(&self.counts).map(|(le, count)| {
+            cumulative += count;
+            (Float(*le), cumulative)
+        });
+        e.histogram(name, &[], list, Float(self.sum), self.count);
+    }
+}
+
 #[derive(Debug, Default)]
 struct Histogram {
     /// Non-cumulative count per bucket of [`LATENCY_BUCKETS`], then the overflow.
@@ -75,6 +122,14 @@ pub struct Metrics {
     scheme: Mutex<Scheme>,
     last_ratio: Mutex<BTreeMap<u8, f64>>,
     latency: Mutex<Histogram>,
+    chain: std::sync::atomic::AtomicBool,
+    chain_tasks_created: AtomicU64,
+    chain_responded: AtomicU64,
+    chain_reverted: AtomicU64,
+    chain_errors: [AtomicU64; ChainStage::ALL.len()],
+    chain_gas_used: AtomicU64,
+    chain_last_gas_used: AtomicU64,
+    chain_latency: Mutex<Histogram>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -110,6 +165,42 @@ impl Metrics {
         Self::default()
     }
 
+    /// Chain mode: the `aggregator_chain_*` families are rendered from now on.
+    pub fn enable_chain(&self) {
+        self.chain.store(true, Ordering::Relaxed);
+    }
+
+    /// A task was created on chain.
+    pub fn chain_task_created(&self) {
+        self.chain_tasks_created.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A step on the chain failed.
+    pub fn chain_error(&self, stage: ChainStage) {
+        if let Some(i) = ChainStage::ALL.iter().position(|s| *s == stage) {
+            self.chain_errors[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A `respondToTask` was mined and reverted.
+    pub fn chain_reverted(&self) {
+        self.chain_reverted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A `respondToTask` was mined and emitted `TaskResponded`, using `gas`, `elapsed` after its
+    /// task's `createNewTask` was sent.
+    pub fn chain_responded(&self, gas: u64, elapsed: Duration) {
+        self.chain_responded.fetch_add(1, Ordering::Relaxed);
+        self.chain_gas_used.fetch_add(gas, Ordering::Relaxed);
+        self.chain_last_gas_used.store(gas, Ordering::Relaxed);
+        lock(&self.chain_latency).observe(&CHAIN_BUCKETS, elapsed.as_secs_f64());
+    }
+
+    /// How many tasks have completed (reached their threshold).
+    pub fn tasks_completed(&self) -> u64 {
+        self.tasks_completed.load(Ordering::Acquire)
+    }
+
     /// A task was registered.
     pub fn task_created(&self) {
         self.tasks_created.fetch_add(1, Ordering::Relaxed);
@@ -117,13 +208,8 @@ impl Metrics {
 
     /// A task reached its threshold; `latency` is the time since it was registered.
     pub fn task_completed(&self, latency: Duration) {
-        self.tasks_completed.fetch_add(1, Ordering::Relaxed);
-        let secs = latency.as_secs_f64();
-        let mut h = lock(&self.latency);
-        let bucket = LATENCY_BUCKETS.iter().position(|le| secs <= *le).unwrap_or(LATENCY_BUCKETS.len());
-        h.counts[bucket] += 1;
-        h.sum += secs;
-        h.count += 1;
+        lock(&self.latency).observe(&LATENCY_BUCKETS, latency.as_secs_f64());
+        self.tasks_completed.fetch_add(1, Ordering::AcqRel);
     }
 
     /// A task expired before reaching its threshold.
@@ -242,13 +328,38 @@ impl Metrics {
         }
         let name = "aggregator_aggregation_latency_seconds";
         e.family(name, Kind::Histogram, "Time from registering a task to completing it.");
-        let h = lock(&self.latency);
-        let mut cumulative = 0u64;
-        let buckets = LATENCY_BUCKETS.iter().zip(&h.counts).map(|(le, count)| {
-            cumulative += count;
-            (Float(*le), cumulative)
-        });
-        e.histogram(name, &[], buckets, Float(h.sum), h.count);
+        lock(&self.latency).render(&mut e, name, &LATENCY_BUCKETS);
+        if self.chain.load(Ordering::Relaxed) {
+            self.render_chain(&mut e);
+        }
         e.finish()
+    }
+
+    fn render_chain(&self, e: &mut Exposition) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let name = "aggregator_chain_tasks_created_total";
+        e.family(name, Kind::Counter, "Tasks created on chain (createNewTask mined, NewTaskCreated read).")
+            .sample(name, &[], get(&self.chain_tasks_created));
+        let name = "aggregator_chain_responses_total";
+        e.family(name, Kind::Counter, "respondToTask transactions mined, by result.")
+            .sample(name, &[("result", "responded")], get(&self.chain_responded))
+            .sample(name, &[("result", "reverted")], get(&self.chain_reverted));
+        let name = "aggregator_chain_errors_total";
+        e.family(name, Kind::Counter, "Failed steps on the chain, by stage.");
+        for (stage, count) in ChainStage::ALL.iter().zip(&self.chain_errors) {
+            e.sample(name, &[("stage", stage.label())], get(count));
+        }
+        let name = "aggregator_chain_respond_gas_used_total";
+        e.family(name, Kind::Counter, "Gas used by respondToTask transactions that emitted TaskResponded.")
+            .sample(name, &[], get(&self.chain_gas_used));
+        let name = "aggregator_chain_last_respond_gas_used";
+        e.family(name, Kind::Gauge, "Gas used by the last respondToTask that emitted TaskResponded.").sample(
+            name,
+            &[],
+            get(&self.chain_last_gas_used),
+        );
+        let name = "aggregator_chain_task_seconds";
+        e.family(name, Kind::Histogram, "Time from sending createNewTask to the TaskResponded receipt.");
+        lock(&self.chain_latency).render(e, name, &CHAIN_BUCKETS);
     }
 }

@@ -140,6 +140,16 @@ impl AggregationService {
         &self.metrics
     }
 
+    /// The decision log.
+    pub fn log(&self) -> &DecisionLog {
+        &self.log
+    }
+
+    /// How long a task waits for its threshold.
+    pub fn expiry(&self) -> Duration {
+        self.expiry
+    }
+
     /// The static operator set (`None` for a service on the chain).
     pub fn operators(&self) -> Option<&Arc<OperatorSet>> {
         self.operators.as_ref()

@@ -527,7 +527,8 @@ async fn bn254_round_over_json_rpc_with_one_wrong_key() {
         delivery_timeout: Duration::from_secs(2),
     };
     let config = Config {
-        operators,
+        operators: Some(operators),
+        chain: None,
         listen: loopback(),
         metrics: loopback(),
         task_expiry: Duration::from_secs(10),

@@ -53,7 +53,8 @@ async fn three_operators_reach_quorum_at_66_percent_despite_a_wrong_key() {
     ]);
     let (log, memory) = DecisionLog::memory();
     let config = Config {
-        operators,
+        operators: Some(operators),
+        chain: None,
         listen: loopback(),
         metrics: loopback(),
         task_expiry: Duration::from_secs(10),
@@ -153,7 +154,8 @@ async fn unreachable_and_failing_operators_are_logged_and_the_task_expires() {
     ]);
     let (log, memory) = DecisionLog::memory();
     let config = Config {
-        operators,
+        operators: Some(operators),
+        chain: None,
         listen: loopback(),
         metrics: loopback(),
         task_expiry: Duration::from_secs(1),

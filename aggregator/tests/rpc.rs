@@ -15,7 +15,8 @@ use tokio::io::AsyncWriteExt;
 async fn start() -> (Aggregator, Vec<avs_protocol::bls::SecretKey>) {
     let (keys, operators) = three_operators();
     let config = Config {
-        operators,
+        operators: Some(operators),
+        chain: None,
         listen: "127.0.0.1:0".parse().unwrap(),
         metrics: "127.0.0.1:0".parse().unwrap(),
         task_expiry: Duration::from_secs(30),
