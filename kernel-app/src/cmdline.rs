@@ -167,7 +167,8 @@ pub fn parse(line: &str) -> Result<Args<'_>, BadArg<'_>> {
             "endpoint.eth_rpc" => args.eth_rpc = Some(endpoint(value, word)?),
             "endpoint.eth_ws" => args.eth_ws = Some(endpoint(value, word)?),
             "task_manager" => {
-                let address = crate::chain::rpc::parse_fixed::<20>(value).map_err(|_| BadArg(word))?;
+                // No allocation: the command line is read before the heap exists.
+                let address = crate::chain::rpc::hex_array::<20>(value).ok_or(BadArg(word))?;
                 args.task_manager = Some(address);
             }
             "confirmations" => {

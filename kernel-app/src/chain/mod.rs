@@ -213,7 +213,13 @@ impl Watcher {
         if self.status != Status::Up {
             return self.reason.clone();
         }
-        let (head, at) = (self.head.unwrap_or(0), self.cursor.map_or(0, |c| c.block));
+        let head = self.head.unwrap_or(0);
+        let Some(at) = self.cursor.map(|c| c.block) else {
+            return format!(
+                "waiting for a block with {} confirmations to start from (head {head})",
+                self.config.confirmations
+            );
+        };
         let waiting = if self.signer_ready { "" } else { "; waiting for the operator key to read tasks" };
         format!(
             "reading chain {} at block {at} (head {head}, {} confirmations){waiting}",

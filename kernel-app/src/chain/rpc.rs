@@ -176,8 +176,18 @@ pub fn parse_bytes(text: &str, max: usize) -> Result<Vec<u8>, RpcError> {
 
 /// Exactly `N` bytes in hex (a hash, an address).
 pub fn parse_fixed<const N: usize>(text: &str) -> Result<[u8; N], RpcError> {
-    let bytes = parse_bytes(text, N)?;
-    bytes.try_into().map_err(|_| malformed(format!("not exactly {N} bytes")))
+    hex_array(text).ok_or_else(|| malformed(format!("not 0x and exactly {N} bytes of hex")))
+}
+
+/// `0x` and exactly `2N` hex digits as `N` bytes, allocating nothing (the command line is read
+/// before the heap exists).
+pub fn hex_array<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let digits = text.strip_prefix("0x").map(str::as_bytes).filter(|d| d.len() == 2 * N)?;
+    let mut out = [0u8; N];
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Some(out)
 }
 
 /// The answer to `eth_chainId` or `eth_blockNumber`: a quantity.
