@@ -357,6 +357,9 @@ fn tasks_are_read_from_the_chain_across_a_restart_and_an_ethereum_node_down() {
     }
     assert_eq!(metric(node, "spacecore_chain_tasks_total"), 3);
     assert_eq!(metric(node, "spacecore_tasks_signed_total"), 3);
+    let (_, text) = http(&mut connect(node), "GET", "/metrics", b"");
+    let (valid, said) = spacecore_tests::promtool_check(&text);
+    assert!(valid, "promtool: {said}");
 
     // A task with one block on top is seen (the head moves past it) but not signed.
     chain.create_task(13);

@@ -5,8 +5,8 @@
 //!   `eigen_performance_score` (gauge), `eigen_fees_earned_total` (counter, `token`),
 //!   `eigen_registered_stakes` (gauge, `quorum_number`, `quorum_name`), `eigen_rpc_request_total`
 //!   (counter) and `eigen_rpc_request_duration_seconds` (histogram), both with `method` and
-//!   `client_version`. The node has no access to the chain, so it has no samples for fees and
-//!   stakes: those two families are declared (`# HELP`, `# TYPE`) with no sample, which a scraper
+//!   `client_version`. The node reads only task logs from the chain, so it has no samples for fees
+//!   and stakes: those two families are declared (`# HELP`, `# TYPE`) with no sample, which a scraper
 //!   reads as "no value", never as zero;
 //! - the node's own, under `spacecore_`: tasks received, signed and rejected (by `cause`),
 //!   responses to the aggregator by `outcome` and still queued, probes of the aggregator, the
@@ -218,13 +218,14 @@ pub fn render(inputs: &Inputs) -> Vec<u8> {
     e.family(
         "eigen_fees_earned_total",
         Kind::Counter,
-        "The amount of fees earned in <token>. Not known to the node (it has no chain access): no samples.",
+        "The amount of fees earned in <token>. Not known to the node (it reads only task logs from the chain): \
+         no samples.",
     );
     e.family(
         "eigen_registered_stakes",
         Kind::Gauge,
-        "Operator stake in <quorum> of <avs_name>'s StakeRegistry contract. Not known to the node (it has \
-         no chain access): no samples.",
+        "Operator stake in <quorum> of <avs_name>'s StakeRegistry contract. Not known to the node (it reads \
+         only task logs from the chain): no samples.",
     );
 
     let rpc_labels = [("avs_name", AVS_NAME), ("method", RPC_METHOD), ("client_version", CLIENT_VERSION)];
