@@ -508,8 +508,10 @@ impl Calls for Watcher {
         Some((id, Request::Rpc(body)))
     }
 
+    /// When the next call, or the retry of work held back (tasks that could not be signed yet,
+    /// a cursor that could not be written), is due.
     fn next_due(&self) -> Option<u64> {
-        (self.broken.is_none() && self.in_flight.is_none() && !self.has_pending()).then_some(self.due_ms)
+        (self.broken.is_none() && self.in_flight.is_none()).then_some(self.due_ms)
     }
 
     fn call_done(

@@ -396,11 +396,10 @@ impl Node {
                 let answer = chain.answer(&body);
                 lines.extend(self.watcher.call_done(id, answer, now + 1, 100));
                 self.now_ms += 1;
-            } else if !self.watcher.has_pending() {
+            } else {
+                // The node's wait: until the watcher's next due time (a call or a retry).
                 let due = self.watcher.next_due().unwrap_or(end);
                 self.now_ms = due.clamp(self.now_ms + 1, end);
-            } else {
-                self.now_ms += 1;
             }
         }
         lines
@@ -614,6 +613,9 @@ fn tasks_wait_for_the_key_and_a_failing_disk() {
     node.run(&mut chain, &mut records, 3000);
     assert_eq!(node.signed(), Vec::<u32>::new(), "the history cannot be written");
     assert_eq!(node.watcher.cursor().map(|c| c.block), Some(1));
+    assert!(node.watcher.has_pending(), "the task is held back");
+    let due = node.watcher.next_due().expect("the node's wait must end for the retry");
+    assert!(due <= node.now_ms + FIRST_BACKOFF_MS, "retried within the backoff, not forever later");
     records.fail = false;
     node.run(&mut chain, &mut records, 3000);
     assert_eq!(node.signed(), vec![0]);
