@@ -180,6 +180,8 @@ pub struct Deployment {
     pub checker: MockAvsServiceManager::MockAvsServiceManagerInstance<DynProvider>,
     /// This project's TaskManager.
     pub task_manager: SpacecoreTaskManager::SpacecoreTaskManagerInstance<DynProvider>,
+    /// The TaskManager's ABI as solc-js wrote it.
+    pub task_manager_abi: serde_json::Value,
     /// The registered operators, in the order given.
     pub operators: Vec<RegisteredOperator>,
     /// The TaskManager's roles.
@@ -422,6 +424,10 @@ impl Deployment {
 
         // This project's TaskManager, calling EigenLayer's checker.
         let mut task_manager_code = code(TASK_MANAGER_SOURCE_NAME, "SpacecoreTaskManager")?;
+        let task_manager_abi = compiled
+            .get(&format!("{TASK_MANAGER_SOURCE_NAME}:SpacecoreTaskManager"))
+            .map(|c| c.abi.clone())
+            .unwrap_or_default();
         let args = alloy::sol_types::SolValue::abi_encode(&(
             checker,
             roles.task_generator,
@@ -488,6 +494,7 @@ impl Deployment {
             retriever: OperatorStateRetriever::new(retriever, provider.clone()),
             checker: MockAvsServiceManager::new(checker, provider.clone()),
             task_manager: SpacecoreTaskManager::new(task_manager_address, provider),
+            task_manager_abi,
             operators: registered,
             roles,
             compile_time,
