@@ -401,10 +401,7 @@ async fn the_aggregator_creates_tasks_and_respond_to_task_passes_eigenlayers_che
         assert_eq!(event.taskResponse.referenceTaskIndex, *index);
         assert_eq!(event.taskResponse.numberSquared, U256::from_be_bytes(square.to_be_bytes::<32>()));
         assert_eq!(line["number_squared"], square.to_string());
-        assert_eq!(
-            u64::try_from(event.taskResponseMetadata.taskResponsedBlock).unwrap(),
-            receipt.block_number.unwrap()
-        );
+        assert_eq!(u64::from(event.taskResponseMetadata.taskResponsedBlock), receipt.block_number.unwrap());
         // The non-signer record EigenLayer's checker returned: keccak256(referenceBlock ‖ ids).
         let mut record = task.task_created_block.to_be_bytes().to_vec();
         record.extend_from_slice(&keys[WRONG].operator_id());
