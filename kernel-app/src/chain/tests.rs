@@ -658,3 +658,65 @@ fn the_same_task_signs_the_same_on_both_paths() {
     assert_eq!(again.task_response.number_squared, U256::from(36u8));
     assert_eq!(node.avs.stats.signed, 2, "the chain's and the repeat");
 }
+
+#[test]
+fn hostile_answers_never_panic() {
+    // Valid answers of each kind, mutated byte by byte and cut anywhere, and random bytes: every
+    // reader returns a value or an error, and what it returns keeps its promises.
+    let address = alloc::format!("0x{}", "ab".repeat(20));
+    let (_, topic, _, _, _, _, data) = VECTORS[3];
+    let log = alloc::format!(
+        r#"{{"address":"{address}","topics":["{TOPIC0_HEX}","{topic}"],"data":"{data}","blockNumber":"0x5","blockHash":"0x{}","logIndex":"0x1","removed":false}}"#,
+        "22".repeat(32)
+    );
+    let answers = [
+        alloc::format!(r#"{{"jsonrpc":"2.0","id":9,"result":[{log},{log}]}}"#),
+        r#"{"jsonrpc":"2.0","id":9,"result":"0x1f"}"#.to_string(),
+        alloc::format!(
+            r#"{{"jsonrpc":"2.0","id":9,"result":{{"number":"0x5","hash":"0x{}"}}}}"#,
+            "11".repeat(32)
+        ),
+        r#"{"jsonrpc":"2.0","id":9,"error":{"code":-32005,"message":"limit exceeded"}}"#.to_string(),
+    ];
+    let check = |body: &[u8]| {
+        if let Ok(logs) = rpc::read_logs(body, 9, 5, 6) {
+            assert!(logs.len() <= rpc::MAX_LOGS);
+            for log in logs {
+                assert!((5..=6).contains(&log.block) && log.topics.len() <= rpc::MAX_TOPICS);
+                let _ = event::decode(&log.topics, &log.data);
+            }
+        }
+        let _ = rpc::read_quantity(body, 9);
+        let _ = rpc::read_block_hash(body, 9, 5);
+    };
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for answer in &answers {
+        let bytes = answer.as_bytes();
+        for cut in 0..bytes.len() {
+            check(&bytes[..cut]);
+        }
+        for _ in 0..2000 {
+            let mut mutated = bytes.to_vec();
+            for _ in 0..(next() % 4 + 1) {
+                let at = (next() % mutated.len() as u64) as usize;
+                let alphabet = b"0x\"{}[],:1aFg \\";
+                mutated[at] = alphabet[(next() % alphabet.len() as u64) as usize];
+            }
+            check(&mutated);
+        }
+    }
+    for _ in 0..2000 {
+        let len = (next() % 300) as usize;
+        let random: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        check(&random);
+    }
+    // The decoded vector is the one expected: the mutations above did not change that.
+    let logs = rpc::read_logs(answers[0].as_bytes(), 9, 5, 6).unwrap();
+    assert_eq!(event::decode(&logs[0].topics, &logs[0].data).unwrap().task_index, 42);
+}
