@@ -8,8 +8,10 @@
 //!
 //! Checked: tasks created on chain are signed once they have two blocks on top, and not
 //! before; the signatures verify with the operator's BN254 key; a spacecore killed in the
-//! middle and started again reads the tasks created meanwhile and signs none twice; a killed
-//! Anvil makes the `ethereum` service `Down` with the reason while the node keeps serving.
+//! middle and started again reads the tasks created meanwhile and signs none twice; a
+//! reorganisation deeper than the confirmations (Anvil's `evm_revert`) is seen, the blocks are
+//! read again, repeats carry the same signatures and a changed task is refused; a killed Anvil
+//! makes the `ethereum` service `Down` with the reason while the node keeps serving.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -389,6 +391,33 @@ fn tasks_are_read_from_the_chain_across_a_restart_and_an_ethereum_node_down() {
     );
     assert_eq!(metric(node, "spacecore_tasks_rejected_total{cause=\"slashing_protection\"}"), 0);
 
+    // A reorganisation deeper than the confirmations: task 6 (squaring 100) is signed, then the
+    // chain is reverted under it and task 6 comes again, squaring 200, in other blocks. The node
+    // sees its last block replaced, reads again, and refuses the second answer to task 6; the
+    // tasks it reads again are repeats, sent with the very same signatures.
+    let before: Vec<SignedTaskResponse> = aggregator.received();
+    let snapshot = rpc(port, "evm_snapshot", json!([]));
+    chain.create_task(100);
+    chain.mine(CONFIRMATIONS);
+    let got = aggregator.wait_for(7);
+    let first = got.iter().find(|r| r.task_response.reference_task_index == 6).copied().unwrap();
+    assert_eq!(first.task_response.number_squared, avs_protocol::U256::from(10_000u32));
+    wait_chain(node, "past task 6", |s| s["processed_block"] == chain.head() - CONFIRMATIONS);
+    assert_eq!(rpc(port, "evm_revert", json!([snapshot])), json!(true));
+    chain.create_task(200);
+    chain.mine(CONFIRMATIONS + 2);
+    let state = wait_chain(node, "reorganised", |s| {
+        s["reorgs"] == 1 && s["processed_block"] == chain.head() - CONFIRMATIONS
+    });
+    let refused = metric(node, "spacecore_tasks_rejected_total{cause=\"slashing_protection\"}");
+    assert_eq!(refused, 1, "the second answer to task 6 is refused: {state}");
+    assert_eq!(metric(node, "spacecore_chain_reorgs_total"), 1);
+    for response in aggregator.received() {
+        let index = response.task_response.reference_task_index;
+        let earlier = before.iter().chain([&first]).find(|r| r.task_response.reference_task_index == index);
+        assert_eq!(Some(&response), earlier, "task {index}: only the answers signed before, unchanged");
+    }
+
     // The Ethereum node dies: Down with the reason; the node goes on serving.
     chain.anvil.kill();
     let down = wait_chain(node, "down", |s| s["status"] == "Down");
@@ -403,5 +432,7 @@ fn tasks_are_read_from_the_chain_across_a_restart_and_an_ethereum_node_down() {
     let (code, output) = cluster.stop(0);
     assert_eq!(code, Some(0), "{output}");
     assert!(output.contains("chain: ethereum down"), "{output}");
+    assert!(output.contains("(a reorganisation deeper than 2 confirmations): reading again"), "{output}");
+    assert!(output.contains("chain: task 6 of block"), "{output}");
     drop(aggregator);
 }
