@@ -65,7 +65,8 @@ fn bad_disks_and_keystores_are_refused_before_writing() {
     assert!(!dir.path().join("absent.img").exists(), "never created");
     let small = dir.path().join("small.img");
     File::create(&small).unwrap().set_len(24 * 512).unwrap();
-    import(&keystore, &small, &[]).fails_with("the store needs at least 72");
+    let needed = format!("the store needs at least {}", spacecore_store::NEEDED_SECTORS);
+    import(&keystore, &small, &[]).fails_with(&needed);
 
     let disk = disk(dir.path());
     let wrong = password_file(dir.path(), "wrong", "not pw");
