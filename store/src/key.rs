@@ -13,8 +13,9 @@ pub enum RecordKey {
     /// import`: eigensdk's BN254 key file (scheme `bn254`) or an EIP-2335 keystore (scheme
     /// `bls12-381`).
     Keystore = 1,
-    /// Reserved for the slashing-protection record (the signing history); its format is not
-    /// defined yet and nothing writes it.
+    /// The node's slashing protection: the signing history (the last task indices signed with
+    /// their digests, and a floor), written and flushed by the guest before each signature; its
+    /// format is the guest's (`kernel-app/src/avs/history.rs`).
     SigningHistory = 2,
     /// The operator's ECDSA key (its chain identity): a Web3 Secret Storage v3 keystore, its JSON
     /// text as UTF-8 (about 500 bytes), written by `spacecore keys import --ecdsa-keystore`.
