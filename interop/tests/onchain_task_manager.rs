@@ -338,6 +338,29 @@ async fn the_aggregator_creates_tasks_and_respond_to_task_passes_eigenlayers_che
     };
     assert_eq!(chain.task_generator.address(), generator_key.address());
 
+    // The aggregator refuses to start on a configuration the chain contradicts.
+    let refused = |mut bad: ChainConfig, expected: &'static str| async move {
+        bad.tx_timeout = Duration::from_secs(5);
+        let config = Config {
+            operators: None,
+            chain: Some(bad),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            metrics: "127.0.0.1:0".parse().unwrap(),
+            task_expiry: Duration::from_secs(5),
+            generator: None,
+            decision_log: DecisionLog::memory().0,
+        };
+        let error = format!("{:#}", Aggregator::start(config).await.expect_err(expected));
+        assert!(error.contains(expected), "{error}");
+        eprintln!("refused to start as expected: {error}");
+    };
+    let mut bad = chain.clone();
+    bad.aggregator = generator_key.clone();
+    refused(bad, "but the TaskManager's aggregator is").await;
+    let mut bad = chain.clone();
+    bad.task_manager = d.roles.aggregator;
+    refused(bad, "no contract at this address").await;
+
     let (log, memory) = DecisionLog::memory();
     let config = Config {
         operators: None,

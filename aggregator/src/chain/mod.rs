@@ -78,6 +78,8 @@ pub struct ChainFailure {
     pub tx_hash: Option<B256>,
     /// Its gas, when mined.
     pub gas_used: Option<u64>,
+    /// The transaction was mined and reverted.
+    pub reverted: bool,
 }
 
 impl ChainFailure {
@@ -359,6 +361,10 @@ impl Chain {
                 quorums.len()
             )));
         }
+        let listed: usize = state.iter().map(Vec::len).sum();
+        if listed > quorums.len() * crate::operators::MAX_OPERATORS {
+            return Err(ChainFailure::new(format!("getOperatorState listed {listed} operators, too many")));
+        }
         let mut members: BTreeMap<B256, (Address, BTreeMap<u8, u128>)> = BTreeMap::new();
         for (quorum, operators) in quorums.iter().zip(&state) {
             for operator in operators {
@@ -366,6 +372,13 @@ impl Chain {
                     members.entry(operator.operatorId).or_insert((operator.operator, BTreeMap::new()));
                 entry.1.insert(*quorum, operator.stake.to::<u128>());
             }
+        }
+        if members.len() > crate::operators::MAX_OPERATORS {
+            return Err(ChainFailure::new(format!(
+                "{} operators at block {block}, more than the {} allowed",
+                members.len(),
+                crate::operators::MAX_OPERATORS
+            )));
         }
         let mut list = Vec::with_capacity(members.len());
         for (id, (account, stake)) in members {
@@ -463,7 +476,7 @@ impl Chain {
             ..ChainFailure::default()
         };
         if !receipt.status() {
-            return Err(mined("respondToTask reverted".into()));
+            return Err(ChainFailure { reverted: true, ..mined("respondToTask reverted".into()) });
         }
         let address = *self.task_manager_for_aggregator.address();
         let event = receipt
@@ -603,7 +616,7 @@ async fn respond_one(chain: &Chain, service: &AggregationService, aggregate: &Ag
     let metrics = service.metrics();
     let fail = |failure: ChainFailure| {
         metrics.chain_error(crate::metrics::ChainStage::Respond);
-        if failure.tx_hash.is_some() && failure.gas_used.is_some() {
+        if failure.reverted {
             metrics.chain_reverted();
         }
         service
