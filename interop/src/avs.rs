@@ -48,53 +48,11 @@ sol! {
     contract SpacecoreStakeTable {
         function setShares(address operator, address strategy, uint256 amount) external;
     }
-
-    /// This project's own incredible-squaring TaskManager (`interop/contracts/`): the
-    /// incredible-squaring ABI, with EigenLayer's checker's errors (a failed check in
-    /// `respondToTask` reverts with them).
-    #[sol(rpc)]
-    #[derive(Debug)]
-    contract SpacecoreTaskManager {
-        struct Task { uint256 numberToBeSquared; uint32 taskCreatedBlock; bytes quorumNumbers; uint32 quorumThresholdPercentage; }
-        struct TaskResponse { uint32 referenceTaskIndex; uint256 numberSquared; }
-        struct TaskResponseMetadata { uint32 taskResponsedBlock; bytes32 hashOfNonSigners; }
-        struct G1Point { uint256 X; uint256 Y; }
-        struct G2Point { uint256[2] X; uint256[2] Y; }
-        struct NonSignerStakesAndSignature { uint32[] nonSignerQuorumBitmapIndices; G1Point[] nonSignerPubkeys; G1Point[] quorumApks; G2Point apkG2; G1Point sigma; uint32[] quorumApkIndices; uint32[] totalStakeIndices; uint32[][] nonSignerStakeIndices; }
-
-        error NotTaskGenerator();
-        error NotAggregator();
-        error NoQuorumNumbers();
-        error InvalidThreshold(uint32 quorumThresholdPercentage);
-        error NumberTooLarge(uint256 numberToBeSquared);
-        error TaskMismatch(uint32 taskIndex);
-        error TaskAlreadyResponded(uint32 taskIndex);
-        error ResponseTooLate(uint32 taskIndex, uint32 taskCreatedBlock, uint32 currentBlock);
-        error QuorumBelowThreshold(uint8 quorumNumber, uint96 signedStake, uint96 totalStake, uint32 thresholdPercentage);
-        error WrongAnswer(uint32 taskIndex, uint256 expected, uint256 answered);
-        // EigenLayer's BLSSignatureChecker's, bubbled up through respondToTask.
-        error InvalidBLSSignature();
-        error InvalidQuorumApkHash();
-        error InvalidReferenceBlocknumber();
-        error NonSignerPubkeysNotSorted();
-        error InputEmptyQuorumNumbers();
-        error InputArrayLengthMismatch();
-        error InputNonSignerLengthMismatch();
-
-        event NewTaskCreated(uint32 indexed taskIndex, Task task);
-        event TaskResponded(TaskResponse taskResponse, TaskResponseMetadata taskResponseMetadata);
-
-        function createNewTask(uint256 numberToBeSquared, uint32 quorumThresholdPercentage, bytes calldata quorumNumbers) external;
-        function respondToTask(Task calldata task, TaskResponse calldata taskResponse, NonSignerStakesAndSignature memory nonSignerStakesAndSignature) external;
-        function taskNumber() external view returns (uint32);
-        function allTaskHashes(uint32 index) external view returns (bytes32);
-        function allTaskResponses(uint32 index) external view returns (bytes32);
-        function taskGenerator() external view returns (address);
-        function aggregator() external view returns (address);
-        function serviceManager() external view returns (address);
-        function responseWindowBlocks() external view returns (uint32);
-    }
 }
+
+/// This project's own incredible-squaring TaskManager (`interop/contracts/`), through the ABI
+/// the aggregator's chain mode uses: one definition for both.
+pub use aggregator::chain::abi::TaskManager as SpacecoreTaskManager;
 
 /// The file name of the registry coordinator's source, as compiled.
 pub const COORDINATOR_SOURCE_NAME: &str = "SpacecoreRegistryCoordinator.sol";
@@ -179,7 +137,7 @@ pub struct Deployment {
     /// EigenLayer's MockAvsServiceManager (BLSSignatureChecker).
     pub checker: MockAvsServiceManager::MockAvsServiceManagerInstance<DynProvider>,
     /// This project's TaskManager.
-    pub task_manager: SpacecoreTaskManager::SpacecoreTaskManagerInstance<DynProvider>,
+    pub task_manager: SpacecoreTaskManager::TaskManagerInstance<DynProvider>,
     /// The TaskManager's ABI as solc-js wrote it.
     pub task_manager_abi: serde_json::Value,
     /// The registered operators, in the order given.

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use SpacecoreTaskManager::SpacecoreTaskManagerErrors as TaskManagerErrors;
+use SpacecoreTaskManager::TaskManagerErrors;
 use aggregator::chain::keys::load_signer;
 use aggregator::decision_log::MemoryLog;
 use aggregator::{Aggregator, ChainConfig, Config, DecisionLog, GeneratorConfig, Numbers};

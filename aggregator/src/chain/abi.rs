@@ -43,8 +43,13 @@ sol! {
 
         function createNewTask(uint256 numberToBeSquared, uint32 quorumThresholdPercentage, bytes calldata quorumNumbers) external;
         function respondToTask(Task calldata task, TaskResponse calldata taskResponse, NonSignerStakesAndSignature memory nonSignerStakesAndSignature) external;
+        function taskNumber() external view returns (uint32);
+        function allTaskHashes(uint32 index) external view returns (bytes32);
+        function allTaskResponses(uint32 index) external view returns (bytes32);
         function taskGenerator() external view returns (address);
         function aggregator() external view returns (address);
+        function serviceManager() external view returns (address);
+        function responseWindowBlocks() external view returns (uint32);
     }
 
     /// EigenLayer's OperatorStateRetriever, the two views the aggregator reads.
