@@ -4,7 +4,10 @@
 //!   (JSON); `boot_count` is 0 when there is no disk to count boots on; `operator_id` is the
 //!   `0x` hex id of the operator key once it is loaded, `null` before.
 //! - `POST /task`: a task of the AVS (see [`crate::avs`]): `200` with the signed response
-//!   (JSON), or an error status (400, 409, 422, 500, 503) with `{"error":"..."}`.
+//!   (JSON), or an error status (400, 409, 422, 500, 503) with `{"error":"..."}`. A node that
+//!   reads its tasks from the chain refuses it (`403`) on seeing the request line, before the
+//!   body is read: there, only the TaskManager's logs can make it sign, not whoever reaches its
+//!   port.
 //! - `GET /spacecore/identity`: `200` with the operator's scheme, id, public key, ECDSA address
 //!   and the identity statement signed by the ECDSA key (JSON, see
 //!   [`crate::avs::AvsNode::identity_json`]); `503` with `{"error":"..."}` while the BLS key is
@@ -245,6 +248,14 @@ impl<R: Records> Handler for App<R> {
         if method != allowed {
             return Err(Response::method_not_allowed(allowed));
         }
+        if path == "/task" && self.chain.is_some() {
+            return Err(Response::new(
+                403,
+                "application/json",
+                b"{\"error\":\"this node takes its tasks from the chain (spacecore.task_manager) only; POST /task is refused\"}\n"
+                    .to_vec(),
+            ));
+        }
         if path.starts_with("/eigen/") && !api::version_supported(query) {
             return Err(api::version_not_found());
         }
@@ -377,6 +388,25 @@ mod tests {
         assert_eq!(parsed.task_response.number_squared, avs_protocol::U256::from(9u8));
         assert_eq!(app.handle("POST", "/task", b"{\"task_index\":".to_vec()).status, 400);
         assert_eq!(app.handle("POST", "/task", task_json(1, 4)).status, 409);
+    }
+
+    #[test]
+    fn a_node_on_a_chain_signs_nothing_posted_to_it() {
+        let mut on_chain = app("n", 1).with_chain(chain::Config { task_manager: [7; 20], confirmations: 2 });
+        on_chain.avs.set_operator(Ok(operator(1))).unwrap();
+        // Refused when the request line is seen, before the body is read or anything recorded.
+        let refused = on_chain.accept("POST", "/task").unwrap_err();
+        assert_eq!(refused.status, 403);
+        assert!(
+            refused.body.starts_with(b"{\"error\":\"this node takes its tasks from the chain"),
+            "{refused:?}"
+        );
+        assert!(on_chain.records.as_ref().unwrap().values.is_empty());
+        // Without a chain the same request is accepted and signed.
+        let mut off_chain = app("n", 1);
+        off_chain.avs.set_operator(Ok(operator(1))).unwrap();
+        assert_eq!(off_chain.accept("POST", "/task").map_err(|r| r.status), Ok(()));
+        assert_eq!(off_chain.handle("POST", "/task", task_json(1, 3)).status, 200);
     }
 
     #[test]
