@@ -359,6 +359,11 @@ fn tasks_are_read_from_the_chain_across_a_restart_and_an_ethereum_node_down() {
     }
     assert_eq!(metric(node, "spacecore_chain_tasks_total"), 3);
     assert_eq!(metric(node, "spacecore_tasks_signed_total"), 3);
+    // Tasks come from the chain only: a task posted to the node's port is refused, unsigned.
+    let posted = br#"{"task_index":40,"task":{"number_to_be_squared":"3","task_created_block":1,"quorum_numbers":"0x00","quorum_threshold_percentage":67}}"#;
+    let (status, body) = http(&mut connect(node), "POST", "/task", posted);
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(metric(node, "spacecore_tasks_signed_total"), 3);
     let (_, text) = http(&mut connect(node), "GET", "/metrics", b"");
     let (valid, said) = spacecore_tests::promtool_check(&text);
     assert!(valid, "promtool: {said}");
