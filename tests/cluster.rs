@@ -447,6 +447,24 @@ impl Cluster {
         self.dir.path()
     }
 
+    /// The programs the cluster runs.
+    pub fn tools(&self) -> &Tools {
+        &self.tools
+    }
+
+    /// Adds `fields` (TOML `key = value` lines) to the `[spec.avs]` table of every node's spec:
+    /// for settings known only once the nodes are provisioned, such as the address of a
+    /// TaskManager deployed for their keys. Takes effect at each node's next boot.
+    pub fn add_avs_fields(&self, fields: &str) {
+        for node in &self.nodes {
+            let text = std::fs::read_to_string(&node.spec).expect("read the spec");
+            assert!(text.contains("[spec.avs]\n"), "{}: no [spec.avs] table", node.spec.display());
+            let fields = if fields.ends_with('\n') { fields.to_owned() } else { format!("{fields}\n") };
+            let text = text.replacen("[spec.avs]\n", &format!("[spec.avs]\n{fields}"), 1);
+            std::fs::write(&node.spec, text).expect("write the spec");
+        }
+    }
+
     /// Keeps the directory after the cluster is dropped.
     pub fn keep(&mut self) {
         self.dir.disable_cleanup(true);
@@ -560,6 +578,61 @@ fn provision(
     node
 }
 
+/// An Ethereum v3 keystore made by `spacecore keys generate --scheme ecdsa` as
+/// `<dir>/<name>.json`, with its password file.
+#[derive(Debug, Clone)]
+pub struct EcdsaKey {
+    /// The keystore.
+    pub keystore: PathBuf,
+    /// Its password file, mode 0600.
+    pub password_file: PathBuf,
+    /// The key's account, as the CLI printed it (`0x` and 40 lowercase hex digits).
+    pub address: String,
+}
+
+impl EcdsaKey {
+    /// Generates a key with the CLI (PBKDF2, so reading it is quick).
+    pub fn generate(cli: &Path, dir: &Path, name: &str) -> EcdsaKey {
+        use std::os::unix::fs::PermissionsExt;
+        let keystore = dir.join(format!("{name}.json"));
+        let password_file = dir.join(format!("{name}.password"));
+        std::fs::write(&password_file, format!("{name} keystore password\n")).expect("write the password");
+        std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let (ks, pw) = (keystore.to_str().unwrap(), password_file.to_str().unwrap());
+        let printed = run_cli(
+            cli,
+            &["keys", "generate", "--scheme", "ecdsa", "--kdf", "pbkdf2", "--out", ks, "--password-file", pw],
+        );
+        let address = printed
+            .lines()
+            .find_map(|l| l.strip_prefix("address:"))
+            .map(|a| a.trim().to_ascii_lowercase())
+            .unwrap_or_else(|| panic!("no `address:` in {printed:?}"));
+        assert!(
+            address.len() == 42 && address.starts_with("0x") && from_hex(&address).is_some(),
+            "not an address: {address}"
+        );
+        EcdsaKey { keystore, password_file, address }
+    }
+}
+
+/// Where the aggregator's chain mode finds the AVS and its keys (`docs/aggregator.md`).
+#[derive(Debug, Clone)]
+pub struct ChainSetup {
+    /// `--eth-rpc`: `http://127.0.0.1:PORT`.
+    pub eth_rpc: String,
+    /// `--task-manager`.
+    pub task_manager: String,
+    /// `--operator-state-retriever`.
+    pub operator_state_retriever: String,
+    /// `--registry-coordinator`.
+    pub registry_coordinator: String,
+    /// `--task-generator-keystore` and `--task-generator-password`.
+    pub task_generator: EcdsaKey,
+    /// `--aggregator-keystore` and `--aggregator-password`.
+    pub aggregator: EcdsaKey,
+}
+
 /// A running aggregator; killed on drop.
 #[derive(Debug)]
 pub struct Aggregator {
@@ -581,13 +654,42 @@ impl Aggregator {
         options: &AggregatorOptions,
         dir: &Path,
     ) -> Aggregator {
+        let mut cmd = Command::new(program);
+        cmd.arg("--operators").arg(operators);
+        Aggregator::spawn(cmd, listen, options, dir)
+    }
+
+    /// Starts `program` (the aggregator) in chain mode on the deployment `chain`: it creates
+    /// the tasks on chain and answers them with `respondToTask`; otherwise as
+    /// [`Aggregator::start`].
+    pub fn start_chain(
+        program: &Path,
+        chain: &ChainSetup,
+        listen: SocketAddr,
+        options: &AggregatorOptions,
+        dir: &Path,
+    ) -> Aggregator {
+        let mut cmd = Command::new(program);
+        cmd.args(["--eth-rpc", &chain.eth_rpc, "--task-manager", &chain.task_manager])
+            .args(["--operator-state-retriever", &chain.operator_state_retriever])
+            .args(["--registry-coordinator", &chain.registry_coordinator])
+            .arg("--task-generator-keystore")
+            .arg(&chain.task_generator.keystore)
+            .arg("--task-generator-password")
+            .arg(&chain.task_generator.password_file)
+            .arg("--aggregator-keystore")
+            .arg(&chain.aggregator.keystore)
+            .arg("--aggregator-password")
+            .arg(&chain.aggregator.password_file);
+        Aggregator::spawn(cmd, listen, options, dir)
+    }
+
+    fn spawn(mut cmd: Command, listen: SocketAddr, options: &AggregatorOptions, dir: &Path) -> Aggregator {
         let decision_log = dir.join("decisions.jsonl");
         let log = dir.join("aggregator.log");
         let _ = std::fs::remove_file(&decision_log);
         let ms = |d: Duration| format!("{}ms", d.as_millis());
-        let child = Command::new(program)
-            .arg("--operators")
-            .arg(operators)
+        let child = cmd
             .args(["--listen", &listen.to_string(), "--metrics", "127.0.0.1:0"])
             .args([
                 "--quorum-threshold",
