@@ -2,7 +2,8 @@
 //! with the keys imported into their disks (BN254, EigenLayer's scheme, unless `--scheme
 //! bls12-381`), and the aggregator sending them tasks; one line per task as the aggregator
 //! decides it. The cluster is the test harness's (`spacecore_tests::cluster`), so the demo runs
-//! exactly what `tests/avs_bn254.rs` and `tests/avs.rs` check.
+//! exactly what `tests/avs_bn254.rs` and `tests/avs.rs` check. `--chain` runs it on a chain
+//! ([`chain`]), as `tests/chain_e2e.rs` checks.
 
 use std::collections::HashMap;
 use std::fs;
@@ -32,6 +33,10 @@ pub struct Args {
     /// The operators' signature scheme: `bn254` (EigenLayer's) or `bls12-381`.
     #[arg(long, default_value = "bn254", value_parser = parse_scheme)]
     pub scheme: Scheme,
+    /// On a chain: Anvil with EigenLayer's registries and checker and the TaskManager; the
+    /// aggregator creates the tasks on chain and answers them with `respondToTask` (BN254 only).
+    #[arg(long)]
+    pub chain: bool,
 }
 
 fn parse_scheme(name: &str) -> Result<Scheme, String> {
@@ -45,6 +50,12 @@ pub fn run(args: &Args) -> Result<()> {
             &format!("opening {} read-write failed: {e}", cmd::KVM_DEVICE),
         ]);
         bail!("no usable {}", cmd::KVM_DEVICE);
+    }
+    if args.chain {
+        if args.scheme != Scheme::Bn254 {
+            bail!("--chain needs --scheme bn254: EigenLayer's contracts check BN254 signatures only");
+        }
+        return chain::run(args);
     }
     let tools = release_tools()?;
 
@@ -155,4 +166,261 @@ fn describe(task: &Value, number: Option<&Value>) -> String {
         format!("EXPIRED  {}", stakes.join(", "))
     };
     format!("task {:>3}  number {number:>4}  signers {}  {outcome}", index(task), count("signers"))
+}
+
+/// `cargo xtask demo --chain`: Anvil, EigenLayer's registries and BLSSignatureChecker and this
+/// project's TaskManager (`interop::avs::Deployment`), the three operators registered on chain
+/// with the BN254 keys on their spacecores' disks, the aggregator in chain mode creating the
+/// tasks with `createNewTask`, and one line per task's `TaskResponded` transaction.
+mod chain {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+    use std::process::Command;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    use alloy::providers::{DynProvider, Provider};
+    use alloy::rpc::types::Filter;
+    use alloy::sol_types::SolEvent;
+    use anyhow::{Context, Result, anyhow, bail};
+    use avs_protocol::bn254::SecretKey;
+    use interop::avs::{self, Deployment, Roles, SpacecoreTaskManager};
+    use interop::chain::Anvil;
+    use serde_json::Value;
+    use spacecore_tests::cluster::{Aggregator, AggregatorOptions, ChainSetup, Cluster, EcdsaKey, events};
+
+    use super::{Args, OPERATORS, release_tools};
+    use crate::chain_tools::{self, ANVIL_ENV, SOLCJS_ENV};
+    use crate::cmd::progress;
+
+    /// Blocks the spacecores wait on top of a task's block.
+    const CONFIRMATIONS: u64 = 2;
+    /// Anvil mines a block per transaction only: one more block this often, as a chain's block
+    /// time, so the tasks get their confirmations.
+    const BLOCK_INTERVAL: Duration = Duration::from_millis(500);
+    /// Each operator's stake in quorum 0.
+    const STAKE: u64 = 100;
+
+    pub fn run(args: &Args) -> Result<()> {
+        // The deployment finds Anvil and solc-js through the environment, as the tests do; set
+        // it for a second run of this program rather than for this process.
+        if std::env::var_os(ANVIL_ENV).is_none() || std::env::var_os(SOLCJS_ENV).is_none() {
+            progress("providing Anvil and solc-js (npm, pinned)...");
+            let tools = chain_tools::provide()?;
+            let exe = std::env::current_exe().context("cannot find the xtask program to run it again")?;
+            let status = Command::new(exe)
+                .args(std::env::args_os().skip(1))
+                .env(ANVIL_ENV, &tools.anvil)
+                .env(SOLCJS_ENV, &tools.solcjs)
+                .status()
+                .context("cannot run the xtask program again")?;
+            if !status.success() {
+                bail!("the on-chain demo failed ({status})");
+            }
+            return Ok(());
+        }
+        let tools = release_tools()?;
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+
+        progress(format_args!(
+            "making {OPERATORS} operators (eigensdk BN254 key files) and their spacecores' disks..."
+        ));
+        let mut cluster = Cluster::new(tools.clone(), "demo", OPERATORS);
+        if args.keep {
+            cluster.keep();
+        }
+        println!("state directory: {}", cluster.dir().display());
+        let mut operators = Vec::new();
+        for node in &cluster.nodes {
+            let key = key_file_secret(&node.operator.keystore, &node.operator.password_file)?;
+            if key.public_key().operator_id() != node.operator.key.id {
+                bail!(
+                    "{}: the key file's key is not the one the CLI showed",
+                    node.operator.keystore.display()
+                );
+            }
+            operators.push(avs::Operator { key, stake: STAKE });
+        }
+        let generator = EcdsaKey::generate(&tools.cli, cluster.dir(), "task-generator");
+        let aggregator_key = EcdsaKey::generate(&tools.cli, cluster.dir(), "aggregator");
+        let roles = Roles {
+            task_generator: generator.address.parse().context("the task generator's address")?,
+            aggregator: aggregator_key.address.parse().context("the aggregator's address")?,
+            response_window_blocks: 10_000,
+        };
+
+        progress("starting Anvil, deploying EigenLayer's registries and checker and the TaskManager...");
+        let anvil = Anvil::start().map_err(|e| anyhow!("cannot start Anvil: {e}"))?;
+        let d = rt
+            .block_on(Deployment::deploy(&anvil, &operators, roles))
+            .map_err(|e| anyhow!("cannot deploy: {e}"))?;
+        println!("anvil: {} (chain id {})", anvil.endpoint(), interop::chain::CHAIN_ID);
+        println!("TaskManager (this project's): {}", d.task_manager.address());
+        println!("BLSSignatureChecker (EigenLayer's MockAvsServiceManager): {}", d.checker.address());
+        println!("registry coordinator (this project's): {}", d.coordinator.address());
+        println!("OperatorStateRetriever (EigenLayer's): {}", d.retriever.address());
+        println!("task generator: {}, aggregator: {}", d.roles.task_generator, d.roles.aggregator);
+        for (node, registered) in cluster.nodes.iter().zip(&d.operators) {
+            println!(
+                "{}: registered on chain as operator {} (account {}, stake {})",
+                node.operator.name, registered.id, registered.address, registered.stake
+            );
+        }
+        let miner = Miner::start(rt.handle(), d.provider.clone());
+
+        progress("booting the spacecores and loading their keys...");
+        cluster.add_avs_fields(&format!(
+            "eth_rpc = \"127.0.0.1:{}\"\ntask_manager = \"{}\"\nconfirmations = {CONFIRMATIONS}\n",
+            anvil.port(),
+            d.task_manager.address()
+        ));
+        cluster.start_all();
+        for node in &cluster.nodes {
+            println!(
+                "{}: reads NewTaskCreated from Anvil ({CONFIRMATIONS} confirmations), HTTP on http://{}",
+                node.operator.name,
+                node.http.expect("running")
+            );
+        }
+
+        let setup = ChainSetup {
+            eth_rpc: anvil.endpoint(),
+            task_manager: d.task_manager.address().to_string(),
+            operator_state_retriever: d.retriever.address().to_string(),
+            registry_coordinator: d.coordinator.address().to_string(),
+            task_generator: generator,
+            aggregator: aggregator_key,
+        };
+        let options = AggregatorOptions {
+            tasks: args.tasks,
+            threshold: 67,
+            interval: Duration::from_secs(1),
+            expiry: Duration::from_secs(30),
+        };
+        let mut aggregator = Aggregator::start_chain(
+            &tools.aggregator,
+            &setup,
+            cluster.aggregator_addr,
+            &options,
+            cluster.dir(),
+        );
+        println!(
+            "aggregator: chain mode, JSON-RPC on {}, {} tasks created on chain, one every {:?}, quorum threshold {}%",
+            cluster.aggregator_addr, options.tasks, options.interval, options.threshold
+        );
+
+        let limit = options.interval * options.tasks + options.expiry + Duration::from_secs(60);
+        let deadline = Instant::now() + limit;
+        let (mut shown, mut failures) = (BTreeSet::new(), BTreeSet::new());
+        loop {
+            let exited = aggregator.exited();
+            let decisions = aggregator.decisions();
+            for line in events(&decisions, "task_responded") {
+                let index = line["task_index"].as_u64().unwrap_or(u64::MAX);
+                if shown.insert(index) {
+                    println!("{}", describe(line, &decisions));
+                }
+            }
+            for line in events(&decisions, "chain_error").chain(events(&decisions, "task_expired")) {
+                if failures.insert(line.to_string()) {
+                    println!("FAILED: {line}");
+                }
+            }
+            if shown.len() >= options.tasks as usize || exited || Instant::now() >= deadline {
+                break;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        let status = aggregator.finish(Duration::from_secs(30));
+        drop(miner);
+
+        // What the chain itself holds: one TaskResponded per task.
+        let filter = Filter::new()
+            .address(*d.task_manager.address())
+            .event_signature(SpacecoreTaskManager::TaskResponded::SIGNATURE_HASH)
+            .from_block(0);
+        let on_chain = rt.block_on(d.provider.get_logs(&filter)).context("eth_getLogs")?.len();
+        for i in 0..cluster.nodes.len() {
+            let (code, log) = cluster.stop(i);
+            if code != Some(0) {
+                eprintln!("{log}");
+                progress(format_args!("{} exited with {code:?}", cluster.nodes[i].operator.name));
+            }
+        }
+        println!(
+            "{on_chain} of {} tasks responded on chain (TaskResponded logs of the TaskManager)",
+            options.tasks
+        );
+        if on_chain != options.tasks as usize || status != Some(0) {
+            bail!(
+                "not every task was responded on chain (aggregator exit status {status:?}); its log:\n{}",
+                aggregator.log_text()
+            );
+        }
+        drop(anvil);
+        Ok(())
+    }
+
+    /// The operator's BN254 secret from its eigensdk key file, as a registration tool reads it.
+    fn key_file_secret(keyfile: &Path, password_file: &Path) -> Result<SecretKey> {
+        let text =
+            std::fs::read_to_string(keyfile).with_context(|| format!("cannot read {}", keyfile.display()))?;
+        let password = std::fs::read_to_string(password_file)
+            .with_context(|| format!("cannot read {}", password_file.display()))?;
+        let password = password.strip_suffix('\n').unwrap_or(&password);
+        let file = eip2335::web3::BlsKeyFile::from_json(&text)
+            .map_err(|e| anyhow!("key file {}: {e:?}", keyfile.display()))?;
+        let secret = file
+            .decrypt(password.as_bytes())
+            .map_err(|e| anyhow!("key file {}: {e:?}", keyfile.display()))?;
+        SecretKey::from_bytes(&secret).map_err(|e| anyhow!("key file {}: {e:?}", keyfile.display()))
+    }
+
+    /// One line for a `task_responded` decision: the task, its square, and the transaction.
+    fn describe(line: &Value, decisions: &[Value]) -> String {
+        let index = &line["task_index"];
+        let signers = events(decisions, "task_completed")
+            .find(|c| c["task_index"] == *index)
+            .and_then(|c| c["signers"].as_array().map(Vec::len))
+            .unwrap_or(0);
+        format!(
+            "task {index:>3}  squared {:>6}  signers {signers}  TaskResponded in tx {} (block {}, gas {})  \
+             createNewTask to TaskResponded {:.0} ms",
+            line["number_squared"].as_str().unwrap_or("?"),
+            line["tx_hash"].as_str().unwrap_or("?"),
+            line["block_number"],
+            line["gas_used"],
+            line["create_to_responded_ms"].as_f64().unwrap_or(f64::NAN),
+        )
+    }
+
+    /// Mines a block every [`BLOCK_INTERVAL`] until dropped.
+    struct Miner {
+        stop: Arc<AtomicBool>,
+        thread: Option<thread::JoinHandle<()>>,
+    }
+
+    impl Miner {
+        fn start(rt: &tokio::runtime::Handle, provider: DynProvider) -> Miner {
+            let stop = Arc::new(AtomicBool::new(false));
+            let (rt, stopping) = (rt.clone(), stop.clone());
+            let thread = thread::spawn(move || {
+                while !stopping.load(Ordering::Relaxed) && rt.block_on(avs::mine(&provider)).is_ok() {
+                    thread::sleep(BLOCK_INTERVAL);
+                }
+            });
+            Miner { stop, thread: Some(thread) }
+        }
+    }
+
+    impl Drop for Miner {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
 }
