@@ -31,7 +31,7 @@ use blst::min_pk as imp;
 use zeroize::Zeroizing;
 
 use crate::Error;
-use crate::types::keccak256;
+use crate::keccak::keccak256;
 
 /// The domain separation tag of signatures (`Sign`, `Verify`, `FastAggregateVerify`).
 pub const DST_SIGNATURE: &[u8] = b"BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";

@@ -41,7 +41,7 @@ use ark_ff::{BigInt, BigInteger, Field, PrimeField, Zero};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::Error;
-use crate::types::keccak256;
+use crate::keccak::keccak256;
 
 /// Length of an encoded G1 point (`X ‖ Y`), and so of a signature.
 pub const G1_LEN: usize = 64;

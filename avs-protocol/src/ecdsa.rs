@@ -19,7 +19,7 @@ use core::fmt;
 use k256::ecdsa::{RecoveryId, Signature, SigningKey, VerifyingKey};
 use zeroize::Zeroizing;
 
-use crate::types::keccak256;
+use crate::keccak::keccak256;
 
 /// Length of a signature `r ‖ s ‖ v`.
 pub const SIGNATURE_LEN: usize = 65;

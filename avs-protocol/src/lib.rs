@@ -47,14 +47,16 @@ pub mod bn254;
 pub mod ecdsa;
 pub mod encoding;
 mod error;
+mod keccak;
 pub mod rpc;
 pub mod scheme;
 mod types;
 
 pub use avs::{Avs, Bls12381, Bn254, IncredibleSquaring, SignatureScheme};
 pub use error::Error;
+pub use keccak::keccak256;
 pub use scheme::{OperatorPublicKey, OperatorSecretKey, OperatorSignature, Scheme};
-pub use types::{NewTask, SignedTaskResponse, Task, TaskResponse, keccak256, square};
+pub use types::{NewTask, SignedTaskResponse, Task, TaskResponse, square};
 
 /// The uint256 of the contracts.
 ///

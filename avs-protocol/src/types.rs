@@ -4,9 +4,9 @@
 use alloc::vec::Vec;
 
 use serde::{Deserialize, Serialize};
-use sha3::{Digest, Keccak256};
 
 use crate::encoding::{hex_array, hex_vec, u256_string};
+use crate::keccak::keccak256;
 use crate::scheme::{DigestSigner, OperatorPublicKey, OperatorSignature};
 use crate::{Error, U256};
 
@@ -112,9 +112,4 @@ impl SignedTaskResponse {
         }
         public_key.verify(&self.task_response.digest(), &self.signature)
     }
-}
-
-/// Ethereum's keccak-256 (the original Keccak padding, not NIST SHA3-256).
-pub fn keccak256(data: &[u8]) -> [u8; 32] {
-    Keccak256::digest(data).into()
 }
