@@ -331,8 +331,10 @@ fn only_the_named_endpoints_are_reachable_from_the_spacecores_namespace() {
         assert_eq!(probe_from(&ns, addr), Probe::Unreachable, "{addr} from the spacecore's namespace");
     }
     if others.is_empty() {
-        eprintln!(
-            "!!! the host has no address besides loopback: that probe of {test} had nothing to try !!!"
+        // That probe had nothing to try: reported as a skip of its own, never as a pass.
+        spacecore_tests::skip(
+            &format!("{test} (probe of the host's other addresses)"),
+            "the host has no address besides loopback",
         );
     }
     // An arbitrary address (no route carries it: checked above).

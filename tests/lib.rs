@@ -8,6 +8,9 @@
 pub mod cluster;
 pub mod independent;
 
+/// Skips that `cargo xtask test` reports, and promtool: shared with the other crates' tests.
+pub use test_support::{promtool_check, skip};
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -20,15 +23,11 @@ pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the workspace").to_path_buf()
 }
 
-/// Whether `/dev/kvm` can be used. When it cannot, prints a loud notice (once per test) and
-/// the caller returns early: the test is reported as passed but the notice says it did not run.
+/// Whether `/dev/kvm` can be used by `test`. When it cannot, the test is recorded as skipped
+/// ([`test_support::kvm`]: `cargo xtask test` counts and names it, and without that record the
+/// test fails) and the caller returns at once.
 pub fn kvm_available(test: &str) -> bool {
-    let usable = std::env::var_os("SPACECORE_NO_KVM").is_none()
-        && std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok();
-    if !usable {
-        eprintln!("!!! NO USABLE /dev/kvm: `{test}` did NOT boot a VM and checked nothing !!!");
-    }
-    usable
+    test_support::kvm(test)
 }
 
 fn cargo() -> Command {
@@ -362,30 +361,4 @@ pub fn connect(addr: std::net::SocketAddr) -> std::net::TcpStream {
     stream.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
     stream.set_nodelay(true).unwrap();
     stream
-}
-
-/// Runs `promtool check metrics` (Prometheus' own parser and linter of the text exposition
-/// format) on `text`: whether it passed, and what it said. `promtool` is
-/// `$SPACECORE_PROMTOOL` (set by `cargo xtask test`, which provides it) or the one on `PATH`.
-pub fn promtool_check(text: &[u8]) -> (bool, String) {
-    use std::io::Write;
-    let path =
-        std::env::var_os("SPACECORE_PROMTOOL").map_or_else(|| PathBuf::from("promtool"), PathBuf::from);
-    let mut child = Command::new(&path)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "promtool (Prometheus' own parser) cannot run as {}: {e}; run the suite with \
-                 `cargo xtask test`, which provides it, or install Debian's `prometheus` package",
-                path.display()
-            )
-        });
-    child.stdin.take().expect("promtool's stdin").write_all(text).expect("feed promtool");
-    let out = child.wait_with_output().expect("promtool's output");
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), said)
 }

@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 /// The kernel's target triple.
 pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
 /// The KVM device.
-pub const KVM_DEVICE: &str = "/dev/kvm";
+pub use test_support::KVM_DEVICE;
 
 /// The workspace root: the parent of this crate's directory.
 pub fn workspace_root() -> PathBuf {

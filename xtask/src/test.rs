@@ -1,22 +1,23 @@
 //! `cargo xtask test`: the whole test suite, as CI runs it. Each step is
-//! announced; the first failing step ends the run with an error.
+//! announced; the first failing step ends the run with an error. Tests that could
+//! not run here record themselves in a skip log (`test_support::skip`); the run
+//! ends by naming them, and in CI on a host with `/dev/kvm` any of them fails it.
 
 use std::ffi::OsStr;
+use std::path::Path;
 use std::process::Command;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use image_store::{STORE_ENV, Store};
+use test_support::{NO_KVM_ENV, PROMTOOL_ENV, SKIP_LOG_ENV, Skip};
 
 use crate::cmd::{self, describe};
 use crate::{build_image, chain_tools, promtool};
 
-/// Set for the test run when `/dev/kvm` cannot be used; tests that boot real
-/// VMs skip themselves when they see it.
-pub const NO_KVM_ENV: &str = "SPACECORE_NO_KVM";
 const HOST_TARGET: &str = "x86_64-unknown-linux-gnu";
 const STEPS: usize = 10;
-/// Where the metrics tests find `promtool`, Prometheus' own exposition-format checker.
-pub const PROMTOOL_ENV: &str = "SPACECORE_PROMTOOL";
+/// Set (to anything but empty, `0` or `false`) by CI systems, and by `.ci/run`.
+const CI_ENV: &str = "CI";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -77,6 +78,13 @@ pub fn run(args: &Args) -> Result<()> {
         None => eprintln!("== KVM: /dev/kvm is present: tests that boot real VMs WILL run =="),
         Some(e) => no_kvm_banner(e),
     }
+    let kvm_expected = in_ci() && Path::new(cmd::KVM_DEVICE).exists();
+    if kvm_expected {
+        eprintln!(
+            "== CI: {} exists, so every test must run: a skipped test fails this run ==",
+            cmd::KVM_DEVICE
+        );
+    }
 
     // (d) Prometheus' own parser, for the tests that check metrics output.
     let n = steps.announce("providing promtool (Prometheus' exposition-format checker)");
@@ -87,10 +95,15 @@ pub fn run(args: &Args) -> Result<()> {
     let n = steps.announce("providing Anvil and solc-js (npm, pinned), for the on-chain tests");
     let chain = chain_tools::provide().with_context(|| format!("step {n}/{STEPS} failed"))?;
 
-    // (e)-(g) run against a store inside target/, never one left on the machine.
+    // (e)-(g) run against a store inside target/, never one left on the machine; tests that
+    // cannot run record themselves in a skip log made empty for this run.
     let store = Store::at(cmd::target_dir().join("image-store"));
+    let skip_log = cmd::target_dir().join("test-skips.log");
+    std::fs::create_dir_all(cmd::target_dir()).context("cannot create target/")?;
+    std::fs::write(&skip_log, "").with_context(|| format!("cannot empty {}", skip_log.display()))?;
     let with_env = |command: &mut Command| {
         command.env(STORE_ENV, store.root());
+        command.env(SKIP_LOG_ENV, &skip_log);
         command.env(PROMTOOL_ENV, &promtool);
         command.env(chain_tools::ANVIL_ENV, &chain.anvil);
         command.env(chain_tools::SOLCJS_ENV, &chain.solcjs);
@@ -105,12 +118,16 @@ pub fn run(args: &Args) -> Result<()> {
     let mut kernel_tests = cmd::cargo(&kernel_app);
     kernel_tests.args(["test", "--target", HOST_TARGET]);
     with_env(&mut kernel_tests);
-    steps.run(&mut kernel_tests)?;
-
     let mut workspace_tests = cmd::workspace_cargo(["test", "--workspace"]);
     workspace_tests.args(&args.extra);
     with_env(&mut workspace_tests);
-    steps.run(&mut workspace_tests)?;
+    // The skips are reported whether the tests pass or not.
+    let tests = steps.run(&mut kernel_tests).and_then(|()| steps.run(&mut workspace_tests));
+    let skips = test_support::read_skips(&skip_log)
+        .with_context(|| format!("cannot read the skip log {}", skip_log.display()))?;
+    report_skips(&skips);
+    tests?;
+    verdict(&skips, kvm_expected)?;
 
     eprintln!("xtask test: all {STEPS} steps passed");
     if let Some(e) = &no_kvm {
@@ -119,10 +136,67 @@ pub fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
+/// The end of a run whose tests passed: an error if tests were skipped where every test is
+/// expected to run (`kvm_expected`: CI, on a host with `/dev/kvm`).
+fn verdict(skips: &[Skip], kvm_expected: bool) -> Result<()> {
+    if kvm_expected && !skips.is_empty() {
+        bail!(
+            "{} test(s) SKIPPED in CI on a host with {}, where every test is expected to run",
+            skips.len(),
+            cmd::KVM_DEVICE
+        );
+    }
+    Ok(())
+}
+
+/// Whether this run is CI's: `CI` set to anything but empty, `0` or `false`.
+fn in_ci() -> bool {
+    ci_value_means_ci(std::env::var(CI_ENV).ok().as_deref())
+}
+
+fn ci_value_means_ci(value: Option<&str>) -> bool {
+    value.is_some_and(|v| !matches!(v.trim(), "" | "0" | "false"))
+}
+
+/// Prints the tests that did not run, by name and reason, or that none was skipped.
+fn report_skips(skips: &[Skip]) {
+    if skips.is_empty() {
+        eprintln!("xtask test: 0 tests skipped");
+        return;
+    }
+    let mut lines = vec![format!("{} test(s) SKIPPED: they did not run and did not pass", skips.len())];
+    lines.extend(skips.iter().map(|s| format!("SKIPPED {}: {}: {}", s.binary, s.test, s.reason)));
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    cmd::banner(&lines);
+}
+
 fn no_kvm_banner(error: &std::io::Error) {
     cmd::banner(&[
         "NO USABLE /dev/kvm: tests that boot real VMs are SKIPPED",
         &format!("opening {} read-write failed: {error}", cmd::KVM_DEVICE),
         &format!("{NO_KVM_ENV}=1 is set for the test run"),
     ]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ci_is_recognised_from_its_variable() {
+        assert!(ci_value_means_ci(Some("true")));
+        assert!(ci_value_means_ci(Some("1")));
+        for not_ci in [None, Some(""), Some("0"), Some("false")] {
+            assert!(!ci_value_means_ci(not_ci), "{not_ci:?}");
+        }
+    }
+
+    #[test]
+    fn a_skip_fails_the_run_only_where_every_test_is_expected_to_run() {
+        let skip = Skip { binary: "boot".into(), test: "t".into(), reason: "needs /dev/kvm".into() };
+        assert!(verdict(&[], true).is_ok());
+        assert!(verdict(std::slice::from_ref(&skip), false).is_ok());
+        let error = verdict(&[skip], true).unwrap_err().to_string();
+        assert!(error.starts_with("1 test(s) SKIPPED in CI on a host with /dev/kvm"), "{error}");
+    }
 }

@@ -98,12 +98,15 @@ mod tests {
     use std::sync::atomic::Ordering;
     use std::time::{Duration, Instant};
 
-    /// A namespace whose loopback is up, or `None` (with a loud notice) where namespaces are
-    /// not available.
+    /// A namespace whose loopback is up, or `None` where namespaces are not available (`test`
+    /// is then recorded as skipped).
     fn namespace(test: &str) -> Option<Netns> {
-        let Ok(ns) = Netns::create() else {
-            eprintln!("!!! network namespaces unavailable: {test} did NOT run !!!");
-            return None;
+        let ns = match Netns::create() {
+            Ok(ns) => ns,
+            Err(e) => {
+                test_support::skip(test, &format!("no network namespace: {e}"));
+                return None;
+            }
         };
         let up = ns.run(|| std::process::Command::new("ip").args(["link", "set", "lo", "up"]).status());
         assert!(matches!(up, Ok(Ok(status)) if status.success()), "ip link set lo up: {up:?}");
@@ -175,7 +178,7 @@ mod tests {
         let _tap = match tap {
             Ok(Ok(tap)) => tap,
             other => {
-                eprintln!("!!! no tap ({other:?}): {test} did NOT run !!!");
+                test_support::skip(test, &format!("no tap in the namespace: {other:?}"));
                 return;
             }
         };

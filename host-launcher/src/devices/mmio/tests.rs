@@ -330,10 +330,10 @@ fn garbage_accesses_never_panic() {
 
 #[test]
 fn ioeventfds_register_with_kvm() {
-    let Ok(kvm) = kvm_ioctls::Kvm::new() else {
-        eprintln!("SKIPPED: /dev/kvm is not available");
+    if !test_support::kvm("ioeventfds_register_with_kvm") {
         return;
-    };
+    }
+    let kvm = kvm_ioctls::Kvm::new().expect("/dev/kvm opens read-write, so KVM_GET_API_VERSION works");
     let vm = kvm.create_vm().unwrap();
     let (t, _, _) = transport(false);
     t.register_ioeventfds(&vm).unwrap();

@@ -4,27 +4,28 @@ use std::io::ErrorKind;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-/// Runs `f` on a thread of its own inside a new network namespace; `None` (with a loud message)
-/// when this host cannot do that.
-fn in_new_netns(f: impl FnOnce() + Send + 'static) -> Option<()> {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root || !std::path::Path::new(TUN_PATH).exists() {
-        eprintln!("SKIPPED: tap test needs root and {TUN_PATH}");
-        return None;
+/// Runs `f` (the body of `test`) on a thread of its own inside a new network namespace; where
+/// this host cannot do that, the test is recorded as skipped (`test_support::skip`) instead.
+fn in_new_netns(test: &'static str, f: impl FnOnce() + Send + 'static) {
+    if !test_support::root(test) {
+        return;
+    }
+    if !std::path::Path::new(TUN_PATH).exists() {
+        test_support::skip(test, &format!("needs {TUN_PATH}"));
+        return;
     }
     std::thread::spawn(move || {
         // SAFETY: unshare(CLONE_NEWNET) only moves this thread into a new network namespace,
         // which disappears with the thread.
         if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-            eprintln!("SKIPPED: unshare(CLONE_NEWNET) failed: {}", std::io::Error::last_os_error());
-            return None;
+            let e = std::io::Error::last_os_error();
+            test_support::skip(test, &format!("unshare(CLONE_NEWNET) failed: {e}"));
+            return;
         }
         f();
-        Some(())
     })
     .join()
-    .expect("tap test thread panicked")
+    .expect("tap test thread panicked");
 }
 
 fn exists(name: &str) -> bool {
@@ -45,7 +46,7 @@ fn bad_names_are_refused() {
 
 #[test]
 fn tap_in_a_fresh_namespace_gets_an_address_and_passes_frames() {
-    in_new_netns(|| {
+    in_new_netns("tap_in_a_fresh_namespace_gets_an_address_and_passes_frames", || {
         let tap = Tap::open("sctest%d").expect("open tap");
         let name = tap.name().to_owned();
         assert!(name.starts_with("sctest"), "{name}");
@@ -55,12 +56,12 @@ fn tap_in_a_fresh_namespace_gets_an_address_and_passes_frames() {
         tap.set_ipv4(Ipv4Addr::new(10, 201, 0, 1), 24).unwrap();
         tap.set_up().unwrap();
         assert_eq!(tap.ipv4().unwrap(), Some(Ipv4Addr::new(10, 201, 0, 1)));
-        if let Ok(out) =
-            std::process::Command::new("ip").args(["-o", "-4", "addr", "show", "dev", &name]).output()
-        {
-            let text = String::from_utf8_lossy(&out.stdout);
-            assert!(text.contains("10.201.0.1/24"), "ip -o addr says: {text}");
-        }
+        let out = std::process::Command::new("ip")
+            .args(["-o", "-4", "addr", "show", "dev", &name])
+            .output()
+            .expect("run `ip` (iproute2)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("10.201.0.1/24"), "ip -o addr says: {text}");
 
         // Sending to a neighbour makes the kernel ask for its MAC on the tap: an ARP request
         // behind a 12-byte virtio-net header.
