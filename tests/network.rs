@@ -91,14 +91,90 @@ fn many_sequential_and_a_few_concurrent_connections() {
     stop(run);
 }
 
-/// Sends raw bytes, half-closes, and returns whatever the server answered.
-fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
-    let mut conn = connect(addr);
-    let _ = conn.write_all(bytes);
-    let _ = conn.shutdown(std::net::Shutdown::Write);
+/// How the server ended a [`raw`] exchange, and what it answered before.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// It closed the connection (FIN) after answering this.
+    Closed(String),
+    /// It reset the connection after answering this.
+    Reset(String),
+    /// It answered this, then neither answered more nor closed within the read timeout.
+    Hung(String),
+}
+
+impl Ended {
+    /// Whether the server answered with `status` (`HTTP/1.1 400`...) and then closed the
+    /// connection, rather than leaving it open.
+    fn closed_after(&self, status: &str) -> bool {
+        matches!(self, Ended::Closed(a) if a.starts_with(status))
+    }
+}
+
+/// Sends raw bytes, half-closes, and reads until the server ends the connection or the read
+/// timeout ([`connect`]'s) passes. A write may fail only because the server already ended the
+/// connection (it answers and closes before reading all of a request it refuses); any other
+/// write or read error fails the test.
+fn raw(addr: SocketAddr, bytes: &[u8]) -> Ended {
+    raw_within(connect(addr), bytes)
+}
+
+/// [`raw`] on `conn`, with its own read timeout.
+fn raw_within(mut conn: TcpStream, bytes: &[u8]) -> Ended {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, TimedOut, WouldBlock};
+    let sent = conn.write_all(bytes).and_then(|()| conn.shutdown(std::net::Shutdown::Write));
+    if let Err(e) = &sent {
+        assert!(matches!(e.kind(), BrokenPipe | ConnectionReset), "sending the request: {e}");
+    }
     let mut answer = Vec::new();
-    let _ = conn.read_to_end(&mut answer);
-    String::from_utf8_lossy(&answer).into_owned()
+    let mut buf = [0u8; 4096];
+    let text = |answer: &[u8]| String::from_utf8_lossy(answer).into_owned();
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) => return Ended::Closed(text(&answer)),
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), WouldBlock | TimedOut) => return Ended::Hung(text(&answer)),
+            Err(e) if matches!(e.kind(), ConnectionReset | ConnectionAborted) => {
+                return Ended::Reset(text(&answer));
+            }
+            Err(e) => panic!("reading the answer: {e}"),
+        }
+    }
+}
+
+#[test]
+fn raw_tells_a_close_from_a_reset_and_a_hang() {
+    // The checks below rely on `raw` to tell these apart; servers on loopback show it can.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        // 1: reads the request, answers and closes.
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.read_to_end(&mut Vec::new()).unwrap();
+        conn.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").unwrap();
+        drop(conn);
+        // 2: closes with the request unread, which resets the connection.
+        let (conn, _) = listener.accept().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        drop(conn);
+        // 3: reads the request and holds the connection open, unanswered, until released.
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.read_to_end(&mut Vec::new()).unwrap();
+        held.recv().unwrap();
+    });
+    let client = |timeout| {
+        let conn = TcpStream::connect(addr).unwrap();
+        conn.set_read_timeout(Some(timeout)).unwrap();
+        conn
+    };
+    let request = b"GET / HTTP/1.1\r\n\r\n";
+    let long = Duration::from_secs(10);
+    let answered = raw_within(client(long), request);
+    assert_eq!(answered, Ended::Closed("HTTP/1.1 400 Bad Request\r\n\r\n".into()));
+    assert_eq!(raw_within(client(long), request), Ended::Reset(String::new()));
+    assert_eq!(raw_within(client(Duration::from_millis(200)), request), Ended::Hung(String::new()));
+    release.send(()).unwrap();
+    server.join().unwrap();
 }
 
 #[test]
@@ -108,16 +184,26 @@ fn malformed_http_gets_errors_and_the_server_goes_on() {
     }
     let specs = Specs::new();
     let (run, addr) = boot(&specs, &spec(&specs, "net-garbage", ""));
+    // Each refusal is answered and then the connection is closed: a server that answered and
+    // then hung until the client's timeout would not pass.
     let garbage: Vec<u8> = (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect();
-    assert!(raw(addr, &garbage).starts_with("HTTP/1.1 400"), "garbage");
+    let ended = raw(addr, &garbage);
+    assert!(ended.closed_after("HTTP/1.1 400"), "garbage: {ended:?}");
     let huge_header = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(20_000));
-    assert!(raw(addr, huge_header.as_bytes()).starts_with("HTTP/1.1 431"), "huge header");
+    let ended = raw(addr, huge_header.as_bytes());
+    assert!(ended.closed_after("HTTP/1.1 431"), "huge header: {ended:?}");
     let huge_body = "POST /echo HTTP/1.1\r\nContent-Length: 100000000\r\n\r\n";
-    assert!(raw(addr, huge_body.as_bytes()).starts_with("HTTP/1.1 413"), "huge body");
-    // A truncated body: the server waits, sees the close, and answers nothing.
-    assert_eq!(raw(addr, b"POST /echo HTTP/1.1\r\nContent-Length: 1000\r\n\r\nonly this"), "");
-    assert!(raw(addr, b"GET /nowhere HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
-    assert!(raw(addr, b"\0\0\0\r\n\r\n").starts_with("HTTP/1.1 400"), "NUL bytes");
+    let ended = raw(addr, huge_body.as_bytes());
+    assert!(ended.closed_after("HTTP/1.1 413"), "huge body: {ended:?}");
+    // A truncated body: the server waits, sees the close, and closes without an answer (it
+    // neither answers nor waits on until the client gives up).
+    let truncated = raw(addr, b"POST /echo HTTP/1.1\r\nContent-Length: 1000\r\n\r\nonly this");
+    assert_eq!(truncated, Ended::Closed(String::new()), "truncated body");
+    // A request the server answers: the client has half-closed, so the server closes after it.
+    let ended = raw(addr, b"GET /nowhere HTTP/1.1\r\n\r\n");
+    assert!(ended.closed_after("HTTP/1.1 404"), "unknown path: {ended:?}");
+    let ended = raw(addr, b"\0\0\0\r\n\r\n");
+    assert!(ended.closed_after("HTTP/1.1 400"), "NUL bytes: {ended:?}");
     // After all that, the server still serves.
     let mut conn = connect(addr);
     assert_eq!(http(&mut conn, "GET", "/", b"").0, 200);
