@@ -1,5 +1,6 @@
 //! `spacecore`: the operator's command line. `spacecore keys ...` makes, inspects and uses
-//! BN254 and BLS12-381 keys and ECDSA keystores, and puts key files on a spacecore's disk
+//! BN254 and BLS12-381 keys and ECDSA keystores, and puts key files on a spacecore's disk;
+//! `spacecore operator register` registers the operator with EigenLayer and an AVS on chain
 //! (docs/cli.md describes every command).
 //!
 //! Exit status: 0 on success, 1 when a signature or proof checked by `verify`/`pop-verify` is
@@ -10,6 +11,7 @@ mod disk;
 mod hex;
 mod keyfile;
 mod keys;
+mod operator;
 mod secret;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +35,10 @@ enum Command {
     /// BN254 and BLS12-381 keys, ECDSA keystores: generate, sign, verify, aggregate, import to a disk.
     #[command(subcommand)]
     Keys(keys::Keys),
+    /// The operator on chain: register with EigenLayer (DelegationManager, a strategy deposit)
+    /// and with an AVS (its registry coordinator).
+    #[command(subcommand)]
+    Operator(operator::Operator),
 }
 
 /// What a successful command found.
@@ -48,6 +54,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Keys(keys) => keys.run(),
+        Command::Operator(operator) => operator.run(),
     };
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,

@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // Spacecore's own test contracts (not EigenLayer's): the smallest registry coordinator that
-// EigenLayer's published BLSApkRegistry, StakeRegistry, IndexRegistry, OperatorStateRetriever
-// and BLSSignatureChecker (through MockAvsServiceManager) need, and a stand-in for EigenLayer's
-// DelegationManager that reports the operator shares the test sets. EigenLayer publishes the
-// bytecode of those registries and of the checker, but not of its RegistryCoordinator; these
-// contracts only do the coordinator's bookkeeping (quorums, each operator's quorum bitmap
-// history, the registration message) and call the registries, which keep the aggregate keys,
-// the stake history and the operator indices. See docs/chain.md.
+// EigenLayer's published BLSApkRegistry, StakeRegistry, IndexRegistry, OperatorStateRetriever,
+// AVSDirectory and BLSSignatureChecker (through MockAvsServiceManager) need; a minimal proxy to
+// deploy EigenLayer's core contracts behind, as EigenLayer deploys them; and a minimal strategy
+// for StrategyManager. EigenLayer publishes the bytecode of those contracts, but not of its
+// RegistryCoordinator, of a proxy, or of StrategyBase. The coordinator only does the
+// bookkeeping (quorums, each operator's quorum bitmap history, the registration message) and
+// calls the registries and the service manager, which keep the aggregate keys, the stake history
+// and the operator indices and check the operator's AVS registration signature. See
+// docs/chain.md.
 pragma solidity ^0.8.27;
 
 struct G1Point {
@@ -32,6 +34,13 @@ struct StrategyParams {
     uint96 multiplier;
 }
 
+// An operator's ECDSA signature over AVSDirectory's registration digest.
+struct SignatureWithSaltAndExpiry {
+    bytes signature;
+    bytes32 salt;
+    uint256 expiry;
+}
+
 // The registries' functions this coordinator calls (their ABI as EigenLayer publishes it).
 interface IBLSApkRegistryCalls {
     function registerBLSPublicKey(address operator, PubkeyRegistrationParams calldata params, G1Point calldata messageHash)
@@ -54,6 +63,12 @@ interface IIndexRegistryCalls {
     function initializeQuorum(uint8 quorumNumber) external;
 }
 
+// EigenLayer's ServiceManagerBase: forwards the registration to its AVSDirectory, which checks
+// that the operator is registered with the DelegationManager and checks its signature.
+interface IServiceManagerCalls {
+    function registerOperatorToAVS(address operator, SignatureWithSaltAndExpiry calldata operatorSignature) external;
+}
+
 contract SpacecoreRegistryCoordinator {
     // BN254's base field modulus.
     uint256 internal constant P = 0x30644e72e131a029b85045b68181585d97816a916871ca8d3c208c16d87cfd47;
@@ -70,6 +85,7 @@ contract SpacecoreRegistryCoordinator {
     address public blsApkRegistry;
     address public stakeRegistry;
     address public indexRegistry;
+    address public serviceManager;
     uint8 public quorumCount;
 
     mapping(address => bytes32) internal operatorIds;
@@ -78,6 +94,8 @@ contract SpacecoreRegistryCoordinator {
 
     error NotOwner();
     error RegistriesAlreadySet();
+    error ServiceManagerAlreadySet();
+    error ServiceManagerNotSet();
     error RegistriesNotSet();
     error TooManyQuorums();
     error BadQuorumNumbers();
@@ -106,6 +124,14 @@ contract SpacecoreRegistryCoordinator {
         indexRegistry = index;
     }
 
+    /// Once, by the owner: the service manager deployed with this contract's address (the
+    /// AVS whose AVSDirectory registration every operator signs).
+    function setServiceManager(address manager) external onlyOwner {
+        if (serviceManager != address(0)) revert ServiceManagerAlreadySet();
+        if (manager == address(0)) revert ServiceManagerNotSet();
+        serviceManager = manager;
+    }
+
     /// A quorum weighed by delegated shares of `params`' strategies, in every registry.
     function createQuorum(uint96 minimumStake, StrategyParams[] calldata params) external onlyOwner returns (uint8) {
         if (blsApkRegistry == address(0)) revert RegistriesNotSet();
@@ -129,18 +155,24 @@ contract SpacecoreRegistryCoordinator {
     }
 
     /// Registers the caller with its BN254 key in `quorumNumbers` (ascending, distinct, each
-    /// below quorumCount). BLSApkRegistry checks the key's registration signature; the
-    /// StakeRegistry refuses stakes below a quorum's minimum.
-    function registerOperator(bytes calldata quorumNumbers, PubkeyRegistrationParams calldata params)
-        external
-        returns (bytes32 operatorId)
-    {
+    /// below quorumCount). BLSApkRegistry checks the key's registration signature; the service
+    /// manager's AVSDirectory checks that the caller is an EigenLayer operator and its ECDSA
+    /// signature over the AVS registration digest; the StakeRegistry refuses stakes below a
+    /// quorum's minimum.
+    function registerOperator(
+        bytes calldata quorumNumbers,
+        PubkeyRegistrationParams calldata params,
+        SignatureWithSaltAndExpiry calldata operatorSignature
+    ) external returns (bytes32 operatorId) {
         if (blsApkRegistry == address(0)) revert RegistriesNotSet();
+        if (serviceManager == address(0)) revert ServiceManagerNotSet();
         uint192 bitmap = _bitmap(quorumNumbers);
         if (operatorIds[msg.sender] != bytes32(0)) revert AlreadyRegistered();
+        // As EigenLayer's coordinator: the BN254 key first, then the AVSDirectory registration.
         operatorId = IBLSApkRegistryCalls(blsApkRegistry).registerBLSPublicKey(
             msg.sender, params, pubkeyRegistrationMessageHash(msg.sender)
         );
+        IServiceManagerCalls(serviceManager).registerOperatorToAVS(msg.sender, operatorSignature);
         operatorIds[msg.sender] = operatorId;
         operators[operatorId] = msg.sender;
         bitmapHistory[operatorId].push(QuorumBitmapUpdate(uint32(block.number), 0, bitmap));
@@ -234,42 +266,81 @@ contract SpacecoreRegistryCoordinator {
     }
 }
 
-/// A stand-in for EigenLayer's DelegationManager as StakeRegistry reads it: the shares each
-/// operator holds in each strategy, set by the owner.
-contract SpacecoreStakeTable {
-    address public immutable owner;
-    mapping(address => mapping(address => uint256)) public shares;
+/// A minimal upgradeable proxy: the implementation's code runs on the proxy's storage, so
+/// EigenLayer's core contracts (whose constructors disable their initialisers) are deployed
+/// behind it and initialised once, as EigenLayer's deployment does. The implementation is kept
+/// in the EIP-1967 slot; only the deployer (the admin) may set it. Every other call is
+/// delegated to the implementation.
+contract SpacecoreProxy {
+    bytes32 internal constant IMPLEMENTATION_SLOT = bytes32(uint256(keccak256("eip1967.proxy.implementation")) - 1);
+    address internal immutable admin;
 
-    error NotOwner();
+    error NotAdmin();
+    error NoImplementation();
 
     constructor() {
-        owner = msg.sender;
+        admin = msg.sender;
     }
 
-    function setShares(address operator, address strategy, uint256 amount) external {
-        if (msg.sender != owner) revert NotOwner();
-        shares[operator][strategy] = amount;
-    }
-
-    function getOperatorShares(address operator, address[] calldata strategies)
-        public
-        view
-        returns (uint256[] memory out)
-    {
-        out = new uint256[](strategies.length);
-        for (uint256 i = 0; i < strategies.length; i++) {
-            out[i] = shares[operator][strategies[i]];
+    /// By the admin: points the proxy at `implementation` and, if `data` is not empty, calls
+    /// it (the initialiser) in the proxy's storage; a revert is passed on.
+    function spacecoreProxyUpgradeToAndCall(address implementation, bytes calldata data) external {
+        if (msg.sender != admin) revert NotAdmin();
+        if (implementation.code.length == 0) revert NoImplementation();
+        bytes32 slot = IMPLEMENTATION_SLOT;
+        assembly {
+            sstore(slot, implementation)
+        }
+        if (data.length > 0) {
+            (bool ok, bytes memory reason) = implementation.delegatecall(data);
+            if (!ok) {
+                assembly {
+                    revert(add(reason, 32), mload(reason))
+                }
+            }
         }
     }
 
-    function getOperatorsShares(address[] calldata operatorList, address[] calldata strategies)
-        external
-        view
-        returns (uint256[][] memory out)
-    {
-        out = new uint256[][](operatorList.length);
-        for (uint256 i = 0; i < operatorList.length; i++) {
-            out[i] = getOperatorShares(operatorList[i], strategies);
+    fallback() external payable {
+        bytes32 slot = IMPLEMENTATION_SLOT;
+        address implementation;
+        assembly {
+            implementation := sload(slot)
         }
+        if (implementation == address(0)) revert NoImplementation();
+        assembly {
+            calldatacopy(0, 0, calldatasize())
+            let ok := delegatecall(gas(), implementation, 0, calldatasize(), 0, 0)
+            returndatacopy(0, 0, returndatasize())
+            switch ok
+            case 0 { revert(0, returndatasize()) }
+            default { return(0, returndatasize()) }
+        }
+    }
+}
+
+/// A strategy as EigenLayer's StrategyManager calls it on deposit: it holds one ERC-20 token
+/// (which the StrategyManager moves to it before calling `deposit`), and one token deposited is
+/// one share. Deposits only: there is no withdrawal.
+contract SpacecoreStrategy {
+    address public immutable strategyManager;
+    address public immutable underlyingToken;
+    uint256 public totalShares;
+
+    error NotStrategyManager();
+    error WrongToken();
+    error ZeroDeposit();
+
+    constructor(address manager, address token) {
+        strategyManager = manager;
+        underlyingToken = token;
+    }
+
+    function deposit(address token, uint256 amount) external returns (uint256) {
+        if (msg.sender != strategyManager) revert NotStrategyManager();
+        if (token != underlyingToken) revert WrongToken();
+        if (amount == 0) revert ZeroDeposit();
+        totalShares += amount;
+        return amount;
     }
 }

@@ -1,11 +1,16 @@
-//! The incredible-squaring AVS deployed on a local Anvil, for the tests that need it:
-//! EigenLayer's BLSApkRegistry, StakeRegistry, IndexRegistry, OperatorStateRetriever and
-//! MockAvsServiceManager (which inherits EigenLayer's BLSSignatureChecker), from the creation
-//! bytecode eigensdk-rs publishes in `eigen-utils`; and this project's own
-//! `SpacecoreRegistryCoordinator`, `SpacecoreStakeTable` and `SpacecoreTaskManager`
-//! (`interop/contracts/`, compiled with the pinned solc-js). [`Deployment::deploy`] deploys all
-//! of it, creates quorum 0 and registers the given BN254 operators with their stakes. See
-//! `docs/chain.md`.
+//! The incredible-squaring AVS deployed on a local Anvil, for the tests that need it, from the
+//! creation bytecode eigensdk-rs publishes in `eigen-utils`: EigenLayer's core contracts
+//! (DelegationManager, StrategyManager, AllocationManager, AVSDirectory, EigenPodManager,
+//! PermissionController; behind this project's minimal proxy and initialised, as EigenLayer
+//! deploys them) with EigenLayer's MockERC20 as the staked token; EigenLayer's BLSApkRegistry,
+//! StakeRegistry, IndexRegistry, OperatorStateRetriever and MockAvsServiceManager (which
+//! inherits EigenLayer's BLSSignatureChecker); and this project's own
+//! `SpacecoreRegistryCoordinator`, `SpacecoreProxy`, `SpacecoreStrategy` and
+//! `SpacecoreTaskManager` (`interop/contracts/`, compiled with the pinned solc-js).
+//! [`Deployment::deploy`] deploys all of it, creates quorum 0 and registers the given BN254
+//! operators the way an operator does (`spacecore_operator::register`, which
+//! `spacecore operator register` runs): an EigenLayer operator, a deposit of its stake into the
+//! strategy, and the AVS registration with its BN254 and ECDSA signatures. See `docs/chain.md`.
 
 use std::time::{Duration, Instant};
 
@@ -14,39 +19,39 @@ use alloy::primitives::{Address, B256, Bytes, U256, aliases::U96};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::sol;
+use alloy::sol_types::{SolCall, SolValue};
 use avs_protocol::bn254::{self, G1Point, G2Point, SecretKey};
-use avs_protocol::keccak256;
+use avs_protocol::{ecdsa, keccak256};
+use eigen_utils::slashing::core::allocation_manager::AllocationManager;
+use eigen_utils::slashing::core::avs_directory::AVSDirectory;
+use eigen_utils::slashing::core::delegation_manager::DelegationManager;
+use eigen_utils::slashing::core::eigen_pod_manager::EigenPodManager;
+use eigen_utils::slashing::core::permission_controller::PermissionController;
+use eigen_utils::slashing::core::strategy_manager::StrategyManager;
 use eigen_utils::slashing::middleware::bls_apk_registry::BLSApkRegistry;
 use eigen_utils::slashing::middleware::index_registry::IndexRegistry;
 use eigen_utils::slashing::middleware::operator_state_retriever::OperatorStateRetriever;
 use eigen_utils::slashing::middleware::stake_registry::StakeRegistry;
 use eigen_utils::slashing::sdk::mock_avs_service_manager::BN254 as CheckerBN254;
 use eigen_utils::slashing::sdk::mock_avs_service_manager::MockAvsServiceManager;
+use eigen_utils::slashing::sdk::mock_erc20::MockERC20;
 
 use crate::chain::{self, Anvil, ChainError};
 
-sol! {
-    /// This project's own registry coordinator (`interop/contracts/`), the functions the tests use.
-    #[sol(rpc)]
-    #[derive(Debug)]
-    contract SpacecoreRegistryCoordinator {
-        struct G1Point { uint256 X; uint256 Y; }
-        struct G2Point { uint256[2] X; uint256[2] Y; }
-        struct PubkeyRegistrationParams { G1Point pubkeyRegistrationSignature; G1Point pubkeyG1; G2Point pubkeyG2; }
-        struct StrategyParams { address strategy; uint96 multiplier; }
-        function setRegistries(address blsApk, address stake, address index) external;
-        function createQuorum(uint96 minimumStake, StrategyParams[] calldata params) external returns (uint8);
-        function pubkeyRegistrationDigest(address operator) external view returns (bytes32);
-        function pubkeyRegistrationMessageHash(address operator) external view returns (G1Point memory);
-        function registerOperator(bytes calldata quorumNumbers, PubkeyRegistrationParams calldata params) external returns (bytes32);
-        function getOperatorId(address operator) external view returns (bytes32);
-    }
+/// This project's registry coordinator (`interop/contracts/`), the binding the operator's
+/// registration uses.
+pub use spacecore_operator::abi::SpacecoreRegistryCoordinator;
+/// The BN254 key registration an operator sends: its signature over the coordinator's
+/// registration message (hashed to G1 by the coordinator, checked to be `avs_protocol`'s
+/// point), with its G1 and G2 keys.
+pub use spacecore_operator::pubkey_registration as registration;
 
-    /// This project's stand-in for the DelegationManager (`interop/contracts/`).
+sol! {
+    /// This project's minimal proxy (`interop/contracts/`).
     #[sol(rpc)]
     #[derive(Debug)]
-    contract SpacecoreStakeTable {
-        function setShares(address operator, address strategy, uint256 amount) external;
+    contract SpacecoreProxy {
+        function spacecoreProxyUpgradeToAndCall(address implementation, bytes calldata data) external;
     }
 }
 
@@ -56,7 +61,7 @@ pub use aggregator::chain::abi::TaskManager as SpacecoreTaskManager;
 
 /// The file name of the registry coordinator's source, as compiled.
 pub const COORDINATOR_SOURCE_NAME: &str = "SpacecoreRegistryCoordinator.sol";
-/// This project's registry coordinator and stake table.
+/// This project's registry coordinator, proxy and strategy.
 pub const COORDINATOR_SOURCE: &str = include_str!("../contracts/SpacecoreRegistryCoordinator.sol");
 /// The file name of the task manager's source, as compiled.
 pub const TASK_MANAGER_SOURCE_NAME: &str = "SpacecoreTaskManager.sol";
@@ -65,15 +70,19 @@ pub const TASK_MANAGER_SOURCE: &str = include_str!("../contracts/SpacecoreTaskMa
 
 /// The quorum every operator joins.
 pub const QUORUM: u8 = 0;
-/// The strategy whose shares count; the stake table only uses it as a key.
-pub const STRATEGY: Address = Address::new([0x5c; 20]);
+/// The version string the core contracts are deployed with (its major part names their
+/// EIP-712 domain).
+const CORE_VERSION: &str = "v1.3.0";
+/// DelegationManager's minimum withdrawal delay and AllocationManager's deallocation delay, in
+/// blocks (never reached: nothing is withdrawn or deallocated).
+const CORE_DELAY_BLOCKS: u32 = 50;
 /// StakeRegistry's WEIGHTING_DIVISOR: a multiplier of 1e18 weighs one share as one stake.
 const ONE_TO_ONE: u128 = 1_000_000_000_000_000_000;
 /// The balance given to every account the deployment uses (100 ether).
 const BALANCE: u128 = 100_000_000_000_000_000_000;
 
-/// An operator to register: its BN254 key and its stake in quorum 0 (shares of one strategy,
-/// weighed 1:1).
+/// An operator to register: its BN254 key and its stake in quorum 0 (tokens deposited into the
+/// strategy, one share each, weighed 1:1).
 pub struct Operator {
     /// The BN254 key.
     pub key: SecretKey,
@@ -97,7 +106,7 @@ pub struct RegisteredOperator {
     pub public_key: bn254::PublicKey,
     /// Its stake in quorum 0.
     pub stake: u64,
-    /// The Ethereum account that registered it (an Anvil-impersonated address).
+    /// The Ethereum account that registered it: the address of [`operator_ecdsa_key`].
     pub address: Address,
     /// EigenLayer's operator id (`keccak256` of the G1 key), the same as ours.
     pub id: B256,
@@ -120,12 +129,12 @@ pub struct Deployment {
     /// A provider on the Anvil node (no wallet: it sends with `eth_sendTransaction` from
     /// Anvil's unlocked or impersonated accounts).
     pub provider: DynProvider,
-    /// The deployer and owner of the project's contracts (Anvil's first account).
+    /// The deployer and owner of every contract (Anvil's first account).
     pub owner: Address,
+    /// EigenLayer's core contracts.
+    pub core: Core,
     /// This project's registry coordinator.
     pub coordinator: SpacecoreRegistryCoordinator::SpacecoreRegistryCoordinatorInstance<DynProvider>,
-    /// This project's stand-in for the DelegationManager.
-    pub stake_table: SpacecoreStakeTable::SpacecoreStakeTableInstance<DynProvider>,
     /// EigenLayer's BLSApkRegistry.
     pub bls_apk_registry: BLSApkRegistry::BLSApkRegistryInstance<DynProvider>,
     /// EigenLayer's StakeRegistry.
@@ -134,7 +143,7 @@ pub struct Deployment {
     pub index_registry: Address,
     /// EigenLayer's OperatorStateRetriever.
     pub retriever: OperatorStateRetriever::OperatorStateRetrieverInstance<DynProvider>,
-    /// EigenLayer's MockAvsServiceManager (BLSSignatureChecker).
+    /// EigenLayer's MockAvsServiceManager (BLSSignatureChecker; the AVS of the AVSDirectory).
     pub checker: MockAvsServiceManager::MockAvsServiceManagerInstance<DynProvider>,
     /// This project's TaskManager.
     pub task_manager: SpacecoreTaskManager::TaskManagerInstance<DynProvider>,
@@ -148,6 +157,28 @@ pub struct Deployment {
     pub compile_time: Duration,
     /// How long deploying, creating the quorum and registering took.
     pub deploy_time: Duration,
+}
+
+/// EigenLayer's core contracts (the proxies' addresses), the staked token and the strategy.
+#[derive(Debug, Clone, Copy)]
+pub struct Core {
+    /// EigenLayer's DelegationManager.
+    pub delegation_manager: Address,
+    /// EigenLayer's StrategyManager.
+    pub strategy_manager: Address,
+    /// EigenLayer's AllocationManager.
+    pub allocation_manager: Address,
+    /// EigenLayer's AVSDirectory.
+    pub avs_directory: Address,
+    /// EigenLayer's EigenPodManager (read by the DelegationManager when delegating).
+    pub eigen_pod_manager: Address,
+    /// EigenLayer's PermissionController.
+    pub permission_controller: Address,
+    /// EigenLayer's MockERC20, the staked token (anyone may mint it).
+    pub token: Address,
+    /// This project's strategy for the token, whitelisted for deposits; quorum 0 weighs its
+    /// shares 1:1.
+    pub strategy: Address,
 }
 
 fn err(what: &str, e: impl std::fmt::Display) -> ChainError {
@@ -238,55 +269,174 @@ pub async fn fund(provider: &DynProvider, account: Address) -> Result<(), ChainE
     Ok(())
 }
 
-/// The account operator `id` registers from: an address no one holds a key of, which Anvil
-/// lets the tests send from (`anvil_impersonateAccount`), so any number of operators can be
-/// registered.
-fn operator_account(id: &[u8; 32]) -> Address {
-    let mut seed = b"spacecore test operator account".to_vec();
-    seed.extend_from_slice(id);
-    Address::from_slice(&keccak256(&seed)[12..])
+/// The ECDSA key of the operator with BN254 key `key` in the tests: drawn from its operator id.
+pub fn operator_ecdsa_key(key: &SecretKey) -> ecdsa::SecretKey {
+    let id = key.public_key().operator_id();
+    (0u32..)
+        .find_map(|i| {
+            let mut seed = b"spacecore test operator ecdsa key".to_vec();
+            seed.extend_from_slice(&id);
+            seed.extend_from_slice(&i.to_be_bytes());
+            ecdsa::SecretKey::from_bytes(&keccak256(&seed)).ok()
+        })
+        .expect("some draw is a valid secp256k1 key")
 }
 
-/// The BN254 key registration `operator` sends: our signature over the coordinator's
-/// registration digest (hashed to G1 with our `hash_to_g1`, which must be the point the
-/// coordinator hands BLSApkRegistry), with the G1 and G2 keys.
-pub async fn registration(
-    coordinator: &SpacecoreRegistryCoordinator::SpacecoreRegistryCoordinatorInstance<DynProvider>,
-    sk: &SecretKey,
-    operator: Address,
-) -> Result<SpacecoreRegistryCoordinator::PubkeyRegistrationParams, ChainError> {
-    let digest = coordinator
-        .pubkeyRegistrationDigest(operator)
-        .call()
+/// Deploys a [`SpacecoreProxy`] from `owner` (its admin) for `what`; the implementation is
+/// set by [`upgrade`].
+async fn deploy_proxy(
+    provider: &DynProvider,
+    owner: Address,
+    proxy_code: &[u8],
+    what: &str,
+) -> Result<Address, ChainError> {
+    deploy_code(provider, owner, proxy_code.to_vec(), &format!("the proxy of {what}")).await
+}
+
+/// Points `proxy` at `implementation` and calls its initialiser `init` in the proxy's storage.
+async fn upgrade(
+    provider: &DynProvider,
+    owner: Address,
+    proxy: Address,
+    implementation: Address,
+    init: Vec<u8>,
+    what: &str,
+) -> Result<(), ChainError> {
+    let tx = SpacecoreProxy::new(proxy, provider)
+        .spacecoreProxyUpgradeToAndCall(implementation, Bytes::from(init))
+        .from(owner)
+        .into_transaction_request();
+    send(provider, tx, &format!("initialise {what}")).await.map(|_| ())
+}
+
+/// Deploys EigenLayer's core contracts behind proxies, initialised with `owner` as owner and
+/// nothing paused, the token and the strategy (whitelisted for deposits).
+async fn deploy_core(
+    provider: &DynProvider,
+    owner: Address,
+    proxy_code: &[u8],
+    strategy_code: Vec<u8>,
+) -> Result<Core, ChainError> {
+    let version = CORE_VERSION.to_string();
+    // The pauser registry is only called to pause or unpause, which the tests never do.
+    let pauser = owner;
+    let permission_controller = PermissionController::deploy_builder(provider.clone(), version.clone())
+        .from(owner)
+        .deploy()
         .await
-        .map_err(|e| err("registration digest", e))?;
-    let on_chain = coordinator
-        .pubkeyRegistrationMessageHash(operator)
-        .call()
-        .await
-        .map_err(|e| err("registration message hash", e))?;
-    let ours = bn254::hash_to_g1(&digest.0);
-    if (on_chain.X, on_chain.Y) != g1_words(&ours) {
-        return Err(ChainError("the coordinator hashes to G1 otherwise than avs_protocol".into()));
-    }
-    let g1 = |p: &G1Point| {
-        let (x, y) = g1_words(p);
-        SpacecoreRegistryCoordinator::G1Point { X: x, Y: y }
+        .map_err(|e| err("deploy EigenLayer's PermissionController", e))?;
+    // The proxies first: each implementation's constructor takes the others' addresses.
+    let delegation_manager = deploy_proxy(provider, owner, proxy_code, "DelegationManager").await?;
+    let strategy_manager = deploy_proxy(provider, owner, proxy_code, "StrategyManager").await?;
+    let allocation_manager = deploy_proxy(provider, owner, proxy_code, "AllocationManager").await?;
+    let avs_directory = deploy_proxy(provider, owner, proxy_code, "AVSDirectory").await?;
+    let eigen_pod_manager = deploy_proxy(provider, owner, proxy_code, "EigenPodManager").await?;
+
+    let implementation = DelegationManager::deploy_builder(
+        provider.clone(),
+        strategy_manager,
+        eigen_pod_manager,
+        allocation_manager,
+        pauser,
+        permission_controller,
+        CORE_DELAY_BLOCKS,
+        version.clone(),
+    )
+    .from(owner)
+    .deploy()
+    .await
+    .map_err(|e| err("deploy EigenLayer's DelegationManager", e))?;
+    let init = DelegationManager::initializeCall { initialOwner: owner, initialPausedStatus: U256::ZERO };
+    upgrade(provider, owner, delegation_manager, implementation, init.abi_encode(), "DelegationManager")
+        .await?;
+
+    let implementation =
+        StrategyManager::deploy_builder(provider.clone(), delegation_manager, pauser, version.clone())
+            .from(owner)
+            .deploy()
+            .await
+            .map_err(|e| err("deploy EigenLayer's StrategyManager", e))?;
+    let init = StrategyManager::initializeCall {
+        initialOwner: owner,
+        initialStrategyWhitelister: owner,
+        initialPausedStatus: U256::ZERO,
     };
-    let pk = sk.public_key();
-    let (x, y) = g2_words(&pk.g2());
-    Ok(SpacecoreRegistryCoordinator::PubkeyRegistrationParams {
-        pubkeyRegistrationSignature: g1(&sk.sign(&digest.0).point()),
-        pubkeyG1: g1(&pk.g1()),
-        pubkeyG2: SpacecoreRegistryCoordinator::G2Point { X: x, Y: y },
+    upgrade(provider, owner, strategy_manager, implementation, init.abi_encode(), "StrategyManager").await?;
+
+    let implementation = AllocationManager::deploy_builder(
+        provider.clone(),
+        delegation_manager,
+        pauser,
+        permission_controller,
+        CORE_DELAY_BLOCKS,
+        0,
+        version.clone(),
+    )
+    .from(owner)
+    .deploy()
+    .await
+    .map_err(|e| err("deploy EigenLayer's AllocationManager", e))?;
+    let init = AllocationManager::initializeCall { initialOwner: owner, initialPausedStatus: U256::ZERO };
+    upgrade(provider, owner, allocation_manager, implementation, init.abi_encode(), "AllocationManager")
+        .await?;
+
+    let implementation =
+        AVSDirectory::deploy_builder(provider.clone(), delegation_manager, pauser, version.clone())
+            .from(owner)
+            .deploy()
+            .await
+            .map_err(|e| err("deploy EigenLayer's AVSDirectory", e))?;
+    let init = AVSDirectory::initializeCall { initialOwner: owner, initialPausedStatus: U256::ZERO };
+    upgrade(provider, owner, avs_directory, implementation, init.abi_encode(), "AVSDirectory").await?;
+
+    // No beacon chain: the deposit contract and the pod beacon are never called.
+    let implementation = EigenPodManager::deploy_builder(
+        provider.clone(),
+        owner,
+        owner,
+        delegation_manager,
+        pauser,
+        version.clone(),
+    )
+    .from(owner)
+    .deploy()
+    .await
+    .map_err(|e| err("deploy EigenLayer's EigenPodManager", e))?;
+    let init = EigenPodManager::initializeCall { initialOwner: owner, _initPausedStatus: U256::ZERO };
+    upgrade(provider, owner, eigen_pod_manager, implementation, init.abi_encode(), "EigenPodManager").await?;
+
+    let token = MockERC20::deploy_builder(provider.clone())
+        .from(owner)
+        .deploy()
+        .await
+        .map_err(|e| err("deploy EigenLayer's MockERC20", e))?;
+    let mut code = strategy_code;
+    code.extend_from_slice(&(strategy_manager, token).abi_encode_params());
+    let strategy = deploy_code(provider, owner, code, "SpacecoreStrategy").await?;
+    let tx = StrategyManager::new(strategy_manager, provider)
+        .addStrategiesToDepositWhitelist(vec![strategy])
+        .from(owner)
+        .into_transaction_request();
+    send(provider, tx, "addStrategiesToDepositWhitelist").await?;
+    Ok(Core {
+        delegation_manager,
+        strategy_manager,
+        allocation_manager,
+        avs_directory,
+        eigen_pod_manager,
+        permission_controller,
+        token,
+        strategy,
     })
 }
 
 impl Deployment {
-    /// Compiles the project's contracts, deploys EigenLayer's registries and checker and the
-    /// project's coordinator, stake table and TaskManager, creates quorum 0 (minimum stake 1)
-    /// and registers `operators`, each from its own impersonated account. The task generator
-    /// and the aggregator of `roles` get 100 ether each.
+    /// Compiles the project's contracts; deploys EigenLayer's core contracts, registries and
+    /// checker and the project's coordinator and TaskManager; creates quorum 0 (minimum stake
+    /// 1, the strategy's shares weighed 1:1); and registers `operators` as an operator does
+    /// (`spacecore_operator::register`), each from the address of its [`operator_ecdsa_key`],
+    /// funded with 100 ether and minted its stake in tokens. The task generator and the
+    /// aggregator of `roles` get 100 ether each.
     pub async fn deploy(anvil: &Anvil, operators: &[Operator], roles: Roles) -> Result<Self, ChainError> {
         let started = Instant::now();
         let compiled = chain::compile(&[
@@ -314,14 +464,14 @@ impl Deployment {
         let accounts = provider.get_accounts().await.map_err(|e| err("eth_accounts", e))?;
         let owner = *accounts.first().ok_or_else(|| ChainError("Anvil has no accounts".into()))?;
 
-        // This project's stand-in and coordinator.
-        let stake_table_address = deploy_code(
+        let core = deploy_core(
             &provider,
             owner,
-            code(COORDINATOR_SOURCE_NAME, "SpacecoreStakeTable")?,
-            "SpacecoreStakeTable",
+            &code(COORDINATOR_SOURCE_NAME, "SpacecoreProxy")?,
+            code(COORDINATOR_SOURCE_NAME, "SpacecoreStrategy")?,
         )
         .await?;
+
         let coordinator_address = deploy_code(
             &provider,
             owner,
@@ -330,11 +480,9 @@ impl Deployment {
         )
         .await?;
         let coordinator = SpacecoreRegistryCoordinator::new(coordinator_address, provider.clone());
-        let stake_table = SpacecoreStakeTable::new(stake_table_address, provider.clone());
 
-        // EigenLayer's registries, from eigen-utils' bytecode, bound to the coordinator. Neither
-        // the AVSDirectory nor the AllocationManager is read for a delegated-stake quorum: they
-        // are the zero address, so any call to them would revert.
+        // EigenLayer's registries, bound to the coordinator; the StakeRegistry reads the
+        // operators' shares from the DelegationManager.
         let bls = BLSApkRegistry::deploy_builder(provider.clone(), coordinator_address)
             .from(owner)
             .deploy()
@@ -343,9 +491,9 @@ impl Deployment {
         let stake = StakeRegistry::deploy_builder(
             provider.clone(),
             coordinator_address,
-            stake_table_address,
-            Address::ZERO,
-            Address::ZERO,
+            core.delegation_manager,
+            core.avs_directory,
+            core.allocation_manager,
         )
         .from(owner)
         .deploy()
@@ -363,22 +511,24 @@ impl Deployment {
             .deploy()
             .await
             .map_err(|e| err("deploy EigenLayer's OperatorStateRetriever", e))?;
-        // The checker reads the registries' addresses from the coordinator when constructed.
-        // The service manager's other collaborators (AVSDirectory, RewardsCoordinator,
-        // PermissionController, AllocationManager) are not used by checkSignatures.
+        // The service manager: the checker (it reads the registries' addresses from the
+        // coordinator when constructed) and the AVS of the AVSDirectory registrations. Its
+        // RewardsCoordinator is never called.
         let checker = MockAvsServiceManager::deploy_builder(
             provider.clone(),
-            Address::ZERO,
+            core.avs_directory,
             coordinator_address,
             stake,
             Address::ZERO,
-            Address::ZERO,
-            Address::ZERO,
+            core.permission_controller,
+            core.allocation_manager,
         )
         .from(owner)
         .deploy()
         .await
         .map_err(|e| err("deploy EigenLayer's MockAvsServiceManager (BLSSignatureChecker)", e))?;
+        let tx = coordinator.setServiceManager(checker).from(owner).into_transaction_request();
+        send(&provider, tx, "setServiceManager").await?;
 
         // This project's TaskManager, calling EigenLayer's checker.
         let mut task_manager_code = code(TASK_MANAGER_SOURCE_NAME, "SpacecoreTaskManager")?;
@@ -386,7 +536,7 @@ impl Deployment {
             .get(&format!("{TASK_MANAGER_SOURCE_NAME}:SpacecoreTaskManager"))
             .map(|c| c.abi.clone())
             .unwrap_or_default();
-        let args = alloy::sol_types::SolValue::abi_encode(&(
+        let args = SolValue::abi_encode(&(
             checker,
             roles.task_generator,
             roles.aggregator,
@@ -399,7 +549,7 @@ impl Deployment {
         fund(&provider, roles.aggregator).await?;
 
         let params = vec![SpacecoreRegistryCoordinator::StrategyParams {
-            strategy: STRATEGY,
+            strategy: core.strategy,
             multiplier: U96::from(ONE_TO_ONE),
         }];
         let tx = coordinator.createQuorum(U96::from(1u8), params).from(owner).into_transaction_request();
@@ -407,45 +557,48 @@ impl Deployment {
 
         let mut registered = Vec::with_capacity(operators.len());
         for (i, operator) in operators.iter().enumerate() {
-            let id = operator.key.public_key().operator_id();
-            let account = operator_account(&id);
+            let ecdsa_key = operator_ecdsa_key(&operator.key);
+            let account = Address::from(ecdsa_key.address());
             fund(&provider, account).await?;
-            let _: serde_json::Value = provider
-                .raw_request("anvil_impersonateAccount".into(), (account,))
-                .await
-                .map_err(|e| err("anvil_impersonateAccount", e))?;
-            let tx = stake_table
-                .setShares(account, STRATEGY, U256::from(operator.stake))
+            let tx = MockERC20::new(core.token, &provider)
+                .mint(account, U256::from(operator.stake))
                 .from(owner)
                 .into_transaction_request();
-            send(&provider, tx, &format!("setShares of operator {i}")).await?;
-            let params = registration(&coordinator, &operator.key, account).await?;
-            let tx = coordinator
-                .registerOperator(Bytes::from(vec![QUORUM]), params)
-                .from(account)
-                .into_transaction_request();
-            send(&provider, tx, &format!("registerOperator {i}")).await?;
-            let on_chain =
-                coordinator.getOperatorId(account).call().await.map_err(|e| err("getOperatorId", e))?;
-            if on_chain != B256::from(id) {
+            send(&provider, tx, &format!("mint operator {i}'s stake")).await?;
+            let wallet = spacecore_operator::wallet_provider(&anvil.endpoint(), &ecdsa_key)
+                .await
+                .map_err(|e| err(&format!("operator {i}'s wallet"), e))?;
+            let request = spacecore_operator::Request {
+                coordinator: coordinator_address,
+                quorums: vec![QUORUM],
+                deposit: Some((core.strategy, U256::from(operator.stake))),
+                metadata_uri: format!("spacecore test operator {i}"),
+                signature_validity_seconds: spacecore_operator::DEFAULT_SIGNATURE_VALIDITY_SECONDS,
+            };
+            let report =
+                spacecore_operator::register(&wallet, &operator.key, &ecdsa_key, &request, &mut |_| {})
+                    .await
+                    .map_err(|e| err(&format!("register operator {i}"), format!("{e:#}")))?;
+            let id = B256::from(operator.key.public_key().operator_id());
+            if report.operator_id != id || report.stakes != [(QUORUM, U256::from(operator.stake))] {
                 return Err(ChainError(format!(
-                    "operator {i}: EigenLayer's operator id {on_chain} is not ours ({})",
-                    B256::from(id)
+                    "operator {i}: registered as {} with stakes {:?}, not {id} with {}",
+                    report.operator_id, report.stakes, operator.stake
                 )));
             }
             registered.push(RegisteredOperator {
                 public_key: operator.key.public_key(),
                 stake: operator.stake,
                 address: account,
-                id: on_chain,
+                id,
             });
         }
 
         Ok(Deployment {
             provider: provider.clone(),
             owner,
+            core,
             coordinator,
-            stake_table,
             bls_apk_registry: BLSApkRegistry::new(bls, provider.clone()),
             stake_registry: stake,
             index_registry: index,

@@ -3,12 +3,13 @@
 //!
 //! Deployed: EigenLayer's BLSApkRegistry, StakeRegistry, IndexRegistry, OperatorStateRetriever
 //! and MockAvsServiceManager (which inherits BLSSignatureChecker), from the creation bytecode
-//! eigensdk-rs publishes in `eigen-utils`; and this project's own `SpacecoreRegistryCoordinator`
-//! and `SpacecoreStakeTable` (`interop/contracts/`, compiled with the pinned solc-js; the
-//! deployment is `interop::avs::Deployment`, shared with the TaskManager test),
-//! because EigenLayer publishes no RegistryCoordinator bytecode. Three operators register
-//! BN254 keys made by `avs_protocol::bn254` (BLSApkRegistry checks each registration
-//! signature), with stakes in quorum 0. Two of them answer a task through the aggregator's
+//! eigensdk-rs publishes in `eigen-utils`, over EigenLayer's core contracts; and this project's
+//! own `SpacecoreRegistryCoordinator` (`interop/contracts/`, compiled with the pinned solc-js;
+//! the deployment is `interop::avs::Deployment`, shared with the TaskManager test), because
+//! EigenLayer publishes no RegistryCoordinator bytecode. Three operators register as an
+//! operator does (EigenLayer operator, deposit, AVS registration), with BN254 keys made by
+//! `avs_protocol::bn254` (BLSApkRegistry checks each registration signature) and stakes in
+//! quorum 0. Two of them answer a task through the aggregator's
 //! `AggregationService`; its BN254 aggregate becomes the `NonSignerStakesAndSignature`, and
 //! `checkSignatures` must return the two signers' stake out of all three. Forged aggregates
 //! must revert with the checker's own errors.
@@ -80,7 +81,18 @@ async fn assert_registration_refused(
     expected: fn(&BLSApkRegistryErrors) -> bool,
     what: &str,
 ) {
-    let result = coordinator.registerOperator(Bytes::from(vec![QUORUM]), params).from(operator).call().await;
+    // BLSApkRegistry checks the key before the AVSDirectory checks the ECDSA registration
+    // signature, so an empty one does not hide the key's refusal.
+    let no_signature = SpacecoreRegistryCoordinator::SignatureWithSaltAndExpiry {
+        signature: Bytes::new(),
+        salt: B256::ZERO,
+        expiry: U256::ZERO,
+    };
+    let result = coordinator
+        .registerOperator(Bytes::from(vec![QUORUM]), params, no_signature)
+        .from(operator)
+        .call()
+        .await;
     let error = match result {
         Ok(id) => panic!("{what}: the registration went through (operator id {id})"),
         Err(e) => e,
