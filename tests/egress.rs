@@ -9,7 +9,7 @@
 //! address outside both (a documentation address) is tried only after the test has checked
 //! that the namespace has no route that could carry it anywhere.
 
-use spacecore_tests::{Running, Specs, kvm_available};
+use spacecore_tests::{Running, Specs, kvm_available, sample, scrape_metrics};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -203,22 +203,6 @@ fn host_addresses() -> Vec<Ipv4Addr> {
     found
 }
 
-/// The launcher's `/metrics` text.
-fn scrape(addr: SocketAddr) -> String {
-    let mut conn = TcpStream::connect_timeout(&addr, PROBE_TIMEOUT).expect("connect to /metrics");
-    conn.set_read_timeout(Some(LIMIT)).unwrap();
-    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").unwrap();
-    let mut text = String::new();
-    conn.read_to_string(&mut text).unwrap();
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    text
-}
-
-/// The value of the sample `series` (name and labels as written) in `text`.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
 /// The launcher's line after `] {marker}`, from the launcher (not the guest).
 fn launcher_line<'a>(run: &'a Running, marker: &str) -> Option<&'a str> {
     run.seen.iter().find_map(|l| l.split_once(&format!(" launcher] {marker}")).map(|(_, rest)| rest))
@@ -342,7 +326,7 @@ fn only_the_named_endpoints_are_reachable_from_the_spacecores_namespace() {
     assert_eq!(unnamed.accepted(), others.len() as u64, "only the host's own control connections");
 
     // The launcher counted the relayed connections per endpoint.
-    let text = scrape(metrics);
+    let text = scrape_metrics(metrics);
     assert_eq!(
         sample(&text, "spacecore_launcher_egress_connections_total{name=\"eth_rpc\"}"),
         Some(2.0),

@@ -257,19 +257,6 @@ impl Running {
         }
         (status.code(), self.seen.join("\n"))
     }
-
-    /// CPU time (user + system) the launcher has used so far, from /proc.
-    pub fn cpu_time(&self) -> Duration {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).expect("read /proc stat");
-        // Fields after the command name (which is in parentheses): utime is the 12th, stime 13th.
-        let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
-        let fields: Vec<&str> = rest.split(' ').collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-        Duration::from_millis(ticks * 1000 / hz)
-    }
 }
 
 impl Drop for Running {
@@ -300,6 +287,37 @@ pub fn published(lines: &[String], name: &str) -> Option<std::net::SocketAddr> {
     let marker = format!(" launcher] published {name}: ");
     let line = lines.iter().find(|l| l.contains(&marker))?;
     line.split(&marker).nth(1)?.split(' ').next()?.parse().ok()
+}
+
+/// The address of the launcher's metrics server, from its `metrics: http://ADDR/metrics ...`
+/// line (launcher lines only: a guest cannot fake it).
+pub fn metrics_address(lines: &[String]) -> Option<std::net::SocketAddr> {
+    let marker = " launcher] metrics: http://";
+    let line = lines.iter().find(|l| l.contains(marker))?;
+    line.split(marker).nth(1)?.split("/metrics").next()?.parse().ok()
+}
+
+/// `GET /metrics` of a Prometheus endpoint at `addr` (the server closes the connection): the
+/// body, after checking the status is 200 and the content type the text format's.
+pub fn scrape_metrics(addr: std::net::SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut stream = connect(addr);
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n").expect("send");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("read the metrics (the server closes the connection)");
+    let text = String::from_utf8(answer).expect("UTF-8 metrics");
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    let content_type = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-type:").map(|v| v.trim().to_owned()));
+    assert!(content_type.is_some_and(|t| t.starts_with("text/plain; version=0.0.4")), "{head}");
+    body.to_owned()
+}
+
+/// The value of the sample `series` (name and labels as written) in the exposition `text`.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.split(' ').next()?.parse().ok())
 }
 
 /// One HTTP/1.1 exchange on `stream` (keep-alive): returns the status and the body.

@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 use spacecore_tests::cluster::{Cluster, NodeSetup, Tools, post_task, status};
-use spacecore_tests::{Running, Specs, kvm_available, published};
+use spacecore_tests::{Running, Specs, kvm_available, metrics_address, published, sample, scrape_metrics};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -181,7 +181,7 @@ fn a_hung_guest_fails_its_health_checks_and_is_restarted() {
     let loaded = key_loaded(&cluster);
     let seen = run(&mut cluster).seen.join("\n");
     assert!(
-        seen.contains(" launcher] health: GET /eigen/node/health on 10.0.0.2:80 every 200 ms; restart after 1000 ms without an alive answer"),
+        seen.contains(&format!(" launcher] health: GET /eigen/node/health through the published port {addr} (guest 10.0.0.2:80) every 200 ms; restart after 1000 ms without an alive answer")),
         "{seen}"
     );
     let boots = boot_count(addr);
@@ -314,27 +314,6 @@ fn promtool_passes(text: &str) {
     assert!(ok, "promtool refused the launcher's metrics: {said}\n{text}");
 }
 
-/// `GET /metrics` of the launcher's metrics server: the head and the body.
-fn scrape(addr: SocketAddr) -> (String, String) {
-    let mut stream = spacecore_tests::connect(addr);
-    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: launcher\r\n\r\n").expect("send");
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).expect("read the metrics (the server closes the connection)");
-    let text = String::from_utf8(answer).expect("UTF-8 metrics");
-    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
-    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
-    let content_type = head
-        .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-type:").map(|v| v.trim().to_owned()));
-    assert!(content_type.is_some_and(|t| t.starts_with("text/plain; version=0.0.4")), "{head}");
-    (head.to_owned(), body.to_owned())
-}
-
-/// The value of the sample `series` (name and labels as written) in `text`.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.split(' ').next()?.parse().ok())
-}
-
 /// JSON log lines of one launcher, each checked against the documented form as it arrives.
 struct JsonLog<'a> {
     run: &'a mut Running,
@@ -443,7 +422,7 @@ fn launcher_metrics_with_the_sidecar_and_json_logs_follow_a_restart() {
 
     let (code, answer) = post_task(http, &task(3, 9));
     assert_eq!(code, 200, "{answer}");
-    let (_, text) = scrape(metrics);
+    let text = scrape_metrics(metrics);
     promtool_passes(&text);
     let has = |text: &str, series: &str, value: f64| {
         assert_eq!(sample(text, series), Some(value), "`{series} {value}` in\n{text}");
@@ -486,7 +465,7 @@ fn launcher_metrics_with_the_sidecar_and_json_logs_follow_a_restart() {
     log.expect("guest", &loaded);
     ends_unanswered(hook).expect("the connection to the guest that panicked");
 
-    let (_, text) = scrape(metrics);
+    let text = scrape_metrics(metrics);
     promtool_passes(&text);
     has(&text, "spacecore_launcher_boots_total", 2.0);
     has(&text, "spacecore_launcher_restarts_total{cause=\"panic\"}", 1.0);
@@ -535,12 +514,45 @@ fn a_spacecore_that_is_not_an_operator_is_kept_alive_without_a_key() {
     let specs = Specs::new();
     let resources = format!("cpu = 1\nmemory = \"{MEMORY}\"\nstorage = \"16Mi\"");
     let tables = "[spec.networking.inbound_ports]\nHTTP = 80\n[spec.networking.publish]\nHTTP = 0\n\
-                  [spec.failover]\nstrategy = \"auto-recovery\"\nhealth_interval = \"100ms\"\nhealth_timeout = \"500ms\"\n";
+                  [spec.failover]\nstrategy = \"auto-recovery\"\nhealth_interval = \"100ms\"\nhealth_timeout = \"500ms\"\n\
+                  [spec.observability]\nmonitoring = \"Prometheus\"\nmetrics_address = \"127.0.0.1:0\"\n";
     let spec = specs.spacecore("sv-plain", &resources, tables, "{image}");
     let mut run = specs.start(&[spec.to_str().unwrap()]);
     assert!(run.wait_for("avs: not signing", LIMIT), "the node never reported its key state");
-    // Ten health intervals, twice the timeout: a node judged unhealthy would have restarted.
-    std::thread::sleep(Duration::from_millis(1000));
+    let metrics = metrics_address(&run.seen).expect("the launcher's metrics line");
+
+    // The supervisor's own counts, over the next CHECKS health checks (counted, not timed: 20
+    // intervals of 100 ms are four health timeouts, after any one of which a node judged
+    // unhealthy would have been restarted): every check alive, one boot, no restart.
+    const CHECKS: f64 = 20.0;
+    let counts = |text: &str| {
+        let get = |series: &str| sample(text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"));
+        let restarts: f64 = text
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("spacecore_launcher_restarts_total{")?.rsplit(' ').next()?.parse::<f64>().ok()
+            })
+            .sum();
+        let alive = get("spacecore_launcher_health_checks_total{result=\"alive\"}");
+        let failed = get("spacecore_launcher_health_checks_total{result=\"failed\"}");
+        (alive, failed, get("spacecore_launcher_boots_total"), restarts)
+    };
+    let (first, ..) = counts(&scrape_metrics(metrics));
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let text = scrape_metrics(metrics);
+        let (alive, failed, boots, restarts) = counts(&text);
+        assert_eq!((failed, boots, restarts), (0.0, 1.0, 0.0), "failed checks, boots, restarts:\n{text}");
+        if alive >= first + CHECKS {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} health checks in {LIMIT:?}, not {CHECKS}:\n{text}",
+            alive - first
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     run.signal(libc::SIGTERM);
     let (code, output) = run.finish(LIMIT);
     assert_eq!(code, Some(0), "{output}");

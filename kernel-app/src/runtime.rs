@@ -20,7 +20,7 @@ mod status {
 #[unsafe(no_mangle)]
 pub extern "sysv64" fn _start(vcpu: u64, boot_params: u64) -> ! {
     let entry_tsc = arch::rdtsc();
-    if vcpu == 0 { boot_vcpu(boot_params, entry_tsc) } else { idle_vcpu() }
+    if vcpu == 0 { boot_vcpu(boot_params, entry_tsc) } else { idle_vcpu(vcpu) }
 }
 
 /// Runs the constructors of the C code linked into the image (`.init_array`, gathered by the
@@ -43,8 +43,10 @@ fn run_constructors() {
     }
 }
 
-/// vCPUs other than the first have no work yet: they block in the launcher.
-fn idle_vcpu() -> ! {
+/// vCPUs other than the first have no work yet: each says that it runs (one console line, so
+/// that every vCPU is seen to have run), then blocks in the launcher.
+fn idle_vcpu(vcpu: u64) -> ! {
+    crate::println!("vCPU {vcpu} running; idle");
     loop {
         // Each event is reported once per vCPU; after a stop the launcher ends the VM.
         hypercall::wait(WAIT_FOREVER);
