@@ -1,9 +1,10 @@
 //! The operator's keys in a real spacecore: a BN254 node (eigensdk key file, `spec.avs.scheme`
 //! default) signs tasks EigenLayer's way, a BLS12-381 node still works, a key file of the other
 //! scheme leaves the node not signing with the reason, and the ECDSA keystore's identity
-//! statement recovers to the keystore's address. Key files are made and put on the disk with
-//! the operator's CLI (`spacecore keys generate` / `keys import`), with PBKDF2 so the guest needs
-//! little memory.
+//! statement recovers to the keystore's address; a node whose signing history was wiped signs
+//! nothing until the operator gives it back (`spacecore history import`). Key files are made
+//! and put on the disk with the operator's CLI (`spacecore keys generate` / `keys import`), with
+//! PBKDF2 so the guest needs little memory.
 
 use avs_protocol::encoding::{from_hex, to_hex};
 use avs_protocol::{SignedTaskResponse, TaskResponse, U256, bls, bn254, ecdsa, keccak256};
@@ -280,4 +281,54 @@ fn a_bls12_381_node_still_signs_and_a_key_file_of_the_other_scheme_is_refused() 
     let (code, identity) = get_json(addr, "/spacecore/identity");
     assert_eq!(code, 503);
     assert!(identity["error"].as_str().unwrap().contains(reason), "{identity}");
+}
+
+/// Zeroes both slots of the disk's signing-history record, as a wiped or swapped-in disk has it.
+fn wipe_history(disk: &Path) {
+    use spacecore_store::{RecordKey, SECTOR, SLOT_SECTORS};
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new().write(true).open(disk).unwrap();
+    let start = RecordKey::SigningHistory.first_sector() * SECTOR as u64;
+    file.write_all_at(&vec![0u8; 2 * SLOT_SECTORS as usize * SECTOR], start).unwrap();
+}
+
+#[test]
+fn a_wiped_signing_history_is_refused_until_the_operator_gives_it_back() {
+    if !kvm_available("a_wiped_signing_history_is_refused_until_the_operator_gives_it_back") {
+        return;
+    }
+    let specs = Specs::new();
+    let operator = Operator::create(specs.dir(), "bn254", false);
+    let signed = {
+        let (_running, addr) = operator.start(&specs, "signer", "");
+        let (code, body) = post_task(addr, &task(3, 5));
+        assert_eq!(code, 200, "{body}");
+        body
+    };
+    let export = specs.dir().join("history.json");
+    std::fs::write(&export, cli(&["history", "export", "--disk", path(&operator.disk)])).unwrap();
+
+    wipe_history(&operator.disk);
+    {
+        let (running, addr) = operator.start(&specs, "wiped", "");
+        let line =
+            running.seen.iter().find(|l| l.contains("avs: not signing: ")).cloned().unwrap_or_default();
+        assert!(line.contains("no signing history"), "{:#?}", running.seen);
+        for (index, number) in [(3, 6), (4, 7)] {
+            let (code, body) = post_task(addr, &task(index, number));
+            assert_eq!(code, 503, "task {index} on a wiped history: {body}");
+        }
+        let (code, _) = http(&mut connect(addr), "GET", "/eigen/node/health", b"");
+        assert_eq!(code, 503, "a node that will not sign is unhealthy");
+    }
+    // The wiped node wrote nothing: the disk still has no history.
+    cli(&["history", "new", "--disk", path(&operator.disk)]);
+    wipe_history(&operator.disk);
+
+    cli(&["history", "import", "--disk", path(&operator.disk), path(&export)]);
+    let (_running, addr) = operator.start(&specs, "restored", "");
+    let (code, body) = post_task(addr, &task(3, 5));
+    assert_eq!((code, &body), (200, &signed), "the same task: the same signature");
+    let (code, body) = post_task(addr, &task(3, 6));
+    assert_eq!(code, 409, "another answer to a task signed before the wipe: {body}");
 }

@@ -9,6 +9,8 @@
 //!   BLS12-381 signatures, Ethereum consensus ciphersuite ([`bls`]), behind one run-time
 //!   interface ([`scheme`]);
 //! - the JSON wire format (serde derives) and the JSON-RPC 2.0 call to the aggregator ([`rpc`]);
+//! - the signing history a node keeps as slashing protection, its stored form and how two
+//!   histories merge ([`history`]);
 //! - the [`Avs`] and [`SignatureScheme`] seams, implemented by [`IncredibleSquaring`] and
 //!   [`Bn254`] and [`Bls12381`].
 //!
@@ -47,6 +49,7 @@ pub mod bn254;
 pub mod ecdsa;
 pub mod encoding;
 mod error;
+pub mod history;
 mod keccak;
 pub mod rpc;
 pub mod scheme;

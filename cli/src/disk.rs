@@ -1,4 +1,5 @@
-//! `keys import` and `keys show`: the key records on a spacecore's disk image.
+//! `keys import` and `keys show`: the key records on a spacecore's disk image; the disk's store
+//! and its BLS key for `history` too.
 
 use crate::Outcome;
 use crate::hex;
@@ -7,6 +8,7 @@ use crate::keys::ImportArgs;
 use crate::secret::read_password_file;
 use anyhow::{Context, Result, anyhow, bail};
 use avs_protocol::bn254;
+use avs_protocol::history::History;
 use eip2335::Keystore;
 use spacecore_store::{FileDisk, MAX_VALUE, RecordKey, Store, StoreError};
 use std::fs::{File, OpenOptions, TryLockError};
@@ -35,6 +37,10 @@ pub fn import(args: &ImportArgs) -> Result<Outcome> {
 
     let disk = &args.disk;
     let mut store = open(disk, true)?;
+    let had_key = store.get(RecordKey::Keystore).map_err(|e| store_error(&mut store, e, disk))?.is_some();
+    let has_history =
+        store.get(RecordKey::SigningHistory).map_err(|e| store_error(&mut store, e, disk))?.is_some();
+    let imports_key = checked.iter().any(|c| c.record == RecordKey::Keystore);
     for item in &checked {
         let value = item.text.as_bytes();
         store.put(item.record, value).map_err(|e| store_error(&mut store, e, disk))?;
@@ -43,6 +49,21 @@ pub fn import(args: &ImportArgs) -> Result<Outcome> {
             bail!("{}: the key file read back differs from the one written", disk.display());
         }
         println!("imported {} into {}", item.summary, disk.display());
+    }
+    if imports_key && !has_history {
+        if had_key {
+            // A key without a history: the history was wiped or lost. Starting an empty one is
+            // the operator's explicit decision (`history new`), not a side effect.
+            eprintln!(
+                "warning: {} holds a key but no signing history: the node will not sign until \
+                 `spacecore history import` or `spacecore history new`",
+                disk.display()
+            );
+        } else {
+            let empty = History::new().encode();
+            store.put(RecordKey::SigningHistory, &empty).map_err(|e| store_error(&mut store, e, disk))?;
+            eprintln!("note: started an empty signing history on {} (the disk's first key)", disk.display());
+        }
     }
     Ok(Outcome::Done)
 }
@@ -151,9 +172,27 @@ fn eip2335_pubkey(keystore: &Keystore) -> Result<String> {
     Ok(hex::encode(&key.to_bytes()))
 }
 
+/// The scheme and public key (0x hex: BN254 G1 `X ‖ Y`, or the BLS12-381 key) of the BLS key
+/// stored on the disk, if any.
+pub fn stored_bls_key(store: &mut Store<FileDisk>, disk: &Path) -> Result<Option<(&'static str, String)>> {
+    let Some(value) = store.get(RecordKey::Keystore).map_err(|e| store_error(store, e, disk))? else {
+        return Ok(None);
+    };
+    let what = || format!("{}: the stored keystore", disk.display());
+    let text = std::str::from_utf8(&value).map_err(|_| anyhow!("not UTF-8")).with_context(what)?;
+    match KeyFile::parse(text).map_err(anyhow::Error::msg).with_context(what)? {
+        KeyFile::Eip2335(keystore) => Ok(Some(("bls12-381", eip2335_pubkey(&keystore).with_context(what)?))),
+        KeyFile::Bn254(file) => {
+            let g1 = keyfile::bn254_file_g1(&file).with_context(what)?;
+            Ok(Some(("bn254", hex::encode(&g1.to_bytes()))))
+        }
+        other => bail!("{}: {}, not a BLS key", what(), other.kind()),
+    }
+}
+
 /// Opens the store on the disk image at `path` under an `flock` of our own: exclusive to
 /// write, shared to read. Either fails while a launcher holds the disk.
-fn open(path: &Path, write: bool) -> Result<Store<FileDisk>> {
+pub fn open(path: &Path, write: bool) -> Result<Store<FileDisk>> {
     let name = path.display();
     if !path.exists() {
         bail!(
@@ -182,7 +221,7 @@ fn lock(file: &File, exclusive: bool) -> Result<()> {
 }
 
 /// A store error, with the file's own error when there is one.
-fn store_error(store: &mut Store<FileDisk>, e: StoreError, disk: &Path) -> anyhow::Error {
+pub fn store_error(store: &mut Store<FileDisk>, e: StoreError, disk: &Path) -> anyhow::Error {
     let err = match store.device().take_error() {
         Some(io) => anyhow::Error::new(io).context(e),
         None => anyhow::Error::new(e),

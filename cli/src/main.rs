@@ -1,5 +1,6 @@
 //! `spacecore`: the operator's command line. `spacecore keys ...` makes, inspects and uses
 //! BN254 and BLS12-381 keys and ECDSA keystores, and puts key files on a spacecore's disk;
+//! `spacecore history ...` exports, imports or starts the signing history on a disk;
 //! `spacecore operator register` registers the operator with EigenLayer and an AVS on chain
 //! (docs/cli.md describes every command).
 //!
@@ -9,6 +10,7 @@
 
 mod disk;
 mod hex;
+mod history;
 mod keyfile;
 mod keys;
 mod operator;
@@ -35,6 +37,9 @@ enum Command {
     /// BN254 and BLS12-381 keys, ECDSA keystores: generate, sign, verify, aggregate, import to a disk.
     #[command(subcommand)]
     Keys(keys::Keys),
+    /// The signing history on a spacecore's disk (slashing protection): export, import, new.
+    #[command(subcommand)]
+    History(history::HistoryCommand),
     /// The operator on chain: register with EigenLayer (DelegationManager, a strategy deposit)
     /// and with an AVS (its registry coordinator).
     #[command(subcommand)]
@@ -54,6 +59,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Keys(keys) => keys.run(),
+        Command::History(history) => history.run(),
         Command::Operator(operator) => operator.run(),
     };
     match result {

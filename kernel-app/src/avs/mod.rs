@@ -27,7 +27,8 @@
 //! side.
 
 pub mod client;
-pub mod history;
+/// The signing history's format and rules, shared with the operator's CLI.
+pub use avs_protocol::history;
 pub mod identity;
 pub mod operator;
 
@@ -227,9 +228,15 @@ pub struct AvsNode {
     pub stats: Stats,
 }
 
+/// Why a node whose disk holds a key but no signing history does not sign.
+pub const MISSING_HISTORY: &str = "the disk holds a key but no signing history (wiped or lost): import the \
+     history with `spacecore history import`, or start an empty one with `spacecore history new` if \
+     this key never signed elsewhere";
+
 impl AvsNode {
     /// A node whose key is still to be loaded, with the signing history read from `records`
-    /// (an unreadable history means the node will never sign).
+    /// (an unreadable history, or a key record without a history, means the node will never
+    /// sign).
     pub fn new(records: Option<&mut dyn Records>, sends: bool) -> Self {
         let mut node = AvsNode {
             key: KeyState::Loading,
@@ -239,11 +246,21 @@ impl AvsNode {
             reach: Reach::default(),
             stats: Stats::default(),
         };
-        match records.map(|r| r.get(RecordKey::SigningHistory)) {
-            None => node.key = KeyState::Unusable("no disk: the signing history has nowhere to live".into()),
-            Some(Err(e)) => node.key = KeyState::Unusable(format!("cannot read the signing history: {e}")),
-            Some(Ok(None)) => {}
-            Some(Ok(Some(bytes))) => match History::decode(&bytes) {
+        let Some(records) = records else {
+            node.key = KeyState::Unusable("no disk: the signing history has nowhere to live".into());
+            return node;
+        };
+        match records.get(RecordKey::SigningHistory) {
+            Err(e) => node.key = KeyState::Unusable(format!("cannot read the signing history: {e}")),
+            // `spacecore keys import` starts an empty history with the first key it puts on a
+            // disk: a key without a history means the history was wiped or lost, and signing
+            // from an empty one could sign a task again differently.
+            Ok(None) => match records.get(RecordKey::Keystore) {
+                Ok(None) => {}
+                Ok(Some(_)) => node.key = KeyState::Unusable(MISSING_HISTORY.into()),
+                Err(e) => node.key = KeyState::Unusable(format!("cannot read the key record: {e}")),
+            },
+            Ok(Some(bytes)) => match History::decode(&bytes) {
                 Ok(history) => node.history = history,
                 Err(e) => node.key = KeyState::Unusable(format!("the signing history is corrupt: {e:?}")),
             },

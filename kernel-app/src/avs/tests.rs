@@ -131,6 +131,24 @@ fn refuses_without_key_disk_or_readable_history() {
 }
 
 #[test]
+fn a_key_without_a_history_signs_nothing_until_one_is_given() {
+    let mut records = MemRecords::default();
+    records.values.insert(RecordKey::Keystore.number(), b"{}".to_vec());
+    let mut wiped = AvsNode::new(Some(&mut records), false);
+    let why = wiped.set_operator(Ok(operator(1))).unwrap_err();
+    assert!(why.contains("spacecore history import"), "{why}");
+    let e = wiped.task(&task_json(1, 2), Some(&mut records), &at(0)).unwrap_err();
+    assert_eq!(e.status(), 503, "{}", e.message());
+    assert!(!records.values.contains_key(&RecordKey::SigningHistory.number()), "nothing written");
+
+    // `spacecore history new` writes an empty history: the next boot signs.
+    records.values.insert(RecordKey::SigningHistory.number(), History::new().encode());
+    let mut restarted = AvsNode::new(Some(&mut records), false);
+    restarted.set_operator(Ok(operator(1))).unwrap();
+    restarted.task(&task_json(1, 2), Some(&mut records), &at(0)).unwrap();
+}
+
+#[test]
 fn malformed_and_unanswerable_tasks() {
     let mut records = MemRecords::default();
     let mut node = ready_node(&mut records, false);

@@ -126,7 +126,6 @@ impl History {
     }
 
     /// The digest signed for `index`, if it is remembered.
-    #[cfg(test)]
     pub fn digest(&self, index: u32) -> Option<[u8; 32]> {
         let at = self.entries.binary_search_by_key(&index, |&(i, _)| i).ok()?;
         Some(self.entries[at].1)
@@ -145,6 +144,71 @@ impl History {
     /// Whether no task is remembered individually.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// The tasks remembered individually: (index, digest signed), indices increasing.
+    pub fn entries(&self) -> &[(u32, [u8; 32])] {
+        &self.entries
+    }
+
+    /// A history from its floor and entries, which must be what [`History::decode`] accepts:
+    /// at most [`CAPACITY`] entries, indices strictly increasing and each at least `floor`.
+    pub fn from_parts(floor: u32, entries: Vec<(u32, [u8; 32])>) -> Result<Self, HistoryError> {
+        if entries.len() > CAPACITY {
+            return Err(HistoryError::TooMany(entries.len()));
+        }
+        if entries.iter().any(|&(index, _)| index < floor) {
+            return Err(HistoryError::BelowFloor);
+        }
+        if entries.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return Err(HistoryError::Unsorted);
+        }
+        Ok(History { floor, entries })
+    }
+
+    /// This history and `other` together, as an import merges them: the higher floor; every
+    /// entry of either at or above it; when more than [`CAPACITY`] remain, the lowest are
+    /// forgotten and the floor rises above them, as [`History::record`] does. Whatever either
+    /// refuses, the result refuses. `Err(index)` when the two record different digests for one
+    /// index: one of them signed something the other did not, and neither is kept.
+    pub fn merge(&self, other: &History) -> Result<History, u32> {
+        let mut floor = self.floor.max(other.floor);
+        let mut entries: Vec<(u32, [u8; 32])> = Vec::with_capacity(self.entries.len() + other.entries.len());
+        let (mut a, mut b) = (self.entries.iter().peekable(), other.entries.iter().peekable());
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(&&x), Some(&&y)) if x.0 == y.0 => {
+                    if x.1 != y.1 {
+                        return Err(x.0);
+                    }
+                    a.next();
+                    b.next();
+                    x
+                }
+                (Some(&&x), Some(&&y)) if x.0 < y.0 => {
+                    a.next();
+                    x
+                }
+                (_, Some(&&y)) => {
+                    b.next();
+                    y
+                }
+                (Some(&&x), None) => {
+                    a.next();
+                    x
+                }
+                (None, None) => break,
+            };
+            if next.0 >= floor {
+                entries.push(next);
+            }
+        }
+        if entries.len() > CAPACITY {
+            let dropped = entries.len() - CAPACITY;
+            floor = entries[dropped - 1].0.saturating_add(1);
+            entries.drain(..dropped);
+        }
+        Ok(History { floor, entries })
     }
 
     /// The stored form (see the module documentation); at most [`MAX_ENCODED`] bytes.
@@ -199,6 +263,7 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec;
 
     fn d(n: u8) -> [u8; 32] {
         [n; 32]
@@ -552,5 +617,57 @@ mod tests {
             }
         }
         assert!(ok > 4000, "only {ok} plausible inputs decoded");
+    }
+
+    #[test]
+    fn merge_takes_the_higher_floor_and_the_union() {
+        let a = History::from_parts(2, vec![(2, d(2)), (5, d(5))]).unwrap();
+        let b = History::from_parts(4, vec![(5, d(5)), (7, d(7))]).unwrap();
+        let merged = a.merge(&b).unwrap();
+        assert_eq!(merged.floor(), 4);
+        assert_eq!(merged.entries(), &[(5, d(5)), (7, d(7))]);
+        assert_eq!(merged, b.merge(&a).unwrap(), "merging is symmetric");
+        // Whatever either refused, the merge refuses.
+        for h in [&a, &b] {
+            for &(index, digest) in h.entries() {
+                assert_ne!(merged.check(index, &d(0xee)), Check::New, "index {index}");
+                assert!(matches!(merged.check(index, &digest), Check::Repeat | Check::TooOld));
+            }
+        }
+        assert_eq!(merged.check(3, &d(3)), Check::TooOld);
+    }
+
+    #[test]
+    fn merge_refuses_two_digests_for_one_index() {
+        let a = History::from_parts(0, vec![(1, d(1)), (9, d(9))]).unwrap();
+        let b = History::from_parts(0, vec![(9, d(8))]).unwrap();
+        assert_eq!(a.merge(&b), Err(9));
+        assert_eq!(b.merge(&a), Err(9));
+        // Below the other's floor the conflict cannot be told apart from a forgotten entry:
+        // the floor refuses that index anyway.
+        let c = History::from_parts(10, vec![]).unwrap();
+        assert_eq!(a.merge(&c).unwrap().check(9, &d(9)), Check::TooOld);
+    }
+
+    #[test]
+    fn merge_beyond_capacity_raises_the_floor() {
+        let evens: Vec<_> = (0..CAPACITY as u32).map(|i| (2 * i, d(1))).collect();
+        let odds: Vec<_> = (0..CAPACITY as u32).map(|i| (2 * i + 1, d(1))).collect();
+        let merged =
+            History::from_parts(0, evens).unwrap().merge(&History::from_parts(0, odds).unwrap()).unwrap();
+        assert_eq!(merged.len(), CAPACITY);
+        assert_eq!(merged.floor(), CAPACITY as u32);
+        assert_eq!(merged.entries()[0].0, CAPACITY as u32);
+        assert_eq!(History::decode(&merged.encode()).unwrap(), merged);
+    }
+
+    #[test]
+    fn from_parts_accepts_what_decode_accepts() {
+        assert_eq!(History::from_parts(5, vec![(4, d(4))]), Err(HistoryError::BelowFloor));
+        assert_eq!(History::from_parts(0, vec![(4, d(4)), (4, d(4))]), Err(HistoryError::Unsorted));
+        let many: Vec<_> = (0..=CAPACITY as u32).map(|i| (i, d(1))).collect();
+        assert_eq!(History::from_parts(0, many), Err(HistoryError::TooMany(CAPACITY + 1)));
+        let h = History::from_parts(3, vec![(3, d(3)), (8, d(8))]).unwrap();
+        assert_eq!(History::decode(&h.encode()).unwrap(), h);
     }
 }
