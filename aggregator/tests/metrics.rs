@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use aggregator::metrics::{Metrics, format_value};
+use aggregator::metrics::{ChainStage, Metrics, SignatureFault, format_value};
 use avs_protocol::rpc::ErrorCode;
 use common::prom;
 
@@ -65,6 +65,45 @@ fn exposition_parses_and_holds_the_values() {
     for name in e.types.keys() {
         assert!(text.contains(&format!("# HELP {name} ")), "{name}");
     }
+}
+
+/// Every family the aggregator renders, chain mode's included, each with values (histogram
+/// samples in several buckets, every label value used), passes Prometheus' own checker, not only
+/// the strict parser of these tests. `promtool` is `$SPACECORE_PROMTOOL` (`cargo xtask test`
+/// provides it) or the one on `PATH`; without it the test fails.
+#[test]
+fn promtool_accepts_every_family_with_values() {
+    let m = Metrics::new();
+    m.enable_chain();
+    m.set_scheme(avs_protocol::Scheme::Bn254);
+    for _ in 0..3 {
+        m.task_created();
+        m.chain_task_created();
+    }
+    m.task_completed(Duration::from_millis(3));
+    m.task_completed(Duration::from_secs(60));
+    m.task_expired();
+    m.set_active_tasks(1);
+    m.set_last_ratios([(0, 2.0 / 3.0), (1, 1.0)]);
+    m.set_last_non_signers(2);
+    m.response_accepted();
+    for code in ErrorCode::ALL {
+        m.response_rejected(code);
+    }
+    for fault in SignatureFault::ALL {
+        m.invalid_signature(fault);
+    }
+    m.delivery(true);
+    m.delivery(false);
+    for stage in ChainStage::ALL {
+        m.chain_error(stage);
+    }
+    m.chain_reverted();
+    m.chain_responded(250_000, Duration::from_millis(700));
+    m.chain_responded(260_000, Duration::from_secs(400));
+    let text = m.render();
+    assert!(text.contains("aggregator_chain_"), "chain mode's families are rendered:\n{text}");
+    test_support::assert_promtool_passes("the aggregator's metrics", &text);
 }
 
 #[test]

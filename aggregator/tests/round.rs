@@ -30,9 +30,12 @@ fn loopback() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
+/// The aggregator's `/metrics` as served, checked by Prometheus' own checker (`promtool`) and
+/// parsed by the strict parser of these tests.
 async fn scrape(addr: SocketAddr) -> prom::Exposition {
     let (status, body) = raw_http(addr, "GET", "/metrics", b"").await;
     assert_eq!(status, 200);
+    test_support::assert_promtool_passes("the aggregator's /metrics", &body);
     prom::parse(&body).unwrap_or_else(|e| panic!("{e}\n{body}"))
 }
 
