@@ -9,6 +9,7 @@
 //!   BLS12-381 signatures, Ethereum consensus ciphersuite ([`bls`]), behind one run-time
 //!   interface ([`scheme`]);
 //! - the JSON wire format (serde derives) and the JSON-RPC 2.0 call to the aggregator ([`rpc`]);
+//! - the task source's signature over a task pushed to a node ([`intake`]);
 //! - the signing history a node keeps as slashing protection, its stored form and how two
 //!   histories merge ([`history`]);
 //! - the [`Avs`] and [`SignatureScheme`] seams, implemented by [`IncredibleSquaring`] and
@@ -50,6 +51,7 @@ pub mod ecdsa;
 pub mod encoding;
 mod error;
 pub mod history;
+pub mod intake;
 mod keccak;
 pub mod rpc;
 pub mod scheme;

@@ -65,6 +65,34 @@ pub fn square(number: U256) -> Result<U256, Error> {
 }
 
 impl Task {
+    /// `abi.encode(task)`, as the TaskManager hashes it: the struct is dynamic (it holds
+    /// `bytes`), so an offset word (32) comes first, then the four head words (the number, the
+    /// block, the offset of the quorum bytes within the tuple, 128, the threshold), the bytes'
+    /// length and the bytes, zero-padded to a whole word.
+    pub fn abi_encode(&self) -> Vec<u8> {
+        let word = |value: u64| {
+            let mut w = [0u8; 32];
+            w[24..].copy_from_slice(&value.to_be_bytes());
+            w
+        };
+        let padded = self.quorum_numbers.len().div_ceil(32) * 32;
+        let mut out = Vec::with_capacity(32 * 7 + padded);
+        out.extend_from_slice(&word(32));
+        out.extend_from_slice(&self.number_to_be_squared.to_be_bytes::<32>());
+        out.extend_from_slice(&word(u64::from(self.task_created_block)));
+        out.extend_from_slice(&word(128));
+        out.extend_from_slice(&word(u64::from(self.quorum_threshold_percentage)));
+        out.extend_from_slice(&word(self.quorum_numbers.len() as u64));
+        out.extend_from_slice(&self.quorum_numbers);
+        out.resize(out.len() + padded - self.quorum_numbers.len(), 0);
+        out
+    }
+
+    /// `keccak256(abi.encode(task))`: the hash the TaskManager records for a task.
+    pub fn hash(&self) -> [u8; 32] {
+        keccak256(&self.abi_encode())
+    }
+
     /// This task's correct response, given the index it was published under.
     pub fn respond(&self, task_index: u32) -> Result<TaskResponse, Error> {
         Ok(TaskResponse {

@@ -145,6 +145,14 @@ async fn play_operators(
                 quorum_numbers: task.quorumNumbers.to_vec(),
                 quorum_threshold_percentage: task.quorumThresholdPercentage,
             };
+            // The task hash the TaskManager stored (`keccak256(abi.encode(task))`) is ours: the
+            // hash a pushed task's authorization signs (`avs_protocol::intake`).
+            let stored = SpacecoreTaskManager::new(task_manager, &provider)
+                .allTaskHashes(taskIndex)
+                .call()
+                .await
+                .expect("allTaskHashes");
+            assert_eq!(stored, B256::from(task.hash()), "task {taskIndex}: keccak256(abi.encode(task))");
             let response = task.respond(taskIndex).expect("a valid task");
             let wrong = TaskResponse {
                 number_squared: response.number_squared + avs_protocol::U256::from(1u8),
