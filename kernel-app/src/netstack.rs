@@ -1,19 +1,32 @@
 //! The TCP/IP stack (`smoltcp`) on the virtio network device, and the HTTP server on it.
 //!
 //! The server keeps a fixed set of TCP sockets, all listening on the HTTP port while free, so up
-//! to that many connections are served at once (at most [`MAX_CONNECTIONS`]; a SYN beyond them is
-//! refused with a reset). Each connected socket drives one [`Conn`]. A socket whose connection
-//! ended listens again at once, even from TIME-WAIT, so connection churn does not run out of
-//! sockets.
+//! to that many connections are served at once (at most [`MAX_CONNECTIONS`]). Each connected
+//! socket drives one [`Conn`]. A socket whose connection ended listens again at once, even from
+//! TIME-WAIT, so connection churn does not run out of sockets.
+//!
+//! **A full server makes room rather than refusing.** Frames are taken one at a time; when a
+//! new connection has taken the last listening socket, the connection that [`Timer::rank`] puts
+//! first (one already closing with its answers delivered, else the one waiting longest for a
+//! request or for the rest of its head, else the stalest body or answer) is reset and its socket
+//! listens again before the next frame is read. So idle or slow clients, however many, cannot keep a new client out: only
+//! connections all still in their handshake can, and then the newcomer is refused with a reset.
 //!
 //! # Limits and timeouts
+//! The timeouts are those of [`crate::http::deadline`]:
 //! - [`MAX_CONNECTIONS`] connections, each with [`SOCKET_BUFFER`] bytes of receive and of send
 //!   buffer (the receive buffer is the TCP window; window scaling is used);
-//! - a connection with no traffic for [`IDLE_TIMEOUT`] is closed (or reset, if the client does
-//!   not take what was sent to it or does not finish closing);
+//! - a request head must be complete `HEADER_TIMEOUT_MS` (10 s) after its start (for the first
+//!   request, after the connection opened), and a kept-alive connection may wait
+//!   `KEEPALIVE_TIMEOUT_MS` (20 s) for its next request: past that it is closed, nothing
+//!   answered;
+//! - a body that stops arriving for `STALL_TIMEOUT_MS` (30 s) is dropped and the connection
+//!   closed; an answer the client does not take, or a close the client does not finish, for as
+//!   long, resets it;
 //! - after the last answer of a connection that closes, what the client still sends is read and
-//!   dropped until it closes too (or the idle timeout);
-//! - a peer that stops acknowledging for [`TCP_TIMEOUT`] is reset by `smoltcp`.
+//!   dropped until it closes too (or the stall timeout);
+//! - a peer that sends nothing at all (not even an acknowledgement) for [`TCP_TIMEOUT`] is reset
+//!   by `smoltcp`.
 //!
 //! # Calls to the aggregator
 //! With an aggregator address, [`CALL_SLOTS`] more sockets make the node's own calls
@@ -26,11 +39,12 @@
 use crate::avs::client::{self, ResponseReader};
 use crate::avs::{Calls, Request};
 use crate::cmdline::NetConfig;
+use crate::http::deadline::{Expiry, Timer};
 use crate::http::{Conn, Handler};
 use crate::virtio::net::NetDevice;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
+use smoltcp::iface::{Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet};
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
@@ -39,10 +53,11 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 pub const MAX_CONNECTIONS: usize = 64;
 /// Bytes of receive buffer, and of send buffer, of each connection.
 pub const SOCKET_BUFFER: usize = 64 * 1024;
-/// A connection with no traffic for this long is closed.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// A peer that acknowledges nothing for this long is reset.
+/// A peer that sends nothing (no data, no acknowledgement) for this long is reset.
 pub const TCP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Frames taken in before the connections are served (requests read, answers queued).
+const FRAMES_PER_ROUND: usize = 16;
 
 /// Calls to the aggregator made at once.
 pub const CALL_SLOTS: usize = 4;
@@ -130,7 +145,10 @@ impl Client {
 struct Slot {
     handle: SocketHandle,
     conn: Option<Conn>,
-    idle_at: Instant,
+    /// The connection's phase and deadline (meaningless while `conn` is `None`).
+    timer: Timer,
+    /// The connection's rank among all in order of arrival, which breaks ties in eviction.
+    arrival: u64,
 }
 
 /// The interface, its sockets and the HTTP connections on them.
@@ -141,6 +159,10 @@ pub struct NetStack {
     slots: Vec<Slot>,
     port: u16,
     stopping: bool,
+    /// Connections reset to make room for a new one.
+    evicted: u64,
+    /// Connections served so far (the next one's `Slot::arrival`).
+    arrivals: u64,
     client: Option<Client>,
     eth: Option<Client>,
 }
@@ -184,7 +206,7 @@ impl NetStack {
                 socket.set_ack_delay(None);
                 socket.set_timeout(Some(TCP_TIMEOUT));
                 let _ = socket.listen(port);
-                Slot { handle: sockets.add(socket), conn: None, idle_at: now }
+                Slot { handle: sockets.add(socket), conn: None, timer: Timer::new(millis(now)), arrival: 0 }
             })
             .collect();
         // The two clients take their ephemeral ports from the two halves of the range, so their
@@ -217,7 +239,7 @@ impl NetStack {
                 "the Ethereum node",
             )
         });
-        NetStack { iface, dev, sockets, slots, port, stopping: false, client, eth }
+        NetStack { iface, dev, sockets, slots, port, stopping: false, evicted: 0, arrivals: 0, client, eth }
     }
 
     /// Connections the server can hold.
@@ -228,11 +250,98 @@ impl NetStack {
     /// Processes received frames, timers and the connections; returns whether anything
     /// happened (if so, call again before waiting: answers may be ready to send).
     pub fn poll(&mut self, now: Instant, handler: &mut dyn Handler) -> bool {
-        self.dev.maintain();
-        let changed =
-            self.iface.poll(now, &mut self.dev, &mut self.sockets) == PollResult::SocketStateChanged;
-        let served = self.serve(now, handler);
-        changed || served
+        self.iface.poll_maintenance(now);
+        let (mut changed, mut served) = (false, false);
+        loop {
+            self.dev.maintain();
+            // One frame at a time, so that a connection that took the last listening socket
+            // makes room before the next frame: a burst of new connections is not refused.
+            let mut frames = 0;
+            while frames < FRAMES_PER_ROUND {
+                match self.iface.poll_ingress_single(now, &mut self.dev, &mut self.sockets) {
+                    PollIngressSingleResult::None => break,
+                    PollIngressSingleResult::PacketProcessed => {}
+                    PollIngressSingleResult::SocketStateChanged => {
+                        changed = true;
+                        if self.make_room(now) {
+                            // The evicted connection's reset goes out before its socket listens
+                            // again.
+                            let _ = self.iface.poll_egress(now, &mut self.dev, &mut self.sockets);
+                            self.relisten();
+                        }
+                    }
+                }
+                frames += 1;
+            }
+            while self.iface.poll_egress(now, &mut self.dev, &mut self.sockets)
+                == PollResult::SocketStateChanged
+            {
+                changed = true;
+            }
+            // Requests that arrived are answered before more frames are read: in a burst of new
+            // connections, a client that already sent its request is served before enough
+            // newcomers arrive to make it the oldest.
+            served |= self.serve(now, handler);
+            if frames < FRAMES_PER_ROUND {
+                return changed || served;
+            }
+        }
+    }
+
+    /// Connections reset so far to make room for a new one.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
+    /// Sockets that no longer carry a connection listen again (those with a reset still to
+    /// send wait for it to go out).
+    fn relisten(&mut self) {
+        if self.stopping {
+            return;
+        }
+        for slot in &mut self.slots {
+            let socket = self.sockets.get_mut::<tcp::Socket>(slot.handle);
+            let reset_pending = socket.state() == State::Closed && socket.remote_endpoint().is_some();
+            if !socket.is_open() && !reset_pending {
+                slot.conn = None;
+                let _ = socket.listen(self.port);
+            }
+        }
+    }
+
+    /// When no socket listens any more, resets the connection that goes first in
+    /// [`Timer::rank`] (a connection not served yet counts as waiting since `now`); returns
+    /// whether one was reset. Connections still in their handshake are left alone.
+    fn make_room(&mut self, now: Instant) -> bool {
+        if self.stopping {
+            return false;
+        }
+        self.relisten();
+        let state = |slot: &Slot| self.sockets.get::<tcp::Socket>(slot.handle).state();
+        if self.slots.iter().any(|slot| state(slot) == State::Listen) {
+            return false;
+        }
+        let fresh = Timer::new(millis(now));
+        let victim = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, slot)| connected(state(slot)))
+            .min_by_key(|(_, slot)| {
+                let undelivered = self.sockets.get::<tcp::Socket>(slot.handle).send_queue() > 0;
+                match slot.conn {
+                    Some(_) => (slot.timer.rank(undelivered), slot.arrival),
+                    // Not served yet: the newest of all.
+                    None => (fresh.rank(undelivered), u64::MAX),
+                }
+            })
+            .map(|(i, _)| i);
+        let Some(i) = victim else { return false };
+        let slot = &mut self.slots[i];
+        self.sockets.get_mut::<tcp::Socket>(slot.handle).abort();
+        slot.conn = None;
+        self.evicted += 1;
+        true
     }
 
     /// Whether the device has work to do now (see [`NetDevice::has_work`]).
@@ -251,7 +360,11 @@ impl NetStack {
     ) -> Option<Duration> {
         let until = |at: Instant| if at > now { at - now } else { Duration::ZERO };
         let timers = self.iface.poll_delay(now, &self.sockets);
-        let idle = self.slots.iter().filter(|s| s.conn.is_some()).map(|s| until(s.idle_at));
+        let idle = self
+            .slots
+            .iter()
+            .filter(|s| s.conn.is_some())
+            .map(|s| until(Instant::from_millis(s.timer.deadline().min(i64::MAX as u64) as i64)));
         let clients = self.client.iter().chain(self.eth.iter());
         let calls = clients.flat_map(|c| c.slots.iter().filter_map(|(_, call)| call.as_ref()));
         let deadlines = calls.map(|call| until(call.deadline));
@@ -295,6 +408,7 @@ impl NetStack {
 
     /// Moves bytes between the sockets and their connections; returns whether any moved.
     fn serve(&mut self, now: Instant, handler: &mut dyn Handler) -> bool {
+        let now_ms = millis(now);
         let mut progress = false;
         for slot in &mut self.slots {
             let socket = self.sockets.get_mut::<tcp::Socket>(slot.handle);
@@ -310,7 +424,9 @@ impl NetStack {
                 continue;
             }
             if slot.conn.is_none() {
-                slot.idle_at = now + IDLE_TIMEOUT;
+                slot.timer = Timer::new(now_ms);
+                slot.arrival = self.arrivals;
+                self.arrivals += 1;
             }
             let conn = slot.conn.get_or_insert_with(Conn::new);
             if self.stopping {
@@ -345,23 +461,34 @@ impl NetStack {
                 // The FIN follows the data already queued.
                 socket.close();
             }
-            if active {
-                slot.idle_at = now + IDLE_TIMEOUT;
-                progress = true;
-            } else if now >= slot.idle_at {
-                if conn.finished() || conn.pending_output() > 0 {
+            slot.timer.update(conn.phase(), active, now_ms);
+            progress |= active;
+            // Checked even when bytes moved: a head trickled a byte at a time still runs out.
+            if now_ms >= slot.timer.deadline() {
+                match slot.timer.expiry() {
                     // Already closing, or the client does not read: give up on it.
-                    socket.abort();
-                } else {
-                    conn.end_input();
-                    socket.close();
-                    slot.idle_at = now + IDLE_TIMEOUT;
+                    Expiry::Abort => socket.abort(),
+                    Expiry::Close => {
+                        conn.end_input();
+                        socket.close();
+                        slot.timer.update(conn.phase(), true, now_ms);
+                    }
                 }
                 progress = true;
             }
         }
         progress
     }
+}
+
+/// Whether a socket in `state` carries an established connection (one that may be evicted).
+fn connected(state: State) -> bool {
+    !matches!(state, State::Closed | State::Listen | State::SynSent | State::SynReceived | State::TimeWait)
+}
+
+/// `now` in the milliseconds of [`crate::http::deadline`].
+fn millis(now: Instant) -> u64 {
+    now.total_millis().max(0) as u64
 }
 
 /// Prints a line about a finished call, if there is one.

@@ -280,6 +280,9 @@ impl Node {
         if self.app.avs.calls_pending() {
             println!("avs: stopping with signed responses not yet delivered to the aggregator");
         }
+        if let Some(evicted) = self.net.as_ref().map(NetStack::evicted).filter(|&n| n > 0) {
+            println!("http: {evicted} connections were reset to make room for new ones");
+        }
         let now = self.now();
         println!(
             "stop requested after {} ms up; drained and flushed in {} us: exiting",

@@ -1,5 +1,6 @@
 //! One client connection: bytes in, requests to the handler, response bytes out.
 
+use super::deadline::Phase;
 use super::request::{self, Head};
 use super::response::{CONTINUE, Response};
 use super::{Handler, OUTPUT_HIGH_WATER};
@@ -20,6 +21,8 @@ pub struct Conn {
     out_len: usize,
     /// No more requests are read: close once the output is sent.
     closing: bool,
+    /// A request head was complete on this connection.
+    started: bool,
 }
 
 #[derive(Debug)]
@@ -37,6 +40,23 @@ impl Conn {
     /// Whether the connection reads no more requests (and will close once its output is sent).
     pub fn is_closing(&self) -> bool {
         self.closing
+    }
+
+    /// Where the connection is in its request cycle, for its timeouts
+    /// ([`super::deadline::Timer`]).
+    pub fn phase(&self) -> Phase {
+        let first = !self.started;
+        if self.closing {
+            Phase::Closing
+        } else if self.pending_output() > 0 {
+            Phase::Answering
+        } else if self.pending.is_some() {
+            Phase::Body
+        } else if !self.input.is_empty() {
+            Phase::Head { first }
+        } else {
+            Phase::Waiting { first }
+        }
     }
 
     /// Whether the connection takes more input now.
@@ -124,6 +144,7 @@ impl Conn {
                 Err(status) => self.respond(Response::error(status), false),
                 Ok(Some((head, len))) => {
                     self.input.drain(..len);
+                    self.started = true;
                     match handler.accept(&head.method, &head.target) {
                         // The announced body is not read: the connection cannot go on after it.
                         Err(response) => self.respond(response, head.keep_alive && head.content_length == 0),

@@ -20,10 +20,17 @@
 //! - [`OUTPUT_HIGH_WATER`]: while more response bytes than this wait to be sent, no more input is
 //!   read from the client (backpressure for pipelining clients that do not read).
 //!
-//! The number of connections (at most 64, fewer on a small heap) and the idle timeout belong to
-//! the socket side (`crate::netstack`).
+//! # Timeouts and eviction
+//! [`deadline`] holds the rules, as pure functions of time: a request head must be complete
+//! within [`deadline::HEADER_TIMEOUT_MS`] (10 s) of its start, a kept-alive connection may wait
+//! [`deadline::KEEPALIVE_TIMEOUT_MS`] (20 s) for its next request, and a body or an answer may
+//! stall for [`deadline::STALL_TIMEOUT_MS`] (30 s); when the server is full, the connection
+//! [`deadline::Timer::rank`] puts first makes room for a new one. The socket side
+//! (`crate::netstack`) applies them, and holds the number of connections (at most 64, fewer on
+//! a small heap).
 
 mod conn;
+pub mod deadline;
 mod request;
 mod response;
 

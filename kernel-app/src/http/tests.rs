@@ -265,3 +265,98 @@ fn stops_reading_while_much_output_waits() {
     assert!(conn.wants_input());
     assert_eq!(conn.pending_output(), OUTPUT_HIGH_WATER - 1000);
 }
+
+mod deadlines {
+    use super::super::deadline::*;
+    use super::*;
+
+    const T0: u64 = 1_000;
+
+    #[test]
+    fn the_phase_follows_the_request_cycle() {
+        let mut conn = Conn::new();
+        let mut app = app();
+        assert_eq!(conn.phase(), Phase::Waiting { first: true });
+        conn.receive(b"GET / HTTP/1.1\r\nHo", &mut app);
+        assert_eq!(conn.phase(), Phase::Head { first: true });
+        conn.receive(b"st: x\r\n\r\n", &mut app);
+        assert_eq!(conn.phase(), Phase::Answering);
+        drain(&mut conn, 1000);
+        assert_eq!(conn.phase(), Phase::Waiting { first: false });
+        conn.receive(b"POST /echo HTTP/1.1\r\nContent-Length: 4\r\n\r\nab", &mut app);
+        assert_eq!(conn.phase(), Phase::Body);
+        conn.receive(b"cd", &mut app);
+        drain(&mut conn, 1000);
+        conn.receive(b"GET", &mut app);
+        assert_eq!(conn.phase(), Phase::Head { first: false });
+        conn.end_input();
+        assert_eq!(conn.phase(), Phase::Closing);
+    }
+
+    #[test]
+    fn the_first_head_is_due_from_the_opening_however_it_trickles() {
+        let mut timer = Timer::new(T0);
+        assert_eq!(timer.deadline(), T0 + HEADER_TIMEOUT_MS);
+        // The first byte comes late, then one byte a second: the deadline does not move.
+        timer.update(Phase::Head { first: true }, true, T0 + 9_000);
+        for t in (T0 + 9_000..T0 + 20_000).step_by(1_000) {
+            timer.update(Phase::Head { first: true }, true, t);
+            assert_eq!(timer.deadline(), T0 + HEADER_TIMEOUT_MS, "at {t}");
+        }
+        assert_eq!(timer.expiry(), Expiry::Close);
+    }
+
+    #[test]
+    fn a_kept_alive_connection_gets_the_keepalive_then_a_header_deadline() {
+        let mut timer = Timer::new(T0);
+        timer.update(Phase::Head { first: true }, true, T0 + 5);
+        timer.update(Phase::Answering, true, T0 + 6);
+        let answered = T0 + 7;
+        timer.update(Phase::Waiting { first: false }, true, answered);
+        assert_eq!(timer.deadline(), answered + KEEPALIVE_TIMEOUT_MS);
+        assert_eq!(timer.expiry(), Expiry::Close);
+        // The next head's deadline runs from its first byte.
+        let started = answered + 20_000;
+        timer.update(Phase::Head { first: false }, true, started);
+        timer.update(Phase::Head { first: false }, true, started + 3_000);
+        assert_eq!(timer.deadline(), started + HEADER_TIMEOUT_MS);
+    }
+
+    #[test]
+    fn bodies_answers_and_closes_time_out_only_when_nothing_moves() {
+        for (phase, expiry) in
+            [(Phase::Body, Expiry::Close), (Phase::Answering, Expiry::Abort), (Phase::Closing, Expiry::Abort)]
+        {
+            let mut timer = Timer::new(T0);
+            timer.update(phase, true, T0 + 10);
+            assert_eq!(timer.deadline(), T0 + 10 + STALL_TIMEOUT_MS, "{phase:?}");
+            timer.update(phase, false, T0 + 50_000);
+            assert_eq!(timer.deadline(), T0 + 10 + STALL_TIMEOUT_MS, "{phase:?}: nothing moved");
+            timer.update(phase, true, T0 + 50_000);
+            assert_eq!(timer.deadline(), T0 + 50_000 + STALL_TIMEOUT_MS, "{phase:?}: bytes moved");
+            assert_eq!(timer.expiry(), expiry, "{phase:?}");
+        }
+    }
+
+    #[test]
+    fn eviction_takes_closing_then_the_longest_waiting_then_the_stalest_transfer() {
+        let at = |phase: Phase, t: u64| {
+            let mut timer = Timer::new(t);
+            timer.update(phase, true, t);
+            timer
+        };
+        let fresh_idle = at(Phase::Waiting { first: true }, T0 + 500);
+        let old_idle = at(Phase::Waiting { first: false }, T0 + 100);
+        let slow_head = at(Phase::Head { first: false }, T0 + 50);
+        let old_body = at(Phase::Body, T0);
+        let old_answer = at(Phase::Answering, T0);
+        let closing = at(Phase::Closing, T0 + 900);
+        let mut all = [fresh_idle, old_idle, slow_head, old_body, old_answer, closing];
+        all.sort_by_key(|t| t.rank(false));
+        assert_eq!(all, [closing, slow_head, old_idle, fresh_idle, old_body, old_answer]);
+        // Bytes the client has not acknowledged make any connection count as answering: a
+        // closing connection whose last answer is still in flight is not cut short.
+        assert_eq!(closing.rank(true), (3, T0 + 900));
+        assert!(closing.rank(true) > old_answer.rank(false));
+    }
+}
