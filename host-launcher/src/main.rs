@@ -246,20 +246,21 @@ fn health_check(cli: &Cli, plan: &hac::Plan, log: &Log, attached: &attach::Attac
         hac::units::format_duration_ms(failover.backoff_initial_ms),
         hac::units::format_duration_ms(failover.backoff_max_ms),
     ));
-    let (Some(port), Some(netns)) = (attach::http_port(plan), attached.netns.clone()) else {
+    let Some(http) = attached.published.iter().find(|p| p.name.eq_ignore_ascii_case("http")) else {
         log.launcher("health: no inbound port named HTTP, so no health checks");
         return None;
     };
+    // Through the published port, as clients come: a guest they cannot reach is not healthy.
     let check = HealthCheck {
-        target: std::net::SocketAddr::new(plan.network.guest_address.into(), port),
+        target: http.local_address(),
         interval: Duration::from_millis(failover.health_interval_ms),
         timeout: Duration::from_millis(failover.health_timeout_ms),
-        netns,
     };
     log.launcher(format_args!(
-        "health: GET {} on {} every {} ms; restart after {} ms without an alive answer",
+        "health: GET {} through the published port {} (guest {}) every {} ms; restart after {} ms without an alive answer",
         metrics::HEALTH_PATH,
         check.target,
+        http.guest,
         check.interval.as_millis(),
         check.timeout.as_millis()
     ));

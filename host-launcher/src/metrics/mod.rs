@@ -287,10 +287,54 @@ fn relays(e: &mut Exposition, sources: &Sources) {
     e.family(
         "spacecore_launcher_published_refused_total",
         Kind::Counter,
-        "Connections to each published port closed unrelayed (over the limit, guest not answering).",
+        "Connections to each published port closed unrelayed (over a limit, guest not answering).",
     );
     for (port, c) in &sources.published {
         e.sample_f64("spacecore_launcher_published_refused_total", &[("port", port)], get(&c.refused));
+    }
+    e.family(
+        "spacecore_launcher_published_refused_per_source_total",
+        Kind::Counter,
+        "Of those, connections closed unrelayed because their source address had its share of each published port's connections.",
+    );
+    for (port, c) in &sources.published {
+        e.sample_f64(
+            "spacecore_launcher_published_refused_per_source_total",
+            &[("port", port)],
+            get(&c.refused_per_source),
+        );
+    }
+    e.family(
+        "spacecore_launcher_published_evicted_total",
+        Kind::Counter,
+        "Relayed connections to each published port closed to make room for a new one (the one idle longest, when full).",
+    );
+    for (port, c) in &sources.published {
+        e.sample_f64("spacecore_launcher_published_evicted_total", &[("port", port)], get(&c.evicted));
+    }
+    e.family(
+        "spacecore_launcher_published_idle_closed_total",
+        Kind::Counter,
+        "Relayed connections to each published port closed after the idle timeout without a byte either way.",
+    );
+    for (port, c) in &sources.published {
+        e.sample_f64(
+            "spacecore_launcher_published_idle_closed_total",
+            &[("port", port)],
+            get(&c.idle_closed),
+        );
+    }
+    e.family(
+        "spacecore_launcher_published_open_connections",
+        Kind::Gauge,
+        "Connections being relayed through each published port now.",
+    );
+    for (port, c) in &sources.published {
+        e.sample_f64(
+            "spacecore_launcher_published_open_connections",
+            &[("port", port)],
+            c.open_connections() as f64,
+        );
     }
     e.family(
         "spacecore_launcher_published_bytes_total",

@@ -99,6 +99,10 @@ fn every_family_is_well_formed_and_counts_what_happened() {
     bump(&nic.tx_packets, 3);
     http.bytes_in.fetch_add(77, Relaxed);
     http.accepted.fetch_add(1, Relaxed);
+    http.refused.fetch_add(5, Relaxed);
+    http.refused_per_source.fetch_add(4, Relaxed);
+    http.evicted.fetch_add(6, Relaxed);
+    http.idle_closed.fetch_add(2, Relaxed);
     let (aggregator, eth_rpc) = (&sources.egress[0].1, &sources.egress[1].1);
     aggregator.accepted.fetch_add(1, Relaxed);
     eth_rpc.accepted.fetch_add(3, Relaxed);
@@ -147,6 +151,16 @@ fn every_family_is_well_formed_and_counts_what_happened() {
     assert_eq!(value(published, &format!("{published}{{port=\"HTTP\",direction=\"in\"}}")), Some(77.0));
     let connections = "spacecore_launcher_published_connections_total";
     assert_eq!(value(connections, &format!("{connections}{{port=\"HTTP\"}}")), Some(1.0));
+    for (family, count) in [
+        ("spacecore_launcher_published_refused_total", 5.0),
+        ("spacecore_launcher_published_refused_per_source_total", 4.0),
+        ("spacecore_launcher_published_evicted_total", 6.0),
+        ("spacecore_launcher_published_idle_closed_total", 2.0),
+        ("spacecore_launcher_published_open_connections", 0.0),
+    ] {
+        assert_eq!(value(family, &format!("{family}{{port=\"HTTP\"}}")), Some(count), "{family}");
+    }
+    assert_eq!(families["spacecore_launcher_published_open_connections"].kind, "gauge");
     let health = "spacecore_launcher_health_checks_total";
     assert_eq!(value(health, &format!("{health}{{result=\"failed\"}}")), Some(1.0));
     assert_eq!(

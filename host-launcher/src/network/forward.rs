@@ -3,18 +3,45 @@
 //!
 //! The listener is bound in the launcher's own namespace (so it is reachable from the host);
 //! the acceptor thread then enters the spacecore's namespace, so the sockets it opens towards
-//! the guest live there. Each connection gets two copying threads ([`super::relay`]);
-//! connections beyond [`MAX_CONNECTIONS`] are closed at once.
+//! the guest live there. Each connection gets two copying threads ([`super::relay`]).
+//!
+//! # Connection floods
+//! Each published port relays within [`LIMITS`] ([`super::admission`]):
+//! - at most [`MAX_CONNECTIONS`] connections at once; when that many are relayed, the one idle
+//!   longest is closed to make room for a new one, so idle connections cannot keep clients out;
+//! - at most [`PER_SOURCE`] of them from one source address; more from it are closed as soon as
+//!   they are accepted, so one address cannot take the slots of the others;
+//! - a connection with no byte either way for [`IDLE_TIMEOUT`] is closed.
+//!
+//! Each is counted ([`ForwardCounters`]: `refused_per_source`, `evicted`, `idle_closed`). The
+//! guest applies its own header and keep-alive timeouts and makes room the same way
+//! (`docs/guest.md`). The launcher raises its own soft limit of open files to the hard limit
+//! when it publishes a port: each relayed connection holds two descriptors.
 
+use super::admission::Limits;
 use super::netns::Netns;
 use super::relay;
 pub use super::relay::ForwardCounters;
 use std::io::ErrorKind;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Connections forwarded at once per published port.
 pub const MAX_CONNECTIONS: usize = 256;
+/// Connections forwarded at once per published port from one source address.
+pub const PER_SOURCE: usize = 32;
+/// A forwarded connection with no byte either way for this long is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The limits of every published port.
+pub const LIMITS: Limits = Limits {
+    max: MAX_CONNECTIONS,
+    per_source: PER_SOURCE,
+    evict: true,
+    idle_timeout: Some(IDLE_TIMEOUT),
+    retry_refused: true,
+    connect_on_data: true,
+};
 
 /// Why a port could not be published.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +67,19 @@ pub struct Published {
     pub counters: Arc<ForwardCounters>,
 }
 
+impl Published {
+    /// Where a process on this host reaches the port: its address, or loopback when it listens
+    /// on every address (`0.0.0.0`, `::`). The supervisor's health checks call it there.
+    pub fn local_address(&self) -> SocketAddr {
+        let ip = match self.host.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        SocketAddr::new(ip, self.host.port())
+    }
+}
+
 /// Binds `host` and forwards its connections to `guest` inside `netns`.
 pub fn publish(
     name: &str,
@@ -53,17 +93,32 @@ pub fn publish(
         source,
     })?;
     let bound = listener.local_addr().unwrap_or(host);
+    raise_open_files_limit();
     let counters = Arc::new(ForwardCounters::default());
     let thread_counters = counters.clone();
     std::thread::Builder::new()
         .name(format!("publish-{name}"))
         .spawn(move || {
             if netns.enter().is_ok() {
-                relay::serve(&listener, guest, MAX_CONNECTIONS, &thread_counters);
+                relay::serve(&listener, guest, LIMITS, &thread_counters);
             }
         })
         .map_err(|e| ForwardError::Thread(name.into(), e))?;
     Ok(Published { name: name.into(), host: bound, guest, counters })
+}
+
+/// Raises the soft limit of open files to the hard one (systemd's default soft limit, 1024, is
+/// less than two descriptors for each of [`MAX_CONNECTIONS`] connections on a few ports).
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one `rlimit` to a valid, exclusively borrowed place.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 || limit.rlim_cur >= limit.rlim_max {
+        return;
+    }
+    limit.rlim_cur = limit.rlim_max;
+    // SAFETY: setrlimit reads one valid `rlimit`; raising the soft limit up to the hard one needs
+    // no privilege. On failure the old limit stays, which only lowers how many connections fit.
+    let _ = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
 }
 
 #[cfg(test)]

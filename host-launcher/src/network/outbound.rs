@@ -11,6 +11,7 @@
 //! ([`super::relay`]); a connection the endpoint refuses (or does not take within
 //! [`super::relay::CONNECT_TIMEOUT`]) closes the guest's connection, which the guest retries.
 
+use super::admission::Limits;
 use super::netns::{Netns, NetnsError};
 use super::relay::{self, ForwardCounters};
 use std::net::{SocketAddr, TcpListener};
@@ -18,6 +19,18 @@ use std::sync::Arc;
 
 /// Connections relayed at once, per endpoint.
 pub const MAX_CONNECTIONS: usize = 64;
+
+/// An endpoint's relay: [`MAX_CONNECTIONS`] at once, more refused (the only client is the
+/// guest, so there is no per-source share to keep and no one to evict for), no idle timeout (a
+/// websocket to `eth_ws` may rightly be quiet for long).
+pub const LIMITS: Limits = Limits {
+    max: MAX_CONNECTIONS,
+    per_source: MAX_CONNECTIONS,
+    evict: false,
+    idle_timeout: None,
+    retry_refused: false,
+    connect_on_data: false,
+};
 
 /// Why the path to an endpoint could not be set up; each message starts with the endpoint's
 /// spec key (`spec.avs.NAME`).
@@ -85,7 +98,7 @@ pub fn start(
     // leave from there.
     std::thread::Builder::new()
         .name(format!("egress-{name}"))
-        .spawn(move || relay::serve(&listener, target, MAX_CONNECTIONS, &thread_counters))
+        .spawn(move || relay::serve(&listener, target, LIMITS, &thread_counters))
         .map_err(|source| OutboundError::Thread { name: name.into(), source })?;
     Ok(Egress { name: name.into(), guest_side, target, counters })
 }

@@ -1,15 +1,17 @@
-//! Health checks: while a guest runs, a thread in the spacecore's network namespace calls its
-//! `GET /eigen/node/health` every `health_interval`, each call given `health_interval` to
-//! answer. A check fails when the guest does not answer in time, refuses the connection, or
-//! answers 503; any other answer (200 healthy, 206 partially healthy) means it is alive. A
-//! guest with no alive answer for `health_timeout` (counted from the start of its boot, so a
-//! guest that never becomes ready counts too) is ended with [`Outcome::Unhealthy`], which the
-//! supervisor restarts like any other failure. A hung guest (spinning without hypercalls)
-//! answers nothing and is caught this way.
+//! Health checks: while a guest runs, a thread calls its `GET /eigen/node/health` every
+//! `health_interval`, each call given `health_interval` to answer, through the published HTTP
+//! port, as every client does: the host listener, the relay with its limits
+//! ([`crate::network::forward`]), the guest's server. So a guest that clients cannot reach (a
+//! flood that keeps them out, a relay that cannot connect) fails its checks too, not only a
+//! guest that hangs. A check fails when no answer comes in time, the connection is refused or
+//! closed unanswered, or the answer is 503; any other answer (200 healthy, 206 partially
+//! healthy) means it is alive. A guest with no alive answer for `health_timeout` (counted from
+//! the start of its boot, so a guest that never becomes ready counts too) is ended with
+//! [`Outcome::Unhealthy`], which the supervisor restarts like any other failure. A hung guest
+//! (spinning without hypercalls) answers nothing and is caught this way.
 
 use crate::metrics::{HEALTH_PATH, Stats};
 use crate::network::guest_http;
-use crate::network::netns::Netns;
 use crate::output::{Level, Log};
 use crate::vmm::{Outcome, RunHandle};
 use std::net::SocketAddr;
@@ -20,14 +22,13 @@ use std::time::{Duration, Instant};
 /// Where and how often to check.
 #[derive(Debug, Clone)]
 pub struct HealthCheck {
-    /// The guest's HTTP address, inside the namespace.
+    /// The published HTTP port, as a process on the host reaches it
+    /// ([`crate::network::forward::Published::local_address`]).
     pub target: SocketAddr,
     /// `spec.failover.health_interval`.
     pub interval: Duration,
     /// `spec.failover.health_timeout`.
     pub timeout: Duration,
-    /// The spacecore's namespace.
-    pub netns: Arc<Netns>,
 }
 
 /// The result of one check.
@@ -39,7 +40,7 @@ pub enum Check {
     Failed(String),
 }
 
-/// Checks the guest's health once; the calling thread must be in the namespace.
+/// Checks the guest's health once, at `target`.
 pub fn check(target: SocketAddr, timeout: Duration) -> Check {
     match guest_http::get(target, HEALTH_PATH, timeout, 64 * 1024) {
         Ok(answer) if answer.status == 503 => Check::Failed("answered 503".into()),
@@ -51,20 +52,15 @@ pub fn check(target: SocketAddr, timeout: Duration) -> Check {
     }
 }
 
-/// Checks the health of the guest `run` until the run ends, on a thread of its own.
+/// Checks the health of the guest `run` until the run ends, on a thread of its own (in the
+/// caller's network namespace, the launcher's, where the published port is reached).
 pub fn watch(
     check: HealthCheck,
     run: RunHandle,
     stats: Arc<Stats>,
     log: Log,
 ) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new().name("health".into()).spawn(move || {
-        if let Err(e) = check.netns.enter() {
-            log.event(Level::Warn, format_args!("health checks off for this boot: {e}"), &[]);
-            return;
-        }
-        watch_here(&check, &run, &stats, &log);
-    })
+    std::thread::Builder::new().name("health".into()).spawn(move || watch_here(&check, &run, &stats, &log))
 }
 
 fn watch_here(health: &HealthCheck, run: &RunHandle, stats: &Stats, log: &Log) {
@@ -169,7 +165,6 @@ mod tests {
             target: server(status),
             interval: Duration::from_millis(20),
             timeout: Duration::from_millis(timeout_ms),
-            netns: Arc::new(Netns::current().unwrap()),
         };
         let run = RunHandle::for_tests(1);
         run.set_ready();
