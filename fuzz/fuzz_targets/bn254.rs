@@ -1,23 +1,5 @@
-//! BN254 G1 points and signatures (the first 64 bytes) and G2 points (the first 128 bytes) from
-//! arbitrary bytes: parsing never panics, and what parses is canonical (coordinates below p, on
-//! the curve, in the subgroup, not the identity): `to_bytes` gives back the input.
+//! The `bn254` fuzz target: [`spacecore_fuzz::targets::bn254`] (its doc says what it checks), also
+//! replayed over `corpus/bn254/` by the workspace's tests.
 #![no_main]
 
-use avs_protocol::bn254::{G1_LEN, G1Point, G2_LEN, G2Point, Signature};
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    if let Some(bytes) = data.first_chunk::<G1_LEN>() {
-        if let Ok(point) = G1Point::from_bytes(bytes) {
-            assert_eq!(&point.to_bytes(), bytes, "a G1 point not in canonical form was accepted");
-        }
-        if let Ok(signature) = Signature::from_bytes(bytes) {
-            assert_eq!(&signature.to_bytes(), bytes, "a signature not in canonical form was accepted");
-        }
-    }
-    if let Some(bytes) = data.first_chunk::<G2_LEN>()
-        && let Ok(point) = G2Point::from_bytes(bytes)
-    {
-        assert_eq!(&point.to_bytes(), bytes, "a G2 point not in canonical form was accepted");
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| spacecore_fuzz::targets::bn254::run(data));

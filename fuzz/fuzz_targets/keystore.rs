@@ -1,13 +1,5 @@
-//! `eip2335::Keystore::from_json` on arbitrary text (never `decrypt`: key derivation is slow on
-//! purpose): it never panics, and a keystore that parses is written and read back unchanged.
+//! The `keystore` fuzz target: [`spacecore_fuzz::targets::keystore`] (its doc says what it checks), also
+//! replayed over `corpus/keystore/` by the workspace's tests.
 #![no_main]
 
-use eip2335::Keystore;
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
-    let Ok(keystore) = Keystore::from_json(text) else { return };
-    let json = keystore.to_json();
-    assert_eq!(Keystore::from_json(&json), Ok(keystore), "{json}");
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| spacecore_fuzz::targets::keystore::run(data));

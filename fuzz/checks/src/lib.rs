@@ -1,6 +1,8 @@
-//! What the fuzz targets share: the input formats of the structured targets (decoded here, and
-//! encoded for the seed corpora by `examples/seeds.rs`), guest memory with virtqueues in it, and
-//! the fake backends the device targets run against.
+//! The fuzz targets' bodies ([`targets`], one `run` per target of `fuzz/fuzz_targets/`) and what
+//! they share: the input formats of the structured targets (decoded here, and encoded for the
+//! seed corpora by `fuzz/examples/seeds.rs`), guest memory with virtqueues in it, and the fake
+//! backends the device targets run against. It builds on stable: libFuzzer runs the bodies from
+//! `fuzz/` (nightly), and `tests/corpus.rs` replays every committed seed through them.
 //!
 //! The text targets (`spec`, `avs_json`, `keystore`) and `bls` take their input as it is; the
 //! formats below are for the others. Every format accepts every byte string: missing bytes read
@@ -10,6 +12,7 @@ pub mod disk;
 pub mod fakes;
 pub mod mmio_ops;
 pub mod ring;
+pub mod targets;
 
 /// Reads an input from the front; past its end every read gives zeros.
 #[derive(Debug, Clone)]
