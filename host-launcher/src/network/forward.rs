@@ -11,7 +11,10 @@
 //!   longest is closed to make room for a new one, so idle connections cannot keep clients out;
 //! - at most [`PER_SOURCE`] of them from one source address; more from it are closed as soon as
 //!   they are accepted, so one address cannot take the slots of the others;
-//! - a connection with no byte either way for [`IDLE_TIMEOUT`] is closed.
+//! - a connection with no byte either way for [`IDLE_TIMEOUT`] is closed;
+//! - the guest is connected to only once the client has sent something, so a client that
+//!   connects and stays silent never takes a guest socket; a guest that refuses (all its sockets
+//!   mid-handshake in a burst, or restarting) is tried again within the connect timeout.
 //!
 //! Each is counted ([`ForwardCounters`]: `refused_per_source`, `evicted`, `idle_closed`). The
 //! guest applies its own header and keep-alive timeouts and makes room the same way
