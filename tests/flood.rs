@@ -5,6 +5,8 @@
 //!   the relay makes room; stalled heads reach it and the guest makes room);
 //! - one address is held to its share of the published port (the relay's per-source limit) and
 //!   refused beyond it, while another address is served; the refusal is counted in `/metrics`;
+//! - the supervisor's health checks come through the published port like any client, so when
+//!   clients (here: from loopback) are kept out, the guest is judged unhealthy and restarted;
 //! - the guest alone (reached from inside the namespace, without the relay) makes room for a new
 //!   connection when its sockets are all taken, and closes a connection that does not finish its
 //!   request head, or does not send its next request, in time.
@@ -38,9 +40,16 @@ const PARTIAL_HEAD: &[u8] = b"GET / HTTP/1.1\r\nHost: spacecore\r\n";
 /// Boots a spacecore with its HTTP port published on loopback and the launcher's metrics on;
 /// returns the launcher, the published address and the metrics address.
 fn boot(specs: &Specs, name: &str) -> (Running, SocketAddr, SocketAddr) {
-    let tables = "[spec.networking.inbound_ports]\nHTTP = 80\n[spec.networking.publish]\nHTTP = 0\n\
-                  [spec.observability]\nmonitoring = \"Prometheus\"\nmetrics_address = \"127.0.0.1:0\"\n";
-    let spec = specs.spacecore(name, "cpu = 1\nmemory = \"256Mi\"", tables, "{image}");
+    boot_with(specs, name, "")
+}
+
+/// [`boot`] with more spec tables.
+fn boot_with(specs: &Specs, name: &str, more: &str) -> (Running, SocketAddr, SocketAddr) {
+    let tables = format!(
+        "[spec.networking.inbound_ports]\nHTTP = 80\n[spec.networking.publish]\nHTTP = 0\n\
+         [spec.observability]\nmonitoring = \"Prometheus\"\nmetrics_address = \"127.0.0.1:0\"\n{more}"
+    );
+    let spec = specs.spacecore(name, "cpu = 1\nmemory = \"256Mi\"", &tables, "{image}");
     let mut run = specs.start(&[spec.to_str().unwrap()]);
     assert!(run.wait_for(" launcher] ready in ", LIMIT), "never ready: {:#?}", run.seen);
     let http = published(&run.seen, "HTTP").expect("a published HTTP line");
@@ -269,6 +278,52 @@ fn one_address_past_its_share_is_refused_while_another_is_served() {
     assert!(sample(&text, "spacecore_launcher_published_refused_total{port=\"HTTP\"}") >= 1.0);
     assert_eq!(sample(&text, "spacecore_launcher_published_evicted_total{port=\"HTTP\"}"), 0.0);
     drop(held);
+    stop(run);
+}
+
+#[test]
+fn health_checks_take_the_clients_path_and_fail_when_clients_are_kept_out() {
+    if !kvm_available("health_checks_take_the_clients_path_and_fail_when_clients_are_kept_out") {
+        return;
+    }
+    let specs = Specs::new();
+    let failover = "[spec.failover]\nstrategy = \"auto-recovery\"\nhealth_interval = \"100ms\"\n\
+                    health_timeout = \"1s\"\n";
+    let (mut run, http, metrics) = boot_with(&specs, "flood-health", failover);
+    let line = format!(" launcher] health: GET /eigen/node/health through the published port {http} (guest ");
+    assert!(run.seen.iter().any(|l| l.contains(&line)), "no `{line}` in {:#?}", run.seen);
+    // With no client at all, the published port counts the checks' connections.
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let text = scrape(metrics);
+        let alive = sample(&text, "spacecore_launcher_health_checks_total{result=\"alive\"}");
+        let through = sample(&text, "spacecore_launcher_published_connections_total{port=\"HTTP\"}");
+        if alive >= 3.0 {
+            assert!(through >= alive, "{alive} alive checks but {through} connections on the port\n{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never 3 alive checks: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Loopback's share of the port taken by silent connections: the checks, which come from
+    // loopback, are refused like any client from there, and the guest is judged unhealthy.
+    let held: Vec<TcpStream> = (0..PER_SOURCE)
+        .map(|i| connect_from(Ipv4Addr::LOCALHOST, http).unwrap_or_else(|e| panic!("connection {i}: {e}")))
+        .collect();
+    for needle in [
+        " launcher] health: check failed (",
+        " launcher] guest failed its health checks: no alive answer for ",
+        " launcher] restart 1 after failed health checks",
+        " launcher] recovered in ",
+    ] {
+        assert!(run.wait_for(needle, LIMIT), "no `{needle}` in {:#?}", run.seen);
+    }
+    // The restart closed the connections relayed to the guest that was judged unhealthy.
+    for mut stream in held {
+        assert!(ended(&mut stream).is_ok(), "a silent connection outlived the restart");
+    }
+    let mut client = connect_from(CLIENT, http).expect("connect after the restart");
+    assert_eq!(get(&mut client, "/", true).map(|(status, _)| status), Ok(200));
     stop(run);
 }
 
