@@ -8,7 +8,7 @@ use avs_protocol::{Scheme, TaskResponse, U256};
 use serde_json::{Value, json};
 use spacecore_tests::cluster::{
     Aggregator, AggregatorOptions, Cluster, Node, Operator, Registration, Tools, decided, events, free_port,
-    hex_field, new_task, operator_toml, post_task, run_cli, status,
+    hex_field, new_task, operator_toml, post_task, post_unsigned_task, run_cli, status,
 };
 use spacecore_tests::{independent, kvm_available};
 use std::time::Duration;
@@ -255,6 +255,17 @@ fn malformed_tasks_get_400_and_the_node_keeps_serving() {
         assert_eq!(code, 400, "{:?}: {answer}", String::from_utf8_lossy(body));
         assert!(answer["error"].is_string(), "{answer}");
     }
+    // Only the task source can make the node sign: an unsigned task, or one signed by another
+    // key, with an index near u32::MAX (which would make the signing history refuse every
+    // later task) is refused with 401 and leaves the history untouched (task 5 signs below).
+    let poison = task(u32::MAX - 1, "3");
+    let (code, answer) = post_unsigned_task(addr, poison.to_string().as_bytes());
+    assert_eq!(code, 401, "unsigned: {answer}");
+    let forger = avs_protocol::ecdsa::SecretKey::from_bytes(&[0x66; 32]).unwrap();
+    let forged = avs_protocol::intake::AuthorizedTask::sign(serde_json::from_value(poison).unwrap(), &forger);
+    let (code, answer) = post_unsigned_task(addr, &serde_json::to_vec(&forged).unwrap());
+    assert_eq!(code, 401, "signed by another key: {answer}");
+    assert!(answer["error"].as_str().unwrap().contains("not the task source's"), "{answer}");
     // 2^128 squares past uint256: a task that cannot be answered.
     let (code, answer) =
         post_task(addr, task(4, "340282366920938463463374607431768211456").to_string().as_bytes());

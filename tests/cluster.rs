@@ -540,6 +540,48 @@ impl Cluster {
     }
 }
 
+/// The task source of every cluster and test: the key the aggregator signs pushed tasks with
+/// (`--task-signer-keystore`), whose address every node's spec names (`spec.avs.task_signer`).
+pub fn task_source() -> avs_protocol::ecdsa::SecretKey {
+    avs_protocol::ecdsa::SecretKey::from_bytes(&[0x7a; 32]).expect("a valid secp256k1 key")
+}
+
+/// [`task_source`]'s address, `0x` and 40 hex digits, as a spec names it.
+pub fn task_source_address() -> String {
+    to_hex(&task_source().address())
+}
+
+/// Writes [`task_source`]'s Ethereum v3 keystore (cheap PBKDF2) and its password file into
+/// `dir`; returns their paths.
+pub fn write_task_source(dir: &Path) -> (PathBuf, PathBuf) {
+    const PASSWORD: &str = "task source of the tests";
+    let secret = task_source().to_bytes();
+    let keystore = eip2335::web3::EcdsaKeystore::encrypt(
+        &secret,
+        PASSWORD.as_bytes(),
+        Some(task_source().address()),
+        eip2335::Kdf::Pbkdf2 { c: 16 },
+        [7; 32],
+        [8; 16],
+        "5a0c2b8e-6d1f-4f3a-9b7e-2c4d6e8f0a1b",
+    )
+    .expect("encrypt the task source's key");
+    let (path, password) = (dir.join("task-source.json"), dir.join("task-source.password"));
+    std::fs::write(&path, keystore.to_json()).expect("write the task source's keystore");
+    std::fs::write(&password, PASSWORD).expect("write its password");
+    (path, password)
+}
+
+/// `body` signed by [`task_source`] when it is a task (as the aggregator sends it); any other
+/// body as it is.
+pub fn authorize(body: &[u8]) -> Vec<u8> {
+    match serde_json::from_slice::<avs_protocol::NewTask>(body) {
+        Ok(task) => serde_json::to_vec(&avs_protocol::intake::AuthorizedTask::sign(task, &task_source()))
+            .expect("encode"),
+        Err(_) => body.to_vec(),
+    }
+}
+
 /// Makes the operator `name` and its spacecore's spec and disk, the key file imported.
 fn provision(
     tools: &Tools,
@@ -550,11 +592,17 @@ fn provision(
     setup: &NodeSetup,
 ) -> Node {
     let operator = Operator::create_with(&tools.cli, root, name, scheme);
+    // A node that reads its tasks from the chain takes none pushed: no task source.
+    let task_signer = if setup.tables.contains("task_manager") {
+        String::new()
+    } else {
+        format!("task_signer = \"{}\"\n", task_source_address())
+    };
     let tables = format!(
         "[spec.storage]\npath = \"disk.img\"\n\
          [spec.networking.inbound_ports]\nHTTP = 80\n[spec.networking.publish]\nHTTP = 0\n\
          [spec.avs]\naggregator = \"{aggregator}\"\nscheme = \"{}\"\n\
-         keystore_password_file = \"{PASSWORD_FILE}\"\n{}",
+         keystore_password_file = \"{PASSWORD_FILE}\"\n{task_signer}{}",
         scheme, setup.tables
     );
     let memory = setup.memory.as_deref().unwrap_or(MEMORY);
@@ -655,7 +703,9 @@ impl Aggregator {
         dir: &Path,
     ) -> Aggregator {
         let mut cmd = Command::new(program);
+        let (keystore, password) = write_task_source(dir);
         cmd.arg("--operators").arg(operators);
+        cmd.arg("--task-signer-keystore").arg(keystore).arg("--task-signer-password").arg(password);
         Aggregator::spawn(cmd, listen, options, dir)
     }
 
@@ -814,8 +864,14 @@ pub fn new_task(created: &Value) -> Value {
     })
 }
 
-/// POSTs `body` to `addr`'s `/task`; the status and the answer (`Value::Null` if not JSON).
+/// POSTs `body` to `addr`'s `/task`, signed by the task source if it is a task
+/// ([`authorize`]); the status and the answer (`Value::Null` if not JSON).
 pub fn post_task(addr: SocketAddr, body: &[u8]) -> (u16, Value) {
+    post_unsigned_task(addr, &authorize(body))
+}
+
+/// POSTs `body` to `addr`'s `/task` as it is; the status and the answer.
+pub fn post_unsigned_task(addr: SocketAddr, body: &[u8]) -> (u16, Value) {
     let (status, answer) = http_json(&mut connect(addr), "POST", "/task", body);
     (status, serde_json::from_slice(&answer).unwrap_or(Value::Null))
 }

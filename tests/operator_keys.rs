@@ -9,6 +9,7 @@
 use avs_protocol::encoding::{from_hex, to_hex};
 use avs_protocol::{SignedTaskResponse, TaskResponse, U256, bls, bn254, ecdsa, keccak256};
 use serde_json::{Value, json};
+use spacecore_tests::cluster::{authorize, task_source_address};
 use spacecore_tests::{Running, Specs, connect, http, http_json, kvm_available, published};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -140,9 +141,10 @@ impl Operator {
         let tables = format!(
             "[spec.storage]\npath = \"{}\"\n[spec.networking.inbound_ports]\nHTTP = 8080\n\
              [spec.networking.publish]\nHTTP = 0\n[spec.avs]\naggregator = \"127.0.0.1:9\"\n\
-             keystore_password_file = \"{}\"\n{avs}\n",
+             keystore_password_file = \"{}\"\ntask_signer = \"{}\"\n{avs}\n",
             self.disk.display(),
-            self.password_file.display()
+            self.password_file.display(),
+            task_source_address()
         );
         let spec =
             specs.spacecore(name, "cpu = 1\nmemory = \"128Mi\"\nstorage = \"64Mi\"", &tables, "{image}");
@@ -159,8 +161,10 @@ fn task(index: u32, number: u64) -> Value {
            "quorum_numbers": "0x00", "quorum_threshold_percentage": 67}})
 }
 
+/// POSTs the task `body`, signed by the task source.
 fn post_task(addr: std::net::SocketAddr, body: &Value) -> (u16, String) {
-    let (code, body) = http_json(&mut connect(addr), "POST", "/task", body.to_string().as_bytes());
+    let signed = authorize(body.to_string().as_bytes());
+    let (code, body) = http_json(&mut connect(addr), "POST", "/task", &signed);
     (code, String::from_utf8(body).unwrap())
 }
 

@@ -237,6 +237,7 @@ fn without_auto_recovery_a_panic_ends_the_launcher_with_the_guest_status() {
 /// `POST /task` on a new connection; `None` when the connection fails or ends unanswered (the
 /// node is stopping), so a writer racing a stop never panics.
 fn try_post_task(addr: SocketAddr, body: &[u8]) -> Option<(u16, Value)> {
+    let body = &spacecore_tests::cluster::authorize(body);
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
     stream.set_read_timeout(Some(LIMIT)).ok()?;
     let head = format!(

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use avs_protocol::intake::AuthorizedTask;
 use avs_protocol::{NewTask, Task, U256};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -45,6 +46,10 @@ pub struct GeneratorConfig {
     pub first_block: u32,
     /// Time allowed for each POST to an operator.
     pub delivery_timeout: Duration,
+    /// The task source's key: every task sent carries its signature
+    /// ([`avs_protocol::intake`]), which nodes whose `spec.avs.task_signer` is its address
+    /// require. `None`: tasks are sent unsigned, and nodes refuse them (401).
+    pub task_signer: Option<avs_protocol::ecdsa::SecretKey>,
 }
 
 impl GeneratorConfig {
@@ -159,6 +164,7 @@ pub async fn run(
 ) -> u32 {
     let limit = config.tasks.unwrap_or(u32::MAX);
     let timeout = config.delivery_timeout;
+    let config_signer = config.task_signer.clone();
     let mut ticker = tokio::time::interval(config.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut maker = TaskMaker::new(config);
@@ -175,7 +181,11 @@ pub async fn run(
             continue;
         }
         created += 1;
-        let body = match serde_json::to_vec(&task) {
+        let request = match &config_signer {
+            Some(key) => AuthorizedTask::sign(task.clone(), key),
+            None => AuthorizedTask::unsigned(task.clone()),
+        };
+        let body = match serde_json::to_vec(&request) {
             Ok(body) => body,
             Err(e) => {
                 eprintln!("aggregator: task {index} cannot be encoded: {e}");

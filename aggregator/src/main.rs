@@ -51,6 +51,14 @@ struct Cli {
     /// Chain mode: longest wait for a transaction's receipt.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     tx_timeout: Duration,
+    /// Static mode: the task source's Ethereum v3 keystore. Every task sent to a node carries
+    /// its signature; a node takes pushed tasks only from the address its spec names
+    /// (`spec.avs.task_signer`). Without it, tasks are sent unsigned and nodes refuse them.
+    #[arg(long, value_name = "FILE", requires = "task_signer_password", conflicts_with = "eth_rpc")]
+    task_signer_keystore: Option<PathBuf>,
+    /// Static mode: the file holding the task source keystore's password.
+    #[arg(long, value_name = "FILE", requires = "task_signer_keystore")]
+    task_signer_password: Option<PathBuf>,
     /// Address of the JSON-RPC server (path `/`).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8090")]
     listen: SocketAddr,
@@ -137,6 +145,29 @@ fn parse_address(text: &str) -> Result<Address, String> {
         return Err(format!("{text:?} is not 0x and 40 hex digits"));
     }
     text.parse().map_err(|e| format!("{text:?}: {e}"))
+}
+
+/// The task source's key (`--task-signer-keystore`), decrypted; static mode only.
+fn task_signer(cli: &Cli) -> anyhow::Result<Option<avs_protocol::ecdsa::SecretKey>> {
+    let (Some(keystore), Some(password)) = (&cli.task_signer_keystore, &cli.task_signer_password) else {
+        if cli.eth_rpc.is_none() {
+            eprintln!(
+                "aggregator: warning: no --task-signer-keystore: tasks are sent unsigned, and nodes refuse \
+                 pushed tasks that do not carry their task source's signature"
+            );
+        }
+        return Ok(None);
+    };
+    let signer =
+        aggregator::chain::keys::load_signer(keystore, password).context("--task-signer-keystore")?;
+    let key = avs_protocol::ecdsa::SecretKey::from_bytes(&signer.to_bytes().0)
+        .map_err(|e| anyhow::anyhow!("--task-signer-keystore: {e}"))?;
+    eprintln!("aggregator: tasks are signed by the task source 0x{}", hex(&key.address()));
+    Ok(Some(key))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The chain options, with both keys decrypted.
@@ -241,6 +272,7 @@ async fn serve(
         }
     };
     let clock_seed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
+    let task_signer = task_signer(cli)?;
     let generator = GeneratorConfig {
         interval: cli.task_interval,
         tasks: cli.tasks,
@@ -250,6 +282,7 @@ async fn serve(
         seed: cli.seed.unwrap_or(clock_seed),
         first_block: cli.first_block,
         delivery_timeout: cli.delivery_timeout,
+        task_signer,
     };
     let on_chain = chain.is_some();
     let config = Config {

@@ -525,6 +525,7 @@ async fn bn254_round_over_json_rpc_with_one_wrong_key() {
         seed: 1,
         first_block: 1,
         delivery_timeout: Duration::from_secs(2),
+        task_signer: None,
     };
     let config = Config {
         operators: Some(operators),

@@ -20,6 +20,7 @@ fn config(numbers: Numbers) -> GeneratorConfig {
         seed: 42,
         first_block: 100,
         delivery_timeout: Duration::from_secs(2),
+        task_signer: None,
     }
 }
 

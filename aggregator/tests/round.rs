@@ -23,7 +23,13 @@ fn generator(tasks: u32, threshold: u32) -> GeneratorConfig {
         seed: 1,
         first_block: 10,
         delivery_timeout: Duration::from_secs(2),
+        task_signer: None,
     }
+}
+
+/// The task source's key of these tests.
+fn task_source() -> avs_protocol::ecdsa::SecretKey {
+    avs_protocol::ecdsa::SecretKey::from_bytes(&[0x33; 32]).unwrap()
 }
 
 fn loopback() -> SocketAddr {
@@ -61,7 +67,7 @@ async fn three_operators_reach_quorum_at_66_percent_despite_a_wrong_key() {
         listen: loopback(),
         metrics: loopback(),
         task_expiry: Duration::from_secs(10),
-        generator: Some(generator(2, 66)),
+        generator: Some(GeneratorConfig { task_signer: Some(task_source()), ..generator(2, 66) }),
         decision_log: log,
     };
     let mut aggregator = Aggregator::start(config).await.unwrap();
@@ -96,10 +102,16 @@ async fn three_operators_reach_quorum_at_66_percent_despite_a_wrong_key() {
     assert_eq!(aggregator.wait_generator().await, Some(2));
     assert!(aggregator.drain(Duration::from_secs(5)).await);
 
-    // Every node got both tasks, as published JSON.
+    // Every node got both tasks, as published JSON, each signed by the task source.
     for op in [&a, &b, &c] {
         let tasks = op.tasks.lock().unwrap().clone();
         assert_eq!(tasks.len(), 2);
+        for (request, task) in op.authorizations.lock().unwrap().iter().zip(&tasks) {
+            let verified = request.clone().verify(&task_source().address());
+            assert_eq!(verified.as_ref(), Ok(task), "the task source's signature over the task");
+            let other = avs_protocol::ecdsa::SecretKey::from_bytes(&[0x44; 32]).unwrap();
+            assert!(request.clone().verify(&other.address()).is_err());
+        }
         assert_eq!(tasks[1].task.task_created_block, 11);
         assert_eq!(tasks[1].task.quorum_threshold_percentage, 66);
     }

@@ -305,6 +305,11 @@ pub struct AvsPlan {
     /// `confirmations`: blocks on top of a block before the guest reads its tasks, 0..=10000;
     /// `None`: the guest's default, 2.
     pub confirmations: Option<u32>,
+    /// `task_signer`: the task source, the Ethereum address whose signature a task pushed with
+    /// `POST /task` must carry. `None`: the node refuses every pushed task (401). Serialised as
+    /// `0x` and lower-case hex.
+    #[serde(serialize_with = "address_hex")]
+    pub task_signer: Option<[u8; 20]>,
 }
 
 /// A contract address as `0x` and 40 lower-case hex digits (`null` for none).

@@ -56,8 +56,10 @@ const AVS_KEYS: &[&str] = &[
     "eth_ws",
     "task_manager",
     "confirmations",
+    "task_signer",
 ];
 const TASK_MANAGER_EXPECTED: &str = "the TaskManager contract's address, \"0x\" and 40 hex digits";
+const TASK_SIGNER_EXPECTED: &str = "the Ethereum address of the task source's key, \"0x\" and 40 hex digits";
 const CONFIRMATIONS_EXPECTED: &str =
     "an integer 0..=10000 (blocks on top of a block before its tasks are read)";
 const SECURITY_KEYS: &[&str] = &["attestation", "isolation"];
@@ -432,6 +434,22 @@ fn avs(table: &Table<'_, '_>, spec_dir: &Path, network: &NetworkPlan) -> Result<
             Ok(n)
         })
         .transpose()?;
+    let task_signer = table
+        .get("task_signer")
+        .map(|item| {
+            let text = item.string(TASK_SIGNER_EXPECTED)?;
+            let address = contract_address(text)
+                .ok_or_else(|| item.error(format!("{text:?} is not an address; expected {TASK_SIGNER_EXPECTED}")))?;
+            if task_manager.is_some() {
+                return Err(item.key_error(
+                    "task_signer authorises tasks pushed with POST /task, but a node with task_manager reads its \
+                     tasks from the chain and refuses pushed ones: remove one of the two"
+                        .to_owned(),
+                ));
+            }
+            Ok(address)
+        })
+        .transpose()?;
     Ok(AvsPlan {
         aggregator,
         keystore_password_file,
@@ -441,6 +459,7 @@ fn avs(table: &Table<'_, '_>, spec_dir: &Path, network: &NetworkPlan) -> Result<
         eth_ws,
         task_manager,
         confirmations,
+        task_signer,
     })
 }
 

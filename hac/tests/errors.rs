@@ -847,7 +847,7 @@ fn bad_avs_keys() {
         "spec.avs.keystore",
         35,
         "unknown key `keystore` in [spec.avs]; expected one of: aggregator, keystore_password_file, scheme, \
-         ecdsa_keystore_password_file, eth_rpc, eth_ws, task_manager, confirmations",
+         ecdsa_keystore_password_file, eth_rpc, eth_ws, task_manager, confirmations, task_signer",
     );
     expect_avs_error(
         "Aggregator = \"127.0.0.1:8090\"",
@@ -1428,4 +1428,28 @@ fn task_manager_and_confirmations() {
     let error = error_of(&no_rpc);
     assert_eq!(error.key(), "spec.avs.task_manager", "{error}");
     assert!(error.message().contains("task_manager needs eth_rpc"), "{error}");
+}
+
+#[test]
+fn task_signer() {
+    let address = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
+    let source = |extra: &str| {
+        edited("network_type = \"private\"", "network_type = \"private\"").replace(
+            "[spec.security]",
+            &format!("[spec.avs]\naggregator = \"127.0.0.1:8090\"\neth_rpc = \"127.0.0.1:8545\"\n{extra}\n\n[spec.security]"),
+        )
+    };
+    let plan =
+        hac::parse_str(&source(&format!("task_signer = \"{address}\"")), Path::new("hac.toml"), &LIMITS)
+            .unwrap();
+    assert_eq!(plan.avs.unwrap().task_signer.map(|a| (a[0], a[19])), Some((0x5f, 0xa3)));
+    for (extra, needle) in [
+        ("task_signer = \"0x5fbdb2315678afecb367f032d93f642f64180aa\"", "is not an address"),
+        ("task_signer = 7", "40 hex digits"),
+        (&format!("task_signer = \"{address}\"\ntask_manager = \"{address}\""), "remove one of the two"),
+    ] {
+        let error = error_of(&source(extra));
+        assert_eq!(error.key(), "spec.avs.task_signer", "{error}");
+        assert!(error.message().contains(needle), "{needle:?} not in {error}");
+    }
 }

@@ -501,6 +501,7 @@ fn avs_values_in_all_accepted_forms() {
             eth_ws: None,
             task_manager: None,
             confirmations: None,
+            task_signer: None,
         })
     );
     assert!(plan.not_enforced.is_empty(), "[spec.avs] is enforced: {:?}", plan.not_enforced);
@@ -613,6 +614,7 @@ fn avs_plan_serialises_as_text() {
             "ecdsa_keystore_password_file": null,
             "eth_rpc": null,
             "eth_ws": null,
+            "task_signer": null,
         })
     );
     let json =

@@ -173,17 +173,21 @@ pub fn scheme_word(scheme: hac::SignatureScheme) -> String {
     format!("spacecore.scheme={scheme}")
 }
 
-/// The command-line words telling the guest which TaskManager's tasks to read from the chain,
-/// and after how many confirmations: `spacecore.task_manager=0x…` and
-/// `spacecore.confirmations=N`, each only when the spec sets it.
+/// The command-line words telling the guest where its tasks come from: which TaskManager's
+/// tasks to read from the chain, after how many confirmations, and whose signature a pushed
+/// task must carry (`spacecore.task_manager=0x…`, `spacecore.confirmations=N`,
+/// `spacecore.task_signer=0x…`), each only when the spec sets it.
 pub fn chain_words(avs: &hac::AvsPlan) -> Vec<String> {
+    let hex = |address: &[u8; 20]| address.iter().map(|b| format!("{b:02x}")).collect::<String>();
     let mut words = Vec::new();
-    if let Some(address) = avs.task_manager {
-        let hex: String = address.iter().map(|b| format!("{b:02x}")).collect();
-        words.push(format!("spacecore.task_manager=0x{hex}"));
+    if let Some(address) = &avs.task_manager {
+        words.push(format!("spacecore.task_manager=0x{}", hex(address)));
     }
     if let Some(n) = avs.confirmations {
         words.push(format!("spacecore.confirmations={n}"));
+    }
+    if let Some(address) = &avs.task_signer {
+        words.push(format!("spacecore.task_signer=0x{}", hex(address)));
     }
     words
 }
@@ -232,8 +236,12 @@ mod tests {
             eth_ws: None,
             task_manager: None,
             confirmations: None,
+            task_signer: None,
         };
         assert!(chain_words(&avs).is_empty());
+        avs.task_signer = Some([0xcd; 20]);
+        assert_eq!(chain_words(&avs), [format!("spacecore.task_signer=0x{}", "cd".repeat(20))]);
+        avs.task_signer = None;
         avs.task_manager = Some([0xab; 20]);
         avs.confirmations = Some(0);
         assert_eq!(

@@ -59,6 +59,15 @@ pub fn text(plan: &Plan, image: &ResolvedImage) -> String {
         let file =
             avs.ecdsa_keystore_password_file.as_ref().map_or("none".into(), |p| p.display().to_string());
         let _ = writeln!(s, "  ECDSA keystore password file {file}");
+        let hex = |a: &[u8; 20]| a.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let tasks = match (&avs.task_manager, &avs.task_signer) {
+            (Some(manager), _) => {
+                format!("read from the chain, TaskManager 0x{}; POST /task refused", hex(manager))
+            }
+            (None, Some(signer)) => format!("pushed (POST /task), signed by 0x{} only", hex(signer)),
+            (None, None) => "none: no task_manager or task_signer, POST /task refused".into(),
+        };
+        let _ = writeln!(s, "  tasks      {tasks}");
     }
     let failover = &plan.failover;
     let ms = hac::units::format_duration_ms;

@@ -385,6 +385,8 @@ async fn the_aggregator_creates_tasks_and_respond_to_task_passes_eigenlayers_che
             seed: 1,
             first_block: 1,
             delivery_timeout: Duration::from_secs(1),
+            // On chain, tasks are created on the TaskManager, not pushed.
+            task_signer: None,
         }),
         decision_log: log,
     };

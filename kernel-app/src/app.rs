@@ -108,7 +108,13 @@ impl<R: Records> App<R> {
         watcher.settle(&mut self.avs, records, &*self.clock)
     }
 
-    /// Serves the test hooks if `on`.
+    /// Takes pushed tasks (`POST /task`) signed by `source` only (none: refuses them all).
+    pub fn with_task_source(mut self, source: Option<[u8; 20]>) -> Self {
+        self.avs.set_task_source(source);
+        self
+    }
+
+    /// Serves `POST /test/panic` and `POST /test/hang` when `on`.
     pub fn with_test_hooks(mut self, on: bool) -> Self {
         self.test_hooks = on;
         self
@@ -288,6 +294,7 @@ mod tests {
 
     fn app(name: &str, boot_count: u64) -> App<MemRecords> {
         App::new(name, Some(boot_count), Some(MemRecords::default()), false)
+            .with_task_source(Some(crate::avs::tests::task_source().address()))
     }
 
     fn get(app: &mut App<MemRecords>, target: &str) -> Response {

@@ -10,6 +10,7 @@
 //! | `spacecore.aggregator` | where signed responses go, `10.0.0.1:8090` (IPv4 and port) | none sent |
 //! | `spacecore.endpoint.NAME` | where the named endpoint NAME is relayed, `10.0.0.1:8545`: `eth_rpc` (Ethereum JSON-RPC), `eth_ws` (its websocket endpoint); `aggregator` is the same as `spacecore.aggregator` | none |
 //! | `spacecore.task_manager` | the AVS's TaskManager contract, `0x` and 40 hex digits: with `endpoint.eth_rpc`, tasks are read from its `NewTaskCreated` logs | none read |
+//! | `spacecore.task_signer` | the task source, an Ethereum address (`0x` and 40 hex digits): a task pushed with `POST /task` must carry its signature (`avs_protocol::intake`) | every pushed task refused |
 //! | `spacecore.confirmations` | blocks on top of a block before its tasks are read, 0..=10000 | 2 |
 //! | `spacecore.scheme` | the operator key's scheme, `bn254` or `bls12-381` (also `sign-bench`'s) | `bn254` |
 //! | `spacecore.selftest` | see [`SelfTest`] | none |
@@ -47,6 +48,9 @@ pub struct Args<'a> {
     /// The TaskManager whose tasks are read from the chain (`spacecore.task_manager=`, from
     /// `spec.avs.task_manager`).
     pub task_manager: Option<[u8; 20]>,
+    /// The task source whose signature a pushed task must carry (`spacecore.task_signer=`,
+    /// from `spec.avs.task_signer`).
+    pub task_signer: Option<[u8; 20]>,
     /// Confirmations before a block is read (`spacecore.confirmations=`, from
     /// `spec.avs.confirmations`); `None`: the default, [`crate::chain::DEFAULT_CONFIRMATIONS`].
     pub confirmations: Option<u32>,
@@ -75,6 +79,7 @@ impl Default for Args<'_> {
             eth_rpc: None,
             eth_ws: None,
             task_manager: None,
+            task_signer: None,
             confirmations: None,
         }
     }
@@ -170,6 +175,10 @@ pub fn parse(line: &str) -> Result<Args<'_>, BadArg<'_>> {
                 // No allocation: the command line is read before the heap exists.
                 let address = crate::chain::rpc::hex_array::<20>(value).ok_or(BadArg(word))?;
                 args.task_manager = Some(address);
+            }
+            "task_signer" => {
+                let address = crate::chain::rpc::hex_array::<20>(value).ok_or(BadArg(word))?;
+                args.task_signer = Some(address);
             }
             "confirmations" => {
                 let n = value.parse().ok().filter(|n| *n <= crate::chain::MAX_CONFIRMATIONS);
@@ -347,6 +356,7 @@ mod tests {
                 eth_rpc: None,
                 eth_ws: None,
                 task_manager: None,
+                task_signer: None,
                 confirmations: None,
             }
         );
@@ -384,6 +394,14 @@ mod tests {
         {
             assert_eq!(parse(bad), Err(BadArg(bad)), "{bad}");
         }
+    }
+
+    #[test]
+    fn parses_the_task_signer() {
+        let args = parse("spacecore.task_signer=0x5FbDB2315678afecb367f032d93F642f64180aa3").unwrap();
+        assert_eq!(args.task_signer.map(|a| a[0]), Some(0x5f));
+        assert!(parse("spacecore.task_signer=0x5FbDB2315678afecb367f032d93F642f64180a").is_err());
+        assert!(parse("spacecore.task_signer=nobody").is_err());
     }
 
     #[test]

@@ -75,6 +75,7 @@ impl Node {
         let uptime = move || clock.ticks_to_ns(arch::rdtsc().wrapping_sub(epoch_tsc));
         let mut app = App::new(args.name, boot_count, store, sends)
             .with_clock(alloc::boxed::Box::new(uptime))
+            .with_task_source(args.task_signer)
             .with_test_hooks(args.test_hooks);
         let eth_rpc = args.eth_rpc.filter(|_| args.net.is_some());
         match (eth_rpc, args.task_manager) {
@@ -96,6 +97,16 @@ impl Node {
                 )
             }
             (None, None) => {}
+        }
+        match (&args.task_signer, &args.task_manager) {
+            (Some(source), _) => {
+                println!(
+                    "intake: pushed tasks (POST /task) are taken from {} only",
+                    crate::chain::rpc::hex(source)
+                )
+            }
+            (None, None) => println!("intake: no task source (spacecore.task_signer): POST /task is refused"),
+            (None, Some(_)) => {}
         }
         if args.test_hooks {
             println!("http: test hooks on (POST /test/panic, POST /test/hang)");

@@ -183,6 +183,8 @@ pub enum Behaviour {
 pub struct FakeOperator {
     pub addr: SocketAddr,
     pub tasks: Arc<Mutex<Vec<NewTask>>>,
+    /// Each task's `authorization`, as received.
+    pub authorizations: Arc<Mutex<Vec<avs_protocol::intake::AuthorizedTask>>>,
     pub answers: Arc<Mutex<Vec<Response<bool>>>>,
     stop: watch::Sender<bool>,
 }
@@ -192,16 +194,18 @@ impl FakeOperator {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
         let tasks = Arc::new(Mutex::new(Vec::new()));
+        let authorizations = Arc::new(Mutex::new(Vec::new()));
         let answers = Arc::new(Mutex::new(Vec::new()));
         let (stop, stopped) = watch::channel(false);
         let behaviour = Arc::new(behaviour);
-        let (t, a) = (Arc::clone(&tasks), Arc::clone(&answers));
+        let (t, z, a) = (Arc::clone(&tasks), Arc::clone(&authorizations), Arc::clone(&answers));
         let handler = move |req: hyper::Request<hyper::body::Incoming>| {
-            let (behaviour, tasks, answers, rpc) = (behaviour.clone(), t.clone(), a.clone(), rpc.clone());
-            async move { handle_task(req, &behaviour, tasks, answers, rpc).await }
+            let (behaviour, tasks, auths, answers, rpc) =
+                (behaviour.clone(), t.clone(), z.clone(), a.clone(), rpc.clone());
+            async move { handle_task(req, &behaviour, tasks, auths, answers, rpc).await }
         };
         tokio::spawn(http::serve(listener, stopped, handler));
-        FakeOperator { addr, tasks, answers, stop }
+        FakeOperator { addr, tasks, authorizations, answers, stop }
     }
 
     pub fn stop(&self) {
@@ -213,6 +217,7 @@ async fn handle_task(
     req: hyper::Request<hyper::body::Incoming>,
     behaviour: &Behaviour,
     tasks: Arc<Mutex<Vec<NewTask>>>,
+    authorizations: Arc<Mutex<Vec<avs_protocol::intake::AuthorizedTask>>>,
     answers: Arc<Mutex<Vec<Response<bool>>>>,
     rpc: Arc<OnceLock<SocketAddr>>,
 ) -> HttpResponse {
@@ -220,6 +225,7 @@ async fn handle_task(
     assert_eq!(req.method(), hyper::Method::POST);
     let body = http::read_body(req.into_body(), 1 << 16).await.expect("body");
     let task: NewTask = serde_json::from_slice(&body).expect("a NewTask");
+    authorizations.lock().unwrap().push(serde_json::from_slice(&body).expect("a task, authorized or not"));
     tasks.lock().unwrap().push(task.clone());
     let signed = match behaviour {
         Behaviour::Honest(sk) => answer(sk.as_ref(), &task),

@@ -38,6 +38,7 @@ use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use avs_protocol::intake::AuthorizedTask;
 use avs_protocol::{Avs, IncredibleSquaring, NewTask, SignedTaskResponse};
 use client::{HttpResponse, Outcome};
 use history::{Check, History};
@@ -72,6 +73,9 @@ impl<B: BlockIo> Records for Store<B> {
 /// Why a task was not signed; each maps to an HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskError {
+    /// The task is not the configured task source's: no authorization, a bad one, or no task
+    /// source configured (401). Nothing was written.
+    Unauthorized(String),
     /// The body is not a task (400).
     Malformed(String),
     /// The task cannot be answered, e.g. its square overflows uint256 (422).
@@ -89,6 +93,7 @@ impl TaskError {
     /// The HTTP status answering this error.
     pub fn status(&self) -> u16 {
         match self {
+            TaskError::Unauthorized(_) => 401,
             TaskError::Malformed(_) => 400,
             TaskError::Unanswerable(_) => 422,
             TaskError::Refused(_) => 409,
@@ -100,6 +105,7 @@ impl TaskError {
     /// Its cause, for the counters.
     pub fn cause(&self) -> Cause {
         match self {
+            TaskError::Unauthorized(_) => Cause::Unauthorized,
             TaskError::Malformed(_) => Cause::Malformed,
             TaskError::Unanswerable(_) => Cause::Unanswerable,
             TaskError::Refused(_) => Cause::SlashingProtection,
@@ -111,7 +117,8 @@ impl TaskError {
     /// The message, for the error body.
     pub fn message(&self) -> &str {
         match self {
-            TaskError::Malformed(m)
+            TaskError::Unauthorized(m)
+            | TaskError::Malformed(m)
             | TaskError::Unanswerable(m)
             | TaskError::Refused(m)
             | TaskError::NotSigning(m)
@@ -125,6 +132,8 @@ impl TaskError {
 pub enum Cause {
     /// The body is not a task.
     Malformed,
+    /// Not the task source's.
+    Unauthorized,
     /// The task cannot be answered.
     Unanswerable,
     /// Slashing protection refused it.
@@ -137,13 +146,20 @@ pub enum Cause {
 
 impl Cause {
     /// Every cause, in index order.
-    pub const ALL: [Cause; 5] =
-        [Cause::Malformed, Cause::Unanswerable, Cause::SlashingProtection, Cause::NotSigning, Cause::Storage];
+    pub const ALL: [Cause; 6] = [
+        Cause::Malformed,
+        Cause::Unauthorized,
+        Cause::Unanswerable,
+        Cause::SlashingProtection,
+        Cause::NotSigning,
+        Cause::Storage,
+    ];
 
     /// Its `cause` label value.
     pub fn label(self) -> &'static str {
         match self {
             Cause::Malformed => "malformed",
+            Cause::Unauthorized => "unauthorized",
             Cause::Unanswerable => "unanswerable",
             Cause::SlashingProtection => "slashing_protection",
             Cause::NotSigning => "not_signing",
@@ -222,6 +238,9 @@ pub struct AvsNode {
     key: KeyState,
     chain: ChainState,
     history: History,
+    /// The Ethereum address whose signature a pushed task must carry (`spacecore.task_signer`);
+    /// `None`: every pushed task is refused.
+    task_source: Option<[u8; 20]>,
     outbox: Outbox,
     reach: Reach,
     /// The counters.
@@ -242,6 +261,7 @@ impl AvsNode {
             key: KeyState::Loading,
             chain: ChainState::Loading,
             history: History::new(),
+            task_source: None,
             outbox: Outbox::new(sends),
             reach: Reach::default(),
             stats: Stats::default(),
@@ -266,6 +286,12 @@ impl AvsNode {
             },
         }
         node
+    }
+
+    /// The task source: the Ethereum address whose authorization every `POST /task` must carry
+    /// ([`avs_protocol::intake`]). Without one, pushed tasks are all refused (401).
+    pub fn set_task_source(&mut self, source: Option<[u8; 20]>) {
+        self.task_source = source;
     }
 
     /// Installs the operator key (unless the history is unusable); returns the reason the node
@@ -405,8 +431,10 @@ impl AvsNode {
         &self.history
     }
 
-    /// Answers a `POST /task` body: the signed response, or why there is none. `now` reads the
-    /// clock, in nanoseconds since boot: it times the signature and dates the queued call.
+    /// Answers a `POST /task` body: the signed response, or why there is none. The task must
+    /// carry the task source's authorization: otherwise 401, and nothing is computed, written
+    /// or signed. `now` reads the clock, in nanoseconds since boot: it times the signature and
+    /// dates the queued call.
     pub fn task(
         &mut self,
         body: &[u8],
@@ -414,11 +442,23 @@ impl AvsNode {
         now: &dyn Fn() -> u64,
     ) -> Result<SignedTaskResponse, TaskError> {
         self.stats.received = self.stats.received.saturating_add(1);
-        let result = serde_json::from_slice::<NewTask>(body)
+        let result = serde_json::from_slice::<AuthorizedTask>(body)
             .map_err(|e| TaskError::Malformed(format!("not a task: {e}")))
+            .and_then(|request| self.authenticate(request))
             .and_then(|task| self.sign_task(&task, records, now));
         self.count(&result);
         result
+    }
+
+    /// The pushed task, if it is the task source's.
+    fn authenticate(&self, request: AuthorizedTask) -> Result<NewTask, TaskError> {
+        let Some(source) = &self.task_source else {
+            return Err(TaskError::Unauthorized(
+                "this node has no task source (spec.avs.task_signer): pushed tasks are refused".into(),
+            ));
+        };
+        let index = request.task_index;
+        request.verify(source).map_err(|e| TaskError::Unauthorized(format!("task {index}: {e}")))
     }
 
     /// Answers a task read from the chain (`crate::chain`): the same path as `POST /task`

@@ -31,13 +31,36 @@ pub fn operator(seed: u8) -> Operator {
     Operator::new(OperatorSecretKey::Bls12381(SecretKey::key_gen(&[seed; 32]).unwrap()))
 }
 
-/// A task as the aggregator's generator sends it.
-pub fn task_json(index: u32, number: u64) -> Vec<u8> {
+/// The task source of the tests: the key whose authorization [`task_json`] carries.
+pub fn task_source() -> avs_protocol::ecdsa::SecretKey {
+    avs_protocol::ecdsa::SecretKey::from_bytes(&[0x5c; 32]).unwrap()
+}
+
+/// A task, without authorization.
+pub fn unsigned_task_json(index: u32, number: u64) -> Vec<u8> {
     format!(
         "{{\"task_index\":{index},\"task\":{{\"number_to_be_squared\":\"{number}\",\"task_created_block\":7,\
          \"quorum_numbers\":\"0x00\",\"quorum_threshold_percentage\":67}}}}"
     )
     .into_bytes()
+}
+
+/// A task as the aggregator's generator sends it: signed by [`task_source`].
+pub fn task_json(index: u32, number: u64) -> Vec<u8> {
+    authorized(&unsigned_task_json(index, number))
+}
+
+/// The task in the JSON `body`, signed by [`task_source`].
+pub fn authorized(body: &[u8]) -> Vec<u8> {
+    let task: avs_protocol::NewTask = serde_json::from_slice(body).unwrap();
+    serde_json::to_vec(&avs_protocol::intake::AuthorizedTask::sign(task, &task_source())).unwrap()
+}
+
+/// A node whose task source is [`task_source`]'s.
+pub fn node_with_source(records: Option<&mut dyn Records>, sends: bool) -> AvsNode {
+    let mut node = AvsNode::new(records, sends);
+    node.set_task_source(Some(task_source().address()));
+    node
 }
 
 /// A clock stopped at `ms` milliseconds since boot.
@@ -46,7 +69,7 @@ pub fn at(ms: u64) -> impl Fn() -> u64 {
 }
 
 fn ready_node(records: &mut MemRecords, sends: bool) -> AvsNode {
-    let mut node = AvsNode::new(Some(records), sends);
+    let mut node = node_with_source(Some(records), sends);
     node.set_operator(Ok(operator(1))).unwrap();
     node
 }
@@ -82,7 +105,7 @@ fn a_repeat_gets_the_same_signature_and_a_conflict_is_refused() {
     let conflict = node.task(&task_json(5, 13), Some(&mut records), &at(0)).unwrap_err();
     assert_eq!(conflict.status(), 409);
     assert!(conflict.message().contains("slashing protection"), "{conflict:?}");
-    assert_eq!(node.stats.rejected, [0, 0, 1, 0, 0]);
+    assert_eq!(node.stats.rejected, [0, 0, 0, 1, 0, 0]);
 }
 
 #[test]
@@ -113,18 +136,18 @@ fn nothing_is_signed_when_the_history_cannot_be_written() {
 #[test]
 fn refuses_without_key_disk_or_readable_history() {
     let mut records = MemRecords::default();
-    let mut loading = AvsNode::new(Some(&mut records), false);
+    let mut loading = node_with_source(Some(&mut records), false);
     assert_eq!(loading.task(&task_json(1, 2), Some(&mut records), &at(0)).unwrap_err().status(), 503);
     assert!(loading.set_operator(Err("wrong password".into())).is_err());
     let e = loading.task(&task_json(1, 2), Some(&mut records), &at(0)).unwrap_err();
     assert_eq!((e.status(), e.message()), (503, "not signing: wrong password"));
 
-    let mut diskless = AvsNode::new(None, false);
+    let mut diskless = node_with_source(None, false);
     assert!(diskless.set_operator(Ok(operator(1))).is_err());
     assert_eq!(diskless.task(&task_json(1, 2), None, &at(0)).unwrap_err().status(), 503);
 
     records.values.insert(RecordKey::SigningHistory.number(), vec![0xff; 3]);
-    let mut corrupt = AvsNode::new(Some(&mut records), false);
+    let mut corrupt = node_with_source(Some(&mut records), false);
     let why = corrupt.set_operator(Ok(operator(1))).unwrap_err();
     assert!(why.contains("corrupt"), "{why}");
     assert_eq!(corrupt.task(&task_json(1, 2), Some(&mut records), &at(0)).unwrap_err().status(), 503);
@@ -134,7 +157,7 @@ fn refuses_without_key_disk_or_readable_history() {
 fn a_key_without_a_history_signs_nothing_until_one_is_given() {
     let mut records = MemRecords::default();
     records.values.insert(RecordKey::Keystore.number(), b"{}".to_vec());
-    let mut wiped = AvsNode::new(Some(&mut records), false);
+    let mut wiped = node_with_source(Some(&mut records), false);
     let why = wiped.set_operator(Ok(operator(1))).unwrap_err();
     assert!(why.contains("spacecore history import"), "{why}");
     let e = wiped.task(&task_json(1, 2), Some(&mut records), &at(0)).unwrap_err();
@@ -143,7 +166,7 @@ fn a_key_without_a_history_signs_nothing_until_one_is_given() {
 
     // `spacecore history new` writes an empty history: the next boot signs.
     records.values.insert(RecordKey::SigningHistory.number(), History::new().encode());
-    let mut restarted = AvsNode::new(Some(&mut records), false);
+    let mut restarted = node_with_source(Some(&mut records), false);
     restarted.set_operator(Ok(operator(1))).unwrap();
     restarted.task(&task_json(1, 2), Some(&mut records), &at(0)).unwrap();
 }
@@ -162,9 +185,12 @@ fn malformed_and_unanswerable_tasks() {
          \"quorum_numbers\":\"0x00\",\"quorum_threshold_percentage\":67}}}}",
         U256::from(1u8) << 128
     );
-    assert_eq!(node.task(huge.as_bytes(), Some(&mut records), &at(0)).unwrap_err().status(), 422);
+    assert_eq!(
+        node.task(&authorized(huge.as_bytes()), Some(&mut records), &at(0)).unwrap_err().status(),
+        422
+    );
     assert!(node.history().is_empty());
-    assert_eq!(node.stats.rejected, [6, 1, 0, 0, 0]);
+    assert_eq!(node.stats.rejected, [6, 0, 1, 0, 0, 0]);
 }
 
 fn rpc_answer(body: &str) -> HttpResponse {
@@ -363,22 +389,23 @@ fn signing_is_timed_around_the_sign_call() {
 #[test]
 fn the_signer_status_follows_the_key() {
     let mut records = MemRecords::default();
-    let mut node = AvsNode::new(Some(&mut records), false);
+    let mut node = node_with_source(Some(&mut records), false);
     assert_eq!(node.signer_status(), Status::Initializing);
     node.set_operator(Ok(operator(1))).unwrap();
     assert_eq!(node.signer_status(), Status::Up);
-    let mut wrong = AvsNode::new(Some(&mut records), false);
+    let mut wrong = node_with_source(Some(&mut records), false);
     wrong.set_operator(Err("wrong password".into())).unwrap_err();
     assert_eq!(wrong.signer_status(), Status::Down);
-    assert_eq!(AvsNode::new(None, false).signer_status(), Status::Down, "no disk, no history");
+    assert_eq!(node_with_source(None, false).signer_status(), Status::Down, "no disk, no history");
     records.values.insert(RecordKey::SigningHistory.number(), vec![0xff; 3]);
-    assert_eq!(AvsNode::new(Some(&mut records), false).signer_status(), Status::Down, "corrupt history");
+    assert_eq!(node_with_source(Some(&mut records), false).signer_status(), Status::Down, "corrupt history");
 }
 
 #[test]
 fn causes_match_the_errors_and_their_counters() {
     let errors = [
         TaskError::Malformed(String::new()),
+        TaskError::Unauthorized(String::new()),
         TaskError::Unanswerable(String::new()),
         TaskError::Refused(String::new()),
         TaskError::NotSigning(String::new()),
@@ -388,7 +415,10 @@ fn causes_match_the_errors_and_their_counters() {
         assert_eq!((e.cause(), cause as usize), (cause, i));
     }
     let labels: Vec<&str> = Cause::ALL.iter().map(|c| c.label()).collect();
-    assert_eq!(labels, ["malformed", "unanswerable", "slashing_protection", "not_signing", "storage"]);
+    assert_eq!(
+        labels,
+        ["malformed", "unauthorized", "unanswerable", "slashing_protection", "not_signing", "storage"]
+    );
 }
 
 /// An EIP-2335 keystore of `sk` under `password` (cheap PBKDF2).
@@ -529,7 +559,7 @@ fn a_key_file_of_the_other_scheme_is_refused_with_the_reason() {
 #[test]
 fn a_bn254_node_signs_through_the_same_path_with_slashing_protection() {
     let mut records = MemRecords::default();
-    let mut node = AvsNode::new(Some(&mut records), false);
+    let mut node = node_with_source(Some(&mut records), false);
     let key = bn254::SecretKey::from_bytes(&[8; 32]).unwrap();
     let public = key.public_key();
     node.set_operator(Ok(Operator::new(OperatorSecretKey::Bn254(key)))).unwrap();
@@ -593,7 +623,7 @@ fn the_ecdsa_keystore_decrypts_to_its_address_and_signs_eip191_and_eip712() {
 fn the_identity_binds_the_operator_id_and_scheme_to_the_ecdsa_address() {
     use avs_protocol::ecdsa;
     let mut records = MemRecords::default();
-    let mut node = AvsNode::new(Some(&mut records), true);
+    let mut node = node_with_source(Some(&mut records), true);
     assert_eq!(node.identity_json().unwrap_err(), (503, "the operator key is still loading".into()));
     assert!(node.chain_key().is_none());
 
@@ -636,7 +666,7 @@ fn the_identity_binds_the_operator_id_and_scheme_to_the_ecdsa_address() {
     assert_eq!(node.identity_json().unwrap(), json, "the same statement and signature every time");
 
     // A BLS12-381 operator shows its compressed key; the key loaded before the operator is fine.
-    let mut bls_node = AvsNode::new(Some(&mut records), true);
+    let mut bls_node = node_with_source(Some(&mut records), true);
     let key = ChainKey::from_keystore(ecdsa_json(&secret, b"pw", None).as_bytes(), b"pw").unwrap();
     bls_node.set_chain_key(Ok(key)).unwrap();
     bls_node.set_operator(Ok(operator(1))).unwrap();
@@ -646,11 +676,45 @@ fn the_identity_binds_the_operator_id_and_scheme_to_the_ecdsa_address() {
     assert_eq!(json["g1"], serde_json::Value::Null);
     assert!(json["statement"].as_str().unwrap().contains("\nscheme: bls12-381\n"));
 
-    let mut broken = AvsNode::new(Some(&mut records), true);
+    let mut broken = node_with_source(Some(&mut records), true);
     broken.set_operator(Err("wrong password".into())).unwrap_err();
     assert_eq!(broken.identity_json().unwrap_err(), (503, "not signing: wrong password".into()));
 }
 
 fn public_of(seed: u8) -> [u8; 48] {
     public(seed).to_bytes()
+}
+
+#[test]
+fn only_the_task_source_can_make_the_node_sign() {
+    let mut records = MemRecords::default();
+    let mut node = ready_node(&mut records, false);
+    let other = avs_protocol::ecdsa::SecretKey::from_bytes(&[0x11; 32]).unwrap();
+    let forged = |index: u32, number: u64| {
+        let task: avs_protocol::NewTask = serde_json::from_slice(&unsigned_task_json(index, number)).unwrap();
+        serde_json::to_vec(&avs_protocol::intake::AuthorizedTask::sign(task, &other)).unwrap()
+    };
+    // An index near u32::MAX from anyone but the source: refused, and nothing written, so the
+    // source's tasks are still signed afterwards.
+    for body in [unsigned_task_json(u32::MAX - 1, 3), forged(u32::MAX - 1, 3)] {
+        let e = node.task(&body, Some(&mut records), &at(0)).unwrap_err();
+        assert_eq!(e.status(), 401, "{}", e.message());
+    }
+    assert!(records.values.is_empty(), "nothing written");
+    assert!(node.history().is_empty());
+    // The source's signature over another task does not carry over.
+    let mut moved: serde_json::Value = serde_json::from_slice(&task_json(5, 3)).unwrap();
+    moved["task_index"] = 6.into();
+    let e = node.task(&serde_json::to_vec(&moved).unwrap(), Some(&mut records), &at(0)).unwrap_err();
+    assert_eq!(e.status(), 401);
+    assert_eq!(node.stats.rejected[Cause::Unauthorized as usize], 3);
+    node.task(&task_json(1, 3), Some(&mut records), &at(0)).expect("the source's task is signed");
+
+    // Without a task source, nothing pushed is signed.
+    let mut records = MemRecords::default();
+    let mut closed = AvsNode::new(Some(&mut records), false);
+    closed.set_operator(Ok(operator(1))).unwrap();
+    let e = closed.task(&task_json(1, 3), Some(&mut records), &at(0)).unwrap_err();
+    assert_eq!(e.status(), 401);
+    assert!(e.message().contains("spec.avs.task_signer"), "{}", e.message());
 }

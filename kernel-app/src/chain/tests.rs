@@ -499,7 +499,7 @@ fn a_crash_before_the_cursor_is_written_signs_the_same_again() {
     // Read again and signed again: the same digests, so the history accepts them as repeats.
     assert_eq!(node.signed(), vec![0, 1]);
     assert_eq!(node.avs.stats.signed, 2);
-    assert_eq!(node.avs.stats.rejected, [0; 5]);
+    assert_eq!(node.avs.stats.rejected, [0; 6]);
     assert_eq!(node.watcher.cursor().map(|c| c.block), Some(3));
 }
 
@@ -654,7 +654,9 @@ fn the_same_task_signs_the_same_on_both_paths() {
     chain.mine(vec![task_log(4, 6)]);
     node.run(&mut chain, &mut records, 2000);
     let posted = br#"{"task_index":4,"task":{"number_to_be_squared":"6","task_created_block":1,"quorum_numbers":"0x00","quorum_threshold_percentage":100}}"#;
-    let again = node.avs.task(posted, Some(&mut records), &|| 0).unwrap();
+    node.avs.set_task_source(Some(crate::avs::tests::task_source().address()));
+    let posted = crate::avs::tests::authorized(posted);
+    let again = node.avs.task(&posted, Some(&mut records), &|| 0).unwrap();
     assert_eq!(again.task_response.number_squared, U256::from(36u8));
     assert_eq!(node.avs.stats.signed, 2, "the chain's and the repeat");
 }

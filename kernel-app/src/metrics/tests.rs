@@ -275,7 +275,7 @@ fn value(families: &BTreeMap<String, Family>, family: &str, name: &str, labels: 
 /// A node that signed and sent a few responses and was probed: every family has samples.
 fn busy_node() -> AvsNode {
     let mut records = MemRecords::default();
-    let mut node = AvsNode::new(Some(&mut records), true);
+    let mut node = crate::avs::tests::node_with_source(Some(&mut records), true);
     node.set_operator(Ok(operator(1))).unwrap();
     let (probe, _) = node.next_call(0).unwrap();
     node.call_done(probe, Ok(HttpResponse { status: 405, body: Vec::new() }), 1, 3000);
@@ -365,6 +365,7 @@ fn the_spacecore_families_count_what_happened() {
     assert_eq!(v("spacecore_tasks_signed_total", &[]), 3.0);
     for (cause, n) in [
         ("malformed", 1.0),
+        ("unauthorized", 0.0),
         ("unanswerable", 0.0),
         ("slashing_protection", 1.0),
         ("not_signing", 0.0),
@@ -372,7 +373,7 @@ fn the_spacecore_families_count_what_happened() {
     ] {
         assert_eq!(v("spacecore_tasks_rejected_total", &[("cause", cause)]), n, "{cause}");
     }
-    assert_eq!(f["spacecore_tasks_rejected_total"].samples.len(), 5);
+    assert_eq!(f["spacecore_tasks_rejected_total"].samples.len(), 6);
     for (outcome, n) in [("accepted", 1.0), ("refused", 1.0), ("undelivered", 0.0), ("dropped", 0.0)] {
         assert_eq!(v("spacecore_responses_total", &[("outcome", outcome)]), n, "{outcome}");
     }
