@@ -797,4 +797,6 @@ fn describe(outcome: &Outcome) -> String {
 }
 
 #[cfg(test)]
+mod power_cut;
+#[cfg(test)]
 pub mod tests;
