@@ -37,6 +37,8 @@ fn main() {
     bls_points(&mut put, &signed);
     bn254_points(&mut put);
     web3_keyfiles(&mut put);
+    history(&mut put);
+    intake(&mut put);
     println!("wrote {written} seeds under {}", corpus.display());
 }
 
@@ -360,4 +362,46 @@ fn web3_keyfiles(put: &mut Put<'_>) {
     )
     .expect("cheap KDF");
     put("web3_keyfile", "ecdsa-keystore", ecdsa.to_json().as_bytes());
+}
+
+fn history(put: &mut Put<'_>) {
+    use avs_protocol::history::History;
+    put("history", "empty", &History::new().encode());
+    let mut some = History::new();
+    for (index, byte) in [(1u32, 0x11u8), (2, 0x22), (9, 0x99)] {
+        some.record(index, [byte; 32]).expect("new indices");
+    }
+    put("history", "three", &some.encode());
+    let mut full = History::new();
+    for index in 0..101u32 {
+        full.record(index * 3, [index as u8; 32]).expect("increasing indices");
+    }
+    put("history", "full-with-floor", &full.encode());
+    // The target splits its input in two halves: two histories of one length each.
+    let other =
+        History::from_parts(2, vec![(2, [0x22; 32]), (5, [0x55; 32]), (11, [0xbb; 32])]).expect("valid");
+    put("history", "pair-merging", &[some.encode(), other.encode()].concat());
+    let one = History::from_parts(0, vec![(2, [0x22; 32])]).expect("valid");
+    let conflicting = History::from_parts(0, vec![(2, [0x23; 32])]).expect("valid");
+    put("history", "pair-conflicting", &[one.encode(), conflicting.encode()].concat());
+}
+
+fn intake(put: &mut Put<'_>) {
+    use avs_protocol::intake::AuthorizedTask;
+    use avs_protocol::{NewTask, Task, U256};
+    let task = NewTask {
+        task_index: 4,
+        task: Task {
+            number_to_be_squared: U256::from(12u8),
+            task_created_block: 9,
+            quorum_numbers: vec![0],
+            quorum_threshold_percentage: 67,
+        },
+    };
+    let source = avs_protocol::ecdsa::SecretKey::from_bytes(&[0x5c; 32]).expect("a valid key");
+    let other = avs_protocol::ecdsa::SecretKey::from_bytes(&[0x11; 32]).expect("a valid key");
+    let json = |a: &AuthorizedTask| serde_json::to_string(a).expect("serialises");
+    put("intake", "signed", json(&AuthorizedTask::sign(task.clone(), &source)).as_bytes());
+    put("intake", "another-signer", json(&AuthorizedTask::sign(task.clone(), &other)).as_bytes());
+    put("intake", "unsigned", json(&AuthorizedTask::unsigned(task)).as_bytes());
 }

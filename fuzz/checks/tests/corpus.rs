@@ -60,7 +60,20 @@ macro_rules! replay_tests {
     };
 }
 
-replay_tests!(spec, block_request, net_tx, mmio, store, avs_json, keystore, bls, bn254, web3_keyfile);
+replay_tests!(
+    spec,
+    block_request,
+    net_tx,
+    mmio,
+    store,
+    avs_json,
+    keystore,
+    bls,
+    bn254,
+    web3_keyfile,
+    history,
+    intake
+);
 
 /// The `name`s of the `[[bin]]` tables of `fuzz/Cargo.toml`: the fuzz targets.
 fn manifest_targets() -> Vec<String> {

@@ -6,6 +6,8 @@ pub mod avs_json;
 pub mod block_request;
 pub mod bls;
 pub mod bn254;
+pub mod history;
+pub mod intake;
 pub mod keystore;
 pub mod mmio;
 pub mod net_tx;
@@ -18,7 +20,7 @@ pub type Body = fn(&[u8]);
 
 /// Every target: its name (a `[[bin]]` of `fuzz/Cargo.toml` and a directory of `fuzz/corpus/`)
 /// and its body.
-pub const ALL: [(&str, Body); 10] = [
+pub const ALL: [(&str, Body); 12] = [
     ("spec", spec::run),
     ("block_request", block_request::run),
     ("net_tx", net_tx::run),
@@ -29,4 +31,6 @@ pub const ALL: [(&str, Body); 10] = [
     ("bls", bls::run),
     ("bn254", bn254::run),
     ("web3_keyfile", web3_keyfile::run),
+    ("history", history::run),
+    ("intake", intake::run),
 ];
