@@ -282,6 +282,52 @@ fn a_file_that_is_not_an_image_is_one_clear_line() {
 }
 
 #[test]
+fn an_image_pinned_to_another_digest_is_refused_before_boot() {
+    let specs = Specs::new();
+    let store_dir = specs.dir().join("images");
+    let store = image_store::Store::at(&store_dir);
+    let register = |content: &str| {
+        let file = specs.dir().join("candidate.elf");
+        std::fs::write(&file, content).unwrap();
+        let sha256 = image_store::sha256_file(&file).unwrap();
+        let manifest = image_store::Manifest {
+            name: "pinned".into(),
+            version: "1".into(),
+            size_bytes: content.len() as u64,
+            sha256: sha256.clone(),
+            built_at_unix: 0,
+            git_commit: None,
+            rustc: "test".into(),
+            profile: "test".into(),
+            target: "test".into(),
+            avs: "incredible-squaring".into(),
+            features: Vec::new(),
+        };
+        store.register("pinned", "v1", &file, &manifest).unwrap();
+        sha256
+    };
+    let first = register("the first image");
+    let check = |image: &str| {
+        let spec = specs.spacecore("pin", "cpu = 1\nmemory = \"16Mi\"", "", image);
+        launch(&["--check", "--image-store", store_dir.to_str().unwrap(), spec.to_str().unwrap()])
+    };
+    let out = check(&format!("pinned:v1@sha256:{first}"));
+    assert_eq!(out.status.code(), Some(0), "the pinned digest: {}", text(&out));
+    assert!(text(&out).contains(&format!("sha256     {first}")), "{}", text(&out));
+    let other = "0".repeat(64);
+    let out = check(&format!("pinned:v1@sha256:{other}"));
+    assert_eq!(out.status.code(), Some(i32::from(exit::LAUNCHER_ERROR)), "{}", text(&out));
+    assert!(text(&out).contains(&format!("pins sha256:{other}, but pinned:v1")), "{}", text(&out));
+    // The tag moves to another image: the spec pinned to the first one no longer boots.
+    let second = register("the second image");
+    assert_ne!(first, second);
+    let out = check(&format!("pinned:v1@sha256:{first}"));
+    assert_eq!(out.status.code(), Some(i32::from(exit::LAUNCHER_ERROR)), "{}", text(&out));
+    assert!(text(&out).contains("nothing was booted"), "{}", text(&out));
+    assert_eq!(check("pinned:v1").status.code(), Some(0), "unpinned, the tag names the second image");
+}
+
+#[test]
 fn check_prints_the_resolved_plan_as_text_and_json() {
     let specs = Specs::new();
     let spec = specs.minimal("check-me", 2, "64Mi");

@@ -1,6 +1,6 @@
 //! `spec.deployment.image`: a path to an ELF image, or an image reference
-//! `[registry/path/]name[:tag]`. Nothing here touches the filesystem; the
-//! launcher resolves the result.
+//! `[registry/path/]name[:tag][@sha256:DIGEST]`. Nothing here touches the
+//! filesystem; the launcher resolves the result.
 
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
@@ -33,7 +33,8 @@ impl fmt::Display for ImageSource {
 }
 
 /// An image reference `repository:tag`, for example
-/// `registry/path/avs-spacecore:latest`.
+/// `registry/path/avs-spacecore:latest`, optionally pinned to the image's
+/// SHA-256 digest (`…:latest@sha256:…`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct ImageRef {
     /// `/`-separated components of lowercase letters, digits, `.`, `-`, `_`,
@@ -41,30 +42,57 @@ pub struct ImageRef {
     pub repository: String,
     /// 1 to 128 of `[A-Za-z0-9_.-]`; `latest` when the spec gives none.
     pub tag: String,
+    /// The pinned SHA-256 of the image file, 64 lowercase hex digits: the
+    /// launcher refuses to boot an image whose digest differs. `None`: the tag
+    /// alone names the image.
+    pub digest: Option<String>,
 }
 
 impl fmt::Display for ImageRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.repository, self.tag)
+        write!(f, "{}:{}", self.repository, self.tag)?;
+        match &self.digest {
+            Some(digest) => write!(f, "@sha256:{digest}"),
+            None => Ok(()),
+        }
     }
 }
 
 impl ImageRef {
-    /// Parses `[registry/path/]name[:tag]`; the error is the operator-facing
-    /// message.
+    /// Parses `[registry/path/]name[:tag][@sha256:DIGEST]`; the error is the
+    /// operator-facing message.
     pub fn parse(text: &str) -> Result<Self, String> {
-        if text.contains('@') {
-            return Err(format!(
-                "{text:?}: digest references (name@sha256:...) are not supported; use name:tag"
-            ));
-        }
-        let (repository, tag) = match text.rsplit_once(':') {
+        let (name, digest) = match text.split_once('@') {
+            Some((name, pinned)) => (name, Some(check_digest(text, pinned)?)),
+            None => (text, None),
+        };
+        let (repository, tag) = match name.rsplit_once(':') {
             Some((repository, tag)) => (repository, tag),
-            None => (text, DEFAULT_TAG),
+            None => (name, DEFAULT_TAG),
         };
         check_repository(text, repository)?;
         check_tag(text, tag)?;
-        Ok(Self { repository: repository.to_owned(), tag: tag.to_owned() })
+        Ok(Self { repository: repository.to_owned(), tag: tag.to_owned(), digest })
+    }
+}
+
+/// `sha256:` and 64 lowercase hex digits; returns the hex digits.
+fn check_digest(text: &str, pinned: &str) -> Result<String, String> {
+    const RULE: &str = "a pinned digest is `sha256:` and 64 lowercase hex digits, as \
+                        `hac-launch --check` prints the image's sha256";
+    let Some(hex) = pinned.strip_prefix("sha256:") else {
+        return Err(format!("{text:?}: only sha256 digests are supported after '@'; {RULE}"));
+    };
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return Err(format!("{text:?}: {hex:?} is not a sha256 digest; {RULE}"));
+    }
+    Ok(hex.to_owned())
+}
+
+impl ImageRef {
+    /// Whether `sha256` (lowercase hex) is what the reference pins, or it pins nothing.
+    pub fn admits(&self, sha256: &str) -> bool {
+        self.digest.as_deref().is_none_or(|pinned| pinned == sha256)
     }
 }
 

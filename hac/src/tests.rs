@@ -185,7 +185,11 @@ fn binary_sizes_format_in_the_largest_exact_unit() {
 #[test]
 fn image_references() {
     let reference = |repository: &str, tag: &str| {
-        Ok(ImageSource::Reference(ImageRef { repository: repository.to_owned(), tag: tag.to_owned() }))
+        Ok(ImageSource::Reference(ImageRef {
+            repository: repository.to_owned(),
+            tag: tag.to_owned(),
+            digest: None,
+        }))
     };
     let dir = Path::new("/srv");
     assert_eq!(parse_image("avs", dir), reference("avs", "latest"));
@@ -213,6 +217,9 @@ fn image_references() {
         "a b",
         "a:t g",
         "a@sha256:00",
+        "a@sha512:00",
+        "a@",
+        "@sha256:0000000000000000000000000000000000000000000000000000000000000000",
         "localhost:5000/a:t",
         "app.elf",
         "",
@@ -224,6 +231,18 @@ fn image_references() {
     assert!(parse_image(&"a".repeat(255), dir).is_ok());
     let shown = ImageRef::parse("registry/path/avs-spacecore").unwrap().to_string();
     assert_eq!(shown, "registry/path/avs-spacecore:latest");
+    // Pinned to a digest, with or without a tag.
+    let digest = "0123456789abcdef".repeat(4);
+    let pinned = ImageRef::parse(&format!("avs@sha256:{digest}")).unwrap();
+    assert_eq!((pinned.tag.as_str(), pinned.digest.as_deref()), ("latest", Some(digest.as_str())));
+    assert_eq!(pinned.to_string(), format!("avs:latest@sha256:{digest}"));
+    assert!(pinned.admits(&digest) && !pinned.admits(&"0".repeat(64)));
+    let tagged = ImageRef::parse(&format!("avs:v2@sha256:{digest}")).unwrap();
+    assert_eq!(tagged.tag, "v2");
+    assert!(ImageRef::parse("avs:v2").unwrap().admits("anything"), "an unpinned reference admits any digest");
+    let upper = format!("avs@sha256:{}", digest.to_uppercase());
+    assert!(ImageRef::parse(&upper).unwrap_err().contains("not a sha256 digest"));
+    assert!(ImageRef::parse(&format!("avs@sha256:{digest}0")).is_err(), "65 digits");
 }
 
 #[test]

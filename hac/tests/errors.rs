@@ -434,7 +434,8 @@ fn bad_image_references() {
     expect_error(image, "image = \"name:bad/tag\"", key, 31, "is not allowed in a tag");
     expect_error(image, "image = \"a//b:tag\"", key, 31, "bad image name part \"\"");
     expect_error(image, "image = \"-a:tag\"", key, 31, "bad image name part \"-a\"");
-    expect_error(image, "image = \"a@sha256:abcd\"", key, 31, "digest references");
+    expect_error(image, "image = \"a@sha256:abcd\"", key, 31, "is not a sha256 digest");
+    expect_error(image, "image = \"a@md5:abcd\"", key, 31, "only sha256 digests");
     expect_error(image, "image = \"app.elf\"", key, 31, "ambiguous: write \"./app.elf\"");
     expect_error(image, "image = \"\"", key, 31, "the image is empty");
     expect_error(image, "image = \"./dir/\"", key, 31, "names a directory");

@@ -28,6 +28,7 @@ fn expected_sample_plan(spec_path: &Path) -> Plan {
         image: ImageSource::Reference(ImageRef {
             repository: "registry/path/avs-spacecore".to_owned(),
             tag: "latest".to_owned(),
+            digest: None,
         }),
         virtualization: Virtualization {
             kind: VirtualizationType::MicroVm,

@@ -14,13 +14,37 @@ pub enum ImageError {
     /// The file cannot be opened.
     #[error("cannot read image {path}: {reason}")]
     Unreadable { path: PathBuf, reason: String },
+    /// The spec pins a digest the image does not have.
+    #[error(
+        "spec.deployment.image pins sha256:{pinned}, but {what} is sha256:{found}; nothing was booted \
+         (register the pinned image, or pin the digest `hac-launch --check` shows)"
+    )]
+    DigestMismatch { what: String, pinned: String, found: String },
 }
 
-/// Resolves the image of a plan to a file path.
+/// Resolves the image of a plan to a file path. A reference pinned to a digest must name a
+/// store entry whose manifest records that digest (the file itself is checked by [`pinned`]).
 pub fn resolve(source: &ImageSource, store: &Store) -> Result<PathBuf, ImageError> {
     match source {
         ImageSource::Path(path) => Ok(path.clone()),
-        ImageSource::Reference(r) => Ok(store.resolve(&r.repository, &r.tag)?.path),
+        ImageSource::Reference(r) => {
+            let stored = store.resolve(&r.repository, &r.tag)?;
+            pinned(source, &stored.manifest.sha256, || format!("{}:{} (its manifest)", r.repository, r.tag))?;
+            Ok(stored.path)
+        }
+    }
+}
+
+/// Checks `sha256`, the digest of what is about to be booted, against the digest `source`
+/// pins, if any.
+pub fn pinned(source: &ImageSource, sha256: &str, what: impl FnOnce() -> String) -> Result<(), ImageError> {
+    match source {
+        ImageSource::Reference(r) if !r.admits(sha256) => Err(ImageError::DigestMismatch {
+            what: what(),
+            pinned: r.digest.clone().unwrap_or_default(),
+            found: sha256.to_owned(),
+        }),
+        _ => Ok(()),
     }
 }
 

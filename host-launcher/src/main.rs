@@ -84,6 +84,16 @@ fn run(cli: &Cli, plan: &hac::Plan, log: &Log, started: (Instant, u64)) -> anyho
     let image_path = image::resolve(&plan.image, &store)?;
     // Checked once, then hashed and loaded from this open file only.
     let image = image::open(&image_path)?;
+    if let hac::ImageSource::Reference(r) = &plan.image
+        && r.digest.is_some()
+    {
+        // A pinned digest is checked against the bytes of the very file every boot reads.
+        let sha256 = image_store::sha256_reader(&image)
+            .with_context(|| format!("cannot read image {}", image_path.display()))?;
+        image::pinned(&plan.image, &sha256, || image_path.display().to_string())?;
+        std::io::Seek::rewind(&mut &image)
+            .with_context(|| format!("cannot read image {}", image_path.display()))?;
+    }
     if cli.check {
         print_plan(cli, plan, image_path, &image)?;
         return Ok(0);
