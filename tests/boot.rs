@@ -199,6 +199,35 @@ fn a_hostile_hypercall_buffer_ends_only_that_guest() {
 }
 
 #[test]
+fn a_guest_flooding_its_console_is_cut_to_its_budget() {
+    if !kvm_available("a_guest_flooding_its_console_is_cut_to_its_budget") {
+        return;
+    }
+    let specs = Specs::new();
+    let spec = specs.minimal("boot-flood", 1, "16Mi");
+    let started = std::time::Instant::now();
+    let out = launch(&["--cmdline", "spacecore.selftest=console-flood:16", spec.to_str().unwrap()]);
+    let elapsed = started.elapsed();
+    let log = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // 16 MiB written in 4 KiB writes (4095 x and a newline each): what reached the log is at
+    // most the burst and the rate over the run, and every other byte is reported dropped.
+    let logged_writes = log.lines().filter(|l| l.starts_with("[boot-flood guest] xxx")).count();
+    let logged = logged_writes * 4096;
+    let budget = (256 << 10) + (64 << 10) * (elapsed.as_millis() as usize / 1000 + 1);
+    assert!(logged <= budget, "{logged} bytes of guest text logged in {elapsed:?}, budget {budget}");
+    assert!(logged >= 256 << 10, "the burst goes through: {logged} bytes");
+    let dropped: usize = log
+        .lines()
+        .filter_map(|l| l.split("] console: ").nth(1))
+        .filter_map(|t| t.strip_suffix(" bytes of guest output dropped (over 64 KiB/s)"))
+        .map(|n| n.parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(logged + dropped, 16 << 20, "every byte is logged or reported dropped");
+    assert!(log.contains("console-flood: done"), "the guest's last line, once its budget allows");
+}
+
+#[test]
 fn a_bad_guest_command_line_word_stops_the_boot() {
     if !kvm_available("a_bad_guest_command_line_word_stops_the_boot") {
         return;

@@ -13,7 +13,7 @@
 //! | `spacecore.task_signer` | the task source, an Ethereum address (`0x` and 40 hex digits): a task pushed with `POST /task` must carry its signature (`avs_protocol::intake`) | every pushed task refused |
 //! | `spacecore.confirmations` | blocks on top of a block before its tasks are read, 0..=10000 | 2 |
 //! | `spacecore.scheme` | the operator key's scheme, `bn254` or `bls12-381` (also `sign-bench`'s) | `bn254` |
-//! | `spacecore.selftest` | see [`SelfTest`] | none |
+//! | `spacecore.selftest` | see [`SelfTest`] (`panic`, `fault`, `exit:N`, `bad-buffer`, `bad-port`, `console-flood:MIB`, `sign-bench:N`, `disk-bench:OPS:MIB`) | none |
 //! | `spacecore.testhooks` | `on` or `off`: serve `POST /test/panic` and `POST /test/hang` | `off` |
 //!
 //! A key given twice takes its last value.
@@ -110,6 +110,10 @@ pub enum SelfTest {
     BadBuffer,
     /// Write to a port that is not a hypercall port.
     BadPort,
+    /// Write this many MiB to the console as fast as it can (`console-flood:MIB`), wait a
+    /// quarter of a second, write one line and exit 0: the launcher's console budget must
+    /// drop most of it.
+    ConsoleFlood(u32),
     /// Benchmark BLS signing (`sign-bench:N`) in the scheme of `spacecore.scheme`: sign `N`
     /// digests, print the time, exit 0.
     SignBench(u32),
@@ -149,6 +153,12 @@ pub fn parse(line: &str) -> Result<Args<'_>, BadArg<'_>> {
                     "fault" => SelfTest::Fault,
                     "bad-buffer" => SelfTest::BadBuffer,
                     "bad-port" => SelfTest::BadPort,
+                    v if v.starts_with("console-flood:") => v["console-flood:".len()..]
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=1024).contains(n))
+                        .map(SelfTest::ConsoleFlood)
+                        .ok_or(BadArg(word))?,
                     v if v.starts_with("disk-bench:") => disk_bench(v).ok_or(BadArg(word))?,
                     v if v.starts_with("sign-bench:") => v["sign-bench:".len()..]
                         .parse()
@@ -238,6 +248,11 @@ mod tests {
         assert_eq!(parse("spacecore.selftest=exit:7").unwrap().selftest, Some(SelfTest::Exit(7)));
         assert_eq!(parse("spacecore.selftest=bad-buffer").unwrap().selftest, Some(SelfTest::BadBuffer));
         assert_eq!(parse("spacecore.selftest=bad-port").unwrap().selftest, Some(SelfTest::BadPort));
+        let flood = parse("spacecore.selftest=console-flood:16").unwrap().selftest;
+        assert_eq!(flood, Some(SelfTest::ConsoleFlood(16)));
+        for bad in ["console-flood:0", "console-flood:1025", "console-flood:x"] {
+            assert!(parse(&format!("spacecore.selftest={bad}")).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -30,9 +30,26 @@ pub fn run(test: SelfTest, info: &BootInfo, clock: &Clock, scheme: avs_protocol:
             crate::arch::out32(0x3f8, 0);
             panic!("a write to a port outside the hypercall range did not fault")
         }
+        SelfTest::ConsoleFlood(mib) => console_flood(clock, mib),
         SelfTest::DiskBench { ops, read_mib } => disk_bench(info, clock, ops, read_mib),
         SelfTest::SignBench(count) => sign_bench(clock, count, scheme),
     }
+}
+
+/// Runs `console-flood`: `mib` MiB of console text in 4 KiB writes, a pause of 250 ms (by the
+/// clock, spinning), one last line, exit 0.
+fn console_flood(clock: &Clock, mib: u32) -> ! {
+    let mut chunk = [b'x'; 4096];
+    chunk[4095] = b'\n';
+    for _ in 0..u64::from(mib) * 256 {
+        hypercall::console_write(&chunk);
+    }
+    let start = arch::rdtsc();
+    while clock.ticks_to_ns(arch::rdtsc().wrapping_sub(start)) < 250_000_000 {
+        core::hint::spin_loop();
+    }
+    println!("console-flood: done");
+    hypercall::exit(0)
 }
 
 /// Runs `sign-bench`: signs `count` different digests with a fixed key of `scheme` through

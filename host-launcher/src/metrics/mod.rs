@@ -193,6 +193,16 @@ pub fn render(sources: &Sources, rss_bytes: u64, guest: Option<&GuestScrape>) ->
     )
     .sample_f64("spacecore_launcher_vcpu_exits_total", &[("kind", "hypercall")], hypercalls as f64)
     .sample_f64("spacecore_launcher_vcpu_exits_total", &[("kind", "mmio")], mmio as f64);
+    e.family(
+        "spacecore_launcher_console_dropped_bytes_total",
+        Kind::Counter,
+        "Guest console bytes dropped: written beyond the console budget.",
+    )
+    .sample_f64(
+        "spacecore_launcher_console_dropped_bytes_total",
+        &[],
+        sources.exits.console_dropped_bytes.load(Relaxed) as f64,
+    );
     devices(&mut e, &sources.devices);
     relays(&mut e, sources);
     e.family(

@@ -15,6 +15,8 @@ pub struct Control {
     ended: AtomicBool,
     /// VM exits by kind, counted by the vCPU threads; shared by every boot of the spacecore.
     pub exits: Arc<ExitCounts>,
+    /// This boot's console budget.
+    console: Mutex<super::console::Bucket>,
 }
 
 /// VM exits by kind: every exit costs ~30 µs on KVM on PVM, so these are worth watching.
@@ -24,6 +26,8 @@ pub struct ExitCounts {
     pub hypercalls: AtomicU64,
     /// Device register reads and writes that reached the launcher.
     pub mmio: AtomicU64,
+    /// Console bytes the guest wrote beyond its budget, dropped.
+    pub console_dropped_bytes: AtomicU64,
 }
 
 impl ExitCounts {
@@ -55,7 +59,18 @@ impl Control {
             changed: Condvar::new(),
             ended: AtomicBool::new(false),
             exits,
+            console: Mutex::new(super::console::Bucket::new(Instant::now())),
         }
+    }
+
+    /// Whether console text of `len` bytes may be written now ([`super::console`]); counts what
+    /// is dropped.
+    pub fn console_admit(&self, len: usize) -> super::console::Admission {
+        let admission = self.console.lock().unwrap_or_else(|p| p.into_inner()).admit(len, Instant::now());
+        if admission == super::console::Admission::Drop {
+            self.exits.console_dropped_bytes.fetch_add(len as u64, Ordering::Relaxed);
+        }
+        admission
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

@@ -102,7 +102,15 @@ fn serve(ctx: &Context, call: Hypercall, arg: u32) -> Result<(), Outcome> {
     match call {
         Hypercall::ConsoleWrite => {
             let text = read_message(ctx, arg).map_err(|e| violation(format!("console write: {e}")))?;
-            ctx.log.guest(&text);
+            if let super::console::Admission::Write { dropped } = ctx.control.console_admit(text.len()) {
+                if dropped > 0 {
+                    ctx.log.launcher(format_args!(
+                        "console: {dropped} bytes of guest output dropped (over {} KiB/s)",
+                        super::console::RATE >> 10
+                    ));
+                }
+                ctx.log.guest(&text);
+            }
             Ok(())
         }
         Hypercall::Ready => {

@@ -4,6 +4,7 @@
 
 mod boot_info;
 mod bus;
+mod console;
 mod control;
 mod fault;
 mod hypercall;
