@@ -454,11 +454,21 @@ impl Cluster {
 
     /// Adds `fields` (TOML `key = value` lines) to the `[spec.avs]` table of every node's spec:
     /// for settings known only once the nodes are provisioned, such as the address of a
-    /// TaskManager deployed for their keys. Takes effect at each node's next boot.
+    /// TaskManager deployed for their keys. Takes effect at each node's next boot. A node given
+    /// a `task_manager` reads its tasks from the chain and takes none pushed, so its spec loses
+    /// the `task_signer` line (`hac-launch` refuses the two together).
     pub fn add_avs_fields(&self, fields: &str) {
+        let on_chain = fields.lines().any(|l| l.trim_start().starts_with("task_manager"));
         for node in &self.nodes {
-            let text = std::fs::read_to_string(&node.spec).expect("read the spec");
+            let mut text = std::fs::read_to_string(&node.spec).expect("read the spec");
             assert!(text.contains("[spec.avs]\n"), "{}: no [spec.avs] table", node.spec.display());
+            if on_chain {
+                text = text
+                    .lines()
+                    .filter(|l| !l.starts_with("task_signer = "))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+            }
             let fields = if fields.ends_with('\n') { fields.to_owned() } else { format!("{fields}\n") };
             let text = text.replacen("[spec.avs]\n", &format!("[spec.avs]\n{fields}"), 1);
             std::fs::write(&node.spec, text).expect("write the spec");
