@@ -15,6 +15,8 @@
 //! tasks are read from the chain, `ethereum` (whether the Ethereum node answers). The
 //! signer is essential (down: unhealthy) only on an operator node, one with an aggregator.
 
+pub use crate::status::{Health, Status};
+
 use crate::avs::AvsNode;
 use crate::chain::Watcher;
 use crate::http::Response;
@@ -24,68 +26,6 @@ use core::fmt::Write;
 
 /// The AVS Node Specification version this API implements.
 pub const SPEC_VERSION: &str = "v0.0.1";
-
-/// The state of one backing service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    /// Working.
-    Up,
-    /// Not working.
-    Down,
-    /// Not known yet: starting, or not tried yet.
-    Initializing,
-}
-
-impl Status {
-    /// Its name in `GET /eigen/node/services`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Up => "Up",
-            Status::Down => "Down",
-            Status::Initializing => "Initializing",
-        }
-    }
-
-    /// The status code of `GET /eigen/node/services/{id}/health`: 200, 503 or 206.
-    pub fn http_status(self) -> u16 {
-        match self {
-            Status::Up => 200,
-            Status::Down => 503,
-            Status::Initializing => 206,
-        }
-    }
-}
-
-/// The node's health.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Health {
-    /// Every service is up (200).
-    Healthy,
-    /// Initializing, or a service that is not essential is down (206).
-    PartiallyHealthy,
-    /// An essential service (the signer) is down: the node signs nothing (503).
-    Unhealthy,
-}
-
-impl Health {
-    /// The status code of `GET /eigen/node/health`.
-    pub fn http_status(self) -> u16 {
-        match self {
-            Health::Healthy => 200,
-            Health::PartiallyHealthy => 206,
-            Health::Unhealthy => 503,
-        }
-    }
-
-    /// The value of `eigen_performance_score`: 100, 50 or 0.
-    pub fn performance_score(self) -> u8 {
-        match self {
-            Health::Healthy => 100,
-            Health::PartiallyHealthy => 50,
-            Health::Unhealthy => 0,
-        }
-    }
-}
 
 /// A backing service of the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,6 +19,7 @@ mod cmdline;
 mod diskbench;
 mod http;
 mod metrics;
+mod status;
 
 #[cfg(not(test))]
 mod arch;

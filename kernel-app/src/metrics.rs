@@ -18,9 +18,9 @@
 //! decimals, so no floating point is involved. The output has a fixed set of series: its size
 //! does not grow with traffic.
 
-use crate::api::Health;
 use crate::avs::{AVS_NAME, AvsNode, Cause, RPC_METHOD};
 use crate::chain::Watcher;
+use crate::status::Health;
 use alloc::vec::Vec;
 use core::fmt::{self, Display};
 use prom_text::{Exposition, Kind};

@@ -32,8 +32,8 @@ pub use avs_protocol::history;
 pub mod identity;
 pub mod operator;
 
-use crate::api::Status;
 use crate::metrics::{Histogram, RPC_BUCKETS_NS, SIGNING_BUCKETS_NS};
+use crate::status::Status;
 use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::String;

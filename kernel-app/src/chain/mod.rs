@@ -38,9 +38,9 @@ pub mod cursor;
 pub mod event;
 pub mod rpc;
 
-use crate::api::Status;
 use crate::avs::client::HttpResponse;
 use crate::avs::{AvsNode, Calls, Records, Request, TaskError};
+use crate::status::Status;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;

@@ -17,10 +17,7 @@ use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 use virtio_drivers::transport::DeviceType;
 
-/// Largest Ethernet frame without its FCS: 9000 bytes of payload (the IP MTU the launcher
-/// sets on the host side of this private point-to-point link) and a 14-byte header. Jumbo
-/// frames cut the per-packet cost (a queue notification and a tap read or write) six-fold.
-pub const MTU: usize = 9014;
+pub use super::hal::MTU;
 
 /// Receive buffers lent to the device at start.
 pub const RX_AT_START: usize = 32;
