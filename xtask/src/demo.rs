@@ -168,147 +168,77 @@ fn describe(task: &Value, number: Option<&Value>) -> String {
     format!("task {:>3}  number {number:>4}  signers {}  {outcome}", index(task), count("signers"))
 }
 
-/// `cargo xtask demo --chain`: Anvil, EigenLayer's registries and BLSSignatureChecker and this
-/// project's TaskManager (`interop::avs::Deployment`), the three operators registered on chain
-/// with the BN254 keys on their spacecores' disks, the aggregator in chain mode creating the
-/// tasks with `createNewTask`, and one line per task's `TaskResponded` transaction.
+/// `cargo xtask demo --chain`: the AVS on Anvil as [`crate::onchain`] sets it up (EigenLayer's
+/// registries and BLSSignatureChecker and this project's TaskManager, the three operators
+/// registered on chain with the BN254 keys on their spacecores' disks), the aggregator in chain
+/// mode creating the tasks with `createNewTask`, and one line per task's `TaskResponded`
+/// transaction.
 mod chain {
     use std::collections::BTreeSet;
-    use std::path::Path;
-    use std::process::Command;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
     use std::thread;
     use std::time::{Duration, Instant};
 
-    use alloy::providers::{DynProvider, Provider};
-    use alloy::rpc::types::Filter;
-    use alloy::sol_types::SolEvent;
-    use anyhow::{Context, Result, anyhow, bail};
-    use avs_protocol::bn254::SecretKey;
-    use interop::avs::{self, Deployment, Roles, SpacecoreTaskManager};
-    use interop::chain::Anvil;
+    use anyhow::{Result, bail};
     use serde_json::Value;
-    use spacecore_tests::cluster::{Aggregator, AggregatorOptions, ChainSetup, Cluster, EcdsaKey, events};
+    use spacecore_tests::cluster::{AggregatorOptions, events};
 
     use super::{Args, OPERATORS, release_tools};
-    use crate::chain_tools::{self, ANVIL_ENV, SOLCJS_ENV};
-    use crate::cmd::progress;
+    use crate::onchain::{self, OnChain, Settings};
 
     /// Blocks the spacecores wait on top of a task's block.
     const CONFIRMATIONS: u64 = 2;
-    /// Anvil mines a block per transaction only: one more block this often, as a chain's block
-    /// time, so the tasks get their confirmations.
+    /// A block this often besides the transactions' own.
     const BLOCK_INTERVAL: Duration = Duration::from_millis(500);
     /// Each operator's stake in quorum 0.
     const STAKE: u64 = 100;
 
     pub fn run(args: &Args) -> Result<()> {
-        // The deployment finds Anvil and solc-js through the environment, as the tests do; set
-        // it for a second run of this program rather than for this process.
-        if std::env::var_os(ANVIL_ENV).is_none() || std::env::var_os(SOLCJS_ENV).is_none() {
-            progress("providing Anvil and solc-js (npm, pinned)...");
-            let tools = chain_tools::provide()?;
-            let exe = std::env::current_exe().context("cannot find the xtask program to run it again")?;
-            let status = Command::new(exe)
-                .args(std::env::args_os().skip(1))
-                .env(ANVIL_ENV, &tools.anvil)
-                .env(SOLCJS_ENV, &tools.solcjs)
-                .status()
-                .context("cannot run the xtask program again")?;
-            if !status.success() {
-                bail!("the on-chain demo failed ({status})");
-            }
+        if onchain::run_with_tools()? {
             return Ok(());
         }
         let tools = release_tools()?;
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-
-        progress(format_args!(
-            "making {OPERATORS} operators (eigensdk BN254 key files) and their spacecores' disks..."
-        ));
-        let mut cluster = Cluster::new(tools.clone(), "demo", OPERATORS);
-        if args.keep {
-            cluster.keep();
-        }
-        println!("state directory: {}", cluster.dir().display());
-        let mut operators = Vec::new();
-        for node in &cluster.nodes {
-            let key = key_file_secret(&node.operator.keystore, &node.operator.password_file)?;
-            if key.public_key().operator_id() != node.operator.key.id {
-                bail!(
-                    "{}: the key file's key is not the one the CLI showed",
-                    node.operator.keystore.display()
-                );
-            }
-            operators.push(avs::Operator { key, stake: STAKE });
-        }
-        let generator = EcdsaKey::generate(&tools.cli, cluster.dir(), "task-generator");
-        let aggregator_key = EcdsaKey::generate(&tools.cli, cluster.dir(), "aggregator");
-        let roles = Roles {
-            task_generator: generator.address.parse().context("the task generator's address")?,
-            aggregator: aggregator_key.address.parse().context("the aggregator's address")?,
-            response_window_blocks: 10_000,
+        let settings = Settings {
+            prefix: "demo",
+            operators: OPERATORS,
+            stake: STAKE,
+            confirmations: CONFIRMATIONS,
+            block_interval: BLOCK_INTERVAL,
+            keep: args.keep,
         };
-
-        progress("starting Anvil, deploying EigenLayer's registries and checker and the TaskManager...");
-        let anvil = Anvil::start().map_err(|e| anyhow!("cannot start Anvil: {e}"))?;
-        let d = rt
-            .block_on(Deployment::deploy(&anvil, &operators, roles))
-            .map_err(|e| anyhow!("cannot deploy: {e}"))?;
-        println!("anvil: {} (chain id {})", anvil.endpoint(), interop::chain::CHAIN_ID);
+        let mut chain = OnChain::start(tools, &settings)?;
+        let d = &chain.deployment;
+        println!("state directory: {}", chain.cluster.dir().display());
+        println!("anvil: {} (chain id {})", chain.anvil.endpoint(), interop::chain::CHAIN_ID);
         println!("TaskManager (this project's): {}", d.task_manager.address());
         println!("BLSSignatureChecker (EigenLayer's MockAvsServiceManager): {}", d.checker.address());
         println!("registry coordinator (this project's): {}", d.coordinator.address());
         println!("OperatorStateRetriever (EigenLayer's): {}", d.retriever.address());
         println!("task generator: {}, aggregator: {}", d.roles.task_generator, d.roles.aggregator);
-        for (node, registered) in cluster.nodes.iter().zip(&d.operators) {
+        for (node, registered) in chain.cluster.nodes.iter().zip(&d.operators) {
             println!(
                 "{}: registered on chain as operator {} (account {}, stake {})",
                 node.operator.name, registered.id, registered.address, registered.stake
             );
         }
-        let miner = Miner::start(rt.handle(), d.provider.clone());
-
-        progress("booting the spacecores and loading their keys...");
-        cluster.add_avs_fields(&format!(
-            "eth_rpc = \"127.0.0.1:{}\"\ntask_manager = \"{}\"\nconfirmations = {CONFIRMATIONS}\n",
-            anvil.port(),
-            d.task_manager.address()
-        ));
-        cluster.start_all();
-        for node in &cluster.nodes {
+        for node in &chain.cluster.nodes {
             println!(
-                "{}: reads NewTaskCreated from Anvil ({CONFIRMATIONS} confirmations), HTTP on http://{}",
+                "{}: reads NewTaskCreated from Anvil ({CONFIRMATIONS} confirmations, a block every \
+                 {BLOCK_INTERVAL:?}), HTTP on http://{}",
                 node.operator.name,
                 node.http.expect("running")
             );
         }
 
-        let setup = ChainSetup {
-            eth_rpc: anvil.endpoint(),
-            task_manager: d.task_manager.address().to_string(),
-            operator_state_retriever: d.retriever.address().to_string(),
-            registry_coordinator: d.coordinator.address().to_string(),
-            task_generator: generator,
-            aggregator: aggregator_key,
-        };
         let options = AggregatorOptions {
             tasks: args.tasks,
             threshold: 67,
             interval: Duration::from_secs(1),
             expiry: Duration::from_secs(30),
         };
-        let mut aggregator = Aggregator::start_chain(
-            &tools.aggregator,
-            &setup,
-            cluster.aggregator_addr,
-            &options,
-            cluster.dir(),
-        );
+        let mut aggregator = chain.start_aggregator(&options);
         println!(
             "aggregator: chain mode, JSON-RPC on {}, {} tasks created on chain, one every {:?}, quorum threshold {}%",
-            cluster.aggregator_addr, options.tasks, options.interval, options.threshold
+            chain.cluster.aggregator_addr, options.tasks, options.interval, options.threshold
         );
 
         let limit = options.interval * options.tasks + options.expiry + Duration::from_secs(60);
@@ -334,19 +264,18 @@ mod chain {
             thread::sleep(Duration::from_millis(100));
         }
         let status = aggregator.finish(Duration::from_secs(30));
-        drop(miner);
+        chain.stop_miner();
 
         // What the chain itself holds: one TaskResponded per task.
-        let filter = Filter::new()
-            .address(*d.task_manager.address())
-            .event_signature(SpacecoreTaskManager::TaskResponded::SIGNATURE_HASH)
-            .from_block(0);
-        let on_chain = rt.block_on(d.provider.get_logs(&filter)).context("eth_getLogs")?.len();
-        for i in 0..cluster.nodes.len() {
-            let (code, log) = cluster.stop(i);
+        let on_chain = chain.responded()?.len();
+        for i in 0..chain.cluster.nodes.len() {
+            let (code, log) = chain.cluster.stop(i);
             if code != Some(0) {
                 eprintln!("{log}");
-                progress(format_args!("{} exited with {code:?}", cluster.nodes[i].operator.name));
+                crate::cmd::progress(format_args!(
+                    "{} exited with {code:?}",
+                    chain.cluster.nodes[i].operator.name
+                ));
             }
         }
         println!(
@@ -359,23 +288,7 @@ mod chain {
                 aggregator.log_text()
             );
         }
-        drop(anvil);
         Ok(())
-    }
-
-    /// The operator's BN254 secret from its eigensdk key file, as a registration tool reads it.
-    fn key_file_secret(keyfile: &Path, password_file: &Path) -> Result<SecretKey> {
-        let text =
-            std::fs::read_to_string(keyfile).with_context(|| format!("cannot read {}", keyfile.display()))?;
-        let password = std::fs::read_to_string(password_file)
-            .with_context(|| format!("cannot read {}", password_file.display()))?;
-        let password = password.strip_suffix('\n').unwrap_or(&password);
-        let file = eip2335::web3::BlsKeyFile::from_json(&text)
-            .map_err(|e| anyhow!("key file {}: {e:?}", keyfile.display()))?;
-        let secret = file
-            .decrypt(password.as_bytes())
-            .map_err(|e| anyhow!("key file {}: {e:?}", keyfile.display()))?;
-        SecretKey::from_bytes(&secret).map_err(|e| anyhow!("key file {}: {e:?}", keyfile.display()))
     }
 
     /// One line for a `task_responded` decision: the task, its square, and the transaction.
@@ -394,33 +307,5 @@ mod chain {
             line["gas_used"],
             line["create_to_responded_ms"].as_f64().unwrap_or(f64::NAN),
         )
-    }
-
-    /// Mines a block every [`BLOCK_INTERVAL`] until dropped.
-    struct Miner {
-        stop: Arc<AtomicBool>,
-        thread: Option<thread::JoinHandle<()>>,
-    }
-
-    impl Miner {
-        fn start(rt: &tokio::runtime::Handle, provider: DynProvider) -> Miner {
-            let stop = Arc::new(AtomicBool::new(false));
-            let (rt, stopping) = (rt.clone(), stop.clone());
-            let thread = thread::spawn(move || {
-                while !stopping.load(Ordering::Relaxed) && rt.block_on(avs::mine(&provider)).is_ok() {
-                    thread::sleep(BLOCK_INTERVAL);
-                }
-            });
-            Miner { stop, thread: Some(thread) }
-        }
-    }
-
-    impl Drop for Miner {
-        fn drop(&mut self) {
-            self.stop.store(true, Ordering::Relaxed);
-            if let Some(t) = self.thread.take() {
-                let _ = t.join();
-            }
-        }
     }
 }

@@ -11,6 +11,7 @@ mod cmd;
 mod demo;
 mod fuzz;
 mod launch;
+mod onchain;
 mod promtool;
 mod test;
 

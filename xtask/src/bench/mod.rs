@@ -11,6 +11,7 @@ mod http;
 mod net;
 mod recover;
 mod sign;
+mod sign_chain;
 mod stats;
 mod vm;
 
@@ -35,7 +36,7 @@ pub enum Bench {
     /// against the same I/O done by the host on the same file.
     Disk(disk::Args),
     /// BLS signatures per second (BN254 or BLS12-381) inside one spacecore vCPU against the same
-    /// code on the host.
+    /// code on the host; tasks per second end to end, and with `--chain` on a local chain too.
     Sign(sign::Args),
     /// Crash-to-serving time of a spacecore under auto-recovery against its cold start, and the
     /// launcher's CPU use while the spacecore idles against a light load.

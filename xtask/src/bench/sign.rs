@@ -17,6 +17,10 @@
 //! completes the task (threshold 100%: the one operator). Tasks per second is completed tasks
 //! over the time from the first task's creation to the last completion; its baseline is the
 //! host's signing rate measured above (the bound if nothing but signing cost anything).
+//!
+//! With `--chain` (BN254), the same operators and tasks then run on a local chain
+//! ([`super::sign_chain`]), and the table sets the two paths side by side. `--operators` sets
+//! the spacecores of both end-to-end runs.
 
 use std::time::{Duration, Instant};
 
@@ -25,9 +29,10 @@ use avs_protocol::encoding::to_hex;
 use avs_protocol::{OperatorSecretKey, Scheme, bls, keccak256};
 use serde::Serialize;
 
-use spacecore_tests::cluster::{AggregatorOptions, Cluster, events};
+use spacecore_tests::cluster::{AggregatorOptions, Cluster, Tools, events};
 
 use super::boot::is_guest_line;
+use super::sign_chain::{self, OnChainRun, Params};
 use super::stats::percentile;
 use super::vm::{self, Launcher, Scratch};
 use super::{verdict, write_json};
@@ -53,11 +58,26 @@ pub struct Args {
     /// Time between two tasks of the end-to-end run, in milliseconds.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1000))]
     task_interval_ms: u64,
+    /// Operators, each with its spacecore, in the end-to-end runs (threshold 100%: all sign).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=8))]
+    operators: u64,
+    /// Also run the end-to-end path on a local chain (Anvil, EigenLayer's contracts): the same
+    /// operators and tasks, created with `createNewTask` and answered with `respondToTask`.
+    #[arg(long)]
+    chain: bool,
+    /// With `--chain`: blocks the spacecores wait on top of a task's block.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=64))]
+    confirmations: u64,
+    /// With `--chain`: a block is mined this often besides each transaction's own, in
+    /// milliseconds.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=10_000))]
+    block_interval_ms: u64,
 }
 
 /// The end-to-end run's figures.
 #[derive(Debug, Serialize)]
 struct EndToEnd {
+    operators: usize,
     tasks: u32,
     offered_per_s: f64,
     completed: usize,
@@ -87,9 +107,22 @@ struct Report {
     ratio: f64,
     chain: String,
     end_to_end: Option<EndToEnd>,
+    /// `--chain`: the end-to-end path on a local chain.
+    on_chain: Option<OnChainRun>,
 }
 
 pub fn run(args: &Args) -> Result<()> {
+    if args.chain {
+        ensure!(
+            args.scheme == Scheme::Bn254,
+            "--chain needs --scheme bn254: EigenLayer's contracts check BN254"
+        );
+        ensure!(args.tasks > 0, "--chain needs end-to-end tasks (--tasks 1 or more)");
+        // Anvil and solc-js come through the environment, as in the tests.
+        if crate::onchain::run_with_tools()? {
+            return Ok(());
+        }
+    }
     let prepared = vm::prepare("sign")?;
     let scratch = Scratch::new("sign")?;
     let spec = vm::write_spec(scratch.path(), "bench-sign", &prepared.image, "", "")?;
@@ -119,11 +152,24 @@ pub fn run(args: &Args) -> Result<()> {
     }
     let per_s = |ns: &[u64]| f64::from(args.signatures) / (*ns.iter().min().unwrap_or(&1) as f64 / 1e9);
     let (guest, host) = (per_s(&guest_ns), per_s(&host_ns));
-    let end_to_end = if args.tasks > 0 {
-        Some(end_to_end(args.scheme, args.tasks, Duration::from_millis(args.task_interval_ms), host)?)
-    } else {
-        None
-    };
+    let operators = usize::try_from(args.operators)?;
+    let interval = Duration::from_millis(args.task_interval_ms);
+    let (mut end_to_end, mut on_chain) = (None, None);
+    if args.tasks > 0 {
+        let tools = crate::demo::release_tools()?;
+        let e = end_to_end_run(tools.clone(), args.scheme, operators, args.tasks, interval, host)?;
+        if args.chain {
+            let params = Params {
+                operators,
+                tasks: args.tasks,
+                interval,
+                confirmations: args.confirmations,
+                block_interval: Duration::from_millis(args.block_interval_ms),
+            };
+            on_chain = Some(sign_chain::run(tools, params, (e.tasks_per_s, e.latency_p50_ms))?);
+        }
+        end_to_end = Some(e);
+    }
     let report = Report {
         scheme: args.scheme.name(),
         signatures: args.signatures,
@@ -134,6 +180,7 @@ pub fn run(args: &Args) -> Result<()> {
         ratio: guest / host,
         chain,
         end_to_end,
+        on_chain,
     };
     let what = match args.scheme {
         Scheme::Bn254 => "BN254 signing (EigenLayer's BLS, G1 signatures, 32-byte digests)",
@@ -149,8 +196,8 @@ pub fn run(args: &Args) -> Result<()> {
     );
     if let Some(e) = &report.end_to_end {
         println!(
-            "end to end, one spacecore and the aggregator, {} tasks offered at {:.0}/s:",
-            e.tasks, e.offered_per_s
+            "end to end, {} spacecore(s) and the aggregator, {} tasks offered at {:.0}/s:",
+            e.operators, e.tasks, e.offered_per_s
         );
         println!("  completed:                  {:>8} of {}", e.completed, e.tasks);
         println!(
@@ -161,22 +208,28 @@ pub fn run(args: &Args) -> Result<()> {
             "  task latency p50 / p99:     {:>8.2} / {:.2} ms (created to completed)",
             e.latency_p50_ms, e.latency_p99_ms
         );
+        if let Some(c) = &report.on_chain {
+            sign_chain::print(c, (e.completed, e.tasks_per_s, e.latency_p50_ms, e.latency_p99_ms));
+        }
     }
     let out = write_json(&format!("sign-{}", args.scheme), &report)?;
     println!("figures written to {}", out.display());
     Ok(())
 }
 
-/// Runs one spacecore of `scheme` and the aggregator through `tasks` tasks.
-fn end_to_end(
+/// Runs `operators` spacecores of `scheme` and the aggregator through `tasks` tasks.
+fn end_to_end_run(
+    tools: Tools,
     scheme: Scheme,
+    operators: usize,
     tasks: u32,
     interval: Duration,
     host_signatures_per_s: f64,
 ) -> Result<EndToEnd> {
-    let tools = crate::demo::release_tools()?;
-    progress(format_args!("end to end: one {scheme} operator, its spacecore and the aggregator..."));
-    let mut cluster = Cluster::with_scheme(tools, "bench-sign", 1, scheme);
+    progress(format_args!(
+        "end to end: {operators} {scheme} operator(s), their spacecores and the aggregator..."
+    ));
+    let mut cluster = Cluster::with_scheme(tools, "bench-sign", operators, scheme);
     cluster.start_all();
     let options = AggregatorOptions { tasks, threshold: 100, interval, expiry: Duration::from_secs(10) };
     let mut aggregator = cluster.start_aggregator(&options);
@@ -195,6 +248,7 @@ fn end_to_end(
     let span_ms = (last - first).max(1.0);
     let tasks_per_s = completed.len() as f64 / (span_ms / 1000.0);
     Ok(EndToEnd {
+        operators,
         tasks,
         offered_per_s: 1.0 / interval.as_secs_f64(),
         completed: completed.len(),
@@ -242,7 +296,39 @@ fn parse_guest(log: &[String]) -> Option<(u64, String, String)> {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn chain_flags_parse() {
+        let args = Cli::try_parse_from(["sign"]).unwrap().args;
+        assert!(!args.chain);
+        assert_eq!((args.operators, args.confirmations, args.block_interval_ms), (1, 2, 500));
+        let args = Cli::try_parse_from([
+            "sign",
+            "--chain",
+            "--operators",
+            "3",
+            "--confirmations",
+            "0",
+            "--block-interval-ms",
+            "100",
+        ])
+        .unwrap()
+        .args;
+        assert!(args.chain);
+        assert_eq!((args.operators, args.confirmations, args.block_interval_ms), (3, 0, 100));
+        assert!(Cli::try_parse_from(["sign", "--operators", "0"]).is_err());
+        assert!(Cli::try_parse_from(["sign", "--operators", "9"]).is_err());
+        assert!(Cli::try_parse_from(["sign", "--block-interval-ms", "5"]).is_err());
+    }
 
     #[test]
     fn reads_the_guest_line() {
