@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use crate::cmd::{self, describe, progress};
 
 /// Every target in `fuzz/Cargo.toml`, in the order they run.
-pub const TARGETS: [&str; 10] = [
+pub const TARGETS: [&str; 12] = [
     "spec",
     "block_request",
     "net_tx",
@@ -21,6 +21,8 @@ pub const TARGETS: [&str; 10] = [
     "bls",
     "bn254",
     "web3_keyfile",
+    "history",
+    "intake",
 ];
 
 #[derive(Debug, clap::Args)]
