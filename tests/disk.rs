@@ -105,3 +105,33 @@ fn two_launchers_cannot_share_a_disk() {
     first.signal(libc::SIGTERM);
     assert_eq!(first.finish(LIMIT).0, Some(0));
 }
+
+/// The number after `key` in `line` (`key=123` or `key=1.5`).
+fn number(line: &str, key: &str) -> f64 {
+    let rest = &line[line.find(key).unwrap_or_else(|| panic!("no {key} in {line}")) + key.len()..];
+    rest.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_guest_gets_no_more_of_its_disk_than_its_limits() {
+    if !kvm_available("a_guest_gets_no_more_of_its_disk_than_its_limits") {
+        return;
+    }
+    let specs = Specs::new();
+    // 50 requests/s (a budget of 5) and 1 MiB/s (a budget of 0.1 MiB). The guest's disk bench:
+    // 40 writes of 4 KiB, each with a flush (80 requests), then 2 MiB read in 64 KiB requests.
+    let spec = spec(&specs, "disk-limits", "16Mi", "[spec.storage]\niops = 50\nbandwidth = \"1Mi\"");
+    let out = specs.launch(&["--cmdline", "spacecore.selftest=disk-bench:40:2", spec.to_str().unwrap()]);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    let line = |key: &str| log.lines().find(|l| l.contains(key)).unwrap_or_else(|| panic!("no {key}: {log}"));
+    // Without the limits these take a few milliseconds each. With them, the 75 requests past
+    // the budget need 1.5 s at least, and the reads 1.84 s (2 MiB less the budget and the last
+    // request, which starts on a budget not yet empty and is charged after): lower bounds
+    // only, which a loaded host can only make longer.
+    let writes = line("] disk-bench: write4k+flush ");
+    assert_eq!(number(writes, "ops="), 40.0, "{writes}");
+    assert!(number(writes, "total_us=") >= 1_500_000.0, "the request limit was not held: {writes}");
+    let read = line("] disk-bench: seqread ");
+    assert!(number(read, "total_us=") >= 1_830_000.0, "the bandwidth limit was not held: {read}");
+}

@@ -259,7 +259,7 @@ pub struct InboundPort {
 
 /// `[spec.storage]`: the data disk behind `spec.resources.storage`. All
 /// defaults when the table is absent.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DiskPlan {
     /// `path`: the raw disk file, relative paths already joined to the spec
     /// file's directory. `None`: the launcher's default
@@ -270,6 +270,30 @@ pub struct DiskPlan {
     /// `resize` (default false): grow an existing smaller file to
     /// `storage_bytes`; never shrink.
     pub resize: bool,
+    /// `iops`: requests per second the guest may make of its disk (default
+    /// [`DEFAULT_DISK_IOPS`]).
+    pub iops: u64,
+    /// `bandwidth`: bytes per second the guest may read and write together
+    /// (default [`DEFAULT_DISK_BANDWIDTH`]).
+    pub bandwidth_bytes_per_s: u64,
+}
+
+/// Default of `spec.storage.iops`: far above what a signer needs (two requests
+/// per task), low enough that one guest cannot take a host disk's every request.
+pub const DEFAULT_DISK_IOPS: u64 = 20_000;
+/// Default of `spec.storage.bandwidth`, in bytes per second (512 MiB/s).
+pub const DEFAULT_DISK_BANDWIDTH: u64 = 512 << 20;
+
+impl Default for DiskPlan {
+    fn default() -> Self {
+        DiskPlan {
+            path: None,
+            read_only: false,
+            resize: false,
+            iops: DEFAULT_DISK_IOPS,
+            bandwidth_bytes_per_s: DEFAULT_DISK_BANDWIDTH,
+        }
+    }
 }
 
 /// `[spec.avs]`: the AVS node's link to its aggregator and its operator key.

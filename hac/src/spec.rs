@@ -14,9 +14,9 @@ use crate::error::SpecError;
 use crate::image_ref::{ImageSource, lexically_tidy, parse_image};
 use crate::not_enforced;
 use crate::plan::{
-    Attestation, AvsPlan, Criteria, DiskPlan, FailoverStrategy, InboundPort, NetworkPlan, NetworkType,
-    Operations, PerformanceLevel, Plan, Provider, Scaling, SecurityLevel, SignatureScheme, UpdateStrategy,
-    Virtualization, VirtualizationType,
+    Attestation, AvsPlan, Criteria, DEFAULT_DISK_BANDWIDTH, DEFAULT_DISK_IOPS, DiskPlan, FailoverStrategy,
+    InboundPort, NetworkPlan, NetworkType, Operations, PerformanceLevel, Plan, Provider, Scaling,
+    SecurityLevel, SignatureScheme, UpdateStrategy, Virtualization, VirtualizationType,
 };
 use crate::resources::{self, NETWORK_KEYS, RESOURCE_KEYS};
 use crate::supervision::{self, FAILOVER_KEYS, OBSERVABILITY_KEYS};
@@ -45,7 +45,7 @@ const SPEC_KEYS: &[&str] = &[
 ];
 const VIRTUALIZATION_KEYS: &[&str] = &["type", "provider", "criteria"];
 const CRITERIA_KEYS: &[&str] = &["security", "performance"];
-const STORAGE_KEYS: &[&str] = &["path", "read_only", "resize"];
+const STORAGE_KEYS: &[&str] = &["path", "read_only", "resize", "iops", "bandwidth"];
 const DEPLOYMENT_KEYS: &[&str] = &["image"];
 const AVS_KEYS: &[&str] = &[
     "aggregator",
@@ -312,7 +312,43 @@ fn disk(table: &Table<'_, '_>, spec_dir: &Path) -> Result<DiskPlan, SpecError> {
         path: table.get("path").map(|item| file_path(&item, spec_dir, DISK_PATH_EXPECTED)).transpose()?,
         read_only: optional_bool(table, "read_only")?,
         resize: optional_bool(table, "resize")?,
+        iops: match table.get("iops") {
+            Some(item) => disk_iops(&item)?,
+            None => DEFAULT_DISK_IOPS,
+        },
+        bandwidth_bytes_per_s: match table.get("bandwidth") {
+            Some(item) => disk_bandwidth(&item)?,
+            None => DEFAULT_DISK_BANDWIDTH,
+        },
     })
+}
+
+/// Most requests per second `spec.storage.iops` accepts.
+const MAX_DISK_IOPS: i128 = 10_000_000;
+const IOPS_EXPECTED: &str = "a number of disk requests per second from 1 to 10000000, such as 10000";
+
+fn disk_iops(item: &Item<'_, '_>) -> Result<u64, SpecError> {
+    let count = item.integer().ok_or_else(|| item.wrong_type(IOPS_EXPECTED))??;
+    match u64::try_from(count) {
+        Ok(iops) if (1..=MAX_DISK_IOPS).contains(&count) => Ok(iops),
+        _ => Err(item.error(format!("{count} requests per second: expected 1 to {MAX_DISK_IOPS}"))),
+    }
+}
+
+/// Least and most bytes per second `spec.storage.bandwidth` accepts: 1 MiB/s (a node
+/// must be able to boot and sign) and 64 GiB/s.
+const MIN_DISK_BANDWIDTH: u64 = 1 << 20;
+const MAX_DISK_BANDWIDTH: u64 = 64 << 30;
+const BANDWIDTH_EXPECTED: &str =
+    "bytes per second as a binary size from \"1Mi\" to \"64Gi\", such as \"256Mi\" (256 MiB/s)";
+
+fn disk_bandwidth(item: &Item<'_, '_>) -> Result<u64, SpecError> {
+    let text = item.string(BANDWIDTH_EXPECTED)?;
+    let bytes = crate::units::parse_binary_size(text).map_err(|e| item.error(e.to_string()))?;
+    if !(MIN_DISK_BANDWIDTH..=MAX_DISK_BANDWIDTH).contains(&bytes) {
+        return Err(item.error(format!("{text:?} per second: expected {BANDWIDTH_EXPECTED}")));
+    }
+    Ok(bytes)
 }
 
 const DISK_PATH_EXPECTED: &str =

@@ -570,8 +570,20 @@ fn bad_disk_flags_and_keys() {
         &to,
         "spec.storage.size",
         13,
-        "unknown key `size` in [spec.storage]; expected one of: path, read_only, resize",
+        "unknown key `size` in [spec.storage]; expected one of: path, read_only, resize, iops, bandwidth",
     );
+    for (line, key, message) in [
+        ("iops = 0", "iops", "0 requests per second: expected 1 to 10000000"),
+        ("iops = 10000001", "iops", "10000001 requests per second: expected 1 to 10000000"),
+        ("iops = \"100\"", "iops", "expected a number of disk requests per second"),
+        ("bandwidth = 100", "bandwidth", "expected bytes per second as a binary size"),
+        ("bandwidth = \"512Ki\"", "bandwidth", "\"512Ki\" per second: expected bytes per second"),
+        ("bandwidth = \"65Gi\"", "bandwidth", "\"65Gi\" per second: expected"),
+        ("bandwidth = \"100MB\"", "bandwidth", "decimal"),
+    ] {
+        let (from, to) = with_disk(line);
+        expect_error(from, &to, &format!("spec.storage.{key}"), 13, message);
+    }
     let (from, to) = with_disk("readOnly = true");
     expect_error(from, &to, "spec.storage.readOnly", 13, "unknown key `readOnly`");
     expect_error(

@@ -24,7 +24,7 @@ fn expected_sample_plan(spec_path: &Path) -> Plan {
         vcpus: 4,
         memory_bytes: 8 * GIB,
         storage_bytes: 100 * GIB,
-        disk: DiskPlan { path: None, read_only: false, resize: false },
+        disk: DiskPlan::default(),
         image: ImageSource::Reference(ImageRef {
             repository: "registry/path/avs-spacecore".to_owned(),
             tag: "latest".to_owned(),
@@ -110,7 +110,10 @@ fn full_spec() -> String {
         "[spec.deployment]",
         "[spec.networking.publish]\nHTTP = 8080\nhttps = 0\n\n[spec.deployment]",
     );
-    format!("{source}\n[spec.storage]\npath = \"disks/node.img\"\nread_only = true\nresize = true\n")
+    format!(
+        "{source}\n[spec.storage]\npath = \"disks/node.img\"\nread_only = true\nresize = true\n\
+         iops = 500\nbandwidth = \"8Mi\"\n"
+    )
 }
 
 #[test]
@@ -145,7 +148,13 @@ fn full_spec_plan() {
     let plan = hac::parse_str(&full_spec(), Path::new("/srv/avs/hac.toml"), &LIMITS).unwrap();
     assert_eq!(
         plan.disk,
-        DiskPlan { path: Some(PathBuf::from("/srv/avs/disks/node.img")), read_only: true, resize: true }
+        DiskPlan {
+            path: Some(PathBuf::from("/srv/avs/disks/node.img")),
+            read_only: true,
+            resize: true,
+            iops: 500,
+            bandwidth_bytes_per_s: 8 << 20,
+        }
     );
     let net = &plan.network;
     assert_eq!((net.guest_address, net.prefix_len), (Ipv4Addr::new(172, 16, 5, 10), 24));
@@ -179,7 +188,17 @@ fn minimal_spec_gets_documented_defaults() {
     assert_eq!(plan.memory_bytes, 4 << 20);
     assert_eq!(plan.storage_bytes, 0);
     assert_eq!(plan.disk, DiskPlan::default());
-    assert_eq!(plan.disk, DiskPlan { path: None, read_only: false, resize: false });
+    assert_eq!(
+        plan.disk,
+        DiskPlan {
+            path: None,
+            read_only: false,
+            resize: false,
+            iops: hac::DEFAULT_DISK_IOPS,
+            bandwidth_bytes_per_s: hac::DEFAULT_DISK_BANDWIDTH,
+        }
+    );
+    assert_eq!((hac::DEFAULT_DISK_IOPS, hac::DEFAULT_DISK_BANDWIDTH), (20_000, 512 << 20));
     assert_eq!(plan.image, ImageSource::Path(PathBuf::from("/srv/avs/build/app.elf")));
     assert_eq!(plan.virtualization.kind, VirtualizationType::MicroVm);
     assert_eq!(plan.virtualization.provider, Provider::Kvm);
@@ -269,7 +288,13 @@ fn plan_serialises_with_file_spellings() {
     assert_eq!(json["network"]["prefix_len"], 30);
     assert_eq!(json["network"]["host_address"], "10.0.0.1");
     assert_eq!(json["network"]["publish_address"], "127.0.0.1");
-    assert_eq!(json["disk"], serde_json::json!({ "path": null, "read_only": false, "resize": false }));
+    assert_eq!(
+        json["disk"],
+        serde_json::json!({
+            "path": null, "read_only": false, "resize": false,
+            "iops": 20_000, "bandwidth_bytes_per_s": 512u64 << 20,
+        })
+    );
     assert_eq!(json["not_enforced"][0]["key"], "spec.virtualization.criteria.security");
 
     let plan = hac::parse_str(&full_spec(), Path::new("/srv/hac.toml"), &LIMITS).unwrap();
@@ -366,7 +391,12 @@ fn storage_values_in_all_accepted_forms() {
     // As an inline table of [spec].
     assert_eq!(
         disk("/srv/hac.toml", "[spec]\nstorage = { path = \"/d.img\", read_only = true, resize = true }"),
-        DiskPlan { path: Some(PathBuf::from("/d.img")), read_only: true, resize: true }
+        DiskPlan {
+            path: Some(PathBuf::from("/d.img")),
+            read_only: true,
+            resize: true,
+            ..DiskPlan::default()
+        }
     );
 }
 

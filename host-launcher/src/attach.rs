@@ -3,7 +3,7 @@
 //! endpoints (the AVS aggregator, the Ethereum node). Also the guest's view of them, as
 //! `spacecore.*` command-line words.
 
-use crate::devices::{BlockConfig, BlockDevice, NetDevice, NetLimits, Tap, VirtioDevice};
+use crate::devices::{BlockConfig, BlockDevice, DiskLimits, NetDevice, NetLimits, Tap, VirtioDevice};
 use crate::network::forward::{self, Published};
 use crate::network::netns::Netns;
 use crate::network::outbound::{self, Egress};
@@ -103,7 +103,9 @@ pub fn attach(plan: &Plan) -> Result<Attached, AttachError> {
             read_only: plan.disk.read_only,
             resize: plan.disk.resize,
         };
-        attached.devices.push(Box::new(BlockDevice::open(&config).map_err(AttachError::Disk)?));
+        let limits = DiskLimits { iops: plan.disk.iops, bytes_per_s: plan.disk.bandwidth_bytes_per_s };
+        let disk = BlockDevice::open(&config).map_err(AttachError::Disk)?.with_limits(limits);
+        attached.devices.push(Box::new(disk));
         attached.disk = Some(path);
     }
 

@@ -34,6 +34,10 @@ pub fn text(plan: &Plan, image: &ResolvedImage) -> String {
     let _ = writeln!(s, "  vcpus      {}", plan.vcpus);
     let _ = writeln!(s, "  memory     {} bytes ({:.2} GiB)", plan.memory_bytes, gib(plan.memory_bytes));
     let _ = writeln!(s, "  disk       {} bytes ({:.2} GiB)", plan.storage_bytes, gib(plan.storage_bytes));
+    if plan.storage_bytes > 0 {
+        let d = &plan.disk;
+        let _ = writeln!(s, "  disk limit {} requests/s, {} bytes/s", d.iops, d.bandwidth_bytes_per_s);
+    }
     let _ = writeln!(
         s,
         "  nic        1 ({:?}): bandwidth {} bit/s, ingress {} bit/s, egress {} bit/s",

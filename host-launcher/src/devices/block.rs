@@ -3,12 +3,15 @@
 //! The file is created sparse at the configured size when it does not exist, must otherwise
 //! have exactly that size (or be grown with `resize`; it is never shrunk), and is locked with an
 //! exclusive `flock` so that two launchers cannot share a disk. Requests are described in
-//! [`request`].
+//! [`request`]. What the guest may ask of the disk each second is limited by [`DiskLimits`]: the
+//! worker stops taking requests when a limit is reached and takes them again on a timer, so a
+//! guest cannot take the host disk's every request from other spacecores.
 
 mod request;
 #[cfg(test)]
 mod tests;
 
+use super::rate::TokenBucket;
 use super::worker::{self, Poller, STOP_TOKEN, Worker};
 use super::{
     Counters, DeviceError, FEATURE_VERSION_1, Notifier, TYPE_BLOCK, VirtioDevice, bump, new_events,
@@ -22,10 +25,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use virtio_bindings::virtio_blk::{VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_RO, VIRTIO_BLK_F_SEG_MAX};
 use virtio_queue::Queue;
 use vmm_sys_util::epoll::EpollEvent;
 use vmm_sys_util::eventfd::EventFd;
+use vmm_sys_util::timerfd::TimerFd;
 
 /// Size of a sector, the unit of `capacity` and of request offsets.
 pub const SECTOR_SIZE: u64 = 512;
@@ -34,6 +39,7 @@ const QUEUE_SIZE: u16 = 256;
 /// Length of the configuration space served: capacity, size_max, seg_max.
 const CONFIG_LEN: usize = 16;
 const QUEUE_TOKEN: u64 = 0;
+const TIMER_TOKEN: u64 = 1;
 
 /// Where a block device's data lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +52,45 @@ pub struct BlockConfig {
     pub read_only: bool,
     /// Grow an existing smaller file to `size_bytes` (files are never shrunk).
     pub resize: bool,
+}
+
+/// What a guest may ask of its disk each second (0: no limit). A request starts only while
+/// both budgets have something left, and is then charged in full (one request, the bytes it
+/// moved), so one larger than the burst leaves the budget in debt and the rate holds over time.
+/// Each budget holds a tenth of a second's worth at most.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiskLimits {
+    /// Requests per second (reads, writes, flushes, any other).
+    pub iops: u64,
+    /// Bytes read and written per second, together.
+    pub bytes_per_s: u64,
+}
+
+/// The budgets of a [`DiskLimits`].
+#[derive(Debug)]
+pub(crate) struct Throttle {
+    requests: TokenBucket,
+    bytes: TokenBucket,
+}
+
+impl Throttle {
+    pub fn new(limits: DiskLimits) -> Self {
+        Throttle {
+            requests: TokenBucket::new(limits.iops, (limits.iops / 10).max(1)),
+            bytes: TokenBucket::new(limits.bytes_per_s, (limits.bytes_per_s / 10).max(1)),
+        }
+    }
+
+    /// `None` if a request may start at `now`; otherwise how long until one may.
+    pub fn wait(&mut self, now: Instant) -> Option<Duration> {
+        self.requests.wait_time(1, now).max(self.bytes.wait_time(1, now))
+    }
+
+    /// Charges one finished request that moved `bytes`.
+    pub fn charge(&mut self, bytes: u64, now: Instant) {
+        self.requests.charge(1, now);
+        self.bytes.charge(bytes, now);
+    }
 }
 
 /// Why a disk file could not be opened.
@@ -115,6 +160,7 @@ pub struct BlockDevice {
     config: [u8; CONFIG_LEN],
     events: Vec<EventFd>,
     counters: Arc<Counters>,
+    limits: DiskLimits,
     worker: Option<Worker<Disk>>,
 }
 
@@ -144,8 +190,15 @@ impl BlockDevice {
             features,
             config: cfg,
             counters: Arc::default(),
+            limits: DiskLimits::default(),
             worker: None,
         })
+    }
+
+    /// The same device with `limits` on what the guest may ask of it (none by default).
+    pub fn with_limits(mut self, limits: DiskLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Capacity in bytes.
@@ -283,6 +336,8 @@ impl VirtioDevice for BlockDevice {
         }
         let poller = Poller::new(&self.label)?;
         poller.add(&self.label, self.events[0].as_raw_fd(), QUEUE_TOKEN)?;
+        let timer = worker::rate_timer(&self.label)?;
+        poller.add(&self.label, timer.as_raw_fd(), TIMER_TOKEN)?;
         let event = self.events[0].try_clone().map_err(|source| DeviceError::Setup {
             device: device(),
             what: "a queue event",
@@ -291,8 +346,11 @@ impl VirtioDevice for BlockDevice {
         let disk = self.disk.take().ok_or_else(|| DeviceError::BackendLost { device: device() })?;
         let queue = queues.remove(0);
         let counters = self.counters.clone();
-        let body =
-            move |poller: Poller, disk: Disk| serve(disk, queue, &mem, &poller, &event, &notifier, &counters);
+        let throttle = Throttle::new(self.limits);
+        let body = move |poller: Poller, disk: Disk| {
+            let events = Events { queue: event, timer };
+            serve(disk, queue, &mem, &poller, events, throttle, &notifier, &counters)
+        };
         match Worker::spawn(&self.label, "virtio-blk", poller, disk, body) {
             Ok(worker) => {
                 self.worker = Some(worker);
@@ -321,40 +379,76 @@ impl VirtioDevice for BlockDevice {
     }
 }
 
-/// The worker: serves the queue whenever the guest notifies it, until stopped.
+/// The worker's wake-ups: the guest's notification and the rate-limit timer.
+struct Events {
+    queue: EventFd,
+    timer: TimerFd,
+}
+
+/// The worker: serves the queue whenever the guest notifies it or, after a rate limit paused
+/// it, when the timer says a request may start again; until stopped.
+#[allow(clippy::too_many_arguments)]
 fn serve(
     disk: Disk,
     mut queue: Queue,
     mem: &Memory,
     poller: &Poller,
-    event: &EventFd,
+    mut events: Events,
+    throttle: Throttle,
     notifier: &Notifier,
     counters: &Counters,
 ) -> Disk {
-    let run =
-        |queue: &mut Queue| match worker::drain(queue, mem, |c| request::process(&disk, mem, c, counters)) {
-            Ok(0) => {}
-            Ok(_) => notifier(),
+    let throttle = std::cell::RefCell::new(throttle);
+    let run = |queue: &mut Queue, timer: &mut TimerFd| {
+        let mut wait = None;
+        let may_take = || {
+            wait = throttle.borrow_mut().wait(Instant::now());
+            wait.is_none()
+        };
+        let handle = |chain: virtio_queue::DescriptorChain<&Memory>| {
+            let (len, moved) = request::process(&disk, mem, chain, counters);
+            throttle.borrow_mut().charge(moved, Instant::now());
+            len
+        };
+        match worker::drain(queue, mem, may_take, handle) {
+            Ok(drained) => {
+                if drained.used > 0 {
+                    notifier();
+                }
+                if let Some(wait) = wait.filter(|_| drained.paused) {
+                    bump(&counters.throttled, 1);
+                    // A zero duration would disarm the timer; a limit of 1/s never waits a day.
+                    let wait = wait.clamp(Duration::from_micros(1), Duration::from_secs(86_400));
+                    if timer.reset(wait, None).is_err() {
+                        bump(&counters.errors, 1);
+                    }
+                }
+            }
             Err(_) => {
                 // The ring itself is broken (an avail index past the queue size, unreachable
                 // memory): count it and wake the guest, whose driver will see what was done.
                 bump(&counters.errors, 1);
                 notifier();
             }
-        };
-    run(&mut queue);
-    let mut events = [EpollEvent::default(); 4];
+        }
+    };
+    run(&mut queue, &mut events.timer);
+    let mut ready = [EpollEvent::default(); 4];
     loop {
-        let Ok(n) = poller.wait(&mut events) else {
+        let Ok(n) = poller.wait(&mut ready) else {
             bump(&counters.errors, 1);
             return disk;
         };
-        for ev in &events[..n] {
+        for ev in &ready[..n] {
             match ev.data() {
                 STOP_TOKEN => return disk,
+                TIMER_TOKEN => {
+                    let _ = events.timer.wait();
+                    run(&mut queue, &mut events.timer);
+                }
                 _ => {
-                    let _ = event.read();
-                    run(&mut queue);
+                    let _ = events.queue.read();
+                    run(&mut queue, &mut events.timer);
                 }
             }
         }

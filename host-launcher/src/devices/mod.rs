@@ -28,7 +28,7 @@ mod tap;
 mod test_utils;
 mod worker;
 
-pub use block::{BlockConfig, BlockDevice, BlockError};
+pub use block::{BlockConfig, BlockDevice, BlockError, DiskLimits};
 pub use mmio::{
     CONFIG_OFFSET, MmioError, MmioTransport, QUEUE_NOTIFY_OFFSET, VENDOR_ID, WINDOW_SIZE, WindowAt,
 };
@@ -113,7 +113,7 @@ pub enum DeviceError {
 
 /// A device's counters: monotonic, updated by its worker with relaxed atomics.
 ///
-/// Block devices use `requests`, `bytes_read`, `bytes_written` and `errors`; network devices use
+/// Block devices use `requests`, `bytes_read`, `bytes_written`, `throttled` and `errors`; network devices use
 /// the `rx_*` / `tx_*` fields, `dropped` and `errors`.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -123,6 +123,8 @@ pub struct Counters {
     pub bytes_read: AtomicU64,
     /// Block: bytes written from guest memory to the disk.
     pub bytes_written: AtomicU64,
+    /// Block: times serving paused because the iops or bandwidth limit was reached.
+    pub throttled: AtomicU64,
     /// Requests or chains refused: malformed, out of range, I/O errors.
     pub errors: AtomicU64,
     /// Net: frames delivered to the guest.
@@ -148,6 +150,7 @@ pub struct CounterSnapshot {
     pub requests: u64,
     pub bytes_read: u64,
     pub bytes_written: u64,
+    pub throttled: u64,
     pub errors: u64,
     pub rx_packets: u64,
     pub rx_bytes: u64,
@@ -166,6 +169,7 @@ impl Counters {
             requests: get(&self.requests),
             bytes_read: get(&self.bytes_read),
             bytes_written: get(&self.bytes_written),
+            throttled: get(&self.throttled),
             errors: get(&self.errors),
             rx_packets: get(&self.rx_packets),
             rx_bytes: get(&self.rx_bytes),

@@ -18,7 +18,7 @@ mod tests;
 
 use super::rate::TokenBucket;
 use super::tap::Tap;
-use super::worker::{Poller, Worker};
+use super::worker::{self, Poller, Worker};
 use super::{
     Counters, DeviceError, FEATURE_VERSION_1, Notifier, TYPE_NET, VirtioDevice, new_events, read_config_bytes,
 };
@@ -29,7 +29,6 @@ use std::sync::Arc;
 use virtio_bindings::virtio_net::{VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS, VIRTIO_NET_S_LINK_UP};
 use virtio_queue::Queue;
 use vmm_sys_util::eventfd::EventFd;
-use vmm_sys_util::timerfd::TimerFd;
 
 /// Size of both queues.
 const QUEUE_SIZE: u16 = 256;
@@ -174,10 +173,7 @@ impl VirtioDevice for NetDevice {
         };
         let rx_event = self.events[0].try_clone().map_err(self.setup_err("a queue event"))?;
         let tx_event = self.events[1].try_clone().map_err(self.setup_err("a queue event"))?;
-        let timer = TimerFd::new()
-            .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
-            .map_err(self.setup_err("the rate-limit timer"))?;
-        event_loop::make_nonblocking(&timer).map_err(self.setup_err("the rate-limit timer"))?;
+        let timer = worker::rate_timer(&device)?;
         let poller = Poller::new(&device)?;
         poller.add(&device, backend_fd, event_loop::TAP)?;
         poller.add(&device, rx_event.as_raw_fd(), event_loop::RX_QUEUE)?;

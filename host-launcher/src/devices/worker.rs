@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 use virtio_queue::{DescriptorChain, Queue, QueueOwnedT, QueueT};
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::EventFd;
+use vmm_sys_util::timerfd::TimerFd;
 
 /// A device's worker thread; it owns the device's backend (`B`) and gives it back when stopped.
 #[derive(Debug)]
@@ -126,23 +127,55 @@ impl Poller {
     }
 }
 
+/// A timer for a worker's rate limits, whose reads never block (a read after a re-arm must not
+/// hang the worker).
+pub(crate) fn rate_timer(device: &str) -> Result<TimerFd, DeviceError> {
+    let setup =
+        |source| DeviceError::Setup { device: device.to_owned(), what: "the rate-limit timer", source };
+    let timer = TimerFd::new().map_err(|e| setup(std::io::Error::from_raw_os_error(e.errno())))?;
+    let fd = timer.as_raw_fd();
+    // SAFETY: fcntl on an fd this process owns; F_GETFL/F_SETFL touch only its flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(setup(std::io::Error::last_os_error()));
+    }
+    Ok(timer)
+}
+
+/// What [`drain`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Drained {
+    /// Chains put on the used ring.
+    pub used: usize,
+    /// `may_take` said no: chains may be left on the ring, and driver notifications stay off,
+    /// so the caller must drain again later (on a timer) rather than wait for the driver.
+    pub paused: bool,
+}
+
 /// Gives every chain the driver has made available on `queue` to `handle`, which processes it
 /// and returns the number of bytes it wrote to guest memory; the chain then goes on the used
-/// ring. Returns how many chains were used.
+/// ring. Before each chain `may_take` is asked whether one may be taken now (a rate limit); when
+/// it says no, draining stops there.
 ///
 /// Driver notifications are suppressed while the queue is being drained and re-enabled at the
 /// end, with a last look at the ring so that a chain added meanwhile is not missed.
 pub(crate) fn drain(
     queue: &mut Queue,
     mem: &Memory,
+    mut may_take: impl FnMut() -> bool,
     mut handle: impl FnMut(DescriptorChain<&Memory>) -> u32,
-) -> Result<usize, virtio_queue::Error> {
+) -> Result<Drained, virtio_queue::Error> {
     let mut used = 0;
     let mut idle_passes = 0;
     loop {
         queue.disable_notification(mem)?;
         let mut this_pass = 0;
-        while let Some(chain) = queue.iter(mem)?.next() {
+        loop {
+            if !may_take() {
+                return Ok(Drained { used: used + this_pass, paused: true });
+            }
+            let Some(chain) = queue.iter(mem)?.next() else { break };
             let head = chain.head_index();
             let len = handle(chain);
             // A head past the ring cannot be returned; `handle` has counted the bad chain.
@@ -155,7 +188,7 @@ pub(crate) fn drain(
         // A ring that keeps claiming chains it cannot give (guest memory trouble) must not spin.
         idle_passes = if this_pass == 0 { idle_passes + 1 } else { 0 };
         if !queue.enable_notification(mem)? || idle_passes >= 2 {
-            return Ok(used);
+            return Ok(Drained { used, paused: false });
         }
     }
 }

@@ -252,6 +252,12 @@ fn devices(e: &mut Exposition, devices: &[(u32, Arc<Counters>)]) {
         sum(&disks, |c| c.bytes_written),
     );
     e.family(
+        "spacecore_launcher_disk_throttled_total",
+        Kind::Counter,
+        "Times the disk stopped taking the guest's requests at its iops or bandwidth limit.",
+    )
+    .sample_f64("spacecore_launcher_disk_throttled_total", &[], sum(&disks, |c| c.throttled));
+    e.family(
         "spacecore_launcher_net_bytes_total",
         Kind::Counter,
         "Ethernet bytes through the guest's NIC (rx: to the guest).",

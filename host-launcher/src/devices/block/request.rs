@@ -39,24 +39,25 @@ pub(crate) struct Disk {
     pub id: [u8; 20],
 }
 
-/// Serves the request in `chain` and returns the used length.
+/// Serves the request in `chain`; returns the used length and the bytes moved between the disk
+/// and guest memory (what a bandwidth limit charges).
 pub(crate) fn process(
     disk: &Disk,
     mem: &Memory,
     chain: DescriptorChain<&Memory>,
     counters: &Counters,
-) -> u32 {
+) -> (u32, u64) {
     bump(&counters.requests, 1);
     let (_, bufs) = chain::collect(mem, chain);
     let Ok(bufs) = bufs else {
         bump(&counters.errors, 1);
-        return 0;
+        return (0, 0);
     };
     let status = match bufs.last() {
         Some(last) if last.writable && last.len >= 1 => *last,
         _ => {
             bump(&counters.errors, 1);
-            return 0;
+            return (0, 0);
         }
     };
     let result = if bufs.len() < 2 {
@@ -64,22 +65,29 @@ pub(crate) fn process(
     } else {
         execute(disk, mem, &bufs[0], &bufs[1..bufs.len() - 1], counters)
     };
-    let (code, written) = match result {
-        Ok(written) => (VIRTIO_BLK_S_OK, written),
+    let (code, (written, moved)) = match result {
+        Ok(done) => (VIRTIO_BLK_S_OK, done),
         Err(code) => {
             bump(&counters.errors, 1);
-            (code, 0)
+            (code, (0, 0))
         }
     };
     // The status buffer was checked to be inside guest memory.
     if mem.write_obj(code as u8, status.addr).is_err() {
-        return 0;
+        return (0, moved);
     }
-    written.saturating_add(1)
+    (written.saturating_add(1), moved)
 }
 
-/// Does the request; the bytes written to the guest's data buffers, or the error status.
-fn execute(disk: &Disk, mem: &Memory, header: &Buf, data: &[Buf], counters: &Counters) -> Result<u32, u32> {
+/// Does the request; the bytes written to the guest's data buffers and the bytes moved between
+/// the disk and guest memory, or the error status.
+fn execute(
+    disk: &Disk,
+    mem: &Memory,
+    header: &Buf,
+    data: &[Buf],
+    counters: &Counters,
+) -> Result<(u32, u64), u32> {
     const IOERR: u32 = VIRTIO_BLK_S_IOERR;
     if header.writable || header.len < HEADER_LEN {
         return Err(IOERR);
@@ -114,14 +122,14 @@ fn execute(disk: &Disk, mem: &Memory, header: &Buf, data: &[Buf], counters: &Cou
             if reading {
                 bump(&counters.bytes_read, len);
                 // len <= capacity of the chain, which is < 2^32 (checked by the chain reader).
-                Ok(u32::try_from(len).unwrap_or(u32::MAX))
+                Ok((u32::try_from(len).unwrap_or(u32::MAX), len))
             } else {
                 bump(&counters.bytes_written, len);
-                Ok(0)
+                Ok((0, len))
             }
         }
         // The data must be on stable storage before the guest sees the status.
-        VIRTIO_BLK_T_FLUSH => disk.file.sync_data().map(|()| 0).map_err(|_| IOERR),
+        VIRTIO_BLK_T_FLUSH => disk.file.sync_data().map(|()| (0, 0)).map_err(|_| IOERR),
         VIRTIO_BLK_T_GET_ID => {
             if !all(true) {
                 return Err(IOERR);
@@ -134,7 +142,7 @@ fn execute(disk: &Disk, mem: &Memory, header: &Buf, data: &[Buf], counters: &Cou
                 id = &id[n..];
                 written += n as u32;
             }
-            Ok(written)
+            Ok((written, 0))
         }
         _ => Err(VIRTIO_BLK_S_UNSUPP),
     }

@@ -48,7 +48,7 @@ fn run(dev: &BlockDevice, mem: &Memory, build: impl FnOnce(&MockSplitQueue<'_, M
     build(&vq);
     let mut q: Queue = vq.create_queue().unwrap();
     let chain = q.iter(mem).unwrap().next().unwrap();
-    let len = request::process(dev.disk.as_ref().unwrap(), mem, chain, &dev.counters);
+    let (len, _) = request::process(dev.disk.as_ref().unwrap(), mem, chain, &dev.counters);
     (len, mem.read_obj(GuestAddress(STATUS)).unwrap())
 }
 
@@ -281,17 +281,15 @@ fn looping_and_dangling_chains_are_returned_untouched() {
     assert_eq!(run(&dev, &mem, |vq| add_raw(vq, 0, &dangling)), (0, 0xff));
 }
 
-#[test]
-fn mmio_driver_gets_its_requests_served_by_the_worker() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&dir, "e2e", MIB);
-    let dev = open(&cfg);
-    let counters = dev.counters();
-    let mem = memory();
-    let (notify, woken) = notifier();
+/// `dev` behind an MMIO transport that a driver has set up with `vq` as its queue and started.
+fn activated(
+    dev: BlockDevice,
+    mem: &Arc<Memory>,
+    vq: &MockSplitQueue<'_, Memory>,
+    notify: Notifier,
+) -> MmioTransport {
     let mut t = MmioTransport::new(Box::new(dev), mem.clone(), notify, 0xd000_0000);
     let w = |t: &mut MmioTransport, off: u64, v: u32| t.write(off, &v.to_le_bytes());
-    let vq = MockSplitQueue::new(&*mem, 16);
     w(&mut t, 0x70, 1);
     w(&mut t, 0x70, 3);
     w(&mut t, 0x24, 1);
@@ -305,6 +303,116 @@ fn mmio_driver_gets_its_requests_served_by_the_worker() {
     w(&mut t, 0x44, 1);
     w(&mut t, 0x70, 15);
     assert!(t.is_active(), "{:?}", t.take_error());
+    t
+}
+
+/// Makes `n` FLUSH requests available on `vq`, each with its own header and status byte.
+fn flushes(mem: &Memory, vq: &MockSplitQueue<'_, Memory>, n: u16) {
+    for i in 0..n {
+        let (header, status) = (HDR + 16 * u64::from(i), STATUS + u64::from(i));
+        let mut raw = [0u8; 16];
+        raw[..4].copy_from_slice(&VIRTIO_BLK_T_FLUSH.to_le_bytes());
+        mem.write_slice(&raw, GuestAddress(header)).unwrap();
+        mem.write_obj(0xffu8, GuestAddress(status)).unwrap();
+        add_chain(vq, 2 * i, &[(header, 16, false), (status, 1, true)]);
+    }
+}
+
+#[test]
+fn the_request_limit_pauses_draining_until_its_budget_refills() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = open(&config(&dir, "d", MIB));
+    let mem = memory();
+    let vq = MockSplitQueue::new(&*mem, 16);
+    flushes(&mem, &vq, 6);
+    let mut q: Queue = vq.create_queue().unwrap();
+    // 20 requests/s: a budget of 2, refilled one every 50 ms.
+    let throttle = std::cell::RefCell::new(Throttle::new(DiskLimits { iops: 20, bytes_per_s: 0 }));
+    let t0 = Instant::now();
+    let pass = |at: Instant, q: &mut Queue| {
+        let mut wait = None;
+        let may_take = || {
+            wait = throttle.borrow_mut().wait(at);
+            wait.is_none()
+        };
+        let handle = |chain: virtio_queue::DescriptorChain<&Memory>| {
+            let (len, moved) = request::process(dev.disk.as_ref().unwrap(), &mem, chain, &dev.counters);
+            throttle.borrow_mut().charge(moved, at);
+            len
+        };
+        let drained = worker::drain(q, &mem, may_take, handle).unwrap();
+        (drained, wait)
+    };
+    let (drained, wait) = pass(t0, &mut q);
+    assert_eq!(drained, worker::Drained { used: 2, paused: true });
+    assert_eq!(wait, Some(Duration::from_millis(50)));
+    assert_eq!(vq.used().idx().load(), 2, "the third request was taken");
+    // Too early: nothing.
+    assert_eq!(pass(t0 + Duration::from_millis(49), &mut q).0.used, 0);
+    let (drained, _) = pass(t0 + Duration::from_millis(50), &mut q);
+    assert_eq!(drained, worker::Drained { used: 1, paused: true });
+    // A second later the budget is full again (2, not 20): two more, then paused.
+    assert_eq!(pass(t0 + Duration::from_secs(1), &mut q).0.used, 2);
+    let (drained, _) = pass(t0 + Duration::from_secs(2), &mut q);
+    assert_eq!(drained, worker::Drained { used: 1, paused: false }, "the last one, then an empty ring");
+    for i in 0..6 {
+        assert_eq!(mem.read_obj::<u8>(GuestAddress(STATUS + i)).unwrap(), 0, "request {i}");
+    }
+}
+
+#[test]
+fn the_bandwidth_limit_charges_a_large_request_in_full() {
+    // 10 KiB/s with a budget of 1 KiB: a 4 KiB read passes on a full budget and leaves 3 KiB
+    // of debt, so the next request waits (1 + 3072) bytes' worth: about 300 ms.
+    let mut throttle = Throttle::new(DiskLimits { iops: 0, bytes_per_s: 10_240 });
+    let t0 = Instant::now();
+    assert_eq!(throttle.wait(t0), None);
+    throttle.charge(4096, t0);
+    let wait = throttle.wait(t0).expect("in debt");
+    assert_eq!(wait.as_nanos(), (3073 * 1_000_000_000u128).div_ceil(10_240), "{wait:?}");
+    assert_eq!(throttle.wait(t0 + wait), None);
+    // No limits: never waits.
+    let mut free = Throttle::new(DiskLimits::default());
+    free.charge(u64::MAX, t0);
+    assert_eq!(free.wait(t0), None);
+}
+
+#[test]
+fn a_throttled_worker_serves_the_rest_on_its_timer() {
+    let dir = tempfile::tempdir().unwrap();
+    // 10 requests/s, a budget of one: the guest's notification serves the first request and the
+    // worker's timer must serve the others, the guest never notifying again.
+    let dev = open(&config(&dir, "d", MIB)).with_limits(DiskLimits { iops: 10, bytes_per_s: 0 });
+    let counters = dev.counters();
+    let mem = memory();
+    let (notify, woken) = notifier();
+    let vq = MockSplitQueue::new(&*mem, 16);
+    let mut t = activated(dev, &mem, &vq, notify);
+    flushes(&mem, &vq, 3);
+    t.write(0x50, &0u32.to_le_bytes());
+    while vq.used().idx().load() < 3 {
+        wait(&woken);
+    }
+    for i in 0..3 {
+        assert_eq!(mem.read_obj::<u8>(GuestAddress(STATUS + i)).unwrap(), 0, "request {i}");
+    }
+    let seen = counters.snapshot();
+    assert_eq!(seen.requests, 3);
+    assert!(seen.throttled >= 2, "{seen:?}");
+    drop(t);
+}
+
+#[test]
+fn mmio_driver_gets_its_requests_served_by_the_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&dir, "e2e", MIB);
+    let dev = open(&cfg);
+    let counters = dev.counters();
+    let mem = memory();
+    let (notify, woken) = notifier();
+    let vq = MockSplitQueue::new(&*mem, 16);
+    let mut t = activated(dev, &mem, &vq, notify);
+    let w = |t: &mut MmioTransport, off: u64, v: u32| t.write(off, &v.to_le_bytes());
 
     // A write past the record store's sectors (data there is the guest's own business; the
     // store's region decides whether the file is a spacecore disk when it is opened again).

@@ -8,7 +8,6 @@
 use super::engine::{Engine, RxStop};
 use crate::devices::worker::{Poller, STOP_TOKEN};
 use crate::devices::{Notifier, bump};
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vmm_sys_util::epoll::EpollEvent;
@@ -147,16 +146,4 @@ fn arm(timer: &mut TimerFd, st: &mut State) {
     if timer.reset(wait, None).is_ok() {
         st.armed = Some(deadline);
     }
-}
-
-/// Makes the timer's reads non-blocking, so that a read after a re-arm cannot hang the worker.
-pub(crate) fn make_nonblocking(timer: &TimerFd) -> std::io::Result<()> {
-    let fd = timer.as_raw_fd();
-    // SAFETY: fcntl on an fd this process owns; F_GETFL/F_SETFL touch only its flags.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    // SAFETY: as above.
-    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }
