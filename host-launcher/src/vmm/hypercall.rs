@@ -77,6 +77,15 @@ impl PasswordHandover {
 
 /// Handles a port write by the guest. `Err` ends the guest with that outcome.
 pub fn handle(ctx: &Context, fd: &VcpuFd, port: u16, data: &[u8]) -> Result<(), Outcome> {
+    match decode(ctx, port, data)? {
+        (Hypercall::Fault, arg) => Err(fault::report(ctx.vcpu, fd, ctx.mem, arg)),
+        (call, arg) => serve(ctx, call, arg),
+    }
+}
+
+/// The hypercall and its argument a port write makes; `Err` for an unknown port or a write of
+/// the wrong size.
+fn decode(ctx: &Context, port: u16, data: &[u8]) -> Result<(Hypercall, u32), Outcome> {
     let violation = |what: String| violation(ctx, what);
     let call =
         Hypercall::from_port(port).ok_or_else(|| violation(format!("write to unknown port {port:#x}")))?;
@@ -90,10 +99,7 @@ pub fn handle(ctx: &Context, fd: &VcpuFd, port: u16, data: &[u8]) -> Result<(), 
             )));
         }
     };
-    match call {
-        Hypercall::Fault => Err(fault::report(ctx.vcpu, fd, ctx.mem, arg)),
-        call => serve(ctx, call, arg),
-    }
+    Ok((call, arg))
 }
 
 /// Every hypercall but `Fault`, which needs the vCPU's registers.
@@ -152,13 +158,21 @@ fn read_record<const N: usize>(mem: &Memory, addr: u32) -> Result<[u8; N], Strin
     Ok(record)
 }
 
-/// Reads the text a [`Buffer`] record at `arg` points to, cut at [`MAX_MESSAGE`] bytes.
+/// Reads the text a [`Buffer`] record at `arg` points to, cut at [`MAX_MESSAGE`] bytes. The
+/// text must lie in the guest's own memory, at or above `GUEST_BASE`: the ring-0 structures
+/// below it are not the guest's to print.
 fn read_message(ctx: &Context, arg: u32) -> Result<String, String> {
     let buffer =
         Buffer::decode(&read_record::<{ Buffer::SIZE }>(ctx.mem, arg)?).ok_or("short buffer record")?;
     let len = buffer.len.min(MAX_MESSAGE);
     let end =
         buffer.addr.checked_add(len).ok_or_else(|| format!("buffer at {:#x} wraps around", buffer.addr))?;
+    if buffer.addr < GUEST_BASE && len > 0 {
+        return Err(format!(
+            "buffer {:#x}..{end:#x} starts in the launcher's region (below {GUEST_BASE:#x})",
+            buffer.addr
+        ));
+    }
     let mut bytes = vec![0u8; len as usize];
     ctx.mem
         .read_slice(&mut bytes, GuestAddress(buffer.addr))
@@ -220,6 +234,71 @@ fn writable_buffer(mem: &Memory, buffer: Buffer) -> Result<GuestAddress, String>
     match usize::try_from(len) {
         Ok(len) if mem.check_range(GuestAddress(addr), len) => Ok(GuestAddress(addr)),
         _ => Err(format!("buffer {addr:#x}..{end:#x} is not all guest memory")),
+    }
+}
+
+/// A guest's hypercalls served without KVM: its run state, device windows (none) and
+/// passwords, over guest memory the caller keeps. For exercising the handler from outside the
+/// launcher (the `hypercall` fuzz target of `fuzz/`); a running VM uses [`handle`].
+///
+/// [`Detached::port_write`] is [`handle`] but for `Fault`, which reads the registers of a vCPU
+/// there is none of here: it is refused as an ABI violation. A `Wait` blocks as it does in a
+/// VM, until an event [`Detached::post`] raised or its timeout.
+#[derive(Debug)]
+pub struct Detached {
+    vcpus: u32,
+    control: Control,
+    log: Log,
+    bus: super::bus::Bus,
+    late: super::memory::LateMemory,
+    passwords: Passwords,
+}
+
+impl Detached {
+    /// A guest of `vcpus` vCPUs and `memory_bytes` of memory whose console goes to `log`, booted
+    /// with these passwords (the BLS key file's, the ECDSA keystore's).
+    pub fn new(
+        vcpus: u32,
+        memory_bytes: u64,
+        log: Log,
+        keystore: Option<Arc<KeystorePassword>>,
+        ecdsa: Option<Arc<KeystorePassword>>,
+    ) -> Self {
+        Detached {
+            vcpus,
+            control: Control::new(vcpus, Default::default()),
+            log,
+            bus: Default::default(),
+            late: super::memory::LateMemory::new(memory_bytes),
+            passwords: Passwords {
+                keystore: PasswordHandover::new(keystore),
+                ecdsa: PasswordHandover::new(ecdsa),
+            },
+        }
+    }
+
+    /// Raises `events` for every vCPU, as the launcher does: a `Wait` returns them.
+    pub fn post(&self, events: u64) {
+        self.control.post(events);
+    }
+
+    /// Serves the guest's write of `data` to `port` on vCPU `vcpu` (less than the vCPUs given to
+    /// [`Detached::new`]) with guest memory `mem`. `Err` ends the guest with that outcome.
+    pub fn port_write(&self, mem: &Memory, vcpu: u32, port: u16, data: &[u8]) -> Result<(), Outcome> {
+        assert!(vcpu < self.vcpus, "vCPU {vcpu} of {}", self.vcpus);
+        let ctx = Context {
+            vcpu,
+            mem,
+            control: &self.control,
+            log: &self.log,
+            bus: &self.bus,
+            late: &self.late,
+            passwords: &self.passwords,
+        };
+        match decode(&ctx, port, data)? {
+            (Hypercall::Fault, _) => Err(violation(&ctx, "fault report without its vCPU".into())),
+            (call, arg) => serve(&ctx, call, arg),
+        }
     }
 }
 

@@ -16,6 +16,7 @@ mod vcpu;
 
 use control::Control;
 pub use control::ExitCounts;
+pub use hypercall::Detached;
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use linux_loader::loader::{KernelLoader, elf::Elf};
 pub use run::{RunHandle, RunOptions, RunReport, StopSignal};

@@ -232,3 +232,49 @@ fn bad_ecdsa_buffers_are_violations_naming_the_call() {
     guest.call_for(Hypercall::EcdsaKeystorePassword, 0, BUFFER, 64).unwrap();
     assert_eq!(guest.record().len, 14, "nothing was handed over by the bad calls");
 }
+
+#[test]
+fn messages_from_below_the_guests_memory_are_violations() {
+    // The ring-0 region (tables, trap stacks, boot information) is not the guest's to print.
+    let guest = Guest::new(None);
+    for (call, prefix) in [(Hypercall::ConsoleWrite, "console write: "), (Hypercall::Panic, "panic: ")] {
+        for addr in [0, 0x1000, 0x9000, GUEST_BASE - 8] {
+            match guest.call_for(call, 0, addr, 16) {
+                Err(Outcome::AbiViolation(what)) => assert!(
+                    what.contains(prefix) && what.contains("starts in the launcher's region"),
+                    "{what}"
+                ),
+                other => panic!("{call:?} from {addr:#x}: expected an ABI violation, got {other:?}"),
+            }
+        }
+    }
+    // From the guest's memory, and an empty one from anywhere, they are served.
+    guest.call_for(Hypercall::ConsoleWrite, 0, BUFFER, 16).unwrap();
+    guest.call_for(Hypercall::ConsoleWrite, 0, 0, 0).unwrap();
+    assert_eq!(
+        guest.call_for(Hypercall::Panic, 0, BUFFER, 2),
+        Err(Outcome::Panicked("\u{fffd}\u{fffd}".into()))
+    );
+}
+
+#[test]
+fn a_detached_guest_is_served_as_a_vm_is_but_for_fault_reports() {
+    let mem = memory::map(MEMORY).unwrap();
+    let guest = Detached::new(2, MEMORY, Log::new("test"), Some(password("pw")), None);
+    mem.write_slice(&Buffer { addr: BUFFER, len: 64 }.encode(), GuestAddress(u64::from(RECORD))).unwrap();
+    let record = RECORD.to_le_bytes();
+    guest.port_write(&mem, 1, Hypercall::KeystorePassword.port(), &record).unwrap();
+    let mut pw = [0u8; 2];
+    mem.read_slice(&mut pw, GuestAddress(BUFFER)).unwrap();
+    assert_eq!(&pw, b"pw");
+    guest.post(spacecore_abi::hypercall::events::DEVICE);
+    mem.write_slice(&Wait { timeout_ns: WAIT_FOREVER, events: 0 }.encode(), GuestAddress(u64::from(RECORD)))
+        .unwrap();
+    guest.port_write(&mem, 0, Hypercall::Wait.port(), &record).unwrap();
+    assert_eq!(guest.port_write(&mem, 0, Hypercall::Exit.port(), &[7, 0, 0, 0]), Err(Outcome::Exited(7)));
+    for (port, data) in
+        [(Hypercall::Fault.port(), &[14u8][..]), (0x3f8, &record[..]), (Hypercall::Ready.port(), &[1])]
+    {
+        assert!(matches!(guest.port_write(&mem, 0, port, data), Err(Outcome::AbiViolation(_))), "{port:#x}");
+    }
+}
