@@ -48,9 +48,9 @@ pub use not_enforced::{NOT_ENFORCED, OPERATIONS, STORAGE_AND_NETWORKING, SUPERVI
 pub use plan::{
     Attestation, AvsPlan, Criteria, DEFAULT_DISK_BANDWIDTH, DEFAULT_DISK_IOPS, DEFAULT_GUEST_ADDRESS,
     DEFAULT_HOST_ADDRESS, DEFAULT_METRICS_ADDRESS, DEFAULT_PREFIX_LEN, DEFAULT_PUBLISH_ADDRESS, DiskPlan,
-    Endpoint, Failover, FailoverStrategy, InboundPort, LogFormat, NetworkPlan, NetworkType, NotEnforced,
-    Observability, Operations, PerformanceLevel, Plan, Provider, Scaling, SecurityLevel, SignatureScheme,
-    UpdateStrategy, Virtualization, VirtualizationType,
+    Endpoint, Failover, FailoverStrategy, InboundPort, Isolation, LogFormat, NetworkPlan, NetworkType,
+    NotEnforced, Observability, Operations, PerformanceLevel, Plan, Provider, Scaling, SecurityLevel,
+    SignatureScheme, UpdateStrategy, Virtualization, VirtualizationType,
 };
 pub use resources::{
     MAX_INBOUND_PORTS, MAX_PORT_NAME_LEN, MAX_STORAGE, MEMORY_GRANULE, MIN_MEMORY, MIN_STORAGE,

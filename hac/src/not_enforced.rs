@@ -18,9 +18,7 @@ pub const OPERATIONS: &str = "operations";
 /// `(dotted key, capability that will enforce it)`, in documentation order.
 /// Every other key is enforced today (or is pure identification).
 pub const NOT_ENFORCED: &[(&str, &str)] = &[
-    ("spec.virtualization.criteria.security", SUPERVISOR),
     ("spec.virtualization.criteria.performance", SUPERVISOR),
-    ("spec.security.isolation", SUPERVISOR),
     ("spec.operations.updateStrategy", OPERATIONS),
     ("spec.operations.scaling", OPERATIONS),
 ];

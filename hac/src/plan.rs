@@ -68,13 +68,29 @@ keyword_enum! {
 }
 
 keyword_enum! {
-    /// `spec.virtualization.criteria.security`.
+    /// `spec.virtualization.criteria.security`: whether the launcher's confinement may be
+    /// turned off.
     SecurityLevel {
-        /// The default.
+        /// The default: the launcher confines itself as `spec.security.isolation` says
+        /// (by default, whenever it runs as root).
         #[default]
         Standard = "standard",
-        /// Stricter host-side confinement (enforced from capability "supervisor").
+        /// Confinement is mandatory: `isolation = "none"` is refused here, and the launcher
+        /// refuses to start unconfined (`--no-jail`, not root).
         High = "high",
+    }
+}
+
+keyword_enum! {
+    /// `spec.security.isolation`: the launcher's confinement of itself once the guest's devices
+    /// are set up (seccomp per thread, no capabilities, an unprivileged user, an empty root in
+    /// a private mount namespace, rlimits, a cgroup where the host has cgroup v2).
+    Isolation {
+        /// Confined (the default when the launcher runs as root).
+        #[default]
+        Jailed = "jailed",
+        /// Not confined: the launcher keeps the privileges it was started with (unsafe).
+        Unconfined = "none",
     }
 }
 
@@ -532,8 +548,9 @@ pub struct Plan {
     pub egress: Vec<Endpoint>,
     /// `spec.security.attestation`.
     pub attestation: Attestation,
-    /// `spec.security.isolation`, carried as written.
-    pub security_isolation: Option<String>,
+    /// `spec.security.isolation`; `None` when absent (the launcher then confines itself when
+    /// it runs as root).
+    pub security_isolation: Option<Isolation>,
     /// `[spec.observability]`.
     pub observability: Observability,
     /// `[spec.operations]`.

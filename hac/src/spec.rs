@@ -15,7 +15,7 @@ use crate::image_ref::{ImageSource, lexically_tidy, parse_image};
 use crate::not_enforced;
 use crate::plan::{
     Attestation, AvsPlan, Criteria, DEFAULT_DISK_BANDWIDTH, DEFAULT_DISK_IOPS, DiskPlan, FailoverStrategy,
-    InboundPort, NetworkPlan, NetworkType, Operations, PerformanceLevel, Plan, Provider, Scaling,
+    InboundPort, Isolation, NetworkPlan, NetworkType, Operations, PerformanceLevel, Plan, Provider, Scaling,
     SecurityLevel, SignatureScheme, UpdateStrategy, Virtualization, VirtualizationType,
 };
 use crate::resources::{self, NETWORK_KEYS, RESOURCE_KEYS};
@@ -185,8 +185,10 @@ pub(crate) fn build(
             first.address
         )));
     }
+    let security_level = virtualization.as_ref().map(|v| v.criteria.security).unwrap_or_default();
     let (attestation, security_isolation) =
-        optional(&spec, "security", SECURITY_KEYS, security)?.unwrap_or_default();
+        optional(&spec, "security", SECURITY_KEYS, |table| security(table, security_level))?
+            .unwrap_or_default();
     let observability = optional(&spec, "observability", OBSERVABILITY_KEYS, |table| {
         supervision::observability(table, spec_dir, &network, avs.as_ref())
     })?;
@@ -512,8 +514,36 @@ fn contract_address(text: &str) -> Option<[u8; 20]> {
     Some(out)
 }
 
-fn security(table: &Table<'_, '_>) -> Result<(Attestation, Option<String>), SpecError> {
-    Ok((optional_keyword(table, "attestation", &ATTESTATIONS)?, optional_string(table, "isolation")?))
+/// The hac.toml format's own sample value of `spec.security.isolation`: read as `"jailed"`, whose
+/// seccomp filters it names (this launcher loads no SELinux or AppArmor profile).
+pub const SAMPLE_ISOLATION: &str = "enforced via SELinux/AppArmor/seccomp";
+
+const ISOLATIONS: Choices<Isolation> = Choices {
+    accepted: &[
+        ("jailed", Isolation::Jailed),
+        ("none", Isolation::Unconfined),
+        (SAMPLE_ISOLATION, Isolation::Jailed),
+    ],
+    refused: &["SELinux", "AppArmor", "seccomp", "gVisor", "container"],
+    refused_because: "is not a confinement this launcher applies; its own (seccomp per thread, no \
+                      capabilities, an unprivileged user, an empty root, rlimits, a cgroup) is \"jailed\"",
+};
+
+fn security(
+    table: &Table<'_, '_>,
+    level: SecurityLevel,
+) -> Result<(Attestation, Option<Isolation>), SpecError> {
+    let attestation = optional_keyword(table, "attestation", &ATTESTATIONS)?;
+    let Some(item) = table.get("isolation") else { return Ok((attestation, None)) };
+    let isolation = item.keyword(&ISOLATIONS)?;
+    if isolation == Isolation::Unconfined && level == SecurityLevel::High {
+        return Err(item.error(
+            "\"none\" turns the launcher's confinement off, which spec.virtualization.criteria.security \
+             = \"high\" forbids; write \"jailed\", or lower the criteria to \"standard\""
+                .to_owned(),
+        ));
+    }
+    Ok((attestation, Some(isolation)))
 }
 
 fn operations(table: &Table<'_, '_>) -> Result<Operations, SpecError> {

@@ -1466,3 +1466,42 @@ fn task_signer() {
         assert!(error.message().contains(needle), "{needle:?} not in {error}");
     }
 }
+
+#[test]
+fn isolation_is_jailed_or_none_and_high_security_refuses_none() {
+    let from = "isolation = \"enforced via SELinux/AppArmor/seccomp\"";
+    let line = SAMPLE.lines().position(|l| l.starts_with("isolation")).unwrap() + 1;
+    let key = "spec.security.isolation";
+    let error = expect_error(
+        from,
+        "isolation = \"AppArmor\"",
+        key,
+        line,
+        "is not a confinement this launcher applies",
+    );
+    assert!(error.message().contains("\"jailed\""), "{error}");
+    expect_error(
+        from,
+        "isolation = \"chroot\"",
+        key,
+        line,
+        "unknown value \"chroot\"; expected one of \"jailed\", \"none\"",
+    );
+    expect_error(from, "isolation = \"Jailed\"", key, line, "case-sensitive");
+    // The sample asks for security = "high": confinement cannot be turned off.
+    let error = expect_error(from, "isolation = \"none\"", key, line, "criteria.security = \"high\" forbids");
+    assert!(error.message().contains("write \"jailed\""), "{error}");
+    let standard =
+        edited(from, "isolation = \"none\"").replace("security = \"high\"", "security = \"standard\"");
+    let plan = hac::parse_str(&standard, Path::new("hac.toml"), &LIMITS).unwrap();
+    assert_eq!(plan.security_isolation, Some(hac::Isolation::Unconfined));
+    let jailed =
+        hac::parse_str(&edited(from, "isolation = \"jailed\""), Path::new("hac.toml"), &LIMITS).unwrap();
+    assert_eq!(jailed.security_isolation, Some(hac::Isolation::Jailed));
+    assert!(
+        jailed
+            .not_enforced
+            .iter()
+            .all(|n| !n.key.contains("isolation") && !n.key.contains("criteria.security"))
+    );
+}

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use hac::{
     Attestation, AvsPlan, Criteria, DiskPlan, Endpoint, Failover, FailoverStrategy, HostLimits, ImageRef,
-    ImageSource, InboundPort, LogFormat, NetworkPlan, NetworkType, NotEnforced, Observability, Operations,
-    PerformanceLevel, Plan, Provider, Scaling, SecurityLevel, SignatureScheme, UpdateStrategy,
+    ImageSource, InboundPort, Isolation, LogFormat, NetworkPlan, NetworkType, NotEnforced, Observability,
+    Operations, PerformanceLevel, Plan, Provider, Scaling, SecurityLevel, SignatureScheme, UpdateStrategy,
     Virtualization, VirtualizationType,
 };
 
@@ -52,7 +52,7 @@ fn expected_sample_plan(spec_path: &Path) -> Plan {
         avs: None,
         egress: Vec::new(),
         attestation: Attestation::Bls,
-        security_isolation: Some("enforced via SELinux/AppArmor/seccomp".to_owned()),
+        security_isolation: Some(Isolation::Jailed),
         observability: Observability {
             sidecar: true,
             monitoring: Some("Prometheus/Grafana".to_owned()),
@@ -67,9 +67,7 @@ fn expected_sample_plan(spec_path: &Path) -> Plan {
         },
         failover: Failover { strategy: FailoverStrategy::AutoRecovery, ..Failover::default() },
         not_enforced: vec![
-            not_enforced("spec.virtualization.criteria.security", "high", "supervisor"),
             not_enforced("spec.virtualization.criteria.performance", "standard", "supervisor"),
-            not_enforced("spec.security.isolation", "enforced via SELinux/AppArmor/seccomp", "supervisor"),
             not_enforced("spec.operations.updateStrategy", "RollingUpdate", "operations"),
             not_enforced("spec.operations.scaling", "HorizontalAutoScaling", "operations"),
         ],
@@ -295,7 +293,7 @@ fn plan_serialises_with_file_spellings() {
             "iops": 20_000, "bandwidth_bytes_per_s": 512u64 << 20,
         })
     );
-    assert_eq!(json["not_enforced"][0]["key"], "spec.virtualization.criteria.security");
+    assert_eq!(json["not_enforced"][0]["key"], "spec.virtualization.criteria.performance");
 
     let plan = hac::parse_str(&full_spec(), Path::new("/srv/hac.toml"), &LIMITS).unwrap();
     let json = serde_json::to_value(&plan).unwrap();
