@@ -14,6 +14,7 @@ mod launch;
 mod onchain;
 mod promtool;
 mod test;
+mod umoci;
 
 use std::process::ExitCode;
 
