@@ -1,5 +1,5 @@
 //! The aggregator's Prometheus metrics, rendered in the text exposition format (version 0.0.4)
-//! without a metrics library: a handful of counters and gauges and one histogram.
+//! with the project's `prom-text` writer: a handful of counters and gauges and two histograms.
 
 use std::collections::BTreeMap;
 
@@ -9,17 +9,22 @@ use std::time::Duration;
 
 use avs_protocol::Scheme;
 use avs_protocol::rpc::ErrorCode;
-use prom_text::{Exposition, Float, Kind};
+use prom_text::{Exposition, Float, Histogram, Kind};
 
 /// The `Content-Type` of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Upper bounds (seconds) of the aggregation latency histogram's buckets, before `+Inf`.
-pub const LATENCY_BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+const MS: u64 = 1_000_000;
+const S: u64 = 1_000_000_000;
 
-/// Upper bounds (seconds) of the chain histogram's buckets (createNewTask sent to TaskResponded
-/// mined), before `+Inf`.
-pub const CHAIN_BUCKETS: [f64; 12] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
+/// Upper bounds (ns) of the aggregation latency histogram's buckets, before `+Inf`: 5 ms to 30 s.
+pub const LATENCY_BUCKETS_NS: [u64; 12] =
+    [5 * MS, 10 * MS, 25 * MS, 50 * MS, 100 * MS, 250 * MS, 500 * MS, S, 2_500 * MS, 5 * S, 10 * S, 30 * S];
+
+/// Upper bounds (ns) of the chain histogram's buckets (createNewTask sent to TaskResponded
+/// mined), before `+Inf`: 50 ms to 5 minutes.
+pub const CHAIN_BUCKETS_NS: [u64; 12] =
+    [50 * MS, 100 * MS, 250 * MS, 500 * MS, S, 2_500 * MS, 5 * S, 10 * S, 30 * S, 60 * S, 120 * S, 300 * S];
 
 /// A step on the chain that can fail: the `stage` label of `aggregator_chain_errors_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,34 +85,8 @@ impl SignatureFault {
     }
 }
 
-impl Histogram {
-    fn observe(&mut self, buckets: &[f64; 12], secs: f64) {
-        let bucket = buckets.iter().position(|le| secs <= *le).unwrap_or(buckets.len());
-        self.counts[bucket] += 1;
-        self.sum += secs;
-        self.count += 1;
-    }
-
-    fn render(&self, e: &mut Exposition, name: &str, buckets: &[f64; 12]) {
-        let mut cumulative = 0u64;
-        let list = buckets.iter().zip(&self.counts).map(|(le, count)| {
-            cumulative += count;
-            (Float(*le), cumulative)
-        });
-        e.histogram(name, &[], list, Float(self.sum), self.count);
-    }
-}
-
-#[derive(Debug, Default)]
-struct Histogram {
-    /// Non-cumulative count per bucket of [`LATENCY_BUCKETS`], then the overflow.
-    counts: [u64; LATENCY_BUCKETS.len() + 1],
-    sum: f64,
-    count: u64,
-}
-
 /// The counters and gauges; cheap to update from any thread.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
     tasks_created: AtomicU64,
     tasks_completed: AtomicU64,
@@ -121,7 +100,7 @@ pub struct Metrics {
     last_non_signers: AtomicU64,
     scheme: Mutex<Scheme>,
     last_ratio: Mutex<BTreeMap<u8, f64>>,
-    latency: Mutex<Histogram>,
+    latency: Mutex<Histogram<12>>,
     chain: std::sync::atomic::AtomicBool,
     chain_tasks_created: AtomicU64,
     chain_responded: AtomicU64,
@@ -129,7 +108,12 @@ pub struct Metrics {
     chain_errors: [AtomicU64; ChainStage::ALL.len()],
     chain_gas_used: AtomicU64,
     chain_last_gas_used: AtomicU64,
-    chain_latency: Mutex<Histogram>,
+    chain_latency: Mutex<Histogram<12>>,
+}
+
+/// A duration in whole nanoseconds (about 584 years at most).
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -159,10 +143,39 @@ pub fn reason_label(code: ErrorCode) -> &'static str {
     }
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Metrics {
     /// All zero.
     pub fn new() -> Self {
-        Self::default()
+        let zero = AtomicU64::default;
+        Metrics {
+            tasks_created: zero(),
+            tasks_completed: zero(),
+            tasks_expired: zero(),
+            tasks_active: zero(),
+            responses_accepted: zero(),
+            responses_rejected: Default::default(),
+            deliveries_ok: zero(),
+            deliveries_failed: zero(),
+            invalid_signatures: Default::default(),
+            last_non_signers: zero(),
+            scheme: Mutex::default(),
+            last_ratio: Mutex::default(),
+            latency: Mutex::new(Histogram::new(LATENCY_BUCKETS_NS)),
+            chain: Default::default(),
+            chain_tasks_created: zero(),
+            chain_responded: zero(),
+            chain_reverted: zero(),
+            chain_errors: Default::default(),
+            chain_gas_used: zero(),
+            chain_last_gas_used: zero(),
+            chain_latency: Mutex::new(Histogram::new(CHAIN_BUCKETS_NS)),
+        }
     }
 
     /// Chain mode: the `aggregator_chain_*` families are rendered from now on.
@@ -193,7 +206,7 @@ impl Metrics {
         self.chain_responded.fetch_add(1, Ordering::Relaxed);
         self.chain_gas_used.fetch_add(gas, Ordering::Relaxed);
         self.chain_last_gas_used.store(gas, Ordering::Relaxed);
-        lock(&self.chain_latency).observe(&CHAIN_BUCKETS, elapsed.as_secs_f64());
+        lock(&self.chain_latency).observe(nanos(elapsed));
     }
 
     /// How many tasks have completed (reached their threshold).
@@ -208,7 +221,7 @@ impl Metrics {
 
     /// A task reached its threshold; `latency` is the time since it was registered.
     pub fn task_completed(&self, latency: Duration) {
-        lock(&self.latency).observe(&LATENCY_BUCKETS, latency.as_secs_f64());
+        lock(&self.latency).observe(nanos(latency));
         self.tasks_completed.fetch_add(1, Ordering::AcqRel);
     }
 
@@ -328,7 +341,7 @@ impl Metrics {
         }
         let name = "aggregator_aggregation_latency_seconds";
         e.family(name, Kind::Histogram, "Time from registering a task to completing it.");
-        lock(&self.latency).render(&mut e, name, &LATENCY_BUCKETS);
+        e.seconds_histogram(name, &[], &lock(&self.latency));
         if self.chain.load(Ordering::Relaxed) {
             self.render_chain(&mut e);
         }
@@ -360,6 +373,6 @@ impl Metrics {
         );
         let name = "aggregator_chain_task_seconds";
         e.family(name, Kind::Histogram, "Time from sending createNewTask to the TaskResponded receipt.");
-        lock(&self.chain_latency).render(e, name, &CHAIN_BUCKETS);
+        e.seconds_histogram(name, &[], &lock(&self.chain_latency));
     }
 }

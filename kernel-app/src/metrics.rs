@@ -22,118 +22,12 @@ use crate::avs::{AVS_NAME, AvsNode, Cause, RPC_METHOD};
 use crate::chain::Watcher;
 use crate::status::Health;
 use alloc::vec::Vec;
-use core::fmt::{self, Display};
-use prom_text::{Exposition, Kind};
+use prom_text::{Exposition, Kind, Seconds};
 
 pub use prom_text::CONTENT_TYPE;
 
-/// Upper bounds (ns) of the buckets of `eigen_rpc_request_duration_seconds`: 5 ms to 10 s, the
-/// Prometheus client's default buckets.
-pub const RPC_BUCKETS_NS: [u64; 11] = [
-    5_000_000,
-    10_000_000,
-    25_000_000,
-    50_000_000,
-    100_000_000,
-    250_000_000,
-    500_000_000,
-    1_000_000_000,
-    2_500_000_000,
-    5_000_000_000,
-    10_000_000_000,
-];
-
-/// Upper bounds (ns) of the buckets of `spacecore_signing_duration_seconds`: 100 µs to 1 s (a
-/// BLS signature takes about a millisecond).
-pub const SIGNING_BUCKETS_NS: [u64; 12] = [
-    100_000,
-    250_000,
-    500_000,
-    1_000_000,
-    2_500_000,
-    5_000_000,
-    10_000_000,
-    25_000_000,
-    50_000_000,
-    100_000_000,
-    250_000_000,
-    1_000_000_000,
-];
-
 /// The `client_version` label of the RPC metrics: the aggregator does not say what it runs.
 pub const CLIENT_VERSION: &str = "unknown";
-
-/// Durations observed into fixed buckets, in nanoseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Histogram<const N: usize> {
-    bounds_ns: [u64; N],
-    /// Observations in each bucket alone (not cumulative): at most its bound, above the previous.
-    counts: [u64; N],
-    count: u64,
-    sum_ns: u64,
-}
-
-impl<const N: usize> Histogram<N> {
-    /// An empty histogram with these bucket bounds (ascending).
-    pub const fn new(bounds_ns: [u64; N]) -> Self {
-        Histogram { bounds_ns, counts: [0; N], count: 0, sum_ns: 0 }
-    }
-
-    /// Counts one duration of `ns` nanoseconds.
-    pub fn observe(&mut self, ns: u64) {
-        if let Some(i) = self.bounds_ns.iter().position(|&bound| ns <= bound) {
-            self.counts[i] = self.counts[i].saturating_add(1);
-        }
-        self.count = self.count.saturating_add(1);
-        self.sum_ns = self.sum_ns.saturating_add(ns);
-    }
-
-    /// Observations so far.
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-
-    /// Their total, in nanoseconds.
-    pub fn sum_ns(&self) -> u64 {
-        self.sum_ns
-    }
-
-    /// Each bucket's bound (ns) and the observations at most that bound (cumulative).
-    pub fn cumulative(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        let mut total = 0u64;
-        self.bounds_ns.iter().zip(self.counts).map(move |(&bound, n)| {
-            total = total.saturating_add(n);
-            (bound, total)
-        })
-    }
-}
-
-/// A number of nanoseconds shown as seconds, exactly: `1`, `0.005`, `2.5`, `0.000123456`.
-#[derive(Debug, Clone, Copy)]
-pub struct Seconds(pub u64);
-
-impl Display for Seconds {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (whole, mut frac) = (self.0 / 1_000_000_000, self.0 % 1_000_000_000);
-        write!(f, "{whole}")?;
-        if frac == 0 {
-            return Ok(());
-        }
-        let mut digits = 9;
-        while frac % 10 == 0 {
-            frac /= 10;
-            digits -= 1;
-        }
-        write!(f, ".{frac:0digits$}")
-    }
-}
-
-/// The samples of histogram `name` with `labels`: its buckets (bounds in seconds), `_sum` and
-/// `_count`.
-fn histogram<const N: usize>(e: &mut Exposition, name: &str, labels: &[(&str, &str)], h: &Histogram<N>) {
-    let buckets = h.cumulative().map(|(bound, count)| (Seconds(bound), count));
-    e.histogram(name, labels, buckets, Seconds(h.sum_ns()), h.count());
-}
 
 /// What `GET /metrics` shows besides the AVS side's counters.
 #[derive(Debug, Clone, Copy)]
@@ -244,7 +138,7 @@ pub fn render(inputs: &Inputs) -> Vec<u8> {
          complete answer or the failure.",
     );
     if avs.sends() {
-        histogram(&mut e, "eigen_rpc_request_duration_seconds", &rpc_labels, &stats.rpc);
+        e.seconds_histogram("eigen_rpc_request_duration_seconds", &rpc_labels, &stats.rpc);
     }
 
     e.family("spacecore_tasks_received_total", Kind::Counter, "Tasks received (POST /task requests).");
@@ -294,7 +188,7 @@ pub fn render(inputs: &Inputs) -> Vec<u8> {
         Kind::Histogram,
         "Time to compute one BLS signature over a task response, in seconds.",
     );
-    histogram(&mut e, "spacecore_signing_duration_seconds", &[], &stats.signing);
+    e.seconds_histogram("spacecore_signing_duration_seconds", &[], &stats.signing);
 
     if let Some(chain) = inputs.chain {
         render_chain(&mut e, chain);

@@ -2,11 +2,16 @@
 //! `# HELP` and `# TYPE` lines before its samples; help text and label values escaped; histogram
 //! buckets with `le`, then `_sum` and `_count`.
 //!
-//! `no_std` + `alloc`: the launcher's `/metrics` and the unikernel's use the same writer.
+//! `no_std` + `alloc`: the launcher's, the unikernel's and the aggregator's `/metrics` use the
+//! same writer, and the same [`Histogram`] of durations.
 #![no_std]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
+
+mod histogram;
+
+pub use histogram::{Histogram, Seconds};
 
 use alloc::string::String;
 use core::fmt::{self, Display, Write};

@@ -32,7 +32,6 @@ pub use avs_protocol::history;
 pub mod identity;
 pub mod operator;
 
-use crate::metrics::{Histogram, RPC_BUCKETS_NS, SIGNING_BUCKETS_NS};
 use crate::status::Status;
 use alloc::collections::VecDeque;
 use alloc::format;
@@ -44,10 +43,44 @@ use client::{HttpResponse, Outcome};
 use history::{Check, History};
 pub use identity::{ChainKey, Identity};
 pub use operator::Operator;
+use prom_text::Histogram;
 use spacecore_store::{BlockIo, RecordKey, Store};
 
 /// The AVS the node runs (the `avs_name` label of the `eigen_` metrics).
 pub const AVS_NAME: &str = "incredible-squaring";
+
+/// Upper bounds (ns) of the buckets of `eigen_rpc_request_duration_seconds`: 5 ms to 10 s, the
+/// Prometheus client's default buckets.
+pub const RPC_BUCKETS_NS: [u64; 11] = [
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+];
+
+/// Upper bounds (ns) of the buckets of `spacecore_signing_duration_seconds`: 100 µs to 1 s (a
+/// BLS signature takes about a millisecond).
+pub const SIGNING_BUCKETS_NS: [u64; 12] = [
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    1_000_000_000,
+];
 
 /// The JSON-RPC method of the calls to the aggregator.
 pub const RPC_METHOD: &str = "process_signed_task_response";
