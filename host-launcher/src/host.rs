@@ -13,9 +13,23 @@ fn meminfo_kib(key: &str) -> Option<u64> {
     field_kib(&std::fs::read_to_string("/proc/meminfo").ok()?, key)
 }
 
-/// This process's resident set size in KiB (`VmRSS`).
+/// This process's resident set size in KiB (`VmRSS`). `/proc/self/status` is opened once and
+/// read again from its start each time, so that a confined launcher, which can open no file,
+/// still knows it.
 pub fn rss_kib() -> Option<u64> {
-    field_kib(&std::fs::read_to_string("/proc/self/status").ok()?, "VmRSS:")
+    use std::os::unix::fs::FileExt;
+    static STATUS: std::sync::OnceLock<Option<std::fs::File>> = std::sync::OnceLock::new();
+    let status = STATUS.get_or_init(|| std::fs::File::open("/proc/self/status").ok()).as_ref()?;
+    let mut buf = vec![0u8; 8192];
+    let mut len = 0;
+    while len < buf.len() {
+        match status.read_at(&mut buf[len..], len as u64) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(_) => return None,
+        }
+    }
+    field_kib(std::str::from_utf8(&buf[..len]).ok()?, "VmRSS:")
 }
 
 fn field_kib(text: &str, key: &str) -> Option<u64> {

@@ -10,6 +10,7 @@ pub mod check;
 pub mod devices;
 pub mod host;
 pub mod image;
+pub mod jail;
 pub mod keystore_password;
 pub mod metrics;
 pub mod network;

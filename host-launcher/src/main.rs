@@ -7,7 +7,7 @@ use host_launcher::keystore_password::KeystorePassword;
 use host_launcher::metrics::{self, Sources, Stats};
 use host_launcher::output::{Level, Log};
 use host_launcher::supervisor::{self, Boots, health::HealthCheck};
-use host_launcher::{attach, check, host, image, vmm};
+use host_launcher::{attach, check, host, image, jail, vmm};
 use image_store::Store;
 use spacecore_abi::exit;
 use std::path::PathBuf;
@@ -43,6 +43,19 @@ struct Cli {
     /// The local image store (default: $SPACECORE_IMAGE_STORE or ~/.local/share/spacecore/images).
     #[arg(long, value_name = "DIR")]
     image_store: Option<PathBuf>,
+    /// Do not confine the launcher (unsafe: it keeps the privileges it was started with, root,
+    /// for the life of the guest). Refused with spec.virtualization.criteria.security = "high".
+    #[arg(long)]
+    no_jail: bool,
+    /// The user id the confined launcher runs as (default: the `spacecore` user's).
+    #[arg(long, value_name = "UID", requires = "gid")]
+    uid: Option<u32>,
+    /// The group id the confined launcher runs as (default: the `spacecore` user's group).
+    #[arg(long, value_name = "GID", requires = "uid")]
+    gid: Option<u32>,
+    /// Where the confined launcher's empty root directory is made, as DIR/NAME.
+    #[arg(long, value_name = "DIR", default_value = jail::DEFAULT_JAIL_DIR)]
+    jail_dir: PathBuf,
 }
 
 fn main() -> ExitCode {
@@ -132,6 +145,22 @@ fn launch(
             n.key, n.value, n.arrives_with
         ));
     }
+    // Before any thread starts: every thread started from here on is confined.
+    let options = jail::Options {
+        no_jail: cli.no_jail,
+        uid: cli.uid,
+        gid: cli.gid,
+        jail_dir: Some(cli.jail_dir.clone()),
+    };
+    let jail = match jail::decide(plan, &options)? {
+        jail::Decision::Off(why) => {
+            log.launcher(format_args!(
+                "confinement: off ({why}): the launcher keeps the privileges it was started with (unsafe; docs/security.md)"
+            ));
+            None
+        }
+        jail::Decision::Jail(identity) => Some(jail::prepare(identity, &plan.name, &cli.jail_dir)?),
+    };
     let avs = plan.avs.as_ref();
     let keystore_password = read_password(
         avs.and_then(|avs| avs.keystore_password_file.as_deref()),
@@ -197,6 +226,19 @@ fn launch(
             .chain(attached.egress.iter().map(|relay| relay.counters.clone()))
             .collect(),
     };
+    if let Some(prepared) = jail {
+        // Everything a boot needs is open: the rest runs confined, restarts included.
+        let budget = jail::Budget {
+            vcpus: plan.vcpus,
+            memory_bytes: plan.memory_bytes,
+            published: attached.published.len(),
+            egress: attached.egress.len(),
+            metrics: plan.observability.metrics_address.is_some(),
+            disk_bytes: plan.storage_bytes,
+            log_file: plan.observability.log_file.is_some(),
+        };
+        jail::confine(prepared, &plan.name, &budget, log)?;
+    }
     let ending = supervisor::run(boots, shell, attached.devices, log, &stop, started)?;
     Ok(final_report(log, ending, &exits))
 }
@@ -345,6 +387,7 @@ fn watch_signals(stop: Arc<vmm::StopSignal>, log: Log) -> anyhow::Result<()> {
     let mut signals =
         signal_hook::iterator::Signals::new([SIGTERM, SIGINT]).context("cannot install signal handlers")?;
     std::thread::Builder::new().name("signals".into()).spawn(move || {
+        host_launcher::jail::enter(host_launcher::jail::Kind::Control);
         for signal in signals.forever() {
             let name = if signal == SIGTERM { "SIGTERM" } else { "SIGINT" };
             log.launcher(format_args!("{name} received: stopping the guest"));

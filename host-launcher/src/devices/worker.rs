@@ -51,7 +51,8 @@ impl<B: Send + 'static> Worker<B> {
         // backend down with it.
         let slot: Slot<B> = Arc::new(Mutex::new(Some(backend)));
         let theirs = slot.clone();
-        let spawned = std::thread::Builder::new().name(name.to_owned()).spawn(move || {
+        let builder = std::thread::Builder::new().name(name.to_owned());
+        let spawned = crate::jail::spawn(crate::jail::Kind::Device, builder, move || {
             let backend = take(&theirs)?;
             Some(body(poller, backend))
         });

@@ -54,6 +54,7 @@ pub fn start(
             // Without the namespace the sidecar cannot reach the guest; the launcher's own
             // metrics are still served (and say the scrape failed).
             let in_namespace = netns.is_none_or(|ns| ns.enter().is_ok());
+            crate::jail::enter(crate::jail::Kind::Control);
             serve(&listener, &sources, in_namespace);
         })
         .map_err(MetricsError::Thread)?;

@@ -189,6 +189,8 @@ impl ForwardCounters {
 /// Accepts connections on `listener` for as long as it is open and relays each to `target`,
 /// within `limits` (see [`super::admission`]). Runs on the calling thread.
 pub fn serve(listener: &TcpListener, target: SocketAddr, limits: Limits, counters: &Arc<ForwardCounters>) {
+    // In a confined launcher: this thread and the connection threads it starts.
+    crate::jail::enter(crate::jail::Kind::Relay);
     for client in listener.incoming() {
         let Ok(client) = client else {
             std::thread::sleep(ACCEPT_BACKOFF);

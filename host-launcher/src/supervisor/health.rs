@@ -60,7 +60,8 @@ pub fn watch(
     stats: Arc<Stats>,
     log: Log,
 ) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new().name("health".into()).spawn(move || watch_here(&check, &run, &stats, &log))
+    let builder = std::thread::Builder::new().name("health".into());
+    crate::jail::spawn(crate::jail::Kind::Relay, builder, move || watch_here(&check, &run, &stats, &log))
 }
 
 fn watch_here(health: &HealthCheck, run: &RunHandle, stats: &Stats, log: &Log) {

@@ -244,14 +244,29 @@ fn prepare(
     Ok(vcpus)
 }
 
+/// A `/dev/kvm` handle: a duplicate of the descriptor opened by the first call, kept for the
+/// life of the process, so that a confined launcher (which can open no file) still makes VMs.
 fn open_kvm() -> Result<Kvm, VmmError> {
-    Kvm::new().map_err(|e| {
-        VmmError::OpenKvm(match e.errno() {
-            libc::ENOENT => "no such device: KVM is not available on this host".into(),
-            libc::EACCES => "permission denied: run as root or as a member of the kvm group".into(),
-            _ => e.to_string(),
-        })
-    })
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    static KVM: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
+    if KVM.get().is_none() {
+        let fd = Kvm::open_with_cloexec(true).map_err(|e| {
+            VmmError::OpenKvm(match e.errno() {
+                libc::ENOENT => "no such device: KVM is not available on this host".into(),
+                libc::EACCES => "permission denied: run as root or as a member of the kvm group".into(),
+                _ => e.to_string(),
+            })
+        })?;
+        // SAFETY: `fd` was just opened and is owned by nothing else. If another thread kept
+        // its own first, this one is closed.
+        let _ = KVM.set(unsafe { std::fs::File::from_raw_fd(fd) });
+    }
+    let file = KVM.get().expect("set above");
+    let fd = file
+        .try_clone()
+        .map_err(|e| VmmError::OpenKvm(format!("cannot duplicate the /dev/kvm descriptor: {e}")))?;
+    // SAFETY: `fd` is an open /dev/kvm descriptor whose ownership passes to the `Kvm`.
+    Ok(unsafe { Kvm::from_raw_fd(fd.into_raw_fd()) })
 }
 
 /// Loads the ELF image at its link address and checks it stays clear of the launcher's regions.

@@ -116,7 +116,8 @@ impl Vm {
             let (theirs, memory, log) = (control.clone(), memory.clone(), log.clone());
             let (bus, late, passwords) = (bus.clone(), late.clone(), passwords.clone());
             let index = index as u32;
-            let spawned = std::thread::Builder::new().name(format!("vcpu{index}")).spawn(move || {
+            let builder = std::thread::Builder::new().name(format!("vcpu{index}"));
+            let spawned = crate::jail::spawn(crate::jail::Kind::Vcpu, builder, move || {
                 let ctx = hypercall::Context {
                     vcpu: index,
                     mem: &memory,
