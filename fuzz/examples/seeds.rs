@@ -13,7 +13,10 @@ use avs_protocol::rpc::{ErrorCode, ErrorObject, Request, Response};
 use avs_protocol::{Avs, IncredibleSquaring, NewTask, SignedTaskResponse, Task, U256};
 use eip2335::web3::{BlsKeyFile, EcdsaKeystore};
 use eip2335::{Kdf, Keystore};
+use spacecore_abi::hypercall::{Buffer, Hypercall, PORT_BASE, WAIT_FOREVER, Wait};
+use spacecore_abi::layout::GUEST_BASE;
 use spacecore_fuzz::disk::MemDisk;
+use spacecore_fuzz::hypercalls::{Call, HypercallCase, Password};
 use spacecore_fuzz::mmio_ops::{Access, MmioCase};
 use spacecore_fuzz::ring::{RingImage, descriptor};
 use spacecore_store::{NEEDED_SECTORS, RecordKey, SECTOR, Store};
@@ -39,6 +42,7 @@ fn main() {
     web3_keyfiles(&mut put);
     history(&mut put);
     intake(&mut put);
+    hypercall(&mut put);
     println!("wrote {written} seeds under {}", corpus.display());
 }
 
@@ -404,4 +408,71 @@ fn intake(put: &mut Put<'_>) {
     put("intake", "signed", json(&AuthorizedTask::sign(task.clone(), &source)).as_bytes());
     put("intake", "another-signer", json(&AuthorizedTask::sign(task.clone(), &other)).as_bytes());
     put("intake", "unsigned", json(&AuthorizedTask::unsigned(task)).as_bytes());
+}
+
+fn hypercall(put: &mut Put<'_>) {
+    const RECORD: u64 = GUEST_BASE + 0x100;
+    const RECORD2: u64 = GUEST_BASE + 0x180;
+    const TEXT: u64 = GUEST_BASE + 0x1000;
+    let arg = RECORD as u32;
+    let arg2 = RECORD2 as u32;
+    let case = |calls: Vec<Call>| HypercallCase {
+        vcpus: 2,
+        keystore: Password::Short,
+        ecdsa: Password::Longest,
+        calls,
+        image: Vec::new(),
+    };
+    // A console write or a panic of `len` bytes of text at TEXT (a record at RECORD).
+    let message = |call: Hypercall, addr: u64, len: u64| {
+        let mut c = case(vec![Call::new(call, arg)]);
+        c.poke(RECORD, &Buffer { addr, len }.encode());
+        let text: Vec<u8> = b"hello from the guest\n".iter().copied().cycle().take(5000).collect();
+        c.poke(TEXT, &text);
+        c.encode()
+    };
+    put("hypercall", "console-write", &message(Hypercall::ConsoleWrite, TEXT, 21));
+    put("hypercall", "console-write-cut", &message(Hypercall::ConsoleWrite, TEXT, 5000));
+    put("hypercall", "console-write-ring0", &message(Hypercall::ConsoleWrite, 0x9000, 64));
+    put("hypercall", "console-write-past-the-end", &message(Hypercall::ConsoleWrite, (4 << 20) - 8, 16));
+    put("hypercall", "panic", &message(Hypercall::Panic, TEXT, 20));
+    put(
+        "hypercall",
+        "exit",
+        &case(vec![Call::new(Hypercall::Ready, 0), Call::new(Hypercall::Exit, 7)]).encode(),
+    );
+    put("hypercall", "exit-reserved", &case(vec![Call::new(Hypercall::Exit, 100)]).encode());
+
+    let mut wait =
+        case(vec![Call::new(Hypercall::Wait, arg), Call { vcpu: 1, ..Call::new(Hypercall::Wait, arg2) }]);
+    wait.poke(RECORD, &Wait { timeout_ns: WAIT_FOREVER, events: 0 }.encode());
+    wait.poke(RECORD2, &Wait { timeout_ns: 1_000_000, events: 0 }.encode());
+    put("hypercall", "wait", &wait.encode());
+
+    // The BLS password into a buffer, asked again; the ECDSA one probed with a short buffer, then
+    // into a buffer below GUEST_BASE.
+    let mut passwords = case(vec![
+        Call::new(Hypercall::KeystorePassword, arg),
+        Call::new(Hypercall::KeystorePassword, arg),
+        Call::new(Hypercall::EcdsaKeystorePassword, arg2),
+    ]);
+    passwords.poke(RECORD, &Buffer { addr: TEXT, len: 64 }.encode());
+    passwords.poke(RECORD2, &Buffer { addr: TEXT, len: 16 }.encode());
+    put("hypercall", "passwords", &passwords.encode());
+    let mut low = case(vec![Call::new(Hypercall::EcdsaKeystorePassword, arg)]);
+    low.poke(RECORD, &Buffer { addr: 0x7000, len: 8192 }.encode());
+    put("hypercall", "password-ring0", &low.encode());
+    let mut overlap = case(vec![Call::new(Hypercall::KeystorePassword, arg)]);
+    overlap.poke(RECORD, &Buffer { addr: RECORD + 4, len: 64 }.encode());
+    put("hypercall", "password-over-its-record", &overlap.encode());
+
+    let odd = vec![
+        Call { data: vec![1, 2], ..Call::new(Hypercall::ConsoleWrite, 0) },
+        Call { port: PORT_BASE + 9, ..Call::new(Hypercall::Ready, 0) },
+        Call { data: vec![14], ..Call::new(Hypercall::Fault, 0) },
+    ];
+    for (i, call) in odd.into_iter().enumerate() {
+        put("hypercall", &format!("odd-write-{i}"), &case(vec![call]).encode());
+    }
+    put("hypercall", "record-ring0", &case(vec![Call::new(Hypercall::Wait, 0x8000)]).encode());
 }

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use crate::cmd::{self, describe, progress};
 
 /// Every target in `fuzz/Cargo.toml`, in the order they run.
-pub const TARGETS: [&str; 12] = [
+pub const TARGETS: [&str; 13] = [
     "spec",
     "block_request",
     "net_tx",
@@ -23,6 +23,7 @@ pub const TARGETS: [&str; 12] = [
     "web3_keyfile",
     "history",
     "intake",
+    "hypercall",
 ];
 
 #[derive(Debug, clap::Args)]

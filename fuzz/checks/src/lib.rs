@@ -10,6 +10,7 @@
 
 pub mod disk;
 pub mod fakes;
+pub mod hypercalls;
 pub mod mmio_ops;
 pub mod ring;
 pub mod targets;

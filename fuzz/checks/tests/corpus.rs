@@ -72,7 +72,8 @@ replay_tests!(
     bn254,
     web3_keyfile,
     history,
-    intake
+    intake,
+    hypercall
 );
 
 /// The `name`s of the `[[bin]]` tables of `fuzz/Cargo.toml`: the fuzz targets.

@@ -7,6 +7,7 @@ pub mod block_request;
 pub mod bls;
 pub mod bn254;
 pub mod history;
+pub mod hypercall;
 pub mod intake;
 pub mod keystore;
 pub mod mmio;
@@ -20,7 +21,7 @@ pub type Body = fn(&[u8]);
 
 /// Every target: its name (a `[[bin]]` of `fuzz/Cargo.toml` and a directory of `fuzz/corpus/`)
 /// and its body.
-pub const ALL: [(&str, Body); 12] = [
+pub const ALL: [(&str, Body); 13] = [
     ("spec", spec::run),
     ("block_request", block_request::run),
     ("net_tx", net_tx::run),
@@ -33,4 +34,5 @@ pub const ALL: [(&str, Body); 12] = [
     ("web3_keyfile", web3_keyfile::run),
     ("history", history::run),
     ("intake", intake::run),
+    ("hypercall", hypercall::run),
 ];
