@@ -13,6 +13,7 @@
 mod error;
 mod manifest;
 mod name;
+pub mod oci;
 mod register;
 #[cfg(test)]
 mod tests;
