@@ -202,16 +202,22 @@ pub fn active() -> bool {
 /// otherwise does nothing. A filter that cannot be installed ends the process: a thread must
 /// not run unconfined in a launcher that confines itself.
 pub fn enter(kind: Kind) {
-    let Some(active) = ACTIVE.get() else { return };
-    if INSTALLED.get() == Some(kind) {
-        return;
+    if let Some(active) = install(kind) {
+        selftest(active, kind);
     }
-    if let Err(e) = seccompiler::apply_filter(&active.programs[kind.index()]) {
-        eprintln!("hac-launch: confinement: cannot install the {} seccomp filter: {e}", kind.name());
-        std::process::abort();
+}
+
+/// [`enter`] without the selftest; the process's filters, if it is being confined.
+fn install(kind: Kind) -> Option<&'static Active> {
+    let active = ACTIVE.get()?;
+    if INSTALLED.get() != Some(kind) {
+        if let Err(e) = seccompiler::apply_filter(&active.programs[kind.index()]) {
+            eprintln!("hac-launch: confinement: cannot install the {} seccomp filter: {e}", kind.name());
+            std::process::abort();
+        }
+        INSTALLED.set(Some(kind));
     }
-    INSTALLED.set(Some(kind));
-    selftest(active, kind);
+    Some(active)
 }
 
 /// Debug builds: with `SPACECORE_JAIL_SELFTEST=KIND`, the first thread of that kind makes a
@@ -399,7 +405,7 @@ pub fn confine(prepared: Prepared, name: &str, budget: &Budget, log: &Log) -> Re
     Builder::new()
         .name("jail-nursery".into())
         .spawn(move || {
-            enter(Kind::Device);
+            install(Kind::Device);
             for job in inbox {
                 job();
             }
