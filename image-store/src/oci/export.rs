@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::{Compression, GzBuilder};
 use oci_spec::image::{
-    ANNOTATION_REF_NAME, Arch, ConfigBuilder, Descriptor, Digest, ImageConfigurationBuilder,
+    ANNOTATION_REF_NAME, Arch, ConfigBuilder, Descriptor, Digest, HistoryBuilder, ImageConfigurationBuilder,
     ImageIndexBuilder, ImageManifestBuilder, MediaType, OciLayoutBuilder, Os, PlatformBuilder, RootFsBuilder,
 };
 use serde::Serialize;
@@ -152,6 +152,17 @@ fn build(
         .os(Os::Linux)
         .config(ConfigBuilder::default().labels(labels).build().map_err(spec_error)?)
         .rootfs(RootFsBuilder::default().typ("layers").diff_ids(vec![diff_id]).build().map_err(spec_error)?)
+        .history(vec![
+            HistoryBuilder::default()
+                .created(super::rfc3339(mtime))
+                .created_by(format!("spacecore image export ({ELF_PATH})"))
+                .comment(format!(
+                    "{} {} ({} AVS), ELF sha256:{}",
+                    manifest.name, manifest.version, manifest.avs, manifest.sha256
+                ))
+                .build()
+                .map_err(spec_error)?,
+        ])
         .build()
         .map_err(spec_error)?;
     let config = json(&config)?;
