@@ -1,7 +1,8 @@
 //! `spacecore`: the operator's command line. `spacecore keys ...` makes, inspects and uses
 //! BN254 and BLS12-381 keys and ECDSA keystores, and puts key files on a spacecore's disk;
 //! `spacecore history ...` exports, imports or starts the signing history on a disk;
-//! `spacecore operator register` registers the operator with EigenLayer and an AVS on chain
+//! `spacecore operator register` registers the operator with EigenLayer and an AVS on chain;
+//! `spacecore image export | import` moves images of the image store as OCI image layouts
 //! (docs/cli.md describes every command).
 //!
 //! Exit status: 0 on success, 1 when a signature or proof checked by `verify`/`pop-verify` is
@@ -11,6 +12,7 @@
 mod disk;
 mod hex;
 mod history;
+mod image;
 mod keyfile;
 mod keys;
 mod operator;
@@ -44,6 +46,9 @@ enum Command {
     /// and with an AVS (its registry coordinator).
     #[command(subcommand)]
     Operator(operator::Operator),
+    /// Images of the image store as OCI image layouts: export, import.
+    #[command(subcommand)]
+    Image(image::Image),
 }
 
 /// What a successful command found.
@@ -61,6 +66,7 @@ fn main() -> ExitCode {
         Command::Keys(keys) => keys.run(),
         Command::History(history) => history.run(),
         Command::Operator(operator) => operator.run(),
+        Command::Image(image) => image.run(),
     };
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
