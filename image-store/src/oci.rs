@@ -40,6 +40,8 @@ pub use import::{Imported, Verified, import};
 
 /// Where the layer holds the ELF.
 pub const ELF_PATH: &str = "spacecore.elf";
+/// The prefix of Spacecore's own labels and annotations.
+pub const SPACECORE_PREFIX: &str = "dev.spacecore.image.";
 /// The config label holding the store's manifest, as JSON.
 pub const LABEL_MANIFEST: &str = "dev.spacecore.image.manifest";
 /// The image manifest's annotation holding the entry's `repository:tag`.
@@ -112,8 +114,8 @@ impl OciError {
 /// What the labels and annotations say about an image, from its store manifest: the OCI
 /// annotation keys (`org.opencontainers.image.title`, `.version`, `.created`, `.revision`,
 /// `.description`) and Spacecore's ([`LABEL_ELF_SHA256`], [`LABEL_ELF_SIZE`], [`LABEL_AVS`],
-/// [`LABEL_TARGET`]). An import refuses a layout whose labels or annotations contradict the
-/// manifest it records.
+/// [`LABEL_TARGET`]). An import refuses a layout whose Spacecore labels or annotations
+/// contradict the manifest it records.
 pub fn summary(manifest: &Manifest) -> BTreeMap<String, String> {
     use oci_spec::image::{
         ANNOTATION_CREATED, ANNOTATION_DESCRIPTION, ANNOTATION_REVISION, ANNOTATION_TITLE, ANNOTATION_VERSION,

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use super::archive::{self, Kind};
 use super::{
     ANNOTATION_REFERENCE, ELF_PATH, Hashing, LABEL_MANIFEST, MAX_ELF_BYTES, MAX_JSON_BYTES, MAX_LAYER_BYTES,
-    OciError, is_over_limit, summary,
+    OciError, SPACECORE_PREFIX, is_over_limit, summary,
 };
 use crate::{ImageRef, Manifest, Store, is_sha256_hex};
 
@@ -136,6 +136,17 @@ impl Layout {
             )));
         }
         let index: ImageIndex = self.json_file("index.json")?;
+        if index.schema_version() != 2 {
+            return Err(
+                self.invalid(format!("index.json has schemaVersion {}, not 2", index.schema_version()))
+            );
+        }
+        if let Some(media_type) = index.media_type()
+            && *media_type != MediaType::ImageIndex
+        {
+            return Err(self
+                .invalid(format!("index.json's mediaType is {media_type}, not {}", MediaType::ImageIndex)));
+        }
         let entry = self.select(&index, name)?;
         let ref_name = entry.annotations().as_ref().and_then(|a| a.get(ANNOTATION_REF_NAME)).cloned();
         let mut verified = Vec::new();
@@ -212,12 +223,15 @@ impl Layout {
                 store_manifest.size_bytes
             )));
         }
+        // Spacecore's own keys must agree with the recorded manifest; the OCI ones
+        // (org.opencontainers.image.*) are descriptive, and tools may rewrite them.
         let expected = summary(&store_manifest);
         for (place, map) in
             [("config label", labels), ("image manifest annotation", manifest.annotations().as_ref())]
         {
             for (key, value) in map.into_iter().flatten() {
                 if let Some(want) = expected.get(key)
+                    && key.starts_with(SPACECORE_PREFIX)
                     && want != value
                 {
                     return Err(self.invalid(format!(

@@ -293,6 +293,17 @@ fn a_consistent_layout_with_another_elf_is_refused() {
     assert!(err.contains("but the recorded manifest says 100000 bytes"), "{err}");
     assert_nothing_registered(&other);
 
+    // OCI's descriptive annotations may be rewritten by tools; Spacecore's may not.
+    let work = tempfile::tempdir().unwrap();
+    let (_, manifest, dir) = exported(work.path(), Format::Directory);
+    edit_manifest(&dir, |m| m["annotations"]["org.opencontainers.image.description"] = json!("retouched"));
+    let imported = import(&other, &dir, None, None).unwrap();
+    assert_eq!(imported.manifest, manifest);
+    edit_manifest(&dir, |m| m["annotations"][LABEL_ELF_SHA256] = json!("0".repeat(64)));
+    let err = layout_error(import(&other, &dir, None, None));
+    assert!(err.contains("the image manifest annotation dev.spacecore.image.elf.sha256 is \"000"), "{err}");
+    let other = Store::at(work.path().join("other2"));
+
     // A label contradicting the recorded manifest.
     let work = tempfile::tempdir().unwrap();
     let (_, _, dir) = exported(work.path(), Format::Directory);
