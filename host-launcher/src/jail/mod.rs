@@ -178,6 +178,8 @@ fn lookup_user(name: &str) -> Result<Option<(u32, u32)>, JailError> {
 /// The compiled filters and the nursery, once [`prepare`] ran.
 struct Active {
     programs: Vec<BpfProgram>,
+    /// Installed with each of `programs`: opening a file fails with EACCES.
+    refusals: BpfProgram,
     nursery: OnceLock<std::sync::Mutex<Sender<Job>>>,
     /// Debug builds only: the kind of thread that makes a forbidden call as soon as its filter
     /// is in place (`SPACECORE_JAIL_SELFTEST`), to show what a violation does.
@@ -211,7 +213,9 @@ pub fn enter(kind: Kind) {
 fn install(kind: Kind) -> Option<&'static Active> {
     let active = ACTIVE.get()?;
     if INSTALLED.get() != Some(kind) {
-        if let Err(e) = seccompiler::apply_filter(&active.programs[kind.index()]) {
+        let applied = seccompiler::apply_filter(&active.refusals)
+            .and_then(|()| seccompiler::apply_filter(&active.programs[kind.index()]));
+        if let Err(e) = applied {
             eprintln!("hac-launch: confinement: cannot install the {} seccomp filter: {e}", kind.name());
             std::process::abort();
         }
@@ -224,14 +228,9 @@ fn install(kind: Kind) -> Option<&'static Active> {
 /// call its filter forbids, once the filter is in place: the process must die of SIGSYS.
 fn selftest(active: &Active, kind: Kind) {
     if active.selftest == Some(kind) {
-        // SAFETY: socket(2) and openat(2) have no memory-safety preconditions; the path is a
-        // valid C string. Neither returns: the filter kills the process.
-        unsafe {
-            match kind {
-                Kind::Vcpu | Kind::Device => libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0),
-                Kind::Relay | Kind::Control => libc::openat(libc::AT_FDCWD, c"/".as_ptr(), libc::O_RDONLY),
-            };
-        }
+        // No list has Unix sockets. SAFETY: socket(2) has no memory-safety preconditions; it
+        // does not return: the filter kills the process.
+        unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
     }
 }
 
@@ -322,7 +321,8 @@ pub fn prepare(identity: Identity, name: &str, jail_dir: &Path) -> Result<Prepar
     } else {
         None
     };
-    let active = Active { programs, nursery: OnceLock::new(), selftest };
+    let refusals = seccomp::refusals().map_err(|e| fail("the seccomp filter of refusals", e))?;
+    let active = Active { programs, refusals, nursery: OnceLock::new(), selftest };
     if ACTIVE.set(active).is_err() {
         return Err(JailError("prepared twice".into()));
     }
@@ -356,6 +356,11 @@ fn headroom(budget: &Budget) -> u64 {
         + if budget.metrics { crate::metrics::server::MAX_CONNECTIONS as u64 } else { 0 };
     2 * connections + 4 * u64::from(budget.vcpus) + 64
 }
+
+/// What `RLIMIT_NPROC` allows beyond the launcher's own threads: the threads of the other
+/// processes of the same user (other spacecores' launchers), which the kernel counts with
+/// them. A fork bomb still stops there.
+pub const SHARED_USER_THREADS: u64 = 4096;
 
 /// What [`confine`] did, for the start-up line and the tests.
 #[derive(Debug, Clone)]
@@ -489,7 +494,9 @@ fn set_rlimits(budget: &Budget) -> Result<(u64, u64, Option<u64>), JailError> {
     let open_now = highest_open_fd() + 1;
     let threads_now = std::fs::read_dir("/proc/self/task").map_or(32, |d| d.count() as u64);
     let nofile = open_now + headroom(budget);
-    let nproc = threads_now + headroom(budget);
+    // The kernel counts RLIMIT_NPROC per user, over every process of the user: the launchers
+    // of other spacecores that share it count too.
+    let nproc = threads_now + headroom(budget) + SHARED_USER_THREADS;
     set_rlimit(libc::RLIMIT_NOFILE, nofile, "RLIMIT_NOFILE")?;
     set_rlimit(libc::RLIMIT_NPROC, nproc, "RLIMIT_NPROC")?;
     set_rlimit(libc::RLIMIT_CORE, 0, "RLIMIT_CORE")?;
