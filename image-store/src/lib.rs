@@ -7,7 +7,8 @@
 //! repository containing `/` becomes nested directories. `<tag>` is a
 //! symlink to a hidden version directory, `.<tag>.versions/<id>`, which is
 //! filled completely before the symlink is swapped to it, so readers never
-//! see a half-written image. See `docs/image-store.md`.
+//! see a half-written image. [`oci`] writes an entry as an OCI image layout
+//! and reads one back. See `docs/image-store.md`.
 #![forbid(unsafe_code)]
 
 mod error;

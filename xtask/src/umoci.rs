@@ -72,3 +72,26 @@ fn works(path: &Path) -> bool {
         .output()
         .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains(VERSION))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pinned_deb_is_the_one_found() {
+        let dir = std::env::temp_dir().join(format!("xtask-umoci-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir(&dir).unwrap();
+        let err = find_deb(&dir).unwrap_err().to_string();
+        assert!(err.contains("left no umoci_0.4.7+ds-3+b7_*.deb"), "{err}");
+        for name in
+            ["umoci_0.4.6+ds-1_amd64.deb", "umoci_0.4.7+ds-3+b7_amd64.deb.partial", "prometheus_2.deb"]
+        {
+            fs::write(dir.join(name), b"").unwrap();
+        }
+        assert!(find_deb(&dir).is_err(), "only the pinned version will do");
+        fs::write(dir.join("umoci_0.4.7+ds-3+b7_amd64.deb"), b"").unwrap();
+        assert_eq!(find_deb(&dir).unwrap(), dir.join("umoci_0.4.7+ds-3+b7_amd64.deb"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
