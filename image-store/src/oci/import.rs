@@ -60,7 +60,8 @@ pub struct Verified {
 /// within the caps; the media types; the config's platform (`amd64`, `linux` or `none`) and the
 /// layer's diff ID; the layer holds only [`ELF_PATH`] (and directories), no links, devices or
 /// paths leaving it; the ELF's size and SHA-256 are those of the store manifest recorded in the
-/// config, and no label or annotation contradicts that manifest. The store then registers it
+/// config, and no Spacecore label or annotation (`dev.spacecore.image.*`) contradicts that
+/// manifest. The store then registers it
 /// (hashing the ELF once more).
 pub fn import(
     store: &Store,
@@ -87,7 +88,7 @@ pub fn import(
         Some(r) => r.clone(),
         None => found.recorded.ok_or_else(|| {
             layout.invalid(format!(
-                "the image manifest records no reference (annotation {ANNOTATION_REFERENCE}): give one"
+                "the image manifest records no reference (annotation {ANNOTATION_REFERENCE}): give one (spacecore image import --tag REF)"
             ))
         })??,
     };
@@ -153,11 +154,11 @@ impl Layout {
 
         if *entry.media_type() != MediaType::ImageManifest {
             return Err(self.invalid(format!(
-                "index.json: the image is a {}, not an image manifest ({}){}",
+                "index.json: the image's mediaType is {}, not {}{}",
                 entry.media_type(),
                 MediaType::ImageManifest,
                 if *entry.media_type() == MediaType::ImageIndex {
-                    "; copy the linux/amd64 image alone, e.g. with skopeo copy --override-os linux --override-arch amd64"
+                    " (a nested index): copy the linux/amd64 image alone (skopeo copy without --all)"
                 } else {
                     ""
                 }

@@ -471,3 +471,54 @@ fn missing_references_and_blobs_are_named() {
     let err = import(&other, &work.path().join("nothing-here"), None, None).unwrap_err();
     assert!(matches!(err, OciError::Io { .. }), "{err:?}");
 }
+
+#[test]
+fn layouts_of_other_kinds_are_refused_by_name() {
+    let work = tempfile::tempdir().unwrap();
+    let other = Store::at(work.path().join("other"));
+    let fresh = |name: &str| {
+        let dir = work.path().join(name);
+        fs::create_dir(&dir).unwrap();
+        let (_, _, layout) = exported(&dir, Format::Directory);
+        layout
+    };
+
+    let dir = fresh("version");
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"2.0.0"}"#).unwrap();
+    let err = layout_error(import(&other, &dir, None, None));
+    assert!(err.contains("oci-layout: imageLayoutVersion is \"2.0.0\""), "{err}");
+
+    let dir = fresh("nested");
+    let mut index = read_json(&dir.join("index.json"));
+    index["manifests"][0]["mediaType"] = json!("application/vnd.oci.image.index.v1+json");
+    fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    let err = layout_error(import(&other, &dir, None, None));
+    assert!(err.contains("is application/vnd.oci.image.index.v1+json, not application/vnd.oci.image.manifest.v1+json (a nested index)"), "{err}");
+
+    let dir = fresh("arm");
+    edit_config(&dir, |c| c["architecture"] = json!("arm64"));
+    let err = layout_error(import(&other, &dir, None, None));
+    assert!(err.contains("the config's architecture is arm64, not amd64"), "{err}");
+
+    let dir = fresh("os-none");
+    edit_config(&dir, |c| c["os"] = json!("none"));
+    import(&other, &dir, None, None).unwrap();
+    other.verify("registry/path/avs-spacecore", "v1.2").unwrap();
+
+    let dir = fresh("two-layers");
+    edit_manifest(&dir, |m| {
+        let layer = m["layers"][0].clone();
+        m["layers"].as_array_mut().unwrap().push(layer);
+    });
+    let err = layout_error(import(&other, &dir, None, None));
+    assert!(err.contains("the image has 2 layers; expected one"), "{err}");
+
+    let dir = fresh("symlinked-blob");
+    let image = read_json(&blob(&dir, &manifest_digest(&dir)));
+    let config = blob(&dir, image["config"]["digest"].as_str().unwrap());
+    let moved = work.path().join("config-elsewhere");
+    fs::rename(&config, &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, &config).unwrap();
+    let err = layout_error(import(&other, &dir, None, None));
+    assert!(err.contains("is not a regular file"), "{err}");
+}
