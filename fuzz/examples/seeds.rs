@@ -43,6 +43,8 @@ fn main() {
     history(&mut put);
     intake(&mut put);
     hypercall(&mut put);
+    net_rx(&mut put);
+    http_request(&mut put);
     println!("wrote {written} seeds under {}", corpus.display());
 }
 
@@ -475,4 +477,97 @@ fn hypercall(put: &mut Put<'_>) {
         put("hypercall", &format!("odd-write-{i}"), &case(vec![call]).encode());
     }
     put("hypercall", "record-ring0", &case(vec![Call::new(Hypercall::Wait, 0x8000)]).encode());
+}
+
+fn net_rx(put: &mut Put<'_>) {
+    use spacecore_fuzz::targets::net_rx::encode;
+    const BUF: u64 = 0x400;
+    // A chain of writable buffers of these lengths from descriptor `first`, from `addr` on.
+    let post = |ring: &mut RingImage, first: u16, addr: u64, parts: &[u32]| {
+        let mut at = addr;
+        for (i, &len) in parts.iter().enumerate() {
+            let i = i as u16;
+            let last = i as usize + 1 == parts.len();
+            let flags = if last { WRITE } else { WRITE | NEXT };
+            ring.desc(first + i, at, len, flags, first + i + 1);
+            at += u64::from(len);
+        }
+        ring.offer(first);
+    };
+    let mut one = RingImage::new(8, false);
+    post(&mut one, 0, BUF, &[1526]);
+    put("net_rx", "one-frame", &encode(&one, &[72]));
+    put("net_rx", "more-frames-than-buffers", &encode(&one, &[72, 1514, 60]));
+    put("net_rx", "runt-then-frame", &encode(&one, &[5, 72]));
+    put("net_rx", "too-long-then-frame", &encode(&one, &[4000, 72]));
+    put("net_rx", "empty-read", &encode(&one, &[0, 72]));
+
+    let mut two = RingImage::new(8, false);
+    post(&mut two, 0, BUF, &[12, 600, 1000]);
+    post(&mut two, 3, 0x1000, &[2048]);
+    put("net_rx", "two-chains", &encode(&two, &[1514, 300, 72]));
+
+    let mut indirect = RingImage::new(4, false);
+    let table = 0x3000;
+    indirect.poke(table, &descriptor(BUF, 100, WRITE | NEXT, 1));
+    indirect.poke(table + 16, &descriptor(BUF + 100, 1500, WRITE, 0));
+    indirect.desc(0, table, 32, INDIRECT, 0).offer(0);
+    put("net_rx", "indirect", &encode(&indirect, &[1514]));
+
+    let mut read_only = RingImage::new(4, false);
+    read_only.desc(0, BUF, 1526, 0, 0).offer(0);
+    post(&mut read_only, 1, 0x1000, &[1526]);
+    put("net_rx", "read-only-buffer", &encode(&read_only, &[72, 80]));
+
+    let mut outside = RingImage::new(4, false);
+    outside.desc(0, 0xfff0, 0x100, WRITE, 0).offer(0);
+    outside.desc(1, 0x10800, 0x100, WRITE, 0).offer(1);
+    put("net_rx", "outside-memory", &encode(&outside, &[72, 72]));
+
+    let mut looping = RingImage::new(4, false);
+    looping.desc(0, BUF, 64, WRITE | NEXT, 1).desc(1, BUF + 64, 64, WRITE | NEXT, 0).offer(0);
+    put("net_rx", "loop", &encode(&looping, &[72]));
+}
+
+fn http_request(put: &mut Put<'_>) {
+    let post = |target: &str, extra: &str, body: &str| {
+        format!("POST {target} HTTP/1.1\r\nHost: node\r\n{extra}Content-Length: {}\r\n\r\n{body}", body.len())
+    };
+    let task = r#"{"task":{"number":7,"quorum_threshold_percentage":67}}"#;
+    put("http_request", "get", b"GET /health HTTP/1.1\r\nHost: node\r\nUser-Agent: curl/8\r\n\r\n");
+    put("http_request", "post", post("/task", "Content-Type: application/json\r\n", task).as_bytes());
+    put("http_request", "expect-continue", post("/task", "Expect: 100-continue\r\n", task).as_bytes());
+    let pipelined = format!(
+        "GET /metrics HTTP/1.1\r\nHost: node\r\n\r\n{}GET /status?x=1 HTTP/1.1\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+        post("/task", "", task)
+    );
+    put("http_request", "pipelined", pipelined.as_bytes());
+    put(
+        "http_request",
+        "http-1.0-keep-alive",
+        b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\n\r\n",
+    );
+    put(
+        "http_request",
+        "refused-with-body",
+        format!("{}GET / HTTP/1.1\r\n\r\n", post("/x", "", task)).as_bytes(),
+    );
+    put("http_request", "put-refused", b"PUT /task HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}");
+    put(
+        "http_request",
+        "chunked",
+        b"POST /task HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+    );
+    put(
+        "http_request",
+        "two-lengths",
+        b"POST /task HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+    );
+    put("http_request", "body-too-large", b"POST /task HTTP/1.1\r\nContent-Length: 4194305\r\n\r\n");
+    let many: String = (0..65).map(|i| format!("X-{i}: {i}\r\n")).collect();
+    put("http_request", "too-many-headers", format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes());
+    let long = format!("GET / HTTP/1.1\r\nX-Long: {}\r\n\r\n", "a".repeat(8200));
+    put("http_request", "head-too-large", long.as_bytes());
+    put("http_request", "incomplete", b"GET /health HTTP/1.1\r\nHost: no");
+    put("http_request", "malformed", b"GET /\x00 HTTP/1.1\r\n\r\n");
 }

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use crate::cmd::{self, describe, progress};
 
 /// Every target in `fuzz/Cargo.toml`, in the order they run.
-pub const TARGETS: [&str; 13] = [
+pub const TARGETS: [&str; 15] = [
     "spec",
     "block_request",
     "net_tx",
@@ -24,6 +24,8 @@ pub const TARGETS: [&str; 13] = [
     "history",
     "intake",
     "hypercall",
+    "net_rx",
+    "http_request",
 ];
 
 #[derive(Debug, clap::Args)]

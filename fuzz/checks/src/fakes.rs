@@ -6,6 +6,7 @@
 //! every case); the disk is zeroed before every case so that each case runs the same way alone
 //! and in a long run.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::ErrorKind;
 use std::os::fd::{AsRawFd, RawFd};
@@ -51,12 +52,15 @@ fn open_disk(read_only: bool) -> Disk {
 
 /// Frames the guest sent, as the backend received them.
 pub type Sent = Arc<Mutex<Vec<Vec<u8>>>>;
+/// Frames for the guest, each with its 12-byte virtio-net header, as a tap hands them over.
+pub type Incoming = Arc<Mutex<VecDeque<Vec<u8>>>>;
 
-/// A [`FrameIo`] that has nothing to receive and keeps what is sent.
+/// A [`FrameIo`] that hands over the frames queued in [`Incoming`] and keeps what is sent.
 #[derive(Debug)]
 pub struct Frames {
     sent: Sent,
-    /// Never readable: there is never a frame for the guest.
+    incoming: Incoming,
+    /// Never readable: the device reads frames when its worker starts, before it polls.
     fd: EventFd,
 }
 
@@ -67,8 +71,13 @@ impl AsRawFd for Frames {
 }
 
 impl FrameIo for Frames {
-    fn read_frame(&mut self, _buf: &mut [u8]) -> std::io::Result<usize> {
-        Err(ErrorKind::WouldBlock.into())
+    fn read_frame(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut incoming = self.incoming.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let frame = incoming.pop_front().ok_or(ErrorKind::WouldBlock)?;
+        // A tap cuts a frame longer than the buffer in the same way.
+        let n = frame.len().min(buf.len());
+        buf[..n].copy_from_slice(&frame[..n]);
+        Ok(n)
     }
 
     fn write_frame(&mut self, frame: &[u8]) -> std::io::Result<usize> {
@@ -77,19 +86,23 @@ impl FrameIo for Frames {
     }
 }
 
-/// The network device of the `net_tx` target (no rate limits) and what it has sent, emptied.
-pub fn net_device() -> (MutexGuard<'static, NetDevice>, Sent) {
-    static NET: OnceLock<(Mutex<NetDevice>, Sent)> = OnceLock::new();
-    let (device, sent) = NET.get_or_init(|| {
+/// The network device of the `net_tx` and `net_rx` targets (no rate limits), what it has sent
+/// and what it is to receive, both emptied.
+pub fn net_device() -> (MutexGuard<'static, NetDevice>, Sent, Incoming) {
+    static NET: OnceLock<(Mutex<NetDevice>, Sent, Incoming)> = OnceLock::new();
+    let (device, sent, incoming) = NET.get_or_init(|| {
         let sent = Sent::default();
+        let incoming = Incoming::default();
         let fd = EventFd::new(libc::EFD_NONBLOCK).expect("an eventfd");
-        let backend = Box::new(Frames { sent: sent.clone(), fd });
+        let backend = Box::new(Frames { sent: sent.clone(), incoming: incoming.clone(), fd });
         let device = NetDevice::with_backend(backend, "fuzz", [2, 0, 0, 0, 0, 1], NetLimits::default())
             .expect("a network device");
-        (Mutex::new(device), sent)
+        (Mutex::new(device), sent, incoming)
     });
+    let device = device.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     sent.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
-    (device.lock().unwrap_or_else(|poisoned| poisoned.into_inner()), sent.clone())
+    incoming.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
+    (device, sent.clone(), incoming.clone())
 }
 
 /// Features the fake device offers: `VIRTIO_F_VERSION_1` and one more.

@@ -15,6 +15,10 @@ pub mod mmio_ops;
 pub mod ring;
 pub mod targets;
 
+/// The guest's HTTP/1.1 server core (`kernel-app/src/http/`), compiled from the guest's own
+/// sources: see `fuzz/guest-http/`.
+pub use spacecore_guest_http::http;
+
 /// Reads an input from the front; past its end every read gives zeros.
 #[derive(Debug, Clone)]
 pub struct Reader<'a> {

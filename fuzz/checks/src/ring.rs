@@ -199,9 +199,15 @@ impl RingCase {
     pub fn parse(data: &[u8]) -> Self {
         let mut r = Reader::new(data);
         let config = r.u8();
+        Self::from_parts(config, r.bytes(IMAGE_LEN))
+    }
+
+    /// The case of the first byte `config` and the memory `image` (cut at [`IMAGE_LEN`]).
+    pub fn from_parts(config: u8, image: &[u8]) -> Self {
         let rings = Rings::packed(0, 1 << (config & 7));
         let mem = Arc::new(memory());
-        mem.write_slice(r.bytes(IMAGE_LEN), GuestAddress(0)).expect("the image fits the first regions");
+        let image = &image[..image.len().min(IMAGE_LEN)];
+        mem.write_slice(image, GuestAddress(0)).expect("the image fits the first regions");
         let used = rings.used_span();
         let zeros = vec![0u8; (used.end - used.start) as usize];
         mem.write_slice(&zeros, GuestAddress(used.start)).expect("the device ring is in memory");

@@ -73,7 +73,9 @@ replay_tests!(
     web3_keyfile,
     history,
     intake,
-    hypercall
+    hypercall,
+    net_rx,
+    http_request
 );
 
 /// The `name`s of the `[[bin]]` tables of `fuzz/Cargo.toml`: the fuzz targets.

@@ -31,7 +31,7 @@
 
 mod conn;
 pub mod deadline;
-mod request;
+pub mod request;
 mod response;
 
 #[cfg(test)]

@@ -7,10 +7,12 @@ pub mod block_request;
 pub mod bls;
 pub mod bn254;
 pub mod history;
+pub mod http_request;
 pub mod hypercall;
 pub mod intake;
 pub mod keystore;
 pub mod mmio;
+pub mod net_rx;
 pub mod net_tx;
 pub mod spec;
 pub mod store;
@@ -21,7 +23,7 @@ pub type Body = fn(&[u8]);
 
 /// Every target: its name (a `[[bin]]` of `fuzz/Cargo.toml` and a directory of `fuzz/corpus/`)
 /// and its body.
-pub const ALL: [(&str, Body); 13] = [
+pub const ALL: [(&str, Body); 15] = [
     ("spec", spec::run),
     ("block_request", block_request::run),
     ("net_tx", net_tx::run),
@@ -35,4 +37,6 @@ pub const ALL: [(&str, Body); 13] = [
     ("history", history::run),
     ("intake", intake::run),
     ("hypercall", hypercall::run),
+    ("net_rx", net_rx::run),
+    ("http_request", http_request::run),
 ];
