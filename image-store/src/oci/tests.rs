@@ -522,3 +522,28 @@ fn layouts_of_other_kinds_are_refused_by_name() {
     let err = layout_error(import(&other, &dir, None, None));
     assert!(err.contains("is not a regular file"), "{err}");
 }
+
+#[test]
+fn oversize_and_overfull_archives_are_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let other = Store::at(work.path().join("other"));
+    // Sparse: refused from its size, before a byte is read.
+    let big = work.path().join("big.tar");
+    fs::File::create(&big).unwrap().set_len(MAX_ARCHIVE_BYTES + 1).unwrap();
+    let err = layout_error(import(&other, &big, None, None));
+    assert!(err.contains(&format!("the archive is {} bytes, more than", MAX_ARCHIVE_BYTES + 1)), "{err}");
+
+    let names: Vec<String> = (0..=MAX_ARCHIVE_ENTRIES).map(|i| format!("junk/{i}")).collect();
+    let entries: Vec<(&str, tar::EntryType, &[u8])> =
+        names.iter().map(|n| (n.as_str(), tar::EntryType::Regular, &b""[..])).collect();
+    let full = work.path().join("full.tar");
+    fs::write(&full, tar_of(&entries)).unwrap();
+    let err = layout_error(import(&other, &full, None, None));
+    assert!(err.contains(&format!("the archive has more than {MAX_ARCHIVE_ENTRIES} entries")), "{err}");
+
+    // Not a tar at all.
+    let text = work.path().join("notes.txt");
+    fs::write(&text, "not an archive\n".repeat(100)).unwrap();
+    let err = layout_error(import(&other, &text, None, None));
+    assert!(err.contains("notes.txt: not a readable tar archive"), "{err}");
+}
