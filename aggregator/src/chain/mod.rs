@@ -454,20 +454,28 @@ impl Chain {
         })
     }
 
-    /// Sends `respondToTask(task, response, params)` from the aggregator's account and waits for
-    /// the `TaskResponded` event.
+    /// Sends `respondToTask(task, response, params)` from the aggregator's account; its receipt
+    /// is [`Chain::responded`]'s to wait for.
     pub async fn respond(
         &self,
         task: &TaskManager::Task,
         response: &avs_protocol::TaskResponse,
         params: TaskManager::NonSignerStakesAndSignature,
-    ) -> Result<Responded, ChainFailure> {
+    ) -> Result<alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>, ChainFailure> {
         let response = TaskManager::TaskResponse {
             referenceTaskIndex: response.reference_task_index,
             numberSquared: U256::from_be_bytes(response.number_squared.to_be_bytes::<32>()),
         };
         let call = self.task_manager_for_aggregator.respondToTask(task.clone(), response, params);
-        let pending = call.send().await.map_err(|e| contract_failure("respondToTask", &e))?;
+        call.send().await.map_err(|e| contract_failure("respondToTask", &e))
+    }
+
+    /// Waits for the receipt of a `respondToTask` sent by [`Chain::respond`] and reads its
+    /// `TaskResponded` event.
+    pub async fn responded(
+        &self,
+        pending: alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>,
+    ) -> Result<Responded, ChainFailure> {
         let receipt = self.receipt(pending, "respondToTask").await?;
         let mined = |error: String| ChainFailure {
             error,
@@ -592,53 +600,112 @@ fn with(mut fields: Value, extra: Value) -> Value {
     fields
 }
 
-/// Sends every completed task's aggregate to the TaskManager, one at a time, until the
-/// service's completion channel closes or `shutdown` turns true with nothing queued.
+/// At most this many `respondToTask` transactions await their receipts at once; the responder
+/// sends the next only when one of them has settled.
+pub const MAX_RESPONSES_IN_FLIGHT: usize = 64;
+
+/// Sends every completed task's aggregate to the TaskManager, until the service's completion
+/// channel closes or `shutdown` turns true, then waits for the receipts still due.
+///
+/// Transactions are sent one after another, in completion order (so their nonces follow each
+/// other), without waiting for the previous one's receipt: each receipt is awaited on a task of
+/// its own (at most [`MAX_RESPONSES_IN_FLIGHT`]), so a task completed while another's
+/// transaction is being mined does not wait for that block.
 pub async fn run_responder(
     chain: Arc<Chain>,
     service: Arc<AggregationService>,
     mut completions: mpsc::UnboundedReceiver<AggregatedResponse>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut receipts = tokio::task::JoinSet::new();
+    let settled = |chain: &Chain| {
+        chain.handled.fetch_add(1, Ordering::AcqRel);
+    };
     loop {
+        if receipts.len() >= MAX_RESPONSES_IN_FLIGHT {
+            receipts.join_next().await;
+            settled(&chain);
+            continue;
+        }
         let aggregate = tokio::select! {
             biased;
+            Some(_) = receipts.join_next(), if !receipts.is_empty() => {
+                settled(&chain);
+                continue;
+            }
             next = completions.recv() => match next { Some(a) => a, None => break },
             () = crate::http::stopped(&mut shutdown) => break,
         };
-        respond_one(&chain, &service, &aggregate).await;
-        chain.handled.fetch_add(1, Ordering::AcqRel);
+        match send_one(&chain, &service, &aggregate).await {
+            Some(sent) => {
+                let (chain, service) = (chain.clone(), service.clone());
+                receipts.spawn(async move { settle_one(&chain, &service, &aggregate, sent).await });
+            }
+            None => settled(&chain),
+        }
+    }
+    while receipts.join_next().await.is_some() {
+        settled(&chain);
     }
 }
 
-async fn respond_one(chain: &Chain, service: &AggregationService, aggregate: &AggregatedResponse) {
-    let index = aggregate.task_index;
+/// A `respondToTask` sent, and when.
+struct Sent {
+    pending: alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>,
+    task: PendingTask,
+    /// From the task's `createNewTask` sent to this transaction sent.
+    create_to_sent: Duration,
+}
+
+/// Records a failed response in the metrics and the decision log.
+fn respond_failed(service: &AggregationService, index: u32, failure: ChainFailure) {
     let metrics = service.metrics();
-    let fail = |failure: ChainFailure| {
-        metrics.chain_error(crate::metrics::ChainStage::Respond);
-        if failure.reverted {
-            metrics.chain_reverted();
+    metrics.chain_error(crate::metrics::ChainStage::Respond);
+    if failure.reverted {
+        metrics.chain_reverted();
+    }
+    service
+        .log()
+        .record("chain_error", with(failure.fields(), json!({"stage": "respond", "task_index": index})));
+    eprintln!("aggregator: task {index}: respondToTask failed: {failure}");
+}
+
+/// Reads what `respondToTask` needs for `aggregate` and sends it; `None` if that failed (and
+/// was recorded).
+async fn send_one(
+    chain: &Chain,
+    service: &AggregationService,
+    aggregate: &AggregatedResponse,
+) -> Option<Sent> {
+    let index = aggregate.task_index;
+    let Some(task) = lock(&chain.pending).remove(&index) else {
+        let failure =
+            ChainFailure::new(format!("task {index} is not a task this aggregator created on chain"));
+        respond_failed(service, index, failure);
+        return None;
+    };
+    let quorums = task.task.quorumNumbers.to_vec();
+    let sent = async {
+        let params =
+            chain.non_signer_stakes_and_signature(aggregate, &quorums, task.task.taskCreatedBlock).await?;
+        chain.respond(&task.task, &aggregate.task_response, params).await
+    };
+    match sent.await {
+        Ok(pending) => Some(Sent { pending, create_to_sent: task.created.elapsed(), task }),
+        Err(failure) => {
+            respond_failed(service, index, failure);
+            None
         }
-        service
-            .log()
-            .record("chain_error", with(failure.fields(), json!({"stage": "respond", "task_index": index})));
-        eprintln!("aggregator: task {index}: respondToTask failed: {failure}");
-    };
-    let Some(pending) = lock(&chain.pending).remove(&index) else {
-        fail(ChainFailure::new(format!("task {index} is not a task this aggregator created on chain")));
-        return;
-    };
-    let quorums = pending.task.quorumNumbers.to_vec();
-    let params =
-        match chain.non_signer_stakes_and_signature(aggregate, &quorums, pending.task.taskCreatedBlock).await
-        {
-            Ok(params) => params,
-            Err(failure) => return fail(failure),
-        };
-    match chain.respond(&pending.task, &aggregate.task_response, params).await {
+    }
+}
+
+/// Waits for the receipt of a sent response and records the outcome.
+async fn settle_one(chain: &Chain, service: &AggregationService, aggregate: &AggregatedResponse, sent: Sent) {
+    let index = aggregate.task_index;
+    match chain.responded(sent.pending).await {
         Ok(responded) => {
-            let elapsed = pending.created.elapsed();
-            metrics.chain_responded(responded.gas_used, elapsed);
+            let elapsed = sent.task.created.elapsed();
+            service.metrics().chain_responded(responded.gas_used, elapsed);
             let event = &responded.event;
             service.log().record(
                 "task_responded",
@@ -651,10 +718,11 @@ async fn respond_one(chain: &Chain, service: &AggregationService, aggregate: &Ag
                     "task_responsed_block": event.taskResponseMetadata.taskResponsedBlock,
                     "hash_of_non_signers": event.taskResponseMetadata.hashOfNonSigners.to_string(),
                     "non_signers": aggregate.non_signers.iter().map(|id| to_hex(id)).collect::<Vec<_>>(),
+                    "create_to_sent_ms": sent.create_to_sent.as_secs_f64() * 1000.0,
                     "create_to_responded_ms": elapsed.as_secs_f64() * 1000.0,
                 }),
             );
         }
-        Err(failure) => fail(failure),
+        Err(failure) => respond_failed(service, index, failure),
     }
 }

@@ -56,16 +56,16 @@ pub struct Breakdown {
     /// That block to the aggregator's `task_completed` (the quorum's last signature accepted):
     /// the watchers' poll wait, their `eth_getLogs`, signing, the history flush, delivery.
     pub quorum: Part,
-    /// `task_completed` to the moment the aggregator's responder turns to the task: the
-    /// receipt of the response before it, when later (responses are sent one at a time, each
-    /// after the previous one's receipt).
-    pub respond_queue: Part,
-    /// Then to the arrival of the block holding `TaskResponded`: `getCheckSignaturesIndices`,
-    /// the transaction's gas estimate, sending it, and its block.
-    pub respond: Part,
+    /// `task_completed` to the aggregator's `respondToTask` sent (its `create_to_sent_ms`):
+    /// `getCheckSignaturesIndices`, the transaction's gas estimate and sending it, after the
+    /// responses completed before it were sent (responses are sent one after another; their
+    /// receipts are awaited side by side).
+    pub respond_send: Part,
+    /// Then to the arrival of the block holding `TaskResponded`.
+    pub respond_mined: Part,
     /// Not part of the latency: the `TaskResponded` block's arrival to the aggregator's
     /// `task_responded` decision, i.e. how long it takes the aggregator to read the receipt
-    /// (its provider polls for it), during which the next response waits.
+    /// (its provider polls for it).
     pub receipt: Part,
 }
 
@@ -129,8 +129,8 @@ struct Task {
     gas: f64,
     tx: String,
     responded_block: u64,
-    /// When the responder turned to this task.
-    turn: f64,
+    /// When the aggregator sent this task's `respondToTask`.
+    respond_sent: f64,
     /// The aggregator's `task_responded` decision: it has read the receipt.
     receipt_at: f64,
 }
@@ -203,6 +203,7 @@ pub fn run(tools: Tools, params: Params, chainless: (f64, f64)) -> Result<OnChai
             continue;
         }
         let aggregator_ms = decision["create_to_responded_ms"].as_f64().unwrap_or(f64::NAN);
+        let sent_ms = decision["create_to_sent_ms"].as_f64().unwrap_or(f64::NAN);
         let created_block = created
             .iter()
             .find(|l| l.inner.data.taskIndex == *i)
@@ -212,8 +213,9 @@ pub fn run(tools: Tools, params: Params, chainless: (f64, f64)) -> Result<OnChai
         let (Some(created_at), Some(confirmed_at), Some(responded_at)) = times else {
             return Err(anyhow!("the block subscription missed the blocks of task {i}"));
         };
+        let sent = ts(decision) - aggregator_ms;
         tasks.push(Task {
-            sent: ts(decision) - aggregator_ms,
+            sent,
             created_block,
             confirmed_at,
             created_at,
@@ -223,16 +225,12 @@ pub fn run(tools: Tools, params: Params, chainless: (f64, f64)) -> Result<OnChai
             gas: decision["gas_used"].as_f64().unwrap_or(f64::NAN),
             tx: tx.clone(),
             responded_block: *block,
-            turn: f64::NAN,
+            respond_sent: sent + sent_ms,
             receipt_at: ts(decision),
         });
     }
     ensure!(!tasks.is_empty(), "no task was responded on chain:\n{}", aggregator.log_text());
     tasks.sort_by(|a, b| a.responded_at.total_cmp(&b.responded_at));
-    let turns = responder_turns(&tasks.iter().map(|t| (t.completed, t.receipt_at)).collect::<Vec<_>>());
-    for (t, turn) in tasks.iter_mut().zip(turns) {
-        t.turn = turn;
-    }
     let last_task = tasks.last().context("no task")?;
     let respond_probe = probe(&chain, &last_task.tx, last_task.responded_block, last_task.created_block)?;
 
@@ -272,8 +270,8 @@ pub fn run(tools: Tools, params: Params, chainless: (f64, f64)) -> Result<OnChai
             create: part(&|t| t.created_at - t.sent),
             confirmations: part(&|t| t.confirmed_at - t.created_at),
             quorum: part(&|t| t.completed - t.confirmed_at),
-            respond_queue: part(&|t| t.turn - t.completed),
-            respond: part(&|t| t.responded_at - t.turn),
+            respond_send: part(&|t| t.respond_sent - t.completed),
+            respond_mined: part(&|t| t.responded_at - t.respond_sent),
             receipt: part(&|t| t.receipt_at - t.responded_at),
         },
         respond_probe,
@@ -281,21 +279,6 @@ pub fn run(tools: Tools, params: Params, chainless: (f64, f64)) -> Result<OnChai
         ratio_tasks_per_s: tasks_per_s / chainless.0,
         ratio_latency_p50: p50 / chainless.1,
     })
-}
-
-/// When the aggregator's responder turned to each task, from (completed, receipt read) in the
-/// order of the responses: responses go one at a time, so a task's turn comes at its
-/// completion or when the receipt of the response before it was read, whichever is later.
-fn responder_turns(tasks: &[(f64, f64)]) -> Vec<f64> {
-    let mut previous = f64::NEG_INFINITY;
-    tasks
-        .iter()
-        .map(|&(completed, receipt_at)| {
-            let turn = completed.max(previous);
-            previous = receipt_at;
-            turn
-        })
-        .collect()
 }
 
 /// Times what the aggregator asks the node for the response in transaction `tx` (mined in
@@ -415,14 +398,14 @@ pub fn print(run: &OnChainRun, chainless: (usize, f64, f64, f64)) {
         ("createNewTask sent -> mined", &b.create),
         ("-> confirmations mined", &b.confirmations),
         ("-> quorum at the aggregator", &b.quorum),
-        ("-> the responder's turn", &b.respond_queue),
-        ("-> TaskResponded mined", &b.respond),
+        ("-> respondToTask sent", &b.respond_send),
+        ("-> TaskResponded mined", &b.respond_mined),
     ] {
         println!("    {what:<34} {:>8.1} {:>8.1} {:>8.1}", part.mean_ms, part.p50_ms, part.p99_ms);
     }
     let r = &b.receipt;
     println!(
-        "    (then the aggregator's receipt     {:>8.1} {:>8.1} {:>8.1}   before its next response)",
+        "    (then the aggregator's receipt     {:>8.1} {:>8.1} {:>8.1})",
         r.mean_ms, r.p50_ms, r.p99_ms
     );
     let p = &run.respond_probe;
@@ -436,18 +419,4 @@ pub fn print(run: &OnChainRun, chainless: (usize, f64, f64, f64)) {
          p50 {:.1} ms",
         run.blocks, run.span_ms, run.respond_gas_p50, run.aggregator_latency_p50_ms
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::responder_turns;
-
-    #[test]
-    fn a_response_waits_for_the_previous_receipt() {
-        // Task 0 alone; task 1 completes while task 0's receipt is awaited; task 2 completes
-        // after task 1's receipt.
-        let turns = responder_turns(&[(100.0, 400.0), (150.0, 700.0), (900.0, 1000.0)]);
-        assert_eq!(turns, [100.0, 400.0, 900.0]);
-        assert!(responder_turns(&[]).is_empty());
-    }
 }
