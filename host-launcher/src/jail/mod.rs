@@ -273,6 +273,8 @@ where
 pub struct Prepared {
     identity: Identity,
     root: PathBuf,
+    /// Time spent in [`prepare`].
+    took: std::time::Duration,
 }
 
 /// Step 1, while the process has one thread: no new privileges, no capability in the bounding,
@@ -280,6 +282,7 @@ pub struct Prepared {
 /// private mount namespace, and the filters compiled and in force for every thread started
 /// from now on. `jail_dir/<name>` will be the empty root.
 pub fn prepare(identity: Identity, name: &str, jail_dir: &Path) -> Result<Prepared, JailError> {
+    let started = std::time::Instant::now();
     // SAFETY: prctl(PR_SET_NO_NEW_PRIVS, 1) has no memory-safety preconditions.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         return Err(last_error("no_new_privs"));
@@ -326,7 +329,7 @@ pub fn prepare(identity: Identity, name: &str, jail_dir: &Path) -> Result<Prepar
     if ACTIVE.set(active).is_err() {
         return Err(JailError("prepared twice".into()));
     }
-    Ok(Prepared { identity, root: jail_dir.join(name) })
+    Ok(Prepared { identity, root: jail_dir.join(name), took: started.elapsed() })
 }
 
 /// What the confined process may need, to size its rlimits.
@@ -380,7 +383,8 @@ pub struct Confined {
 /// Step 2, once everything the guest will ever use is open and before it runs: cgroup,
 /// rlimits, the empty root, the nursery, the unprivileged user, the main thread's filter.
 pub fn confine(prepared: Prepared, name: &str, budget: &Budget, log: &Log) -> Result<Confined, JailError> {
-    let Prepared { identity, root } = prepared;
+    let started = std::time::Instant::now();
+    let Prepared { identity, root, took } = prepared;
     // Caches filled while files may still be opened: the launcher's own /proc/self/status
     // (rss), and malloc's arena limit (glibc reads /sys/devices/system/cpu/online the first
     // time a thread needs a new arena).
@@ -425,12 +429,13 @@ pub fn confine(prepared: Prepared, name: &str, budget: &Budget, log: &Log) -> Re
     log.launcher(format_args!(
         "confined: uid {} gid {} ({}), root {} (empty, private mount namespace), seccomp per thread \
          (vcpu, device, relay, control; a violation kills the launcher with SIGSYS), no capabilities, \
-         no_new_privs, rlimits nofile {nofile} nproc {nproc} core 0 fsize {}",
+         no_new_privs, rlimits nofile {nofile} nproc {nproc} core 0 fsize {}; in {} us",
         identity.uid,
         identity.gid,
         identity.source,
         root.display(),
         fsize.map_or("unlimited".to_owned(), |n| n.to_string()),
+        (took + started.elapsed()).as_micros(),
     ));
     Ok(Confined { root, cgroup, nofile, nproc, fsize })
 }
