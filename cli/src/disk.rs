@@ -4,15 +4,15 @@
 use crate::Outcome;
 use crate::hex;
 use crate::keyfile::{self, KeyFile};
-use crate::keys::ImportArgs;
 use crate::secret::read_password_file;
 use anyhow::{Context, Result, anyhow, bail};
 use avs_protocol::bn254;
 use avs_protocol::history::History;
+use clap::Args;
 use eip2335::Keystore;
 use spacecore_store::{FileDisk, MAX_VALUE, RecordKey, Store, StoreError};
 use std::fs::{File, OpenOptions, TryLockError};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 /// A key file checked and ready to be written into its record.
@@ -21,6 +21,27 @@ struct Checked {
     text: String,
     /// What `import` prints about it.
     summary: String,
+}
+
+/// `keys import`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("files").required(true).multiple(true).args(["keystore", "ecdsa_keystore"])))]
+pub struct ImportArgs {
+    /// The BLS key file: an EIP-2335 keystore (bls12-381) or an eigensdk BLS key file (bn254).
+    /// Its JSON and public key are checked; the password is not needed.
+    #[arg(long, value_name = "FILE")]
+    pub keystore: Option<PathBuf>,
+    /// An Ethereum v3 keystore (the operator's ECDSA key).
+    #[arg(long, value_name = "FILE")]
+    pub ecdsa_keystore: Option<PathBuf>,
+    /// The spacecore's raw disk image, created by hac-launch at the spacecore's first boot
+    /// (by default <state dir>/<name>/disk.img).
+    #[arg(long, value_name = "DISK_IMAGE")]
+    pub disk: PathBuf,
+    /// Also decrypt the files with this password first, to check the password and that the
+    /// recorded public key or address is the secret's.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
 }
 
 /// Everything is read and checked (and, with a password, decrypted) before the disk is opened:

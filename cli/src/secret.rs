@@ -4,16 +4,39 @@
 //! [`SecretKey`] wipes itself). Secrets are never printed.
 
 use crate::keyfile::{self, KeyFile};
-use crate::keys::Scheme;
 use anyhow::{Context, Result, bail};
 use avs_protocol::OperatorSecretKey;
 use avs_protocol::{bls, bn254};
-use clap::{ArgGroup, Args};
+use clap::{ArgGroup, Args, ValueEnum};
 use std::fmt;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use zeroize::{Zeroize, Zeroizing};
+
+/// The BLS signature scheme of a command.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Scheme {
+    /// BN254 as EigenLayer signs and its contracts check: G1 keys and signatures (64 bytes,
+    /// X ‖ Y), G2 keys (128 bytes, the contracts' order), 32-byte messages. The default, as
+    /// for an operator node's spec.
+    #[default]
+    Bn254,
+    /// BLS12-381, Ethereum consensus ciphersuite: min-pk (48-byte public keys, 96-byte
+    /// signatures), proof-of-possession DSTs.
+    #[value(name = "bls12-381")]
+    Bls12381,
+}
+
+impl Scheme {
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheme::Bn254 => "bn254",
+            Scheme::Bls12381 => "bls12-381",
+        }
+    }
+}
 
 /// Largest password file read.
 const MAX_PASSWORD_FILE: u64 = 64 << 10;

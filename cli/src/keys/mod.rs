@@ -6,34 +6,12 @@ mod generate;
 mod json;
 
 use crate::Outcome;
+use crate::disk::ImportArgs;
 use crate::secret::KeySource;
+pub use crate::secret::Scheme;
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
-
-/// The BLS signature scheme of a command.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
-pub enum Scheme {
-    /// BN254 as EigenLayer signs and its contracts check: G1 keys and signatures (64 bytes,
-    /// X ‖ Y), G2 keys (128 bytes, the contracts' order), 32-byte messages. The default, as
-    /// for an operator node's spec.
-    #[default]
-    Bn254,
-    /// BLS12-381, Ethereum consensus ciphersuite: min-pk (48-byte public keys, 96-byte
-    /// signatures), proof-of-possession DSTs.
-    #[value(name = "bls12-381")]
-    Bls12381,
-}
-
-impl Scheme {
-    /// The name on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Scheme::Bn254 => "bn254",
-            Scheme::Bls12381 => "bls12-381",
-        }
-    }
-}
 
 /// `--scheme`: given, or the key file's, or `bn254`.
 #[derive(Debug, Args)]
@@ -160,27 +138,6 @@ pub struct AggregateArgs {
     pubkeys: Vec<String>,
     #[command(flatten)]
     json: JsonArg,
-}
-
-/// `keys import`.
-#[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("files").required(true).multiple(true).args(["keystore", "ecdsa_keystore"])))]
-pub struct ImportArgs {
-    /// The BLS key file: an EIP-2335 keystore (bls12-381) or an eigensdk BLS key file (bn254).
-    /// Its JSON and public key are checked; the password is not needed.
-    #[arg(long, value_name = "FILE")]
-    pub keystore: Option<PathBuf>,
-    /// An Ethereum v3 keystore (the operator's ECDSA key).
-    #[arg(long, value_name = "FILE")]
-    pub ecdsa_keystore: Option<PathBuf>,
-    /// The spacecore's raw disk image, created by hac-launch at the spacecore's first boot
-    /// (by default <state dir>/<name>/disk.img).
-    #[arg(long, value_name = "DISK_IMAGE")]
-    pub disk: PathBuf,
-    /// Also decrypt the files with this password first, to check the password and that the
-    /// recorded public key or address is the secret's.
-    #[arg(long, value_name = "FILE")]
-    pub password_file: Option<PathBuf>,
 }
 
 impl Keys {
