@@ -8,8 +8,6 @@ use avs_protocol::rpc::ErrorCode;
 use avs_protocol::{Scheme, TaskResponse, bls, bn254};
 use serde_json::{Value, json};
 
-use crate::service::MAX_ACTIVE_TASKS;
-
 /// Why a task could not be registered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TaskError {
@@ -35,9 +33,10 @@ pub enum TaskError {
     /// its own (`initialize_task_with`).
     #[error("no operator set: on the chain, a task is registered with its block's operator set")]
     NoOperatorSet,
-    /// [`MAX_ACTIVE_TASKS`] tasks are already waiting.
-    #[error("{MAX_ACTIVE_TASKS} tasks are already in flight")]
-    TooMany,
+    /// The service's most tasks at once (`service::MAX_ACTIVE_TASKS`, given) are already
+    /// waiting.
+    #[error("{0} tasks are already in flight")]
+    TooMany(usize),
 }
 
 /// A refused response: the JSON-RPC error to answer with.

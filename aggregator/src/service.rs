@@ -213,7 +213,7 @@ impl AggregationService {
             return Err(TaskError::Duplicate(index));
         }
         if st.active.len() >= MAX_ACTIVE_TASKS {
-            return Err(TaskError::TooMany);
+            return Err(TaskError::TooMany(MAX_ACTIVE_TASKS));
         }
         self.log.record(
             "task_created",
