@@ -146,12 +146,7 @@ fn launch(
         ));
     }
     // Before any thread starts: every thread started from here on is confined.
-    let options = jail::Options {
-        no_jail: cli.no_jail,
-        uid: cli.uid,
-        gid: cli.gid,
-        jail_dir: Some(cli.jail_dir.clone()),
-    };
+    let options = jail::Options { no_jail: cli.no_jail, uid: cli.uid, gid: cli.gid };
     let jail = match jail::decide(plan, &options)? {
         jail::Decision::Off(why) => {
             log.launcher(format_args!(

@@ -65,8 +65,6 @@ pub struct Options {
     pub uid: Option<u32>,
     /// `--gid`: the group id to switch to, instead of the `spacecore` user's group.
     pub gid: Option<u32>,
-    /// `--jail-dir`: where the empty root is made (default [`DEFAULT_JAIL_DIR`]).
-    pub jail_dir: Option<PathBuf>,
 }
 
 /// What the launcher will do.
@@ -545,6 +543,16 @@ fn enter_empty_root(root: &Path) -> Result<(), JailError> {
             .mode(0o700)
             .create(parent)
             .map_err(|e| fail(what("cannot create the parent of"), e))?;
+        // Nobody but root may swap the root for something else between the checks below and
+        // the mount.
+        let meta =
+            std::fs::symlink_metadata(parent).map_err(|e| fail(what("cannot read the parent of"), e))?;
+        if !meta.is_dir() || meta.uid() != 0 || meta.permissions().mode() & 0o022 != 0 {
+            return Err(JailError(format!(
+                "{} (--jail-dir) must be a directory owned by root that no one else may write to",
+                parent.display()
+            )));
+        }
     }
     match std::fs::DirBuilder::new().mode(0o700).create(root) {
         Ok(()) => {}
