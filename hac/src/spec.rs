@@ -3,7 +3,7 @@
 //! is reported as a typo.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use toml::Spanned;
 use toml::de::DeTable;
@@ -11,16 +11,18 @@ use toml::de::DeTable;
 use crate::HostLimits;
 use crate::address::{self, AGGREGATOR_EXPECTED, ETH_RPC_EXPECTED, ETH_WS_EXPECTED};
 use crate::error::SpecError;
-use crate::image_ref::{ImageSource, lexically_tidy, parse_image};
+use crate::image_ref::{ImageSource, parse_image};
 use crate::not_enforced;
 use crate::plan::{
-    Attestation, AvsPlan, Criteria, DEFAULT_DISK_BANDWIDTH, DEFAULT_DISK_IOPS, DiskPlan, FailoverStrategy,
-    InboundPort, Isolation, NetworkPlan, NetworkType, Operations, PerformanceLevel, Plan, Provider, Scaling,
+    Attestation, AvsPlan, Criteria, DEFAULT_DISK_BANDWIDTH, DEFAULT_DISK_IOPS, DiskPlan, InboundPort,
+    Isolation, NetworkPlan, NetworkType, Operations, PerformanceLevel, Plan, Provider, Scaling,
     SecurityLevel, SignatureScheme, UpdateStrategy, Virtualization, VirtualizationType,
 };
 use crate::resources::{self, NETWORK_KEYS, RESOURCE_KEYS};
 use crate::supervision::{self, FAILOVER_KEYS, OBSERVABILITY_KEYS};
-use crate::tree::{Choices, Doc, Item, Table};
+use crate::tree::{
+    Choices, Doc, Item, NOT_BY_THIS_LAUNCHER, Table, file_path, optional_bool, optional_keyword,
+};
 
 /// The only accepted `apiVersion`.
 pub const API_VERSION: &str = "vistara.eigenlayer/v1";
@@ -64,8 +66,6 @@ const CONFIRMATIONS_EXPECTED: &str =
     "an integer 0..=10000 (blocks on top of a block before its tasks are read)";
 const SECURITY_KEYS: &[&str] = &["attestation", "isolation"];
 const OPERATIONS_KEYS: &[&str] = &["updateStrategy", "scaling"];
-
-const NOT_BY_THIS_LAUNCHER: &str = "is not supported by this launcher";
 
 const VIRTUALIZATION_TYPES: Choices<VirtualizationType> = Choices {
     accepted: VirtualizationType::ACCEPTED,
@@ -122,9 +122,6 @@ const SCALINGS: Choices<Scaling> = Choices {
     refused: &["VerticalAutoScaling"],
     refused_because: NOT_BY_THIS_LAUNCHER,
 };
-
-pub(crate) const FAILOVER_STRATEGIES: Choices<FailoverStrategy> =
-    Choices { accepted: FailoverStrategy::ACCEPTED, refused: &[], refused_because: NOT_BY_THIS_LAUNCHER };
 
 /// Validates the whole document and builds the plan.
 pub(crate) fn build(
@@ -238,25 +235,6 @@ fn optional<T>(
     }
 }
 
-pub(crate) fn optional_keyword<T: Copy + Default>(
-    table: &Table<'_, '_>,
-    name: &str,
-    choices: &Choices<T>,
-) -> Result<T, SpecError> {
-    match table.get(name) {
-        Some(item) => item.keyword(choices),
-        None => Ok(T::default()),
-    }
-}
-
-pub(crate) fn optional_bool(table: &Table<'_, '_>, name: &str) -> Result<bool, SpecError> {
-    Ok(table.get(name).map(|item| item.boolean()).transpose()?.unwrap_or(false))
-}
-
-pub(crate) fn optional_string(table: &Table<'_, '_>, name: &str) -> Result<Option<String>, SpecError> {
-    table.get(name).map(|item| item.string("a string").map(str::to_owned)).transpose()
-}
-
 fn exact(item: &Item<'_, '_>, wanted: &str) -> Result<(), SpecError> {
     let expected = format!("{wanted:?}");
     let text = item.string(&expected)?;
@@ -361,25 +339,6 @@ const PASSWORD_FILE_EXPECTED: &str =
 
 const ECDSA_PASSWORD_FILE_EXPECTED: &str =
     "a path to the file holding the ECDSA keystore's password such as \"./operator.ecdsa.password\"";
-
-/// A path to a file (`spec.storage.path`, `spec.avs.keystore_password_file`,
-/// `spec.avs.ecdsa_keystore_password_file`,
-/// `spec.observability.log_file`):
-/// joined to the spec file's directory when relative, like image paths.
-/// `expected` describes the file, for messages.
-pub(crate) fn file_path(item: &Item<'_, '_>, spec_dir: &Path, expected: &str) -> Result<PathBuf, SpecError> {
-    let text = item.string(expected)?;
-    let problem = if text.is_empty() {
-        "the path is empty".to_owned()
-    } else if text.contains('\0') {
-        format!("{text:?} contains a NUL character")
-    } else if text.ends_with('/') || matches!(text.rsplit('/').next(), Some("." | "..")) {
-        format!("{text:?} names a directory")
-    } else {
-        return Ok(lexically_tidy(&spec_dir.join(text)));
-    };
-    Err(item.error(format!("{problem}; expected {expected}")))
-}
 
 /// `[spec.avs]`: where the aggregator and the Ethereum endpoints are, the keystores' password
 /// files and the signature scheme.

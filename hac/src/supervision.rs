@@ -15,9 +15,13 @@ use crate::error::SpecError;
 use crate::plan::{
     AvsPlan, DEFAULT_METRICS_ADDRESS, Failover, FailoverStrategy, LogFormat, NetworkPlan, Observability,
 };
-use crate::spec::{FAILOVER_STRATEGIES, file_path, optional_bool, optional_keyword, optional_string};
-use crate::tree::{Item, Table};
+use crate::tree::{
+    Choices, Item, NOT_BY_THIS_LAUNCHER, Table, file_path, optional_bool, optional_keyword, optional_string,
+};
 use crate::units::{self, DURATION_EXPECTED, format_duration_ms};
+
+const FAILOVER_STRATEGIES: Choices<FailoverStrategy> =
+    Choices { accepted: FailoverStrategy::ACCEPTED, refused: &[], refused_because: NOT_BY_THIS_LAUNCHER };
 
 /// The keys of `[spec.failover]`.
 pub(crate) const FAILOVER_KEYS: &[&str] = &[

@@ -3,12 +3,13 @@
 //! typed accessors whose errors say what was expected and what was found.
 
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::error::{SpecError, line_column};
+use crate::image_ref::lexically_tidy;
 
 /// The spec file being read: its name (for messages) and its text (for
 /// turning spans into line and column).
@@ -276,4 +277,45 @@ fn shorten(text: &str) -> String {
         short.push_str("...");
         short
     }
+}
+
+/// Why a value the format knows is refused: this launcher does not run it.
+pub(crate) const NOT_BY_THIS_LAUNCHER: &str = "is not supported by this launcher";
+
+pub(crate) fn optional_keyword<T: Copy + Default>(
+    table: &Table<'_, '_>,
+    name: &str,
+    choices: &Choices<T>,
+) -> Result<T, SpecError> {
+    match table.get(name) {
+        Some(item) => item.keyword(choices),
+        None => Ok(T::default()),
+    }
+}
+
+pub(crate) fn optional_bool(table: &Table<'_, '_>, name: &str) -> Result<bool, SpecError> {
+    Ok(table.get(name).map(|item| item.boolean()).transpose()?.unwrap_or(false))
+}
+
+pub(crate) fn optional_string(table: &Table<'_, '_>, name: &str) -> Result<Option<String>, SpecError> {
+    table.get(name).map(|item| item.string("a string").map(str::to_owned)).transpose()
+}
+
+/// A path to a file (`spec.storage.path`, `spec.avs.keystore_password_file`,
+/// `spec.avs.ecdsa_keystore_password_file`,
+/// `spec.observability.log_file`):
+/// joined to the spec file's directory when relative, like image paths.
+/// `expected` describes the file, for messages.
+pub(crate) fn file_path(item: &Item<'_, '_>, spec_dir: &Path, expected: &str) -> Result<PathBuf, SpecError> {
+    let text = item.string(expected)?;
+    let problem = if text.is_empty() {
+        "the path is empty".to_owned()
+    } else if text.contains('\0') {
+        format!("{text:?} contains a NUL character")
+    } else if text.ends_with('/') || matches!(text.rsplit('/').next(), Some("." | "..")) {
+        format!("{text:?} names a directory")
+    } else {
+        return Ok(lexically_tidy(&spec_dir.join(text)));
+    };
+    Err(item.error(format!("{problem}; expected {expected}")))
 }
