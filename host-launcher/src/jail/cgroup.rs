@@ -140,7 +140,8 @@ mod tests {
     #[test]
     fn a_hierarchy_without_cpu_and_memory_gets_no_cgroup_and_says_why() {
         let (dir, mount) = fake_hierarchy("hugetlb\n");
-        let why = join_at(&[mount.clone()], "0::/system.slice/x\n", "avs-a", 1, 1 << 20).unwrap_err();
+        let why =
+            join_at(std::slice::from_ref(&mount), "0::/system.slice/x\n", "avs-a", 1, 1 << 20).unwrap_err();
         assert!(why.contains("offers hugetlb here, not cpu and memory"), "{why}");
         assert!(!mount.join("system.slice/x/spacecore-avs-a").exists());
         let why = join_at(&[dir.path().join("absent")], "", "avs-a", 1, 1 << 20).unwrap_err();
