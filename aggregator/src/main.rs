@@ -162,12 +162,11 @@ fn task_signer(cli: &Cli) -> anyhow::Result<Option<avs_protocol::ecdsa::SecretKe
         aggregator::chain::keys::load_signer(keystore, password).context("--task-signer-keystore")?;
     let key = avs_protocol::ecdsa::SecretKey::from_bytes(&signer.to_bytes().0)
         .map_err(|e| anyhow::anyhow!("--task-signer-keystore: {e}"))?;
-    eprintln!("aggregator: tasks are signed by the task source 0x{}", hex(&key.address()));
+    eprintln!(
+        "aggregator: tasks are signed by the task source {}",
+        avs_protocol::encoding::to_hex(&key.address())
+    );
     Ok(Some(key))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The chain options, with both keys decrypted.

@@ -10,27 +10,24 @@ use serde::{Deserializer, Serializer};
 
 use crate::U256;
 
-const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
-
 /// Lower-case `0x`-prefixed hex of `bytes`.
 pub fn to_hex(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(2 + 2 * bytes.len());
     out.push_str("0x");
-    for b in bytes {
-        out.push(char::from(HEX_DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(HEX_DIGITS[usize::from(b & 0xf)]));
-    }
+    out.push_str(&hex::encode(bytes));
     out
 }
 
 /// Decodes `0x`-prefixed hex (either case, even length), or `None`.
 pub fn from_hex(s: &str) -> Option<Vec<u8>> {
-    let digits = s.strip_prefix("0x")?.as_bytes();
-    if digits.len() % 2 != 0 {
-        return None;
-    }
-    let nibble = |c: u8| char::from(c).to_digit(16).and_then(|d| u8::try_from(d).ok());
-    digits.chunks_exact(2).map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?)).collect()
+    hex::decode(s.strip_prefix("0x")?).ok()
+}
+
+/// `0x` and exactly `2N` hex digits (either case) as `N` bytes, allocating nothing.
+pub fn from_hex_array<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let mut out = [0u8; N];
+    hex::decode_to_slice(s.strip_prefix("0x")?, &mut out).ok()?;
+    Some(out)
 }
 
 /// A visitor for a string, handed to `parse`; `what` names the expected value in errors.

@@ -9,20 +9,12 @@ use zeroize::Zeroizing;
 /// the capacity it needs, so a secret decoded into it is never copied by a reallocation.
 pub fn decode(text: &str) -> Result<Vec<u8>, &'static str> {
     let text = text.trim();
-    let digits = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")).unwrap_or(text).as_bytes();
+    let digits = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")).unwrap_or(text);
     if !digits.len().is_multiple_of(2) {
         return Err("odd number of hex digits");
     }
-    let nibble = |c: u8| match c {
-        b'0'..=b'9' => Ok(c - b'0'),
-        b'a'..=b'f' => Ok(c - b'a' + 10),
-        b'A'..=b'F' => Ok(c - b'A' + 10),
-        _ => Err("not a hex digit"),
-    };
-    let mut out = Vec::with_capacity(digits.len() / 2);
-    for pair in digits.chunks_exact(2) {
-        out.push(nibble(pair[0])? << 4 | nibble(pair[1])?);
-    }
+    let mut out = vec![0u8; digits.len() / 2];
+    ::hex::decode_to_slice(digits, &mut out).map_err(|_| "not a hex digit")?;
     Ok(out)
 }
 

@@ -10,7 +10,6 @@
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt::Write;
 use serde::Deserialize;
 
 /// Longest answer body the watcher accepts (an `eth_getLogs` answer over a range of blocks).
@@ -57,14 +56,7 @@ fn quantity(n: u64) -> String {
 }
 
 /// `0x` and the bytes in lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(2 + 2 * bytes.len());
-    out.push_str("0x");
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
+pub use avs_protocol::encoding::to_hex as hex;
 
 /// The body of call `id` to `method` with `params` (a JSON array, written as given).
 fn body(id: u64, method: &str, params: &str) -> Vec<u8> {
@@ -149,28 +141,16 @@ pub fn parse_quantity(text: &str) -> Result<u64, RpcError> {
         .ok_or_else(|| malformed("a quantity with a character that is not a hex digit"))
 }
 
-fn nibble(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// Bytes: `0x` and an even number of hex digits, at most `max` bytes.
 pub fn parse_bytes(text: &str, max: usize) -> Result<Vec<u8>, RpcError> {
-    let digits = text.strip_prefix("0x").ok_or_else(|| malformed("bytes without 0x"))?.as_bytes();
+    let digits = text.strip_prefix("0x").ok_or_else(|| malformed("bytes without 0x"))?;
     if digits.len() % 2 != 0 {
         return Err(malformed("bytes with an odd number of hex digits"));
     }
     if digits.len() / 2 > max {
         return Err(malformed(format!("more than {max} bytes")));
     }
-    digits
-        .chunks_exact(2)
-        .map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?))
-        .collect::<Option<Vec<u8>>>()
+    avs_protocol::encoding::from_hex(text)
         .ok_or_else(|| malformed("bytes with a character that is not a hex digit"))
 }
 
@@ -181,14 +161,7 @@ pub fn parse_fixed<const N: usize>(text: &str) -> Result<[u8; N], RpcError> {
 
 /// `0x` and exactly `2N` hex digits as `N` bytes, allocating nothing (the command line is read
 /// before the heap exists).
-pub fn hex_array<const N: usize>(text: &str) -> Option<[u8; N]> {
-    let digits = text.strip_prefix("0x").map(str::as_bytes).filter(|d| d.len() == 2 * N)?;
-    let mut out = [0u8; N];
-    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
-        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
-    }
-    Some(out)
-}
+pub use avs_protocol::encoding::from_hex_array as hex_array;
 
 /// The answer to `eth_chainId` or `eth_blockNumber`: a quantity.
 pub fn read_quantity(body: &[u8], id: u64) -> Result<u64, RpcError> {
