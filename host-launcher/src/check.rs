@@ -49,6 +49,7 @@ pub fn text(plan: &Plan, image: &ResolvedImage) -> String {
     let _ = writeln!(s, "  size       {} bytes", image.size_bytes);
     let _ = writeln!(s, "  sha256     {}", image.sha256);
     let _ = writeln!(s, "  attestation {:?}", plan.attestation);
+    let _ = writeln!(s, "  isolation  {}", isolation(plan));
     for endpoint in &plan.egress {
         let _ = writeln!(
             s,
@@ -117,4 +118,45 @@ pub fn text(plan: &Plan, image: &ResolvedImage) -> String {
         }
     }
     s
+}
+
+/// How the launcher will confine itself (`spec.security.isolation`,
+/// `spec.virtualization.criteria.security`), as `--check` says it; nothing is checked on the
+/// host here (the user, root).
+fn isolation(plan: &Plan) -> String {
+    let high = plan.virtualization.criteria.security == hac::SecurityLevel::High;
+    let mandatory = if high { ", mandatory (criteria.security = \"high\")" } else { "" };
+    match plan.security_isolation {
+        Some(hac::Isolation::Unconfined) => "none: the launcher keeps its privileges (unsafe)".into(),
+        Some(hac::Isolation::Jailed) => format!("jailed{mandatory}"),
+        None => format!("jailed when started as root (the default){mandatory}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_isolation_line_follows_the_spec() {
+        let limits = hac::HostLimits { max_vcpus: 4, max_memory_bytes: 1 << 30 };
+        let spec = |tables: &str| {
+            let text = format!(
+                "apiVersion = \"vistara.eigenlayer/v1\"\nkind = \"AVSSpaceCore\"\n[metadata]\nname = \"c\"\n\
+                 [spec.resources]\ncpu = 1\nmemory = \"64Mi\"\n{tables}\n[spec.deployment]\nimage = \"./x.elf\"\n"
+            );
+            isolation(&hac::parse_str(&text, std::path::Path::new("/s/c.toml"), &limits).unwrap())
+        };
+        assert_eq!(spec(""), "jailed when started as root (the default)");
+        assert_eq!(
+            spec("[spec.security]\nisolation = \"none\""),
+            "none: the launcher keeps its privileges (unsafe)"
+        );
+        assert_eq!(
+            spec(
+                "[spec.virtualization.criteria]\nsecurity = \"high\"\n[spec.security]\nisolation = \"jailed\""
+            ),
+            "jailed, mandatory (criteria.security = \"high\")"
+        );
+    }
 }
