@@ -8,9 +8,8 @@ use anyhow::{Context, Result, bail};
 use avs_protocol::OperatorSecretKey;
 use avs_protocol::{bls, bn254};
 use clap::{ArgGroup, Args, ValueEnum};
+use eip2335::password_file::PasswordFile;
 use std::fmt;
-use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -37,9 +36,6 @@ impl Scheme {
         }
     }
 }
-
-/// Largest password file read.
-const MAX_PASSWORD_FILE: u64 = 64 << 10;
 
 /// Where a command's secret key comes from: `--secret-hex`, or `--keystore` with
 /// `--password-file`.
@@ -116,54 +112,22 @@ impl KeySource {
     }
 }
 
-/// Reads a password file: its content as UTF-8, less one trailing `\n` (or `\r\n`). Warns if
-/// other users may read the file.
+/// Reads a password file by the rules `hac-launch` reads it by ([`PasswordFile`]: a regular
+/// file, 1 to 4096 bytes of UTF-8, less one trailing `\n` or `\r\n`), so a key encrypted with it
+/// opens at boot with the same file. Warns if other users may read the file.
 pub fn read_password_file(path: &Path) -> Result<Zeroizing<String>> {
-    let what = || format!("password file {}", path.display());
-    let file = File::open(path).with_context(what)?;
-    let meta = file.metadata().with_context(what)?;
-    if meta.len() > MAX_PASSWORD_FILE {
-        bail!("{}: larger than {MAX_PASSWORD_FILE} bytes", what());
-    }
-    warn_if_readable_by_others(path, &meta);
-    // Room for the whole file and the read that finds its end: never reallocated.
-    let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize + 1));
-    file.take(MAX_PASSWORD_FILE).read_to_end(&mut bytes).with_context(what)?;
-    let text = match String::from_utf8(std::mem::take(&mut *bytes)) {
-        Ok(text) => Zeroizing::new(text),
-        Err(e) => {
-            e.into_bytes().zeroize();
-            bail!("{}: not UTF-8 text", what());
-        }
-    };
-    Ok(strip_newline(text))
-}
-
-/// Removes one trailing `\n` or `\r\n`.
-fn strip_newline(mut text: Zeroizing<String>) -> Zeroizing<String> {
-    if text.ends_with('\n') {
-        text.pop();
-        if text.ends_with('\r') {
-            text.pop();
-        }
-    }
-    text
-}
-
-#[cfg(unix)]
-fn warn_if_readable_by_others(path: &Path, meta: &std::fs::Metadata) {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o044 != 0 {
+    let password = PasswordFile::read("password file", path)?;
+    if password.readable_by_others() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).map_or(0, |m| m.permissions().mode() & 0o777);
         eprintln!(
-            "warning: password file {} is readable by other users (mode {mode:03o}); `chmod 600` it",
+            "warning: password file {} may be read by its group or other users (mode {mode:03o}); \
+             `chmod 600` it",
             path.display()
         );
     }
+    Ok(Zeroizing::new(password.as_str().to_owned()))
 }
-
-#[cfg(not(unix))]
-fn warn_if_readable_by_others(_: &Path, _: &std::fs::Metadata) {}
 
 /// Asks for a new password on the terminal, twice, without echo.
 pub fn prompt_new_password() -> Result<Zeroizing<String>> {
@@ -177,20 +141,9 @@ pub fn prompt_new_password() -> Result<Zeroizing<String>> {
     if first != second {
         bail!("the two passwords differ");
     }
-    Ok(first)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_trailing_newline_is_stripped() {
-        let strip = |s: &str| strip_newline(Zeroizing::new(s.to_owned())).to_string();
-        assert_eq!(strip("secret\n"), "secret");
-        assert_eq!(strip("secret\r\n"), "secret");
-        assert_eq!(strip("secret\n\n"), "secret\n");
-        assert_eq!(strip("secret"), "secret");
-        assert_eq!(strip(""), "");
+    // What a spacecore's password file can hold, so the key opens at boot.
+    if first.is_empty() || first.len() > eip2335::password_file::MAX_PASSWORD_LEN {
+        bail!("a password of 1 to {} bytes is needed", eip2335::password_file::MAX_PASSWORD_LEN);
     }
+    Ok(first)
 }

@@ -277,7 +277,7 @@ fn password_files_readable_by_others_are_used_with_a_warning() {
         "--password-file",
         empty.to_str().unwrap(),
     ];
-    spacecore(&args).fails_with("the password is empty");
+    spacecore(&args).fails_with("is empty; expected the keystore's password");
     assert!(!out.exists());
 }
 

@@ -23,7 +23,8 @@
 //! feature). The scratch memory inside the `scrypt`/`pbkdf2` crates is not: wiping is
 //! best-effort, as in every Rust implementation of these KDFs.
 //!
-//! The crate is `no_std` + `alloc`; the `std` feature only adds `impl std::error::Error`.
+//! The crate is `no_std` + `alloc`; the `std` feature adds `impl std::error::Error` and
+//! [`password_file`], the rules every password file is read by.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -34,6 +35,8 @@ extern crate std;
 mod kdf;
 mod keystore;
 mod password;
+#[cfg(feature = "std")]
+pub mod password_file;
 pub mod web3;
 
 use alloc::string::String;

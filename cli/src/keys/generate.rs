@@ -56,13 +56,11 @@ pub fn run(args: GenerateArgs) -> Result<Outcome> {
     if args.out.exists() {
         bail!("{} already exists: not overwriting it", args.out.display());
     }
+    // Both refuse an empty password, which no spacecore's password file can hold.
     let password = match &args.password_file {
         Some(file) => read_password_file(file)?,
         None => prompt_new_password()?,
     };
-    if password.is_empty() {
-        bail!("the password is empty");
-    }
     let kdf = match args.kdf {
         KdfChoice::Scrypt => Kdf::SCRYPT_DEFAULT,
         KdfChoice::Pbkdf2 => Kdf::PBKDF2_DEFAULT,
