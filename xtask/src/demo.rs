@@ -135,6 +135,7 @@ pub fn release_tools() -> Result<Tools> {
     progress("building host-launcher, spacecore-cli and aggregator (release)...");
     let packages = ["-p", "host-launcher", "-p", "spacecore-cli", "-p", "aggregator"];
     cmd::run(&mut cmd::workspace_cargo(["build", "--release"].into_iter().chain(packages)))?;
+    crate::jail_user::ensure()?;
     let release = cmd::target_dir().join("release");
     Ok(Tools {
         image: fs::canonicalize(&built.elf)

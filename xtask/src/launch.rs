@@ -33,6 +33,7 @@ pub fn run(args: &Args) -> Result<()> {
     ));
     progress("building host-launcher (release)...");
     cmd::run(&mut cmd::workspace_cargo(["build", "--release", "-p", "host-launcher"]))?;
+    crate::jail_user::ensure()?;
 
     let mut launch = Command::new(cmd::target_dir().join("release").join("hac-launch"));
     launch.arg(&spec).args(&args.extra);

@@ -10,6 +10,7 @@ mod chain_tools;
 mod cmd;
 mod demo;
 mod fuzz;
+mod jail_user;
 mod launch;
 mod onchain;
 mod promtool;

@@ -38,6 +38,7 @@ pub fn prepare(bench: &str) -> Result<Prepared> {
     let built = build_image::build(&build_image::Args::default(), &Store::open_default())?;
     progress("building host-launcher (release)...");
     cmd::run(&mut cmd::workspace_cargo(["build", "--release", "-p", "host-launcher"]))?;
+    crate::jail_user::ensure()?;
     let image =
         fs::canonicalize(&built.elf).with_context(|| format!("cannot find {}", built.elf.display()))?;
     Ok(Prepared { image, launch: cmd::target_dir().join("release/hac-launch"), built })
