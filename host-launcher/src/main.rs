@@ -226,9 +226,14 @@ fn launch(
         let budget = jail::Budget {
             vcpus: plan.vcpus,
             memory_bytes: plan.memory_bytes,
-            published: attached.published.len(),
-            egress: attached.egress.len(),
-            metrics: plan.observability.metrics_address.is_some(),
+            connections: host_launcher::network::forward::MAX_CONNECTIONS as u64
+                * attached.published.len() as u64
+                + host_launcher::network::outbound::MAX_CONNECTIONS as u64 * attached.egress.len() as u64
+                + if plan.observability.metrics_address.is_some() {
+                    host_launcher::metrics::server::MAX_CONNECTIONS as u64
+                } else {
+                    0
+                },
             disk_bytes: plan.storage_bytes,
             log_file: plan.observability.log_file.is_some(),
         };

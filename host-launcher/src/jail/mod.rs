@@ -337,12 +337,9 @@ pub struct Budget {
     pub vcpus: u32,
     /// Guest memory, bytes.
     pub memory_bytes: u64,
-    /// Published ports.
-    pub published: usize,
-    /// Relays to named endpoints.
-    pub egress: usize,
-    /// Whether the metrics server runs.
-    pub metrics: bool,
+    /// The most connections the launcher may hold at once: those its published ports and its
+    /// relays to named endpoints may relay, and its metrics server may serve.
+    pub connections: u64,
     /// The disk's size in bytes (0: no disk).
     pub disk_bytes: u64,
     /// Whether the log goes to a file (`spec.observability.log_file`), which grows without end.
@@ -352,10 +349,7 @@ pub struct Budget {
 /// The descriptors and threads a launcher may hold at once beyond those open at confinement:
 /// two (descriptors and threads) per relayed connection, a few per boot.
 fn headroom(budget: &Budget) -> u64 {
-    let connections = crate::network::forward::MAX_CONNECTIONS as u64 * budget.published as u64
-        + crate::network::outbound::MAX_CONNECTIONS as u64 * budget.egress as u64
-        + if budget.metrics { crate::metrics::server::MAX_CONNECTIONS as u64 } else { 0 };
-    2 * connections + 4 * u64::from(budget.vcpus) + 64
+    2 * budget.connections + 4 * u64::from(budget.vcpus) + 64
 }
 
 /// What `RLIMIT_NPROC` allows beyond the launcher's own threads: the threads of the other
@@ -666,12 +660,10 @@ mod tests {
         let budget = Budget {
             vcpus: 2,
             memory_bytes: 1 << 30,
-            published: 2,
-            egress: 1,
-            metrics: true,
+            connections: 2 * 256 + 64 + 8,
             disk_bytes: 0,
             log_file: false,
         };
-        assert!(headroom(&budget) >= 2 * (2 * 256 + 64 + 8));
+        assert!(headroom(&budget) >= 2 * (2 * 256 + 64 + 8) + 4 * 2);
     }
 }
