@@ -37,13 +37,7 @@ pub struct Manifest {
 
 /// Lowercase hex of a byte string.
 pub(crate) fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    out
+    hex::encode(bytes)
 }
 
 /// Whether `text` is a SHA-256 digest in the store's form: 64 lowercase hex digits.
