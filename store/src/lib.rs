@@ -64,7 +64,6 @@ extern crate alloc;
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
-mod crc;
 #[cfg(feature = "std")]
 mod file;
 mod key;
@@ -78,7 +77,7 @@ use core::fmt;
 #[cfg(feature = "std")]
 pub use file::FileDisk;
 pub use key::RecordKey;
-pub use store::Store;
+pub use store::{Store, record_crc};
 
 /// Bytes in a sector, the unit of [`BlockIo`].
 pub const SECTOR: usize = 512;

@@ -1,6 +1,5 @@
 //! [`Store`]: reading and writing records (the crate docs describe the layout).
 
-use crate::crc::Crc32;
 use crate::{BlockIo, HEADER, MAGIC, MAX_VALUE, RecordKey, SECTOR, SLOT_BYTES, SLOT_SECTORS, StoreError};
 use alloc::vec;
 use alloc::vec::Vec;
@@ -79,7 +78,7 @@ impl<D: BlockIo> Store<D> {
         buf[4..6].copy_from_slice(&key.number().to_le_bytes());
         buf[8..16].copy_from_slice(&next.seq.to_le_bytes());
         buf[16..20].copy_from_slice(&(value.len() as u32).to_le_bytes());
-        let crc = Crc32::new().update(&buf[..20]).update(value).finish();
+        let crc = record_crc(&buf[..20], value);
         buf[20..24].copy_from_slice(&crc.to_le_bytes());
         buf[HEADER..HEADER + value.len()].copy_from_slice(value);
 
@@ -117,6 +116,15 @@ impl<D: BlockIo> Store<D> {
     }
 }
 
+/// The checksum a record carries in bytes 20..24: CRC-32 (IEEE 802.3, as zlib's) of its first
+/// 20 header bytes, then its value.
+pub fn record_crc(header: &[u8], value: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(header);
+    hasher.update(value);
+    hasher.finalize()
+}
+
 /// The sequence number of the version in `slot`, if it is a valid version of `key`.
 fn decode(slot: &[u8], key: RecordKey) -> Option<u64> {
     let len = le_u32(slot, 16) as usize;
@@ -124,7 +132,7 @@ fn decode(slot: &[u8], key: RecordKey) -> Option<u64> {
         && slot[4..6] == key.number().to_le_bytes()
         && slot[6..8] == [0, 0]
         && len <= MAX_VALUE
-        && Crc32::new().update(&slot[..20]).update(&slot[HEADER..HEADER + len]).finish() == le_u32(slot, 20);
+        && record_crc(&slot[..20], &slot[HEADER..HEADER + len]) == le_u32(slot, 20);
     valid.then(|| u64::from_le_bytes(slot[8..16].try_into().unwrap()))
 }
 

@@ -197,7 +197,7 @@ fn a_record_with_the_last_version_number_refuses_new_versions() {
     let mut slot = vec![0u8; SECTOR];
     dev.read(KEY.first_sector(), &mut slot).unwrap();
     slot[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
-    let crc = crate::crc::Crc32::new().update(&slot[..20]).update(b"old").finish();
+    let crc = crate::record_crc(&slot[..20], b"old");
     slot[20..24].copy_from_slice(&crc.to_le_bytes());
     dev.write(KEY.first_sector(), &slot).unwrap();
 
@@ -384,4 +384,12 @@ fn a_disk_written_before_the_chain_cursor_reads_the_same_and_takes_one() {
     assert_eq!(store.get(RecordKey::ChainCursor).unwrap().as_deref(), Some(&b"cursor"[..]));
     assert_eq!(store.get(RecordKey::EcdsaKeystore).unwrap().as_deref(), Some(&b"ecdsa keystore"[..]));
     assert_eq!(store.get(RecordKey::SigningHistory).unwrap().as_deref(), Some(&b"history"[..]));
+}
+
+#[test]
+fn record_checksums_are_zlibs_crc32() {
+    // The standard check values of CRC-32/ISO-HDLC, split anywhere between header and value.
+    assert_eq!(crate::record_crc(b"", b""), 0);
+    assert_eq!(crate::record_crc(b"1234", b"56789"), 0xCBF4_3926);
+    assert_eq!(crate::record_crc(b"The quick brown ", b"fox jumps over the lazy dog"), 0x414F_A339);
 }

@@ -84,22 +84,10 @@ fn seal(disk: &mut [u8]) {
             if bytes[..4] != *b"SCR1" || len > MAX_VALUE {
                 continue;
             }
-            let crc = crc32(&[&bytes[..20], &bytes[HEADER..HEADER + len]]);
+            let crc = spacecore_store::record_crc(&bytes[..20], &bytes[HEADER..HEADER + len]);
             bytes[20..24].copy_from_slice(&crc.to_le_bytes());
         }
     }
-}
-
-/// CRC-32 (IEEE 802.3, reflected, as zlib's) of the parts one after another.
-pub fn crc32(parts: &[&[u8]]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in parts.iter().flat_map(|p| p.iter()) {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
 }
 
 impl BlockIo for MemDisk {
