@@ -43,7 +43,7 @@ enum Command {
     Test(test::Args),
     /// Build the image and the launcher, then run `hac-launch SPEC`.
     Launch(launch::Args),
-    /// Run the fuzz targets (cargo-fuzz, nightly) for a while each; not part of `test`.
+    /// Run the fuzz targets (cargo-fuzz, nightly) for a while each (`--ci`: the bounded run of `test`).
     Fuzz(fuzz::Args),
     /// Run three spacecores and the aggregator on this host and show each task's aggregate.
     Demo(demo::Args),

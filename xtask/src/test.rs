@@ -2,6 +2,8 @@
 //! announced; the first failing step ends the run with an error. Tests that could
 //! not run here record themselves in a skip log (`test_support::skip`); the run
 //! ends by naming them, and in CI on a host with `/dev/kvm` any of them fails it.
+//! The last step fuzzes every target for a few seconds (`cargo xtask fuzz --ci`); without
+//! the nightly toolchain it is skipped with a banner, and in CI that fails the run.
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -12,10 +14,10 @@ use image_store::{STORE_ENV, Store};
 use test_support::{NO_KVM_ENV, PROMTOOL_ENV, SKIP_LOG_ENV, Skip};
 
 use crate::cmd::{self, describe};
-use crate::{build_image, chain_tools, promtool};
+use crate::{build_image, chain_tools, fuzz, promtool};
 
 const HOST_TARGET: &str = "x86_64-unknown-linux-gnu";
-const STEPS: usize = 10;
+const STEPS: usize = 11;
 /// Set (to anything but empty, `0` or `false`) by CI systems, and by `.ci/run`.
 const CI_ENV: &str = "CI";
 
@@ -129,9 +131,28 @@ pub fn run(args: &Args) -> Result<()> {
     tests?;
     verdict(&skips, kvm_expected)?;
 
+    // (h) every fuzz target for a few seconds, after the replay of their seeds (step 10).
+    let bounds = fuzz::Bounds::from_env()?;
+    let n = steps.announce(&format!(
+        "cargo xtask fuzz --ci: every fuzz target for {} s or {} inputs (cargo-fuzz {}, nightly; {} and {} change it)",
+        bounds.seconds,
+        bounds.runs.unwrap_or_default(),
+        fuzz::CARGO_FUZZ_VERSION,
+        fuzz::SECONDS_ENV,
+        fuzz::RUNS_ENV,
+    ));
+    let no_nightly =
+        fuzz::bounded(&fuzz::TARGETS, in_ci()).with_context(|| format!("step {n}/{STEPS} failed"))?;
+    if let Some(why) = &no_nightly {
+        fuzz::no_nightly_banner(why);
+    }
+
     eprintln!("xtask test: all {STEPS} steps passed");
     if let Some(e) = &no_kvm {
         no_kvm_banner(e);
+    }
+    if let Some(why) = &no_nightly {
+        fuzz::no_nightly_banner(why);
     }
     Ok(())
 }
@@ -150,7 +171,7 @@ fn verdict(skips: &[Skip], kvm_expected: bool) -> Result<()> {
 }
 
 /// Whether this run is CI's: `CI` set to anything but empty, `0` or `false`.
-fn in_ci() -> bool {
+pub(crate) fn in_ci() -> bool {
     ci_value_means_ci(std::env::var(CI_ENV).ok().as_deref())
 }
 
