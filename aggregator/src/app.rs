@@ -197,21 +197,9 @@ impl Aggregator {
     }
 }
 
-/// Parses a duration: a number followed by `ms`, `s` or `m` (`500ms`, `1.5s`, `2m`); a bare
-/// number is seconds.
+/// Parses a duration in the spec's grammar (`hac::units::parse_duration_ms`): a whole number and
+/// a unit, `ms`, `s`, `m` or `h` (`500ms`, `10s`, `2m`), so a duration an operator writes means
+/// the same in a spacecore.toml and on the aggregator's command line.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = match text.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
-        Some(i) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let value: f64 =
-        number.parse().map_err(|_| format!("{text:?} is not a duration such as 500ms, 1s or 2m"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        _ => return Err(format!("unknown unit {unit:?} in {text:?}: use ms, s or m")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is out of range"))
+    hac::units::parse_duration_ms(text).map(Duration::from_millis).map_err(|e| e.to_string())
 }
