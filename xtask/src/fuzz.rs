@@ -384,9 +384,10 @@ mod tests {
     #[test]
     fn a_target_that_crashes_fails_the_run_naming_it_and_its_input() {
         let ok = ExitStatus::from_raw(0);
-        // libFuzzer exits 1 on a panic (a failed check) and writes the input as crash-<sha1>;
-        // on a deadly signal or a sanitizer report too; on a timeout it writes timeout-<sha1>.
-        let crashed = ExitStatus::from_raw(1 << 8);
+        // libFuzzer exits 77 (its -error_exitcode) when a check fails (a panic aborts), on a
+        // deadly signal or a sanitizer report, writing the input as crash-<sha1>; on a timeout
+        // it writes timeout-<sha1>.
+        let crashed = ExitStatus::from_raw(77 << 8);
         let dir = std::env::temp_dir().join(format!("xtask-fuzz-verdict-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -399,7 +400,7 @@ mod tests {
         let artifacts = new_artifacts(&dir, since);
         assert_eq!(artifacts, std::slice::from_ref(&crash));
         let error = verdict("hypercall", crashed, &artifacts).unwrap_err().to_string();
-        assert!(error.starts_with("fuzz target hypercall failed (exit status: 1)"), "{error}");
+        assert!(error.starts_with("fuzz target hypercall failed (exit status: 77)"), "{error}");
         assert!(error.contains(&crash.display().to_string()), "{error}");
         // An artifact is a failure even if the exit status says otherwise, and a failing exit
         // without an artifact is one too.
