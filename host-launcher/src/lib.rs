@@ -12,6 +12,7 @@ pub mod host;
 pub mod image;
 pub mod jail;
 pub mod keystore_password;
+pub mod launch;
 pub mod metrics;
 pub mod network;
 pub mod output;
