@@ -8,6 +8,7 @@ mod bench;
 mod build_image;
 mod chain_tools;
 mod cmd;
+mod deb_tool;
 mod demo;
 mod fuzz;
 mod jail_user;

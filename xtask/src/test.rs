@@ -14,7 +14,7 @@ use image_store::{STORE_ENV, Store};
 use test_support::{NO_KVM_ENV, PROMTOOL_ENV, SKIP_LOG_ENV, Skip};
 
 use crate::cmd::{self, describe};
-use crate::{build_image, chain_tools, fuzz, promtool};
+use crate::{build_image, chain_tools, fuzz, jail_user, promtool, umoci};
 
 const HOST_TARGET: &str = "x86_64-unknown-linux-gnu";
 const STEPS: usize = 11;
@@ -88,10 +88,14 @@ pub fn run(args: &Args) -> Result<()> {
         );
     }
 
-    // (d) Prometheus' own parser, for the tests that check metrics output.
-    let n = steps.announce("providing promtool (Prometheus' exposition-format checker)");
+    // (d) the tools the tests hold our output against: Prometheus' own parser for the metrics,
+    // an OCI image tool for exported images; and the user hac-launch confines guests as.
+    let n = steps.announce("providing promtool and umoci (Debian's, pinned) and the spacecore user");
     let promtool = promtool::provide().with_context(|| format!("step {n}/{STEPS} failed"))?;
     eprintln!("xtask test: promtool is {}", promtool.display());
+    let umoci = umoci::provide().with_context(|| format!("step {n}/{STEPS} failed"))?;
+    eprintln!("xtask test: umoci is {}", umoci.display());
+    jail_user::ensure().with_context(|| format!("step {n}/{STEPS} failed"))?;
 
     // (d') Anvil and solc-js, pinned, for the tests that run EigenLayer's contracts on a chain.
     let n = steps.announce("providing Anvil and solc-js (npm, pinned), for the on-chain tests");
@@ -107,6 +111,7 @@ pub fn run(args: &Args) -> Result<()> {
         command.env(STORE_ENV, store.root());
         command.env(SKIP_LOG_ENV, &skip_log);
         command.env(PROMTOOL_ENV, &promtool);
+        command.env(umoci::ENV, &umoci);
         command.env(chain_tools::ANVIL_ENV, &chain.anvil);
         command.env(chain_tools::SOLCJS_ENV, &chain.solcjs);
         if no_kvm.is_some() {
