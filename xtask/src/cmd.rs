@@ -126,3 +126,29 @@ pub fn banner(lines: &[&str]) {
     }
     eprintln!("{rule}");
 }
+
+/// Set (to anything but empty, `0` or `false`) by CI systems, and by `.ci/run`.
+const CI_ENV: &str = "CI";
+
+/// Whether this run is CI's: `CI` set to anything but empty, `0` or `false`.
+pub fn in_ci() -> bool {
+    ci_value_means_ci(std::env::var(CI_ENV).ok().as_deref())
+}
+
+fn ci_value_means_ci(value: Option<&str>) -> bool {
+    value.is_some_and(|v| !matches!(v.trim(), "" | "0" | "false"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ci_is_recognised_from_its_variable() {
+        assert!(ci_value_means_ci(Some("true")));
+        assert!(ci_value_means_ci(Some("1")));
+        for not_ci in [None, Some(""), Some("0"), Some("false")] {
+            assert!(!ci_value_means_ci(not_ci), "{not_ci:?}");
+        }
+    }
+}

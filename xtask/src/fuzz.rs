@@ -98,7 +98,7 @@ pub fn run(args: &Args) -> Result<()> {
         None => TARGETS.to_vec(),
     };
     if args.ci {
-        return match bounded(&targets, crate::test::in_ci())? {
+        return match bounded(&targets, cmd::in_ci())? {
             Some(missing) => {
                 // Not CI: the notice is the result.
                 no_nightly_banner(&missing);

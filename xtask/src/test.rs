@@ -18,8 +18,6 @@ use crate::{build_image, chain_tools, fuzz, jail_user, promtool, umoci};
 
 const HOST_TARGET: &str = "x86_64-unknown-linux-gnu";
 const STEPS: usize = 11;
-/// Set (to anything but empty, `0` or `false`) by CI systems, and by `.ci/run`.
-const CI_ENV: &str = "CI";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -80,7 +78,7 @@ pub fn run(args: &Args) -> Result<()> {
         None => eprintln!("== KVM: /dev/kvm is present: tests that boot real VMs WILL run =="),
         Some(e) => no_kvm_banner(e),
     }
-    let kvm_expected = in_ci() && Path::new(cmd::KVM_DEVICE).exists();
+    let kvm_expected = cmd::in_ci() && Path::new(cmd::KVM_DEVICE).exists();
     if kvm_expected {
         eprintln!(
             "== CI: {} exists, so every test must run: a skipped test fails this run ==",
@@ -147,7 +145,7 @@ pub fn run(args: &Args) -> Result<()> {
         fuzz::RUNS_ENV,
     ));
     let no_nightly =
-        fuzz::bounded(&fuzz::TARGETS, in_ci()).with_context(|| format!("step {n}/{STEPS} failed"))?;
+        fuzz::bounded(&fuzz::TARGETS, cmd::in_ci()).with_context(|| format!("step {n}/{STEPS} failed"))?;
     if let Some(why) = &no_nightly {
         fuzz::no_nightly_banner(why);
     }
@@ -175,15 +173,6 @@ fn verdict(skips: &[Skip], kvm_expected: bool) -> Result<()> {
     Ok(())
 }
 
-/// Whether this run is CI's: `CI` set to anything but empty, `0` or `false`.
-pub(crate) fn in_ci() -> bool {
-    ci_value_means_ci(std::env::var(CI_ENV).ok().as_deref())
-}
-
-fn ci_value_means_ci(value: Option<&str>) -> bool {
-    value.is_some_and(|v| !matches!(v.trim(), "" | "0" | "false"))
-}
-
 /// Prints the tests that did not run, by name and reason, or that none was skipped.
 fn report_skips(skips: &[Skip]) {
     if skips.is_empty() {
@@ -207,15 +196,6 @@ fn no_kvm_banner(error: &std::io::Error) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ci_is_recognised_from_its_variable() {
-        assert!(ci_value_means_ci(Some("true")));
-        assert!(ci_value_means_ci(Some("1")));
-        for not_ci in [None, Some(""), Some("0"), Some("false")] {
-            assert!(!ci_value_means_ci(not_ci), "{not_ci:?}");
-        }
-    }
 
     #[test]
     fn a_skip_fails_the_run_only_where_every_test_is_expected_to_run() {
