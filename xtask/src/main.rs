@@ -4,6 +4,8 @@
 //! commands, finding the workspace, probing `/dev/kvm`). See `docs/xtask.md`.
 #![forbid(unsafe_code)]
 
+#[cfg(test)]
+mod architecture;
 mod bench;
 mod build_image;
 mod chain_tools;
