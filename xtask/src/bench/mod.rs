@@ -6,6 +6,7 @@
 //! only when a run fails, never for a missed target.
 
 mod boot;
+mod density;
 mod disk;
 mod http;
 mod net;
@@ -41,6 +42,9 @@ pub enum Bench {
     /// Crash-to-serving time of a spacecore under auto-recovery against its cold start, and the
     /// launcher's CPU use while the spacecore idles against a light load.
     Recover(recover::Args),
+    /// Many spacecores started at once: time until all serve, host memory per spacecore and
+    /// the idle CPU of all together, against one spacecore alone.
+    Density(density::Args),
 }
 
 pub fn run(bench: Bench) -> Result<()> {
@@ -50,6 +54,7 @@ pub fn run(bench: Bench) -> Result<()> {
         Bench::Disk(args) => disk::run(&args),
         Bench::Sign(args) => sign::run(&args),
         Bench::Recover(args) => recover::run(&args),
+        Bench::Density(args) => density::run(&args),
     }
 }
 

@@ -128,7 +128,7 @@ pub fn run(args: &Args) -> Result<()> {
 }
 
 /// `[NAME launcher] published HTTP: ADDR -> guest ...`: ADDR.
-fn published_http(line: &str) -> Option<SocketAddr> {
+pub(super) fn published_http(line: &str) -> Option<SocketAddr> {
     if is_guest_line(line) {
         return None;
     }

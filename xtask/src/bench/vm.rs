@@ -177,11 +177,16 @@ impl Launcher {
         }
     }
 
-    /// Sends SIGTERM and waits (at most `timeout`) for an exit with status 0.
-    pub fn terminate(&mut self, timeout: Duration) -> Result<()> {
+    /// Sends SIGTERM, without waiting.
+    pub fn signal_terminate(&self) -> Result<()> {
         let pid = rustix::process::Pid::from_child(&self.child);
         rustix::process::kill_process(pid, rustix::process::Signal::TERM)
-            .with_context(|| format!("cannot send SIGTERM to `{}`", self.command))?;
+            .with_context(|| format!("cannot send SIGTERM to `{}`", self.command))
+    }
+
+    /// Sends SIGTERM and waits (at most `timeout`) for an exit with status 0.
+    pub fn terminate(&mut self, timeout: Duration) -> Result<()> {
+        self.signal_terminate()?;
         let status = self.wait(timeout)?;
         if !status.success() {
             bail!("`{}` did not exit 0 after SIGTERM ({status}); {}", self.command, self.output());
