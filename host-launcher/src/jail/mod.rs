@@ -352,10 +352,18 @@ fn headroom(budget: &Budget) -> u64 {
     2 * budget.connections + 4 * u64::from(budget.vcpus) + 64
 }
 
-/// What `RLIMIT_NPROC` allows beyond the launcher's own threads: the threads of the other
-/// processes of the same user (other spacecores' launchers), which the kernel counts with
-/// them. A fork bomb still stops there.
-pub const SHARED_USER_THREADS: u64 = 4096;
+/// `RLIMIT_NPROC` for a launcher that has `own` threads and may need `headroom` more, on a host
+/// whose kernel allows `threads_max` threads in all (`/proc/sys/kernel/threads-max`). The kernel
+/// counts the limit per user, over every process of the user, so it bounds all the spacecores
+/// sharing the `spacecore` user together, not this one: sized per launcher, it let the first
+/// few hundred launchers of a host take the count and the next ones fail to start threads
+/// (`cargo xtask bench density --count 1000`: relays refused connections). So the user's
+/// threads may take half of the host's, enough for thousands of spacecores, while a thread
+/// bomb still leaves the host the other half. Per spacecore, threads are bounded by the relays'
+/// connection limits and, where the host offers it, the cgroup.
+pub fn nproc_limit(own: u64, headroom: u64, threads_max: u64) -> u64 {
+    (own + headroom).max(threads_max / 2)
+}
 
 /// What [`confine`] did, for the start-up line and the tests.
 #[derive(Debug, Clone)]
@@ -491,9 +499,11 @@ fn set_rlimits(budget: &Budget) -> Result<(u64, u64, Option<u64>), JailError> {
     let open_now = highest_open_fd() + 1;
     let threads_now = std::fs::read_dir("/proc/self/task").map_or(32, |d| d.count() as u64);
     let nofile = open_now + headroom(budget);
-    // The kernel counts RLIMIT_NPROC per user, over every process of the user: the launchers
-    // of other spacecores that share it count too.
-    let nproc = threads_now + headroom(budget) + SHARED_USER_THREADS;
+    let threads_max = std::fs::read_to_string("/proc/sys/kernel/threads-max")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(65_536);
+    let nproc = nproc_limit(threads_now, headroom(budget), threads_max);
     set_rlimit(libc::RLIMIT_NOFILE, nofile, "RLIMIT_NOFILE")?;
     set_rlimit(libc::RLIMIT_NPROC, nproc, "RLIMIT_NPROC")?;
     set_rlimit(libc::RLIMIT_CORE, 0, "RLIMIT_CORE")?;
@@ -653,6 +663,15 @@ mod tests {
     fn a_missing_user_is_none_and_root_exists() {
         assert_eq!(lookup_user("root").unwrap(), Some((0, 0)));
         assert_eq!(lookup_user("no-such-user-spacecore-test").unwrap(), None);
+    }
+
+    #[test]
+    fn the_thread_limit_leaves_room_for_a_fleet_and_half_the_host() {
+        // This host: threads-max 192739. A thousand launchers of ~20 threads fit; a bomb does not.
+        assert_eq!(nproc_limit(20, 600, 192_739), 96_369);
+        assert!(nproc_limit(20, 600, 192_739) > 1000 * 20);
+        // A tiny host still gives the launcher its own threads and headroom.
+        assert_eq!(nproc_limit(20, 600, 1000), 620);
     }
 
     #[test]
