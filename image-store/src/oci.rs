@@ -90,24 +90,12 @@ pub enum OciError {
         /// Why.
         reason: String,
     },
-
-    /// A file system operation failed.
-    #[error("cannot {action} {}", path.display())]
-    Io {
-        /// What was being done, e.g. `"read"`.
-        action: &'static str,
-        /// The file or directory concerned.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
-    },
 }
 
 impl OciError {
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
-        let path = path.into();
-        move |source| OciError::Io { action, path, source }
+        let io = StoreError::io(action, path);
+        move |source| OciError::Store(io(source))
     }
 }
 

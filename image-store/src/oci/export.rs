@@ -113,7 +113,7 @@ fn json(value: &impl Serialize) -> Result<Vec<u8>, OciError> {
 }
 
 fn spec_error(e: oci_spec::OciSpecError) -> OciError {
-    OciError::Io { action: "build", path: "an OCI document".into(), source: io::Error::other(e) }
+    OciError::io("build", "an OCI document")(io::Error::other(e))
 }
 
 fn digest(text: &str) -> Result<Digest, OciError> {

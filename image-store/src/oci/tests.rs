@@ -469,7 +469,7 @@ fn missing_references_and_blobs_are_named() {
     assert!(err.contains("the layer blob blobs/sha256/") && err.contains("is missing"), "{err}");
 
     let err = import(&other, &work.path().join("nothing-here"), None, None).unwrap_err();
-    assert!(matches!(err, OciError::Io { .. }), "{err:?}");
+    assert!(matches!(err, OciError::Store(StoreError::Io { .. })), "{err:?}");
 }
 
 #[test]
