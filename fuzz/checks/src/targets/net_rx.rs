@@ -109,15 +109,10 @@ pub fn run(data: &[u8]) {
     let received = device.counters().snapshot().rx_packets - received;
     drop(device);
     let (idx, used) = case.rings.used(&case.mem);
-    let delivered = used.iter().filter(|&&(_, len)| len > 0).count() as u64;
-    assert_eq!(received, delivered, "frames counted and frames given back");
-    for &(_, len) in &used {
-        assert!(len == 0 || (HDR_LEN..=65566).contains(&(len as usize)), "a used length of {len}");
-    }
 
     // The rest needs the chains as the device saw them (as for net_tx): the device writes the
-    // device rings and the frames; if those reach what the chains are made of, the chains
-    // changed under it.
+    // device rings and the frames; if those reach what the chains are made of, or the device
+    // ring, the chains changed under it, or the ring no longer says what the device wrote.
     let Some(chains) = walk.chains.as_ref() else {
         assert_eq!(idx, 0, "a ring with an invalid index must not be used");
         return;
@@ -128,6 +123,8 @@ pub fn run(data: &[u8]) {
     if any_overlap(&written, &walk.structure) || any_overlap(&rings_written, &buffers) {
         return;
     }
+    let delivered = used.iter().filter(|&&(_, len)| len > 0).count() as u64;
+    assert_eq!(received, delivered, "frames counted and frames given back");
 
     // What a correct device does, chain by chain, frame by frame.
     let mut model = before;
