@@ -273,10 +273,12 @@ fn fuzz_run(cargo_fuzz: &Path, fuzz_dir: &Path, target: &str, bounds: Bounds) ->
 fn nightly(fuzz_dir: &Path) -> std::result::Result<(), String> {
     match cmd::capture(cmd::cargo(fuzz_dir).args(["+nightly", "--version"])) {
         Ok(_) => Ok(()),
-        Err(e) => Err(format!(
-            "`cargo +nightly --version` failed ({e:#}); install the toolchain with \
-             `rustup toolchain install nightly`"
-        )),
+        Err(e) => {
+            // The first line says why (rustup may add a backtrace).
+            let why = format!("{e:#}");
+            let why: String = why.lines().next().unwrap_or_default().chars().take(200).collect();
+            Err(format!("{why}; install the toolchain with `rustup toolchain install nightly`"))
+        }
     }
 }
 
