@@ -20,9 +20,7 @@ pub use crate::status::{Health, Status};
 use crate::avs::AvsNode;
 use crate::chain::Watcher;
 use crate::http::Response;
-use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt::Write;
 
 /// The AVS Node Specification version this API implements.
 pub const SPEC_VERSION: &str = "v0.0.1";
@@ -130,41 +128,57 @@ pub fn version_supported(query: Option<&str>) -> bool {
 
 /// 404 for a `version` the API does not serve.
 pub fn version_not_found() -> Response {
-    json(404, String::from("{\"message\":\"API version not found\"}\n"))
+    json(404, &Message { message: "API version not found" })
+}
+
+/// `{"message": ...}`.
+#[derive(serde::Serialize)]
+struct Message<'a> {
+    message: &'a str,
+}
+
+/// `GET /eigen/node`.
+#[derive(serde::Serialize)]
+struct NodeInfo<'a> {
+    node_name: &'a str,
+    spec_version: &'a str,
+    node_version: &'a str,
+}
+
+/// One entry of `GET /eigen/node/services`.
+#[derive(serde::Serialize)]
+struct ServiceInfo<'a> {
+    id: &'a str,
+    name: &'a str,
+    description: &'a str,
+    status: &'a str,
+}
+
+/// `GET /eigen/node/services`.
+#[derive(serde::Serialize)]
+struct Services<'a> {
+    services: Vec<ServiceInfo<'a>>,
 }
 
 /// Answers `GET` of `resource` for the node called `node_name` with these `services`.
 pub fn answer(resource: Resource<'_>, node_name: &str, services: &[Service]) -> Response {
     match resource {
-        Resource::Node => {
-            let mut out = String::from("{\"node_name\":");
-            json_string(&mut out, node_name);
-            out.push_str(",\"spec_version\":");
-            json_string(&mut out, SPEC_VERSION);
-            out.push_str(",\"node_version\":");
-            json_string(&mut out, env!("CARGO_PKG_VERSION"));
-            out.push_str("}\n");
-            json(200, out)
-        }
+        Resource::Node => json(
+            200,
+            &NodeInfo { node_name, spec_version: SPEC_VERSION, node_version: env!("CARGO_PKG_VERSION") },
+        ),
         Resource::Health => empty(health(services).http_status()),
         Resource::Services => {
-            let mut out = String::from("{\"services\":[");
-            for (i, s) in services.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str("{\"id\":");
-                json_string(&mut out, s.id);
-                out.push_str(",\"name\":");
-                json_string(&mut out, s.name);
-                out.push_str(",\"description\":");
-                json_string(&mut out, s.description);
-                out.push_str(",\"status\":");
-                json_string(&mut out, s.status.as_str());
-                out.push('}');
-            }
-            out.push_str("]}\n");
-            json(200, out)
+            let services = services
+                .iter()
+                .map(|s| ServiceInfo {
+                    id: s.id,
+                    name: s.name,
+                    description: s.description,
+                    status: s.status.as_str(),
+                })
+                .collect();
+            json(200, &Services { services })
         }
         Resource::ServiceHealth(id) => match services.iter().find(|s| s.id == id) {
             Some(s) => empty(s.status.http_status()),
@@ -173,29 +187,26 @@ pub fn answer(resource: Resource<'_>, node_name: &str, services: &[Service]) -> 
     }
 }
 
-fn json(status: u16, body: String) -> Response {
-    Response::new(status, "application/json", body.into_bytes())
+/// `value` as a JSON body (one line, ended by a newline) with `status`.
+pub fn json(status: u16, value: &impl serde::Serialize) -> Response {
+    // Serialising these types of strings and numbers cannot fail.
+    let mut body = serde_json::to_vec(value).unwrap_or_default();
+    body.push(b'\n');
+    Response::new(status, "application/json", body)
+}
+
+/// `{"error": message}` with `status`.
+pub fn error(status: u16, message: &str) -> Response {
+    #[derive(serde::Serialize)]
+    struct Error<'a> {
+        error: &'a str,
+    }
+    json(status, &Error { error: message })
 }
 
 /// A status with no body, as the health endpoints answer.
 fn empty(status: u16) -> Response {
     Response::new(status, "text/plain; charset=utf-8", Vec::new())
-}
-
-/// Appends `s` as a JSON string literal.
-pub fn json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]

@@ -32,7 +32,6 @@ use crate::metrics;
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt::Write;
 
 /// Reads the clock: nanoseconds since boot.
 pub type Clock = Box<dyn Fn() -> u64>;
@@ -125,22 +124,26 @@ impl<R: Records> App<R> {
         api::services(&self.avs, self.chain.as_ref())
     }
 
-    fn status_json(&self) -> Vec<u8> {
-        let mut out = String::with_capacity(160);
-        out.push_str("{\"name\":");
-        api::json_string(&mut out, &self.name);
-        out.push_str(",\"version\":");
-        api::json_string(&mut out, env!("CARGO_PKG_VERSION"));
-        let uptime_ms = (self.clock)() / 1_000_000;
-        let boots = self.boot_count.unwrap_or(0);
-        let _ = write!(out, ",\"boot_count\":{boots},\"uptime_ms\":{uptime_ms}");
-        match self.avs.operator() {
-            Some(op) => {
-                let _ = writeln!(out, ",\"operator_id\":\"{}\"}}", avs_protocol::encoding::to_hex(&op.id));
-            }
-            None => out.push_str(",\"operator_id\":null}\n"),
+    fn status(&self) -> Response {
+        /// `GET /`.
+        #[derive(serde::Serialize)]
+        struct NodeStatus<'a> {
+            name: &'a str,
+            version: &'a str,
+            boot_count: u64,
+            uptime_ms: u64,
+            operator_id: Option<String>,
         }
-        out.into_bytes()
+        api::json(
+            200,
+            &NodeStatus {
+                name: &self.name,
+                version: env!("CARGO_PKG_VERSION"),
+                boot_count: self.boot_count.unwrap_or(0),
+                uptime_ms: (self.clock)() / 1_000_000,
+                operator_id: self.avs.operator().map(|op| avs_protocol::encoding::to_hex(&op.id)),
+            },
+        )
     }
 
     fn metrics(&self) -> Response {
@@ -156,74 +159,60 @@ impl<R: Records> App<R> {
 
     fn identity(&self) -> Response {
         match self.avs.identity_json() {
-            Ok(json) => {
-                let mut body = serde_json::to_vec(&json).unwrap_or_default();
-                body.push(b'\n');
-                Response::new(200, "application/json", body)
-            }
-            Err((status, why)) => {
-                let mut out = String::from("{\"error\":");
-                api::json_string(&mut out, &why);
-                out.push_str("}\n");
-                Response::new(status, "application/json", out.into_bytes())
-            }
+            Ok(json) => api::json(200, &json),
+            Err((status, why)) => api::error(status, &why),
         }
     }
 
     fn chain_json(&self) -> Response {
-        let Some(w) = &self.chain else {
-            return Response::new(
-                404,
-                "application/json",
-                b"{\"error\":\"tasks are not read from a chain (no spacecore.eth_rpc)\"}\n".to_vec(),
-            );
-        };
-        let mut out = String::with_capacity(512);
-        let _ = write!(out, "{{\"status\":\"{}\",\"reason\":", w.status().as_str());
-        api::json_string(&mut out, &w.reason());
-        let config = w.config();
-        let _ = write!(
-            out,
-            ",\"task_manager\":\"{}\",\"confirmations\":{}",
-            chain::rpc::hex(&config.task_manager),
-            config.confirmations
-        );
-        let number = |n: Option<u64>| n.map_or(String::from("null"), |n| alloc::format!("{n}"));
-        let _ = write!(out, ",\"chain_id\":{},\"head\":{}", number(w.chain_id()), number(w.head()));
-        match w.cursor() {
-            Some(c) => {
-                let _ = write!(
-                    out,
-                    ",\"processed_block\":{},\"processed_hash\":\"{}\"",
-                    c.block,
-                    chain::rpc::hex(&c.hash)
-                );
-            }
-            None => out.push_str(",\"processed_block\":null,\"processed_hash\":null"),
+        /// `GET /spacecore/chain`.
+        #[derive(serde::Serialize)]
+        struct ChainStatus<'a> {
+            status: &'a str,
+            reason: String,
+            task_manager: String,
+            confirmations: u64,
+            chain_id: Option<u64>,
+            head: Option<u64>,
+            processed_block: Option<u64>,
+            processed_hash: Option<String>,
+            blocks_processed: u64,
+            tasks: u64,
+            ignored_logs: u64,
+            reorgs: u64,
+            rpc_requests: u64,
+            rpc_errors: u64,
         }
-        let s = &w.stats;
-        let _ = writeln!(
-            out,
-            ",\"blocks_processed\":{},\"tasks\":{},\"ignored_logs\":{},\"reorgs\":{},\"rpc_requests\":{},\"rpc_errors\":{}}}",
-            s.blocks_processed, s.tasks, s.ignored_logs, s.reorgs, s.requests, s.errors
-        );
-        Response::new(200, "application/json", out.into_bytes())
+        let Some(w) = &self.chain else {
+            return api::error(404, "tasks are not read from a chain (no spacecore.eth_rpc)");
+        };
+        let (config, cursor, s) = (w.config(), w.cursor(), &w.stats);
+        api::json(
+            200,
+            &ChainStatus {
+                status: w.status().as_str(),
+                reason: w.reason(),
+                task_manager: chain::rpc::hex(&config.task_manager),
+                confirmations: config.confirmations.into(),
+                chain_id: w.chain_id(),
+                head: w.head(),
+                processed_block: cursor.map(|c| c.block),
+                processed_hash: cursor.map(|c| chain::rpc::hex(&c.hash)),
+                blocks_processed: s.blocks_processed,
+                tasks: s.tasks,
+                ignored_logs: s.ignored_logs,
+                reorgs: s.reorgs,
+                rpc_requests: s.requests,
+                rpc_errors: s.errors,
+            },
+        )
     }
 
     fn task(&mut self, body: &[u8]) -> Response {
         let records = self.records.as_mut().map(|r| r as &mut dyn Records);
         match self.avs.task(body, records, &*self.clock) {
-            Ok(signed) => {
-                let mut json = serde_json::to_vec(&signed).unwrap_or_default();
-                json.push(b'\n');
-                Response::new(200, "application/json", json)
-            }
-            Err(e) => {
-                let mut out = String::from("{\"error\":");
-                api::json_string(&mut out, e.message());
-                out.push_str("}\n");
-                Response::new(e.status(), "application/json", out.into_bytes())
-            }
+            Ok(signed) => api::json(200, &signed),
+            Err(e) => api::error(e.status(), e.message()),
         }
     }
 }
@@ -255,11 +244,9 @@ impl<R: Records> Handler for App<R> {
             return Err(Response::method_not_allowed(allowed));
         }
         if path == "/task" && self.chain.is_some() {
-            return Err(Response::new(
+            return Err(api::error(
                 403,
-                "application/json",
-                b"{\"error\":\"this node takes its tasks from the chain (spacecore.task_manager) only; POST /task is refused\"}\n"
-                    .to_vec(),
+                "this node takes its tasks from the chain (spacecore.task_manager) only; POST /task is refused",
             ));
         }
         if path.starts_with("/eigen/") && !api::version_supported(query) {
@@ -271,7 +258,7 @@ impl<R: Records> Handler for App<R> {
     fn handle(&mut self, _method: &str, target: &str, body: Vec<u8>) -> Response {
         let (path, _) = split(target);
         match path {
-            "/" => Response::new(200, "application/json", self.status_json()),
+            "/" => self.status(),
             "/metrics" => self.metrics(),
             "/echo" => Response::new(200, "application/octet-stream", body),
             "/task" => self.task(&body),
@@ -361,14 +348,20 @@ mod tests {
         let mut app = app("node \"7\"\\\n", 42).with_clock(Box::new(|| 1_234_567_890));
         let r = app.handle("GET", "/", Vec::new());
         assert_eq!((r.status, r.content_type), (200, "application/json"));
-        let expected = format!(
-            "{{\"name\":\"node \\\"7\\\"\\\\\\u000a\",\"version\":\"{}\",\"boot_count\":42,\"uptime_ms\":1234,\"operator_id\":null}}\n",
-            env!("CARGO_PKG_VERSION")
-        );
-        assert_eq!(String::from_utf8(r.body).unwrap(), expected);
+        let text = String::from_utf8(r.body).unwrap();
+        assert!(text.ends_with("}\n") && text.matches('\n').count() == 1, "one line: {text:?}");
+        let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let expected = serde_json::json!({
+            "name": "node \"7\"\\\n",
+            "version": env!("CARGO_PKG_VERSION"),
+            "boot_count": 42,
+            "uptime_ms": 1234,
+            "operator_id": null,
+        });
+        assert_eq!(body, expected);
         // Without a disk the boot count shows as 0.
         let diskless = App::<MemRecords>::new("n", None, None, false);
-        let body: serde_json::Value = serde_json::from_slice(&diskless.status_json()).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&diskless.status().body).unwrap();
         assert_eq!(body["boot_count"], 0);
     }
 
