@@ -58,34 +58,29 @@ fn bad(what: impl Into<String>) -> std::io::Error {
     std::io::Error::new(ErrorKind::InvalidData, what.into())
 }
 
-/// The status and `Content-Length` (if any) of a head, and where the body starts.
+/// Most headers an answer may have.
+const MAX_HEADERS: usize = 64;
+
+/// The status and `Content-Length` (if any) of a head, and where the body starts (`httparse`:
+/// an HTTP/1.x status line and well-formed headers).
 fn head(received: &[u8]) -> std::io::Result<Option<(u16, Option<usize>, usize)>> {
-    let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") else {
-        if received.len() > MAX_HEAD {
-            return Err(bad(format!("answer head longer than {MAX_HEAD} bytes")));
-        }
-        return Ok(None);
+    let too_long = || bad(format!("answer head longer than {MAX_HEAD} bytes"));
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    let end = match response.parse(received) {
+        Ok(httparse::Status::Complete(end)) if end > MAX_HEAD + 4 => return Err(too_long()),
+        Ok(httparse::Status::Complete(end)) => end,
+        Ok(httparse::Status::Partial) if received.len() > MAX_HEAD => return Err(too_long()),
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(bad(format!("not an HTTP/1.x answer: {e}"))),
     };
-    if end > MAX_HEAD {
-        return Err(bad(format!("answer head longer than {MAX_HEAD} bytes")));
-    }
-    let text = std::str::from_utf8(&received[..end]).map_err(|_| bad("answer head is not text"))?;
-    let mut lines = text.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let mut parts = status_line.splitn(3, ' ');
-    let (version, code) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-    if !version.starts_with("HTTP/1.") || code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad("not an HTTP/1.x answer"));
-    }
-    let status: u16 = code.parse().map_err(|_| bad("bad status code"))?;
+    let status = response.code.ok_or_else(|| bad("no status code"))?;
     let mut length = None;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else { return Err(bad("bad header line")) };
-        if name.trim().eq_ignore_ascii_case("content-length") {
-            length = Some(value.trim().parse::<usize>().map_err(|_| bad("bad Content-Length"))?);
-        }
+    for header in response.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("content-length")) {
+        let value = std::str::from_utf8(header.value).ok().and_then(|v| v.trim().parse::<usize>().ok());
+        length = Some(value.ok_or_else(|| bad("bad Content-Length"))?);
     }
-    Ok(Some((status, length, end + 4)))
+    Ok(Some((status, length, end)))
 }
 
 /// The answer, if all of it has arrived.
