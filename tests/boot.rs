@@ -387,3 +387,43 @@ fn check_prints_the_resolved_plan_as_text_and_json() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(!log_file.exists() && !disk.exists(), "--check created a file: {}", text(&out));
 }
+
+#[test]
+fn a_host_without_room_refuses_the_next_spacecore_at_start() {
+    if !kvm_available("a_host_without_room_refuses_the_next_spacecore_at_start") {
+        return;
+    }
+    let specs = Specs::new();
+    let first = specs.minimal("room-a", 1, "64Mi");
+    let second = specs.minimal("room-b", 1, "64Mi");
+    // A host offering 100 MiB of guest memory: the first fits, the second does not while the
+    // first runs, and does once it has stopped.
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let total_kib: f64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap();
+    let ratio = format!("{:.6}", 100.0 * 1024.0 / total_kib);
+    let mut running = specs.start(&["--memory-overcommit", &ratio, first.to_str().unwrap()]);
+    assert!(running.wait_for("ready in", LIMIT), "{:?}", running.seen);
+    let out = specs.launch(&["--memory-overcommit", &ratio, "--until-ready", second.to_str().unwrap()]);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(
+            "this host cannot take spacecore room-b: guest memory (1 running spacecore(s) reserve 64 MiB"
+        ),
+        "{log}"
+    );
+    assert!(!log.contains("ready in"), "refused before anything booted: {log}");
+    running.signal(libc::SIGTERM);
+    assert_eq!(running.finish(LIMIT).0, Some(0));
+    // The first's reservation lapsed with its process (a confined launcher cannot remove it).
+    let out = specs.launch(&["--memory-overcommit", &ratio, "--until-ready", second.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

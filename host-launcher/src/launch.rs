@@ -8,7 +8,7 @@ use crate::keystore_password::KeystorePassword;
 use crate::metrics::{self, Sources, Stats};
 use crate::output::{Level, Log};
 use crate::supervisor::{self, Boots, health::HealthCheck};
-use crate::{attach, host, jail, vmm};
+use crate::{attach, capacity, host, jail, vmm};
 use anyhow::Context;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,6 +25,8 @@ pub struct Launch {
     pub jail: jail::Options,
     /// Where the confined launcher's empty root is made, as DIR/NAME.
     pub jail_dir: PathBuf,
+    /// How far the host's CPUs and memory may be promised to its spacecores.
+    pub overcommit: capacity::Overcommit,
 }
 
 impl Launch {
@@ -39,6 +41,9 @@ impl Launch {
         image_path: PathBuf,
         image: std::fs::File,
     ) -> anyhow::Result<u8> {
+        // First: a spacecore the host has no room for sets nothing up.
+        let running = attach::state_dir().join("running");
+        capacity::reserve(&running, &plan.name, plan.vcpus, plan.memory_bytes, self.overcommit)?;
         for n in &plan.not_enforced {
             log.launcher(format_args!(
                 "not enforced yet: {} = {} (arrives with {})",
@@ -119,6 +124,7 @@ impl Launch {
                 .chain(attached.egress.iter().map(|relay| relay.counters.clone()))
                 .collect(),
         };
+        let confined = jail.is_some();
         if let Some(prepared) = jail {
             // Everything a boot needs is open: the rest runs confined, restarts included.
             let budget = jail::Budget {
@@ -138,6 +144,10 @@ impl Launch {
             jail::confine(prepared, &plan.name, &budget, log)?;
         }
         let ending = supervisor::run(boots, shell, attached.devices, log, &stop, started)?;
+        if !confined {
+            // A confined launcher can remove no file: its reservation lapses with its process.
+            capacity::release(&running);
+        }
         Ok(final_report(log, ending, &exits))
     }
 }

@@ -6,6 +6,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod attach;
+pub mod capacity;
 pub mod check;
 pub mod devices;
 pub mod host;

@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::Parser;
 use host_launcher::launch::Launch;
 use host_launcher::output::{Level, Log};
-use host_launcher::{check, host, image, jail, vmm};
+use host_launcher::{capacity, check, host, image, jail, vmm};
 use image_store::Store;
 use spacecore_abi::exit;
 use std::path::PathBuf;
@@ -50,9 +50,23 @@ struct Cli {
     /// The group id the confined launcher runs as (default: the `spacecore` user's group).
     #[arg(long, value_name = "GID", requires = "uid")]
     gid: Option<u32>,
+    /// vCPUs the host's spacecores may have together per host CPU.
+    #[arg(long, value_name = "RATIO", default_value_t = capacity::Overcommit::DEFAULT_CPU, value_parser = ratio)]
+    cpu_overcommit: f64,
+    /// Guest memory the host's spacecores may have together per byte of host memory.
+    #[arg(long, value_name = "RATIO", default_value_t = capacity::Overcommit::DEFAULT_MEMORY, value_parser = ratio)]
+    memory_overcommit: f64,
     /// Where the confined launcher's empty root directory is made, as DIR/NAME.
     #[arg(long, value_name = "DIR", default_value = jail::DEFAULT_JAIL_DIR)]
     jail_dir: PathBuf,
+}
+
+/// An overcommit ratio: a number above 0, at most 1000.
+fn ratio(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if r > 0.0 && r <= 1000.0 => Ok(r),
+        _ => Err(format!("{text:?}: expected a ratio above 0 and at most 1000, such as 4 or 1.5")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -117,6 +131,7 @@ fn run(cli: &Cli, plan: &hac::Plan, log: &Log, started: (Instant, u64)) -> anyho
         },
         jail: jail::Options { no_jail: cli.no_jail, uid: cli.uid, gid: cli.gid },
         jail_dir: cli.jail_dir.clone(),
+        overcommit: capacity::Overcommit { cpu: cli.cpu_overcommit, memory: cli.memory_overcommit },
     };
     launch.run(plan, log, started, image_path, image)
 }

@@ -42,6 +42,9 @@ const IDLE_CPU_GOAL: f64 = 2.0;
 const SERVE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Pause between two `GET /` to a spacecore that does not answer yet.
 const RETRY: Duration = Duration::from_millis(5);
+/// The launchers' flags that let the spacecores past the host's admission check (whose
+/// defaults would stop 1000 guests of 256 MiB on a 24 GiB host).
+const LIFT_ADMISSION: [&str; 4] = ["--cpu-overcommit", "1000", "--memory-overcommit", "1000"];
 /// Spacecores of the baseline run (fewer if `--count` is smaller).
 const BASELINE_COUNT: u32 = 10;
 /// Pause once all serve, before memory and CPU are read, so the boots' own work is over.
@@ -124,7 +127,8 @@ fn measure(
     let started = Instant::now();
     let mut launchers = Vec::new();
     for spec in &specs {
-        launchers.push(Launcher::spawn(launch, spec, dir, &[])?);
+        // The host's admission check is lifted: this measures what the host holds.
+        launchers.push(Launcher::spawn(launch, spec, dir, &LIFT_ADMISSION)?);
     }
     for (i, launcher) in launchers.iter_mut().enumerate() {
         let addr = launcher.wait_for("`published HTTP:` line", SERVE_TIMEOUT, published_http)?;
