@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
+use super::cpu;
 use super::http::Client;
 use super::net::published_http;
 use super::vm::{self, Launcher, Scratch};
@@ -45,6 +46,16 @@ const RETRY: Duration = Duration::from_millis(5);
 /// The launchers' flags that let the spacecores past the host's admission check (whose
 /// defaults would stop 1000 guests of 256 MiB on a 24 GiB host).
 const LIFT_ADMISSION: [&str; 4] = ["--cpu-overcommit", "1000", "--memory-overcommit", "1000"];
+/// Least host memory per spacecore a ratio is taken against: below, the baseline is the host's
+/// own movement, not the spacecores'.
+const MEASURABLE: f64 = 256.0 * 1024.0;
+
+/// `value / baseline`, or NaN (null in the JSON, `-` in the table) when the baseline is not
+/// measurable.
+fn ratio(value: f64, baseline: f64) -> f64 {
+    if baseline >= MEASURABLE { value / baseline } else { f64::NAN }
+}
+
 /// Spacecores of the baseline run (fewer if `--count` is smaller).
 const BASELINE_COUNT: u32 = 10;
 /// Pause once all serve, before memory and CPU are read, so the boots' own work is over.
@@ -79,7 +90,8 @@ struct Report {
     idle_seconds: u32,
     baseline: Run,
     run: Run,
-    /// `run`'s host memory per spacecore over `baseline`'s.
+    /// `run`'s host memory per spacecore over `baseline`'s; null when the baseline's is within
+    /// the host's own noise (under [`MEASURABLE`]).
     memory_ratio: f64,
     /// `run.all_serving_ms` over `baseline.all_serving_ms`.
     serving_ratio: f64,
@@ -97,7 +109,7 @@ pub fn run(args: &Args) -> Result<()> {
     let run = measure(&prepared.launch, &prepared.image, scratch.path(), args.count, idle)?;
     let report = Report {
         idle_seconds: args.idle_seconds,
-        memory_ratio: run.host_memory_per_spacecore_bytes / baseline.host_memory_per_spacecore_bytes.max(1.0),
+        memory_ratio: ratio(run.host_memory_per_spacecore_bytes, baseline.host_memory_per_spacecore_bytes),
         serving_ratio: run.all_serving_ms / baseline.all_serving_ms.max(0.001),
         baseline,
         run,
@@ -142,7 +154,7 @@ fn measure(
     let ticks_before = cpu_ticks(&pids)?;
     std::thread::sleep(idle);
     let ticks = cpu_ticks(&pids)?.saturating_sub(ticks_before);
-    let idle_cpu_percent = ticks as f64 / clock_ticks_per_second() as f64 / idle.as_secs_f64() * 100.0;
+    let idle_cpu_percent = cpu::cpu_percent(ticks, cpu::clock_ticks_per_second(), idle);
     progress(format_args!("stopping {count} spacecore(s)..."));
     for launcher in &launchers {
         launcher.signal_terminate()?;
@@ -196,29 +208,7 @@ fn rss_bytes(pid: u32) -> Result<u64> {
 
 /// utime + stime of the processes, in clock ticks.
 fn cpu_ticks(pids: &[u32]) -> Result<u64> {
-    pids.iter()
-        .map(|&pid| {
-            let text =
-                fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("process {pid}"))?;
-            stat_ticks(&text).with_context(|| format!("unreadable /proc/{pid}/stat"))
-        })
-        .sum()
-}
-
-/// utime + stime (fields 14 and 15) of a `/proc/PID/stat` line, whose second field (the
-/// command, in parentheses) may hold spaces.
-fn stat_ticks(text: &str) -> Option<u64> {
-    let fields: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
-    // After the command: state is field 3, so utime (14) and stime (15) are at 11 and 12.
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-}
-
-fn clock_ticks_per_second() -> u64 {
-    crate::cmd::capture(std::process::Command::new("getconf").arg("CLK_TCK"))
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .filter(|&t| t > 0)
-        .unwrap_or(100)
+    pids.iter().map(|&pid| cpu::process_ticks(pid)).sum()
 }
 
 /// Room for the launchers' pipes: the soft limit of open files goes to the hard limit.
@@ -238,7 +228,7 @@ fn render(r: &Report) -> String {
     format!(
         "density: spacecores of 1 vCPU, 256 MiB, a 16 MiB disk and a published HTTP port, started at once\n\
          {:<44} {:>12} {:>12} {:>8}\n\
-         {:<44} {:>12.2} {:>12.2} {:>8.2}   goal <= 3 MiB  {}\n\
+         {:<44} {:>12.2} {:>12.2} {:>8}   goal <= 3 MiB  {}\n\
          {:<44} {:>12.2} {:>12.2}\n\
          {:<44} {:>12.0} {:>12.0} {:>8.2}   goal <= 10000 ms  {}\n\
          {:<44} {:>12.2} {:>12.2}            goal < 2% of a core, all together  {}\n",
@@ -249,7 +239,7 @@ fn render(r: &Report) -> String {
         "host memory per spacecore (MiB)",
         mib(b.host_memory_per_spacecore_bytes),
         mib(n.host_memory_per_spacecore_bytes),
-        r.memory_ratio,
+        if r.memory_ratio.is_nan() { "-".to_owned() } else { format!("{:.2}", r.memory_ratio) },
         verdict(memory_pass),
         "launcher resident set per spacecore (MiB)",
         mib(b.rss_per_spacecore_bytes),
@@ -272,9 +262,6 @@ mod tests {
 
     #[test]
     fn proc_fields_are_read() {
-        let stat = "1234 (hac launch) S 1 1234 1234 0 -1 4194560 100 0 0 0 17 5 0 0 20 0 9 0 1 2 3";
-        assert_eq!(stat_ticks(stat), Some(22));
-        assert_eq!(stat_ticks("garbage"), None);
         let meminfo = "MemTotal:       24000000 kB\nMemFree: 1 kB\nMemAvailable:   20000000 kB\n";
         assert_eq!(meminfo_kib(meminfo, "MemTotal:"), Some(24_000_000));
         assert_eq!(meminfo_kib(meminfo, "MemAvailable:"), Some(20_000_000));

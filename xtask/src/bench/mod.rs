@@ -6,6 +6,7 @@
 //! only when a run fails, never for a missed target.
 
 mod boot;
+mod cpu;
 mod density;
 mod disk;
 mod http;
