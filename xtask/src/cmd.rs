@@ -39,9 +39,14 @@ pub fn progress(message: impl fmt::Display) {
 /// `cargo` (the rustup proxy on `PATH`, so toolchain files apply) run in
 /// `dir`. `CARGO_TARGET_DIR` is removed so every build lands in the
 /// workspace's own `target/` (or kernel-app's), where xtask looks for it.
+/// In CI, incremental compilation is off: a fresh clone builds once, and
+/// its incremental caches would only double the disk the run needs.
 pub fn cargo(dir: &Path) -> Command {
     let mut command = Command::new("cargo");
     command.current_dir(dir).env_remove("CARGO_TARGET_DIR");
+    if in_ci() {
+        command.env("CARGO_INCREMENTAL", "0");
+    }
     command
 }
 
