@@ -560,3 +560,18 @@ pub struct Plan {
     /// Keys present in the file that are validated but not acted on yet.
     pub not_enforced: Vec<NotEnforced>,
 }
+
+impl Plan {
+    /// Whether this spacecore is a **signer**: a node that signs tasks with an operator's key.
+    /// That is a node with `[spec.avs]`: the table names the aggregator its signed answers go
+    /// to and the password of the operator's key file on its disk, where its signing history
+    /// lives too; without it the launcher hands the guest no password and no way out, and the
+    /// node is not expected to sign (its health does not count a missing key). `attestation`
+    /// does not decide it: it has a default, `"BLS"`, for every node.
+    ///
+    /// A signer runs as exactly one instance (one key, one signing history), so
+    /// `spec.operations.scaling = "HorizontalAutoScaling"` is refused on it.
+    pub fn signs(&self) -> bool {
+        self.avs.is_some()
+    }
+}

@@ -189,7 +189,8 @@ pub(crate) fn build(
     let observability = optional(&spec, "observability", OBSERVABILITY_KEYS, |table| {
         supervision::observability(table, spec_dir, &network, avs.as_ref())
     })?;
-    let operations = optional(&spec, "operations", OPERATIONS_KEYS, operations)?;
+    let signer = spec.get("avs").map(|item| item.key_line());
+    let operations = optional(&spec, "operations", OPERATIONS_KEYS, |table| operations(table, signer))?;
     let failover =
         optional(&spec, "failover", FAILOVER_KEYS, |table| supervision::failover(table, &network))?;
 
@@ -505,11 +506,25 @@ fn security(
     Ok((attestation, Some(isolation)))
 }
 
-fn operations(table: &Table<'_, '_>) -> Result<Operations, SpecError> {
-    Ok(Operations {
-        update_strategy: optional_keyword(table, "updateStrategy", &UPDATE_STRATEGIES)?,
-        scaling: optional_keyword(table, "scaling", &SCALINGS)?,
-    })
+/// `[spec.operations]`. `signer` is the line of `[spec.avs]` when the spec has one: such a node
+/// signs tasks with the operator's key ([`Plan::signs`]), and a signer never runs as more than
+/// one instance.
+fn operations(table: &Table<'_, '_>, signer: Option<usize>) -> Result<Operations, SpecError> {
+    let update_strategy = optional_keyword(table, "updateStrategy", &UPDATE_STRATEGIES)?;
+    let scaling = optional_keyword(table, "scaling", &SCALINGS)?;
+    if scaling == Scaling::HorizontalAutoScaling
+        && let (Some(avs_line), Some(item)) = (signer, table.get("scaling"))
+    {
+        return Err(item.error(format!(
+            "\"HorizontalAutoScaling\" would run this node as several instances, but it signs: \
+             [spec.avs] on line {avs_line} makes it an operator node that signs tasks with the \
+             operator's key. Every instance would hold that one key and keep a signing history of \
+             its own on a disk of its own, so two instances could sign two different answers to \
+             one task with one key, which is slashable; a signer runs as exactly one instance: \
+             write \"None\" (or remove scaling); only a node without [spec.avs] may scale"
+        )));
+    }
+    Ok(Operations { update_strategy, scaling })
 }
 
 /// The inbound port whose published listener the endpoint at `address` would be: the same host

@@ -22,6 +22,15 @@ fn error_of(source: &str) -> SpecError {
     }
 }
 
+/// `source` with the sample's `scaling = "HorizontalAutoScaling"` turned to `"None"`: a spec
+/// with `[spec.avs]` signs, and a signer runs as exactly one instance.
+fn one_instance(source: &str) -> String {
+    assert_eq!(source.matches(SCALED).count(), 1, "{SCALED:?} must occur once");
+    source.replace(SCALED, "scaling = \"None\"")
+}
+
+const SCALED: &str = "scaling = \"HorizontalAutoScaling\"";
+
 /// Edits the sample, expects an error at `key` on `line` whose message
 /// contains `needle`; returns it for further checks.
 #[track_caller]
@@ -1004,7 +1013,7 @@ fn the_aggregator_is_not_the_nodes_own_published_port() {
                 "[spec.security]",
                 &format!("[spec.avs]\naggregator = {aggregator:?}\n\n[spec.security]"),
             );
-        hac::parse_str(&source, Path::new("hac.toml"), &LIMITS)
+        hac::parse_str(&one_instance(&source), Path::new("hac.toml"), &LIMITS)
     };
     let own = |result: Result<hac::Plan, SpecError>| {
         result.is_err_and(|e| e.key() == "spec.avs.aggregator" && e.message().contains("own inbound port"))
@@ -1360,13 +1369,15 @@ fn endpoints_are_named_once_and_each_has_a_port_of_its_own() {
 #[test]
 fn the_metrics_address_is_no_endpoints_address() {
     let with = |metrics: &str| {
-        edited(
-            "monitoring = \"Prometheus/Grafana\"",
-            &format!("monitoring = \"Prometheus/Grafana\"\nmetrics_address = {metrics:?}"),
-        )
-        .replace(
-            "[spec.security]",
-            "[spec.avs]\naggregator = \"127.0.0.1:8090\"\neth_rpc = \"127.0.0.1:8545\"\n\n[spec.security]",
+        one_instance(
+            &edited(
+                "monitoring = \"Prometheus/Grafana\"",
+                &format!("monitoring = \"Prometheus/Grafana\"\nmetrics_address = {metrics:?}"),
+            )
+            .replace(
+                "[spec.security]",
+                "[spec.avs]\naggregator = \"127.0.0.1:8090\"\neth_rpc = \"127.0.0.1:8545\"\n\n[spec.security]",
+            ),
         )
     };
     let error = error_of(&with("127.0.0.1:8545"));
@@ -1388,7 +1399,7 @@ fn task_manager_and_confirmations() {
     let chain = "aggregator = \"127.0.0.1:8090\"\neth_rpc = \"127.0.0.1:8545\"";
     let address = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
     let source = |extra: &str| {
-        edited("network_type = \"private\"", "network_type = \"private\"")
+        one_instance(SAMPLE)
             .replace("[spec.security]", &format!("[spec.avs]\n{chain}\n{extra}\n\n[spec.security]"))
     };
     let plan = hac::parse_str(
@@ -1432,7 +1443,7 @@ fn task_manager_and_confirmations() {
         assert_eq!(error.key(), "spec.avs.confirmations", "{bad}: {error}");
     }
     // Without eth_rpc there is nothing to read tasks from.
-    let no_rpc = edited("network_type = \"private\"", "network_type = \"private\"").replace(
+    let no_rpc = one_instance(SAMPLE).replace(
         "[spec.security]",
         &format!(
             "[spec.avs]\naggregator = \"127.0.0.1:8090\"\ntask_manager = \"{address}\"\n\n[spec.security]"
@@ -1447,7 +1458,7 @@ fn task_manager_and_confirmations() {
 fn task_signer() {
     let address = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
     let source = |extra: &str| {
-        edited("network_type = \"private\"", "network_type = \"private\"").replace(
+        one_instance(SAMPLE).replace(
             "[spec.security]",
             &format!("[spec.avs]\naggregator = \"127.0.0.1:8090\"\neth_rpc = \"127.0.0.1:8545\"\n{extra}\n\n[spec.security]"),
         )
@@ -1503,5 +1514,64 @@ fn isolation_is_jailed_or_none_and_high_security_refuses_none() {
             .not_enforced
             .iter()
             .all(|n| !n.key.contains("isolation") && !n.key.contains("criteria.security"))
+    );
+}
+
+/// A signer (a node with `[spec.avs]`: it signs tasks with the operator's key) is never scaled:
+/// two instances would hold one key with two signing histories.
+#[test]
+fn a_signer_is_never_scaled() {
+    // [spec.avs] lands on line 33, the sample's scaling on line 44 + 3.
+    let error =
+        expect_avs_error("aggregator = \"127.0.0.1:8090\"", "spec.operations.scaling", 47, "but it signs");
+    assert_eq!(error.column(), Some(11), "{error}");
+    for needle in [
+        "\"HorizontalAutoScaling\" would run this node as several instances",
+        "[spec.avs] on line 33",
+        "hold that one key",
+        "signing history of its own",
+        "two different answers to one task with one key",
+        "a signer runs as exactly one instance",
+        "write \"None\"",
+    ] {
+        assert!(error.message().contains(needle), "{needle:?} not in: {error}");
+    }
+
+    // The same node with one instance is valid, and is a signer.
+    let avs = "[spec.avs]\naggregator = \"127.0.0.1:8090\"\n\n[spec.security]";
+    let one = edited("[spec.security]", avs).replace("\"HorizontalAutoScaling\"", "\"None\"");
+    let plan =
+        hac::parse_str(&one, Path::new("hac.toml"), &LIMITS).expect("a signer with scaling = \"None\"");
+    assert!(plan.signs());
+    assert_eq!(plan.operations.scaling, hac::Scaling::None);
+    let without_scaling = edited("[spec.security]", avs).replace("scaling = \"HorizontalAutoScaling\"\n", "");
+    assert!(hac::parse_str(&without_scaling, Path::new("hac.toml"), &LIMITS).unwrap().signs());
+
+    // Wherever [spec.avs] stands in the file: here after [spec.operations].
+    let after = format!("{SAMPLE}\n[spec.avs]\naggregator = \"127.0.0.1:8090\"\n");
+    let error = error_of(&after);
+    assert_eq!((error.key(), error.line()), ("spec.operations.scaling", Some(44)), "{error}");
+    assert!(error.message().contains("[spec.avs] on line 49"), "{error}");
+    // Written as a dotted key or an inline table, scaling is refused the same way.
+    let inline = edited(
+        "[spec.operations]\nupdateStrategy = \"RollingUpdate\"\nscaling = \"HorizontalAutoScaling\"\n",
+        "",
+    ) + "\n[spec.avs]\naggregator = \"127.0.0.1:8090\"\n[spec.operations]\nscaling = \"HorizontalAutoScaling\"\n";
+    assert_eq!(error_of(&inline).key(), "spec.operations.scaling");
+}
+
+/// A node without `[spec.avs]` signs nothing: its scaling is validated and reported as not
+/// enforced yet, as before.
+#[test]
+fn a_node_that_does_not_sign_may_ask_for_scaling() {
+    let plan = hac::parse_str(SAMPLE, Path::new("hac.toml"), &LIMITS).expect("the sample is valid");
+    assert!(!plan.signs());
+    assert_eq!(plan.operations.scaling, hac::Scaling::HorizontalAutoScaling);
+    assert!(
+        plan.not_enforced.iter().any(|n| n.key == "spec.operations.scaling"
+            && n.value == "HorizontalAutoScaling"
+            && n.arrives_with == "operations"),
+        "{:?}",
+        plan.not_enforced
     );
 }
