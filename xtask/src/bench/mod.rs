@@ -5,6 +5,7 @@
 //! A bench reports each figure beside its target with PASS or MISS; it fails
 //! only when a run fails, never for a missed target.
 
+mod all;
 mod boot;
 mod cpu;
 mod density;
@@ -46,6 +47,9 @@ pub enum Bench {
     /// Many spacecores started at once: time until all serve, host memory per spacecore and
     /// the idle CPU of all together, against one spacecore alone.
     Density(density::Args),
+    /// Every bench (small runs unless `--full`), then one Markdown table of each figure against
+    /// the project's goal for it, in `target/bench/all.md`.
+    All(all::Args),
 }
 
 pub fn run(bench: Bench) -> Result<()> {
@@ -56,6 +60,7 @@ pub fn run(bench: Bench) -> Result<()> {
         Bench::Sign(args) => sign::run(&args),
         Bench::Recover(args) => recover::run(&args),
         Bench::Density(args) => density::run(&args),
+        Bench::All(args) => all::run(&args),
     }
 }
 
