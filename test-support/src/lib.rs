@@ -7,8 +7,13 @@
 //! named by [`SKIP_LOG_ENV`], which `cargo xtask test` sets, reads at the end, counts and prints
 //! by name (and fails on, in CI on a host with `/dev/kvm`). Without that variable a skip is a
 //! failure: a test that did not run is never reported as passed. See `docs/xtask.md`.
+//!
+//! [`log`] reads the launcher's JSON log, which the tests and the benches match on instead of
+//! the launcher's human lines.
 
 #![forbid(unsafe_code)]
+
+pub mod log;
 
 use std::fs::OpenOptions;
 use std::io::{self, Write as _};
