@@ -1,6 +1,6 @@
 //! `umoci`, an OCI image tool, for the test that hands it a layout written by
 //! `spacecore image export` (an OCI tool other than ours must accept it). Debian's `umoci`
-//! package depends only on libc6; only its `usr/bin/umoci` is extracted, at a pinned version,
+//! package depends only on libc6; only its `usr/bin/umoci` is extracted, at a pinned upstream version,
 //! under `target/tools/` ([`DebTool`]). The tests find it through [`ENV`].
 
 use std::path::PathBuf;
@@ -13,12 +13,7 @@ use crate::deb_tool::DebTool;
 pub const ENV: &str = "SPACECORE_UMOCI";
 
 /// Debian's `umoci` package.
-const UMOCI: DebTool = DebTool {
-    package: "umoci",
-    version: "0.4.7+ds-3+b7",
-    binary: "usr/bin/umoci",
-    version_output: "0.4.7+ds-3+b7",
-};
+const UMOCI: DebTool = DebTool { package: "umoci", upstream: "0.4.7", binary: "usr/bin/umoci" };
 
 /// umoci of the pinned version.
 pub fn provide() -> Result<PathBuf> {
