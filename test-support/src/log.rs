@@ -141,6 +141,20 @@ impl LogLine {
     }
 }
 
+/// A line of the documented form from the spacecore `n`, as the launcher writes it: for the unit
+/// tests of what reads the log.
+pub fn json_line(source: Source, message: &str, fields: Value) -> String {
+    let source = match source {
+        Source::Launcher => "launcher",
+        Source::Guest => "guest",
+    };
+    serde_json::json!({
+        "timestamp": "2026-11-21T21:08:04.876Z", "level": "info", "spacecore": "n",
+        "source": source, "message": message, "fields": fields,
+    })
+    .to_string()
+}
+
 /// Every line of `text` (a launcher's stdout in the JSON format), parsed; an error for the
 /// first line that is not a JSON log line.
 ///
@@ -196,6 +210,12 @@ mod tests {
         );
         assert!(parse_all(&format!("{READY}\n\nhac-launch: oops\n")).is_err());
         assert_eq!(parse_all(&format!("{READY}\n\n{READY}\n")).unwrap().len(), 2);
+        let made = json_line(
+            Source::Launcher,
+            "ready in 6737 us",
+            serde_json::json!({"event": "ready", "ready_us": 6737}),
+        );
+        assert_eq!(LogLine::parse(&made).unwrap(), LogLine::parse(READY).unwrap());
     }
 
     #[test]

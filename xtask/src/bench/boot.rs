@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
+use test_support::log::{self, LogLine};
 
 use super::stats::Summary;
 use super::verdict;
@@ -187,17 +188,22 @@ fn timed(command: &mut Command) -> Result<(f64, Output)> {
     Ok((wall_us, output))
 }
 
-/// Reads `ready in <N> us` and
-/// `memory: launcher rss <A> KiB, guest resident <B> KiB, overhead <C> KiB`.
+/// Reads, from the launcher's JSON log, the `ready` event's `ready_us` and the launcher's
+/// `memory: launcher rss <A> KiB, guest resident <B> KiB, overhead <C> KiB` line (a plain line:
+/// no event carries these figures, so they are read from its message).
 fn parse_launch_output(stdout: &str) -> Result<LaunchReport> {
-    // Lines the guest printed (`[NAME guest] ...`) never count.
-    let line_with = |key: &str| stdout.lines().filter(|l| !is_guest_line(l)).find(|l| l.contains(key));
-    let ready = line_with("ready in ").context("no `ready in <N> us` line")?;
-    let (ready_us, unit) = number_after(ready, "ready in ").context("no number after `ready in`")?;
-    if !(unit.starts_with("us") || unit.starts_with("µs")) {
-        bail!("`ready in` is not followed by a time in us: {ready:?}");
-    }
-    let memory = line_with("memory: launcher rss ").context("no `memory: launcher rss` line")?;
+    let lines = log::parse_all(stdout).map_err(|e| {
+        anyhow!(
+            "{e}; the bench reads the launcher's JSON log: the spec must set spec.observability.logging \
+             (\"json\", or Loki, Fluentd or ELK)"
+        )
+    })?;
+    // The guest's lines never count: only the launcher's.
+    let ready_us = lines.iter().find_map(LogLine::ready_us).context("no `ready` event with `ready_us`")?;
+    let memory = lines
+        .iter()
+        .find_map(|l| l.launcher("memory: "))
+        .context("no `memory: launcher rss ...` line from the launcher")?;
     let kib = |key: &str| -> Result<f64> {
         match number_after(memory, key) {
             Some((value, unit)) if unit.starts_with("KiB") => Ok(value),
@@ -205,16 +211,11 @@ fn parse_launch_output(stdout: &str) -> Result<LaunchReport> {
         }
     };
     Ok(LaunchReport {
-        ready_us,
+        ready_us: ready_us as f64,
         launcher_rss_kib: kib("launcher rss ")?,
         guest_resident_kib: kib("guest resident ")?,
         overhead_kib: kib("overhead ")?,
     })
-}
-
-/// Whether the launcher marked `line` as the guest's: `[NAME guest] ...`.
-pub(super) fn is_guest_line(line: &str) -> bool {
-    line.starts_with('[') && line.find(']').is_some_and(|end| line[..end].ends_with(" guest"))
 }
 
 /// The number right after `key` in `line`, and the rest of the line after
@@ -272,17 +273,34 @@ fn render(r: &Report) -> String {
 mod tests {
     use super::*;
 
-    const OUTPUT: &str = "\
-[sc launcher] booting spacecore:latest (312 KiB)
-[sc guest] ready in 1 us
-[sc guest] memory: launcher rss 1 KiB, guest resident 1 KiB, overhead 0 KiB
-[sc launcher] ready in 3412 us
-[sc launcher] memory: launcher rss 5120 KiB, guest resident 2048 KiB, overhead 3072 KiB
-";
+    /// A launcher's JSON log: the guest's lines say the same words, and count for nothing.
+    fn output(ready_fields: serde_json::Value, memory: &str) -> String {
+        use test_support::log::{Source, json_line};
+        let none = serde_json::json!({});
+        let guest_ready = serde_json::json!({"event": "ready", "ready_us": 1});
+        [
+            json_line(Source::Launcher, "booting spacecore:latest (312 KiB)", none.clone()),
+            json_line(Source::Guest, "ready in 1 us", guest_ready),
+            json_line(
+                Source::Guest,
+                "memory: launcher rss 1 KiB, guest resident 1 KiB, overhead 0 KiB",
+                none.clone(),
+            ),
+            json_line(Source::Launcher, "ready in 3412 us", ready_fields),
+            json_line(Source::Launcher, memory, none),
+        ]
+        .join("\n")
+    }
+
+    const MEMORY: &str = "memory: launcher rss 5120 KiB, guest resident 2048 KiB, overhead 3072 KiB";
+
+    fn ready() -> serde_json::Value {
+        serde_json::json!({"event": "ready", "ready_us": 3412})
+    }
 
     #[test]
     fn parses_ready_and_memory_lines() {
-        let report = parse_launch_output(OUTPUT).unwrap();
+        let report = parse_launch_output(&output(ready(), MEMORY)).unwrap();
         assert_eq!(
             report,
             LaunchReport {
@@ -296,12 +314,15 @@ mod tests {
 
     #[test]
     fn missing_or_malformed_lines_are_errors() {
-        assert!(parse_launch_output("ready in 12 us\n").is_err());
+        // The human lines are no longer read.
+        let text = "[sc launcher] ready in 3412 us\n[sc launcher] ".to_owned() + MEMORY;
+        assert!(parse_launch_output(&text).is_err());
+        // No ready event (the words alone), no memory line, or a malformed one.
+        assert!(parse_launch_output(&output(serde_json::json!({}), MEMORY)).is_err());
+        assert!(parse_launch_output(&output(ready(), "memory: unknown")).is_err());
         assert!(
-            parse_launch_output("memory: launcher rss 1 KiB, guest resident 1 KiB, overhead 0 KiB").is_err()
+            parse_launch_output(&output(ready(), &MEMORY.replace("overhead 3072", "overhead x"))).is_err()
         );
-        assert!(parse_launch_output(&OUTPUT.replace("3412 us", "3412 ms")).is_err());
-        assert!(parse_launch_output(&OUTPUT.replace("overhead 3072", "overhead x")).is_err());
     }
 
     #[test]

@@ -266,7 +266,12 @@ mod tests {
         assert_eq!(meminfo_kib(meminfo, "MemTotal:"), Some(24_000_000));
         assert_eq!(meminfo_kib(meminfo, "MemAvailable:"), Some(20_000_000));
         assert_eq!(meminfo_kib(meminfo, "Nope:"), None);
-        let line = "[density-1-0 launcher] published HTTP: 127.0.0.1:41234 -> guest 10.0.0.2:80";
-        assert_eq!(published_http(line), Some("127.0.0.1:41234".parse().unwrap()));
+        let line = test_support::log::json_line(
+            test_support::log::Source::Launcher,
+            "published HTTP: 127.0.0.1:41234 -> guest 10.0.0.2:80",
+            serde_json::json!({}),
+        );
+        let line = test_support::log::LogLine::parse(&line).unwrap();
+        assert_eq!(published_http(&line), Some("127.0.0.1:41234".parse().unwrap()));
     }
 }

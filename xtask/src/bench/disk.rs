@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use serde::Serialize;
 
-use super::boot::{is_guest_line, number_after};
+use test_support::log::LogLine;
+
+use super::boot::number_after;
 use super::stats::percentile;
 use super::vm::{self, Launcher, Scratch};
 use super::write_json;
@@ -94,7 +96,7 @@ pub fn run(args: &Args) -> Result<()> {
     if !status.success() {
         return Err(launcher.failure(status));
     }
-    let guest = parse_guest(launcher.log()).context("reading the guest's disk-bench lines")?;
+    let guest = parse_guest(&launcher.lines()?).context("reading the guest's disk-bench lines")?;
     ensure!(
         (guest.ops, guest.read_mib, guest.first_sector * 512) == (args.ops, args.read_mib, disk_bytes / 2),
         "the guest ran another bench: {guest:?}"
@@ -201,22 +203,21 @@ fn host_io(path: &Path, offsets: &[u64], first_byte: u64, read_mib: u32) -> Resu
     Ok((side, samples))
 }
 
-/// Reads the guest's three `disk-bench:` lines (lines the launcher marked as the guest's only).
-fn parse_guest(log: &[String]) -> Result<GuestReport> {
+/// Reads the guest's three `disk-bench:` lines (lines of the JSON log whose source is the guest
+/// only).
+fn parse_guest(log: &[LogLine]) -> Result<GuestReport> {
     let line = |key: &str| {
-        log.iter()
-            .find(|l| is_guest_line(l) && l.contains(key))
-            .with_context(|| format!("no `{key}` line from the guest"))
+        log.iter().find_map(|l| l.guest(key)).with_context(|| format!("no `{key}` line from the guest"))
     };
     let num = |line: &str, key: &str| -> Result<f64> {
         number_after(line, key)
             .map(|(n, _)| n)
             .with_context(|| format!("no number after `{key}` in {line:?}"))
     };
-    let region = line("] disk-bench: region ")?;
+    let region = line("disk-bench: region ")?;
     let hex = region.split("offsets_hash=0x").nth(1).context("no offsets_hash")?;
-    let writes = line("] disk-bench: write4k+flush ")?;
-    let read = line("] disk-bench: seqread ")?;
+    let writes = line("disk-bench: write4k+flush ")?;
+    let read = line("disk-bench: seqread ")?;
     let (ops, write_total_us) = (num(writes, "ops=")?, num(writes, "total_us=")?);
     Ok(GuestReport {
         first_sector: num(region, "first_sector=")? as u64,
@@ -291,8 +292,8 @@ mod tests {
 [bench-disk launcher] guest exited cleanly
 ";
 
-    fn log(text: &str) -> Vec<String> {
-        text.lines().map(str::to_owned).collect()
+    fn log(text: &str) -> Vec<LogLine> {
+        crate::bench::vm::plain_lines(text)
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use super::boot::is_guest_line;
+use test_support::log::LogLine;
+
 use super::http::{Baseline, Client};
 use super::stats::percentile;
 use super::vm::{self, Launcher, Scratch};
@@ -96,7 +97,7 @@ pub fn run(args: &Args) -> Result<()> {
     progress("booting spacecore (1 vCPU, 256 MiB, HTTP published on a free port)...");
     let mut launcher = Launcher::spawn(&prepared.launch, &spec, scratch.path(), &[])?;
     let addr = launcher.wait_for("`published HTTP:` line", LAUNCH_TIMEOUT, published_http)?;
-    let ready_us = launcher.wait_for("`ready in <N> us` line", LAUNCH_TIMEOUT, ready_us)?;
+    let ready_us = launcher.wait_for("`ready` event", LAUNCH_TIMEOUT, ready_us)?;
     progress(format_args!("guest ready in {:.2} ms; measuring it through {addr}...", ready_us / 1000.0));
     let guest = measure(addr, args).context("measuring the guest")?;
     progress("stopping the guest (SIGTERM)...");
@@ -127,22 +128,15 @@ pub fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// `[NAME launcher] published HTTP: ADDR -> guest ...`: ADDR.
-pub(super) fn published_http(line: &str) -> Option<SocketAddr> {
-    if is_guest_line(line) {
-        return None;
-    }
-    let rest = &line[line.find("] published HTTP: ")? + "] published HTTP: ".len()..];
-    rest.split(" -> ").next()?.parse().ok()
+/// The launcher's `published HTTP: ADDR -> guest ...` line (a plain line of the JSON log, from
+/// the launcher): ADDR.
+pub(super) fn published_http(line: &LogLine) -> Option<SocketAddr> {
+    line.published("HTTP")
 }
 
-/// `[NAME launcher] ready in N us`: N.
-fn ready_us(line: &str) -> Option<f64> {
-    if is_guest_line(line) {
-        return None;
-    }
-    let rest = &line[line.find("] ready in ")? + "] ready in ".len()..];
-    rest.strip_suffix(" us")?.parse().ok()
+/// The launcher's `ready` event: its `ready_us`.
+fn ready_us(line: &LogLine) -> Option<f64> {
+    line.ready_us().map(|us| us as f64)
 }
 
 /// One connection to `addr`: warm-up, the timed `GET /`s, then the timed echoes.
@@ -250,13 +244,23 @@ mod tests {
 
     #[test]
     fn reads_the_launcher_lines_only() {
-        let line = "[bench-net launcher] published HTTP: 127.0.0.1:40123 -> guest 10.0.0.2:80";
-        assert_eq!(published_http(line), Some("127.0.0.1:40123".parse().unwrap()));
-        assert_eq!(published_http(&line.replace("launcher]", "guest]")), None);
-        assert_eq!(published_http("[n launcher] published https: 127.0.0.1:1 -> guest 10.0.0.2:443"), None);
-        assert_eq!(ready_us("[bench-net launcher] ready in 4321 us"), Some(4321.0));
-        assert_eq!(ready_us("[bench-net guest] ready in 1 us"), None);
-        assert_eq!(ready_us("[bench-net launcher] ready in 4 ms"), None);
+        use serde_json::json;
+        use test_support::log::{Source, json_line};
+        let line =
+            |source, message: &str, fields| LogLine::parse(&json_line(source, message, fields)).unwrap();
+        let published = "published HTTP: 127.0.0.1:40123 -> guest 10.0.0.2:80";
+        assert_eq!(
+            published_http(&line(Source::Launcher, published, json!({}))),
+            Some("127.0.0.1:40123".parse().unwrap())
+        );
+        assert_eq!(published_http(&line(Source::Guest, published, json!({}))), None);
+        let https = "published https: 127.0.0.1:1 -> guest 10.0.0.2:443";
+        assert_eq!(published_http(&line(Source::Launcher, https, json!({}))), None);
+        let ready = json!({"event": "ready", "ready_us": 4321});
+        assert_eq!(ready_us(&line(Source::Launcher, "ready in 4321 us", ready.clone())), Some(4321.0));
+        // The figure is the event's field; the words alone, or a guest's event, count for nothing.
+        assert_eq!(ready_us(&line(Source::Guest, "ready in 4321 us", ready)), None);
+        assert_eq!(ready_us(&line(Source::Launcher, "ready in 4321 us", json!({}))), None);
     }
 
     #[test]

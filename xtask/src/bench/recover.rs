@@ -27,13 +27,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use serde::Serialize;
 
-use super::boot::{is_guest_line, number_after};
 use super::cpu::{clock_ticks_per_second, cpu_percent, cpu_snapshot, thread_us};
 use super::http::{Client, read_head};
 use super::stats::{self, Summary};
 use super::vm::{self, Launcher, Scratch};
 use super::{verdict, write_json};
 use crate::cmd::progress;
+use test_support::log::LogLine;
 
 /// Crash to serving again, p50, in µs.
 const SERVING_TARGET_US: f64 = 50_000.0;
@@ -218,7 +218,7 @@ pub fn run(args: &Args) -> Result<()> {
         let start = Instant::now();
         let mut launcher = launch(&specs.recovery)?;
         let served = wait_serving(published, start, |_| Probe::Done).context("cold start")?;
-        let ready = launcher.wait_for("`ready in <N> us` line", LAUNCH_TIMEOUT, ready_us)?;
+        let ready = launcher.wait_for("`ready` event", LAUNCH_TIMEOUT, ready_us)?;
         launcher.terminate(LAUNCH_TIMEOUT)?;
         let us = micros(served.at - start);
         if run > 0 {
@@ -235,7 +235,7 @@ pub fn run(args: &Args) -> Result<()> {
     thread::sleep(SETTLE);
     progress(format_args!("recovery: {} crashes of a spacecore with backoff 0 ms...", args.crashes));
     let mut launcher = launch(&specs.recovery)?;
-    launcher.wait_for("`ready in <N> us` line", LAUNCH_TIMEOUT, ready_us)?;
+    launcher.wait_for("`ready` event", LAUNCH_TIMEOUT, ready_us)?;
     wait_serving(published, Instant::now(), |_| Probe::Done).context("first boot")?;
     let mut crashes = Vec::new();
     for i in 1..=args.crashes {
@@ -271,7 +271,7 @@ pub fn run(args: &Args) -> Result<()> {
     thread::sleep(SETTLE);
     progress("recovery with the default backoff: one crash...");
     let mut launcher = launch(&specs.default_backoff)?;
-    launcher.wait_for("`ready in <N> us` line", LAUNCH_TIMEOUT, ready_us)?;
+    launcher.wait_for("`ready` event", LAUNCH_TIMEOUT, ready_us)?;
     wait_serving(published, Instant::now(), |_| Probe::Done).context("first boot")?;
     thread::sleep(SETTLE);
     let default_backoff = crash(published, &mut launcher).context("crash with the default backoff")?;
@@ -288,7 +288,7 @@ pub fn run(args: &Args) -> Result<()> {
         ));
         let mut launcher = launch(spec)?;
         let pid = launcher.pid();
-        launcher.wait_for("`ready in <N> us` line", LAUNCH_TIMEOUT, ready_us)?;
+        launcher.wait_for("`ready` event", LAUNCH_TIMEOUT, ready_us)?;
         wait_serving(published, Instant::now(), |_| Probe::Done).context("first boot")?;
         thread::sleep(IDLE_SETTLE);
         let quiet = cpu_window(pid, clk_tck, || {
@@ -297,8 +297,7 @@ pub fn run(args: &Args) -> Result<()> {
         })?;
         let busy = cpu_window(pid, clk_tck, || light_load(published, window))?;
         launcher.terminate(LAUNCH_TIMEOUT)?;
-        let unexpected =
-            launcher.log().iter().filter(|l| !is_guest_line(l) && unexpected_line(l)).cloned().collect();
+        let unexpected = launcher.lines()?.into_iter().filter(unexpected_line).map(|l| l.message).collect();
         progress(format_args!("{description}: idle {:.3} %, busy {:.3} %", quiet.percent, busy.percent));
         idle.push(IdleSpec {
             name: name.to_owned(),
@@ -401,16 +400,16 @@ fn crash(addr: SocketAddr, launcher: &mut Launcher) -> Result<Crash> {
     })?;
     drop(conn);
     let mut restart = None;
-    let (launcher_us, cause) = launcher.wait_for("`recovered in <N> us` line", LAUNCH_TIMEOUT, |line| {
+    let (launcher_us, cause) = launcher.wait_for("`recovered` event", LAUNCH_TIMEOUT, |line| {
         if let Some(r) = restart_line(line) {
             restart = Some(r);
         }
         recovered_line(line)
     })?;
     let (n, restart_cause, backoff_ms) =
-        restart.context("no `restart N after CAUSE` line before `recovered in`")?;
+        restart.context("no `restart` event before the `recovered` event")?;
     ensure!(
-        cause == "guest panic" && restart_cause == "guest panic",
+        cause == "panic" && restart_cause == "panic",
         "the launcher restarted after {restart_cause:?} and recovered after {cause:?}, not after a guest panic"
     );
     Ok(Crash {
@@ -562,44 +561,34 @@ fn boot_count(body: &[u8]) -> Option<u64> {
     serde_json::from_slice::<serde_json::Value>(body).ok()?.get("boot_count")?.as_u64()
 }
 
-/// `[NAME launcher] ready in N us`: N.
-fn ready_us(line: &str) -> Option<f64> {
-    if is_guest_line(line) {
-        return None;
-    }
-    let rest = &line[line.find("] ready in ")? + "] ready in ".len()..];
-    rest.strip_suffix(" us")?.parse().ok()
+/// The launcher's `ready` event: its `ready_us`.
+fn ready_us(line: &LogLine) -> Option<f64> {
+    line.ready_us().map(|us| us as f64)
 }
 
-/// `[NAME launcher] recovered in N us after CAUSE`: (N, CAUSE).
-fn recovered_line(line: &str) -> Option<(f64, String)> {
-    if is_guest_line(line) || !line.contains("] recovered in ") {
+/// The launcher's `recovered` event (`recovered in N us after CAUSE`): (`recovery_us`, `cause`,
+/// the metrics' label: `panic` for a guest panic).
+fn recovered_line(line: &LogLine) -> Option<(f64, String)> {
+    if !line.is_event("recovered") {
         return None;
     }
-    let (us, rest) = number_after(line, "] recovered in ")?;
-    let cause = rest.strip_prefix("us after ")?;
-    Some((us, cause.to_owned()))
+    Some((line.u64_field("recovery_us")? as f64, line.str_field("cause")?.to_owned()))
 }
 
-/// `[NAME launcher] restart N after CAUSE (backoff M ms)`: (N, CAUSE, M).
-fn restart_line(line: &str) -> Option<(u32, String, u64)> {
-    if is_guest_line(line) {
+/// The launcher's `restart` event (`restart N after CAUSE (backoff M ms)`): (`restart`,
+/// `cause`, `backoff_ms`).
+fn restart_line(line: &LogLine) -> Option<(u32, String, u64)> {
+    if !line.is_event("restart") {
         return None;
     }
-    let rest = &line[line.find("] restart ")? + "] restart ".len()..];
-    let (n, rest) = rest.split_once(" after ")?;
-    let (cause, backoff) = rest.rsplit_once(" (backoff ")?;
-    let backoff = backoff.strip_suffix(" ms)")?;
-    Some((n.parse().ok()?, cause.to_owned(), backoff.parse().ok()?))
+    let n = u32::try_from(line.u64_field("restart")?).ok()?;
+    Some((n, line.str_field("cause")?.to_owned(), line.u64_field("backoff_ms")?))
 }
 
-/// A launcher line that should not appear while a spacecore idles or serves a light load: a
-/// restart or a failed health check.
-fn unexpected_line(line: &str) -> bool {
-    line.contains("] restart ")
-        || line.contains("] recovered in ")
-        || line.contains("] guest failed its health checks")
-        || line.contains("] health: check failed")
+/// A launcher event that should not happen while a spacecore idles or serves a light load: a
+/// failure, a restart, a recovery or a failed health check.
+fn unexpected_line(line: &LogLine) -> bool {
+    matches!(line.event(), Some("guest_failed" | "restart" | "recovered" | "health_failed" | "crash_loop"))
 }
 
 /// The launcher's CPU while `during` runs; `during` returns the requests it made.
@@ -763,30 +752,50 @@ fn render(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+    use test_support::log::{Source, json_line};
+
+    fn line(source: Source, message: &str, fields: serde_json::Value) -> LogLine {
+        LogLine::parse(&json_line(source, message, fields)).unwrap()
+    }
 
     #[test]
-    fn reads_the_launcher_lines_only() {
-        let line = "[bench-recover launcher] recovered in 5873 us after guest panic";
-        assert_eq!(recovered_line(line), Some((5873.0, "guest panic".into())));
-        assert_eq!(recovered_line(&line.replace("launcher]", "guest]")), None);
-        assert_eq!(recovered_line("[b launcher] recovered in 12 ms after guest panic"), None);
+    fn reads_the_launcher_events_only() {
+        let fields = json!({"event": "recovered", "recovery_us": 5873, "cause": "panic"});
+        let recovered = line(Source::Launcher, "recovered in 5873 us after guest panic", fields.clone());
+        assert_eq!(recovered_line(&recovered), Some((5873.0, "panic".into())));
         assert_eq!(
-            recovered_line("[b launcher] recovered in 7997 us after failed health checks"),
-            Some((7997.0, "failed health checks".into()))
+            recovered_line(&line(Source::Guest, "recovered in 5873 us after guest panic", fields)),
+            None
         );
-        let line = "[bench-recover launcher] restart 12 after guest exit with status 3 (backoff 0 ms)";
-        assert_eq!(restart_line(line), Some((12, "guest exit with status 3".into(), 0)));
-        assert_eq!(restart_line(&line.replace("launcher]", "guest]")), None);
-        assert_eq!(restart_line("[b launcher] restart x after guest panic (backoff 10 ms)"), None);
-        assert_eq!(restart_line("[b launcher] restart 1 after guest panic"), None);
-        assert_eq!(ready_us("[b launcher] ready in 6573 us"), Some(6573.0));
-        assert_eq!(ready_us("[b guest] ready in 1 us"), None);
-        assert!(unexpected_line(
-            "[b launcher] health: check failed (answered 503); the guest is restarted after 10000 ms without \
-             an alive answer"
-        ));
-        assert!(unexpected_line("[b launcher] restart 1 after failed health checks (backoff 10 ms)"));
-        assert!(!unexpected_line("[b launcher] ready in 6573 us"));
+        assert_eq!(
+            recovered_line(&line(Source::Launcher, "recovered in 5873 us after guest panic", json!({}))),
+            None
+        );
+        let fields = json!({"event": "recovered", "recovery_us": 7997, "cause": "unhealthy"});
+        let health = line(Source::Launcher, "recovered in 7997 us after failed health checks", fields);
+        assert_eq!(recovered_line(&health), Some((7997.0, "unhealthy".into())));
+        let fields = json!({"event": "restart", "restart": 12, "cause": "error_exit", "backoff_ms": 0});
+        let text = "restart 12 after guest exit with status 3 (backoff 0 ms)";
+        assert_eq!(
+            restart_line(&line(Source::Launcher, text, fields.clone())),
+            Some((12, "error_exit".into(), 0))
+        );
+        assert_eq!(restart_line(&line(Source::Guest, text, fields)), None);
+        let no_backoff = json!({"event": "restart", "restart": 1, "cause": "panic"});
+        assert_eq!(restart_line(&line(Source::Launcher, "restart 1 after guest panic", no_backoff)), None);
+        let ready = json!({"event": "ready", "ready_us": 6573});
+        assert_eq!(ready_us(&line(Source::Launcher, "ready in 6573 us", ready.clone())), Some(6573.0));
+        assert_eq!(ready_us(&line(Source::Guest, "ready in 6573 us", ready.clone())), None);
+        let failed = json!({"event": "health_failed", "reason": "answered 503"});
+        assert!(unexpected_line(&line(Source::Launcher, "health: check failed (answered 503)", failed)));
+        let restart = json!({"event": "restart", "restart": 1, "cause": "unhealthy", "backoff_ms": 10});
+        assert!(unexpected_line(&line(
+            Source::Launcher,
+            "restart 1 after failed health checks (backoff 10 ms)",
+            restart
+        )));
+        assert!(!unexpected_line(&line(Source::Launcher, "ready in 6573 us", ready)));
     }
 
     #[test]

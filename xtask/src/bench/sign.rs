@@ -30,8 +30,8 @@ use avs_protocol::{OperatorSecretKey, Scheme, bls, keccak256};
 use serde::Serialize;
 
 use spacecore_tests::cluster::{AggregatorOptions, Cluster, Tools, events};
+use test_support::log::LogLine;
 
-use super::boot::is_guest_line;
 use super::sign_chain::{self, OnChainRun, Params};
 use super::stats::percentile;
 use super::vm::{self, Launcher, Scratch};
@@ -139,7 +139,7 @@ pub fn run(args: &Args) -> Result<()> {
             return Err(launcher.failure(status));
         }
         let (ns, guest_chain, scheme) =
-            parse_guest(launcher.log()).context("reading the guest's sign-bench line")?;
+            parse_guest(&launcher.lines()?).context("reading the guest's sign-bench line")?;
         ensure!(scheme == args.scheme.name(), "the guest signed with {scheme}, not {}", args.scheme);
         let (host, host_chain) = host_round(args.scheme, args.signatures);
         ensure!(
@@ -284,10 +284,9 @@ fn host_round(scheme: Scheme, signatures: u32) -> (u64, String) {
 }
 
 /// `sign-bench: N signatures in T ns; chain 0x..; scheme S` from the guest's output:
-/// (T, chain, S).
-fn parse_guest(log: &[String]) -> Option<(u64, String, String)> {
-    let line =
-        log.iter().filter(|l| is_guest_line(l)).find_map(|l| l.split_once("sign-bench: ").map(|(_, r)| r))?;
+/// (T, chain, S). Only the guest's lines of the JSON log count.
+fn parse_guest(log: &[LogLine]) -> Option<(u64, String, String)> {
+    let line = log.iter().find_map(|l| l.guest("sign-bench: "))?;
     let (_, rest) = line.split_once(" signatures in ")?;
     let (ns, rest) = rest.split_once(" ns; chain ")?;
     let (chain, scheme) = rest.split_once("; scheme ")?;
@@ -332,18 +331,24 @@ mod tests {
 
     #[test]
     fn reads_the_guest_line() {
-        let log = vec![
-            "[b launcher] ready in 900 us".to_owned(),
-            "[b guest] sign-bench: 500 signatures in 345000000 ns; chain 0xab12; scheme bn254".to_owned(),
-        ];
+        let log = vm::plain_lines(
+            "[b launcher] ready in 900 us\n[b guest] sign-bench: 500 signatures in 345000000 ns; chain 0xab12; scheme bn254",
+        );
         assert_eq!(parse_guest(&log), Some((345_000_000, "0xab12".to_owned(), "bn254".to_owned())));
         assert_eq!(parse_guest(&log[..1]), None);
+        let forged = vm::plain_lines(
+            "[b launcher] sign-bench: 500 signatures in 345000000 ns; chain 0xab12; scheme bn254",
+        );
+        assert_eq!(parse_guest(&forged), None);
         assert_eq!(
-            parse_guest(&["[b guest] sign-bench: x signatures in y ns; chain z; scheme s".to_owned()]),
+            parse_guest(&vm::plain_lines("[b guest] sign-bench: x signatures in y ns; chain z; scheme s")),
             None
         );
         // The line before schemes: no longer what the guest prints.
-        assert_eq!(parse_guest(&["[b guest] sign-bench: 5 signatures in 9 ns; chain 0xab".to_owned()]), None);
+        assert_eq!(
+            parse_guest(&vm::plain_lines("[b guest] sign-bench: 5 signatures in 9 ns; chain 0xab")),
+            None
+        );
     }
 
     #[test]

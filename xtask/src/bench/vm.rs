@@ -1,5 +1,9 @@
 //! What the benches that boot a spacecore share: the KVM check and the builds, a scratch
 //! directory, specs, and a running `hac-launch` whose stdout is read line by line.
+//!
+//! Every spec a bench writes turns the launcher's JSON log on, and the benches read that log
+//! (`test_support::log`): events by their fields, plain lines by their source and message,
+//! never the human lines' words alone.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
@@ -11,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use image_store::Store;
+use test_support::log::{self, LogLine};
 
 use crate::build_image;
 use crate::cmd::{self, describe, progress};
@@ -69,8 +74,10 @@ impl Drop for Scratch {
 }
 
 /// Writes `<dir>/<name>.toml`: a spacecore `name` with 1 vCPU and 256 MiB booting `image`,
-/// with `resources` added to `[spec.resources]` and the tables of `tables` after.
+/// with `resources` added to `[spec.resources]` and the tables of `tables` after, and the JSON
+/// log on (`logging = "json"` in `[spec.observability]`).
 pub fn write_spec(dir: &Path, name: &str, image: &Path, resources: &str, tables: &str) -> Result<PathBuf> {
+    let tables = log::with_json_logging(tables);
     let text = format!(
         "apiVersion = \"vistara.eigenlayer/v1\"\nkind = \"AVSSpaceCore\"\n\n[metadata]\nname = \"{name}\"\n\n\
          [spec.resources]\ncpu = 1\nmemory = \"256Mi\"\n{resources}\n\
@@ -141,27 +148,34 @@ impl Launcher {
         self.child.id()
     }
 
-    /// Every stdout line read so far.
-    pub fn log(&self) -> &[String] {
-        &self.log
+    /// Every stdout line read so far, parsed as JSON log lines (what [`Self::wait`] read after
+    /// the last [`Self::wait_for`] included).
+    pub fn lines(&self) -> Result<Vec<LogLine>> {
+        log::parse_all(&self.log.join("\n")).map_err(|e| {
+            anyhow::anyhow!("`{}` printed a line that is not a JSON log line: {e}", self.command)
+        })
     }
 
-    /// Reads stdout until `find` returns `Some` for a line (`what` names it in errors); an
-    /// error after `timeout` or if the launcher ends first.
+    /// Reads stdout until `find` returns `Some` for a line of the JSON log (`what` names it in
+    /// errors); an error after `timeout`, if the launcher ends first, or at a line that is not
+    /// a JSON log line.
     pub fn wait_for<T>(
         &mut self,
         what: &str,
         timeout: Duration,
-        mut find: impl FnMut(&str) -> Option<T>,
+        mut find: impl FnMut(&LogLine) -> Option<T>,
     ) -> Result<T> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) => {
-                    let found = find(&line);
+                    let parsed = LogLine::parse(&line);
                     self.log.push(line);
-                    if let Some(found) = found {
+                    let parsed = parsed.map_err(|e| {
+                        anyhow::anyhow!("`{}` printed a line that is not a JSON log line: {e}", self.command)
+                    })?;
+                    if let Some(found) = find(&parsed) {
                         return Ok(found);
                     }
                 }
@@ -250,6 +264,20 @@ impl Drop for Launcher {
             let _ = self.wait(Duration::from_secs(5));
         }
     }
+}
+
+/// `[NAME SOURCE] message` lines as the JSON log lines (plain, `fields` `{}`) the launcher
+/// writes for them: for the unit tests of the benches' readers.
+#[cfg(test)]
+pub fn plain_lines(text: &str) -> Vec<LogLine> {
+    use test_support::log::{Source, json_line};
+    text.lines()
+        .map(|l| {
+            let (tag, message) = l.split_once("] ").expect("`[NAME SOURCE] message`");
+            let source = if tag.ends_with(" guest") { Source::Guest } else { Source::Launcher };
+            LogLine::parse(&json_line(source, message, serde_json::json!({}))).expect("a JSON log line")
+        })
+        .collect()
 }
 
 #[cfg(test)]
