@@ -15,7 +15,8 @@
 //! tasks are read from the chain, `ethereum` (whether the Ethereum node answers). The
 //! signer is essential (down: unhealthy) only on an operator node, one with an aggregator.
 
-pub use crate::status::{Health, Status};
+use crate::status::{Health, Status};
+pub use alloc::borrow::Cow;
 
 use crate::avs::AvsNode;
 use crate::chain::Watcher;
@@ -26,14 +27,14 @@ use alloc::vec::Vec;
 pub const SPEC_VERSION: &str = "v0.0.1";
 
 /// A backing service of the node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
     /// Its id in the API's paths.
-    pub id: &'static str,
+    pub id: Cow<'static, str>,
     /// A short name.
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     /// What it is.
-    pub description: &'static str,
+    pub description: Cow<'static, str>,
     /// Its state now.
     pub status: Status,
     /// Whether the node is unhealthy (rather than partially healthy) while it is down.
@@ -45,11 +46,12 @@ pub struct Service {
 pub fn services(avs: &AvsNode, chain: Option<&Watcher>) -> Vec<Service> {
     let mut list = Vec::with_capacity(3);
     list.push(Service {
-        id: "signer",
-        name: "Signer",
+        id: "signer".into(),
+        name: "Signer".into(),
         description: "The operator's BLS key, decrypted from the keystore on the disk, and the \
                       slashing-protection signing history: Initializing while the key loads, Up while \
-                      tasks are signed, Down when they cannot be.",
+                      tasks are signed, Down when they cannot be."
+            .into(),
         status: avs.signer_status(),
         // Essential to an operator node (one with an aggregator, `[spec.avs]`); a spacecore
         // that is not one is only partially healthy without a key, not unhealthy.
@@ -57,21 +59,23 @@ pub fn services(avs: &AvsNode, chain: Option<&Watcher>) -> Vec<Service> {
     });
     if let Some(status) = avs.aggregator_status() {
         list.push(Service {
-            id: "aggregator",
-            name: "Aggregator",
+            id: "aggregator".into(),
+            name: "Aggregator".into(),
             description: "The AVS aggregator's JSON-RPC server, where signed responses go: Up when the \
-                          last call or probe reached it, Down when it failed, Initializing before any.",
+                          last call or probe reached it, Down when it failed, Initializing before any."
+                .into(),
             status,
             essential: false,
         });
     }
     if let Some(chain) = chain {
         list.push(Service {
-            id: "ethereum",
-            name: "Ethereum",
+            id: "ethereum".into(),
+            name: "Ethereum".into(),
             description: "The Ethereum node the AVS's tasks are read from (NewTaskCreated logs of the \
                           TaskManager): Initializing before its first answer, Up while it answers, Down \
-                          when a call failed (retried with backoff); GET /spacecore/chain says why.",
+                          when a call failed (retried with backoff); GET /spacecore/chain says why."
+                .into(),
             status: chain.status(),
             essential: false,
         });
@@ -172,9 +176,9 @@ pub fn answer(resource: Resource<'_>, node_name: &str, services: &[Service]) -> 
             let services = services
                 .iter()
                 .map(|s| ServiceInfo {
-                    id: s.id,
-                    name: s.name,
-                    description: s.description,
+                    id: &s.id,
+                    name: &s.name,
+                    description: &s.description,
                     status: s.status.as_str(),
                 })
                 .collect();

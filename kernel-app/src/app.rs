@@ -29,6 +29,7 @@ use crate::avs::{AvsNode, Records};
 use crate::chain::{self, Watcher};
 use crate::http::{Handler, Response};
 use crate::metrics;
+use crate::sdk::{Linked, Services};
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -49,6 +50,8 @@ pub struct App<R> {
     pub chain: Option<Watcher>,
     /// The disk's records, if there is a disk.
     pub records: Option<R>,
+    /// The AVS linked into the image (`spacecore_avs`): its routes, timers, metrics, services.
+    pub linked: Linked,
 }
 
 impl<R> core::fmt::Debug for App<R> {
@@ -84,7 +87,42 @@ impl<R: Records> App<R> {
             avs,
             chain: None,
             records,
+            linked: Linked::none(),
         }
+    }
+
+    /// Runs `linked`, the image's AVS.
+    pub fn with_avs(mut self, linked: Linked) -> Self {
+        self.linked = linked;
+        self
+    }
+
+    /// The node's services lent to the linked AVS, and the AVS.
+    fn lend(&mut self) -> (&mut dyn spacecore_avs::Avs, Services<'_>) {
+        let services = Services {
+            avs: &mut self.avs,
+            records: self.records.as_mut().map(|r| r as &mut dyn Records),
+            clock: &*self.clock,
+            boot_count: self.boot_count.unwrap_or(0),
+            avs_name: self.linked.name,
+        };
+        (&mut *self.linked.avs, services)
+    }
+
+    /// Starts the linked AVS: once, after the operator key is loaded.
+    pub fn start_avs(&mut self) {
+        let (avs, mut node) = self.lend();
+        avs.start(&mut node);
+    }
+
+    /// Runs the linked AVS's periodic work if it is due at `now_ms`; returns when it is due next.
+    pub fn tick_avs(&mut self, now_ms: u64) -> Option<u64> {
+        if self.linked.due_ms.is_some_and(|due| due <= now_ms) {
+            let (avs, mut node) = self.lend();
+            let next = avs.tick(&mut node);
+            self.linked.due_ms = next;
+        }
+        self.linked.due_ms
     }
 
     /// Uses `clock` (nanoseconds since boot) for the uptime and to time signatures.
@@ -121,7 +159,19 @@ impl<R: Records> App<R> {
 
     /// The services the node API shows now.
     fn services(&self) -> Vec<api::Service> {
-        api::services(&self.avs, self.chain.as_ref())
+        let mut list = api::services(&self.avs, self.chain.as_ref());
+        for (id, name, description, status) in self.linked.services() {
+            if !list.iter().any(|s| s.id == id) {
+                list.push(api::Service {
+                    id: id.into(),
+                    name: name.into(),
+                    description: description.into(),
+                    status,
+                    essential: false,
+                });
+            }
+        }
+        list
     }
 
     fn status(&self) -> Response {
@@ -154,7 +204,11 @@ impl<R: Records> App<R> {
             boot_count: self.boot_count,
             uptime_ns: (self.clock)(),
         };
-        Response::new(200, metrics::CONTENT_TYPE, metrics::render(&inputs))
+        let mut page = metrics::render(&inputs);
+        let mut own = spacecore_avs::Metrics::new();
+        self.linked.avs.metrics(&mut own);
+        page.extend_from_slice(own.as_str().as_bytes());
+        Response::new(200, metrics::CONTENT_TYPE, page)
     }
 
     fn identity(&self) -> Response {
@@ -237,6 +291,8 @@ impl<R: Records> Handler for App<R> {
                     return Err(Response::error(404));
                 }
                 Some(_) => "GET",
+                // The linked AVS's routes are its to answer, whatever the method.
+                None if spacecore_avs::routed(self.linked.avs.routes(), path) => return Ok(()),
                 None => return Err(Response::error(404)),
             },
         };
@@ -255,7 +311,7 @@ impl<R: Records> Handler for App<R> {
         Ok(())
     }
 
-    fn handle(&mut self, _method: &str, target: &str, body: Vec<u8>) -> Response {
+    fn handle(&mut self, method: &str, target: &str, body: Vec<u8>) -> Response {
         let (path, _) = split(target);
         match path {
             "/" => self.status(),
@@ -268,8 +324,31 @@ impl<R: Records> Handler for App<R> {
             "/test/hang" if self.test_hooks => (self.hang)(),
             _ => match api::resource(path) {
                 Some(resource) => api::answer(resource, &self.name, &self.services()),
-                None => Response::error(404),
+                None => self.avs_request(method, target, &body),
             },
+        }
+    }
+}
+
+impl<R: Records> App<R> {
+    /// A request for the linked AVS: its answer, or 404.
+    fn avs_request(&mut self, method: &str, target: &str, body: &[u8]) -> Response {
+        let request = spacecore_avs::Request::new(method, target, body);
+        let (avs, mut node) = self.lend();
+        let answer = avs.handle(&request, &mut node);
+        // A request may have changed what the AVS's timers want.
+        self.linked.due_ms = Some(0);
+        match answer {
+            // Statuses whose responses carry no body, or that change the protocol, would break
+            // the connection's framing: an AVS gets 200-599 less those.
+            Some(r) if (200..600).contains(&r.status) && !matches!(r.status, 204 | 205 | 304) => {
+                Response::new(r.status, r.content_type, r.body)
+            }
+            Some(r) => api::error(
+                500,
+                &alloc::format!("the AVS answered with status {}, which it may not use", r.status),
+            ),
+            None => Response::error(404),
         }
     }
 }

@@ -248,8 +248,9 @@ mod tests {
         assert!(matches!(region(60, 1), Err(Error::TooSmall { .. })), "would overlap the store");
         assert!(matches!(region(88, 1), Err(Error::TooSmall { .. })), "would overlap the store");
         assert_eq!(region(200, 1), Ok(Region { first_sector: 104, blocks: 12 }));
-        assert_eq!(region(128, 1), Ok(Region { first_sector: STORE_SECTORS, blocks: 5 }));
-        assert_eq!(region(96, 1), Ok(Region { first_sector: STORE_SECTORS, blocks: 1 }));
+        assert_eq!(region(128, 1), Ok(Region { first_sector: STORE_SECTORS, blocks: 3 }));
+        assert_eq!(region(112, 1), Ok(Region { first_sector: STORE_SECTORS, blocks: 1 }));
+        assert!(matches!(region(104, 1), Err(Error::TooSmall { .. })), "would overlap the store");
         assert_eq!(STORE_SECTORS, spacecore_store::Store::<LogDisk>::NEEDED_SECTORS);
     }
 

@@ -17,6 +17,7 @@ use crate::clock::Clock;
 use crate::cmdline::Args;
 use crate::http::{MAX_BODY, OUTPUT_HIGH_WATER};
 use crate::netstack::{MAX_CONNECTIONS, NetStack, SOCKET_BUFFER};
+use crate::sdk::Linked;
 use crate::virtio::blk::BlkDevice;
 use crate::virtio::hal::{NET_BUF, NET_QUEUE};
 use crate::virtio::net::NetDevice;
@@ -25,6 +26,15 @@ use smoltcp::time::{Duration, Instant};
 use spacecore_abi::boot::{BootInfo, device_kind};
 use spacecore_abi::hypercall::WAIT_FOREVER;
 use spacecore_store::{BlockIo, RecordKey, SECTOR, Store};
+
+unsafe extern "Rust" {
+    /// The image's AVS, exported by its crate with `spacecore_avs::export!`.
+    safe fn __spacecore_avs() -> spacecore_avs::Exported;
+}
+
+fn avs_export() -> spacecore_avs::Exported {
+    __spacecore_avs()
+}
 
 /// Shortest wait when idle: a timer due "now" that did nothing waits for the device.
 const MIN_WAIT: Duration = Duration::from_millis(1);
@@ -73,7 +83,13 @@ impl Node {
         });
         let sends = args.aggregator.is_some() && args.net.is_some();
         let uptime = move || clock.ticks_to_ns(arch::rdtsc().wrapping_sub(epoch_tsc));
+        let linked = {
+            let exported = avs_export();
+            println!("avs: {} {} linked", exported.name, exported.version);
+            Linked::new(exported.name, exported.version, exported.avs)
+        };
         let mut app = App::new(args.name, boot_count, store, sends)
+            .with_avs(linked)
             .with_clock(alloc::boxed::Box::new(uptime))
             .with_task_source(args.task_signer)
             .with_test_hooks(args.test_hooks);
@@ -231,6 +247,7 @@ impl Node {
     pub fn run(mut self) -> ! {
         self.load_operator();
         self.load_chain_key();
+        self.app.start_avs();
         loop {
             if hypercall::stop_requested() {
                 self.stop();
@@ -256,7 +273,11 @@ impl Node {
                 continue;
             }
             let at = |ms: u64| Instant::from_millis(ms as i64);
-            let next_call = self.app.avs.next_due().map(at);
+            let next_avs = self.app.tick_avs(now.total_millis() as u64);
+            let next_call = match (self.app.avs.next_due(), next_avs) {
+                (Some(a), Some(b)) => Some(at(a.min(b))),
+                (a, b) => a.or(b).map(at),
+            };
             let next_eth = self.app.chain.as_ref().and_then(|w| w.next_due()).map(at);
             let timeout = net
                 .delay(now, next_call, next_eth)

@@ -14,11 +14,11 @@ mod status {
     pub const BAD_CMDLINE: u8 = 4;
 }
 
-/// The first instruction of every vCPU. The launcher enters here at CPL3 with `rdi` = vCPU
-/// index, `rsi` = address of `boot_params` and `rsp` = the vCPU's stack top minus 8 (as after a
-/// call), so no assembly is needed.
-#[unsafe(no_mangle)]
-pub extern "sysv64" fn _start(vcpu: u64, boot_params: u64) -> ! {
+/// What every vCPU runs first. The launcher enters the image's `_start` (defined by
+/// [`crate::entry!`], which calls this) at CPL3 with `rdi` = vCPU index, `rsi` = address of
+/// `boot_params` and `rsp` = the vCPU's stack top minus 8 (as after a call), so no assembly is
+/// needed.
+pub fn start(vcpu: u64, boot_params: u64) -> ! {
     let entry_tsc = arch::rdtsc();
     if vcpu == 0 { boot_vcpu(boot_params, entry_tsc) } else { idle_vcpu(vcpu) }
 }

@@ -25,16 +25,20 @@ pub enum RecordKey {
     /// with its hash. Written by the guest's chain watcher; its format is the guest's
     /// (`kernel-app/src/chain/cursor.rs`).
     ChainCursor = 4,
+    /// The record of the AVS linked into the image (`spacecore_avs::Node::save`): its own bytes,
+    /// at most [`crate::MAX_VALUE`]; the runtime neither reads nor checks them.
+    AvsRecord = 5,
 }
 
 impl RecordKey {
     /// Every key, in number order.
-    pub const ALL: [RecordKey; 5] = [
+    pub const ALL: [RecordKey; 6] = [
         RecordKey::BootCount,
         RecordKey::Keystore,
         RecordKey::SigningHistory,
         RecordKey::EcdsaKeystore,
         RecordKey::ChainCursor,
+        RecordKey::AvsRecord,
     ];
     /// Number of keys (the highest number plus one).
     pub const COUNT: usize = Self::ALL.len();

@@ -18,7 +18,7 @@
 //! | 20..24   | CRC-32 of bytes 0..20, then of the value         |
 //! | 24..     | the value                                        |
 //!
-//! With the keys of this version the records take sectors `0..`[`NEEDED_SECTORS`] (44 KiB):
+//! With the keys of this version the records take sectors `0..`[`NEEDED_SECTORS`] (52 KiB):
 //!
 //! | key                          | number | slot A       | slot B       |
 //! |------------------------------|--------|--------------|--------------|
@@ -27,6 +27,7 @@
 //! | [`RecordKey::SigningHistory`] | 2     | sectors 40..48 | 48..56     |
 //! | [`RecordKey::EcdsaKeystore`] | 3      | sectors 56..64 | 64..72     |
 //! | [`RecordKey::ChainCursor`]   | 4      | sectors 72..80 | 80..88     |
+//! | [`RecordKey::AvsRecord`]     | 5      | sectors 88..96 | 96..104    |
 //!
 //! ## Changes
 //! The first version had only `BootCount` and needed 24 sectors. `Keystore` and
@@ -45,6 +46,9 @@
 //! `ChainCursor` (4) was added the same way, after `EcdsaKeystore`: older disks read the same and
 //! the new record reads as absent there; a device now needs [`NEEDED_SECTORS`] = 88 sectors
 //! (44 KiB).
+//!
+//! `AvsRecord` (5), the AVS's own record, was added the same way: older disks read the same, the
+//! record reads as absent there, and a device needs [`NEEDED_SECTORS`] = 104 sectors (52 KiB).
 //!
 //! # Crash safety
 //! [`Store::put`] writes the new version, numbered one past the current one, over the slot that

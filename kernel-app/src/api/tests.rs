@@ -3,7 +3,7 @@ use crate::avs::tests::{MemRecords, operator};
 use serde_json::Value;
 
 fn service(id: &'static str, status: Status, essential: bool) -> Service {
-    Service { id, name: "N", description: "D", status, essential }
+    Service { id: id.into(), name: "N".into(), description: "D".into(), status, essential }
 }
 
 fn body_json(r: &Response) -> Value {
@@ -106,9 +106,9 @@ fn services_list_shape() {
         let mut keys: Vec<&String> = entry.as_object().unwrap().keys().collect();
         keys.sort();
         assert_eq!(keys, ["description", "id", "name", "status"]);
-        assert_eq!(entry["id"], expected.id);
-        assert_eq!(entry["name"], expected.name);
-        assert_eq!(entry["description"], expected.description);
+        assert_eq!(entry["id"], expected.id.as_ref());
+        assert_eq!(entry["name"], expected.name.as_ref());
+        assert_eq!(entry["description"], expected.description.as_ref());
         assert_eq!(entry["status"], expected.status.as_str());
     }
     assert_eq!(body_json(&answer(Resource::Services, "n", &[])), serde_json::json!({"services": []}));
@@ -139,7 +139,10 @@ fn the_node_services() {
     let mut records = MemRecords::default();
     let mut avs = AvsNode::new(Some(&mut records), false);
     let list = services(&avs, None);
-    assert_eq!(list.iter().map(|s| (s.id, s.status)).collect::<Vec<_>>(), [("signer", Status::Initializing)]);
+    assert_eq!(
+        list.iter().map(|s| (s.id.as_ref(), s.status)).collect::<Vec<_>>(),
+        [("signer", Status::Initializing)]
+    );
     avs.set_operator(Ok(operator(1))).unwrap();
     assert_eq!(services(&avs, None)[0].status, Status::Up);
     // Not an operator node (no aggregator): a missing key makes it partially healthy only, so a
@@ -153,7 +156,7 @@ fn the_node_services() {
     let sending = AvsNode::new(Some(&mut records), true);
     let list = services(&sending, None);
     assert_eq!(
-        list.iter().map(|s| (s.id, s.status, s.essential)).collect::<Vec<_>>(),
+        list.iter().map(|s| (s.id.as_ref(), s.status, s.essential)).collect::<Vec<_>>(),
         [("signer", Status::Initializing, true), ("aggregator", Status::Initializing, false)]
     );
     let mut broken = AvsNode::new(Some(&mut records), true);

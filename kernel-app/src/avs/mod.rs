@@ -38,7 +38,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use avs_protocol::intake::AuthorizedTask;
-use avs_protocol::{Avs, IncredibleSquaring, NewTask, SignedTaskResponse};
+use avs_protocol::{Avs, IncredibleSquaring, NewTask, OperatorSignature, SignedTaskResponse};
 use client::{HttpResponse, Outcome};
 use history::{Check, History};
 pub use identity::{ChainKey, Identity};
@@ -524,25 +524,48 @@ impl AvsNode {
         records: Option<&mut dyn Records>,
         now: &dyn Fn() -> u64,
     ) -> Result<SignedTaskResponse, TaskError> {
-        let operator = match &self.key {
-            KeyState::Ready(op) => op,
-            KeyState::Loading => {
-                return Err(TaskError::NotSigning("the operator key is still loading".into()));
-            }
-            KeyState::Unusable(why) => return Err(TaskError::NotSigning(format!("not signing: {why}"))),
-        };
+        self.ready_operator()?;
         let response = IncredibleSquaring.respond(task).map_err(|e| {
             TaskError::Unanswerable(format!("task {} cannot be answered: {e}", task.task_index))
         })?;
         let digest = IncredibleSquaring::digest(&response);
-        let index = task.task_index;
-        match self.history.check(index, &digest) {
+        let (signature, end) = self.sign_digest(task.task_index, &digest, records, now)?;
+        let operator_id = self.ready_operator()?.id;
+        let signed = SignedTaskResponse { task_response: response, signature, operator_id };
+        if self.outbox.push(signed, end / 1_000_000) {
+            self.stats.dropped = self.stats.dropped.saturating_add(1);
+        }
+        Ok(signed)
+    }
+
+    /// The loaded operator key, or why the node does not sign.
+    fn ready_operator(&self) -> Result<&Operator, TaskError> {
+        match &self.key {
+            KeyState::Ready(op) => Ok(op),
+            KeyState::Loading => Err(TaskError::NotSigning("the operator key is still loading".into())),
+            KeyState::Unusable(why) => Err(TaskError::NotSigning(format!("not signing: {why}"))),
+        }
+    }
+
+    /// Signs `digest` as the answer to task `index` under the slashing protection: the history
+    /// that allows it is on the disk before the signature exists. Returns the signature and the
+    /// clock reading after it. The one signing path of the node: pushed and chain tasks, and
+    /// the AVS SDK's `sign_task`.
+    pub fn sign_digest(
+        &mut self,
+        index: u32,
+        digest: &[u8; 32],
+        records: Option<&mut dyn Records>,
+        now: &dyn Fn() -> u64,
+    ) -> Result<(OperatorSignature, u64), TaskError> {
+        self.ready_operator()?;
+        match self.history.check(index, digest) {
             Check::Repeat => {}
             Check::New => {
                 let records =
                     records.ok_or_else(|| TaskError::NotSigning("no disk for the signing history".into()))?;
                 let mut updated = self.history.clone();
-                updated.record(index, digest).map_err(|check| refusal(index, check, &self.history))?;
+                updated.record(index, *digest).map_err(|check| refusal(index, check, &self.history))?;
                 records.put(RecordKey::SigningHistory, &updated.encode()).map_err(|e| {
                     TaskError::Storage(format!("cannot record the signature of task {index}: {e}"))
                 })?;
@@ -550,15 +573,31 @@ impl AvsNode {
             }
             check => return Err(refusal(index, check, &self.history)),
         }
+        let operator = self.ready_operator()?;
         let start = now();
-        let signature = operator.sign(&digest);
+        let signature = operator.sign(digest);
         let end = now();
-        let signed = SignedTaskResponse { task_response: response, signature, operator_id: operator.id };
         self.stats.signing.observe(end.saturating_sub(start));
-        if self.outbox.push(signed, end / 1_000_000) {
-            self.stats.dropped = self.stats.dropped.saturating_add(1);
-        }
-        Ok(signed)
+        Ok((signature, end))
+    }
+
+    /// Signs `digest` with no slashing protection: for the AVS SDK's domain-separated
+    /// attestations only (`crate::sdk`), which can never be a task response's digest.
+    pub fn sign_attestation(
+        &mut self,
+        digest: &[u8; 32],
+        now: &dyn Fn() -> u64,
+    ) -> Result<OperatorSignature, TaskError> {
+        let operator = self.ready_operator()?;
+        let start = now();
+        let signature = operator.sign(digest);
+        self.stats.signing.observe(now().saturating_sub(start));
+        Ok(signature)
+    }
+
+    /// The task source (`spacecore.task_signer`), if any.
+    pub fn task_source(&self) -> Option<&[u8; 20]> {
+        self.task_source.as_ref()
     }
 
     /// Whether calls are queued or in flight.

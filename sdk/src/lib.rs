@@ -1,0 +1,378 @@
+//! The AVS SDK of Spacecore.
+//!
+//! An AVS team writes its node logic as a `no_std` crate that implements [`Avs`] and exports it
+//! with [`export!`]; `cargo xtask build-image --avs PATH` links it into the Spacecore unikernel,
+//! which boots on KVM with `hac-launch`. The runtime owns the devices, the network stack, the
+//! HTTP server, the operator's keys and the disk; the AVS sees them only through [`Node`]:
+//!
+//! | service | how |
+//! | --- | --- |
+//! | HTTP routes under the node's port | [`Avs::handle`] gets every request the runtime does not serve itself (see [`RESERVED_PATHS`]) |
+//! | a crash-safe record on the disk | [`Node::load`], [`Node::save`] (flushed before `save` returns) |
+//! | signing with the operator's key, with slashing protection | [`Node::sign_task`] (one digest per task index, ever), [`Node::attest`] (domain-separated messages) |
+//! | the AVS's authority | [`Node::verify_authority`]: was this signed by the address the spec names (`spec.avs.task_signer`)? |
+//! | time and timers | [`Node::now_ms`], [`Avs::tick`] and its next due time |
+//! | metrics | [`Avs::metrics`], appended to the node's `GET /metrics` |
+//! | health | [`Avs::services`], listed in the EigenLayer node API (`/eigen/node/services`) |
+//!
+//! The key never reaches the AVS: it asks for signatures. Outbound calls to the endpoints a spec
+//! names are not offered to AVSs yet (the runtime's own aggregator and chain clients use them).
+//!
+//! ```
+//! use spacecore_avs::{Avs, Node, Request, Response};
+//!
+//! #[derive(Default)]
+//! struct Hello { calls: u64 }
+//!
+//! impl Avs for Hello {
+//!     fn routes(&self) -> &'static [&'static str] {
+//!         &["/hello"]
+//!     }
+//!
+//!     fn handle(&mut self, request: &Request<'_>, _node: &mut dyn Node) -> Option<Response> {
+//!         (request.path == "/hello").then(|| {
+//!             self.calls += 1;
+//!             Response::text(200, "hello\n")
+//!         })
+//!     }
+//! }
+//! // In the AVS crate: spacecore_avs::export!(Hello::default);
+//! # let mut node = spacecore_avs::testing::MemoryNode::default();
+//! # let mut avs = Hello::default();
+//! # let r = avs.handle(&Request::new("GET", "/hello", b""), &mut node).unwrap();
+//! # assert_eq!(r.status, 200);
+//! ```
+#![no_std]
+
+extern crate alloc;
+
+pub mod metrics;
+pub mod testing;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+pub use metrics::Metrics;
+
+/// Paths the runtime serves itself (an entry ending in `/` is a prefix): an AVS never sees
+/// requests for them, whatever its [`Avs::routes`] say.
+pub const RESERVED_PATHS: [&str; 7] = ["/", "/metrics", "/task", "/echo", "/eigen/", "/spacecore/", "/test/"];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn routes_are_exact_or_prefixes_and_never_the_runtimes() {
+        let routes = ["/call", "/api/", "/metrics", "/spacecore/x"];
+        assert!(super::routed(&routes, "/call"));
+        assert!(super::routed(&routes, "/api/v1/x"));
+        assert!(!super::routed(&routes, "/call/x"));
+        assert!(!super::routed(&routes, "/api"));
+        for runtime in ["/metrics", "/spacecore/x", "/", "/eigen", "/eigen/node", "/task", "/test/panic"] {
+            assert!(!super::routed(&routes, runtime), "{runtime}");
+            assert!(!super::routed(&["/", "/eigen/", "/test/", "/spacecore/"], runtime), "{runtime}");
+        }
+        // "/" is every path the runtime does not keep.
+        assert!(super::routed(&["/"], "/anything/at/all"));
+    }
+}
+
+/// Whether `path` is one of `routes` (an entry ending in `/` is a prefix) and not reserved.
+pub fn routed(routes: &[&str], path: &str) -> bool {
+    let matches = |route: &str| if route.ends_with('/') { path.starts_with(route) } else { path == route };
+    let reserved =
+        |route: &str| route == path || (route.ends_with('/') && route != "/" && path.starts_with(route));
+    routes.iter().any(|r| matches(r)) && !RESERVED_PATHS.iter().any(|r| reserved(r)) && path != "/eigen"
+}
+
+/// Most bytes [`Node::save`] takes: the AVS's record is one slot of the disk's record store.
+pub const MAX_RECORD: usize = 4072;
+
+/// The node logic of an AVS.
+///
+/// The runtime calls it from its single main loop, one call at a time: no locking is needed.
+/// A call should return quickly (a slow call delays every connection of the node).
+pub trait Avs {
+    /// Called once, after the disk and the operator key are loaded and before the first request.
+    fn start(&mut self, node: &mut dyn Node) {
+        let _ = node;
+    }
+
+    /// The paths the AVS serves: an entry ending in `/` is a prefix, any other an exact path. A
+    /// request for another path is answered 404 by the runtime from its request line, before
+    /// its body is read; paths the runtime keeps ([`RESERVED_PATHS`], `/spacecore/`, `/test/`)
+    /// never reach the AVS.
+    fn routes(&self) -> &'static [&'static str];
+
+    /// Answers a request for one of [`Avs::routes`], or `None` for 404.
+    fn handle(&mut self, request: &Request<'_>, node: &mut dyn Node) -> Option<Response>;
+
+    /// Periodic work. Returns when (in [`Node::now_ms`] time) it wants to run next; `None`: only
+    /// after the next request.
+    fn tick(&mut self, node: &mut dyn Node) -> Option<u64> {
+        let _ = node;
+        None
+    }
+
+    /// Writes the AVS's own metrics (appended to `GET /metrics`).
+    fn metrics(&self, out: &mut Metrics) {
+        let _ = out;
+    }
+
+    /// The AVS's services and their health, shown in the node API next to the runtime's.
+    fn services(&self) -> Vec<Service> {
+        Vec::new()
+    }
+}
+
+/// Exports the AVS of this crate to the runtime: `export!(constructor)`, where `constructor`
+/// is a path to a function (or `Type::default`) returning a type that implements [`Avs`]. The
+/// AVS is known by its crate's package name and version (in attestations, metrics and the image
+/// manifest). One crate per image exports one AVS (a second export does not link).
+#[macro_export]
+macro_rules! export {
+    ($constructor:path) => {
+        #[doc(hidden)]
+        #[unsafe(no_mangle)]
+        pub fn __spacecore_avs() -> $crate::Exported {
+            $crate::Exported {
+                name: env!("CARGO_PKG_NAME"),
+                version: env!("CARGO_PKG_VERSION"),
+                avs: $crate::__private::Box::new($constructor()),
+            }
+        }
+    };
+}
+
+/// What [`export!`] hands the runtime.
+#[allow(missing_debug_implementations)]
+pub struct Exported {
+    /// The AVS crate's package name.
+    pub name: &'static str,
+    /// Its version.
+    pub version: &'static str,
+    /// The AVS.
+    pub avs: alloc::boxed::Box<dyn Avs>,
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use alloc::boxed::Box;
+}
+
+/// An HTTP request the runtime passes on: the whole body has arrived (at most 4 MiB).
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// `GET`, `POST`, ...
+    pub method: &'a str,
+    /// The path, without the query.
+    pub path: &'a str,
+    /// What follows `?`, if anything.
+    pub query: Option<&'a str>,
+    /// The body.
+    pub body: &'a [u8],
+}
+
+impl<'a> Request<'a> {
+    /// A request for `target` (a path, then `?` and a query if any).
+    pub fn new(method: &'a str, target: &'a str, body: &'a [u8]) -> Self {
+        let (path, query) = match target.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (target, None),
+        };
+        Request { method, path, query, body }
+    }
+}
+
+/// An HTTP response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The `Content-Type`.
+    pub content_type: &'static str,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// `value` as JSON.
+    pub fn json<T: serde::Serialize + ?Sized>(status: u16, value: &T) -> Self {
+        match serde_json::to_vec(value) {
+            Ok(body) => Response { status, content_type: "application/json", body },
+            Err(_) => Response::error(500, "the response cannot be encoded"),
+        }
+    }
+
+    /// `{"error": why}` with `status`, the runtime's own error shape.
+    pub fn error(status: u16, why: &str) -> Self {
+        #[derive(serde::Serialize)]
+        struct Error<'a> {
+            error: &'a str,
+        }
+        let body = serde_json::to_vec(&Error { error: why }).unwrap_or_default();
+        Response { status, content_type: "application/json", body }
+    }
+
+    /// Plain text.
+    pub fn text(status: u16, text: &str) -> Self {
+        Response { status, content_type: "text/plain; charset=utf-8", body: text.as_bytes().to_vec() }
+    }
+}
+
+/// A service of the AVS and its health, as the EigenLayer node API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// Its id in `/eigen/node/services/{id}/health`: lowercase letters, digits and `-`.
+    pub id: String,
+    /// A name for people.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// How it is.
+    pub status: Health,
+}
+
+/// A service's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Working.
+    Up,
+    /// Not working.
+    Down,
+    /// Not known yet.
+    Initializing,
+}
+
+/// What the runtime gives the AVS. Every call is synchronous.
+pub trait Node {
+    /// Milliseconds since the guest started.
+    fn now_ms(&self) -> u64;
+
+    /// This boot's number on this disk (1 on the first boot; 0 without a disk).
+    fn boot_count(&self) -> u64;
+
+    /// The AVS's record on the disk, as last saved; `None` if it was never saved.
+    fn load(&mut self) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Replaces the AVS's record (at most [`MAX_RECORD`] bytes). When it returns `Ok` the
+    /// record is on the disk: after a crash or a power cut [`Node::load`] returns it or, if the
+    /// call did not return, either it or the record before (never a mix).
+    fn save(&mut self, record: &[u8]) -> Result<(), StoreError>;
+
+    /// The operator: its id and public key, once its key is loaded.
+    fn operator(&self) -> Option<Operator>;
+
+    /// Signs `digest` as this operator's answer to task `index`, under the node's slashing
+    /// protection: a task index is signed with one digest only, ever (the same digest again is
+    /// signed again; another is refused), and the signing history reaches the disk before the
+    /// signature exists. Indices far below the newest signed one are refused too.
+    fn sign_task(&mut self, index: u32, digest: &[u8; 32]) -> Result<Signature, SignError>;
+
+    /// Signs `message` for this AVS: the key signs `keccak256("spacecore.attest" ‖ AVS ‖
+    /// keccak256(message))` where AVS is the image's AVS name, so an attestation can never pass
+    /// as a task response or as another AVS's attestation ([`attestation_digest`]). No slashing
+    /// protection: use it for receipts, not for anything a contract slashes.
+    fn attest(&mut self, message: &[u8]) -> Result<Signature, SignError>;
+
+    /// Whether `signature` (65 bytes `r ‖ s ‖ v`, EIP-191 `personal_sign` over `message`) is the
+    /// AVS authority's: the Ethereum address the spec names in `spec.avs.task_signer`. `false`
+    /// when the spec names none.
+    fn verify_authority(&self, message: &[u8], signature: &[u8]) -> bool;
+}
+
+/// The operator, as the AVS may know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operator {
+    /// Its operator id (32 bytes).
+    pub id: [u8; 32],
+    /// `"bn254"` or `"bls12-381"`.
+    pub scheme: &'static str,
+    /// Its public key's encoding.
+    pub public_key: Vec<u8>,
+}
+
+/// A signature by the operator's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    /// `"bn254"` (64 bytes, G1 `X ‖ Y`) or `"bls12-381"` (96 bytes, compressed G2).
+    pub scheme: &'static str,
+    /// The signature's encoding.
+    pub bytes: Vec<u8>,
+}
+
+/// Why [`Node::save`] or [`Node::load`] failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// The node has no disk.
+    NoDisk,
+    /// More than [`MAX_RECORD`] bytes.
+    TooLarge(usize),
+    /// The disk failed; the text says how.
+    Io(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::NoDisk => f.write_str("the node has no disk"),
+            StoreError::TooLarge(n) => write!(f, "a record of {n} bytes is over {MAX_RECORD}"),
+            StoreError::Io(why) => write!(f, "disk: {why}"),
+        }
+    }
+}
+
+/// Why a signature was not made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignError {
+    /// The operator key is not loaded (yet, or it cannot be).
+    NoKey(String),
+    /// The slashing protection refuses it (a conflicting or too old task index).
+    Refused(String),
+    /// The signing history could not be written: nothing was signed.
+    Storage(String),
+}
+
+impl fmt::Display for SignError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SignError::NoKey(why) | SignError::Refused(why) | SignError::Storage(why) => f.write_str(why),
+        }
+    }
+}
+
+impl SignError {
+    /// The HTTP status that fits: 503 without a key, 409 when refused, 500 on a disk failure.
+    pub fn status(&self) -> u16 {
+        match self {
+            SignError::NoKey(_) => 503,
+            SignError::Refused(_) => 409,
+            SignError::Storage(_) => 500,
+        }
+    }
+}
+
+/// Ethereum's keccak-256.
+pub fn keccak256(data: &[u8]) -> [u8; 32] {
+    use sha3::{Digest, Keccak256};
+    Keccak256::digest(data).into()
+}
+
+/// The digest [`Node::attest`] signs for AVS `avs` and `message`.
+pub fn attestation_digest(avs: &str, message: &[u8]) -> [u8; 32] {
+    let mut preimage = Vec::with_capacity(16 + avs.len() + 32);
+    preimage.extend_from_slice(b"spacecore.attest");
+    preimage.extend_from_slice(avs.as_bytes());
+    preimage.extend_from_slice(&keccak256(message));
+    keccak256(&preimage)
+}
+
+/// `0x` and lowercase hex.
+pub fn to_hex(bytes: &[u8]) -> String {
+    alloc::format!("0x{}", hex::encode(bytes))
+}
+
+/// The bytes of `0x`-prefixed (or bare) hex; `None` if it is not hex.
+pub fn from_hex(text: &str) -> Option<Vec<u8>> {
+    hex::decode(text.strip_prefix("0x").unwrap_or(text)).ok()
+}

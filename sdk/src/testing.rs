@@ -1,0 +1,123 @@
+//! A [`Node`] for an AVS's unit tests on the host: an in-memory record, a clock the test sets,
+//! and a stand-in signer.
+//!
+//! The stand-in's "signatures" are `keccak256(kind ‖ index ‖ digest)`: enough to see what was
+//! signed, not a BLS signature. Real signatures come from the runtime, in the image.
+
+use crate::{MAX_RECORD, Node, Operator, SignError, Signature, StoreError, keccak256};
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+/// Decides [`Node::verify_authority`] for a [`MemoryNode`].
+pub type Authority = Box<dyn Fn(&[u8], &[u8]) -> bool>;
+
+/// An in-memory node.
+pub struct MemoryNode {
+    /// What [`Node::now_ms`] returns.
+    pub now_ms: u64,
+    /// What [`Node::boot_count`] returns.
+    pub boot_count: u64,
+    /// The saved record.
+    pub record: Option<Vec<u8>>,
+    /// Saves made.
+    pub saves: u64,
+    /// When set, [`Node::save`] fails with this.
+    pub fail_saves: Option<StoreError>,
+    /// Task index → digest signed, as the runtime's slashing protection keeps them.
+    pub signed: BTreeMap<u32, [u8; 32]>,
+    /// Who [`Node::verify_authority`] accepts; without one, nobody.
+    pub authority: Option<Authority>,
+}
+
+impl core::fmt::Debug for MemoryNode {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("MemoryNode").field("now_ms", &self.now_ms).field("saves", &self.saves).finish()
+    }
+}
+
+impl Default for MemoryNode {
+    fn default() -> Self {
+        MemoryNode {
+            now_ms: 0,
+            boot_count: 1,
+            record: None,
+            saves: 0,
+            fail_saves: None,
+            signed: BTreeMap::new(),
+            authority: None,
+        }
+    }
+}
+
+impl MemoryNode {
+    /// The same disk after a restart: the record and the signing history stay, the rest is new.
+    pub fn restarted(&self) -> MemoryNode {
+        MemoryNode {
+            boot_count: self.boot_count + 1,
+            record: self.record.clone(),
+            signed: self.signed.clone(),
+            ..MemoryNode::default()
+        }
+    }
+
+    fn stand_in(kind: u8, index: u32, digest: &[u8; 32]) -> Signature {
+        let mut preimage = Vec::with_capacity(37);
+        preimage.push(kind);
+        preimage.extend_from_slice(&index.to_be_bytes());
+        preimage.extend_from_slice(digest);
+        Signature { scheme: "test", bytes: keccak256(&preimage).to_vec() }
+    }
+}
+
+impl Node for MemoryNode {
+    fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    fn boot_count(&self) -> u64 {
+        self.boot_count
+    }
+
+    fn load(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.record.clone())
+    }
+
+    fn save(&mut self, record: &[u8]) -> Result<(), StoreError> {
+        if let Some(e) = &self.fail_saves {
+            return Err(e.clone());
+        }
+        if record.len() > MAX_RECORD {
+            return Err(StoreError::TooLarge(record.len()));
+        }
+        self.record = Some(record.to_vec());
+        self.saves += 1;
+        Ok(())
+    }
+
+    fn operator(&self) -> Option<Operator> {
+        Some(Operator { id: [7; 32], scheme: "test", public_key: Vec::new() })
+    }
+
+    fn sign_task(&mut self, index: u32, digest: &[u8; 32]) -> Result<Signature, SignError> {
+        match self.signed.get(&index) {
+            Some(signed) if signed != digest => {
+                return Err(SignError::Refused(alloc::format!(
+                    "task {index} was signed with another digest"
+                )));
+            }
+            _ => {
+                self.signed.insert(index, *digest);
+            }
+        }
+        Ok(Self::stand_in(0, index, digest))
+    }
+
+    fn attest(&mut self, message: &[u8]) -> Result<Signature, SignError> {
+        Ok(Self::stand_in(1, 0, &keccak256(message)))
+    }
+
+    fn verify_authority(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.authority.as_ref().is_some_and(|check| check(message, signature))
+    }
+}
