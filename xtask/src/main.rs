@@ -12,6 +12,7 @@ mod chain_tools;
 mod cmd;
 mod deb_tool;
 mod demo;
+mod fleet;
 mod fuzz;
 mod jail_user;
 mod launch;
@@ -50,6 +51,9 @@ enum Command {
     Fuzz(fuzz::Args),
     /// Run three spacecores and the aggregator on this host and show each task's aggregate.
     Demo(demo::Args),
+    /// Check the fleet files of examples/fleet/ with their orchestrators' validators (part of
+    /// step 6 of `test`).
+    CheckFleet,
     /// Install the on-chain tests' pinned Anvil and solc-js (as `test` does) and print their
     /// variables as shell `export` lines, to run those tests alone.
     ChainTools,
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         Command::Fuzz(args) => fuzz::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::ChainTools => chain_tools::print_exports(),
+        Command::CheckFleet => fleet::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

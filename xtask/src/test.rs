@@ -14,7 +14,7 @@ use image_store::{STORE_ENV, Store};
 use test_support::{NO_KVM_ENV, PROMTOOL_ENV, SKIP_LOG_ENV, Skip};
 
 use crate::cmd::{self, describe};
-use crate::{build_image, chain_tools, fuzz, jail_user, promtool, umoci};
+use crate::{build_image, chain_tools, fleet, fuzz, jail_user, promtool, umoci};
 
 const HOST_TARGET: &str = "x86_64-unknown-linux-gnu";
 const STEPS: usize = 11;
@@ -88,12 +88,17 @@ pub fn run(args: &Args) -> Result<()> {
 
     // (d) the tools the tests hold our output against: Prometheus' own parser for the metrics,
     // an OCI image tool for exported images; and the user hac-launch confines guests as.
-    let n = steps.announce("providing promtool and umoci (Debian's, pinned) and the spacecore user");
+    let n = steps.announce(
+        "providing promtool and umoci (Debian's, pinned) and the spacecore user; checking the fleet files",
+    );
     let promtool = promtool::provide().with_context(|| format!("step {n}/{STEPS} failed"))?;
     eprintln!("xtask test: promtool is {}", promtool.display());
     let umoci = umoci::provide().with_context(|| format!("step {n}/{STEPS} failed"))?;
     eprintln!("xtask test: umoci is {}", umoci.display());
     jail_user::ensure().with_context(|| format!("step {n}/{STEPS} failed"))?;
+    // The fleet files (examples/fleet/) against their orchestrators' validators.
+    let fleet_skips = fleet::check(cmd::in_ci()).with_context(|| format!("step {n}/{STEPS} failed"))?;
+    fleet::banner(&fleet_skips);
 
     // (d') Anvil and solc-js, pinned, for the tests that run EigenLayer's contracts on a chain.
     let n = steps.announce("providing Anvil and solc-js (npm, pinned), for the on-chain tests");
@@ -157,6 +162,7 @@ pub fn run(args: &Args) -> Result<()> {
     if let Some(why) = &no_nightly {
         fuzz::no_nightly_banner(why);
     }
+    fleet::banner(&fleet_skips);
     Ok(())
 }
 
