@@ -8,7 +8,7 @@ use crate::keystore_password::KeystorePassword;
 use crate::metrics::{self, Sources, Stats};
 use crate::output::{Level, Log};
 use crate::supervisor::{self, Boots, health::HealthCheck};
-use crate::{attach, capacity, host, jail, vmm};
+use crate::{attach, capacity, host, jail, update, vmm};
 use anyhow::Context;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -105,9 +105,14 @@ impl Launch {
         let (stats, exits) = (Arc::new(Stats::new()), Arc::new(vmm::ExitCounts::default()));
         serve_metrics(plan, log, &attached, &stats, &exits)?;
         let health = health_check(self.options.until_ready, plan, log, &attached);
+        let updates = if self.options.until_ready {
+            None
+        } else {
+            serve_updates(plan, log, &attached, &stats, self.options)
+        };
         let boots = Boots {
             plan,
-            image_path: &image_path,
+            image_path,
             image,
             cmdline,
             keystore_password,
@@ -123,6 +128,7 @@ impl Launch {
                 .map(|p| p.counters.clone())
                 .chain(attached.egress.iter().map(|relay| relay.counters.clone()))
                 .collect(),
+            updates,
         };
         let confined = jail.is_some();
         if let Some(prepared) = jail {
@@ -192,6 +198,52 @@ fn serve_metrics(
     Ok(())
 }
 
+/// Rolling updates (`hac-launch --update`): binds the control socket and starts the update
+/// thread in the spacecore's namespace, before the launcher confines itself. Without them (the
+/// socket cannot be bound) the spacecore runs all the same, and a line says why.
+fn serve_updates(
+    plan: &hac::Plan,
+    log: &Log,
+    attached: &attach::Attached,
+    stats: &Arc<Stats>,
+    options: vmm::RunOptions,
+) -> Option<Arc<update::Updates>> {
+    let path = update::socket_path(&attach::state_dir(), &plan.name);
+    let listener = match update::server::listen(&path) {
+        Ok(listener) => listener,
+        Err(why) => {
+            log.launcher(format_args!(
+                "update: no control socket ({why}); `hac-launch --update` cannot reach this spacecore"
+            ));
+            return None;
+        }
+    };
+    let updates = Arc::new(update::Updates::default());
+    let context = update::server::Context {
+        updates: updates.clone(),
+        log: log.clone(),
+        stats: stats.clone(),
+        published: attached.published.iter().map(|p| p.counters.clone()).collect(),
+        guest_http: attach::http_port(plan)
+            .map(|port| std::net::SocketAddr::new(plan.network.guest_address.into(), port)),
+        signer: plan.avs.is_some(),
+        memory_bytes: plan.memory_bytes,
+        drain: options.stop_timeout,
+    };
+    if let Err(e) = update::server::start(listener, context, attached.netns.clone()) {
+        log.launcher(format_args!(
+            "update: cannot start the update thread ({e}); `hac-launch --update` cannot reach this spacecore"
+        ));
+        return None;
+    }
+    log.event(
+        Level::Info,
+        format_args!("update: `hac-launch --update SPEC` reaches this launcher at {}", path.display()),
+        &[("event", "update_socket".into()), ("path", path.display().to_string().into())],
+    );
+    Some(updates)
+}
+
 /// With a restarting `spec.failover.strategy` and an HTTP port: the health checks, and the
 /// line saying how the guest is supervised.
 fn health_check(
@@ -221,6 +273,7 @@ fn health_check(
         target: http.local_address(),
         interval: Duration::from_millis(failover.health_interval_ms),
         timeout: Duration::from_millis(failover.health_timeout_ms),
+        relay: Some(http.counters.clone()),
     };
     log.launcher(format_args!(
         "health: GET {} through the published port {} (guest {}) every {} ms; restart after {} ms without an alive answer",

@@ -18,4 +18,5 @@ pub mod metrics;
 pub mod network;
 pub mod output;
 pub mod supervisor;
+pub mod update;
 pub mod vmm;

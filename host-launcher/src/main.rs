@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::Parser;
 use host_launcher::launch::Launch;
 use host_launcher::output::{Level, Log};
-use host_launcher::{capacity, check, host, image, jail, vmm};
+use host_launcher::{attach, capacity, check, host, image, jail, update, vmm};
 use image_store::Store;
 use spacecore_abi::exit;
 use std::path::PathBuf;
@@ -59,6 +59,14 @@ struct Cli {
     /// Where the confined launcher's empty root directory is made, as DIR/NAME.
     #[arg(long, value_name = "DIR", default_value = jail::DEFAULT_JAIL_DIR)]
     jail_dir: PathBuf,
+    /// Rolling update: resolve the spec's image now and hand it to the launcher running this
+    /// spacecore, which replaces its guest's image (rolling back if the new one is not healthy
+    /// in time); prints the progress and exits 0 done, 1 refused, 3 rolled back, 4 failed.
+    #[arg(long, conflicts_with_all = ["check", "until_ready"])]
+    update: bool,
+    /// With --update: milliseconds the new image has from its boot to a healthy answer.
+    #[arg(long, value_name = "MS", requires = "update", default_value_t = update::DEFAULT_DEADLINE.as_millis() as u64)]
+    update_deadline: u64,
 }
 
 /// An overcommit ratio: a number above 0, at most 1000.
@@ -81,7 +89,8 @@ fn main() -> ExitCode {
     };
     let observability = &plan.observability;
     // `--check` only reads: it prints to stdout and leaves the log file alone (not even created).
-    let log_file = observability.log_file.as_deref().filter(|_| !cli.check);
+    // Nor does `--update`: the running launcher logs the update.
+    let log_file = observability.log_file.as_deref().filter(|_| !cli.check && !cli.update);
     let log = match Log::open(&plan.name, observability.log_format, log_file) {
         Ok(log) => log,
         Err(e) => {
@@ -122,6 +131,9 @@ fn run(cli: &Cli, plan: &hac::Plan, log: &Log, started: (Instant, u64)) -> anyho
         print_plan(cli, plan, image_path, &image)?;
         return Ok(0);
     }
+    if cli.update {
+        return request_update(cli, plan, &image_path, &image);
+    }
     let launch = Launch {
         extra_cmdline: cli.cmdline.clone(),
         options: vmm::RunOptions {
@@ -134,6 +146,34 @@ fn run(cli: &Cli, plan: &hac::Plan, log: &Log, started: (Instant, u64)) -> anyho
         overcommit: capacity::Overcommit { cpu: cli.cpu_overcommit, memory: cli.memory_overcommit },
     };
     launch.run(plan, log, started, image_path, image)
+}
+
+/// `--update`: hands the image, opened and checked here (outside the confined launcher), to the
+/// running launcher of the spec's spacecore, and prints its answer; the exit status is the
+/// outcome's ([`update::client::exit_status`]).
+fn request_update(
+    cli: &Cli,
+    plan: &hac::Plan,
+    image_path: &std::path::Path,
+    image: &std::fs::File,
+) -> anyhow::Result<u8> {
+    let sha256 = image_store::sha256_reader(image)
+        .with_context(|| format!("cannot read image {}", image_path.display()))?;
+    let request =
+        update::Request { image: image_path.display().to_string(), sha256, deadline_ms: cli.update_deadline };
+    let socket = update::socket_path(&attach::state_dir(), &plan.name);
+    println!(
+        "hac-launch: update {}: {} (sha256:{}) via {}",
+        plan.name,
+        request.image,
+        request.sha256,
+        socket.display()
+    );
+    let outcome = update::client::run(&socket, &request, image, |reply| {
+        println!("hac-launch: update {}: {}", plan.name, reply.message);
+    })
+    .map_err(anyhow::Error::msg)?;
+    Ok(update::client::exit_status(&outcome))
 }
 
 /// `--check`: the plan with its image resolved, as text or JSON.

@@ -428,7 +428,7 @@ pub fn confine(prepared: Prepared, name: &str, budget: &Budget, log: &Log) -> Re
     enter(Kind::Control);
     log.launcher(format_args!(
         "confined: uid {} gid {} ({}), root {} (empty, private mount namespace), seccomp per thread \
-         (vcpu, device, relay, control; a violation kills the launcher with SIGSYS), no capabilities, \
+         (vcpu, device, relay, control, update; a violation kills the launcher with SIGSYS), no capabilities, \
          no_new_privs, rlimits nofile {nofile} nproc {nproc} core 0 fsize {}; in {} us",
         identity.uid,
         identity.gid,

@@ -11,7 +11,9 @@
 //!   see `jail::spawn`), so a vCPU thread never needs the disk's or the tap's system calls;
 //! * the published ports' and the endpoints' relays (accept, connect, copy) run
 //!   [`Kind::Relay`], installed by their acceptor threads, which their connection threads inherit;
-//! * the signal thread and the metrics server run [`Kind::Control`].
+//! * the signal thread and the metrics server run [`Kind::Control`];
+//! * the update thread (`crate::update`: the control socket of `hac-launch --update`) runs
+//!   [`Kind::Update`]: a relay's calls, and `recvmsg` to take the new image's descriptor.
 //!
 //! Anything else kills the whole process (`SECCOMP_RET_KILL_PROCESS`): it ends with SIGSYS.
 //! No list has `execve`, `ptrace`, `mount`, `bpf`, `kexec_*`, `init_module`, `process_vm_*`,
@@ -42,11 +44,14 @@ pub enum Kind {
     /// The rest: the main thread (supervisor: VM creation and restarts), the signal thread,
     /// the metrics server.
     Control,
+    /// The update thread: accepts `hac-launch --update` on the control socket, takes the new
+    /// image's open descriptor, checks the new guest's health from inside the namespace.
+    Update,
 }
 
 impl Kind {
     /// Every kind, in the order of [`Kind::index`].
-    pub const ALL: [Kind; 4] = [Kind::Vcpu, Kind::Device, Kind::Relay, Kind::Control];
+    pub const ALL: [Kind; 5] = [Kind::Vcpu, Kind::Device, Kind::Relay, Kind::Control, Kind::Update];
 
     /// The kind's position in [`Kind::ALL`].
     pub fn index(self) -> usize {
@@ -55,6 +60,7 @@ impl Kind {
             Kind::Device => 1,
             Kind::Relay => 2,
             Kind::Control => 3,
+            Kind::Update => 4,
         }
     }
 
@@ -65,6 +71,7 @@ impl Kind {
             Kind::Device => "device",
             Kind::Relay => "relay",
             Kind::Control => "control",
+            Kind::Update => "update",
         }
     }
 }
@@ -288,6 +295,18 @@ fn control(list: &mut List) {
     );
 }
 
+/// The update thread: a relay's calls (accept on the control socket, the health checks of the
+/// new guest), `recvmsg` with `MSG_CMSG_CLOEXEC` only, to take the descriptor of the new image
+/// that `hac-launch --update` opened outside (`SCM_RIGHTS`), and `lseek`, to read that image
+/// from its start (its digest, and a trial load into scratch memory before anything is
+/// stopped). No `sendmsg`: nothing leaves the launcher as a descriptor.
+fn update(list: &mut List) {
+    use libc::*;
+    relay(list);
+    when(list, SYS_recvmsg, vec![vec![eq(2, MSG_CMSG_CLOEXEC as u64)]]);
+    always(list, &[SYS_lseek]);
+}
+
 /// The allowlist of `kind` as (system call, rule) pairs.
 fn list(kind: Kind, ids: Ids) -> List {
     let mut list = base(ids);
@@ -296,6 +315,7 @@ fn list(kind: Kind, ids: Ids) -> List {
         Kind::Device => device(&mut list),
         Kind::Relay => relay(&mut list),
         Kind::Control => control(&mut list),
+        Kind::Update => update(&mut list),
     }
     list
 }
@@ -418,6 +438,57 @@ mod tests {
         // Relays have no KVM and no disk.
         assert!(!allows(Kind::Relay, IDS, SYS_fdatasync) && !allows(Kind::Relay, IDS, SYS_pwrite64));
         assert!(len(Kind::Vcpu, IDS) < len(Kind::Control, IDS));
+    }
+
+    #[test]
+    fn only_the_update_thread_takes_descriptors_and_it_has_no_kvm_or_disk() {
+        use libc::*;
+        for kind in Kind::ALL {
+            assert_eq!(allows(kind, IDS, SYS_recvmsg), kind == Kind::Update, "{}", kind.name());
+            assert!(!allows(kind, IDS, SYS_sendmsg), "{} may send descriptors", kind.name());
+        }
+        for syscall in [SYS_fdatasync, SYS_pwrite64, SYS_pread64, SYS_mincore, SYS_fstat, SYS_statx] {
+            assert!(!allows(Kind::Update, IDS, syscall), "update allows system call {syscall}");
+        }
+        // No KVM ioctl: the supervisor boots the new image, not the update thread.
+        let ioctls = list(Kind::Update, IDS);
+        let Some(Rule::When(sets)) = ioctls.get(&SYS_ioctl) else { panic!("ioctl: FIONBIO only") };
+        assert_eq!(sets.len(), 1);
+        assert_eq!(len(Kind::Update, IDS), len(Kind::Relay, IDS) + 2, "recvmsg and lseek");
+    }
+
+    #[test]
+    fn the_update_thread_dies_on_a_recvmsg_without_cloexec() {
+        // SAFETY: getuid and getgid cannot fail.
+        let ids = Ids { pid: 0, uid: unsafe { libc::getuid() }, gid: unsafe { libc::getgid() } };
+        let program = compile(Kind::Update, ids).unwrap();
+        let refusals = refusals().unwrap();
+        let installed = |program: &BpfProgram| {
+            seccompiler::apply_filter(&refusals)
+                .and_then(|()| seccompiler::apply_filter(program))
+                .map_or(10, |()| 0)
+        };
+        let recv = |flags: libc::c_int| {
+            // SAFETY: recvmsg on a bad descriptor with an empty header fails with EBADF.
+            let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+            // SAFETY: as above; `header` is valid for the call.
+            unsafe { libc::recvmsg(-1, &mut header, flags) }
+        };
+        let allowed = in_child(|| {
+            if installed(&program) != 0 {
+                return 10;
+            }
+            if recv(libc::MSG_CMSG_CLOEXEC) == -1 { 0 } else { 11 }
+        });
+        assert_eq!(allowed, Ok(0), "recvmsg with MSG_CMSG_CLOEXEC");
+        let forbidden = in_child(|| {
+            if installed(&program) != 0 {
+                return 10;
+            }
+            recv(0);
+            12
+        });
+        assert_eq!(forbidden, Err(libc::SIGSYS), "recvmsg without MSG_CMSG_CLOEXEC");
     }
 
     #[test]

@@ -38,7 +38,15 @@ pub struct Stats {
     recovery_us: AtomicU64,
     health_alive: AtomicU64,
     health_failed: AtomicU64,
+    /// Rolling updates by outcome, in the order of [`UPDATE_OUTCOMES`].
+    updates: [AtomicU64; UPDATE_OUTCOMES.len()],
+    /// Microseconds the last update held new connections; `u64::MAX` before any.
+    update_hold_us: AtomicU64,
 }
+
+/// The outcomes of a rolling update (`crate::update`), as the metrics label them: the new
+/// image serves; it failed and the old one serves again; it failed and so did the old one.
+pub const UPDATE_OUTCOMES: [&str; 3] = ["done", "rolled_back", "failed"];
 
 fn index(cause: Cause) -> usize {
     Cause::LABELS.iter().position(|&l| l == cause.label()).unwrap_or(0)
@@ -50,7 +58,17 @@ impl Stats {
         let stats = Stats::default();
         stats.boot_to_ready_us.store(u64::MAX, Relaxed);
         stats.recovery_us.store(u64::MAX, Relaxed);
+        stats.update_hold_us.store(u64::MAX, Relaxed);
         stats
+    }
+
+    /// A rolling update ended with `outcome` (one of [`UPDATE_OUTCOMES`]), new connections
+    /// having been held for `held`.
+    pub fn update(&self, outcome: &str, held: Duration) {
+        if let Some(i) = UPDATE_OUTCOMES.iter().position(|&o| o == outcome) {
+            self.updates[i].fetch_add(1, Relaxed);
+        }
+        self.update_hold_us.store(held.as_micros() as u64, Relaxed);
     }
 
     /// A boot started.
@@ -216,6 +234,22 @@ pub fn render(sources: &Sources, rss_bytes: u64, guest: Option<&GuestScrape>) ->
         &[("result", "failed")],
         n(&stats.health_failed),
     );
+    e.family(
+        "spacecore_launcher_updates_total",
+        Kind::Counter,
+        "Rolling updates of the guest's image (hac-launch --update), by outcome.",
+    );
+    for (label, count) in UPDATE_OUTCOMES.iter().zip(&stats.updates) {
+        e.sample_f64("spacecore_launcher_updates_total", &[("outcome", label)], n(count));
+    }
+    e.family(
+        "spacecore_launcher_update_hold_seconds",
+        Kind::Gauge,
+        "How long the last rolling update held new connections in the relay (the node did not answer).",
+    );
+    if let Some(s) = seconds(stats.update_hold_us.load(Relaxed)) {
+        e.sample_f64("spacecore_launcher_update_hold_seconds", &[], s);
+    }
     e.family(
         "spacecore_launcher_resident_memory_bytes",
         Kind::Gauge,

@@ -10,13 +10,18 @@
 //! connection idle longest when full (or refusal), and an idle timeout. Each relayed connection
 //! gets two copying threads; an idle timeout is kept by the copying threads themselves (their
 //! reads and writes time out), so an idle connection costs no CPU.
+//!
+//! A relay can be **held** ([`ForwardCounters::hold`]) while its target is being replaced (a
+//! rolling update, `crate::update`): connections are still accepted and read from, but none is
+//! connected to the target until [`ForwardCounters::release`]; they wait in the relay instead of
+//! being refused or failing against a guest that is not there.
 
 use super::admission::{self, Admission, Limits, Open};
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// How long a connection to the target may take before the accepted connection is closed.
@@ -80,6 +85,11 @@ pub struct ForwardCounters {
     pub bytes_in: AtomicU64,
     /// Bytes from the target back to the accepted connections.
     pub bytes_out: AtomicU64,
+    /// Whether new connections wait before they are connected to the target ([`Self::hold`]).
+    held: Mutex<bool>,
+    released: Condvar,
+    /// Connections that waited in a hold, counted when they go on.
+    pub held_connections: AtomicU64,
 }
 
 impl Default for ForwardCounters {
@@ -95,6 +105,9 @@ impl Default for ForwardCounters {
             idle_closed: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
+            held: Mutex::new(false),
+            released: Condvar::new(),
+            held_connections: AtomicU64::new(0),
         }
     }
 }
@@ -104,12 +117,60 @@ impl ForwardCounters {
     /// many. The launcher calls it when the guest it relays to or from is gone (restarted): the
     /// other end then sees the connection close instead of waiting on a guest that will never
     /// answer.
+    /// While the relay is held, only the connections already connected to the target are
+    /// closed: those waiting in the hold have not reached the guest that is gone and go on to
+    /// the next one.
     pub fn close_connections(&self) -> usize {
-        let open = std::mem::take(&mut *self.table());
-        for relayed in open.values() {
+        let held = self.is_held();
+        let mut table = self.table();
+        let open: Vec<Relayed> = if held {
+            let ids: Vec<u64> =
+                table.iter().filter(|(_, r)| r.upstream.is_some()).map(|(&id, _)| id).collect();
+            ids.iter().filter_map(|id| table.remove(id)).collect()
+        } else {
+            std::mem::take(&mut *table).into_values().collect()
+        };
+        drop(table);
+        for relayed in &open {
             relayed.shutdown();
         }
         open.len()
+    }
+
+    /// Holds new connections: from now on none is connected to the target until
+    /// [`Self::release`]. Connections already connected go on.
+    pub fn hold(&self) {
+        *self.held.lock().unwrap_or_else(|p| p.into_inner()) = true;
+    }
+
+    /// Lets the held connections (and every new one) go on to the target.
+    pub fn release(&self) {
+        *self.held.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        self.released.notify_all();
+    }
+
+    /// Whether the relay holds new connections.
+    pub fn is_held(&self) -> bool {
+        *self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Connections connected to the target now (not those waiting in a hold or for their
+    /// first bytes).
+    pub fn connected_connections(&self) -> usize {
+        self.table().values().filter(|r| r.upstream.is_some()).count()
+    }
+
+    /// Waits while the relay is held; true if this connection waited.
+    fn wait_released(&self) -> bool {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if !*held {
+            return false;
+        }
+        while *held {
+            held = self.released.wait(held).unwrap_or_else(|p| p.into_inner());
+        }
+        self.held_connections.fetch_add(1, Ordering::Relaxed);
+        true
     }
 
     /// Connections being relayed now.
@@ -238,6 +299,9 @@ fn relay(id: u64, target: SocketAddr, limits: &Limits, activity: &Activity, coun
             }
         }
     }
+    // During a hold (the guest is being replaced) the connection waits here, its first bytes
+    // read, and the connect timeout starts once it is released.
+    counters.wait_released();
     let Some(upstream) = connect(id, target, limits, counters) else {
         counters.refused.fetch_add(1, Ordering::Relaxed);
         counters.closed(id);
@@ -509,6 +573,42 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    #[test]
+    fn a_held_connection_waits_for_the_release_and_survives_the_end_of_a_run() {
+        let target = TcpListener::bind("127.0.0.1:0").unwrap();
+        let target_addr = target.local_addr().unwrap();
+        target.set_nonblocking(true).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let front = listener.local_addr().unwrap();
+        let counters = Arc::new(ForwardCounters::default());
+        let theirs = counters.clone();
+        let limits = Limits { connect_on_data: true, retry_refused: true, ..LIMITS };
+        std::thread::spawn(move || serve(&listener, target_addr, limits, &theirs));
+        counters.hold();
+        let mut client = connect_from(Ipv4Addr::LOCALHOST, front);
+        client.write_all(b"ping").unwrap();
+        until_open(&counters, 1);
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(target.accept().is_err(), "a held connection reached the target");
+        assert_eq!(counters.connected_connections(), 0);
+        // The run behind the relay ends: the held connection is not closed with it.
+        assert_eq!(counters.close_connections(), 0);
+        counters.release();
+        target.set_nonblocking(false).unwrap();
+        let (mut reached, _) = target.accept().unwrap();
+        reached.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = [0u8; 4];
+        reached.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"ping", "the bytes read during the hold go on");
+        reached.write_all(b"pong").unwrap();
+        client.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"pong");
+        assert_eq!(counters.held_connections.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.refused.load(Ordering::Relaxed), 0);
+        // Not held: the end of a run closes every connection again.
+        assert_eq!(counters.close_connections(), 1);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! (spinning without hypercalls) answers nothing and is caught this way.
 
 use crate::metrics::{HEALTH_PATH, Stats};
+use crate::network::forward::ForwardCounters;
 use crate::network::guest_http;
 use crate::output::{Level, Log};
 use crate::vmm::{Outcome, RunHandle};
@@ -29,6 +30,10 @@ pub struct HealthCheck {
     pub interval: Duration,
     /// `spec.failover.health_timeout`.
     pub timeout: Duration,
+    /// The published port's relay: while it holds connections (a rolling update,
+    /// `crate::update`), no check is made and none is missed (the update checks the new guest
+    /// itself, inside the namespace).
+    pub relay: Option<Arc<ForwardCounters>>,
 }
 
 /// The result of one check.
@@ -72,6 +77,11 @@ fn watch_here(health: &HealthCheck, run: &RunHandle, stats: &Stats, log: &Log) {
     loop {
         if run.wait_end(next) {
             return;
+        }
+        if health.relay.as_ref().is_some_and(|relay| relay.is_held()) {
+            (alive_at, failing) = (Instant::now(), false);
+            next = Instant::now() + health.interval;
+            continue;
         }
         let result = check(health.target, health.interval);
         let now = Instant::now();
@@ -166,6 +176,7 @@ mod tests {
             target: server(status),
             interval: Duration::from_millis(20),
             timeout: Duration::from_millis(timeout_ms),
+            relay: None,
         };
         let run = RunHandle::for_tests(1);
         run.set_ready();

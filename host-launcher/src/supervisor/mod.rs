@@ -8,6 +8,10 @@
 //! namespace, the tap, the published ports, the relay to the aggregator and the metrics server
 //! all live on, and a restarted guest finds its durable state (boot counter, signing history)
 //! where it left it.
+//!
+//! A rolling update (`crate::update`) goes through the same loop: when the update thread has
+//! stopped the guest to replace its image, the next boot is of the new image, at once; if that
+//! one fails before the update thread found it healthy, the previous image boots again.
 
 pub mod health;
 pub mod policy;
@@ -17,10 +21,11 @@ use crate::keystore_password::KeystorePassword;
 use crate::metrics::Stats;
 use crate::network::forward::ForwardCounters;
 use crate::output::{Level, Log};
+use crate::update::{AfterRun, Updates};
 use crate::vmm::{self, ExitCounts, Outcome, RunOptions, StopSignal};
 use health::HealthCheck;
 use policy::{Cause, Decision, Policy};
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,8 +35,8 @@ pub struct Boots<'a> {
     /// The spec's plan.
     pub plan: &'a hac::Plan,
     /// The image file's path, for messages.
-    pub image_path: &'a Path,
-    /// The open image, read again from its start at each boot.
+    pub image_path: PathBuf,
+    /// The open image, read again from its start at each boot (replaced by a rolling update).
     pub image: std::fs::File,
     /// The guest's command line.
     pub cmdline: String,
@@ -52,6 +57,8 @@ pub struct Boots<'a> {
     /// The relays to and from the guest (published ports, the aggregator path), whose open
     /// connections are closed when a guest run ends: they led to a guest that is gone.
     pub relays: Vec<Arc<ForwardCounters>>,
+    /// Rolling updates, when the launcher takes them (`crate::update`).
+    pub updates: Option<Arc<Updates>>,
 }
 
 /// How the supervision ended.
@@ -80,6 +87,8 @@ pub fn run(
     let mut boot_started = started;
     // The failure that ended the previous run, for the recovery time.
     let mut failure: Option<(Instant, Cause)> = None;
+    // During a rolling update: the image it replaces, to boot again if the new one fails.
+    let mut previous: Option<(std::fs::File, PathBuf)> = None;
     loop {
         let shell = match shell.take() {
             Some(shell) => shell,
@@ -89,7 +98,7 @@ pub fn run(
             name: &boots.plan.name,
             vcpus: boots.plan.vcpus,
             memory_bytes: boots.plan.memory_bytes,
-            image: boots.image_path,
+            image: &boots.image_path,
             cmdline: &boots.cmdline,
             started: boot_started,
             keystore_password: boots.keystore_password.clone(),
@@ -98,6 +107,9 @@ pub fn run(
         };
         let vm = shell.boot(&config, &mut boots.image, devices)?;
         boots.stats.boot();
+        if let Some(updates) = &boots.updates {
+            updates.started(vm.handle());
+        }
         if let Some(check) = &boots.health {
             // Not joined: a check in flight when the run ends would delay the restart by up to
             // an interval. The thread sees the end of its run after that check and returns.
@@ -132,6 +144,48 @@ pub fn run(
             outcome: Some(report.outcome.clone()),
             guest_resident_bytes: report.guest_resident_bytes,
         };
+        if let Some(updates) = &boots.updates {
+            match updates.ended(stop.is_raised()) {
+                AfterRun::Supervise => {}
+                AfterRun::Boot(new) => {
+                    log.event(
+                        Level::Info,
+                        format_args!(
+                            "update: the guest stopped ({}); booting {}",
+                            report.outcome.describe(),
+                            new.path.display()
+                        ),
+                        &[("event", "update_boot".into()), ("image", new.path.display().to_string().into())],
+                    );
+                    let file = std::mem::replace(&mut boots.image, new.file);
+                    let path = std::mem::replace(&mut boots.image_path, new.path);
+                    previous = Some((file, path));
+                    (failure, boot_started) = (None, (Instant::now(), vmm::host_tsc()));
+                    continue;
+                }
+                AfterRun::RollBack => {
+                    if let Some((file, path)) = previous.take() {
+                        log.event(
+                            Level::Warn,
+                            format_args!(
+                                "update: {} failed ({}); booting {} again",
+                                boots.image_path.display(),
+                                report.outcome.describe(),
+                                path.display()
+                            ),
+                            &[
+                                ("event", "update_rollback".into()),
+                                ("image", path.display().to_string().into()),
+                            ],
+                        );
+                        boots.image = file;
+                        boots.image_path = path;
+                    }
+                    (failure, boot_started) = (None, (Instant::now(), vmm::host_tsc()));
+                    continue;
+                }
+            }
+        }
         if !boots.restarts {
             return Ok(ending);
         }

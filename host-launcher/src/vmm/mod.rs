@@ -269,6 +269,14 @@ fn open_kvm() -> Result<Kvm, VmmError> {
     Ok(unsafe { Kvm::from_raw_fd(fd.into_raw_fd()) })
 }
 
+/// Checks that `image` (at `path`, for messages) loads into a guest of `memory_bytes`, as a
+/// boot would load it, into scratch memory that is dropped at once: a rolling update refuses an
+/// image that cannot boot before it stops the running guest (`crate::update`).
+pub fn check_image(image: &mut std::fs::File, path: &Path, memory_bytes: u64) -> Result<(), VmmError> {
+    let scratch = memory::map(memory_bytes)?;
+    load_image(&scratch, image, path).map(|_| ())
+}
+
 /// Loads the ELF image at its link address and checks it stays clear of the launcher's regions.
 fn load_image(memory: &memory::Memory, image: &mut std::fs::File, path: &Path) -> Result<u64, VmmError> {
     let fail = |reason: String| VmmError::LoadImage { path: path.display().to_string(), reason };

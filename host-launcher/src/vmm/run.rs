@@ -71,6 +71,13 @@ impl RunHandle {
         self.control.finish(outcome);
     }
 
+    /// Asks the guest to stop cleanly, as SIGTERM does (the `STOP` event: it finishes its task
+    /// and flushes its disk, then exits), without stopping the launcher: a rolling update
+    /// (`crate::update`) boots another image after it.
+    pub fn request_stop(&self) {
+        self.control.request_stop();
+    }
+
     /// A handle on a run with no VM behind it, for tests of watchers.
     #[cfg(test)]
     pub fn for_tests(vcpus: u32) -> Self {
