@@ -1,13 +1,20 @@
-//! `cargo xtask build-image`: builds kernel-app for `x86_64-unknown-none`,
-//! copies the ELF to `images/spacecore.elf` with its manifest beside it, and
-//! registers it in the image store.
+//! `cargo xtask build-image`: builds an image for `x86_64-unknown-none`, copies
+//! the ELF to `images/` with its manifest beside it, and registers it in the
+//! image store.
+//!
+//! Without `--avs`, or with `--avs incredible-squaring`, the image is kernel-app's
+//! own binary: the runtime with the task path it has built in, registered as
+//! `spacecore`. With `--avs PATH`, PATH is an AVS crate (it implements
+//! `spacecore_avs::Avs` and exports it); the image is a small binary crate
+//! written under `kernel-app/target/avs/NAME/` that links the runtime with it,
+//! registered as `NAME:VERSION` and `NAME:latest` from the AVS crate's package.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use image_store::{ImageRef, Manifest, Store, sha256_file};
 use serde::Deserialize;
 
@@ -26,11 +33,12 @@ pub struct Args {
     /// Also register the image as REF (`repo:tag`, or `repo` for `repo:latest`). Repeatable.
     #[arg(long = "tag", value_name = "REF", value_parser = ImageRef::parse)]
     pub tags: Vec<ImageRef>,
-    /// The AVS built into the image.
-    #[arg(long, value_name = "NAME", default_value = DEFAULT_AVS,
-          value_parser = clap::builder::PossibleValuesParser::new([DEFAULT_AVS]))]
+    /// The AVS built into the image: `incredible-squaring` (the runtime's own task path), or
+    /// the directory of an AVS crate (one that implements `spacecore_avs::Avs`).
+    #[arg(long, value_name = "incredible-squaring|PATH", default_value = DEFAULT_AVS)]
     pub avs: String,
-    /// Cargo features of kernel-app to enable (comma separated, repeatable).
+    /// Cargo features to enable (comma separated, repeatable): kernel-app's, or with
+    /// `--avs PATH` the AVS crate's.
     #[arg(long, value_name = "F,...", value_delimiter = ',')]
     pub features: Vec<String>,
 }
@@ -70,25 +78,60 @@ pub fn build(args: &Args, store: &Store) -> Result<Built> {
     features.dedup();
 
     cmd::ensure_kernel_target()?;
-    progress(format_args!("building kernel-app ({PROFILE}, {KERNEL_TARGET})..."));
-    let mut cargo = cmd::cargo(&kernel_app);
-    cargo.args(["build", "--release", "--target", KERNEL_TARGET]);
-    if !features.is_empty() {
-        cargo.arg("--features").arg(features.join(","));
-    }
-    cmd::run(&mut cargo)?;
+    let source = Source::of(&args.avs)?;
+    let (built, package) = match &source {
+        Source::BuiltIn => {
+            progress(format_args!("building kernel-app ({PROFILE}, {KERNEL_TARGET})..."));
+            let mut cargo = cmd::cargo(&kernel_app);
+            cargo.args(["build", "--release", "--target", KERNEL_TARGET]);
+            if !features.is_empty() {
+                cargo.arg("--features").arg(features.join(","));
+            }
+            cmd::run(&mut cargo)?;
+            let package = Package {
+                name: IMAGE_NAME.to_owned(),
+                version: kernel_app_version(&kernel_app.join("Cargo.toml"))?,
+            };
+            (kernel_app.join("target").join(KERNEL_TARGET).join(PROFILE).join(IMAGE_NAME), package)
+        }
+        Source::Crate(dir) => {
+            let package = avs_package(dir)?;
+            let image_crate = write_image_crate(&kernel_app, dir, &package)?;
+            progress(format_args!(
+                "building AVS {} {} from {} into an image ({PROFILE}, {KERNEL_TARGET})...",
+                package.name,
+                package.version,
+                dir.display()
+            ));
+            let mut cargo = cmd::cargo(&image_crate);
+            cargo.args(["build", "--release", "--target", KERNEL_TARGET]);
+            // One target directory with kernel-app's own build: the runtime's dependencies are
+            // compiled once for every image.
+            cargo.env("CARGO_TARGET_DIR", kernel_app.join("target"));
+            if !features.is_empty() {
+                let features: Vec<String> = features.iter().map(|f| format!("avs/{f}")).collect();
+                cargo.arg("--features").arg(features.join(","));
+            }
+            cmd::run(&mut cargo)?;
+            let binary = image_binary(&package.name);
+            (kernel_app.join("target").join(KERNEL_TARGET).join(PROFILE).join(binary), package)
+        }
+    };
+    let avs = match source {
+        Source::BuiltIn => DEFAULT_AVS.to_owned(),
+        Source::Crate(_) => package.name.clone(),
+    };
 
-    let built = kernel_app.join("target").join(KERNEL_TARGET).join(PROFILE).join(IMAGE_NAME);
     let images = workspace.join("images");
     fs::create_dir_all(&images).with_context(|| format!("cannot create {}", images.display()))?;
-    let elf = images.join(format!("{IMAGE_NAME}.elf"));
+    let elf = images.join(format!("{}.elf", package.name));
     progress(format_args!("copying {} to {}...", built.display(), elf.display()));
     fs::copy(&built, &elf)
         .with_context(|| format!("cannot copy {} to {}", built.display(), elf.display()))?;
 
     let manifest = Manifest {
-        name: IMAGE_NAME.to_owned(),
-        version: kernel_app_version(&kernel_app.join("Cargo.toml"))?,
+        name: package.name.clone(),
+        version: package.version.clone(),
         size_bytes: fs::metadata(&elf).with_context(|| format!("cannot inspect {}", elf.display()))?.len(),
         sha256: sha256_file(&elf).with_context(|| format!("cannot read {}", elf.display()))?,
         built_at_unix: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
@@ -96,15 +139,18 @@ pub fn build(args: &Args, store: &Store) -> Result<Built> {
         rustc: cmd::capture(Command::new("rustc").arg("-V").current_dir(&kernel_app))?,
         profile: PROFILE.to_owned(),
         target: KERNEL_TARGET.to_owned(),
-        avs: args.avs.clone(),
+        avs,
         features,
     };
-    let manifest_path = images.join(format!("{IMAGE_NAME}.json"));
+    let manifest_path = images.join(format!("{}.json", package.name));
     let mut json = serde_json::to_string_pretty(&manifest)?;
     json.push('\n');
     fs::write(&manifest_path, json).with_context(|| format!("cannot write {}", manifest_path.display()))?;
 
-    let mut wanted = vec![ImageRef::new(IMAGE_NAME, image_store::DEFAULT_TAG)?];
+    let mut wanted = vec![ImageRef::new(&package.name, image_store::DEFAULT_TAG)?];
+    if package.name != IMAGE_NAME {
+        wanted.push(ImageRef::new(&package.name, &package.version)?);
+    }
     for tag in &args.tags {
         if !wanted.contains(tag) {
             wanted.push(tag.clone());
@@ -142,6 +188,146 @@ pub fn print_summary(built: &Built) {
     }
 }
 
+/// What an image is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Source {
+    /// kernel-app's own binary.
+    BuiltIn,
+    /// An AVS crate, by its directory.
+    Crate(PathBuf),
+}
+
+impl Source {
+    /// `incredible-squaring`, or the directory of an AVS crate.
+    fn of(avs: &str) -> Result<Source> {
+        if avs == DEFAULT_AVS {
+            return Ok(Source::BuiltIn);
+        }
+        let dir = Path::new(avs);
+        if !dir.join("Cargo.toml").is_file() {
+            bail!(
+                "--avs {avs}: neither `{DEFAULT_AVS}` nor the directory of an AVS crate (no {})",
+                dir.join("Cargo.toml").display()
+            );
+        }
+        let dir = dir.canonicalize().with_context(|| format!("cannot resolve {}", dir.display()))?;
+        Ok(Source::Crate(dir))
+    }
+}
+
+/// A crate's name and version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Package {
+    name: String,
+    version: String,
+}
+
+/// The AVS crate's package, with a name an image can be registered under.
+fn avs_package(dir: &Path) -> Result<Package> {
+    let manifest = dir.join("Cargo.toml");
+    let text =
+        fs::read_to_string(&manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
+    let package = parse_package(&text).with_context(|| format!("{}", manifest.display()))?;
+    if package.name == IMAGE_NAME || package.name == DEFAULT_AVS {
+        bail!(
+            "{}: an AVS crate may not be named `{}`: the name is the runtime's",
+            manifest.display(),
+            package.name
+        );
+    }
+    ImageRef::new(&package.name, &package.version).with_context(|| {
+        format!(
+            "{}: `{}` `{}` is not an image name and tag",
+            manifest.display(),
+            package.name,
+            package.version
+        )
+    })?;
+    Ok(package)
+}
+
+/// The binary of the image crate of AVS `name` (not `spacecore`: kernel-app's own binary
+/// shares the target directory).
+fn image_binary(name: &str) -> String {
+    format!("image-{name}")
+}
+
+/// Writes the binary crate that links the runtime (kernel-app) with the AVS crate at `avs`,
+/// under `kernel-app/target/avs/NAME/` (inside kernel-app, so its `.cargo/config.toml`, the
+/// guest target's flags, applies). Its release profile is kernel-app's; its lockfile starts as
+/// a copy of kernel-app's, so the runtime's dependencies keep their versions.
+fn write_image_crate(kernel_app: &Path, avs: &Path, package: &Package) -> Result<PathBuf> {
+    let dir = kernel_app.join("target").join("avs").join(&package.name);
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let kernel_toml =
+        fs::read_to_string(kernel_app.join("Cargo.toml")).context("cannot read kernel-app's Cargo.toml")?;
+    let profile = profile_table(&kernel_toml)?;
+    let manifest = image_manifest(kernel_app, avs, package, &profile)?;
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+    };
+    write("Cargo.toml", &manifest)?;
+    write(
+        "main.rs",
+        "//! An image: the Spacecore runtime linked with one AVS crate (written by `cargo xtask build-image`).\n\
+         #![no_std]\n#![no_main]\n\n// The AVS exports itself (`spacecore_avs::export!`); naming the crate links it.\n\
+         extern crate avs;\n\nspacecore_runtime::entry!();\n",
+    )?;
+    write(
+        "build.rs",
+        &format!(
+            "fn main() {{\n    println!(\"cargo:rustc-link-arg-bins=-T{}\");\n}}\n",
+            kernel_app.join("linker.ld").display()
+        ),
+    )?;
+    let lock = dir.join("Cargo.lock");
+    if !lock.exists() {
+        fs::copy(kernel_app.join("Cargo.lock"), &lock).context("cannot copy kernel-app's Cargo.lock")?;
+    }
+    Ok(dir)
+}
+
+/// kernel-app's `[profile]` table, as TOML text.
+fn profile_table(kernel_toml: &str) -> Result<toml::Table> {
+    let table: toml::Table = toml::from_str(kernel_toml).context("kernel-app's Cargo.toml")?;
+    match table.get("profile") {
+        Some(toml::Value::Table(profile)) => Ok(profile.clone()),
+        _ => bail!("kernel-app's Cargo.toml has no [profile] table"),
+    }
+}
+
+/// The image crate's Cargo.toml.
+fn image_manifest(kernel_app: &Path, avs: &Path, package: &Package, profile: &toml::Table) -> Result<String> {
+    let mut root = toml::Table::new();
+    let mut pkg = toml::Table::new();
+    pkg.insert("name".into(), format!("spacecore-image-{}", package.name).into());
+    pkg.insert("version".into(), package.version.clone().into());
+    pkg.insert("edition".into(), "2024".into());
+    pkg.insert("publish".into(), false.into());
+    root.insert("package".into(), pkg.into());
+    let mut bin = toml::Table::new();
+    bin.insert("name".into(), image_binary(&package.name).into());
+    bin.insert("path".into(), "main.rs".into());
+    bin.insert("test".into(), false.into());
+    root.insert("bin".into(), toml::Value::Array(vec![bin.into()]));
+    let dep = |name: &str, path: &Path| {
+        let mut d = toml::Table::new();
+        d.insert("package".into(), name.into());
+        d.insert("path".into(), path.display().to_string().into());
+        toml::Value::Table(d)
+    };
+    let mut deps = toml::Table::new();
+    deps.insert("spacecore-runtime".into(), dep("kernel-app", kernel_app));
+    deps.insert("avs".into(), dep(&package.name, avs));
+    root.insert("dependencies".into(), deps.into());
+    root.insert("workspace".into(), toml::Table::new().into());
+    root.insert("profile".into(), profile.clone().into());
+    let mut text = String::from("# Written by `cargo xtask build-image --avs`; rewritten on every build.\n");
+    text.push_str(&toml::to_string(&root).context("cannot write the image crate's Cargo.toml")?);
+    Ok(text)
+}
+
 /// `[package] version` of kernel-app's Cargo.toml.
 fn kernel_app_version(cargo_toml: &Path) -> Result<String> {
     let text =
@@ -152,13 +338,30 @@ fn kernel_app_version(cargo_toml: &Path) -> Result<String> {
 fn parse_version(cargo_toml: &str) -> Result<String> {
     #[derive(Deserialize)]
     struct CargoToml {
-        package: Package,
+        package: Version,
     }
     #[derive(Deserialize)]
-    struct Package {
+    struct Version {
         version: String,
     }
     Ok(toml::from_str::<CargoToml>(cargo_toml)?.package.version)
+}
+
+/// `[package] name` and `version` (literal strings, not inherited from a workspace).
+fn parse_package(cargo_toml: &str) -> Result<Package> {
+    #[derive(Deserialize)]
+    struct CargoToml {
+        package: Named,
+    }
+    #[derive(Deserialize)]
+    struct Named {
+        name: String,
+        version: String,
+    }
+    let package = toml::from_str::<CargoToml>(cargo_toml)
+        .context("no [package] with a literal name and version string")?
+        .package;
+    Ok(Package { name: package.name, version: package.version })
 }
 
 /// `git rev-parse HEAD`, or `None` outside a git checkout or before the first commit.
@@ -177,5 +380,38 @@ mod tests {
         let toml = "[package]\nname = \"spacecore\"\nversion = \"0.3.1\"\n\n[dependencies]\n";
         assert_eq!(parse_version(toml).unwrap(), "0.3.1");
         assert!(parse_version("[package]\nversion.workspace = true\n").is_err());
+    }
+
+    #[test]
+    fn an_avs_is_the_built_in_one_or_a_crate_directory() {
+        assert_eq!(Source::of(DEFAULT_AVS).unwrap(), Source::BuiltIn);
+        let err = Source::of("/nonexistent/avs").unwrap_err().to_string();
+        assert!(err.contains("neither `incredible-squaring` nor the directory of an AVS crate"), "{err}");
+        let sdk = cmd::workspace_root().join("sdk");
+        assert_eq!(Source::of(sdk.to_str().unwrap()).unwrap(), Source::Crate(sdk.canonicalize().unwrap()));
+    }
+
+    #[test]
+    fn the_image_crate_links_the_runtime_and_the_avs_with_kernel_apps_profile() {
+        let kernel_app = cmd::kernel_app_dir();
+        let profile = profile_table(&fs::read_to_string(kernel_app.join("Cargo.toml")).unwrap()).unwrap();
+        let package = Package { name: "hello-avs".into(), version: "0.2.0".into() };
+        let text = image_manifest(&kernel_app, Path::new("/x/hello"), &package, &profile).unwrap();
+        let table: toml::Table = toml::from_str(&text).unwrap();
+        assert_eq!(table["package"]["name"].as_str(), Some("spacecore-image-hello-avs"));
+        assert_eq!(table["bin"][0]["name"].as_str(), Some("image-hello-avs"));
+        assert_eq!(table["dependencies"]["avs"]["package"].as_str(), Some("hello-avs"));
+        assert_eq!(table["dependencies"]["avs"]["path"].as_str(), Some("/x/hello"));
+        assert_eq!(table["dependencies"]["spacecore-runtime"]["package"].as_str(), Some("kernel-app"));
+        assert_eq!(table["profile"]["release"]["panic"].as_str(), Some("abort"));
+        assert_eq!(table["profile"]["release"]["package"]["blst"]["opt-level"].as_integer(), Some(3));
+        assert!(table.contains_key("workspace"));
+    }
+
+    #[test]
+    fn an_avs_needs_a_literal_name_and_version_that_are_not_the_runtimes() {
+        let package = parse_package("[package]\nname = \"hello-avs\"\nversion = \"0.2.0\"\n").unwrap();
+        assert_eq!(package, Package { name: "hello-avs".into(), version: "0.2.0".into() });
+        assert!(parse_package("[package]\nname = \"x\"\nversion.workspace = true\n").is_err());
     }
 }

@@ -101,13 +101,36 @@ pub fn capture(command: &mut Command) -> Result<String> {
 /// `core`". So ask rustup (in kernel-app, where the toolchain file applies) and add it if missing.
 pub fn ensure_kernel_target() -> Result<()> {
     let dir = kernel_app_dir();
-    let installed =
-        capture(Command::new("rustup").current_dir(&dir).args(["target", "list", "--installed"]))?;
-    if installed.lines().any(|line| line.trim() == KERNEL_TARGET) {
+    if kernel_target_installed(&dir)? {
         return Ok(());
     }
-    progress(format_args!("adding the guest target {KERNEL_TARGET} to the toolchain (rustup)"));
-    run(Command::new("rustup").current_dir(&dir).args(["target", "add", KERNEL_TARGET]))
+    progress(format_args!("adding the guest target {KERNEL_TARGET} to the toolchain (rustup target add)"));
+    let added = Command::new("rustup").current_dir(&dir).args(["target", "add", KERNEL_TARGET]).status();
+    if added.is_ok_and(|s| s.success()) && kernel_target_installed(&dir)? {
+        return Ok(());
+    }
+    let toolchain = capture(Command::new("rustup").current_dir(&dir).args(["show", "active-toolchain"]))
+        .map(|t| t.split_whitespace().next().unwrap_or_default().to_owned())
+        .unwrap_or_else(|_| "the pinned toolchain".to_owned());
+    let sysroot = capture(Command::new("rustc").current_dir(&dir).args(["--print", "sysroot"]))?;
+    bail!(
+        "the toolchain {toolchain} (at {sysroot}) has no standard library for {KERNEL_TARGET}, the \
+         guest's target (a build would fail with \"can't find crate for `core`\"), and rustup could not \
+         add it. Run:\n    rustup target add {KERNEL_TARGET} --toolchain {toolchain}\nor, for a toolchain \
+         not managed by rustup, install its rust-std component for {KERNEL_TARGET} into \
+         {sysroot}/lib/rustlib/"
+    )
+}
+
+/// Whether the toolchain that builds kernel-app has the guest target's standard library: the
+/// sysroot's `lib/rustlib/x86_64-unknown-none/lib/` holds `libcore-*.rlib` (whatever rustup's
+/// own list says: a toolchain may be linked or installed outside it).
+fn kernel_target_installed(dir: &Path) -> Result<bool> {
+    let sysroot = capture(Command::new("rustc").current_dir(dir).args(["--print", "sysroot"]))?;
+    let lib = Path::new(&sysroot).join("lib/rustlib").join(KERNEL_TARGET).join("lib");
+    Ok(std::fs::read_dir(lib).is_ok_and(|entries| {
+        entries.filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().starts_with("libcore-"))
+    }))
 }
 
 /// Whether `/dev/kvm` exists and this user can open it read-write.

@@ -16,6 +16,7 @@ mod fleet;
 mod fuzz;
 mod jail_user;
 mod launch;
+mod new_avs;
 mod onchain;
 mod promtool;
 mod test;
@@ -40,6 +41,8 @@ struct Cli {
 enum Command {
     /// Build the unikernel image, copy it to images/ and register it in the image store.
     BuildImage(build_image::Args),
+    /// Write a new AVS crate (from the SDK's template) that builds, boots and passes its tests.
+    NewAvs(new_avs::Args),
     /// Run a benchmark and compare it with its targets.
     #[command(subcommand)]
     Bench(bench::Bench),
@@ -62,6 +65,7 @@ enum Command {
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::BuildImage(args) => build_image::run(&args),
+        Command::NewAvs(args) => new_avs::run(&args),
         Command::Bench(bench) => bench::run(bench),
         Command::Test(args) => test::run(&args),
         Command::Launch(args) => launch::run(&args),
