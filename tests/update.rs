@@ -1,0 +1,382 @@
+//! Rolling updates (`hac-launch --update SPEC`) against the real launcher and image: a signer's
+//! image replaced under a stream of tasks with no client-visible error and its signing history
+//! intact (the same task gets the same signature, a conflicting one 409), the outcome in the
+//! log and the metrics; and a new image that never becomes ready rolled back, the old image
+//! serving the same disk again, while an image that cannot load is refused before anything is
+//! touched.
+
+use serde_json::{Value, json};
+use spacecore_tests::cluster::{Cluster, NodeSetup, Tools, post_task, status};
+use spacecore_tests::{kvm_available, metrics_address, sample, scrape_metrics};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Limit of every wait: a boot, a key load, an update or a stop takes a few seconds at most.
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// A one-node AVS cluster (keystore imported) with auto-recovery and the launcher's metrics.
+fn signer(prefix: &str) -> Cluster {
+    let tables = "[spec.failover]\nstrategy = \"auto-recovery\"\n\
+                  [spec.observability]\nmonitoring = \"Prometheus\"\nmetrics_address = \"127.0.0.1:0\"\n";
+    let setup = NodeSetup { memory: Some("128Mi".into()), tables: tables.into(), args: Vec::new() };
+    Cluster::with_setup(Tools::for_tests(), prefix, 1, &setup)
+}
+
+/// A `NewTask` for task `index` squaring `number`.
+fn task(index: u32, number: u64) -> Vec<u8> {
+    json!({"task_index": index, "task": {"number_to_be_squared": number.to_string(),
+           "task_created_block": 1, "quorum_numbers": "0x00", "quorum_threshold_percentage": 67}})
+    .to_string()
+    .into_bytes()
+}
+
+/// `POST /task` on a new connection (`Connection: close`), as a client would: the status and
+/// answer, or why the client saw none (a client-visible error).
+fn try_post_task(addr: SocketAddr, body: &[u8]) -> Result<(u16, Value), String> {
+    let body = &spacecore_tests::cluster::authorize(body);
+    let mut stream = TcpStream::connect_timeout(&addr, LIMIT).map_err(|e| format!("connect: {e}"))?;
+    stream.set_read_timeout(Some(LIMIT)).map_err(|e| e.to_string())?;
+    let head = format!(
+        "POST /task HTTP/1.1\r\nHost: spacecore\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).map_err(|e| format!("send: {e}"))?;
+    stream.write_all(body).map_err(|e| format!("send: {e}"))?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).map_err(|e| format!("read: {e}"))?;
+    let end = answer.windows(4).position(|w| w == b"\r\n\r\n").ok_or("closed without an answer")?;
+    let head = String::from_utf8_lossy(&answer[..end]);
+    let code = head.split(' ').nth(1).and_then(|c| c.parse().ok()).ok_or("no status")?;
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase().strip_prefix("content-length:").and_then(|v| v.trim().parse().ok())
+        })
+        .ok_or("no length")?;
+    let body = answer.get(end + 4..end + 4 + length).ok_or("truncated answer")?;
+    Ok((code, serde_json::from_slice(body).unwrap_or(Value::Null)))
+}
+
+/// What a stream of tasks saw.
+#[derive(Debug, Default)]
+struct Stream {
+    /// Tasks answered 200, with their answers.
+    signed: Vec<(u32, Value)>,
+    /// Tasks answered otherwise, or not at all: client-visible errors.
+    errors: Vec<(u32, String)>,
+    /// The slowest answer.
+    slowest: Duration,
+    /// When each task was sent.
+    sent: Vec<Instant>,
+}
+
+impl Stream {
+    /// Tasks sent between `from` and `to`.
+    fn sent_between(&self, from: Instant, to: Instant) -> usize {
+        self.sent.iter().filter(|&&at| at >= from && at <= to).count()
+    }
+}
+
+/// Signs tasks `first..` one after the other, 10 ms apart (task `i` squares `i + 2`), until
+/// `stop` is set and at least `min` were sent, at most `max` (the signing history keeps the
+/// last 100 tasks, which the checks after the update ask again).
+fn stream_tasks(
+    addr: SocketAddr,
+    first: u32,
+    min: u32,
+    max: u32,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Stream> {
+    std::thread::spawn(move || {
+        let mut seen = Stream::default();
+        for index in first..first + max {
+            if index >= first + min && stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let began = Instant::now();
+            seen.sent.push(began);
+            match try_post_task(addr, &task(index, u64::from(index) + 2)) {
+                Ok((200, answer)) => seen.signed.push((index, answer)),
+                Ok((code, answer)) => seen.errors.push((index, format!("{code} {answer}"))),
+                Err(why) => seen.errors.push((index, why)),
+            }
+            seen.slowest = seen.slowest.max(began.elapsed());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        seen
+    })
+}
+
+/// `hac-launch --update SPEC ARGS` for `cluster`'s node 0: the exit status and the output.
+fn update(cluster: &Cluster, args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(&cluster.tools().launcher)
+        .arg(&cluster.nodes[0].spec)
+        .arg("--update")
+        .args(args)
+        .env("SPACECORE_STATE_DIR", cluster.dir())
+        .env("SPACECORE_IMAGE_STORE", cluster.dir().join("image-store"))
+        .output()
+        .expect("run hac-launch --update");
+    (output.status.code(), spacecore_tests::text(&output))
+}
+
+/// Points node 0's spec at `image`.
+fn set_image(cluster: &Cluster, image: &Path) {
+    let spec = &cluster.nodes[0].spec;
+    let text = std::fs::read_to_string(spec).expect("read the spec");
+    let text: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("image = ") {
+                format!("image = \"{}\"\n", image.display())
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(spec, text).expect("write the spec");
+}
+
+/// A copy of the test image with bytes appended past its segments: another file and digest,
+/// the same guest.
+fn another_build(dir: &Path) -> PathBuf {
+    let mut bytes = std::fs::read(spacecore_tests::image()).expect("read the image");
+    bytes.extend_from_slice(b"\0another build of the same guest\0");
+    let path = dir.join("spacecore-next.elf");
+    std::fs::write(&path, bytes).expect("write the new image");
+    path
+}
+
+/// A copy of the test image whose entry point jumps to itself: it loads and boots, and never
+/// becomes ready (nor makes any hypercall).
+fn never_ready(dir: &Path) -> PathBuf {
+    let mut elf = std::fs::read(spacecore_tests::image()).expect("read the image");
+    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    let u16_at = |b: &[u8], at: usize| u16::from_le_bytes(b[at..at + 2].try_into().unwrap()) as usize;
+    let entry = u64_at(&elf, 24);
+    let (phoff, phentsize, phnum) = (u64_at(&elf, 32) as usize, u16_at(&elf, 54), u16_at(&elf, 56));
+    let offset = (0..phnum)
+        .map(|i| phoff + i * phentsize)
+        .find_map(|ph| {
+            let (kind, offset, vaddr, filesz) = (
+                u32::from_le_bytes(elf[ph..ph + 4].try_into().unwrap()),
+                u64_at(&elf, ph + 8),
+                u64_at(&elf, ph + 16),
+                u64_at(&elf, ph + 32),
+            );
+            (kind == 1 && (vaddr..vaddr + filesz).contains(&entry)).then(|| (offset + entry - vaddr) as usize)
+        })
+        .expect("a loaded segment holds the entry point");
+    elf[offset..offset + 2].copy_from_slice(&[0xeb, 0xfe]); // jmp $
+    let path = dir.join("spacecore-hangs.elf");
+    std::fs::write(&path, elf).expect("write the broken image");
+    path
+}
+
+/// `boot_count` of `GET /`.
+fn boot_count(addr: SocketAddr) -> u64 {
+    let (code, answer) = status(addr);
+    assert_eq!(code, 200, "{answer}");
+    answer["boot_count"].as_u64().unwrap_or_else(|| panic!("no boot count: {answer}"))
+}
+
+/// Every task of `signed` keeps its signature: the same task gets the same answer, a
+/// different answer to it is refused (409).
+fn history_holds(addr: SocketAddr, signed: &[(u32, Value)]) {
+    for (index, answer) in signed {
+        let number = u64::from(*index) + 2;
+        let (code, again) = post_task(addr, &task(*index, number));
+        assert_eq!((code, &again), (200, answer), "task {index}: the same task, the same signature");
+        let (code, other) = post_task(addr, &task(*index, number + 1));
+        assert_eq!(code, 409, "task {index} signed twice with different answers: {other}");
+    }
+}
+
+#[test]
+fn a_signer_is_updated_under_a_stream_of_tasks_with_no_error_and_no_second_signature() {
+    if !kvm_available("a_signer_is_updated_under_a_stream_of_tasks_with_no_error_and_no_second_signature") {
+        return;
+    }
+    let mut cluster = signer("up-done");
+    cluster.start(0);
+    let addr = cluster.nodes[0].http.expect("published");
+    let boots = boot_count(addr);
+    let (code, before) = post_task(addr, &task(0, 2));
+    assert_eq!(code, 200, "{before}");
+
+    let next = another_build(cluster.dir());
+    set_image(&cluster, &next);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = stream_tasks(addr, 1, 5, 90, stop.clone());
+    // Let the stream run before and after the switch.
+    std::thread::sleep(Duration::from_millis(100));
+    let began = Instant::now();
+    let (code, output) = update(&cluster, &["--update-deadline", "20000"]);
+    let took = began.elapsed();
+    std::thread::sleep(Duration::from_millis(100));
+    stop.store(true, Ordering::Relaxed);
+    let stream = writer.join().expect("the task stream");
+    assert_eq!(code, Some(0), "{output}");
+    assert!(output.contains(&format!("update up-done-1: done: {} serves", next.display())), "{output}");
+    assert!(
+        stream.errors.is_empty(),
+        "client-visible errors during the update: {:?}\n{output}",
+        stream.errors
+    );
+    let during = stream.sent_between(began, began + took);
+    assert!(during >= 1, "no task was sent during the update: {stream:?}");
+
+    // Counted by the launcher.
+    let run = cluster.nodes[0].run.as_ref().expect("running");
+    let metrics = scrape_metrics(metrics_address(&run.seen).expect("a metrics line"));
+    assert_eq!(
+        sample(&metrics, "spacecore_launcher_updates_total{outcome=\"done\"}"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(sample(&metrics, "spacecore_launcher_updates_total{outcome=\"rolled_back\"}"), Some(0.0));
+    let held = sample(&metrics, "spacecore_launcher_update_hold_seconds").expect("the hold of the update");
+    eprintln!(
+        "update: {} tasks signed, {during} of them sent during the update, 0 errors; the command took {} ms; new connections held {:.1} ms; slowest task {} ms",
+        stream.signed.len(),
+        took.as_millis(),
+        held * 1e3,
+        stream.slowest.as_millis()
+    );
+
+    // One new boot of the same disk, the new image's; the history survived the switch.
+    assert_eq!(boot_count(addr), boots + 1);
+    history_holds(addr, &[(0, before)]);
+    history_holds(addr, &stream.signed);
+    let (code, output) = cluster.stop(0);
+    assert_eq!(code, Some(0), "{output}");
+    logged(
+        &output,
+        &[
+            ("update_socket", "update: `hac-launch --update SPEC` reaches this launcher at "),
+            ("update_started", &format!("update: {} (sha256:", next.display())),
+            ("update_boot", "update: the guest stopped (guest exited with status 0); booting "),
+            (
+                "update_done",
+                &format!("update: done: {} serves; new connections were held for ", next.display()),
+            ),
+        ],
+    );
+    assert!(!output.contains("restart 1 after"), "{output}");
+}
+
+/// Checks that the launcher's output has each `(event, message start)`: in the JSON log, a
+/// launcher line with that event whose message starts so; in the text log, a launcher line with
+/// that message.
+fn logged(output: &str, expected: &[(&str, &str)]) {
+    let json: Vec<Value> = output.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    for (event, start) in expected {
+        let found = if json.is_empty() {
+            output.lines().any(|l| l.split_once(" launcher] ").is_some_and(|(_, m)| m.starts_with(start)))
+        } else {
+            json.iter().any(|l| {
+                l["source"] == "launcher"
+                    && l["fields"]["event"] == *event
+                    && l["message"].as_str().is_some_and(|m| m.starts_with(start))
+            })
+        };
+        assert!(found, "no launcher line `{start}...` (event {event}): {output}");
+    }
+}
+
+#[test]
+fn a_new_image_that_never_becomes_ready_is_rolled_back_and_one_that_cannot_load_is_refused() {
+    if !kvm_available(
+        "a_new_image_that_never_becomes_ready_is_rolled_back_and_one_that_cannot_load_is_refused",
+    ) {
+        return;
+    }
+    let mut cluster = signer("up-back");
+    cluster.start(0);
+    let addr = cluster.nodes[0].http.expect("published");
+    let boots = boot_count(addr);
+    let (code, before) = post_task(addr, &task(0, 2));
+    assert_eq!(code, 200, "{before}");
+
+    // Not an ELF: refused before anything is touched.
+    let garbage = cluster.dir().join("garbage.elf");
+    std::fs::write(&garbage, b"this is not an image").unwrap();
+    set_image(&cluster, &garbage);
+    let (code, output) = update(&cluster, &[]);
+    assert_eq!(code, Some(1), "{output}");
+    assert!(
+        output.contains("refused: cannot load image ")
+            && output.contains("the running guest was not touched"),
+        "{output}"
+    );
+    assert_eq!(boot_count(addr), boots, "the guest was not touched");
+
+    // Boots, never ready: stopped at the deadline, the old image boots again on the same disk.
+    let hangs = never_ready(cluster.dir());
+    set_image(&cluster, &hangs);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = stream_tasks(addr, 1, 3, 90, stop.clone());
+    std::thread::sleep(Duration::from_millis(50));
+    let began = Instant::now();
+    let (code, output) = update(&cluster, &["--update-deadline", "1500"]);
+    let took = began.elapsed();
+    std::thread::sleep(Duration::from_millis(50));
+    stop.store(true, Ordering::Relaxed);
+    let stream = writer.join().expect("the task stream");
+    assert_eq!(code, Some(3), "{output}");
+    assert!(
+        output.contains(&format!("{} was not ready within 1500 ms of its boot", hangs.display())),
+        "{output}"
+    );
+    assert!(output.contains("rolled back: "), "{output}");
+    assert!(
+        stream.errors.is_empty(),
+        "client-visible errors during the rollback: {:?}\n{output}",
+        stream.errors
+    );
+    let during = stream.sent_between(began, began + took);
+    assert!(during >= 1, "no task was sent during the update: {stream:?}");
+    eprintln!(
+        "rollback: {during} tasks sent during the update, 0 errors; the command took {} ms; slowest task {} ms",
+        took.as_millis(),
+        stream.slowest.as_millis()
+    );
+
+    let run = cluster.nodes[0].run.as_ref().expect("running");
+    let metrics = scrape_metrics(metrics_address(&run.seen).expect("a metrics line"));
+    assert_eq!(
+        sample(&metrics, "spacecore_launcher_updates_total{outcome=\"rolled_back\"}"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "spacecore_launcher_updates_total{outcome=\"done\"}"),
+        Some(0.0),
+        "{metrics}"
+    );
+
+    // One boot more of the disk (the broken image never ran far enough to count its own), the
+    // same history.
+    assert_eq!(boot_count(addr), boots + 1);
+    history_holds(addr, &[(0, before)]);
+    history_holds(addr, &stream.signed);
+    let (code, output) = cluster.stop(0);
+    assert_eq!(code, Some(0), "{output}");
+    let failed = format!(
+        "update: {} failed (guest failed its health checks: update: was not ready within 1500 ms of its boot); booting ",
+        hangs.display()
+    );
+    logged(
+        &output,
+        &[
+            ("update_refused", "update: refused: cannot load image "),
+            ("update_rollback", &failed),
+            ("update_rolled_back", "update: rolled back: "),
+        ],
+    );
+}
