@@ -13,6 +13,8 @@ const LAYERS: &[(&str, &str, u8)] = &[
     ("image-store", "image-store", 0),
     ("avs-protocol", "avs-protocol", 0),
     ("test-support", "test-support", 0),
+    ("sdk", "spacecore-avs", 0),
+    ("avs/metered-api", "metered-api", 1),
     ("operator", "spacecore-operator", 1),
     ("host-launcher", "host-launcher", 2),
     ("kernel-app", "kernel-app", 2),
