@@ -41,6 +41,9 @@ struct Relayed {
     client: Arc<TcpStream>,
     /// Set once the connection to the target is made.
     upstream: Option<Arc<TcpStream>>,
+    /// Set when it went past a hold (or found none) on its way to the target: from then on it
+    /// belongs to the target of that moment.
+    passed: bool,
     activity: Arc<Activity>,
 }
 
@@ -117,9 +120,9 @@ impl ForwardCounters {
     /// many. The launcher calls it when the guest it relays to or from is gone (restarted): the
     /// other end then sees the connection close instead of waiting on a guest that will never
     /// answer.
-    /// While the relay is held, only the connections already connected to the target are
-    /// closed: those waiting in the hold have not reached the guest that is gone and go on to
-    /// the next one.
+    /// While the relay is held, only the connections that went past the gate before the hold
+    /// (connected, or connecting, to the target) are closed: those waiting in the hold have
+    /// not reached the guest that is gone and go on to the next one.
     pub fn close_connections(&self) -> usize {
         let held = self.is_held();
         let mut table = self.table();
@@ -154,23 +157,29 @@ impl ForwardCounters {
         *self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Connections connected to the target now (not those waiting in a hold or for their
-    /// first bytes).
+    /// Connections connected, or connecting, to the target now: those that went past the gate
+    /// (not those waiting in a hold or for their first bytes).
     pub fn connected_connections(&self) -> usize {
-        self.table().values().filter(|r| r.upstream.is_some()).count()
+        self.table().values().filter(|r| r.passed).count()
     }
 
-    /// Waits while the relay is held; true if this connection waited.
-    fn wait_released(&self) -> bool {
+    /// Waits while the relay is held, then marks connection `id` as gone past the gate, under
+    /// the same lock as [`Self::hold`]: once `hold` returns, every connection is either counted
+    /// by [`Self::connected_connections`] or waits. True if this connection waited.
+    fn wait_released(&self, id: u64) -> bool {
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        if !*held {
-            return false;
-        }
+        let waited = *held;
         while *held {
             held = self.released.wait(held).unwrap_or_else(|p| p.into_inner());
         }
-        self.held_connections.fetch_add(1, Ordering::Relaxed);
-        true
+        if let Some(relayed) = self.table().get_mut(&id) {
+            relayed.passed = true;
+        }
+        drop(held);
+        if waited {
+            self.held_connections.fetch_add(1, Ordering::Relaxed);
+        }
+        waited
     }
 
     /// Connections being relayed now.
@@ -221,8 +230,13 @@ impl ForwardCounters {
             last_ms: AtomicU64::new(self.now_ms()),
             idle_closed: AtomicBool::new(false),
         });
-        let relayed =
-            Relayed { source, client: Arc::new(client), upstream: None, activity: activity.clone() };
+        let relayed = Relayed {
+            source,
+            client: Arc::new(client),
+            upstream: None,
+            passed: false,
+            activity: activity.clone(),
+        };
         table.insert(id, relayed);
         Some((id, activity))
     }
@@ -301,7 +315,7 @@ fn relay(id: u64, target: SocketAddr, limits: &Limits, activity: &Activity, coun
     }
     // During a hold (the guest is being replaced) the connection waits here, its first bytes
     // read, and the connect timeout starts once it is released.
-    counters.wait_released();
+    counters.wait_released(id);
     let Some(upstream) = connect(id, target, limits, counters) else {
         counters.refused.fetch_add(1, Ordering::Relaxed);
         counters.closed(id);

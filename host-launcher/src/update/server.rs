@@ -29,7 +29,7 @@ const SIGNER_HEALTH_PATH: &str = "/eigen/node/services/signer/health";
 /// How long the command may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause between two health checks of a new guest.
-const CHECK_PAUSE: Duration = Duration::from_millis(10);
+const CHECK_PAUSE: Duration = Duration::from_millis(1);
 
 /// Binds the control socket at `path` (its directory made mode 0700, the socket 0600), before
 /// the launcher confines itself. A socket left by a launcher that is gone is replaced; one a
@@ -222,7 +222,7 @@ fn update(context: &Context, request: &Request, image: NewImage, answer: &mut An
     answer.line(&format!("holding new connections; stopping the guest to boot {path}"), None);
     let drain_until = Instant::now() + context.drain;
     while Instant::now() < drain_until && context.published.iter().any(|r| r.connected_connections() > 0) {
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(1));
     }
     let ending = match context.updates.begin(image) {
         Ok(old) => {
