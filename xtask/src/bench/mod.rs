@@ -16,6 +16,7 @@ mod recover;
 mod sign;
 mod sign_chain;
 mod stats;
+mod update;
 mod vm;
 
 use std::fs;
@@ -47,6 +48,9 @@ pub enum Bench {
     /// Many spacecores started at once: time until all serve, host memory per spacecore and
     /// the idle CPU of all together, against one spacecore alone.
     Density(density::Args),
+    /// How long a spacecore does not answer while `hac-launch --update` replaces its image,
+    /// against a cold restart of the same spec; client-visible errors of each.
+    Update(update::Args),
     /// Every bench (small runs unless `--full`), then one Markdown table of each figure against
     /// the project's goal for it, in `target/bench/all.md`.
     All(all::Args),
@@ -60,6 +64,7 @@ pub fn run(bench: Bench) -> Result<()> {
         Bench::Sign(args) => sign::run(&args),
         Bench::Recover(args) => recover::run(&args),
         Bench::Density(args) => density::run(&args),
+        Bench::Update(args) => update::run(&args),
         Bench::All(args) => all::run(&args),
     }
 }
