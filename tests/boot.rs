@@ -2,10 +2,21 @@
 //! banner, ready, clean stops, exit statuses, crash reports, and the launcher's refusals.
 
 use spacecore_abi::exit;
-use spacecore_tests::{Running, Specs, kvm_available, launch, sample, scrape_metrics, text};
+use spacecore_tests::{
+    LogLine, Running, Specs, count_launcher, events, kvm_available, launch, log_lines, output_lines, sample,
+    scrape_metrics, text,
+};
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(20);
+
+/// The launcher's one `guest_ended` event among `lines` (how the last run ended: its message
+/// and the exit `status`).
+fn ended(lines: &[LogLine]) -> LogLine {
+    let ended: Vec<&LogLine> = events(lines, "guest_ended").collect();
+    assert_eq!(ended.len(), 1, "one guest_ended event: {lines:#?}");
+    ended[0].clone()
+}
 
 #[test]
 fn boots_prints_the_banner_signals_ready_and_stops_cleanly() {
@@ -17,13 +28,15 @@ fn boots_prints_the_banner_signals_ready_and_stops_cleanly() {
     let out = launch(&["--until-ready", spec.to_str().unwrap()]);
     let log = text(&out);
     assert_eq!(out.status.code(), Some(0), "{log}");
-    assert!(log.contains("[boot-basic guest] spacecore 0.1.0 (abi 1): 1 vCPUs, 16 MiB memory"), "{log}");
-    let ready = log.lines().find(|l| l.starts_with("[boot-basic launcher] ready in ")).expect(&log);
-    let us: u64 =
-        ready.trim_start_matches("[boot-basic launcher] ready in ").trim_end_matches(" us").parse().unwrap();
-    assert!(us > 0, "{ready}");
-    assert!(log.contains("[boot-basic guest] stop requested"), "{log}");
-    assert!(log.contains("[boot-basic launcher] guest exited cleanly"), "{log}");
+    let lines = output_lines(&out);
+    assert!(lines.iter().all(|l| l.spacecore == "boot-basic"), "{log}");
+    let banner = "spacecore 0.1.0 (abi 1): 1 vCPUs, 16 MiB memory";
+    assert!(lines.iter().any(|l| l.guest(banner).is_some()), "{log}");
+    let us = lines.iter().find_map(LogLine::ready_us).expect(&log);
+    assert!(us > 0, "{log}");
+    assert!(lines.iter().any(|l| l.guest("stop requested").is_some()), "{log}");
+    let end = ended(&lines);
+    assert_eq!((end.message.as_str(), end.u64_field("status")), ("guest exited cleanly", Some(0)), "{log}");
 }
 
 #[test]
@@ -35,13 +48,21 @@ fn sigterm_and_sigint_stop_the_guest_cleanly_and_exit_0() {
     let spec = specs.minimal("boot-signal", 2, "32Mi");
     for (signal, name) in [(libc::SIGTERM, "SIGTERM"), (libc::SIGINT, "SIGINT")] {
         let mut run = Running::start(&[spec.to_str().unwrap()]);
-        assert!(run.wait_for("ready in", LIMIT), "never ready: {:?}", run.seen);
+        assert!(run.wait_ready(LIMIT).is_some(), "never ready: {:?}", run.seen);
         run.signal(signal);
         let (code, log) = run.finish(LIMIT);
         assert_eq!(code, Some(0), "{name}: {log}");
-        assert!(log.contains(&format!("{name} received: stopping the guest")), "{log}");
-        assert!(log.contains("stop requested after"), "the guest did not see the stop: {log}");
-        assert!(log.contains("guest exited cleanly"), "{log}");
+        let lines = log_lines(&log);
+        let received = format!("{name} received: stopping the guest");
+        assert_eq!(count_launcher(&lines, &received), 1, "{log}");
+        let stopped = lines.iter().any(|l| l.guest("stop requested after").is_some());
+        assert!(stopped, "the guest did not see the stop: {log}");
+        let end = ended(&lines);
+        assert_eq!(
+            (end.message.as_str(), end.u64_field("status")),
+            ("guest exited cleanly", Some(0)),
+            "{log}"
+        );
     }
 }
 
@@ -85,17 +106,13 @@ fn every_vcpu_runs_and_idle_vcpus_do_not_spin() {
         "[spec.observability]\nmonitoring = \"Prometheus\"\nmetrics_address = \"127.0.0.1:0\"";
     let spec = specs.spacecore("boot-smp", "cpu = 4\nmemory = \"64Mi\"", observability, "{image}");
     let mut run = Running::start(&[spec.to_str().unwrap()]);
-    assert!(run.wait_for("ready in", LIMIT), "never ready: {:?}", run.seen);
+    assert!(run.wait_ready(LIMIT).is_some(), "never ready: {:?}", run.seen);
     // Every vCPU ran guest code: the first prints the banner; each other one, entered with its
     // own index, says so from its entry before it blocks.
-    assert!(
-        run.wait_for_line("[boot-smp guest] spacecore 0.1.0 (abi 1): 4 vCPUs", LIMIT).is_some(),
-        "{:?}",
-        run.seen
-    );
+    assert!(run.find_guest("spacecore 0.1.0 (abi 1): 4 vCPUs", LIMIT).is_some(), "{:?}", run.seen);
     for vcpu in 1..4 {
-        let line = format!("[boot-smp guest] vCPU {vcpu} running; idle");
-        assert!(run.wait_for_line(&line, LIMIT).is_some(), "vCPU {vcpu} never ran: {:#?}", run.seen);
+        let line = format!("vCPU {vcpu} running; idle");
+        assert!(run.find_guest(&line, LIMIT).is_some(), "vCPU {vcpu} never ran: {:#?}", run.seen);
     }
     let metrics = spacecore_tests::metrics_address(&run.seen).expect("the launcher's metrics line");
     let pid = run.child.id();
@@ -137,7 +154,12 @@ fn the_guest_exit_status_becomes_the_launchers() {
     let spec = specs.minimal("boot-exit", 1, "16Mi");
     let out = launch(&["--cmdline", "spacecore.selftest=exit:7", spec.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(7), "{}", text(&out));
-    assert!(text(&out).contains("guest exited with status 7"), "{}", text(&out));
+    let end = ended(&output_lines(&out));
+    assert_eq!(
+        (end.message.as_str(), end.u64_field("status")),
+        ("guest exited with status 7", Some(7)),
+        "{end:?}"
+    );
 }
 
 #[test]
@@ -150,10 +172,10 @@ fn a_guest_panic_is_reported_with_its_message() {
     let out = launch(&["--cmdline", "spacecore.selftest=panic", spec.to_str().unwrap()]);
     let log = text(&out);
     assert_eq!(out.status.code(), Some(i32::from(exit::GUEST_PANIC)), "{log}");
-    assert!(
-        log.contains("guest panicked: self-test panic requested on the command line at src/selftest.rs"),
-        "{log}"
-    );
+    let end = ended(&output_lines(&out));
+    assert_eq!(end.u64_field("status"), Some(u64::from(exit::GUEST_PANIC)), "{log}");
+    let message = "guest panicked: self-test panic requested on the command line at src/selftest.rs";
+    assert!(end.message.starts_with(message), "{log}");
 }
 
 #[test]
@@ -166,9 +188,12 @@ fn a_guest_page_fault_gets_a_crash_report() {
     let out = launch(&["--cmdline", "spacecore.selftest=fault", spec.to_str().unwrap()]);
     let log = text(&out);
     assert_eq!(out.status.code(), Some(i32::from(exit::GUEST_FAULT)), "{log}");
-    assert!(log.contains("guest crashed: vCPU 0: #PF page fault (vector 14) at RIP 0x2"), "{log}");
-    assert!(log.contains("CR2 0x10 (read, page not present)"), "{log}");
-    assert!(log.contains("CPL3"), "{log}");
+    let end = ended(&output_lines(&out));
+    assert_eq!(end.u64_field("status"), Some(u64::from(exit::GUEST_FAULT)), "{log}");
+    let report = &end.message;
+    assert!(report.starts_with("guest crashed: vCPU 0: #PF page fault (vector 14) at RIP 0x2"), "{log}");
+    assert!(report.contains("CR2 0x10 (read, page not present)"), "{log}");
+    assert!(report.contains("CPL3"), "{log}");
 }
 
 #[test]
@@ -181,7 +206,13 @@ fn a_port_outside_the_hypercall_range_faults() {
     let out = launch(&["--cmdline", "spacecore.selftest=bad-port", spec.to_str().unwrap()]);
     let log = text(&out);
     assert_eq!(out.status.code(), Some(i32::from(exit::GUEST_FAULT)), "{log}");
-    assert!(log.contains("#GP general protection (vector 13)"), "{log}");
+    let end = ended(&output_lines(&out));
+    assert_eq!(end.u64_field("status"), Some(u64::from(exit::GUEST_FAULT)), "{log}");
+    assert!(
+        end.message.starts_with("guest crashed: ")
+            && end.message.contains("#GP general protection (vector 13)"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -194,8 +225,14 @@ fn a_hostile_hypercall_buffer_ends_only_that_guest() {
     let out = launch(&["--cmdline", "spacecore.selftest=bad-buffer", spec.to_str().unwrap()]);
     let log = text(&out);
     assert_eq!(out.status.code(), Some(i32::from(exit::GUEST_ABI_VIOLATION)), "{log}");
-    assert!(log.contains("guest broke the hypercall ABI: vCPU 0: console write: buffer"), "{log}");
-    assert!(!log.contains("panicked at"), "the launcher itself panicked: {log}");
+    let end = ended(&output_lines(&out));
+    assert_eq!(end.u64_field("status"), Some(u64::from(exit::GUEST_ABI_VIOLATION)), "{log}");
+    assert!(end.message.starts_with("guest broke the hypercall ABI: vCPU 0: console write: buffer"), "{log}");
+    // The launcher's own panic would be on stderr, outside its log.
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("panicked at"),
+        "the launcher itself panicked: {log}"
+    );
 }
 
 #[test]
@@ -208,23 +245,26 @@ fn a_guest_flooding_its_console_is_cut_to_its_budget() {
     let started = std::time::Instant::now();
     let out = launch(&["--cmdline", "spacecore.selftest=console-flood:16", spec.to_str().unwrap()]);
     let elapsed = started.elapsed();
-    let log = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let lines = output_lines(&out);
     // 16 MiB written in 4 KiB writes (4095 x and a newline each): what reached the log is at
     // most the burst and the rate over the run, and every other byte is reported dropped.
-    let logged_writes = log.lines().filter(|l| l.starts_with("[boot-flood guest] xxx")).count();
+    let logged_writes = lines.iter().filter(|l| l.guest("xxx").is_some()).count();
     let logged = logged_writes * 4096;
     let budget = (256 << 10) + (64 << 10) * (elapsed.as_millis() as usize / 1000 + 1);
     assert!(logged <= budget, "{logged} bytes of guest text logged in {elapsed:?}, budget {budget}");
     assert!(logged >= 256 << 10, "the burst goes through: {logged} bytes");
-    let dropped: usize = log
-        .lines()
-        .filter_map(|l| l.split("] console: ").nth(1))
+    // The launcher's `console: N bytes ... dropped` lines carry no event fields: N is read from
+    // the message of these launcher lines.
+    let dropped: usize = lines
+        .iter()
+        .filter_map(|l| l.launcher("console: "))
         .filter_map(|t| t.strip_suffix(" bytes of guest output dropped (over 64 KiB/s)"))
         .map(|n| n.parse::<usize>().unwrap())
         .sum();
     assert_eq!(logged + dropped, 16 << 20, "every byte is logged or reported dropped");
-    assert!(log.contains("console-flood: done"), "the guest's last line, once its budget allows");
+    let done = lines.iter().any(|l| l.guest("console-flood: done").is_some());
+    assert!(done, "the guest's last line, once its budget allows");
 }
 
 #[test]
@@ -237,7 +277,12 @@ fn a_bad_guest_command_line_word_stops_the_boot() {
     let out = launch(&["--cmdline", "spacecore.selftest=nonsense", spec.to_str().unwrap()]);
     let log = text(&out);
     assert_eq!(out.status.code(), Some(4), "{log}");
-    assert!(log.contains("bad command-line word \"spacecore.selftest=nonsense\""), "{log}");
+    let lines = output_lines(&out);
+    let said = lines.iter().any(|l| {
+        l.guest("").is_some_and(|m| m.contains("bad command-line word \"spacecore.selftest=nonsense\""))
+    });
+    assert!(said, "{log}");
+    assert_eq!(ended(&lines).u64_field("status"), Some(4), "{log}");
 }
 
 /// The sample spec, image aside: 4 vCPUs and 8 GiB must boot on this host, and the
@@ -254,21 +299,31 @@ fn the_sample_spec_boots_with_8_gib_and_a_small_footprint() {
     let body = sample
         .replace("registry/path/avs-spacecore:latest", "{image}")
         .replace("[spec.deployment]", "[spec.networking.publish]\nHTTP = 0\nhttps = 0\n\n[spec.deployment]")
-        // Plain-text lines for the checks below, and metrics on a free port.
-        .replace("logging = \"Loki/Fluentd/ELK\"", "logging = \"text\"\nmetrics_address = \"127.0.0.1:0\"");
+        // Its logging (Loki/Fluentd/ELK) is the JSON log the checks below read; metrics on a
+        // free port.
+        .replace(
+            "logging = \"Loki/Fluentd/ELK\"",
+            "logging = \"Loki/Fluentd/ELK\"\nmetrics_address = \"127.0.0.1:0\"",
+        );
     let spec = specs.write("sample", &body);
     let out = specs.launch(&["--until-ready", spec.to_str().unwrap()]);
     let log = text(&out);
     assert_eq!(out.status.code(), Some(0), "{log}");
-    assert!(log.contains("4 vCPUs, 8192 MiB memory"), "{log}");
-    assert!(log.contains("] metrics: http://127.0.0.1:"), "{log}");
-    assert!(!log.contains("not enforced yet: spec.security.attestation"), "{log}");
-    assert!(!log.contains("not enforced yet: spec.resources.storage"), "{log}");
+    let lines = output_lines(&out);
+    let banner = lines.iter().find_map(|l| l.guest("spacecore ")).expect(&log);
+    assert!(banner.contains("4 vCPUs, 8192 MiB memory"), "{log}");
+    let metrics =
+        events(&lines, "metrics").find_map(|l| l.str_field("address")?.parse::<std::net::SocketAddr>().ok());
+    assert!(metrics.is_some_and(|a| a.ip().is_loopback() && a.port() != 0), "{log}");
+    assert_eq!(count_launcher(&lines, "not enforced yet: spec.security.attestation"), 0, "{log}");
+    assert_eq!(count_launcher(&lines, "not enforced yet: spec.resources.storage"), 0, "{log}");
+    // The check above can see such lines: others are printed.
+    assert!(count_launcher(&lines, "not enforced yet: ") > 0, "{log}");
     // The 100 GiB disk is created sparse: it costs almost nothing on the host.
     let disk = std::fs::metadata(specs.dir().join("spacecore-sample/disk.img")).expect("disk created");
     assert_eq!(disk.len(), 100 << 30);
     assert!(std::os::unix::fs::MetadataExt::blocks(&disk) * 512 < 64 << 20, "disk not sparse");
-    let memory = log.lines().find(|l| l.contains("] memory: launcher rss")).expect(&log);
+    let memory = lines.iter().find_map(|l| l.launcher("memory: launcher rss")).expect(&log);
     let guest_kib: u64 =
         memory.split("guest resident ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
     assert!(guest_kib < 8 * 1024, "an idle 8 GiB guest has {guest_kib} KiB resident: {memory}");
@@ -282,7 +337,8 @@ fn a_bad_spec_exits_2_naming_the_key_and_line() {
     let log = text(&out);
     assert_eq!(out.status.code(), Some(i32::from(exit::BAD_SPEC)), "{log}");
     assert!(log.contains(":6:") && log.contains("spec.resources.cpu"), "{log}");
-    assert!(!log.contains("ready in"), "{log}");
+    // A spec refused: no log at all (its format is the spec's), so nothing booted.
+    assert_eq!(output_lines(&out), Vec::new(), "{log}");
 }
 
 #[test]
@@ -293,7 +349,11 @@ fn a_missing_image_says_how_to_build_it() {
     let log = text(&out);
     assert_eq!(out.status.code(), Some(i32::from(exit::LAUNCHER_ERROR)), "{log}");
     assert!(log.contains("nothing/here:v9") && log.contains("cargo xtask build-image"), "{log}");
-    assert_eq!(log.lines().count(), 1, "one clear line: {log}");
+    // One clear line: on stderr, and as the log's one line, the `launcher_error` event.
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1, "one clear line: {log}");
+    let lines = output_lines(&out);
+    assert_eq!(lines.len(), 1, "one clear line: {log}");
+    assert!(lines[0].is_event("launcher_error") && lines[0].message.contains("nothing/here:v9"), "{log}");
 }
 
 #[test]
@@ -410,7 +470,7 @@ fn a_host_without_room_refuses_the_next_spacecore_at_start() {
         .unwrap();
     let ratio = format!("{:.6}", 100.0 * 1024.0 / total_kib);
     let mut running = specs.start(&["--memory-overcommit", &ratio, first.to_str().unwrap()]);
-    assert!(running.wait_for("ready in", LIMIT), "{:?}", running.seen);
+    assert!(running.wait_ready(LIMIT).is_some(), "{:?}", running.seen);
     let out = specs.launch(&["--memory-overcommit", &ratio, "--until-ready", second.to_str().unwrap()]);
     let log = text(&out);
     assert_eq!(out.status.code(), Some(1), "{log}");
@@ -420,7 +480,9 @@ fn a_host_without_room_refuses_the_next_spacecore_at_start() {
         ),
         "{log}"
     );
-    assert!(!log.contains("ready in"), "refused before anything booted: {log}");
+    let lines = output_lines(&out);
+    assert_eq!(events(&lines, "ready").count(), 0, "refused before anything booted: {log}");
+    assert_eq!(events(&lines, "launcher_error").count(), 1, "{log}");
     running.signal(libc::SIGTERM);
     assert_eq!(running.finish(LIMIT).0, Some(0));
     // The first's reservation lapsed with its process (a confined launcher cannot remove it).

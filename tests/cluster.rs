@@ -355,12 +355,16 @@ impl Node {
         let mut run = self.boot(tools, state);
         let name = &self.operator.name;
         assert!(
-            run.wait_for_line(" launcher] ready in", limit).is_some(),
+            run.find_where(limit, |l| l.is_event("ready")).is_some(),
             "{name} never ready: {:#?}",
             run.seen
         );
-        let loaded = format!(" guest] avs: operator {} ready", to_hex(&self.operator.key.id));
-        assert!(run.wait_for_line(&loaded, limit).is_some(), "{name}: no `{loaded}`: {:#?}", run.seen);
+        let loaded = format!("avs: operator {} ready", to_hex(&self.operator.key.id));
+        assert!(
+            run.find_guest(&loaded, limit).is_some(),
+            "{name}: no guest line `{loaded}`: {:#?}",
+            run.seen
+        );
         self.http = Some(published(&run.seen, "HTTP").expect("a published HTTP line"));
         self.run = Some(run);
     }
@@ -492,7 +496,7 @@ impl Cluster {
     }
 
     /// Starts node `i`'s launcher and waits for nothing (not even ready): for boots that are
-    /// meant to fail, or whose output is not the plain text form (JSON logs). `http` stays
+    /// meant to fail, or whose lines the test reads itself from the start. `http` stays
     /// `None`; [`Cluster::stop`] and [`Cluster::kill`] work as after [`Cluster::start`].
     pub fn spawn(&mut self, i: usize) -> &mut Running {
         let run = self.nodes[i].boot(&self.tools, self.dir.path());

@@ -1,7 +1,7 @@
 //! Storage end to end: the disk file, the boot counter kept across restarts and kills, size
 //! mismatches, read-only disks, and one disk per launcher.
 
-use spacecore_tests::{Specs, kvm_available, text};
+use spacecore_tests::{LogLine, Specs, events, kvm_available, output_lines, text};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -16,8 +16,17 @@ fn boot_number(specs: &Specs, spec: &Path) -> Option<u64> {
     let out = specs.launch(&["--until-ready", spec.to_str().unwrap()]);
     let log = text(&out);
     assert_eq!(out.status.code(), Some(0), "{log}");
-    let banner = log.lines().find(|l| l.contains(" guest] spacecore "))?;
+    let lines = output_lines(&out);
+    let banner = lines.iter().find_map(|l| l.guest("spacecore "))?;
     banner.rsplit("; boot ").next()?.trim().parse().ok()
+}
+
+/// The message of the launcher's one `launcher_error` event (the error that ended it).
+fn launcher_error(out: &std::process::Output) -> String {
+    let lines = output_lines(out);
+    let errors: Vec<&LogLine> = events(&lines, "launcher_error").collect();
+    assert_eq!(errors.len(), 1, "one launcher_error event: {}", text(out));
+    errors[0].message.clone()
 }
 
 #[test]
@@ -32,7 +41,7 @@ fn the_boot_counter_survives_restarts_and_kills() {
     // SIGKILL mid-run: no clean stop, no flush by the launcher.
     for _ in 0..3 {
         let mut run = specs.start(&[spec.to_str().unwrap()]);
-        assert!(run.wait_for("ready in", LIMIT), "{:?}", run.seen);
+        assert!(run.wait_ready(LIMIT).is_some(), "{:?}", run.seen);
         run.signal(libc::SIGKILL);
         let (code, _) = run.finish(LIMIT);
         assert_eq!(code, None, "killed by a signal");
@@ -57,7 +66,8 @@ fn a_disk_file_of_another_size_is_refused_unless_resize_is_set() {
     let out = specs.launch(&["--until-ready", bigger.to_str().unwrap()]);
     let log = text(&out);
     assert_eq!(out.status.code(), Some(1), "{log}");
-    assert!(log.contains("is 16777216 bytes but the spec says 33554432; set resize"), "{log}");
+    let error = launcher_error(&out);
+    assert!(error.contains("is 16777216 bytes but the spec says 33554432; set resize"), "{log}");
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 16 << 20, "refused without touching the file");
     let resize = spec(
         &specs,
@@ -85,7 +95,10 @@ fn a_read_only_disk_is_never_written() {
     let out = specs.launch(&["--until-ready", read_only.to_str().unwrap()]);
     let log = text(&out);
     assert_eq!(out.status.code(), Some(0), "{log}");
-    assert!(log.contains("read-only"), "{log}");
+    // The guest sees its disk as read-only.
+    let lines = output_lines(&out);
+    let disk = lines.iter().find_map(|l| l.guest("virtio-blk at ")).unwrap_or_else(|| panic!("{log}"));
+    assert!(disk.contains(", read-only"), "{log}");
     assert!(std::fs::read(&path).unwrap() == before, "a read-only disk changed");
 }
 
@@ -97,11 +110,11 @@ fn two_launchers_cannot_share_a_disk() {
     let specs = Specs::new();
     let spec = spec(&specs, "disk-lock", "16Mi", "");
     let mut first = specs.start(&[spec.to_str().unwrap()]);
-    assert!(first.wait_for("ready in", LIMIT), "{:?}", first.seen);
+    assert!(first.wait_ready(LIMIT).is_some(), "{:?}", first.seen);
     let out = specs.launch(&["--until-ready", spec.to_str().unwrap()]);
     let log = text(&out);
     assert_eq!(out.status.code(), Some(1), "{log}");
-    assert!(log.contains("in use by another launcher"), "{log}");
+    assert!(launcher_error(&out).contains("in use by another launcher"), "{log}");
     first.signal(libc::SIGTERM);
     assert_eq!(first.finish(LIMIT).0, Some(0));
 }
@@ -124,14 +137,16 @@ fn a_guest_gets_no_more_of_its_disk_than_its_limits() {
     let out = specs.launch(&["--cmdline", "spacecore.selftest=disk-bench:40:2", spec.to_str().unwrap()]);
     let log = text(&out);
     assert_eq!(out.status.code(), Some(0), "{log}");
-    let line = |key: &str| log.lines().find(|l| l.contains(key)).unwrap_or_else(|| panic!("no {key}: {log}"));
+    let lines = output_lines(&out);
+    let line =
+        |key: &str| lines.iter().find_map(|l| l.guest(key)).unwrap_or_else(|| panic!("no {key}: {log}"));
     // Without the limits these take a few milliseconds each. With them, the 75 requests past
     // the budget need 1.5 s at least, and the reads 1.84 s (2 MiB less the budget and the last
     // request, which starts on a budget not yet empty and is charged after): lower bounds
     // only, which a loaded host can only make longer.
-    let writes = line("] disk-bench: write4k+flush ");
+    let writes = line("disk-bench: write4k+flush ");
     assert_eq!(number(writes, "ops="), 40.0, "{writes}");
     assert!(number(writes, "total_us=") >= 1_500_000.0, "the request limit was not held: {writes}");
-    let read = line("] disk-bench: seqread ");
+    let read = line("disk-bench: seqread ");
     assert!(number(read, "total_us=") >= 1_830_000.0, "the bandwidth limit was not held: {read}");
 }

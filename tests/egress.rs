@@ -203,9 +203,10 @@ fn host_addresses() -> Vec<Ipv4Addr> {
     found
 }
 
-/// The launcher's line after `] {marker}`, from the launcher (not the guest).
-fn launcher_line<'a>(run: &'a Running, marker: &str) -> Option<&'a str> {
-    run.seen.iter().find_map(|l| l.split_once(&format!(" launcher] {marker}")).map(|(_, rest)| rest))
+/// The rest of the launcher's first line starting with `marker` (a launcher line of the JSON log,
+/// not the guest's).
+fn launcher_line(run: &Running, marker: &str) -> Option<String> {
+    run.log().iter().find_map(|l| l.launcher(marker).map(str::to_owned))
 }
 
 fn stop(run: Running) -> String {
@@ -240,24 +241,19 @@ fn only_the_named_endpoints_are_reachable_from_the_spacecores_namespace() {
         "{image}",
     );
     let mut run = specs.start(&[spec.to_str().unwrap()]);
-    assert!(run.wait_for("ready in", LIMIT), "never ready: {:?}", run.seen);
+    assert!(run.wait_ready(LIMIT).is_some(), "never ready: {:?}", run.seen);
 
     // What the launcher says it set up, and what the guest was told.
-    let egress = launcher_line(&run, "egress: ").expect("egress line").to_owned();
+    let egress = launcher_line(&run, "egress: ").expect("egress line");
     assert_eq!(egress, "private: the guest reaches aggregator, eth_rpc and nothing else");
-    let relayed = launcher_line(&run, "eth_rpc: guest calls ").expect("eth_rpc line").to_owned();
+    let relayed = launcher_line(&run, "eth_rpc: guest calls ").expect("eth_rpc line");
     let gateway = Ipv4Addr::new(10, 0, 0, 1);
     let eth_relay = SocketAddr::new(gateway.into(), eth.addr.port());
     let aggregator_relay = SocketAddr::new(gateway.into(), aggregator.addr.port());
     assert_eq!(relayed, format!("{eth_relay} -> {}", eth.addr));
-    let told = run.wait_for_line("guest] endpoints: ", LIMIT).expect("the guest prints its endpoints");
-    assert!(
-        told.ends_with(&format!("guest] endpoints: aggregator {aggregator_relay}, eth_rpc {eth_relay}")),
-        "{told}"
-    );
-    let metrics: SocketAddr = launcher_line(&run, "metrics: http://")
-        .and_then(|rest| rest.split('/').next()?.parse().ok())
-        .expect("metrics line");
+    let told = run.find_guest("endpoints: ", LIMIT).expect("the guest prints its endpoints");
+    assert_eq!(told.message, format!("endpoints: aggregator {aggregator_relay}, eth_rpc {eth_relay}"));
+    let metrics = spacecore_tests::metrics_address(&run.seen).expect("a metrics event");
 
     let ns = spacecore_netns(run.child.id());
     // The namespace's structure: it routes nowhere but the tap's own subnet, forwards nothing,
@@ -345,7 +341,10 @@ fn only_the_named_endpoints_are_reachable_from_the_spacecores_namespace() {
     let to_aggregator = sample(&text, "spacecore_launcher_egress_connections_total{name=\"aggregator\"}");
     assert!(to_aggregator.is_some(), "the aggregator's relay is counted on its own: {text}");
     let log = stop(run);
-    assert!(!log.contains("panicked"), "{log}");
+    let lines = spacecore_tests::log_lines(&log);
+    assert_eq!(spacecore_tests::events(&lines, "guest_failed").count(), 0, "{log}");
+    let ended: Vec<_> = spacecore_tests::events(&lines, "guest_ended").collect();
+    assert!(matches!(ended[..], [end] if end.u64_field("status") == Some(0)), "{log}");
 }
 
 #[test]
@@ -359,13 +358,13 @@ fn an_isolated_spacecore_has_no_listener_at_all() {
                   [spec.networking.inbound_ports]\nHTTP = 80\n[spec.networking.publish]\nHTTP = 0";
     let spec = specs.spacecore("egress-isolated", "cpu = 1\nmemory = \"256Mi\"", tables, "{image}");
     let mut run = specs.start(&[spec.to_str().unwrap()]);
-    assert!(run.wait_for("ready in", LIMIT), "never ready: {:?}", run.seen);
-    assert_eq!(launcher_line(&run, "egress: "), Some("isolated: no relay; the guest reaches nothing"));
-    assert!(
-        !run.seen.iter().any(|l| l.contains("guest calls") || l.contains("] endpoints:")),
-        "{:?}",
-        run.seen
-    );
+    assert!(run.wait_ready(LIMIT).is_some(), "never ready: {:?}", run.seen);
+    let egress = launcher_line(&run, "egress: ");
+    assert_eq!(egress.as_deref(), Some("isolated: no relay; the guest reaches nothing"));
+    let log = run.log();
+    let relays = log.iter().filter(|l| l.launcher("").is_some_and(|m| m.contains(": guest calls "))).count();
+    let told = log.iter().filter(|l| l.guest("endpoints:").is_some()).count();
+    assert_eq!((relays, told), (0, 0), "{:?}", run.seen);
 
     let ns = spacecore_netns(run.child.id());
     // The control: the guest itself is reachable in this namespace.

@@ -15,7 +15,7 @@
 //! (`kernel-app/src/http/deadline.rs`), documented in docs/hac-launch.md and docs/guest.md.
 
 use socket2::{Domain, Socket, Type};
-use spacecore_tests::{Running, Specs, kvm_available, published};
+use spacecore_tests::{Running, Specs, kvm_available, log_lines, published};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -51,13 +51,9 @@ fn boot_with(specs: &Specs, name: &str, more: &str) -> (Running, SocketAddr, Soc
     );
     let spec = specs.spacecore(name, "cpu = 1\nmemory = \"256Mi\"", &tables, "{image}");
     let mut run = specs.start(&[spec.to_str().unwrap()]);
-    assert!(run.wait_for(" launcher] ready in ", LIMIT), "never ready: {:#?}", run.seen);
+    assert!(run.wait_ready(LIMIT).is_some(), "never ready: {:#?}", run.seen);
     let http = published(&run.seen, "HTTP").expect("a published HTTP line");
-    let metrics = run
-        .seen
-        .iter()
-        .find_map(|l| l.split(" launcher] metrics: http://").nth(1)?.split("/metrics").next()?.parse().ok())
-        .expect("a metrics line");
+    let metrics = spacecore_tests::metrics_address(&run.seen).expect("a metrics event");
     (run, http, metrics)
 }
 
@@ -214,9 +210,9 @@ fn a_client_is_served_through_a_flood(test: &str, first: &[u8], room: RoomMadeBy
     // Only now are the flood's connections let go.
     drop(held);
     let output = stop(run);
-    let guest_made_room = output
-        .lines()
-        .find_map(|l| l.split(" guest] http: ").nth(1)?.split(' ').next()?.parse::<usize>().ok())
+    let guest_made_room = log_lines(&output)
+        .iter()
+        .find_map(|l| l.guest("http: ")?.split(' ').next()?.parse::<usize>().ok())
         .unwrap_or(0);
     match room {
         // Every connection past the relay's maximum took the place of an idle one.
@@ -291,8 +287,8 @@ fn health_checks_take_the_clients_path_and_fail_when_clients_are_kept_out() {
     let failover = "[spec.failover]\nstrategy = \"auto-recovery\"\nhealth_interval = \"100ms\"\n\
                     health_timeout = \"1s\"\n";
     let (mut run, http, metrics) = boot_with(&specs, "flood-health", failover);
-    let line = format!(" launcher] health: GET /eigen/node/health through the published port {http} (guest ");
-    assert!(run.seen.iter().any(|l| l.contains(&line)), "no `{line}` in {:#?}", run.seen);
+    let line = format!("health: GET /eigen/node/health through the published port {http} (guest ");
+    assert!(run.log().iter().any(|l| l.launcher(&line).is_some()), "no `{line}` in {:#?}", run.seen);
     // With no client at all, the published port counts the checks' connections.
     let deadline = Instant::now() + LIMIT;
     loop {
@@ -311,14 +307,20 @@ fn health_checks_take_the_clients_path_and_fail_when_clients_are_kept_out() {
     let held: Vec<TcpStream> = (0..PER_SOURCE)
         .map(|i| connect_from(Ipv4Addr::LOCALHOST, http).unwrap_or_else(|e| panic!("connection {i}: {e}")))
         .collect();
-    for needle in [
-        " launcher] health: check failed (",
-        " launcher] guest failed its health checks: no alive answer for ",
-        " launcher] restart 1 after failed health checks",
-        " launcher] recovered in ",
-    ] {
-        assert!(run.wait_for(needle, LIMIT), "no `{needle}` in {:#?}", run.seen);
-    }
+    let check = run.wait_event("health_failed", LIMIT);
+    assert!(check.is_some(), "no health_failed event in {:#?}", run.seen);
+    let failed =
+        run.wait_event("guest_failed", LIMIT).unwrap_or_else(|| panic!("no guest_failed in {:#?}", run.seen));
+    assert_eq!(failed.str_field("cause"), Some("unhealthy"), "{failed:?}");
+    assert!(failed.message.starts_with("guest failed its health checks: no alive answer for "), "{failed:?}");
+    let restart = run.wait_event("restart", LIMIT).unwrap_or_else(|| panic!("no restart in {:#?}", run.seen));
+    assert_eq!(
+        (restart.u64_field("restart"), restart.str_field("cause")),
+        (Some(1), Some("unhealthy")),
+        "{restart:?}"
+    );
+    let recovered = run.wait_event("recovered", LIMIT);
+    assert!(recovered.is_some(), "no recovered event in {:#?}", run.seen);
     // The restart closed the connections relayed to the guest that was judged unhealthy.
     for mut stream in held {
         assert!(ended(&mut stream).is_ok(), "a silent connection outlived the restart");
@@ -368,8 +370,8 @@ fn the_guest_alone_makes_room_for_a_new_connection_when_full() {
     let (run, _, _) = boot(&specs, "flood-guest");
     let guest: SocketAddr = GUEST.parse().unwrap();
     let ns = spacecore_netns(run.child.id());
-    let line =
-        run.seen.iter().find(|l| l.contains(" guest] http: listening on ")).expect("the guest's http line");
+    let log = run.log();
+    let line = log.iter().find_map(|l| l.guest("http: listening on ")).expect("the guest's http line");
     let sockets: usize = line
         .split("up to ")
         .nth(1)
@@ -391,7 +393,7 @@ fn the_guest_alone_makes_room_for_a_new_connection_when_full() {
     assert_eq!(status, 200, "{body}");
     drop(held);
     let output = stop(run);
-    assert!(output.contains(" guest] http: "), "{output}");
+    assert!(log_lines(&output).iter().any(|l| l.guest("http: ").is_some()), "{output}");
 }
 
 #[test]

@@ -4,7 +4,10 @@
 //! its disk, and restarting after a panic, all confined; a forbidden system call killing the
 //! launcher with SIGSYS; the opt-outs and their refusals; `--check` making no jail.
 
-use spacecore_tests::{Specs, connect, http, kvm_available, metrics_address, published, text};
+use spacecore_tests::{
+    Specs, connect, count_launcher, events, http, kvm_available, log_lines, metrics_address, output_lines,
+    published, text,
+};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -107,11 +110,12 @@ fn a_confined_launcher_boots_serves_and_recovers_with_nothing_left() {
         "spacecore.testhooks=on",
     ];
     let mut run = specs.start(&args);
-    assert!(run.wait_for(" launcher] ready in ", LIMIT), "{:#?}", run.seen);
-    let confined = run.seen.iter().find(|l| l.contains(" launcher] confined: ")).cloned().unwrap_or_default();
+    assert!(run.wait_ready(LIMIT).is_some(), "{:#?}", run.seen);
+    let confined =
+        run.log().iter().find_map(|l| l.launcher("confined: ").map(str::to_owned)).unwrap_or_default();
     let root = jail_dir.join("jail-full");
     assert!(
-        confined.contains(&format!("confined: uid {UID} gid {GID} (--uid/--gid), root {}", root.display())),
+        confined.starts_with(&format!("uid {UID} gid {GID} (--uid/--gid), root {}", root.display())),
         "{:#?}",
         run.seen
     );
@@ -161,7 +165,8 @@ fn a_confined_launcher_boots_serves_and_recovers_with_nothing_left() {
         b"POST /test/panic HTTP/1.1\r\nHost: s\r\nContent-Length: 0\r\n\r\n",
     )
     .unwrap();
-    assert!(run.wait_for(" launcher] recovered in ", LIMIT), "{:#?}", run.seen);
+    let recovered = run.wait_event("recovered", LIMIT);
+    assert!(recovered.is_some_and(|r| r.str_field("cause") == Some("panic")), "{:#?}", run.seen);
     assert_eq!(boot_count(http_addr), boots + 1, "the restarted guest read and wrote its disk");
     // The new vCPU threads are confined too.
     let names = assert_confined(pid);
@@ -170,10 +175,16 @@ fn a_confined_launcher_boots_serves_and_recovers_with_nothing_left() {
     run.signal(libc::SIGTERM);
     let (code, output) = run.finish(LIMIT);
     assert_eq!(code, Some(0), "{output}");
-    assert!(output.contains(" launcher] guest exited cleanly"), "{output}");
+    let lines = log_lines(&output);
+    let ended = events(&lines, "guest_ended").last().cloned().unwrap_or_else(|| panic!("{output}"));
+    assert_eq!(
+        (ended.message.as_str(), ended.u64_field("status")),
+        ("guest exited cleanly", Some(0)),
+        "{output}"
+    );
     // The end-of-run report still reads the launcher's memory (a descriptor opened before).
-    let rss = output.lines().find(|l| l.contains(" launcher] memory: launcher rss ")).unwrap_or_default();
-    assert!(!rss.contains("launcher rss 0 KiB"), "{output}");
+    let rss = lines.iter().find_map(|l| l.launcher("memory: launcher rss ")).expect(&output);
+    assert!(!rss.starts_with("0 KiB"), "{output}");
 }
 
 #[test]
@@ -201,8 +212,9 @@ fn a_forbidden_system_call_kills_the_launcher_with_sigsys() {
         let out = cmd.output().expect("run hac-launch");
         let log = text(&out);
         assert_eq!(out.status.signal(), Some(libc::SIGSYS), "{kind}: {:?}\n{log}", out.status);
-        assert!(log.contains(" launcher] confined: "), "{kind}: {log}");
-        assert!(!log.contains(" launcher] ready in "), "{kind}: {log}");
+        let lines = output_lines(&out);
+        assert_eq!(count_launcher(&lines, "confined: "), 1, "{kind}: {log}");
+        assert_eq!(events(&lines, "ready").count(), 0, "{kind}: {log}");
     }
 }
 
@@ -217,12 +229,9 @@ fn opting_out_is_explicit_and_refused_where_the_spec_forbids_it() {
     // --no-jail: the launcher says so and keeps root.
     let spec = specs.spacecore("jail-off", resources, "", "{image}");
     let mut run = specs.start(&[spec.to_str().unwrap(), "--no-jail"]);
-    assert!(run.wait_for(" launcher] ready in ", LIMIT), "{:#?}", run.seen);
-    assert!(
-        run.seen.iter().any(|l| l.contains(" launcher] confinement: off (--no-jail): the launcher keeps")),
-        "{:#?}",
-        run.seen
-    );
+    assert!(run.wait_ready(LIMIT).is_some(), "{:#?}", run.seen);
+    let off = count_launcher(&run.log(), "confinement: off (--no-jail): the launcher keeps");
+    assert_eq!(off, 1, "{:#?}", run.seen);
     let main = threads(run.child.id()).into_iter().find(|(n, _)| n == "hac-launch").unwrap().1;
     assert_eq!(field(&main, "Uid").split_whitespace().next(), Some("0"));
     assert_eq!(field(&main, "Seccomp"), "0");
@@ -234,7 +243,8 @@ fn opting_out_is_explicit_and_refused_where_the_spec_forbids_it() {
     let none = specs.spacecore("jail-none", resources, "[spec.security]\nisolation = \"none\"", "{image}");
     let out = specs.launch(&["--until-ready", none.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("confinement: off (spec.security.isolation = \"none\")"), "{}", text(&out));
+    let off = count_launcher(&output_lines(&out), "confinement: off (spec.security.isolation = \"none\")");
+    assert_eq!(off, 1, "{}", text(&out));
     let high = "[spec.virtualization.criteria]\nsecurity = \"high\"\n";
     let refused = specs.spacecore(
         "jail-high-none",
@@ -272,8 +282,10 @@ fn the_default_user_is_spacecore_or_a_clear_error() {
     if user.status.success() {
         let uid = String::from_utf8_lossy(&user.stdout).trim().to_owned();
         assert_eq!(out.status.code(), Some(0), "{log}");
-        assert!(log.contains(&format!(" launcher] confined: uid {uid} gid ")), "{log}");
-        assert!(log.contains("(user spacecore)"), "{log}");
+        let lines = output_lines(&out);
+        let confined = lines.iter().find_map(|l| l.launcher("confined: ")).expect(&log);
+        assert!(confined.starts_with(&format!("uid {uid} gid ")), "{log}");
+        assert!(confined.contains("(user spacecore)"), "{log}");
     } else {
         assert_eq!(out.status.code(), Some(1), "{log}");
         assert!(log.contains("no user `spacecore` on this host"), "{log}");

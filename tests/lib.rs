@@ -8,6 +8,8 @@
 pub mod cluster;
 pub mod independent;
 
+/// The launcher's JSON log, which every spec written here turns on and the tests read.
+pub use test_support::log::{LogLine, Source};
 /// Skips that `cargo xtask test` reports, and promtool: shared with the other crates' tests.
 pub use test_support::{promtool_check, skip};
 
@@ -154,12 +156,37 @@ impl Default for Specs {
 
 /// The text of a spec for the spacecore `name`: `resources` are the lines of `[spec.resources]`
 /// (its first line is the file's line 6), `tables` follow it, and `image` is the deployment
-/// image, written as it is between quotes.
+/// image, written as it is between quotes. The launcher's JSON log is on (`logging = "json"`
+/// added to `[spec.observability]`, unless `tables` name a `logging`): the tests read its
+/// events and lines ([`LogLine`]), not the human lines.
 pub fn spec_text(name: &str, resources: &str, tables: &str, image: &str) -> String {
+    let tables = test_support::log::with_json_logging(tables);
     format!(
         "apiVersion = \"vistara.eigenlayer/v1\"\nkind = \"AVSSpaceCore\"\n[metadata]\nname = \"{name}\"\n\
          [spec.resources]\n{resources}\n{tables}\n[spec.deployment]\nimage = \"{image}\"\n"
     )
+}
+
+/// Every line of a launcher's stdout in the JSON format, parsed; panics at a line that is not a
+/// JSON log line.
+pub fn log_lines(text: &str) -> Vec<LogLine> {
+    test_support::log::lines(text)
+}
+
+/// The JSON log lines of a finished launcher's stdout (its stderr, `hac-launch: ...`, is not
+/// part of the log).
+pub fn output_lines(output: &Output) -> Vec<LogLine> {
+    log_lines(&String::from_utf8_lossy(&output.stdout))
+}
+
+/// Launcher lines of `lines` whose message starts with `start`.
+pub fn count_launcher(lines: &[LogLine], start: &str) -> usize {
+    lines.iter().filter(|l| l.launcher(start).is_some()).count()
+}
+
+/// The launcher's events `event` among `lines`.
+pub fn events<'a>(lines: &'a [LogLine], event: &'a str) -> impl Iterator<Item = &'a LogLine> + 'a {
+    lines.iter().filter(move |l| l.is_event(event))
 }
 
 /// `hac-launch ARGS`, run to completion with an isolated image store.
@@ -204,31 +231,66 @@ impl Running {
         Running { child, lines, seen: Vec::new() }
     }
 
-    /// Waits (at most `limit`) for a line containing `needle`.
-    pub fn wait_for(&mut self, needle: &str, limit: Duration) -> bool {
+    /// Waits (at most `limit`) for the next JSON log line to come for which `hit` holds; `None`
+    /// if none came in time (or the launcher's output ended). Panics at a line that is not a
+    /// JSON log line.
+    pub fn next_where(&mut self, limit: Duration, mut hit: impl FnMut(&LogLine) -> bool) -> Option<LogLine> {
         let deadline = std::time::Instant::now() + limit;
         while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
             match self.lines.recv_timeout(left) {
                 Ok(line) => {
-                    let hit = line.contains(needle);
+                    let parsed =
+                        LogLine::parse(&line).unwrap_or_else(|e| panic!("{e}\nafter {:#?}", self.seen));
                     self.seen.push(line);
-                    if hit {
-                        return true;
+                    if hit(&parsed) {
+                        return Some(parsed);
                     }
                 }
-                Err(_) => return false,
+                Err(_) => return None,
             }
         }
-        false
+        None
     }
 
-    /// The first line containing `needle`, among the lines seen so far or, waiting at most
-    /// `limit`, the lines to come.
-    pub fn wait_for_line(&mut self, needle: &str, limit: Duration) -> Option<String> {
-        if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
-            return Some(line.clone());
+    /// The first JSON log line for which `hit` holds, among the lines seen so far or, waiting at
+    /// most `limit`, the lines to come.
+    pub fn find_where(&mut self, limit: Duration, mut hit: impl FnMut(&LogLine) -> bool) -> Option<LogLine> {
+        if let Some(line) = self.log().into_iter().find(|l| hit(l)) {
+            return Some(line);
         }
-        self.wait_for(needle, limit).then(|| self.seen.last().cloned()).flatten()
+        self.next_where(limit, hit)
+    }
+
+    /// The next line, whatever it says (at most `limit`).
+    pub fn next_line(&mut self, limit: Duration) -> Option<LogLine> {
+        self.next_where(limit, |_| true)
+    }
+
+    /// Waits (at most `limit`) for the launcher's next `ready` event: its `ready_us`.
+    pub fn wait_ready(&mut self, limit: Duration) -> Option<u64> {
+        self.next_where(limit, |l| l.ready_us().is_some()).and_then(|l| l.ready_us())
+    }
+
+    /// Waits (at most `limit`) for the launcher's next event `event`.
+    pub fn wait_event(&mut self, event: &str, limit: Duration) -> Option<LogLine> {
+        self.next_where(limit, |l| l.is_event(event))
+    }
+
+    /// The first launcher line whose message starts with `start`, seen or to come (at most
+    /// `limit`).
+    pub fn find_launcher(&mut self, start: &str, limit: Duration) -> Option<LogLine> {
+        self.find_where(limit, |l| l.launcher(start).is_some())
+    }
+
+    /// The first guest line whose message starts with `start`, seen or to come (at most
+    /// `limit`).
+    pub fn find_guest(&mut self, start: &str, limit: Duration) -> Option<LogLine> {
+        self.find_where(limit, |l| l.guest(start).is_some())
+    }
+
+    /// Every line seen so far, parsed.
+    pub fn log(&self) -> Vec<LogLine> {
+        log_lines(&self.seen.join("\n"))
     }
 
     /// Sends `signal` to the launcher.
@@ -282,19 +344,15 @@ pub fn text(output: &Output) -> String {
 }
 
 /// The host address of the published port `name`, from the launcher's
-/// `published NAME: ADDR -> guest ...` line (launcher lines only: a guest cannot fake it).
+/// `published NAME: ADDR -> guest ...` line of the JSON log (launcher lines only: a guest cannot
+/// fake it; no event carries the address, so it is read from the message).
 pub fn published(lines: &[String], name: &str) -> Option<std::net::SocketAddr> {
-    let marker = format!(" launcher] published {name}: ");
-    let line = lines.iter().find(|l| l.contains(&marker))?;
-    line.split(&marker).nth(1)?.split(' ').next()?.parse().ok()
+    log_lines(&lines.join("\n")).iter().find_map(|l| l.published(name))
 }
 
-/// The address of the launcher's metrics server, from its `metrics: http://ADDR/metrics ...`
-/// line (launcher lines only: a guest cannot fake it).
+/// The address of the launcher's metrics server, from its `metrics` event's `address`.
 pub fn metrics_address(lines: &[String]) -> Option<std::net::SocketAddr> {
-    let marker = " launcher] metrics: http://";
-    let line = lines.iter().find(|l| l.contains(marker))?;
-    line.split(marker).nth(1)?.split("/metrics").next()?.parse().ok()
+    log_lines(&lines.join("\n")).iter().find(|l| l.is_event("metrics"))?.str_field("address")?.parse().ok()
 }
 
 /// `GET /metrics` of a Prometheus endpoint at `addr` (the server closes the connection): the

@@ -1,7 +1,9 @@
 //! Networking end to end: HTTP to the guest through its published port, bulk echo, many
 //! connections, malformed input, isolation between spacecores, and rate limits.
 
-use spacecore_tests::{Running, Specs, connect, http, kvm_available, published};
+use spacecore_tests::{
+    Running, Specs, connect, events, http, kvm_available, log_lines, output_lines, published,
+};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -19,7 +21,7 @@ fn spec(specs: &Specs, name: &str, extra_networking: &str) -> std::path::PathBuf
 /// Boots `spec` and returns the running launcher and its published HTTP address.
 fn boot(specs: &Specs, spec: &std::path::Path) -> (Running, SocketAddr) {
     let mut run = specs.start(&[spec.to_str().unwrap()]);
-    assert!(run.wait_for("ready in", LIMIT), "never ready: {:?}", run.seen);
+    assert!(run.wait_ready(LIMIT).is_some(), "never ready: {:?}", run.seen);
     let addr = published(&run.seen, "HTTP").expect("published HTTP line");
     (run, addr)
 }
@@ -283,7 +285,10 @@ fn egress_is_held_to_its_rate_limit() {
     assert!(elapsed >= floor, "1 MiB left the guest in {elapsed:?}, faster than the 1 MB/s limit allows");
     drop(conn);
     let log = stop(run);
-    assert!(!log.contains("panicked"), "{log}");
+    let lines = log_lines(&log);
+    assert_eq!(events(&lines, "guest_failed").count(), 0, "{log}");
+    let ended: Vec<_> = events(&lines, "guest_ended").collect();
+    assert!(matches!(ended[..], [end] if end.u64_field("status") == Some(0)), "{log}");
 }
 
 #[test]
@@ -300,8 +305,15 @@ fn a_published_port_already_in_use_is_a_clear_error_at_start() {
     let out = specs.launch(&["--until-ready", spec.to_str().unwrap()]);
     let log = spacecore_tests::text(&out);
     assert_eq!(out.status.code(), Some(1), "{log}");
-    assert!(log.contains(&format!("cannot publish port HTTP on 127.0.0.1:{port}")), "{log}");
-    assert!(log.contains("another program listens there"), "{log}");
-    assert!(!log.contains("launcher] ready in"), "nothing may start: {log}");
-    assert_eq!(log.matches("cannot publish").count(), 1, "one clear line: {log}");
+    // The error is the log's `launcher_error` event (and stderr's `hac-launch: ...` line).
+    let lines = output_lines(&out);
+    let errors: Vec<_> = events(&lines, "launcher_error").collect();
+    assert_eq!(errors.len(), 1, "one clear error: {log}");
+    let error = &errors[0].message;
+    assert!(error.contains(&format!("cannot publish port HTTP on 127.0.0.1:{port}")), "{log}");
+    assert!(error.contains("another program listens there"), "{log}");
+    assert_eq!(errors[0].level, "error", "{log}");
+    assert_eq!(events(&lines, "ready").count(), 0, "nothing may start: {log}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("cannot publish").count(), 1, "one clear line: {log}");
 }

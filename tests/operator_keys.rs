@@ -10,7 +10,7 @@ use avs_protocol::encoding::{from_hex, to_hex};
 use avs_protocol::{SignedTaskResponse, TaskResponse, U256, bls, bn254, ecdsa, keccak256};
 use serde_json::{Value, json};
 use spacecore_tests::cluster::{authorize, task_source_address};
-use spacecore_tests::{Running, Specs, connect, http, http_json, kvm_available, published};
+use spacecore_tests::{Running, Specs, connect, http, http_json, kvm_available, log_lines, published};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -149,8 +149,12 @@ impl Operator {
         let spec =
             specs.spacecore(name, "cpu = 1\nmemory = \"128Mi\"\nstorage = \"64Mi\"", &tables, "{image}");
         let mut running = specs.start(&[path(&spec)]);
-        // The first `avs: ` line says how the key loading ended: `operator … ready` or `not signing`.
-        assert!(running.wait_for("avs: ", LIMIT), "the key loading never ended: {:#?}", running.seen);
+        // The guest's `avs: operator … ready` or `avs: not signing: …` line says how the key
+        // loading ended.
+        let ended = running.next_where(LIMIT, |l| {
+            l.guest("avs: operator ").is_some() || l.guest("avs: not signing").is_some()
+        });
+        assert!(ended.is_some(), "the key loading never ended: {:#?}", running.seen);
         let addr = published(&running.seen, "HTTP").expect("published HTTP port");
         (running, addr)
     }
@@ -236,7 +240,8 @@ fn a_bn254_node_signs_as_eigenlayer_checks_and_states_its_ecdsa_identity() {
     let (code, _) = http(&mut connect(addr), "POST", "/spacecore/identity", b"0xdeadbeef");
     assert_eq!(code, 405);
     let (_, text) = running.finish(Duration::from_secs(5));
-    assert!(text.contains(&format!("avs: ECDSA address {} ready", to_hex(&address))), "{text}");
+    let ready = format!("avs: ECDSA address {} ready", to_hex(&address));
+    assert!(log_lines(&text).iter().any(|l| l.guest(&ready).is_some()), "{text}");
     assert!(!text.contains(PASSWORD) && !text.contains(ECDSA_PASSWORD), "no password is printed");
 }
 
@@ -273,8 +278,8 @@ fn a_bls12_381_node_still_signs_and_a_key_file_of_the_other_scheme_is_refused() 
     let (running, addr) = operator.start(&specs, "wrong-scheme", "");
     let reason =
         "the key file on the disk is an EIP-2335 keystore (scheme bls12-381), but spec.avs.scheme is bn254";
-    let line = running.seen.iter().find(|l| l.contains("avs: not signing: ")).cloned().unwrap_or_default();
-    assert!(line.contains(reason), "{:#?}", running.seen);
+    let line = running.log().iter().find_map(|l| l.guest("avs: not signing: ").map(str::to_owned));
+    assert!(line.is_some_and(|why| why.contains(reason)), "{:#?}", running.seen);
     let (code, body) = post_task(addr, &task(2, 5));
     assert_eq!(code, 503, "{body}");
     assert!(body.contains(reason), "{body}");
@@ -315,9 +320,8 @@ fn a_wiped_signing_history_is_refused_until_the_operator_gives_it_back() {
     wipe_history(&operator.disk);
     {
         let (running, addr) = operator.start(&specs, "wiped", "");
-        let line =
-            running.seen.iter().find(|l| l.contains("avs: not signing: ")).cloned().unwrap_or_default();
-        assert!(line.contains("no signing history"), "{:#?}", running.seen);
+        let line = running.log().iter().find_map(|l| l.guest("avs: not signing: ").map(str::to_owned));
+        assert!(line.is_some_and(|why| why.contains("no signing history")), "{:#?}", running.seen);
         for (index, number) in [(3, 6), (4, 7)] {
             let (code, body) = post_task(addr, &task(index, number));
             assert_eq!(code, 503, "task {index} on a wiped history: {body}");

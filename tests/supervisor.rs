@@ -7,7 +7,10 @@
 
 use serde_json::{Value, json};
 use spacecore_tests::cluster::{Cluster, NodeSetup, Tools, post_task, status};
-use spacecore_tests::{Running, Specs, kvm_available, metrics_address, published, sample, scrape_metrics};
+use spacecore_tests::{
+    LogLine, Running, Specs, count_launcher, events, kvm_available, log_lines, metrics_address, published,
+    sample, scrape_metrics,
+};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -74,15 +77,31 @@ fn run(cluster: &mut Cluster) -> &mut Running {
     cluster.nodes[0].run.as_mut().expect("the node runs")
 }
 
-/// Waits for a line containing `needle` among the lines still to come.
-fn expect_line(run: &mut Running, needle: &str) -> String {
-    assert!(run.wait_for(needle, LIMIT), "no `{needle}` in {LIMIT:?}: {:#?}", run.seen);
-    run.seen.last().cloned().unwrap()
+/// Waits for the launcher's next event `event` among the JSON log lines still to come.
+fn expect_event(run: &mut Running, event: &str) -> LogLine {
+    run.wait_event(event, LIMIT).unwrap_or_else(|| panic!("no `{event}` event in {LIMIT:?}: {:#?}", run.seen))
 }
 
-/// The line that says node 0's operator key is loaded.
+/// Waits for the next guest line whose message starts with `start` among the lines still to
+/// come.
+fn expect_guest(run: &mut Running, start: &str) -> LogLine {
+    run.next_where(LIMIT, |l| l.guest(start).is_some())
+        .unwrap_or_else(|| panic!("no guest line `{start}...` in {LIMIT:?}: {:#?}", run.seen))
+}
+
+/// The guest's line that says node 0's operator key is loaded.
 fn key_loaded(cluster: &Cluster) -> String {
-    format!(" guest] avs: operator {} ready", cluster.nodes[0].operator.key.id_hex())
+    format!("avs: operator {} ready", cluster.nodes[0].operator.key.id_hex())
+}
+
+/// The launcher's `restart` events in `output` (a finished launcher's stdout).
+fn restarts(output: &str) -> Vec<LogLine> {
+    events(&log_lines(output), "restart").cloned().collect()
+}
+
+/// An event's fields without `event`, as JSON, to compare whole.
+fn fields(line: &LogLine) -> Value {
+    Value::Object(line.fields.clone())
 }
 
 /// `boot_count` of `GET /`.
@@ -90,11 +109,6 @@ fn boot_count(addr: SocketAddr) -> u64 {
     let (code, answer) = status(addr);
     assert_eq!(code, 200, "{answer}");
     answer["boot_count"].as_u64().unwrap_or_else(|| panic!("no boot count: {answer}"))
-}
-
-/// Lines of `output` containing `needle`.
-fn count(output: &str, needle: &str) -> usize {
-    output.lines().filter(|l| l.contains(needle)).count()
 }
 
 #[test]
@@ -106,11 +120,9 @@ fn auto_recovery_after_a_panic_keeps_the_disk_and_serves_again() {
     cluster.start(0);
     let addr = cluster.nodes[0].http.expect("published");
     let loaded = key_loaded(&cluster);
-    let seen = run(&mut cluster).seen.join("\n");
-    assert!(
-        seen.contains(" launcher] failover: auto-recovery, at most 5 restarts within 1m, backoff 10ms to 5s"),
-        "{seen}"
-    );
+    let seen = run(&mut cluster).log();
+    let failover = "failover: auto-recovery, at most 5 restarts within 1m, backoff 10ms to 5s";
+    assert!(seen.iter().any(|l| l.launcher(failover) == Some("")), "{seen:#?}");
 
     let boots = boot_count(addr);
     let (code, signed) = post_task(addr, &task(7, 12));
@@ -119,13 +131,18 @@ fn auto_recovery_after_a_panic_keeps_the_disk_and_serves_again() {
 
     let hook = trigger(addr, "/test/panic");
     let run = run(&mut cluster);
-    expect_line(run, " launcher] guest panicked: test hook: panic requested at ");
-    let restart = expect_line(run, " launcher] restart ");
-    assert!(restart.ends_with("] restart 1 after guest panic (backoff 10 ms)"), "{restart}");
-    let recovered = expect_line(run, " launcher] recovered in ");
-    let us = recovered.split(" recovered in ").nth(1).and_then(|r| r.strip_suffix(" us after guest panic"));
-    assert!(us.is_some_and(|us| us.parse::<u64>().is_ok()), "{recovered}");
-    expect_line(run, &loaded);
+    let failed = expect_event(run, "guest_failed");
+    assert_eq!(failed.str_field("cause"), Some("panic"), "{failed:?}");
+    assert!(failed.message.starts_with("guest panicked: test hook: panic requested at "), "{failed:?}");
+    let restart = expect_event(run, "restart");
+    assert_eq!(
+        fields(&restart),
+        json!({"event": "restart", "restart": 1, "cause": "panic", "backoff_ms": 10})
+    );
+    let recovered = expect_event(run, "recovered");
+    assert_eq!(recovered.str_field("cause"), Some("panic"), "{recovered:?}");
+    assert!(recovered.u64_field("recovery_us").is_some(), "{recovered:?}");
+    expect_guest(run, &loaded);
     ends_unanswered(hook).expect("the connection to the guest that panicked");
 
     // The same published address, a new boot of the same disk, the same key.
@@ -139,7 +156,7 @@ fn auto_recovery_after_a_panic_keeps_the_disk_and_serves_again() {
 
     let (code, output) = cluster.stop(0);
     assert_eq!(code, Some(0), "{output}");
-    assert_eq!(count(&output, " launcher] restart "), 1, "{output}");
+    assert_eq!(restarts(&output).len(), 1, "{output}");
 }
 
 #[test]
@@ -155,18 +172,30 @@ fn a_crash_loop_ends_after_max_restarts_with_the_guest_status() {
     let run = specs.start(&[spec.to_str().unwrap(), "--cmdline", "spacecore.selftest=panic"]);
     let (code, output) = run.finish(LIMIT);
     assert_eq!(code, Some(101), "{output}");
-    let restarts: Vec<&str> = output.lines().filter(|l| l.contains(" launcher] restart ")).collect();
-    assert_eq!(restarts.len(), 2, "{output}");
-    assert!(restarts[0].ends_with("] restart 1 after guest panic (backoff 10 ms)"), "{output}");
-    assert!(restarts[1].ends_with("] restart 2 after guest panic (backoff 20 ms)"), "{output}");
-    let crash_loop =
-        "] crash loop: 2 restarts within 1m (spec.failover.max_restarts = 2); giving up after guest panic";
-    assert_eq!(count(&output, crash_loop), 1, "{output}");
-    // Three boots, three panics; the last line says how the last run ended.
-    assert_eq!(count(&output, " launcher] guest panicked: "), 3, "{output}");
-    let last = output.lines().last().unwrap_or_default();
-    assert!(last.contains(" launcher] guest panicked: "), "last line: {last}\n{output}");
-    assert_eq!(count(&output, " launcher] ready in "), 0, "{output}");
+    let lines = log_lines(&output);
+    let restarts: Vec<Value> = events(&lines, "restart").map(fields).collect();
+    assert_eq!(
+        restarts,
+        [
+            json!({"event": "restart", "restart": 1, "cause": "panic", "backoff_ms": 10}),
+            json!({"event": "restart", "restart": 2, "cause": "panic", "backoff_ms": 20}),
+        ],
+        "{output}"
+    );
+    let crash_loop: Vec<Value> = events(&lines, "crash_loop").map(fields).collect();
+    assert_eq!(crash_loop, [json!({"event": "crash_loop", "restarts": 2, "cause": "panic"})], "{output}");
+    // Three boots, three panics: two restarted from, then the last line says how the last run
+    // ended.
+    let failed: Vec<&LogLine> = events(&lines, "guest_failed").collect();
+    assert_eq!(failed.len(), 2, "{output}");
+    assert!(failed.iter().all(|l| l.str_field("cause") == Some("panic")), "{output}");
+    let last = lines.last().expect("a log");
+    assert!(
+        last.is_event("guest_ended") && last.u64_field("status") == Some(101),
+        "last line: {last:?}\n{output}"
+    );
+    assert!(last.message.starts_with("guest panicked: "), "last line: {last:?}\n{output}");
+    assert_eq!(events(&lines, "ready").count(), 0, "{output}");
 }
 
 #[test]
@@ -179,25 +208,27 @@ fn a_hung_guest_fails_its_health_checks_and_is_restarted() {
     cluster.start(0);
     let addr = cluster.nodes[0].http.expect("published");
     let loaded = key_loaded(&cluster);
-    let seen = run(&mut cluster).seen.join("\n");
-    assert!(
-        seen.contains(&format!(" launcher] health: GET /eigen/node/health through the published port {addr} (guest 10.0.0.2:80) every 200 ms; restart after 1000 ms without an alive answer")),
-        "{seen}"
+    let seen = run(&mut cluster).log();
+    let health = format!(
+        "health: GET /eigen/node/health through the published port {addr} (guest 10.0.0.2:80) every 200 ms; restart after 1000 ms without an alive answer"
     );
+    assert!(seen.iter().any(|l| l.launcher(&health) == Some("")), "{seen:#?}");
     let boots = boot_count(addr);
-    assert!(!seen.contains(" launcher] restart "), "restarted before the hang: {seen}");
+    assert_eq!(events(&seen, "restart").count(), 0, "restarted before the hang: {seen:#?}");
 
     let hook = trigger(addr, "/test/hang");
     let run = run(&mut cluster);
-    expect_line(run, " launcher] health: check failed (");
-    let failed = expect_line(run, " launcher] guest failed its health checks: no alive answer for ");
-    let restart = expect_line(run, " launcher] restart ");
-    assert!(
-        restart.ends_with("] restart 1 after failed health checks (backoff 10 ms)"),
-        "{failed}\n{restart}"
-    );
-    expect_line(run, " launcher] recovered in ");
-    expect_line(run, &loaded);
+    let check = expect_event(run, "health_failed");
+    assert!(check.str_field("reason").is_some() && check.level == "warn", "{check:?}");
+    let failed = expect_event(run, "guest_failed");
+    assert_eq!(failed.str_field("cause"), Some("unhealthy"), "{failed:?}");
+    assert!(failed.message.starts_with("guest failed its health checks: no alive answer for "), "{failed:?}");
+    let restart = expect_event(run, "restart");
+    let expected = json!({"event": "restart", "restart": 1, "cause": "unhealthy", "backoff_ms": 10});
+    assert_eq!(fields(&restart), expected, "{failed:?}\n{restart:?}");
+    let recovered = expect_event(run, "recovered");
+    assert_eq!(recovered.str_field("cause"), Some("unhealthy"), "{recovered:?}");
+    expect_guest(run, &loaded);
     ends_unanswered(hook).expect("the connection to the hung guest");
 
     // It serves again, from the same disk.
@@ -206,7 +237,7 @@ fn a_hung_guest_fails_its_health_checks_and_is_restarted() {
     assert_eq!(code, 200, "{signed}");
     let (code, output) = cluster.stop(0);
     assert_eq!(code, Some(0), "{output}");
-    assert_eq!(count(&output, " launcher] restart "), 1, "{output}");
+    assert_eq!(restarts(&output).len(), 1, "{output}");
 }
 
 #[test]
@@ -219,18 +250,21 @@ fn without_auto_recovery_a_panic_ends_the_launcher_with_the_guest_status() {
     let tables = "[spec.networking.inbound_ports]\nHTTP = 80\n[spec.networking.publish]\nHTTP = 0\n";
     let spec = specs.spacecore("sv-none", &resources, tables, "{image}");
     let mut run = specs.start(&[spec.to_str().unwrap(), "--cmdline", "spacecore.testhooks=on"]);
-    assert!(run.wait_for(" launcher] ready in ", LIMIT), "never ready: {:#?}", run.seen);
+    assert!(run.wait_ready(LIMIT).is_some(), "never ready: {:#?}", run.seen);
     let addr = published(&run.seen, "HTTP").expect("a published HTTP line");
     let hook = trigger(addr, "/test/panic");
     let (code, output) = run.finish(LIMIT);
     assert_eq!(code, Some(101), "{output}");
     ends_unanswered(hook).expect("the connection to the guest that panicked");
-    let last = output.lines().last().unwrap_or_default();
-    assert!(last.contains(" launcher] guest panicked: test hook: panic requested at "), "{output}");
-    for absent in
-        [" launcher] restart ", " launcher] failover:", " launcher] health:", " launcher] crash loop"]
-    {
-        assert_eq!(count(&output, absent), 0, "`{absent}` without [spec.failover]: {output}");
+    let lines = log_lines(&output);
+    let last = lines.last().expect("a log");
+    assert!(last.is_event("guest_ended") && last.u64_field("status") == Some(101), "{output}");
+    assert!(last.message.starts_with("guest panicked: test hook: panic requested at "), "{output}");
+    for absent in ["guest_failed", "restart", "recovered", "crash_loop", "health_failed"] {
+        assert_eq!(events(&lines, absent).count(), 0, "`{absent}` without [spec.failover]: {output}");
+    }
+    for absent in ["failover:", "health:"] {
+        assert_eq!(count_launcher(&lines, absent), 0, "`{absent}` without [spec.failover]: {output}");
     }
 }
 
@@ -292,7 +326,7 @@ fn a_graceful_stop_loses_no_acknowledged_signature() {
     let (code, output) = cluster.stop(0);
     let acked = writer.join().expect("the writer");
     assert_eq!(code, Some(0), "{output}");
-    assert_eq!(count(&output, " launcher] restart "), 0, "restarted after a stop request: {output}");
+    assert_eq!(restarts(&output).len(), 0, "restarted after a stop request: {output}");
     assert!(acked.len() >= 5, "{acked:?}");
 
     // Booted again from the same disk: every acknowledged signature is in the signing history.
@@ -326,9 +360,7 @@ struct JsonLog<'a> {
 impl JsonLog<'_> {
     /// Parses and checks the next line, waiting at most `limit`.
     fn next(&mut self, limit: Duration) -> Option<Value> {
-        if !self.run.wait_for("", limit) {
-            return None;
-        }
+        self.run.next_line(limit)?;
         let line = self.run.seen.last().unwrap();
         let value: Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
@@ -519,7 +551,8 @@ fn a_spacecore_that_is_not_an_operator_is_kept_alive_without_a_key() {
                   [spec.observability]\nmonitoring = \"Prometheus\"\nmetrics_address = \"127.0.0.1:0\"\n";
     let spec = specs.spacecore("sv-plain", &resources, tables, "{image}");
     let mut run = specs.start(&[spec.to_str().unwrap()]);
-    assert!(run.wait_for("avs: not signing", LIMIT), "the node never reported its key state");
+    let state = run.next_where(LIMIT, |l| l.guest("avs: not signing").is_some());
+    assert!(state.is_some(), "the node never reported its key state: {:#?}", run.seen);
     let metrics = metrics_address(&run.seen).expect("the launcher's metrics line");
 
     // The supervisor's own counts, over the next CHECKS health checks (counted, not timed: 20
@@ -557,6 +590,7 @@ fn a_spacecore_that_is_not_an_operator_is_kept_alive_without_a_key() {
     run.signal(libc::SIGTERM);
     let (code, output) = run.finish(LIMIT);
     assert_eq!(code, Some(0), "{output}");
-    assert_eq!(count(&output, " launcher] restart "), 0, "{output}");
-    assert_eq!(count(&output, "health: check failed"), 0, "{output}");
+    let lines = log_lines(&output);
+    assert_eq!(events(&lines, "restart").count(), 0, "{output}");
+    assert_eq!(events(&lines, "health_failed").count(), 0, "{output}");
 }
