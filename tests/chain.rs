@@ -26,7 +26,12 @@ use avs_protocol::SignedTaskResponse;
 use avs_protocol::encoding::to_hex;
 use serde_json::{Value, json};
 use spacecore_tests::cluster::{Cluster, NodeSetup, Tools, free_port};
-use spacecore_tests::{connect, http, kvm_available};
+use spacecore_tests::{connect, http, kvm_available, log_lines};
+
+/// Whether the guest said a line starting with `start` in `output` (a launcher's JSON log).
+fn guest_said(output: &str, start: &str) -> bool {
+    log_lines(output).iter().any(|l| l.guest(start).is_some())
+}
 
 const CONFIRMATIONS: u64 = 2;
 /// The longest any awaited state may take to come.
@@ -378,7 +383,7 @@ fn tasks_are_read_from_the_chain_across_a_restart_and_an_ethereum_node_down() {
 
     // Killed, tasks come meanwhile, started again from the same disk.
     let output = cluster.kill(0);
-    assert!(output.contains("chain: reading NewTaskCreated"), "{output}");
+    assert!(guest_said(&output, "chain: reading NewTaskCreated"), "{output}");
     chain.create_task(14);
     chain.create_task(15);
     chain.mine(CONFIRMATIONS);
@@ -436,8 +441,10 @@ fn tasks_are_read_from_the_chain_across_a_restart_and_an_ethereum_node_down() {
     assert!(metric(node, "spacecore_chain_rpc_errors_total") >= 1);
     let (code, output) = cluster.stop(0);
     assert_eq!(code, Some(0), "{output}");
-    assert!(output.contains("chain: ethereum down"), "{output}");
-    assert!(output.contains("(a reorganisation deeper than 2 confirmations): reading again"), "{output}");
-    assert!(output.contains("chain: task 6 of block"), "{output}");
+    assert!(guest_said(&output, "chain: ethereum down"), "{output}");
+    let reorg = "(a reorganisation deeper than 2 confirmations): reading again";
+    let lines = log_lines(&output);
+    assert!(lines.iter().any(|l| l.guest("chain: ").is_some_and(|m| m.contains(reorg))), "{output}");
+    assert!(guest_said(&output, "chain: task 6 of block"), "{output}");
     drop(aggregator);
 }
