@@ -112,6 +112,37 @@ fn stream_tasks(
     })
 }
 
+/// Reads `GET /` in a closed loop (a new connection each, `Connection: close`) until `stop`:
+/// the answers, and the client-visible errors (no 200).
+fn stream_reads(addr: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(u64, Vec<String>)> {
+    std::thread::spawn(move || {
+        let (mut answered, mut errors) = (0, Vec::new());
+        while !stop.load(Ordering::Relaxed) {
+            let read = || -> Result<u16, String> {
+                let mut stream =
+                    TcpStream::connect_timeout(&addr, LIMIT).map_err(|e| format!("connect: {e}"))?;
+                stream.set_read_timeout(Some(LIMIT)).map_err(|e| e.to_string())?;
+                stream
+                    .write_all(b"GET / HTTP/1.1\r\nHost: spacecore\r\nConnection: close\r\n\r\n")
+                    .map_err(|e| format!("send: {e}"))?;
+                let mut answer = Vec::new();
+                stream.read_to_end(&mut answer).map_err(|e| format!("read: {e}"))?;
+                let head = String::from_utf8_lossy(&answer);
+                head.split(' ')
+                    .nth(1)
+                    .and_then(|c| c.parse().ok())
+                    .ok_or_else(|| "closed without an answer".into())
+            };
+            match read() {
+                Ok(200) => answered += 1,
+                Ok(code) => errors.push(format!("GET / answered {code}")),
+                Err(why) => errors.push(why),
+            }
+        }
+        (answered, errors)
+    })
+}
+
 /// `hac-launch --update SPEC ARGS` for `cluster`'s node 0: the exit status and the output.
 fn update(cluster: &Cluster, args: &[&str]) -> (Option<i32>, String) {
     let output = Command::new(&cluster.tools().launcher)
@@ -213,7 +244,8 @@ fn a_signer_is_updated_under_a_stream_of_tasks_with_no_error_and_no_second_signa
     set_image(&cluster, &next);
     let stop = Arc::new(AtomicBool::new(false));
     let writer = stream_tasks(addr, 1, 5, 90, stop.clone());
-    // Let the stream run before and after the switch.
+    let reader = stream_reads(addr, stop.clone());
+    // Let the streams run before and after the switch.
     std::thread::sleep(Duration::from_millis(100));
     let began = Instant::now();
     let (code, output) = update(&cluster, &["--update-deadline", "20000"]);
@@ -221,7 +253,13 @@ fn a_signer_is_updated_under_a_stream_of_tasks_with_no_error_and_no_second_signa
     std::thread::sleep(Duration::from_millis(100));
     stop.store(true, Ordering::Relaxed);
     let stream = writer.join().expect("the task stream");
+    let (reads, read_errors) = reader.join().expect("the reader");
     assert_eq!(code, Some(0), "{output}");
+    assert!(
+        read_errors.is_empty(),
+        "client-visible errors of GET / during the update: {read_errors:?}\n{output}"
+    );
+    assert!(reads > 0);
     assert!(output.contains(&format!("update up-done-1: done: {} serves", next.display())), "{output}");
     assert!(
         stream.errors.is_empty(),
@@ -242,7 +280,7 @@ fn a_signer_is_updated_under_a_stream_of_tasks_with_no_error_and_no_second_signa
     assert_eq!(sample(&metrics, "spacecore_launcher_updates_total{outcome=\"rolled_back\"}"), Some(0.0));
     let held = sample(&metrics, "spacecore_launcher_update_hold_seconds").expect("the hold of the update");
     eprintln!(
-        "update: {} tasks signed, {during} of them sent during the update, 0 errors; the command took {} ms; new connections held {:.1} ms; slowest task {} ms",
+        "update: {} tasks signed, {during} of them sent during the update, {reads} GET / answered, 0 errors; the command took {} ms; new connections held {:.1} ms; slowest task {} ms",
         stream.signed.len(),
         took.as_millis(),
         held * 1e3,
