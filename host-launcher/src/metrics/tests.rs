@@ -267,3 +267,28 @@ fn without_endpoints_the_egress_families_have_no_samples_and_the_aggregators_are
     }
     assert!(!families.contains_key("spacecore_launcher_aggregator_connections_total"));
 }
+
+#[test]
+fn updates_are_counted_by_outcome_and_the_last_hold_kept() {
+    let (sources, _, _, _) = sources(false);
+    let families = parse(&render(&sources, 0, None));
+    let updates = "spacecore_launcher_updates_total";
+    assert_eq!(families[updates].kind, "counter");
+    assert_eq!(
+        families[updates].samples.len(),
+        crate::metrics::UPDATE_OUTCOMES.len(),
+        "every outcome listed"
+    );
+    assert!(
+        families["spacecore_launcher_update_hold_seconds"].samples.is_empty(),
+        "no sample before an update"
+    );
+    sources.stats.update("done", Duration::from_millis(15));
+    sources.stats.update("rolled_back", Duration::from_millis(1640));
+    sources.stats.update("done", Duration::from_millis(20));
+    let families = parse(&render(&sources, 0, None));
+    let count = |outcome: &str| families[updates].samples[&format!("{updates}{{outcome=\"{outcome}\"}}")];
+    assert_eq!((count("done"), count("rolled_back"), count("failed")), (2.0, 1.0, 0.0));
+    let hold = &families["spacecore_launcher_update_hold_seconds"];
+    assert_eq!((hold.kind.as_str(), hold.samples["spacecore_launcher_update_hold_seconds"]), ("gauge", 0.02));
+}

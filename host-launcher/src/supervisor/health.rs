@@ -172,11 +172,20 @@ mod tests {
     }
 
     fn watched(status: Option<u16>, timeout_ms: u64, for_ms: u64) -> (Option<Outcome>, String, Arc<Stats>) {
+        watched_through(None, status, timeout_ms, for_ms)
+    }
+
+    fn watched_through(
+        relay: Option<Arc<ForwardCounters>>,
+        status: Option<u16>,
+        timeout_ms: u64,
+        for_ms: u64,
+    ) -> (Option<Outcome>, String, Arc<Stats>) {
         let check = HealthCheck {
             target: server(status),
             interval: Duration::from_millis(20),
             timeout: Duration::from_millis(timeout_ms),
-            relay: None,
+            relay,
         };
         let run = RunHandle::for_tests(1);
         run.set_ready();
@@ -209,6 +218,34 @@ mod tests {
             matches!(outcome, Some(Outcome::Unhealthy(ref what)) if what.contains("answered 503")),
             "{outcome:?}"
         );
+    }
+
+    #[test]
+    fn no_check_is_made_or_missed_while_the_relay_holds_connections() {
+        // A guest that never answers, behind a relay held by a rolling update: not ended.
+        let relay = Arc::new(ForwardCounters::default());
+        relay.hold();
+        let (outcome, log, stats) = watched_through(Some(relay.clone()), None, 100, 400);
+        assert_eq!(outcome, None, "{log}");
+        assert!(log.is_empty(), "{log}");
+        let text = crate::metrics::render(
+            &crate::metrics::Sources {
+                name: "n".into(),
+                stats,
+                exits: Arc::default(),
+                devices: Vec::new(),
+                published: Vec::new(),
+                egress: Vec::new(),
+                sidecar: None,
+            },
+            0,
+            None,
+        );
+        assert!(text.contains("spacecore_launcher_health_checks_total{result=\"failed\"} 0"), "{text}");
+        // Released, the same guest is ended after the timeout.
+        relay.release();
+        let (outcome, _, _) = watched_through(Some(relay), None, 100, 600);
+        assert!(matches!(outcome, Some(Outcome::Unhealthy(_))), "{outcome:?}");
     }
 
     #[test]
