@@ -155,6 +155,11 @@ fn steps(args: &Args) -> Vec<Step> {
             json: "recover.json",
         },
     ];
+    steps.push(Step {
+        key: "update",
+        args: if full { list(&["update"]) } else { list(&["update", "--runs", "2"]) },
+        json: "update.json",
+    });
     let count = density_count.to_string();
     let idle = if full { "5" } else { "2" };
     steps.push(Step {
@@ -175,8 +180,8 @@ fn num(json: &Value, pointer: &str) -> Option<f64> {
     json.pointer(pointer)?.as_f64().filter(|v| v.is_finite())
 }
 
-/// Every figure with a goal (the project's goals, issue 14; the recover bench's own targets
-/// last), and where it comes from.
+/// Every figure with a goal (the project's goals, issue 14; the recover and update benches' own
+/// targets last), and where it comes from.
 fn rows() -> Vec<Row> {
     vec![
         Row {
@@ -297,6 +302,30 @@ fn rows() -> Vec<Row> {
                     specs.iter().map(|s| s.pointer("/idle/percent")?.as_f64()).collect::<Option<Vec<_>>>()?;
                 let worst = worst.into_iter().reduce(f64::max)?;
                 Some((worst, format!("{worst:.4}%")))
+            },
+        },
+        Row {
+            figure: "rolling update: client-visible errors (update bench's target)",
+            step: "update",
+            goal_text: "0",
+            goal: Goal::AtMost(0.0),
+            measure: |j| {
+                let errors = num(j, "/update/errors")?;
+                let runs = j.pointer("/update/runs")?.as_array()?.len();
+                Some((errors, format!("{errors} over {runs} update(s)")))
+            },
+        },
+        Row {
+            figure: "rolling update window / cold restart window, medians (update bench's target)",
+            step: "update",
+            goal_text: "<= 1.0x",
+            goal: Goal::AtMost(1.0),
+            measure: |j| {
+                ratio(
+                    num(j, "/update/window_us/median")? / 1000.0,
+                    num(j, "/cold_restart/window_us/median")? / 1000.0,
+                    "ms",
+                )
             },
         },
     ]
