@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 /// Builds the AVS crate at `dir` into an image with `cargo xtask build-image --avs`, registered
 /// in a store of this test run, and returns the registered ELF.
@@ -207,6 +208,12 @@ fn an_avs_from_the_template_builds_passes_its_tests_boots_and_serves() {
 
     let tools = Tools { image, ..Tools::for_tests() };
     let mut cluster = Cluster::with_setup(tools, "hello", 1, &NodeSetup::default());
+    // The endpoint the spec names as the aggregator: a server of the test's, which answers
+    // `POST /hello` with what it got and anything else (the runtime's probes) with 405.
+    let endpoint =
+        std::net::TcpListener::bind(cluster.aggregator_addr).expect("bind the aggregator's address");
+    let (got_tx, got_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || serve_endpoint(endpoint, got_tx));
     cluster.start(0);
     let addr = cluster.nodes[0].http.unwrap();
     for calls in 1..=2 {
@@ -220,8 +227,76 @@ fn an_avs_from_the_template_builds_passes_its_tests_boots_and_serves() {
     assert_eq!(status, 200);
     let attested: Value = serde_json::from_slice(&attested).unwrap();
     assert_eq!(attested["scheme"], "bn254");
+    // An outbound call through the relay to the named endpoint, answered later.
+    let (status, sent) = http(&mut connect(addr), "POST", "/hello/forward", b"{\"to\":\"the aggregator\"}");
+    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&sent));
+    let body = got_rx.recv_timeout(Duration::from_secs(10)).expect("the endpoint got no POST /hello");
+    assert_eq!(body, b"{\"to\":\"the aggregator\"}");
+    let mut outcome = Value::Null;
+    for _ in 0..200 {
+        let (_, shown) = http(&mut connect(addr), "GET", "/hello/forwarded", b"");
+        outcome = serde_json::from_slice(&shown).unwrap();
+        if outcome.get("status").is_some() || outcome.get("error").is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        (outcome["status"].as_u64(), outcome["body"].as_str()),
+        (Some(200), Some("got 23 bytes")),
+        "{outcome}"
+    );
     let (_, metrics) = http(&mut connect(addr), "GET", "/metrics", b"");
     let metrics = String::from_utf8(metrics).unwrap();
     assert!(metrics.lines().any(|l| l == "hello_operators_calls_total 2"), "{metrics}");
     cluster.stop(0);
+}
+
+/// Answers each connection to `listener` once: `POST /hello` with `got N bytes` (and hands the
+/// body to `got`), anything else with 405. Ends when the test's receiver is gone.
+fn serve_endpoint(listener: std::net::TcpListener, got: std::sync::mpsc::Sender<Vec<u8>>) {
+    use std::io::{Read, Write};
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let (head, length) = loop {
+            let Ok(n) = stream.read(&mut chunk) else { break (String::new(), 0) };
+            if n == 0 {
+                break (String::new(), 0);
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end + 4]).to_string();
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0usize);
+                while buf.len() < end + 4 + length {
+                    match stream.read(&mut chunk) {
+                        Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                        _ => break,
+                    }
+                }
+                buf.drain(..end + 4);
+                break (head, length);
+            }
+        };
+        let answer = if head.starts_with("POST /hello ") {
+            let body = buf[..length.min(buf.len())].to_vec();
+            let text = format!("got {} bytes", body.len());
+            if got.send(body).is_err() {
+                return;
+            }
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}", text.len())
+        } else {
+            "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
+        };
+        let _ = stream.write_all(answer.as_bytes());
+    }
 }

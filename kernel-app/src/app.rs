@@ -25,11 +25,12 @@
 //! Anything else is 404; a known path with another method is 405 with `Allow`.
 
 use crate::api::{self, Resource};
+use crate::avs::client::HttpResponse;
 use crate::avs::{AvsNode, Records};
 use crate::chain::{self, Watcher};
 use crate::http::{Handler, Response};
 use crate::metrics;
-use crate::sdk::{Linked, Services};
+use crate::sdk::{AvsCalls, Linked, Services};
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -99,14 +100,16 @@ impl<R: Records> App<R> {
 
     /// The node's services lent to the linked AVS, and the AVS.
     fn lend(&mut self) -> (&mut dyn spacecore_avs::Avs, Services<'_>) {
+        let linked = &mut self.linked;
         let services = Services {
             avs: &mut self.avs,
             records: self.records.as_mut().map(|r| r as &mut dyn Records),
             clock: &*self.clock,
             boot_count: self.boot_count.unwrap_or(0),
-            avs_name: self.linked.name,
+            avs_name: linked.name,
+            outbound: &mut linked.outbound,
         };
-        (&mut *self.linked.avs, services)
+        (&mut *linked.avs, services)
     }
 
     /// Starts the linked AVS: once, after the operator key is loaded.
@@ -268,6 +271,20 @@ impl<R: Records> App<R> {
             Ok(signed) => api::json(200, &signed),
             Err(e) => api::error(e.status(), e.message()),
         }
+    }
+}
+
+impl<R: Records> AvsCalls for App<R> {
+    fn next_call(&mut self, endpoint: &str) -> Option<(u64, crate::avs::Request)> {
+        self.linked.outbound.next(endpoint)
+    }
+
+    fn call_done(&mut self, id: u64, result: Result<HttpResponse, String>) {
+        self.linked.outbound.finished();
+        let outcome = result.map(|r| spacecore_avs::Reply { status: r.status, body: r.body });
+        let (avs, mut node) = self.lend();
+        avs.call_done(id, outcome, &mut node);
+        self.linked.due_ms = Some(0);
     }
 }
 

@@ -36,11 +36,13 @@
 //! [`CALL_TIMEOUT`] is aborted and reported as failed (the caller retries). Each call's duration,
 //! from connecting to its end, is reported with its result.
 
+use crate::avs::client::HttpResponse;
 use crate::avs::client::{self, ResponseReader};
 use crate::avs::{Calls, Request};
 use crate::cmdline::NetConfig;
 use crate::http::deadline::{Expiry, Timer};
 use crate::http::{Conn, Handler};
+use crate::sdk::AvsCalls;
 use crate::virtio::net::NetDevice;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -69,6 +71,13 @@ const CALL_BUFFER: usize = 8 * 1024;
 const AGGREGATOR_PORTS: core::ops::RangeInclusive<u16> = 49152..=57343;
 /// Ephemeral ports of calls to the Ethereum node: the upper half.
 const ETH_PORTS: core::ops::RangeInclusive<u16> = 57344..=65535;
+
+/// Calls of the image's AVS made at once to each endpoint.
+const AVS_SLOTS: usize = 2;
+/// Ephemeral ports of the AVS's calls: below the dynamic range, a share for each endpoint.
+const AVS_PORTS: core::ops::RangeInclusive<u16> = 40960..=49151;
+/// Receive buffer of an AVS call's socket (answers run to 64 KiB and are read as they come).
+const AVS_BUFFER: usize = 16 * 1024;
 
 /// Calls to the Ethereum node made at once: the watcher makes one at a time.
 pub const ETH_SLOTS: usize = 1;
@@ -124,8 +133,9 @@ impl Client {
             host: server.to_string(),
             slots: (0..slots)
                 .map(|_| {
-                    let rx = tcp::SocketBuffer::new(alloc::vec![0; rx]);
-                    let tx = tcp::SocketBuffer::new(alloc::vec![0; tx]);
+                    // Untouched memory, as the server's: it costs nothing until a call is made.
+                    let rx = tcp::SocketBuffer::new(crate::heap::static_buffer(rx));
+                    let tx = tcp::SocketBuffer::new(crate::heap::static_buffer(tx));
                     let mut socket = tcp::Socket::new(rx, tx);
                     socket.set_nagle_enabled(false);
                     socket.set_ack_delay(None);
@@ -165,6 +175,8 @@ pub struct NetStack {
     arrivals: u64,
     client: Option<Client>,
     eth: Option<Client>,
+    /// The image's AVS's clients, one per named endpoint (`crate::sdk`).
+    avs: Vec<(&'static str, Client)>,
 }
 
 impl NetStack {
@@ -180,6 +192,7 @@ impl NetStack {
         connections: usize,
         aggregator: Option<core::net::SocketAddrV4>,
         eth_rpc: Option<core::net::SocketAddrV4>,
+        endpoints: &[(&'static str, core::net::SocketAddrV4)],
         seed: u64,
         now: Instant,
     ) -> Self {
@@ -239,7 +252,42 @@ impl NetStack {
                 "the Ethereum node",
             )
         });
-        NetStack { iface, dev, sockets, slots, port, stopping: false, evicted: 0, arrivals: 0, client, eth }
+        // The AVS's clients, a share of AVS_PORTS each.
+        let share = (AVS_PORTS.end() - AVS_PORTS.start()) / endpoints.len().max(1) as u16;
+        let avs = endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, &(name, server))| {
+                let first = AVS_PORTS.start() + i as u16 * share;
+                let limits =
+                    (spacecore_avs::MAX_CALL_BODY, Duration::from_millis(spacecore_avs::CALL_TIMEOUT_MS));
+                let buffers = (AVS_BUFFER, CALL_BUFFER);
+                let client = Client::new(
+                    &mut sockets,
+                    server,
+                    AVS_SLOTS,
+                    buffers,
+                    first..=first + share - 1,
+                    seed,
+                    limits,
+                    "a named endpoint",
+                );
+                (name, client)
+            })
+            .collect();
+        NetStack {
+            iface,
+            dev,
+            sockets,
+            slots,
+            port,
+            stopping: false,
+            evicted: 0,
+            arrivals: 0,
+            client,
+            eth,
+            avs,
+        }
     }
 
     /// Connections the server can hold.
@@ -365,7 +413,7 @@ impl NetStack {
             .iter()
             .filter(|s| s.conn.is_some())
             .map(|s| until(Instant::from_millis(s.timer.deadline().min(i64::MAX as u64) as i64)));
-        let clients = self.client.iter().chain(self.eth.iter());
+        let clients = self.client.iter().chain(self.eth.iter()).chain(self.avs.iter().map(|(_, c)| c));
         let calls = clients.flat_map(|c| c.slots.iter().filter_map(|(_, call)| call.as_ref()));
         let deadlines = calls.map(|call| until(call.deadline));
         let next_call = next_call.filter(|_| self.client.is_some()).map(until);
@@ -384,6 +432,16 @@ impl NetStack {
     pub fn call_eth(&mut self, now: Instant, calls: &mut dyn Calls) -> bool {
         let Some(client) = &mut self.eth else { return false };
         drive(client, &mut self.sockets, &mut self.iface, self.stopping, now, calls)
+    }
+
+    /// The same for the calls of the image's AVS, to each named endpoint.
+    pub fn call_avs(&mut self, now: Instant, calls: &mut dyn AvsCalls) -> bool {
+        let mut progress = false;
+        for (endpoint, client) in &mut self.avs {
+            let mut calls = EndpointCalls { endpoint, inner: &mut *calls };
+            progress |= drive(client, &mut self.sockets, &mut self.iface, self.stopping, now, &mut calls);
+        }
+        progress
     }
 
     /// Stops accepting connections and ends every connection once its answers are sent.
@@ -492,6 +550,33 @@ fn millis(now: Instant) -> u64 {
 }
 
 /// Prints a line about a finished call, if there is one.
+/// The calls of the image's AVS to one endpoint, as [`drive`] makes them.
+struct EndpointCalls<'a> {
+    endpoint: &'static str,
+    inner: &'a mut dyn AvsCalls,
+}
+
+impl Calls for EndpointCalls<'_> {
+    fn next_call(&mut self, _now_ms: u64) -> Option<(u64, Request)> {
+        self.inner.next_call(self.endpoint)
+    }
+
+    fn next_due(&self) -> Option<u64> {
+        None
+    }
+
+    fn call_done(
+        &mut self,
+        id: u64,
+        result: Result<HttpResponse, String>,
+        _now_ms: u64,
+        _elapsed_us: u64,
+    ) -> Option<String> {
+        self.inner.call_done(id, result);
+        None
+    }
+}
+
 fn report(line: Option<String>) {
     if let Some(line) = line {
         crate::println!("{line}");
@@ -526,6 +611,9 @@ fn drive(
             let request = match request {
                 Request::Rpc(body) => client::post_request(&client.host, "/", &body),
                 Request::Probe => client::get_request(&client.host, "/"),
+                Request::Http { method, path, body } => {
+                    client::request(&method, &client.host, &path, body.as_deref())
+                }
             };
             let local = client.next_port;
             let (first, last) = (*client.ports.start(), *client.ports.end());

@@ -132,6 +132,8 @@ impl Node {
             (Some(dev), Some(config)) => {
                 let mac = dev.mac();
                 let seed = arch::rdtsc() ^ mac.iter().fold(0, |acc, &b| (acc << 8) | u64::from(b));
+                let endpoints: alloc::vec::Vec<_> = args.endpoints().collect();
+                node.app.linked.outbound.set_endpoints(endpoints.iter().map(|&(name, _)| name).collect());
                 let stack = NetStack::new(
                     dev,
                     config,
@@ -139,6 +141,7 @@ impl Node {
                     connections,
                     args.aggregator,
                     node.app.chain.as_ref().and(eth_rpc),
+                    &endpoints,
                     seed,
                     node.now(),
                 );
@@ -152,7 +155,7 @@ impl Node {
                     stack.connections()
                 );
                 node.net = Some(stack);
-                // The named endpoints the launcher relays (only the aggregator is called today).
+                // The named endpoints the launcher relays.
                 let endpoints: alloc::vec::Vec<alloc::string::String> =
                     args.endpoints().map(|(name, addr)| alloc::format!("{name} {addr}")).collect();
                 if !endpoints.is_empty() {
@@ -263,13 +266,14 @@ impl Node {
                 Some(watcher) => net.call_eth(now, watcher),
                 None => false,
             };
+            let avs_called = net.call_avs(now, &mut self.app);
             // Tasks read from the chain are signed and queued here, between polls.
             let pending = self.app.chain.as_ref().is_some_and(|w| w.has_pending());
             for line in self.app.settle_chain() {
                 println!("{line}");
             }
             let settled = pending && self.app.chain.as_ref().is_some_and(|w| !w.has_pending());
-            if served || called || read || settled || net.has_work() {
+            if served || called || avs_called || read || settled || net.has_work() {
                 continue;
             }
             let at = |ms: u64| Instant::from_millis(ms as i64);

@@ -1,13 +1,17 @@
 //! The runtime's side of the AVS SDK (`spacecore_avs`): the [`Node`] services an AVS gets, over
 //! the node's disk records, its signing path and its clock.
 
-use crate::avs::{AvsNode, Records, TaskError};
+use crate::avs::client::HttpResponse;
+use crate::avs::{AvsNode, Records, Request as CallRequest, TaskError};
 use crate::status::Status;
 use alloc::boxed::Box;
+use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 use avs_protocol::{OperatorPublicKey, ecdsa};
-use spacecore_avs::{Avs, Health, Node, Operator, Request, Response, SignError, Signature, StoreError};
+use spacecore_avs::{
+    Avs, CallError, Health, MAX_CALLS, Node, Operator, Request, Response, SignError, Signature, StoreError,
+};
 use spacecore_store::RecordKey;
 
 /// An AVS with no routes, no timers and no metrics: what an image without an AVS crate runs.
@@ -34,6 +38,8 @@ pub struct Linked {
     pub avs: Box<dyn Avs>,
     /// When [`Avs::tick`] is due next (ms since boot); `Some(0)`: at once.
     pub due_ms: Option<u64>,
+    /// Its outbound calls.
+    pub outbound: Outbound,
 }
 
 impl core::fmt::Debug for Linked {
@@ -45,7 +51,7 @@ impl core::fmt::Debug for Linked {
 impl Linked {
     /// `avs`, known as `name` `version`.
     pub fn new(name: &'static str, version: &'static str, avs: Box<dyn Avs>) -> Self {
-        Linked { name, version, avs, due_ms: Some(0) }
+        Linked { name, version, avs, due_ms: Some(0), outbound: Outbound::default() }
     }
 
     /// No AVS of its own.
@@ -71,6 +77,74 @@ impl Linked {
     }
 }
 
+/// The AVS's outbound calls: queued until a socket to their endpoint is free, then in flight
+/// until their outcome reaches the AVS. At most [`MAX_CALLS`] at once.
+#[derive(Debug, Default)]
+pub struct Outbound {
+    /// The endpoints the spec names and the network reaches.
+    endpoints: Vec<&'static str>,
+    queue: VecDeque<Pending>,
+    in_flight: usize,
+    made: u64,
+}
+
+#[derive(Debug)]
+struct Pending {
+    id: u64,
+    endpoint: &'static str,
+    method: String,
+    path: String,
+    body: Option<Vec<u8>>,
+}
+
+impl Outbound {
+    /// Calls may go to `endpoints`.
+    pub fn set_endpoints(&mut self, endpoints: Vec<&'static str>) {
+        self.endpoints = endpoints;
+    }
+
+    fn push(&mut self, endpoint: &str, method: &str, path: &str, body: &[u8]) -> Result<u64, CallError> {
+        let Some(&endpoint) = self.endpoints.iter().find(|&&e| e == endpoint) else {
+            return Err(CallError::UnknownEndpoint(endpoint.into()));
+        };
+        spacecore_avs::check_call(method, path, body)?;
+        if self.queue.len() + self.in_flight >= MAX_CALLS {
+            return Err(CallError::Busy);
+        }
+        self.made += 1;
+        let body = (!body.is_empty() || method != "GET").then(|| body.to_vec());
+        self.queue.push_back(Pending {
+            id: self.made,
+            endpoint,
+            method: method.into(),
+            path: path.into(),
+            body,
+        });
+        Ok(self.made)
+    }
+
+    /// The next queued call to `endpoint`, now in flight.
+    pub fn next(&mut self, endpoint: &str) -> Option<(u64, CallRequest)> {
+        let i = self.queue.iter().position(|p| p.endpoint == endpoint)?;
+        let p = self.queue.remove(i)?;
+        self.in_flight += 1;
+        Some((p.id, CallRequest::Http { method: p.method, path: p.path, body: p.body }))
+    }
+
+    /// A call in flight is over.
+    pub fn finished(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+    }
+}
+
+/// The network side's view of the AVS's calls (`crate::netstack`).
+pub trait AvsCalls {
+    /// The next call to `endpoint`, if one is queued.
+    fn next_call(&mut self, endpoint: &str) -> Option<(u64, CallRequest)>;
+    /// Call `id` is over: the answer, or why there is none.
+    fn call_done(&mut self, id: u64, result: Result<HttpResponse, String>);
+}
+
 /// A service id the node API can carry in a path: 1 to 64 of `[a-z0-9-]`.
 fn valid_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
@@ -89,6 +163,8 @@ pub struct Services<'a> {
     pub boot_count: u64,
     /// The AVS's name: the domain of its attestations.
     pub avs_name: &'a str,
+    /// The AVS's outbound calls.
+    pub outbound: &'a mut Outbound,
 }
 
 fn sign_error(e: TaskError) -> SignError {
@@ -150,10 +226,45 @@ impl Node for Services<'_> {
         self.avs.sign_attestation(&digest, self.clock).map(signature).map_err(sign_error)
     }
 
+    fn call(&mut self, endpoint: &str, method: &str, path: &str, body: &[u8]) -> Result<u64, CallError> {
+        self.outbound.push(endpoint, method, path, body)
+    }
+
     fn verify_authority(&self, message: &[u8], signature: &[u8]) -> bool {
         let (Some(authority), Ok(signature)) = (self.avs.task_source(), signature.try_into()) else {
             return false;
         };
         ecdsa::recover_address(&ecdsa::eip191_hash(message), signature).is_ok_and(|a| &a == authority)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_go_to_named_endpoints_in_order_and_within_the_limit() {
+        let mut out = Outbound::default();
+        out.set_endpoints(alloc::vec!["aggregator", "eth_rpc"]);
+        assert_eq!(out.push("oracle", "GET", "/", b""), Err(CallError::UnknownEndpoint("oracle".into())));
+        assert!(matches!(out.push("aggregator", "GET", "/\r\nX: 1", b""), Err(CallError::BadRequest(_))));
+        assert_eq!(out.push("aggregator", "POST", "/a", b"{}"), Ok(1));
+        assert_eq!(out.push("eth_rpc", "GET", "/b", b""), Ok(2));
+        assert_eq!(out.push("aggregator", "GET", "/c", b""), Ok(3));
+        assert!(out.next("eth_ws").is_none());
+        let (id, request) = out.next("aggregator").unwrap();
+        assert_eq!(id, 1);
+        let CallRequest::Http { method, path, body } = request else { panic!("not an AVS call") };
+        assert_eq!((method.as_str(), path.as_str(), body.as_deref()), ("POST", "/a", Some(&b"{}"[..])));
+        let (id, request) = out.next("aggregator").unwrap();
+        assert_eq!(id, 3);
+        assert!(matches!(request, CallRequest::Http { body: None, .. }), "a GET without a body has none");
+        // Queued and in flight together are limited.
+        for _ in 3..MAX_CALLS {
+            out.push("eth_rpc", "GET", "/", b"").unwrap();
+        }
+        assert_eq!(out.push("eth_rpc", "GET", "/", b""), Err(CallError::Busy));
+        out.finished();
+        assert!(out.push("eth_rpc", "GET", "/", b"").is_ok());
     }
 }

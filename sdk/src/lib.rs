@@ -14,9 +14,9 @@
 //! | time and timers | [`Node::now_ms`], [`Avs::tick`] and its next due time |
 //! | metrics | [`Avs::metrics`], appended to the node's `GET /metrics` |
 //! | health | [`Avs::services`], listed in the EigenLayer node API (`/eigen/node/services`) |
+//! | outbound calls | [`Node::call`] to an endpoint the spec names (`aggregator`, `eth_rpc`, `eth_ws`), answered later in [`Avs::call_done`] |
 //!
-//! The key never reaches the AVS: it asks for signatures. Outbound calls to the endpoints a spec
-//! names are not offered to AVSs yet (the runtime's own aggregator and chain clients use them).
+//! The key never reaches the AVS: it asks for signatures.
 //!
 //! ```
 //! use spacecore_avs::{Avs, Node, Request, Response};
@@ -61,6 +61,17 @@ pub const RESERVED_PATHS: [&str; 7] = ["/", "/metrics", "/task", "/echo", "/eige
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn calls_carry_only_what_a_request_line_can() {
+        use super::{CallError, check_call};
+        assert_eq!(check_call("POST", "/rpc?x=1", b"{}"), Ok(()));
+        assert!(matches!(check_call("CONNECT", "/", b""), Err(CallError::BadRequest(_))));
+        assert!(matches!(check_call("GET", "x", b""), Err(CallError::BadRequest(_))));
+        assert!(matches!(check_call("GET", "/a b", b""), Err(CallError::BadRequest(_))));
+        assert!(matches!(check_call("GET", "/a\r\nX: y", b""), Err(CallError::BadRequest(_))));
+        assert_eq!(check_call("POST", "/", &[0; 65537]), Err(CallError::TooLarge(65537)));
+    }
+
     #[test]
     fn routes_are_exact_or_prefixes_and_never_the_runtimes() {
         let routes = ["/call", "/api/", "/metrics", "/spacecore/x"];
@@ -123,6 +134,68 @@ pub trait Avs {
     fn services(&self) -> Vec<Service> {
         Vec::new()
     }
+
+    /// The outcome of call `id` made with [`Node::call`]: the endpoint's answer, or why there is
+    /// none (refused, reset, no answer within [`CALL_TIMEOUT_MS`], a malformed or oversized
+    /// answer). Every call gets exactly one outcome, unless the node stops first.
+    fn call_done(&mut self, id: u64, outcome: Result<Reply, String>, node: &mut dyn Node) {
+        let _ = (id, outcome, node);
+    }
+}
+
+/// Longest body of an outbound call's request.
+pub const MAX_CALL_BODY: usize = 64 * 1024;
+/// Outbound calls queued or in flight at once; one more is refused ([`CallError::Busy`]).
+pub const MAX_CALLS: usize = 16;
+/// Longest time a call may take, from connecting to the complete answer.
+pub const CALL_TIMEOUT_MS: u64 = 10_000;
+
+/// An endpoint's answer to an outbound call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// The body (at most 64 KiB; a longer one is an error, not a truncated reply).
+    pub body: Vec<u8>,
+}
+
+/// Why [`Node::call`] did not queue a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// The spec names no such endpoint (or the node has no network).
+    UnknownEndpoint(String),
+    /// [`MAX_CALLS`] calls are queued or in flight.
+    Busy,
+    /// The body is over [`MAX_CALL_BODY`].
+    TooLarge(usize),
+    /// The method or the path is not one an HTTP request line can carry (`GET`, `POST`, `PUT`,
+    /// `DELETE`, `PATCH`; a path of printable ASCII starting with `/`).
+    BadRequest(&'static str),
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::UnknownEndpoint(name) => write!(f, "the spec names no endpoint `{name}`"),
+            CallError::Busy => write!(f, "{MAX_CALLS} calls are already queued or in flight"),
+            CallError::TooLarge(n) => write!(f, "a body of {n} bytes is over {MAX_CALL_BODY}"),
+            CallError::BadRequest(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Checks an outbound call's method, path and body as [`Node::call`] does.
+pub fn check_call(method: &str, path: &str, body: &[u8]) -> Result<(), CallError> {
+    if !matches!(method, "GET" | "POST" | "PUT" | "DELETE" | "PATCH") {
+        return Err(CallError::BadRequest("the method is not GET, POST, PUT, DELETE or PATCH"));
+    }
+    if !path.starts_with('/') || path.len() > 2048 || !path.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(CallError::BadRequest("the path is not printable ASCII starting with `/` (at most 2 KiB)"));
+    }
+    if body.len() > MAX_CALL_BODY {
+        return Err(CallError::TooLarge(body.len()));
+    }
+    Ok(())
 }
 
 /// Exports the AVS of this crate to the runtime: `export!(constructor)`, where `constructor`
@@ -279,6 +352,12 @@ pub trait Node {
     /// AVS authority's: the Ethereum address the spec names in `spec.avs.task_signer`. `false`
     /// when the spec names none.
     fn verify_authority(&self, message: &[u8], signature: &[u8]) -> bool;
+
+    /// Queues an HTTP request (`Content-Type: application/json` when there is a body) to the
+    /// endpoint the spec names `endpoint` (`"aggregator"`, `"eth_rpc"`, `"eth_ws"`); returns the
+    /// call's id. The outcome comes later, to [`Avs::call_done`]. The spacecore reaches nothing
+    /// else: its network namespace relays only the named endpoints.
+    fn call(&mut self, endpoint: &str, method: &str, path: &str, body: &[u8]) -> Result<u64, CallError>;
 }
 
 /// The operator, as the AVS may know it.

@@ -4,9 +4,10 @@
 //! The stand-in's "signatures" are `keccak256(kind ‖ index ‖ digest)`: enough to see what was
 //! signed, not a BLS signature. Real signatures come from the runtime, in the image.
 
-use crate::{MAX_RECORD, Node, Operator, SignError, Signature, StoreError, keccak256};
+use crate::{CallError, MAX_CALLS, MAX_RECORD, Node, Operator, SignError, Signature, StoreError, check_call, keccak256};
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
+use alloc::string::String;
 use alloc::vec::Vec;
 
 /// Decides [`Node::verify_authority`] for a [`MemoryNode`].
@@ -28,6 +29,13 @@ pub struct MemoryNode {
     pub signed: BTreeMap<u32, [u8; 32]>,
     /// Who [`Node::verify_authority`] accepts; without one, nobody.
     pub authority: Option<Authority>,
+    /// The endpoints [`Node::call`] knows.
+    pub endpoints: Vec<&'static str>,
+    /// Calls made and not yet answered by the test: id, endpoint, method, path, body. The test
+    /// answers them by calling the AVS's `call_done`.
+    pub calls: Vec<(u64, String, String, String, Vec<u8>)>,
+    /// Calls made so far (the next id).
+    pub calls_made: u64,
 }
 
 impl core::fmt::Debug for MemoryNode {
@@ -46,6 +54,9 @@ impl Default for MemoryNode {
             fail_saves: None,
             signed: BTreeMap::new(),
             authority: None,
+            endpoints: Vec::new(),
+            calls: Vec::new(),
+            calls_made: 0,
         }
     }
 }
@@ -119,5 +130,18 @@ impl Node for MemoryNode {
 
     fn verify_authority(&self, message: &[u8], signature: &[u8]) -> bool {
         self.authority.as_ref().is_some_and(|check| check(message, signature))
+    }
+
+    fn call(&mut self, endpoint: &str, method: &str, path: &str, body: &[u8]) -> Result<u64, CallError> {
+        if !self.endpoints.contains(&endpoint) {
+            return Err(CallError::UnknownEndpoint(endpoint.into()));
+        }
+        check_call(method, path, body)?;
+        if self.calls.len() >= MAX_CALLS {
+            return Err(CallError::Busy);
+        }
+        self.calls_made += 1;
+        self.calls.push((self.calls_made, endpoint.into(), method.into(), path.into(), body.to_vec()));
+        Ok(self.calls_made)
     }
 }

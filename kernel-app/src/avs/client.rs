@@ -26,35 +26,37 @@ const MAX_HEADERS: usize = 32;
 /// Longest message kept from a JSON-RPC error, and longest [`Outcome::Unusable`] description.
 const MAX_MESSAGE: usize = 200;
 
-/// The request bytes: `POST {path} HTTP/1.1`, `Host: {host}`, `Content-Type: application/json`,
-/// `Content-Length: N`, `Connection: close`, blank line, body.
+/// The request bytes: `{method} {path} HTTP/1.1`, `Host: {host}`, with a body
+/// `Content-Type: application/json` and `Content-Length: N`, `Connection: close`, blank line,
+/// the body.
 ///
-/// `host` and `path` come from the node's configuration and are written as given: they must not
-/// contain CR or LF.
-pub fn post_request(host: &str, path: &str, body: &[u8]) -> Vec<u8> {
-    let length = format!("{}", body.len());
-    let mut out = Vec::with_capacity(128 + host.len() + path.len() + body.len());
-    out.extend_from_slice(b"POST ");
+/// `method`, `host` and `path` come from the node's configuration or are checked by the caller
+/// (`spacecore_avs::check_call`): they must not contain CR or LF.
+pub fn request(method: &str, host: &str, path: &str, body: Option<&[u8]>) -> Vec<u8> {
+    let body_len = body.map_or(0, <[u8]>::len);
+    let mut out = Vec::with_capacity(128 + method.len() + host.len() + path.len() + body_len);
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
     out.extend_from_slice(path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
     out.extend_from_slice(host.as_bytes());
-    out.extend_from_slice(b"\r\nContent-Type: application/json\r\nContent-Length: ");
-    out.extend_from_slice(length.as_bytes());
+    if let Some(body) = body {
+        out.extend_from_slice(b"\r\nContent-Type: application/json\r\nContent-Length: ");
+        out.extend_from_slice(format!("{}", body.len()).as_bytes());
+    }
     out.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
-    out.extend_from_slice(body);
+    out.extend_from_slice(body.unwrap_or_default());
     out
 }
 
-/// The request bytes of a probe: `GET {path} HTTP/1.1`, `Host: {host}`, `Connection: close`,
-/// blank line. `host` and `path` must not contain CR or LF.
+/// `POST {path}` with a JSON body ([`request`]).
+pub fn post_request(host: &str, path: &str, body: &[u8]) -> Vec<u8> {
+    request("POST", host, path, Some(body))
+}
+
+/// A probe: `GET {path}` without a body ([`request`]).
 pub fn get_request(host: &str, path: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(48 + host.len() + path.len());
-    out.extend_from_slice(b"GET ");
-    out.extend_from_slice(path.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
-    out.extend_from_slice(host.as_bytes());
-    out.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
-    out
+    request("GET", host, path, None)
 }
 
 /// The JSON-RPC body for `process_signed_task_response` with this id.
@@ -365,6 +367,18 @@ fn cut(s: &str, max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn requests_carry_a_body_only_when_given_one() {
+        assert_eq!(
+            request("DELETE", "10.0.0.1:9", "/x?y=1", None),
+            b"DELETE /x?y=1 HTTP/1.1\r\nHost: 10.0.0.1:9\r\nConnection: close\r\n\r\n"
+        );
+        assert_eq!(
+            request("PUT", "h", "/", Some(b"{}")),
+            b"PUT / HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+        );
+    }
+
     use super::*;
     use alloc::string::ToString;
     use alloc::vec;

@@ -613,6 +613,15 @@ pub enum Request {
     Rpc(Vec<u8>),
     /// A probe: `GET /`, to learn whether the aggregator answers at all.
     Probe,
+    /// A request of the image's AVS (`crate::sdk`): checked with `spacecore_avs::check_call`.
+    Http {
+        /// `GET`, `POST`, ...
+        method: String,
+        /// The path and query.
+        path: String,
+        /// The JSON body, if any.
+        body: Option<Vec<u8>>,
+    },
 }
 
 /// Calls to the aggregator, as the network side makes them: one HTTP request each, over its own

@@ -217,6 +217,7 @@ fn next_rpc(node: &mut AvsNode, now_ms: u64) -> Option<(u64, Vec<u8>)> {
                 node.call_done(id, Err("connection refused".into()), now_ms, 0);
             }
             (id, Request::Rpc(body)) => return Some((id, body)),
+            (_, Request::Http { .. }) => panic!("the task path makes only JSON-RPC calls and probes"),
         }
     }
 }
