@@ -156,6 +156,38 @@ fn update(cluster: &Cluster, args: &[&str]) -> (Option<i32>, String) {
     (output.status.code(), spacecore_tests::text(&output))
 }
 
+/// When the launcher confined itself (started as root): its update thread, which took the image's
+/// descriptor, runs with a seccomp filter, no_new_privs, no capability and not as root.
+fn update_thread_is_confined(run: &spacecore_tests::Running) {
+    if !run.seen.iter().any(|l| l.contains("confined: uid ")) {
+        eprintln!("the launcher is not confined here (not root): its update thread is not checked");
+        return;
+    }
+    let pid = run.child.id();
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the launcher's threads");
+    let statuses: Vec<String> = tasks
+        .filter_map(|t| {
+            let path = t.ok()?.path();
+            let name = std::fs::read_to_string(path.join("comm")).ok()?;
+            (name.trim() == "update").then(|| std::fs::read_to_string(path.join("status")).ok())?
+        })
+        .collect();
+    assert_eq!(statuses.len(), 1, "one thread named update");
+    let field = |key: &str| {
+        statuses[0]
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(field("Seccomp"), "2", "{}", statuses[0]);
+    assert_eq!(field("NoNewPrivs"), "1");
+    assert_eq!(field("CapEff"), "0000000000000000");
+    assert_eq!(field("CapPrm"), "0000000000000000");
+    assert!(!field("Uid").starts_with("0\t") && !field("Uid").starts_with("0 "), "{}", field("Uid"));
+}
+
 /// Points node 0's spec at `image`.
 fn set_image(cluster: &Cluster, image: &Path) {
     let spec = &cluster.nodes[0].spec;
@@ -271,6 +303,7 @@ fn a_signer_is_updated_under_a_stream_of_tasks_with_no_error_and_no_second_signa
 
     // Counted by the launcher.
     let run = cluster.nodes[0].run.as_ref().expect("running");
+    update_thread_is_confined(run);
     let metrics = scrape_metrics(metrics_address(&run.seen).expect("a metrics line"));
     assert_eq!(
         sample(&metrics, "spacecore_launcher_updates_total{outcome=\"done\"}"),
