@@ -210,7 +210,7 @@ impl<R: Records> App<R> {
         let mut page = metrics::render(&inputs);
         let mut own = spacecore_avs::Metrics::new();
         self.linked.avs.metrics(&mut own);
-        page.extend_from_slice(own.as_str().as_bytes());
+        page.extend_from_slice(own.into_string().as_bytes());
         Response::new(200, metrics::CONTENT_TYPE, page)
     }
 

@@ -190,7 +190,9 @@ pub fn check_call(method: &str, path: &str, body: &[u8]) -> Result<(), CallError
         return Err(CallError::BadRequest("the method is not GET, POST, PUT, DELETE or PATCH"));
     }
     if !path.starts_with('/') || path.len() > 2048 || !path.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(CallError::BadRequest("the path is not printable ASCII starting with `/` (at most 2 KiB)"));
+        return Err(CallError::BadRequest(
+            "the path is not printable ASCII starting with `/` (at most 2 KiB)",
+        ));
     }
     if body.len() > MAX_CALL_BODY {
         return Err(CallError::TooLarge(body.len()));

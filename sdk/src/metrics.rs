@@ -1,17 +1,21 @@
-//! The AVS's own metrics, in the Prometheus text format, appended to the node's `GET /metrics`.
+//! The AVS's own metrics, in the Prometheus text format (written by the `prom-text` crate, as the
+//! runtime's are), appended to the node's `GET /metrics`.
 //!
-//! Names must start with the AVS's own prefix (not `spacecore_` or `eigen_`, which are the
-//! runtime's); [`Metrics`] checks names and label values so that a typo cannot break the page
-//! the node's other metrics are on.
+//! Names must be the AVS's own: not `spacecore_` or `eigen_`, the runtime's prefixes. A family
+//! whose name, or a sample whose label names, the format does not allow is left out, so that a
+//! typo cannot break the page the node's other metrics are on.
 
 use alloc::string::String;
-use core::fmt::Write;
+use prom_text::{Exposition, Kind, valid_label_name, valid_name};
 
 /// A writer of metric families.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    text: String,
+    page: Exposition,
 }
+
+/// One sample: its labels and value.
+pub type Sample<'a, V> = (&'a [(&'a str, &'a str)], V);
 
 impl Metrics {
     /// An empty page.
@@ -19,75 +23,40 @@ impl Metrics {
         Metrics::default()
     }
 
-    /// A counter family `name` (it should end in `_total`) with one sample per `(labels, value)`.
-    pub fn counter(&mut self, name: &str, help: &str, samples: &[(&[(&str, &str)], u64)]) {
-        self.family(name, help, "counter", samples.iter().map(|(l, v)| (*l, *v as f64)));
+    /// A counter family `name` (ending in `_total`) with one sample per `(labels, value)`.
+    pub fn counter(&mut self, name: &str, help: &str, samples: &[Sample<'_, u64>]) {
+        if name.ends_with("_total") && self.start(name, Kind::Counter, help) {
+            for (labels, value) in samples.iter().filter(|(labels, _)| valid_labels(labels)) {
+                self.page.sample(name, labels, value);
+            }
+        }
     }
 
     /// A gauge family `name`.
-    pub fn gauge(&mut self, name: &str, help: &str, samples: &[(&[(&str, &str)], f64)]) {
-        self.family(name, help, "gauge", samples.iter().copied());
-    }
-
-    /// The text written so far.
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-
-    /// The text written so far.
-    pub fn into_string(self) -> String {
-        self.text
-    }
-
-    fn family<'a>(
-        &mut self,
-        name: &str,
-        help: &str,
-        kind: &str,
-        samples: impl Iterator<Item = (&'a [(&'a str, &'a str)], f64)>,
-    ) {
-        if !valid_name(name) || name.starts_with("spacecore_") || name.starts_with("eigen_") {
-            return;
-        }
-        let help: String = help.chars().map(|c| if c == '\n' || c == '\\' { ' ' } else { c }).collect();
-        let _ = writeln!(self.text, "# HELP {name} {help}");
-        let _ = writeln!(self.text, "# TYPE {name} {kind}");
-        for (labels, value) in samples {
-            self.text.push_str(name);
-            if !labels.is_empty() {
-                let mut first = true;
-                self.text.push('{');
-                for (label, value) in labels.iter() {
-                    if !valid_name(label) || label.starts_with("__") {
-                        continue;
-                    }
-                    if !first {
-                        self.text.push(',');
-                    }
-                    first = false;
-                    let _ = write!(self.text, "{label}=\"");
-                    for c in value.chars() {
-                        match c {
-                            '\\' => self.text.push_str("\\\\"),
-                            '"' => self.text.push_str("\\\""),
-                            '\n' => self.text.push_str("\\n"),
-                            c => self.text.push(c),
-                        }
-                    }
-                    self.text.push('"');
-                }
-                self.text.push('}');
+    pub fn gauge(&mut self, name: &str, help: &str, samples: &[Sample<'_, f64>]) {
+        if self.start(name, Kind::Gauge, help) {
+            for (labels, value) in samples.iter().filter(|(labels, _)| valid_labels(labels)) {
+                self.page.sample_f64(name, labels, *value);
             }
-            let _ = writeln!(self.text, " {value}");
         }
+    }
+
+    /// The text written.
+    pub fn into_string(self) -> String {
+        self.page.finish()
+    }
+
+    fn start(&mut self, name: &str, kind: Kind, help: &str) -> bool {
+        let own = valid_name(name) && !name.starts_with("spacecore_") && !name.starts_with("eigen_");
+        if own {
+            self.page.family(name, kind, help);
+        }
+        own
     }
 }
 
-/// `[a-zA-Z_][a-zA-Z0-9_]*` (no colons: those are for recording rules).
-fn valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+fn valid_labels(labels: &[(&str, &str)]) -> bool {
+    labels.iter().all(|(name, _)| valid_label_name(name) && !name.starts_with("__"))
 }
 
 #[cfg(test)]
@@ -100,9 +69,9 @@ mod tests {
         m.counter("api_calls_total", "Calls.", &[(&[("outcome", "ok")], 3), (&[("outcome", "a\"b\\")], 1)]);
         m.gauge("api_score", "Score\nof it.", &[(&[], 0.5)]);
         assert_eq!(
-            m.as_str(),
+            m.into_string(),
             "# HELP api_calls_total Calls.\n# TYPE api_calls_total counter\napi_calls_total{outcome=\"ok\"} 3\n\
-             api_calls_total{outcome=\"a\\\"b\\\\\"} 1\n# HELP api_score Score of it.\n# TYPE api_score gauge\napi_score 0.5\n"
+             api_calls_total{outcome=\"a\\\"b\\\\\"} 1\n# HELP api_score Score\\nof it.\n# TYPE api_score gauge\napi_score 0.5\n"
         );
     }
 
@@ -111,8 +80,10 @@ mod tests {
         let mut m = Metrics::new();
         m.counter("spacecore_x_total", "x", &[(&[], 1)]);
         m.counter("eigen_x_total", "x", &[(&[], 1)]);
-        m.counter("bad-name", "x", &[(&[], 1)]);
-        m.counter("", "x", &[(&[], 1)]);
-        assert_eq!(m.as_str(), "");
+        m.counter("bad-name_total", "x", &[(&[], 1)]);
+        m.counter("no_suffix", "x", &[(&[], 1)]);
+        m.gauge("", "x", &[(&[], 1.0)]);
+        m.gauge("ok", "x", &[(&[("bad-label", "v")], 1.0), (&[("__reserved", "v")], 2.0)]);
+        assert_eq!(m.into_string(), "# HELP ok x\n# TYPE ok gauge\n");
     }
 }

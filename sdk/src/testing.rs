@@ -4,7 +4,9 @@
 //! The stand-in's "signatures" are `keccak256(kind ‖ index ‖ digest)`: enough to see what was
 //! signed, not a BLS signature. Real signatures come from the runtime, in the image.
 
-use crate::{CallError, MAX_CALLS, MAX_RECORD, Node, Operator, SignError, Signature, StoreError, check_call, keccak256};
+use crate::{
+    CallError, MAX_CALLS, MAX_RECORD, Node, Operator, SignError, Signature, StoreError, check_call, keccak256,
+};
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
