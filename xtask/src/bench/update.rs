@@ -17,6 +17,12 @@
 //!   SPEC --update` is run; its exit status must be 0 (done). The launcher's `update_done`
 //!   event gives how long it held new connections (`held_ms`).
 //!
+//! - **Signer update** (`--runs` times): a second spacecore, an operator's (its keystore
+//!   imported on its disk, `[spec.avs]`, as the tests' clusters make it), updated the same way
+//!   while a closed loop of `POST /task` (each task a new index, on a new connection) runs
+//!   instead of `GET /`: its window, and the tasks not answered 200 (**tasks missed**). A signer's
+//!   new guest must also have loaded its key before connections are let through.
+//!
 //! The ratio is the update's median window over the cold restart's. JSON in
 //! `target/bench/update.json`.
 
@@ -32,6 +38,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
+
+use spacecore_tests::cluster::{Cluster, NodeSetup, authorize};
 
 use super::stats::Summary;
 use super::vm::{self, Launcher, Scratch};
@@ -109,6 +117,8 @@ struct Report {
     deadline_ms: u64,
     cold_restart: Kind,
     update: Kind,
+    /// The operator's spacecore, under a stream of tasks; `errors` are tasks missed.
+    signer_update: Kind,
     /// The update's median window over the cold restart's.
     update_over_cold: f64,
     targets: Targets,
@@ -118,12 +128,14 @@ struct Report {
 #[derive(Debug, Serialize)]
 struct Targets {
     update_errors: u64,
+    signer_tasks_missed: u64,
     update_over_cold_max: f64,
 }
 
 #[derive(Debug, Serialize)]
 struct Verdicts {
     update_errors: bool,
+    signer_tasks_missed: bool,
     update_over_cold: bool,
 }
 
@@ -195,6 +207,7 @@ pub fn run(args: &Args) -> Result<()> {
         updates.push(switch);
     }
     launcher.terminate(LAUNCH_TIMEOUT)?;
+    let signer = signer_updates(args, scratch.path())?;
 
     let kind = |runs: Vec<Switch>| -> Result<Kind> {
         let windows: Vec<f64> = runs.iter().map(|s| s.window_us).collect();
@@ -204,7 +217,7 @@ pub fn run(args: &Args) -> Result<()> {
             runs,
         })
     };
-    let (cold_restart, update) = (kind(cold)?, kind(updates)?);
+    let (cold_restart, update, signer_update) = (kind(cold)?, kind(updates)?, kind(signer)?);
     let update_over_cold = update.window_us.median / cold_restart.window_us.median;
     let report = Report {
         runs: args.runs,
@@ -213,17 +226,156 @@ pub fn run(args: &Args) -> Result<()> {
         deadline_ms: args.deadline_ms,
         pass: Verdicts {
             update_errors: update.errors == ERRORS_TARGET,
+            signer_tasks_missed: signer_update.errors == ERRORS_TARGET,
             update_over_cold: update_over_cold <= RATIO_TARGET,
         },
         cold_restart,
         update,
+        signer_update,
         update_over_cold,
-        targets: Targets { update_errors: ERRORS_TARGET, update_over_cold_max: RATIO_TARGET },
+        targets: Targets {
+            update_errors: ERRORS_TARGET,
+            signer_tasks_missed: ERRORS_TARGET,
+            update_over_cold_max: RATIO_TARGET,
+        },
     };
     let out = write_json("update", &report)?;
     print_table(&report);
     println!("JSON: {}", out.display());
     Ok(())
+}
+
+/// The signer's updates: an operator's spacecore (release tools, a cluster of one without its
+/// aggregator), updated `--runs` times under a closed loop of tasks.
+fn signer_updates(args: &Args, scratch: &Path) -> Result<Vec<Switch>> {
+    let tools = crate::demo::release_tools()?;
+    let images = [tools.image.clone(), another_build(&tools.image, scratch)?];
+    progress(format_args!("signer: {} runs of hac-launch --update under a stream of tasks...", args.runs));
+    let setup = NodeSetup { memory: Some("128Mi".into()), ..NodeSetup::default() };
+    let mut cluster = Cluster::with_setup(tools.clone(), "bench-update", 1, &setup);
+    cluster.start(0);
+    let addr = cluster.nodes[0].http.context("the signer's published HTTP port")?;
+    let mut next_task = 1u32;
+    let mut runs = Vec::new();
+    for run in 1..=args.runs {
+        let image = &images[run as usize % 2];
+        set_image(&cluster.nodes[0].spec, image)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let first = next_task;
+        let client = {
+            let stop = stop.clone();
+            thread::spawn(move || task_client(addr, first, &stop))
+        };
+        thread::sleep(AROUND);
+        let began = Instant::now();
+        let output = Command::new(&tools.launcher)
+            .arg(&cluster.nodes[0].spec)
+            .args(["--update", "--update-deadline", &args.deadline_ms.to_string()])
+            .env("SPACECORE_STATE_DIR", cluster.dir())
+            .env("SPACECORE_IMAGE_STORE", cluster.dir().join("image-store"))
+            .output()
+            .context("cannot run hac-launch --update")?;
+        let took = began.elapsed();
+        thread::sleep(AROUND);
+        stop.store(true, Ordering::Relaxed);
+        let probes = client.join().map_err(|_| anyhow::anyhow!("the task client panicked"))?;
+        if !output.status.success() {
+            bail!(
+                "signer update {run}: hac-launch --update: {}\n{}{}",
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        next_task += probes.len() as u32;
+        let held = String::from_utf8_lossy(&output.stdout).lines().find_map(|l| {
+            l.split_once("new connections were held for ")?.1.strip_suffix(" ms")?.parse().ok()
+        });
+        // Tasks carry no boot count (see `task_client`): none in the report.
+        let mut switch = judge(&probes, Some(micros(took)), held)?;
+        (switch.boot_before, switch.boot_after) = (0, 0);
+        progress(format_args!(
+            "signer update {run}/{}: {} ms without an answer, {} tasks missed of {} (held {} ms)",
+            args.runs,
+            ms(switch.window_us),
+            switch.errors,
+            switch.probes,
+            switch.held_ms.unwrap_or_default()
+        ));
+        runs.push(switch);
+    }
+    let (code, output) = cluster.stop(0);
+    if code != Some(0) {
+        bail!("the signer's launcher ended with {code:?}: {output}");
+    }
+    Ok(runs)
+}
+
+/// The closed-loop task client: task `first`, `first + 1`, ... (squaring their index + 2) until
+/// `stop`. Tasks carry no boot count: every answer counts as boot 1 but the last, boot 2, so that
+/// [`judge`] (which wants the client answered by a new boot at the end) takes it.
+fn task_client(addr: SocketAddr, first: u32, stop: &AtomicBool) -> Vec<Probe> {
+    let mut probes = Vec::new();
+    let mut index = first;
+    while !stop.load(Ordering::Relaxed) {
+        let sent = Instant::now();
+        let result = post_task(addr, index).map(|()| 1);
+        let failed = result.is_err();
+        probes.push(Probe { sent, done: Instant::now(), result });
+        index += 1;
+        if failed {
+            thread::sleep(RETRY_PAUSE);
+        }
+    }
+    if let Some(Probe { result: Ok(boot), .. }) = probes.iter_mut().rev().find(|p| p.result.is_ok()) {
+        *boot = 2;
+    }
+    probes
+}
+
+/// `POST /task` of task `index` on a new connection; Ok for a 200 with a signature.
+fn post_task(addr: SocketAddr, index: u32) -> Result<(), String> {
+    let task = serde_json::json!({"task_index": index, "task": {"number_to_be_squared": (u64::from(index) + 2).to_string(),
+        "task_created_block": 1, "quorum_numbers": "0x00", "quorum_threshold_percentage": 67}});
+    let body = authorize(task.to_string().as_bytes());
+    let kind = |e: std::io::Error| format!("{:?}", e.kind());
+    let mut stream = TcpStream::connect_timeout(&addr, PROBE_TIMEOUT).map_err(kind)?;
+    stream.set_read_timeout(Some(PROBE_TIMEOUT)).map_err(kind)?;
+    stream.set_nodelay(true).map_err(kind)?;
+    let head = format!(
+        "POST /task HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).map_err(kind)?;
+    stream.write_all(&body).map_err(kind)?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).map_err(kind)?;
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("closed unanswered")?;
+    if !head.starts_with("HTTP/1.1 200 ") {
+        return Err(head.lines().next().unwrap_or_default().to_owned());
+    }
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .filter(|v| v["signature"].is_string())
+        .map(|_| ())
+        .ok_or_else(|| "no signature".to_owned())
+}
+
+/// Points the spec at `spec` to `image`.
+fn set_image(spec: &Path, image: &Path) -> Result<()> {
+    let text = fs::read_to_string(spec).with_context(|| format!("cannot read {}", spec.display()))?;
+    let text: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("image = ") {
+                format!("image = {}\n", vm::toml_string(&image.to_string_lossy()))
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    fs::write(spec, text).with_context(|| format!("cannot write {}", spec.display()))
 }
 
 /// The `update_done` event: its `held_ms`.
@@ -365,7 +517,8 @@ fn print_table(r: &Report) {
     println!(
         "\nupdate bench: one spacecore (1 vCPU, 256 MiB, 64 MiB disk, HTTP published on {}), auto-recovery;\n\
          a closed-loop client (GET / on a new connection each) around each switch; the window is the\n\
-         longest time between two answers; {} runs of each\n",
+         longest time between two answers; {} runs of each; then an operator's spacecore (128 MiB, its\n\
+         keystore on its disk) updated under a closed loop of POST /task\n",
         r.published, r.runs
     );
     println!("| switch | window median | min | max | client errors |");
@@ -381,12 +534,21 @@ fn print_table(r: &Report) {
             kind.errors
         );
     }
-    println!("\nupdate held new connections for {} ms", held.join(", "));
+    let signer_held: Vec<String> =
+        r.signer_update.runs.iter().filter_map(|s| s.held_ms).map(|h| h.to_string()).collect();
     println!(
-        "update errors: {} (target {}) {}; update window / cold restart window: {:.2} (target <= {}) {}",
+        "\nupdate held new connections for {} ms; the signer's for {} ms",
+        held.join(", "),
+        signer_held.join(", ")
+    );
+    println!(
+        "update errors: {} (target {}) {}; signer tasks missed: {} (target {}) {}; update window / cold restart window: {:.2} (target <= {}) {}",
         r.update.errors,
         r.targets.update_errors,
         verdict(r.pass.update_errors),
+        r.signer_update.errors,
+        r.targets.signer_tasks_missed,
+        verdict(r.pass.signer_tasks_missed),
         r.update_over_cold,
         r.targets.update_over_cold_max,
         verdict(r.pass.update_over_cold)
