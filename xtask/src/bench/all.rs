@@ -377,15 +377,37 @@ fn failure_reason(stderr: &str, status: &str) -> String {
     reason
 }
 
-/// Runs `cargo xtask bench ARGS` (this very binary), its stdout and stderr passed on to this
-/// process's stderr; the JSON it wrote, or why it failed.
-fn run_step(step: &Step, json: &Path) -> Result<Outcome> {
+/// This xtask executable, linked (or copied) to `dir`: a build of the workspace while the
+/// benches run replaces `target/debug/xtask`, and each bench must still start. Removed on drop.
+struct OwnExe(PathBuf);
+
+impl OwnExe {
+    fn new(dir: &Path) -> Result<OwnExe> {
+        let exe = std::env::current_exe().context("cannot find the xtask executable")?;
+        let own = dir.join(format!("xtask-bench-all-{}", std::process::id()));
+        let _ = fs::remove_file(&own);
+        if fs::hard_link(&exe, &own).is_err() {
+            fs::copy(&exe, &own)
+                .with_context(|| format!("cannot copy {} to {}", exe.display(), own.display()))?;
+        }
+        Ok(OwnExe(own))
+    }
+}
+
+impl Drop for OwnExe {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+/// Runs `cargo xtask bench ARGS` (this very binary, as `exe`), its stdout and stderr passed on to
+/// this process's stderr; the JSON it wrote, or why it failed.
+fn run_step(exe: &Path, step: &Step, json: &Path) -> Result<Outcome> {
     match fs::remove_file(json) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("cannot remove {}", json.display())),
     }
-    let exe = std::env::current_exe().context("cannot find the xtask executable")?;
     let mut command = Command::new(exe);
     command
         .arg("bench")
@@ -393,7 +415,10 @@ fn run_step(step: &Step, json: &Path) -> Result<Outcome> {
         .stdin(Stdio::null())
         .stdout(std::io::stderr())
         .stderr(Stdio::piped());
-    let mut child = command.spawn().with_context(|| format!("cannot run `{}`", cmd::describe(&command)))?;
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => return Ok(Outcome::Failed(format!("cannot run `{}`: {e}", cmd::describe(&command)))),
+    };
     let mut stderr = String::new();
     if let Some(err) = child.stderr.take() {
         for line in BufReader::new(err).lines().map_while(Result::ok) {
@@ -421,13 +446,14 @@ pub fn run(args: &Args) -> Result<()> {
     let mode = if args.full { "full" } else { "quick" };
     let started = Instant::now();
     let steps = steps(args);
+    let exe = OwnExe::new(&out_dir)?;
     let mut outcomes: Vec<(&str, Outcome)> = Vec::new();
     let mut commands = Vec::new();
     for (i, step) in steps.iter().enumerate() {
         let line = format!("cargo xtask bench {}", step.args.join(" "));
         progress(format_args!("bench all [{}/{}]: {line}", i + 1, steps.len()));
         let json = out_dir.join(step.json);
-        let outcome = run_step(step, &json)?;
+        let outcome = run_step(&exe.0, step, &json)?;
         // A second run of the same bench writes the same file: keep each run's copy.
         if let Outcome::Ran(value) = &outcome
             && !value.is_null()
