@@ -218,6 +218,16 @@ fn another_build(dir: &Path) -> PathBuf {
 /// A copy of the test image whose entry point jumps to itself: it loads and boots, and never
 /// becomes ready (nor makes any hypercall).
 fn never_ready(dir: &Path) -> PathBuf {
+    patched_entry(dir, "spacecore-hangs.elf", [0xeb, 0xfe]) // jmp $
+}
+
+/// A copy of the test image whose first instruction is `ud2`: it loads, and crashes at once.
+fn crashes_at_boot(dir: &Path) -> PathBuf {
+    patched_entry(dir, "spacecore-crashes.elf", [0x0f, 0x0b]) // ud2
+}
+
+/// A copy of the test image, `name` in `dir`, with its entry point's first two bytes `code`.
+fn patched_entry(dir: &Path, name: &str, code: [u8; 2]) -> PathBuf {
     let mut elf = std::fs::read(spacecore_tests::image()).expect("read the image");
     let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
     let u16_at = |b: &[u8], at: usize| u16::from_le_bytes(b[at..at + 2].try_into().unwrap()) as usize;
@@ -235,8 +245,8 @@ fn never_ready(dir: &Path) -> PathBuf {
             (kind == 1 && (vaddr..vaddr + filesz).contains(&entry)).then(|| (offset + entry - vaddr) as usize)
         })
         .expect("a loaded segment holds the entry point");
-    elf[offset..offset + 2].copy_from_slice(&[0xeb, 0xfe]); // jmp $
-    let path = dir.join("spacecore-hangs.elf");
+    elf[offset..offset + 2].copy_from_slice(&code);
+    let path = dir.join(name);
     std::fs::write(&path, elf).expect("write the broken image");
     path
 }
@@ -431,9 +441,17 @@ fn a_new_image_that_never_becomes_ready_is_rolled_back_and_one_that_cannot_load_
         "{metrics}"
     );
 
-    // One boot more of the disk (the broken image never ran far enough to count its own), the
-    // same history.
-    assert_eq!(boot_count(addr), boots + 1);
+    // Crashes at its first instruction: rolled back at once, whatever the deadline.
+    let crashes = crashes_at_boot(cluster.dir());
+    set_image(&cluster, &crashes);
+    let (code, crash_output) = update(&cluster, &[]);
+    assert_eq!(code, Some(3), "{crash_output}");
+    assert!(crash_output.contains("rolled back: "), "{crash_output}");
+    eprintln!("crash at boot: {}", crash_output.lines().last().unwrap_or_default());
+
+    // One boot more of the disk per rollback (the broken images never ran far enough to count
+    // their own), the same history.
+    assert_eq!(boot_count(addr), boots + 2);
     history_holds(addr, &[(0, before)]);
     history_holds(addr, &stream.signed);
     let (code, output) = cluster.stop(0);
@@ -448,6 +466,7 @@ fn a_new_image_that_never_becomes_ready_is_rolled_back_and_one_that_cannot_load_
             ("update_refused", "update: refused: cannot load image "),
             ("update_rollback", &failed),
             ("update_rolled_back", "update: rolled back: "),
+            ("update_rollback", &format!("update: {} failed (guest crashed: ", crashes.display())),
         ],
     );
 }

@@ -145,7 +145,7 @@ pub fn run(
             guest_resident_bytes: report.guest_resident_bytes,
         };
         if let Some(updates) = &boots.updates {
-            match updates.ended(stop.is_raised()) {
+            match updates.ended(stop.is_raised(), &report.outcome.describe()) {
                 AfterRun::Supervise => {}
                 AfterRun::Boot(new) => {
                     log.event(

@@ -124,6 +124,8 @@ struct Inner {
     run: Option<Run>,
     runs: u64,
     pending: Option<NewImage>,
+    /// How the new image's run ended when it failed before it was found healthy.
+    trial_ended: Option<String>,
 }
 
 /// What the supervisor and the update thread share.
@@ -151,10 +153,9 @@ impl Updates {
         self.changed.notify_all();
     }
 
-    /// The supervisor's run ended (or, `run_ended` false, a boot failed before it ran);
-    /// `stop_raised` says whether the launcher was told to stop (SIGTERM, SIGINT), which ends
-    /// any update in progress.
-    pub fn ended(&self, stop_raised: bool) -> AfterRun {
+    /// The supervisor's run ended, as `outcome` says (for messages); `stop_raised` says whether
+    /// the launcher was told to stop (SIGTERM, SIGINT), which ends any update in progress.
+    pub fn ended(&self, stop_raised: bool, outcome: &str) -> AfterRun {
         let mut inner = self.lock();
         inner.run = None;
         let phase = std::mem::take(&mut inner.phase);
@@ -169,7 +170,10 @@ impl Updates {
                 Some(image) => (Phase::Trial(None), AfterRun::Boot(image)),
                 None => (Phase::Failed("no image to boot".into()), AfterRun::Supervise),
             },
-            Phase::Trial(_) => (Phase::Rollback(None), AfterRun::RollBack),
+            Phase::Trial(_) => {
+                inner.trial_ended = Some(outcome.to_owned());
+                (Phase::Rollback(None), AfterRun::RollBack)
+            }
             Phase::Rollback(_) => {
                 (Phase::Failed("the previous image failed too".into()), AfterRun::Supervise)
             }
@@ -220,11 +224,18 @@ impl Updates {
         inner.phase.clone()
     }
 
+    /// The update thread: how the new image's run ended, if it failed before it was found
+    /// healthy.
+    fn trial_ended(&self) -> Option<String> {
+        self.lock().trial_ended.clone()
+    }
+
     /// The update thread: the update is over (whatever its outcome); the next may begin.
     fn finish(&self) {
         let mut inner = self.lock();
         inner.phase = Phase::Idle;
         inner.pending = None;
+        inner.trial_ended = None;
         self.changed.notify_all();
     }
 
@@ -247,25 +258,28 @@ mod tests {
         let updates = Updates::default();
         assert!(updates.idle_with_a_guest().is_err(), "no guest yet");
         updates.started(RunHandle::for_tests(1));
-        assert!(matches!(updates.ended(false), AfterRun::Supervise), "no update: the failover rules");
+        assert!(matches!(updates.ended(false, ""), AfterRun::Supervise), "no update: the failover rules");
         updates.started(RunHandle::for_tests(1));
         let old = updates.begin(image()).unwrap();
         assert_eq!(old.number, 2);
         assert!(updates.begin(image()).unwrap_err().contains("in progress"));
         // The old guest stopped: the new image boots.
-        assert!(matches!(updates.ended(false), AfterRun::Boot(image) if image.path == Path::new("new.elf")));
+        assert!(
+            matches!(updates.ended(false, ""), AfterRun::Boot(image) if image.path == Path::new("new.elf"))
+        );
         assert!(matches!(updates.next_phase(2, Duration::ZERO), Phase::Trial(None)));
         updates.started(RunHandle::for_tests(1));
         assert!(matches!(updates.next_phase(2, Duration::ZERO), Phase::Trial(Some(Run { number: 3, .. }))));
         // It failed: the old one boots again.
-        assert!(matches!(updates.ended(false), AfterRun::RollBack));
+        assert!(matches!(updates.ended(false, "guest panicked: p"), AfterRun::RollBack));
+        assert_eq!(updates.trial_ended().as_deref(), Some("guest panicked: p"));
         updates.started(RunHandle::for_tests(1));
         assert!(matches!(
             updates.next_phase(3, Duration::ZERO),
             Phase::Rollback(Some(Run { number: 4, .. }))
         ));
         updates.finish();
-        assert!(matches!(updates.ended(false), AfterRun::Supervise), "after the update: failover rules");
+        assert!(matches!(updates.ended(false, ""), AfterRun::Supervise), "after the update: failover rules");
     }
 
     #[test]
@@ -273,15 +287,15 @@ mod tests {
         let updates = Updates::default();
         updates.started(RunHandle::for_tests(1));
         updates.begin(image()).unwrap();
-        assert!(matches!(updates.ended(false), AfterRun::Boot(_)));
-        assert!(matches!(updates.ended(false), AfterRun::RollBack), "the new image did not boot");
-        assert!(matches!(updates.ended(false), AfterRun::Supervise), "nor did the old one");
+        assert!(matches!(updates.ended(false, ""), AfterRun::Boot(_)));
+        assert!(matches!(updates.ended(false, ""), AfterRun::RollBack), "the new image did not boot");
+        assert!(matches!(updates.ended(false, ""), AfterRun::Supervise), "nor did the old one");
         assert!(matches!(updates.phase(), Phase::Failed(why) if why.contains("failed too")));
         updates.finish();
 
         updates.started(RunHandle::for_tests(1));
         updates.begin(image()).unwrap();
-        assert!(matches!(updates.ended(true), AfterRun::Supervise), "SIGTERM during the update");
+        assert!(matches!(updates.ended(true, ""), AfterRun::Supervise), "SIGTERM during the update");
         assert!(matches!(updates.phase(), Phase::Failed(why) if why.contains("told to stop")));
     }
 }

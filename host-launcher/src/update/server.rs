@@ -297,6 +297,12 @@ fn follow(context: &Context, old: u64, deadline: Duration, path: &str, answer: &
                 }
             }
             Phase::Rollback(Some(run)) => {
+                if failure.is_empty() {
+                    // It ended before the update thread saw it run (a crash at boot).
+                    let ended = context.updates.trial_ended().unwrap_or_else(|| "its guest ended".into());
+                    failure = format!("{path} failed: {ended}");
+                    answer.line(&format!("{failure}: rolling back"), None);
+                }
                 return match healthy(context, &run, deadline) {
                     Ok(_) => Ending::RolledBack(failure),
                     Err(why) => Ending::Failed(format!("{failure}; the previous image {why}")),
