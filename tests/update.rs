@@ -2,8 +2,8 @@
 //! image replaced under a stream of tasks with no client-visible error and its signing history
 //! intact (the same task gets the same signature, a conflicting one 409), the outcome in the
 //! log and the metrics; and a new image that never becomes ready rolled back, the old image
-//! serving the same disk again, while an image that cannot load is refused before anything is
-//! touched.
+//! serving the same disk again, as is one that crashes at boot, while an image that cannot load
+//! is refused before anything is touched; and the update thread under its own seccomp filter.
 
 use serde_json::{Value, json};
 use spacecore_tests::cluster::{Cluster, NodeSetup, Tools, post_task, status};
@@ -469,4 +469,48 @@ fn a_new_image_that_never_becomes_ready_is_rolled_back_and_one_that_cannot_load_
             ("update_rollback", &format!("update: {} failed (guest crashed: ", crashes.display())),
         ],
     );
+}
+
+#[test]
+fn the_update_thread_runs_under_its_seccomp_filter() {
+    let test = "the_update_thread_runs_under_its_seccomp_filter";
+    if !kvm_available(test) {
+        return;
+    }
+    if !cfg!(debug_assertions) {
+        // The selftest hook exists in debug builds of the launcher only.
+        spacecore_tests::skip(test, "SPACECORE_JAIL_SELFTEST is compiled into debug builds only");
+        return;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        spacecore_tests::skip(test, "the launcher confines itself only when started as root");
+        return;
+    }
+    // The update thread makes a call its filter forbids as soon as the filter is in place: the
+    // kernel kills the launcher.
+    let specs = spacecore_tests::Specs::new();
+    let tables = "[spec.networking.inbound_ports]\nHTTP = 80\n[spec.networking.publish]\nHTTP = 0\n";
+    let spec = specs.spacecore("up-sigsys", "cpu = 1\nmemory = \"64Mi\"", tables, "{image}");
+    let mut child = Command::new(spacecore_tests::launcher())
+        .args([spec.to_str().unwrap(), "--uid", "64011", "--gid", "64011"])
+        .env("SPACECORE_STATE_DIR", specs.dir())
+        .env("SPACECORE_JAIL_SELFTEST", "update")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("run hac-launch");
+    // Were the filter missing, the launcher would run on: it is killed after LIMIT.
+    let began = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for hac-launch") {
+            break status;
+        }
+        if began.elapsed() > LIMIT {
+            let _ = child.kill();
+            break child.wait().expect("reap hac-launch");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGSYS), "the launcher was not killed by its filter: {status:?}");
 }
