@@ -145,14 +145,24 @@ fn stream_reads(addr: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHan
 
 /// `hac-launch --update SPEC ARGS` for `cluster`'s node 0: the exit status and the output.
 fn update(cluster: &Cluster, args: &[&str]) -> (Option<i32>, String) {
-    let output = Command::new(&cluster.tools().launcher)
+    run_update(update_command(cluster, args))
+}
+
+/// The command of [`update`], to run elsewhere.
+fn update_command(cluster: &Cluster, args: &[&str]) -> Command {
+    let mut command = Command::new(&cluster.tools().launcher);
+    command
         .arg(&cluster.nodes[0].spec)
         .arg("--update")
         .args(args)
         .env("SPACECORE_STATE_DIR", cluster.dir())
-        .env("SPACECORE_IMAGE_STORE", cluster.dir().join("image-store"))
-        .output()
-        .expect("run hac-launch --update");
+        .env("SPACECORE_IMAGE_STORE", cluster.dir().join("image-store"));
+    command
+}
+
+/// Runs an update command: its exit status and output.
+fn run_update(mut command: Command) -> (Option<i32>, String) {
+    let output = command.output().expect("run hac-launch --update");
     (output.status.code(), spacecore_tests::text(&output))
 }
 
@@ -404,11 +414,26 @@ fn a_new_image_that_never_becomes_ready_is_rolled_back_and_one_that_cannot_load_
     let writer = stream_tasks(addr, 1, 3, 90, stop.clone());
     std::thread::sleep(Duration::from_millis(50));
     let began = Instant::now();
-    let (code, output) = update(&cluster, &["--update-deadline", "1500"]);
+    // A second update asked while the first one runs (it lasts at least its 1.5 s deadline) is
+    // refused; whichever of the two the launcher took first, the other is the one refused.
+    let first = {
+        let command = update_command(&cluster, &["--update-deadline", "1500"]);
+        std::thread::spawn(move || run_update(command))
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let second = update(&cluster, &["--update-deadline", "1500"]);
+    let first = first.join().expect("the first update");
     let took = began.elapsed();
     std::thread::sleep(Duration::from_millis(50));
     stop.store(true, Ordering::Relaxed);
     let stream = writer.join().expect("the task stream");
+    let ((code, output), (refused_code, refused)) =
+        if first.0 == Some(1) { (second, first) } else { (first, second) };
+    assert_eq!(refused_code, Some(1), "{refused}");
+    assert!(
+        refused.contains("refused: another update is in progress; the running guest was not touched"),
+        "{refused}"
+    );
     assert_eq!(code, Some(3), "{output}");
     assert!(
         output.contains(&format!("{} was not ready within 1500 ms of its boot", hangs.display())),
@@ -464,6 +489,7 @@ fn a_new_image_that_never_becomes_ready_is_rolled_back_and_one_that_cannot_load_
         &output,
         &[
             ("update_refused", "update: refused: cannot load image "),
+            ("update_refused", "update: refused: another update is in progress"),
             ("update_rollback", &failed),
             ("update_rolled_back", "update: rolled back: "),
             ("update_rollback", &format!("update: {} failed (guest crashed: ", crashes.display())),

@@ -1,5 +1,6 @@
 //! The launcher's side of a rolling update: the control socket, bound before the launcher
-//! confines itself, and the update thread that serves it (one update at a time).
+//! confines itself, and the update thread that serves it (one update at a time: a request
+//! during an update is refused).
 //!
 //! The thread lives in the spacecore's network namespace (entered before its filter is
 //! installed), so it calls the new guest's health endpoint directly, not through the published
@@ -91,12 +92,22 @@ pub fn start(listener: UnixListener, context: Context, netns: Option<Arc<Netns>>
                 .log
                 .launcher("update: cannot enter the spacecore's network namespace; updates are refused");
         }
+        let context = Arc::new(context);
         for conn in listener.incoming() {
             let Ok(conn) = conn else {
                 std::thread::sleep(Duration::from_millis(10));
                 continue;
             };
-            serve(conn, &context, inside);
+            // Each request on a thread of its own (which keeps this thread's namespace and
+            // filter), so that a second one during an update is refused at once rather than
+            // queued behind it.
+            let context = context.clone();
+            let spawned = std::thread::Builder::new()
+                .name("update-request".into())
+                .spawn(move || serve(conn, &context, inside));
+            if spawned.is_err() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
     })?;
     match wait.recv() {
