@@ -181,6 +181,35 @@ fn two_avs_images_run_side_by_side() {
     metered.stop(0);
 }
 
+/// The example of two AVSs on one host (`examples/two-avs/`): both specs resolve their images
+/// from one store, each to its own AVS's image.
+#[test]
+fn the_two_avs_example_takes_both_images_from_one_store() {
+    let store = tempfile::Builder::new().prefix("spacecore-two-avs-store-").tempdir().unwrap();
+    avs_image(&workspace().join("avs/metered-api"), "metered-api", store.path());
+    let status = Command::new(env!("CARGO"))
+        .args(["run", "--quiet", "-p", "xtask", "--", "build-image"])
+        .current_dir(workspace())
+        .env("SPACECORE_IMAGE_STORE", store.path())
+        .env_remove("CARGO_TARGET_DIR")
+        .status()
+        .expect("run cargo xtask build-image");
+    assert!(status.success());
+    for (spec, image) in [("squaring", "spacecore"), ("metered-api", "metered-api")] {
+        let spec = workspace().join("examples/two-avs").join(format!("{spec}.toml"));
+        let output = Command::new(spacecore_tests::launcher())
+            .args(["--check", "--json"])
+            .arg(&spec)
+            .env("SPACECORE_IMAGE_STORE", store.path())
+            .output()
+            .expect("run hac-launch --check");
+        assert!(output.status.success(), "{}: {}", spec.display(), String::from_utf8_lossy(&output.stderr));
+        let plan: Value = serde_json::from_slice(&output.stdout).expect("the plan as JSON");
+        let resolved = Path::new(plan["resolved_image"]["path"].as_str().expect("the resolved image"));
+        assert!(resolved.starts_with(store.path().join(image)), "{}: {plan}", spec.display());
+    }
+}
+
 #[test]
 fn an_avs_from_the_template_builds_passes_its_tests_boots_and_serves() {
     if !kvm_available("an_avs_from_the_template_builds_passes_its_tests_boots_and_serves") {
