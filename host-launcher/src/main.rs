@@ -65,7 +65,8 @@ struct Cli {
     #[arg(long, conflicts_with_all = ["check", "until_ready"])]
     update: bool,
     /// With --update: milliseconds the new image has from its boot to a healthy answer.
-    #[arg(long, value_name = "MS", requires = "update", default_value_t = update::DEFAULT_DEADLINE.as_millis() as u64)]
+    #[arg(long, value_name = "MS", requires = "update", default_value_t = update::DEFAULT_DEADLINE.as_millis() as u64,
+          value_parser = clap::value_parser!(u64).range(1..=update::MAX_DEADLINE_MS))]
     update_deadline: u64,
 }
 

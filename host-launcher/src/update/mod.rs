@@ -43,6 +43,8 @@ use std::time::Duration;
 
 /// The deadline of the new image (boot to a healthy answer) when the command gives none.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
+/// The longest deadline a request may give (an hour); a longer one is taken as this.
+pub const MAX_DEADLINE_MS: u64 = 3_600_000;
 /// Longest request line.
 const MAX_REQUEST: usize = 4096;
 
@@ -96,6 +98,8 @@ pub enum Phase {
     /// No update.
     #[default]
     Idle,
+    /// A request claimed the update; its image is being checked.
+    Preparing,
     /// The old guest is being stopped; the new image waits in [`Updates`].
     Stopping,
     /// The new image boots and must become healthy (its run, once booted).
@@ -161,6 +165,8 @@ impl Updates {
         let phase = std::mem::take(&mut inner.phase);
         let (phase, next) = match phase {
             Phase::Idle => (Phase::Idle, AfterRun::Supervise),
+            // The claimed update finds no guest to replace when it begins.
+            Phase::Preparing => (Phase::Preparing, AfterRun::Supervise),
             Phase::Failed(why) => (Phase::Failed(why), AfterRun::Supervise),
             _ if stop_raised => {
                 inner.pending = None;
@@ -183,30 +189,33 @@ impl Updates {
         next
     }
 
-    /// The update thread: begins an update with `image` if none is in progress and a guest
+    /// The update thread: claims the update for one request, if none is in progress and a
+    /// guest runs. The claimer ends it with [`Self::finish`], whatever happens.
+    fn claim(&self) -> Result<(), String> {
+        let mut inner = self.lock();
+        match (&inner.phase, &inner.run) {
+            (Phase::Idle, Some(_)) => {
+                inner.phase = Phase::Preparing;
+                Ok(())
+            }
+            (Phase::Idle, None) => Err("no guest is running (the launcher is waiting to restart it)".into()),
+            _ => Err("another update is in progress".into()),
+        }
+    }
+
+    /// The update thread, once it claimed the update: begins it with `image` if a guest still
     /// runs; returns that guest's run, to stop it. The relays are held by the caller first.
     fn begin(&self, image: NewImage) -> Result<Run, String> {
         let mut inner = self.lock();
-        if !matches!(inner.phase, Phase::Idle) {
-            return Err("another update is in progress".into());
+        if !matches!(inner.phase, Phase::Preparing) {
+            return Err("the update was not claimed".into());
         }
         let Some(run) = inner.run.clone() else {
-            return Err("no guest is running (the launcher is waiting to restart it)".into());
+            return Err("the guest ended meanwhile (the launcher is restarting it)".into());
         };
         inner.pending = Some(image);
         inner.phase = Phase::Stopping;
         Ok(run)
-    }
-
-    /// The update thread: whether an update may begin now (for the checks made before
-    /// anything is held).
-    fn idle_with_a_guest(&self) -> Result<(), String> {
-        let inner = self.lock();
-        match (&inner.phase, &inner.run) {
-            (Phase::Idle, Some(_)) => Ok(()),
-            (Phase::Idle, None) => Err("no guest is running (the launcher is waiting to restart it)".into()),
-            _ => Err("another update is in progress".into()),
-        }
     }
 
     /// The update thread: waits (at most `limit`) until the phase has a run numbered above
@@ -218,7 +227,7 @@ impl Updates {
             .wait_timeout_while(inner, limit, |inner| match &inner.phase {
                 Phase::Trial(Some(run)) | Phase::Rollback(Some(run)) => run.number <= after,
                 Phase::Failed(_) | Phase::Idle => false,
-                _ => true,
+                Phase::Preparing | Phase::Stopping | Phase::Trial(None) | Phase::Rollback(None) => true,
             })
             .unwrap_or_else(|p| p.into_inner());
         inner.phase.clone()
@@ -256,13 +265,16 @@ mod tests {
     #[test]
     fn an_update_stops_the_guest_boots_the_new_image_and_rolls_back_when_it_fails() {
         let updates = Updates::default();
-        assert!(updates.idle_with_a_guest().is_err(), "no guest yet");
+        assert!(updates.claim().unwrap_err().contains("no guest"), "no guest yet");
         updates.started(RunHandle::for_tests(1));
         assert!(matches!(updates.ended(false, ""), AfterRun::Supervise), "no update: the failover rules");
         updates.started(RunHandle::for_tests(1));
+        assert!(updates.begin(image()).unwrap_err().contains("not claimed"));
+        updates.claim().unwrap();
+        assert!(updates.claim().unwrap_err().contains("in progress"), "one update at a time");
         let old = updates.begin(image()).unwrap();
         assert_eq!(old.number, 2);
-        assert!(updates.begin(image()).unwrap_err().contains("in progress"));
+        assert!(updates.claim().unwrap_err().contains("in progress"));
         // The old guest stopped: the new image boots.
         assert!(
             matches!(updates.ended(false, ""), AfterRun::Boot(image) if image.path == Path::new("new.elf"))
@@ -286,6 +298,7 @@ mod tests {
     fn a_failed_rollback_and_a_stop_request_end_the_update() {
         let updates = Updates::default();
         updates.started(RunHandle::for_tests(1));
+        updates.claim().unwrap();
         updates.begin(image()).unwrap();
         assert!(matches!(updates.ended(false, ""), AfterRun::Boot(_)));
         assert!(matches!(updates.ended(false, ""), AfterRun::RollBack), "the new image did not boot");
@@ -294,8 +307,16 @@ mod tests {
         updates.finish();
 
         updates.started(RunHandle::for_tests(1));
+        updates.claim().unwrap();
         updates.begin(image()).unwrap();
         assert!(matches!(updates.ended(true, ""), AfterRun::Supervise), "SIGTERM during the update");
         assert!(matches!(updates.phase(), Phase::Failed(why) if why.contains("told to stop")));
+        updates.finish();
+
+        // The guest ends while a claimed update checks its image: it begins nothing.
+        updates.started(RunHandle::for_tests(1));
+        updates.claim().unwrap();
+        assert!(matches!(updates.ended(false, "guest panicked: p"), AfterRun::Supervise));
+        assert!(updates.begin(image()).unwrap_err().contains("ended meanwhile"));
     }
 }

@@ -142,6 +142,11 @@ fn serve(conn: UnixStream, context: &Context, inside: bool) {
     if !inside {
         return refuse(context, &mut answer, "the update thread is not in the spacecore's network namespace");
     }
+    if let Err(why) = context.updates.claim() {
+        return refuse(context, &mut answer, &why);
+    }
+    // From here this request owns the update: released and ended however it ends.
+    let _claimed = Claimed(context);
     match prepare(context, &request, file) {
         Ok(image) => update(context, &request, image, &mut answer),
         Err(why) => refuse(context, &mut answer, &why),
@@ -178,7 +183,6 @@ fn prepare(context: &Context, request: &Request, mut file: File) -> Result<NewIm
             request.sha256
         ));
     }
-    context.updates.idle_with_a_guest()?;
     crate::vmm::check_image(&mut file, &path, context.memory_bytes).map_err(|e| e.to_string())?;
     Ok(NewImage { file, path })
 }
@@ -208,8 +212,9 @@ enum Ending {
 
 fn update(context: &Context, request: &Request, image: NewImage, answer: &mut Answer) {
     let path = image.path.display().to_string();
-    let deadline = Duration::from_millis(request.deadline_ms);
-    // Hold first, so that no connection reaches the old guest after it began to stop.
+    let deadline = Duration::from_millis(request.deadline_ms.clamp(1, super::MAX_DEADLINE_MS));
+    // Hold first, so that no connection reaches the old guest after it began to stop (released
+    // here, or by the claim's end should this thread panic).
     let held_at = Instant::now();
     for relay in &context.published {
         relay.hold();
@@ -281,8 +286,20 @@ fn update(context: &Context, request: &Request, image: NewImage, answer: &mut An
             ("reason", reason.into()),
         ],
     );
-    context.updates.finish();
     answer.line(&message, Some(label));
+}
+
+/// A request's claim on the update: dropped (the request served, or its thread panicking), it
+/// releases the published ports' connections and ends the update, so that neither outlasts it.
+struct Claimed<'a>(&'a Context);
+
+impl Drop for Claimed<'_> {
+    fn drop(&mut self) {
+        for relay in &self.0.published {
+            relay.release();
+        }
+        self.0.updates.finish();
+    }
 }
 
 /// Follows the update once the old guest was asked to stop (its run was `old`): the new
@@ -292,7 +309,7 @@ fn follow(context: &Context, old: u64, deadline: Duration, path: &str, answer: &
     let mut failure = String::new();
     loop {
         match context.updates.next_phase(after, Duration::from_secs(1)) {
-            Phase::Stopping | Phase::Trial(None) | Phase::Rollback(None) => {}
+            Phase::Preparing | Phase::Stopping | Phase::Trial(None) | Phase::Rollback(None) => {}
             Phase::Trial(Some(run)) => {
                 after = run.number;
                 match healthy(context, &run, deadline) {
