@@ -391,6 +391,7 @@ fn an_image_pinned_to_another_digest_is_refused_before_boot() {
             target: "test".into(),
             avs: "incredible-squaring".into(),
             features: Vec::new(),
+            stateless: false,
         };
         store.register("pinned", "v1", &file, &manifest).unwrap();
         sha256

@@ -43,6 +43,7 @@ fn store_with_image(dir: &Path) -> (PathBuf, Manifest) {
         target: "x86_64-unknown-none".into(),
         avs: "incredible-squaring".into(),
         features: vec![],
+        stateless: false,
     };
     Store::at(&root).register("registry/path/avs-spacecore", "v1", &elf, &manifest).unwrap();
     (root, manifest)

@@ -33,6 +33,12 @@ pub struct Manifest {
     pub avs: String,
     /// Cargo features the kernel-app was built with.
     pub features: Vec<String>,
+    /// Whether the AVS declares itself stateless (`[package.metadata.spacecore] stateless =
+    /// true` in its crate): it keeps nothing on a disk and signs no tasks, so `hac-launch` may
+    /// run several replicas of it (`spec.operations.scaling = "HorizontalAutoScaling"`).
+    /// Absent in older manifests: false.
+    #[serde(default)]
+    pub stateless: bool,
 }
 
 /// Lowercase hex of a byte string.

@@ -21,6 +21,7 @@ fn manifest_for(path: &Path) -> Manifest {
         target: "x86_64-unknown-none".into(),
         avs: "incredible-squaring".into(),
         features: vec![],
+        stateless: false,
     }
 }
 

@@ -91,6 +91,8 @@ pub fn build(args: &Args, store: &Store) -> Result<Built> {
             let package = Package {
                 name: IMAGE_NAME.to_owned(),
                 version: kernel_app_version(&kernel_app.join("Cargo.toml"))?,
+                // The runtime's own task path signs: never stateless.
+                stateless: false,
             };
             (kernel_app.join("target").join(KERNEL_TARGET).join(PROFILE).join(IMAGE_NAME), package)
         }
@@ -121,6 +123,12 @@ pub fn build(args: &Args, store: &Store) -> Result<Built> {
         Source::BuiltIn => DEFAULT_AVS.to_owned(),
         Source::Crate(_) => package.name.clone(),
     };
+    if package.stateless {
+        progress(format_args!(
+            "{} declares itself stateless ([package.metadata.spacecore] stateless = true): the manifest says so",
+            package.name
+        ));
+    }
 
     let images = workspace.join("images");
     fs::create_dir_all(&images).with_context(|| format!("cannot create {}", images.display()))?;
@@ -141,6 +149,7 @@ pub fn build(args: &Args, store: &Store) -> Result<Built> {
         target: KERNEL_TARGET.to_owned(),
         avs,
         features,
+        stateless: package.stateless,
     };
     let manifest_path = images.join(format!("{}.json", package.name));
     let mut json = serde_json::to_string_pretty(&manifest)?;
@@ -215,11 +224,14 @@ impl Source {
     }
 }
 
-/// A crate's name and version.
+/// A crate's name and version, and whether it declares itself stateless.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Package {
     name: String,
     version: String,
+    /// `[package.metadata.spacecore] stateless` (default false): the AVS keeps nothing on a
+    /// disk and signs no tasks, so its spacecore may run as several replicas.
+    stateless: bool,
 }
 
 /// The AVS crate's package, with a name an image can be registered under.
@@ -347,7 +359,8 @@ fn parse_version(cargo_toml: &str) -> Result<String> {
     Ok(toml::from_str::<CargoToml>(cargo_toml)?.package.version)
 }
 
-/// `[package] name` and `version` (literal strings, not inherited from a workspace).
+/// `[package] name` and `version` (literal strings, not inherited from a workspace), and
+/// `[package.metadata.spacecore] stateless` (a boolean, default false).
 fn parse_package(cargo_toml: &str) -> Result<Package> {
     #[derive(Deserialize)]
     struct CargoToml {
@@ -357,11 +370,20 @@ fn parse_package(cargo_toml: &str) -> Result<Package> {
     struct Named {
         name: String,
         version: String,
+        #[serde(default)]
+        metadata: Option<toml::Table>,
     }
     let package = toml::from_str::<CargoToml>(cargo_toml)
         .context("no [package] with a literal name and version string")?
         .package;
-    Ok(Package { name: package.name, version: package.version })
+    let declared =
+        package.metadata.as_ref().and_then(|m| m.get("spacecore")).and_then(|s| s.get("stateless"));
+    let stateless = match declared {
+        None => false,
+        Some(toml::Value::Boolean(b)) => *b,
+        Some(other) => bail!("[package.metadata.spacecore] stateless = {other}: expected true or false"),
+    };
+    Ok(Package { name: package.name, version: package.version, stateless })
 }
 
 /// `git rev-parse HEAD`, or `None` outside a git checkout or before the first commit.
@@ -395,7 +417,7 @@ mod tests {
     fn the_image_crate_links_the_runtime_and_the_avs_with_kernel_apps_profile() {
         let kernel_app = cmd::kernel_app_dir();
         let profile = profile_table(&fs::read_to_string(kernel_app.join("Cargo.toml")).unwrap()).unwrap();
-        let package = Package { name: "hello-avs".into(), version: "0.2.0".into() };
+        let package = Package { name: "hello-avs".into(), version: "0.2.0".into(), stateless: false };
         let text = image_manifest(&kernel_app, Path::new("/x/hello"), &package, &profile).unwrap();
         let table: toml::Table = toml::from_str(&text).unwrap();
         assert_eq!(table["package"]["name"].as_str(), Some("spacecore-image-hello-avs"));
@@ -411,7 +433,19 @@ mod tests {
     #[test]
     fn an_avs_needs_a_literal_name_and_version_that_are_not_the_runtimes() {
         let package = parse_package("[package]\nname = \"hello-avs\"\nversion = \"0.2.0\"\n").unwrap();
-        assert_eq!(package, Package { name: "hello-avs".into(), version: "0.2.0".into() });
+        assert_eq!(package, Package { name: "hello-avs".into(), version: "0.2.0".into(), stateless: false });
         assert!(parse_package("[package]\nname = \"x\"\nversion.workspace = true\n").is_err());
+    }
+
+    #[test]
+    fn an_avs_declares_itself_stateless_in_its_package_metadata() {
+        let head = "[package]\nname = \"echo\"\nversion = \"0.1.0\"\n";
+        let stateless = |extra: &str| parse_package(&format!("{head}{extra}")).map(|p| p.stateless);
+        assert!(stateless("\n[package.metadata.spacecore]\nstateless = true\n").unwrap());
+        assert!(!stateless("\n[package.metadata.spacecore]\nstateless = false\n").unwrap());
+        assert!(!stateless("\n[package.metadata.other]\nstateless = true\n").unwrap());
+        assert!(!stateless("").unwrap());
+        let err = stateless("\n[package.metadata.spacecore]\nstateless = \"yes\"\n").unwrap_err().to_string();
+        assert!(err.contains("expected true or false"), "{err}");
     }
 }

@@ -42,6 +42,7 @@ fn store_with_image(work: &Path) -> (Store, Manifest) {
         target: "x86_64-unknown-none".into(),
         avs: "incredible-squaring".into(),
         features: vec!["chain".into()],
+        stateless: false,
     };
     let r = ImageRef::parse(REF).unwrap();
     store.register(&r.repository, &r.tag, &elf, &manifest).unwrap();
