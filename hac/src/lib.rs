@@ -34,6 +34,7 @@ mod image_ref;
 mod not_enforced;
 mod plan;
 mod resources;
+mod scaling;
 mod spec;
 mod supervision;
 mod tree;
@@ -46,11 +47,11 @@ pub use error::SpecError;
 pub use image_ref::{DEFAULT_TAG, ImageRef, ImageSource, looks_like_path};
 pub use not_enforced::{NOT_ENFORCED, OPERATIONS, STORAGE_AND_NETWORKING, SUPERVISOR};
 pub use plan::{
-    Attestation, AvsPlan, Criteria, DEFAULT_DISK_BANDWIDTH, DEFAULT_DISK_IOPS, DEFAULT_GUEST_ADDRESS,
-    DEFAULT_HOST_ADDRESS, DEFAULT_METRICS_ADDRESS, DEFAULT_PREFIX_LEN, DEFAULT_PUBLISH_ADDRESS, DiskPlan,
-    Endpoint, Failover, FailoverStrategy, InboundPort, Isolation, LogFormat, NetworkPlan, NetworkType,
-    NotEnforced, Observability, Operations, PerformanceLevel, Plan, Provider, Scaling, SecurityLevel,
-    SignatureScheme, UpdateStrategy, Virtualization, VirtualizationType,
+    Attestation, Autoscaling, AvsPlan, Criteria, DEFAULT_DISK_BANDWIDTH, DEFAULT_DISK_IOPS,
+    DEFAULT_GUEST_ADDRESS, DEFAULT_HOST_ADDRESS, DEFAULT_METRICS_ADDRESS, DEFAULT_PREFIX_LEN,
+    DEFAULT_PUBLISH_ADDRESS, DiskPlan, Endpoint, Failover, FailoverStrategy, InboundPort, Isolation,
+    LogFormat, NetworkPlan, NetworkType, NotEnforced, Observability, Operations, PerformanceLevel, Plan,
+    Provider, Scaling, SecurityLevel, SignatureScheme, UpdateStrategy, Virtualization, VirtualizationType,
 };
 pub use resources::{
     MAX_INBOUND_PORTS, MAX_PORT_NAME_LEN, MAX_STORAGE, MEMORY_GRANULE, MIN_MEMORY, MIN_STORAGE,

@@ -11,8 +11,8 @@ use crate::tree::render;
 pub const STORAGE_AND_NETWORKING: &str = "storage and networking";
 /// Capability: a host-side supervisor that confines and tunes the VMM.
 pub const SUPERVISOR: &str = "supervisor";
-/// Capability: rolling updates and scaling (sidecar metrics, structured logs and restarts
-/// are enforced).
+/// Capability: update strategies (sidecar metrics, structured logs, restarts, rolling updates
+/// by `hac-launch --update` and scaling are enforced).
 pub const OPERATIONS: &str = "operations";
 
 /// `(dotted key, capability that will enforce it)`, in documentation order.
@@ -20,7 +20,6 @@ pub const OPERATIONS: &str = "operations";
 pub const NOT_ENFORCED: &[(&str, &str)] = &[
     ("spec.virtualization.criteria.performance", SUPERVISOR),
     ("spec.operations.updateStrategy", OPERATIONS),
-    ("spec.operations.scaling", OPERATIONS),
 ];
 
 /// One entry for every key of [`NOT_ENFORCED`] present in `root`, in table

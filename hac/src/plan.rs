@@ -158,7 +158,8 @@ keyword_enum! {
         /// Exactly one instance (the default).
         #[default]
         None = "None",
-        /// More instances under load.
+        /// Replicas of a stateless spacecore behind one published port, more under load
+        /// ([`Autoscaling`]).
         HorizontalAutoScaling = "HorizontalAutoScaling",
     }
 }
@@ -445,6 +446,58 @@ pub struct Operations {
     pub update_strategy: UpdateStrategy,
     /// `scaling`.
     pub scaling: Scaling,
+    /// The replica keys of `[spec.operations]` (`min_replicas`, `max_replicas`,
+    /// `target_connections`, `scale_up_after`, `scale_down_after`): only with
+    /// `scaling = "HorizontalAutoScaling"`, defaults otherwise.
+    pub autoscaling: Autoscaling,
+}
+
+/// How `hac-launch` scales a stateless spacecore (`scaling = "HorizontalAutoScaling"`):
+/// between `min_replicas` and `max_replicas` replicas behind one published port, one replica
+/// more when the open connections per replica stay above `target_connections` for
+/// `scale_up_after`, one fewer when they stay at or below half of it for `scale_down_after`.
+/// Durations in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Autoscaling {
+    /// `min_replicas` (default 1): replicas started, and never fewer.
+    pub min_replicas: u32,
+    /// `max_replicas` (default 4): never more.
+    pub max_replicas: u32,
+    /// `target_connections` (default 8): open connections per replica the controller aims at.
+    pub target_connections: u32,
+    /// `scale_up_after` (default 2 s): how long the load must stay above the target before a
+    /// replica is added (and between two additions).
+    pub scale_up_after_ms: u64,
+    /// `scale_down_after` (default 30 s): how long the load must stay at or below half the
+    /// target before a replica is stopped (and between two removals).
+    pub scale_down_after_ms: u64,
+}
+
+impl Autoscaling {
+    /// Default `min_replicas`.
+    pub const DEFAULT_MIN_REPLICAS: u32 = 1;
+    /// Default `max_replicas`.
+    pub const DEFAULT_MAX_REPLICAS: u32 = 4;
+    /// Most replicas a spec may ask for.
+    pub const MAX_REPLICAS: u32 = 32;
+    /// Default `target_connections`.
+    pub const DEFAULT_TARGET_CONNECTIONS: u32 = 8;
+    /// Default `scale_up_after`.
+    pub const DEFAULT_SCALE_UP_AFTER_MS: u64 = 2_000;
+    /// Default `scale_down_after`.
+    pub const DEFAULT_SCALE_DOWN_AFTER_MS: u64 = 30_000;
+}
+
+impl Default for Autoscaling {
+    fn default() -> Self {
+        Self {
+            min_replicas: Self::DEFAULT_MIN_REPLICAS,
+            max_replicas: Self::DEFAULT_MAX_REPLICAS,
+            target_connections: Self::DEFAULT_TARGET_CONNECTIONS,
+            scale_up_after_ms: Self::DEFAULT_SCALE_UP_AFTER_MS,
+            scale_down_after_ms: Self::DEFAULT_SCALE_DOWN_AFTER_MS,
+        }
+    }
 }
 
 /// `[spec.failover]`: whether and how the launcher restarts a failed guest.

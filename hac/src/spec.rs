@@ -65,7 +65,15 @@ const TASK_SIGNER_EXPECTED: &str = "the Ethereum address of the task source's ke
 const CONFIRMATIONS_EXPECTED: &str =
     "an integer 0..=10000 (blocks on top of a block before its tasks are read)";
 const SECURITY_KEYS: &[&str] = &["attestation", "isolation"];
-const OPERATIONS_KEYS: &[&str] = &["updateStrategy", "scaling"];
+const OPERATIONS_KEYS: &[&str] = &[
+    "updateStrategy",
+    "scaling",
+    "min_replicas",
+    "max_replicas",
+    "target_connections",
+    "scale_up_after",
+    "scale_down_after",
+];
 
 const VIRTUALIZATION_TYPES: Choices<VirtualizationType> = Choices {
     accepted: VirtualizationType::ACCEPTED,
@@ -524,7 +532,8 @@ fn operations(table: &Table<'_, '_>, signer: Option<usize>) -> Result<Operations
              write \"None\" (or remove scaling); only a node without [spec.avs] may scale"
         )));
     }
-    Ok(Operations { update_strategy, scaling })
+    let autoscaling = crate::scaling::autoscaling(table, scaling)?;
+    Ok(Operations { update_strategy, scaling, autoscaling })
 }
 
 /// The inbound port whose published listener the endpoint at `address` would be: the same host

@@ -114,7 +114,7 @@ fn max_restarts(item: &Item<'_, '_>) -> Result<u32, SpecError> {
 
 /// A duration key: its value in milliseconds (or `default`) and whether it
 /// was written.
-fn duration(
+pub(crate) fn duration(
     table: &Table<'_, '_>,
     name: &str,
     default: u64,

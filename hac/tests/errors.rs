@@ -1560,18 +1560,55 @@ fn a_signer_is_never_scaled() {
     assert_eq!(error_of(&inline).key(), "spec.operations.scaling");
 }
 
-/// A node without `[spec.avs]` signs nothing: its scaling is validated and reported as not
-/// enforced yet, as before.
+/// A node without `[spec.avs]` signs nothing: it may ask for scaling, which the launcher
+/// enforces (it is no longer reported as not enforced), with the replica keys' defaults.
 #[test]
 fn a_node_that_does_not_sign_may_ask_for_scaling() {
     let plan = hac::parse_str(SAMPLE, Path::new("hac.toml"), &LIMITS).expect("the sample is valid");
     assert!(!plan.signs());
     assert_eq!(plan.operations.scaling, hac::Scaling::HorizontalAutoScaling);
-    assert!(
-        plan.not_enforced.iter().any(|n| n.key == "spec.operations.scaling"
-            && n.value == "HorizontalAutoScaling"
-            && n.arrives_with == "operations"),
-        "{:?}",
-        plan.not_enforced
+    assert!(!plan.not_enforced.iter().any(|n| n.key == "spec.operations.scaling"), "{:?}", plan.not_enforced);
+    let autoscaling = plan.operations.autoscaling;
+    assert_eq!((autoscaling.min_replicas, autoscaling.max_replicas), (1, 4));
+    assert_eq!(autoscaling.target_connections, 8);
+    assert_eq!((autoscaling.scale_up_after_ms, autoscaling.scale_down_after_ms), (2_000, 30_000));
+}
+
+/// The replica keys: read with HorizontalAutoScaling, refused without it, in range, and
+/// `max_replicas` not below `min_replicas`.
+#[test]
+fn replica_keys() {
+    let with = |keys: &str| edited(SCALED, &format!("{SCALED}\n{keys}"));
+    let plan = hac::parse_str(
+        &with("min_replicas = 2\nmax_replicas = 6\ntarget_connections = 3\nscale_up_after = \"500ms\"\nscale_down_after = \"4s\""),
+        Path::new("hac.toml"),
+        &LIMITS,
+    )
+    .expect("replica keys");
+    let autoscaling = plan.operations.autoscaling;
+    assert_eq!(
+        (autoscaling.min_replicas, autoscaling.max_replicas, autoscaling.target_connections),
+        (2, 6, 3)
     );
+    assert_eq!((autoscaling.scale_up_after_ms, autoscaling.scale_down_after_ms), (500, 4_000));
+
+    let error = |keys: &str| error_of(&with(keys));
+    let e = error("max_replicas = 0");
+    assert_eq!((e.key(), e.line()), ("spec.operations.max_replicas", Some(45)), "{e}");
+    assert!(e.message().contains("0 is out of range; expected a whole number from 1 to 32"), "{e}");
+    let e = error("min_replicas = 3\nmax_replicas = 2");
+    assert_eq!(e.key(), "spec.operations.max_replicas", "{e}");
+    assert!(e.message().contains("2 is less than min_replicas (3)"), "{e}");
+    let e = error("min_replicas = 5");
+    assert_eq!(e.key(), "spec.operations.min_replicas", "{e}");
+    assert!(e.message().contains("5 is more than max_replicas (4, its default)"), "{e}");
+    let e = error("target_connections = \"8\"");
+    assert_eq!(e.key(), "spec.operations.target_connections", "{e}");
+    let e = error("scale_down_after = \"10ms\"");
+    assert_eq!(e.key(), "spec.operations.scale_down_after", "{e}");
+    assert!(e.message().contains("out of range"), "{e}");
+
+    let e = error_of(&one_instance(&with("max_replicas = 3")));
+    assert_eq!(e.key(), "spec.operations.max_replicas", "{e}");
+    assert!(e.message().contains("has no effect without scaling = \"HorizontalAutoScaling\""), "{e}");
 }

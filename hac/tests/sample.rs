@@ -64,12 +64,12 @@ fn expected_sample_plan(spec_path: &Path) -> Plan {
         operations: Operations {
             update_strategy: UpdateStrategy::RollingUpdate,
             scaling: Scaling::HorizontalAutoScaling,
+            autoscaling: hac::Autoscaling::default(),
         },
         failover: Failover { strategy: FailoverStrategy::AutoRecovery, ..Failover::default() },
         not_enforced: vec![
             not_enforced("spec.virtualization.criteria.performance", "standard", "supervisor"),
             not_enforced("spec.operations.updateStrategy", "RollingUpdate", "operations"),
-            not_enforced("spec.operations.scaling", "HorizontalAutoScaling", "operations"),
         ],
     }
 }
@@ -238,13 +238,14 @@ fn minimal_spec_gets_documented_defaults() {
 
 #[test]
 fn only_present_keys_are_reported_as_not_enforced() {
-    let source = format!("{MINIMAL}\n[spec.operations]\nscaling = \"None\"\n");
+    // scaling is enforced (hac-launch runs replicas): present, it is not reported.
+    let source = format!("{MINIMAL}\n[spec.operations]\nscaling = \"None\"\nupdateStrategy = \"Recreate\"\n");
     let plan = hac::parse_str(&source, Path::new("hac.toml"), &LIMITS).unwrap();
     assert_eq!(
         plan.not_enforced,
         vec![NotEnforced {
-            key: "spec.operations.scaling",
-            value: "None".to_owned(),
+            key: "spec.operations.updateStrategy",
+            value: "Recreate".to_owned(),
             arrives_with: "operations",
         }]
     );
