@@ -25,9 +25,9 @@
 //! Anything else is 404; a known path with another method is 405 with `Allow`.
 
 use crate::api::{self, Resource};
-use crate::avs::client::HttpResponse;
 use crate::avs::{AvsNode, Records};
 use crate::chain::{self, Watcher};
+use crate::http::client::HttpResponse;
 use crate::http::{Handler, Response};
 use crate::metrics;
 use crate::sdk::{AvsCalls, Linked, Services};
@@ -555,7 +555,8 @@ mod tests {
 
     #[test]
     fn the_aggregator_service_shows_the_last_call() {
-        use crate::avs::{Calls, client::HttpResponse};
+        use crate::avs::Calls;
+        use crate::http::client::HttpResponse;
         let mut app = App::new("n", Some(1), Some(MemRecords::default()), true);
         app.avs.set_operator(Ok(operator(1))).unwrap();
         assert_eq!(get(&mut app, "/eigen/node/health").status, 206, "aggregator not tried yet");

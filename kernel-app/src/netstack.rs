@@ -32,14 +32,13 @@
 //! With an aggregator address, [`CALL_SLOTS`] more sockets make the node's own calls
 //! ([`crate::avs::Calls`]): each call opens a connection from an ephemeral port, sends one
 //! request (a JSON-RPC `POST /`, or a `GET /` probe), reads one response
-//! ([`crate::avs::client`]) and closes. A call that has no complete answer after
+//! ([`crate::http::client`]) and closes. A call that has no complete answer after
 //! [`CALL_TIMEOUT`] is aborted and reported as failed (the caller retries). Each call's duration,
 //! from connecting to its end, is reported with its result.
 
-use crate::avs::client::HttpResponse;
-use crate::avs::client::{self, ResponseReader};
 use crate::avs::{Calls, Request};
 use crate::cmdline::NetConfig;
+use crate::http::client::{self, HttpResponse, ResponseReader};
 use crate::http::deadline::{Expiry, Timer};
 use crate::http::{Conn, Handler};
 use crate::sdk::AvsCalls;

@@ -1,8 +1,8 @@
 //! The runtime's side of the AVS SDK (`spacecore_avs`): the [`Node`] services an AVS gets, over
 //! the node's disk records, its signing path and its clock.
 
-use crate::avs::client::HttpResponse;
 use crate::avs::{AvsNode, Records, Request as CallRequest, TaskError};
+use crate::http::client::HttpResponse;
 use crate::status::Status;
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;

@@ -6,8 +6,9 @@
 //! signing, signs the response's digest with the operator's BLS key (BN254 or BLS12-381, as the
 //! spec's scheme says; [`operator`]) and both answers the request
 //! with the signed response and queues it for the aggregator ([`Outbox`]). The network side
-//! (`crate::netstack`) makes each queued call over its own connection ([`client`]) and reports
-//! the outcome back; calls the aggregator may accept later are retried with backoff.
+//! (`crate::netstack`) makes each queued call over its own connection ([`crate::http::client`];
+//! the JSON-RPC body and the meaning of the answer: [`rpc`]) and reports the outcome back; calls
+//! the aggregator may accept later are retried with backoff.
 //!
 //! The operator key comes from the key file stored on the disk
 //! ([`Operator::from_key_file`]); the secret never leaves this module and is never printed.
@@ -26,12 +27,13 @@
 //! the clock the caller passes in, and the time of each JSON-RPC call, measured by the network
 //! side.
 
-pub mod client;
 /// The signing history's format and rules, shared with the operator's CLI.
 pub use avs_protocol::history;
 pub mod identity;
 pub mod operator;
+pub mod rpc;
 
+use crate::http::client::HttpResponse;
 use crate::status::Status;
 use alloc::collections::VecDeque;
 use alloc::format;
@@ -39,11 +41,11 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use avs_protocol::intake::AuthorizedTask;
 use avs_protocol::{Avs, IncredibleSquaring, NewTask, OperatorSignature, SignedTaskResponse};
-use client::{HttpResponse, Outcome};
 use history::{Check, History};
 pub use identity::{ChainKey, Identity};
 pub use operator::Operator;
 use prom_text::Histogram;
+use rpc::Outcome;
 use spacecore_store::{BlockIo, RecordKey, Store};
 
 /// The AVS the node runs (the `avs_name` label of the `eigen_` metrics).
@@ -813,7 +815,7 @@ impl Outbox {
         let pending = &mut self.queue[at];
         pending.call = Some(id);
         pending.attempts += 1;
-        Some((id, client::rpc_body(id, &pending.signed)))
+        Some((id, rpc::rpc_body(id, &pending.signed)))
     }
 
     fn next_due(&self) -> Option<u64> {
@@ -833,12 +835,12 @@ impl Outbox {
         pending.call = None;
         let index = pending.signed.task_response.reference_task_index;
         let (retry, why) = match result {
-            Ok(response) => match client::outcome(&response, id) {
+            Ok(response) => match rpc::outcome(&response, id) {
                 Outcome::Accepted => {
                     self.queue.remove(at);
                     return Some((Some(Done::Accepted), None));
                 }
-                outcome => (client::should_retry(&outcome), describe(&outcome)),
+                outcome => (rpc::should_retry(&outcome), describe(&outcome)),
             },
             Err(transport) => (true, transport),
         };

@@ -38,8 +38,8 @@ pub mod cursor;
 pub mod event;
 pub mod rpc;
 
-use crate::avs::client::HttpResponse;
 use crate::avs::{AvsNode, Calls, Records, Request, TaskError};
+use crate::http::client::HttpResponse;
 use crate::status::Status;
 use alloc::format;
 use alloc::string::String;

@@ -29,6 +29,7 @@
 //! (`crate::netstack`) applies them, and holds the number of connections (at most 64, fewer on
 //! a small heap).
 
+pub mod client;
 mod conn;
 pub mod deadline;
 pub mod request;
