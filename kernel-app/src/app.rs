@@ -27,10 +27,11 @@
 use crate::api::{self, Resource};
 use crate::avs::{AvsNode, Records};
 use crate::chain::{self, Watcher};
+use crate::http::calls::{AvsCalls, CallRequest};
 use crate::http::client::HttpResponse;
 use crate::http::{Handler, Response};
 use crate::metrics;
-use crate::sdk::{AvsCalls, Linked, Services};
+use crate::sdk::{Linked, Services};
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -275,7 +276,7 @@ impl<R: Records> App<R> {
 }
 
 impl<R: Records> AvsCalls for App<R> {
-    fn next_call(&mut self, endpoint: &str) -> Option<(u64, crate::avs::Request)> {
+    fn next_call(&mut self, endpoint: &str) -> Option<(u64, CallRequest)> {
         self.linked.outbound.next(endpoint)
     }
 
@@ -555,7 +556,7 @@ mod tests {
 
     #[test]
     fn the_aggregator_service_shows_the_last_call() {
-        use crate::avs::Calls;
+        use crate::http::calls::Calls;
         use crate::http::client::HttpResponse;
         let mut app = App::new("n", Some(1), Some(MemRecords::default()), true);
         app.avs.set_operator(Ok(operator(1))).unwrap();

@@ -30,18 +30,17 @@
 //!
 //! # Calls to the aggregator
 //! With an aggregator address, [`CALL_SLOTS`] more sockets make the node's own calls
-//! ([`crate::avs::Calls`]): each call opens a connection from an ephemeral port, sends one
+//! ([`crate::http::calls::Calls`]): each call opens a connection from an ephemeral port, sends one
 //! request (a JSON-RPC `POST /`, or a `GET /` probe), reads one response
 //! ([`crate::http::client`]) and closes. A call that has no complete answer after
 //! [`CALL_TIMEOUT`] is aborted and reported as failed (the caller retries). Each call's duration,
 //! from connecting to its end, is reported with its result.
 
-use crate::avs::{Calls, Request};
 use crate::cmdline::NetConfig;
+use crate::http::calls::{AvsCalls, CallRequest, Calls};
 use crate::http::client::{self, HttpResponse, ResponseReader};
 use crate::http::deadline::{Expiry, Timer};
 use crate::http::{Conn, Handler};
-use crate::sdk::AvsCalls;
 use crate::virtio::net::NetDevice;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -82,7 +81,8 @@ const AVS_BUFFER: usize = 16 * 1024;
 pub const ETH_SLOTS: usize = 1;
 /// Longest time a call to the Ethereum node may take (an `eth_getLogs` over a range of blocks).
 pub const ETH_CALL_TIMEOUT: Duration = Duration::from_secs(10);
-/// Receive buffer of the Ethereum node's socket: its answers run to [`crate::chain::rpc::MAX_BODY`].
+/// Receive buffer of the Ethereum node's socket: its answers run to the watcher's limit
+/// (`crate::chain::rpc::MAX_BODY`, given to [`NetStack::new`]).
 const ETH_BUFFER: usize = 64 * 1024;
 
 /// A call in flight.
@@ -182,7 +182,8 @@ impl NetStack {
     /// Brings the interface up with `config` and listens on `port` with `connections` sockets
     /// (clamped to 1..=[`MAX_CONNECTIONS`]); `seed` seeds TCP initial sequence numbers and the
     /// first ephemeral port. With an `aggregator`, calls to it can be made ([`NetStack::call`]);
-    /// with an `eth_rpc` endpoint, calls to the Ethereum node ([`NetStack::call_eth`]).
+    /// with an `eth_rpc` endpoint, calls to the Ethereum node ([`NetStack::call_eth`]), whose
+    /// answers may run to the body limit that comes with it.
     #[expect(clippy::too_many_arguments, reason = "each is one property of the stack")]
     pub fn new(
         mut dev: NetDevice,
@@ -190,7 +191,7 @@ impl NetStack {
         port: u16,
         connections: usize,
         aggregator: Option<core::net::SocketAddrV4>,
-        eth_rpc: Option<core::net::SocketAddrV4>,
+        eth_rpc: Option<(core::net::SocketAddrV4, usize)>,
         endpoints: &[(&'static str, core::net::SocketAddrV4)],
         seed: u64,
         now: Instant,
@@ -237,8 +238,8 @@ impl NetStack {
                 "the aggregator",
             )
         });
-        let eth = eth_rpc.map(|server| {
-            let limits = (crate::chain::rpc::MAX_BODY, ETH_CALL_TIMEOUT);
+        let eth = eth_rpc.map(|(server, max_body)| {
+            let limits = (max_body, ETH_CALL_TIMEOUT);
             let buffers = (ETH_BUFFER, CALL_BUFFER);
             Client::new(
                 &mut sockets,
@@ -556,7 +557,7 @@ struct EndpointCalls<'a> {
 }
 
 impl Calls for EndpointCalls<'_> {
-    fn next_call(&mut self, _now_ms: u64) -> Option<(u64, Request)> {
+    fn next_call(&mut self, _now_ms: u64) -> Option<(u64, CallRequest)> {
         self.inner.next_call(self.endpoint)
     }
 
@@ -608,9 +609,9 @@ fn drive(
             }
             let Some((id, request)) = calls.next_call(now_ms) else { continue };
             let request = match request {
-                Request::Rpc(body) => client::post_request(&client.host, "/", &body),
-                Request::Probe => client::get_request(&client.host, "/"),
-                Request::Http { method, path, body } => {
+                CallRequest::Rpc(body) => client::post_request(&client.host, "/", &body),
+                CallRequest::Probe => client::get_request(&client.host, "/"),
+                CallRequest::Http { method, path, body } => {
                     client::request(&method, &client.host, &path, body.as_deref())
                 }
             };

@@ -12,9 +12,10 @@
 //! already made go out (for at most [`DRAIN_TIME`]), flushes the disk and exits with status 0.
 
 use crate::app::App;
-use crate::avs::{Calls, Operator};
+use crate::avs::Operator;
 use crate::clock::Clock;
 use crate::cmdline::Args;
+use crate::http::calls::Calls;
 use crate::http::{MAX_BODY, OUTPUT_HIGH_WATER};
 use crate::netstack::{MAX_CONNECTIONS, NetStack, SOCKET_BUFFER};
 use crate::sdk::Linked;
@@ -140,7 +141,7 @@ impl Node {
                     args.http_port,
                     connections,
                     args.aggregator,
-                    node.app.chain.as_ref().and(eth_rpc),
+                    node.app.chain.as_ref().and(eth_rpc).map(|server| (server, crate::chain::rpc::MAX_BODY)),
                     &endpoints,
                     seed,
                     node.now(),

@@ -1,8 +1,8 @@
 //! The runtime's side of the AVS SDK (`spacecore_avs`): the [`Node`] services an AVS gets, over
 //! the node's disk records, its signing path and its clock.
 
-use crate::avs::{AvsNode, Records, Request as CallRequest, TaskError};
-use crate::http::client::HttpResponse;
+use crate::avs::{AvsNode, Records, TaskError};
+use crate::http::calls::CallRequest;
 use crate::status::Status;
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -135,14 +135,6 @@ impl Outbound {
     pub fn finished(&mut self) {
         self.in_flight = self.in_flight.saturating_sub(1);
     }
-}
-
-/// The network side's view of the AVS's calls (`crate::netstack`).
-pub trait AvsCalls {
-    /// The next call to `endpoint`, if one is queued.
-    fn next_call(&mut self, endpoint: &str) -> Option<(u64, CallRequest)>;
-    /// Call `id` is over: the answer, or why there is none.
-    fn call_done(&mut self, id: u64, result: Result<HttpResponse, String>);
 }
 
 /// A service id the node API can carry in a path: 1 to 64 of `[a-z0-9-]`.

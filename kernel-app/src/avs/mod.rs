@@ -33,6 +33,7 @@ pub mod identity;
 pub mod operator;
 pub mod rpc;
 
+use crate::http::calls::{CallRequest, Calls};
 use crate::http::client::HttpResponse;
 use crate::status::Status;
 use alloc::collections::VecDeque;
@@ -608,46 +609,8 @@ impl AvsNode {
     }
 }
 
-/// What a call to the aggregator sends.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Request {
-    /// A JSON-RPC call: this body, in a `POST /`.
-    Rpc(Vec<u8>),
-    /// A probe: `GET /`, to learn whether the aggregator answers at all.
-    Probe,
-    /// A request of the image's AVS (`crate::sdk`): checked with `spacecore_avs::check_call`.
-    Http {
-        /// `GET`, `POST`, ...
-        method: String,
-        /// The path and query.
-        path: String,
-        /// The JSON body, if any.
-        body: Option<Vec<u8>>,
-    },
-}
-
-/// Calls to the aggregator, as the network side makes them: one HTTP request each, over its own
-/// connection. Times are milliseconds since boot.
-pub trait Calls {
-    /// The next call due at `now_ms`: its id and request. It is in flight until
-    /// [`Calls::call_done`] reports on it.
-    fn next_call(&mut self, now_ms: u64) -> Option<(u64, Request)>;
-    /// When the next call (a queued response or a probe) becomes due, if any (calls in flight
-    /// excluded).
-    fn next_due(&self) -> Option<u64>;
-    /// The result of call `id`, which took `elapsed_us`: the HTTP response, or why there is
-    /// none. Returns a line worth logging, if any.
-    fn call_done(
-        &mut self,
-        id: u64,
-        result: Result<HttpResponse, String>,
-        now_ms: u64,
-        elapsed_us: u64,
-    ) -> Option<String>;
-}
-
 impl Calls for AvsNode {
-    fn next_call(&mut self, now_ms: u64) -> Option<(u64, Request)> {
+    fn next_call(&mut self, now_ms: u64) -> Option<(u64, CallRequest)> {
         if !self.outbox.sends {
             return None;
         }
@@ -656,9 +619,9 @@ impl Calls for AvsNode {
             self.reach.probe = Some(id);
             self.reach.last_probe_ms = Some(now_ms);
             self.stats.probes = self.stats.probes.saturating_add(1);
-            return Some((id, Request::Probe));
+            return Some((id, CallRequest::Probe));
         }
-        self.outbox.next_call(now_ms).map(|(id, body)| (id, Request::Rpc(body)))
+        self.outbox.next_call(now_ms).map(|(id, body)| (id, CallRequest::Rpc(body)))
     }
 
     fn next_due(&self) -> Option<u64> {

@@ -205,7 +205,7 @@ fn probe_answer() -> HttpResponse {
 /// Takes the first call, the probe, and settles it as answered at `now_ms`.
 fn answer_first_probe(node: &mut AvsNode, now_ms: u64) {
     let (id, request) = node.next_call(now_ms).expect("the first probe is due at once");
-    assert_eq!(request, Request::Probe);
+    assert_eq!(request, CallRequest::Probe);
     assert_eq!(node.call_done(id, Ok(probe_answer()), now_ms, 100), None);
 }
 
@@ -213,11 +213,11 @@ fn answer_first_probe(node: &mut AvsNode, now_ms: u64) {
 fn next_rpc(node: &mut AvsNode, now_ms: u64) -> Option<(u64, Vec<u8>)> {
     loop {
         match node.next_call(now_ms)? {
-            (id, Request::Probe) => {
+            (id, CallRequest::Probe) => {
                 node.call_done(id, Err("connection refused".into()), now_ms, 0);
             }
-            (id, Request::Rpc(body)) => return Some((id, body)),
-            (_, Request::Http { .. }) => panic!("the task path makes only JSON-RPC calls and probes"),
+            (id, CallRequest::Rpc(body)) => return Some((id, body)),
+            (_, CallRequest::Http { .. }) => panic!("the task path makes only JSON-RPC calls and probes"),
         }
     }
 }
@@ -232,7 +232,7 @@ fn signed_responses_go_out_once_and_are_retried_while_retryable() {
     node.task(&task_json(3, 2), Some(&mut records), &at(1000)).unwrap();
     assert_eq!(node.queued(), 1);
     let (id, request) = node.next_call(1000).expect("a call is due");
-    let Request::Rpc(body) = request else { panic!("not a JSON-RPC call: {request:?}") };
+    let CallRequest::Rpc(body) = request else { panic!("not a JSON-RPC call: {request:?}") };
     let request: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(request["method"], RPC_METHOD);
     // Parsed from text: a signature is read as a borrowed string.
@@ -330,7 +330,7 @@ fn the_aggregator_is_probed_at_most_every_interval_and_one_probe_at_a_time() {
     assert_eq!(node.aggregator_status(), Some(Status::Initializing));
     assert_eq!(node.next_due(), Some(0), "the first probe is due at once");
     let (probe, request) = node.next_call(0).unwrap();
-    assert_eq!(request, Request::Probe);
+    assert_eq!(request, CallRequest::Probe);
     assert_eq!(node.next_call(0), None, "one probe at a time");
     assert_eq!(node.next_due(), None);
     assert_eq!(node.aggregator_status(), Some(Status::Initializing), "no answer yet");
@@ -354,7 +354,7 @@ fn the_aggregator_is_probed_at_most_every_interval_and_one_probe_at_a_time() {
     // A call that gets an answer brings it back up and puts the next probe off.
     node.task(&task_json(4, 2), Some(&mut records), &at(12_000)).unwrap();
     let (id, request) = node.next_call(12_000).unwrap();
-    assert!(matches!(request, Request::Rpc(_)), "{request:?}");
+    assert!(matches!(request, CallRequest::Rpc(_)), "{request:?}");
     let ok = format!("{{\"jsonrpc\":\"2.0\",\"result\":true,\"id\":{id}}}");
     node.call_done(id, Ok(rpc_answer(&ok)), 12_010, 10_000);
     assert_eq!(node.aggregator_status(), Some(Status::Up));

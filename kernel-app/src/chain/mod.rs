@@ -38,7 +38,8 @@ pub mod cursor;
 pub mod event;
 pub mod rpc;
 
-use crate::avs::{AvsNode, Calls, Records, Request, TaskError};
+use crate::avs::{AvsNode, Records, TaskError};
+use crate::http::calls::{CallRequest, Calls};
 use crate::http::client::HttpResponse;
 use crate::status::Status;
 use alloc::format;
@@ -481,7 +482,7 @@ impl Watcher {
 }
 
 impl Calls for Watcher {
-    fn next_call(&mut self, now_ms: u64) -> Option<(u64, Request)> {
+    fn next_call(&mut self, now_ms: u64) -> Option<(u64, CallRequest)> {
         if self.broken.is_some() || self.in_flight.is_some() || self.has_pending() || now_ms < self.due_ms {
             return None;
         }
@@ -505,7 +506,7 @@ impl Calls for Watcher {
             Step::Logs { from, to, .. } => rpc::get_logs(id, &tm, &event::TOPIC0, from, to),
         };
         self.in_flight = Some((id, step));
-        Some((id, Request::Rpc(body)))
+        Some((id, CallRequest::Rpc(body)))
     }
 
     /// When the next call, or the retry of work held back (tasks that could not be signed yet,

@@ -392,7 +392,7 @@ impl Node {
             let now = self.now_ms;
             lines.extend(self.watcher.settle(&mut self.avs, Some(records), &|| now * 1_000_000));
             if let Some((id, request)) = self.watcher.next_call(now) {
-                let Request::Rpc(body) = request else { panic!("the watcher probes nothing") };
+                let CallRequest::Rpc(body) = request else { panic!("the watcher probes nothing") };
                 let answer = chain.answer(&body);
                 lines.extend(self.watcher.call_done(id, answer, now + 1, 100));
                 self.now_ms += 1;

@@ -1,7 +1,10 @@
-//! An HTTP/1.1 server core that knows nothing of sockets: [`Conn`] takes the bytes a client sent
-//! and gives back the bytes to answer, so it is unit-tested with byte strings on the host.
+//! HTTP/1.1 without sockets: the server core ([`Conn`] takes the bytes a client sent and gives
+//! back the bytes to answer, so it is unit-tested with byte strings on the host), the client half
+//! the node's own calls use ([`client`]: request bytes and a reader for one response), and the
+//! calls the socket side makes on the other modules' behalf ([`calls`]). It imports nothing of
+//! the rest of the guest.
 //!
-//! What it does:
+//! What the server core does:
 //! - request heads are parsed by `httparse`; bodies are framed by `Content-Length` only
 //!   (`Transfer-Encoding` is answered with 501 and the connection closes);
 //! - keep-alive by default for HTTP/1.1, opt-in (`Connection: keep-alive`) for HTTP/1.0;
@@ -29,6 +32,7 @@
 //! (`crate::netstack`) applies them, and holds the number of connections (at most 64, fewer on
 //! a small heap).
 
+pub mod calls;
 pub mod client;
 mod conn;
 pub mod deadline;

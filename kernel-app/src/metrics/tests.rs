@@ -1,6 +1,7 @@
 use super::*;
 use crate::avs::tests::{MemRecords, at, operator, task_json};
-use crate::avs::{Calls, RPC_BUCKETS_NS, SIGNING_BUCKETS_NS};
+use crate::avs::{RPC_BUCKETS_NS, SIGNING_BUCKETS_NS};
+use crate::http::calls::Calls;
 use crate::http::client::HttpResponse;
 use std::collections::{BTreeMap, BTreeSet};
 
