@@ -17,6 +17,7 @@ pub mod launch;
 pub mod metrics;
 pub mod network;
 pub mod output;
+pub mod scale;
 pub mod supervisor;
 pub mod update;
 pub mod vmm;

@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::Parser;
 use host_launcher::launch::Launch;
 use host_launcher::output::{Level, Log};
-use host_launcher::{attach, capacity, check, host, image, jail, update, vmm};
+use host_launcher::{attach, capacity, check, host, image, jail, scale, update, vmm};
 use image_store::Store;
 use spacecore_abi::exit;
 use std::path::PathBuf;
@@ -68,6 +68,13 @@ struct Cli {
     #[arg(long, value_name = "MS", requires = "update", default_value_t = update::DEFAULT_DEADLINE.as_millis() as u64,
           value_parser = clap::value_parser!(u64).range(1..=update::MAX_DEADLINE_MS))]
     update_deadline: u64,
+    /// Internal: run as replica N of a scaled spacecore (`NAME-rN`), started by the launcher
+    /// that balances between the replicas.
+    #[arg(long, hide = true, value_name = "N", conflicts_with_all = ["check", "update"])]
+    replica: Option<u32>,
+    /// Internal: with --replica, the loopback port of the inbound port NAME.
+    #[arg(long, hide = true, value_name = "NAME=PORT", requires = "replica", value_parser = scale::replica_port)]
+    replica_port: Vec<(String, u16)>,
 }
 
 /// An overcommit ratio: a number above 0, at most 1000.
@@ -87,6 +94,17 @@ fn main() -> ExitCode {
             eprintln!("hac-launch: {e}");
             return ExitCode::from(exit::BAD_SPEC);
         }
+    };
+    // A replica of a scaled spacecore: the same spec as one instance of its own (docs/hac-launch.md, Scaling).
+    let plan = match cli.replica {
+        Some(number) => match scale::replica_plan(plan, number, &cli.replica_port) {
+            Ok(plan) => plan,
+            Err(e) => {
+                eprintln!("hac-launch: {e}");
+                return ExitCode::from(exit::BAD_SPEC);
+            }
+        },
+        None => plan,
     };
     let observability = &plan.observability;
     // `--check` only reads: it prints to stdout and leaves the log file alone (not even created).
@@ -108,6 +126,11 @@ fn main() -> ExitCode {
                 log.event(Level::Error, &line, &[("event", "launcher_error".into())]);
             }
             eprintln!("hac-launch: {line}");
+            // A spacecore that may not be replicated: the spec asks for what the image or the
+            // spec itself forbids; nothing was started.
+            if e.downcast_ref::<scale::Refused>().is_some() {
+                return ExitCode::from(exit::BAD_SPEC);
+            }
             ExitCode::from(exit::LAUNCHER_ERROR)
         }
     }
@@ -128,12 +151,19 @@ fn run(cli: &Cli, plan: &hac::Plan, log: &Log, started: (Instant, u64)) -> anyho
         std::io::Seek::rewind(&mut &image)
             .with_context(|| format!("cannot read image {}", image_path.display()))?;
     }
+    if scale::scaled(plan) {
+        // Before anything boots (and with --check): no disk, and a stateless AVS.
+        scale::check(plan, &store, &image_path, &image)?;
+    }
     if cli.check {
         print_plan(cli, plan, image_path, &image)?;
         return Ok(0);
     }
     if cli.update {
         return request_update(cli, plan, &image_path, &image);
+    }
+    if scale::scaled(plan) && !cli.until_ready {
+        return scale::run(plan, log, &replica_parent(cli, &store)?);
     }
     let launch = Launch {
         extra_cmdline: cli.cmdline.clone(),
@@ -147,6 +177,40 @@ fn run(cli: &Cli, plan: &hac::Plan, log: &Log, started: (Instant, u64)) -> anyho
         overcommit: capacity::Overcommit { cpu: cli.cpu_overcommit, memory: cli.memory_overcommit },
     };
     launch.run(plan, log, started, image_path, image)
+}
+
+/// How a scaled spacecore's launcher starts its replicas: this executable, on the same spec,
+/// with the options that concern a launch.
+fn replica_parent(cli: &Cli, store: &Store) -> anyhow::Result<scale::Parent> {
+    let mut args: Vec<std::ffi::OsString> = vec!["--image-store".into(), store.root().into()];
+    let mut option = |name: &str, value: String| {
+        args.push(name.into());
+        args.push(value.into());
+    };
+    option("--stop-timeout", cli.stop_timeout.to_string());
+    if let Some(ms) = cli.ready_timeout {
+        option("--ready-timeout", ms.to_string());
+    }
+    if !cli.cmdline.is_empty() {
+        option("--cmdline", cli.cmdline.clone());
+    }
+    if let (Some(uid), Some(gid)) = (cli.uid, cli.gid) {
+        option("--uid", uid.to_string());
+        option("--gid", gid.to_string());
+    }
+    option("--cpu-overcommit", cli.cpu_overcommit.to_string());
+    option("--memory-overcommit", cli.memory_overcommit.to_string());
+    option("--jail-dir", cli.jail_dir.display().to_string());
+    if cli.no_jail {
+        args.push("--no-jail".into());
+    }
+    Ok(scale::Parent {
+        exe: std::env::current_exe().context("cannot find the hac-launch executable")?,
+        spec: cli.spec.clone(),
+        args,
+        // The replica's own stop timeout, and room for its launcher to end.
+        stop_timeout: Duration::from_millis(cli.stop_timeout) + Duration::from_secs(5),
+    })
 }
 
 /// `--update`: hands the image, opened and checked here (outside the confined launcher), to the

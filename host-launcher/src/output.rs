@@ -120,6 +120,15 @@ impl Log {
         }
     }
 
+    /// A line another launcher wrote in this log's format (a replica's, [`crate::scale`]),
+    /// passed on as it is, newline added.
+    pub fn forward(&self, line: &str) {
+        let mut out = self.sink.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = out.write_all(line.as_bytes());
+        let _ = out.write_all(b"\n");
+        let _ = out.flush();
+    }
+
     fn line(&self, level: Level, source: &str, text: &str, fields: &[(&str, Value)]) {
         let line = match self.format {
             LogFormat::Text => format!("[{} {source}] {text}\n", self.name),

@@ -61,6 +61,46 @@ pub fn start(
     Ok(bound)
 }
 
+/// Serves on `addr` the exposition `render` writes at each scrape (the scaling launcher's
+/// metrics, [`crate::scale`]), with the same limits as [`start`]; returns the bound address.
+pub fn start_rendered(
+    addr: SocketAddr,
+    render: Arc<dyn Fn() -> String + Send + Sync>,
+) -> Result<SocketAddr, MetricsError> {
+    let listener = TcpListener::bind(addr).map_err(|source| MetricsError::Bind { addr, source })?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || {
+            let active = Arc::new(AtomicUsize::new(0));
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                if active.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
+                    active.fetch_sub(1, Ordering::AcqRel);
+                    continue;
+                }
+                let (slot, render) = (active.clone(), render.clone());
+                let spawned = std::thread::Builder::new().name("metrics-conn".into()).spawn(move || {
+                    let answer = match read_request(&mut conn) {
+                        Ok((method, path)) => respond(&method, &path, || render()),
+                        Err(status) => response(status, "text/plain", format!("{}\n", reason(status)), &[]),
+                    };
+                    let _ = conn.set_write_timeout(Some(REQUEST_TIMEOUT));
+                    let _ = conn.write_all(&answer);
+                    slot.fetch_sub(1, Ordering::AcqRel);
+                });
+                if spawned.is_err() {
+                    active.fetch_sub(1, Ordering::AcqRel);
+                }
+            }
+        })
+        .map_err(MetricsError::Thread)?;
+    Ok(bound)
+}
+
 fn serve(listener: &TcpListener, sources: &Arc<Sources>, in_namespace: bool) {
     let active = Arc::new(AtomicUsize::new(0));
     for conn in listener.incoming() {
