@@ -298,6 +298,9 @@ fn the_sample_spec_boots_with_8_gib_and_a_small_footprint() {
     // Published on free host ports: 80 and 443 may be taken on the host running the tests.
     let body = sample
         .replace("registry/path/avs-spacecore:latest", "{image}")
+        // One instance: the sample has a disk, and the test image's AVS is not stateless, so
+        // hac-launch refuses its HorizontalAutoScaling (docs/hac-launch.md, Scaling).
+        .replace("scaling = \"HorizontalAutoScaling\"", "scaling = \"None\"")
         .replace("[spec.deployment]", "[spec.networking.publish]\nHTTP = 0\nhttps = 0\n\n[spec.deployment]")
         // Its logging (Loki/Fluentd/ELK) is the JSON log the checks below read; metrics on a
         // free port.
