@@ -332,8 +332,11 @@ fn a_signer_is_updated_under_a_stream_of_tasks_with_no_error_and_no_second_signa
     );
     assert_eq!(sample(&metrics, "spacecore_launcher_updates_total{outcome=\"rolled_back\"}"), Some(0.0));
     let held = sample(&metrics, "spacecore_launcher_update_hold_seconds").expect("the hold of the update");
+    // The reader's closed loop kept connecting through the hold: some waited in the relay.
+    let waited = sample(&metrics, "spacecore_launcher_published_held_total{port=\"HTTP\"}").unwrap_or(0.0);
+    assert!(waited >= 1.0, "no connection waited in the relay: {metrics}");
     eprintln!(
-        "update: {} tasks signed, {during} of them sent during the update, {reads} GET / answered, 0 errors; the command took {} ms; new connections held {:.1} ms; slowest task {} ms",
+        "update: {} tasks signed, {during} of them sent during the update, {reads} GET / answered, 0 errors; the command took {} ms; new connections held {:.1} ms, {waited} of them; slowest task {} ms",
         stream.signed.len(),
         took.as_millis(),
         held * 1e3,

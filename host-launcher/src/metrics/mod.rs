@@ -375,6 +375,14 @@ fn relays(e: &mut Exposition, sources: &Sources) {
         );
     }
     e.family(
+        "spacecore_launcher_published_held_total",
+        Kind::Counter,
+        "Connections to each published port that waited in the relay while a rolling update replaced the guest.",
+    );
+    for (port, c) in &sources.published {
+        e.sample_f64("spacecore_launcher_published_held_total", &[("port", port)], get(&c.held_connections));
+    }
+    e.family(
         "spacecore_launcher_published_open_connections",
         Kind::Gauge,
         "Connections being relayed through each published port now.",

@@ -289,6 +289,8 @@ fn updates_are_counted_by_outcome_and_the_last_hold_kept() {
     let families = parse(&render(&sources, 0, None));
     let count = |outcome: &str| families[updates].samples[&format!("{updates}{{outcome=\"{outcome}\"}}")];
     assert_eq!((count("done"), count("rolled_back"), count("failed")), (2.0, 1.0, 0.0));
+    let held = &families["spacecore_launcher_published_held_total"];
+    assert_eq!(held.samples["spacecore_launcher_published_held_total{port=\"HTTP\"}"], 0.0);
     let hold = &families["spacecore_launcher_update_hold_seconds"];
     assert_eq!((hold.kind.as_str(), hold.samples["spacecore_launcher_update_hold_seconds"]), ("gauge", 0.02));
 }
