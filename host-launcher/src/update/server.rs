@@ -137,6 +137,9 @@ fn serve(conn: UnixStream, context: &Context, inside: bool) {
     let mut answer = Answer { conn };
     let (request, file) = match received {
         Ok(got) => got,
+        // A connection closed without a word: another launcher checking whether this socket
+        // is alive ([`listen`]). Nothing to say.
+        Err(why) if why.is_empty() => return,
         Err(why) => return refuse(context, &mut answer, &why),
     };
     if !inside {
@@ -396,7 +399,8 @@ fn check(target: SocketAddr, signer: bool, timeout: Duration) -> Result<(), Stri
     Ok(())
 }
 
-/// Reads the request line and the image's descriptor passed with it.
+/// Reads the request line and the image's descriptor passed with it; an empty error when the
+/// connection closed before its first byte.
 fn receive(conn: &UnixStream) -> Result<(Request, File), String> {
     let mut buf = vec![0u8; MAX_REQUEST];
     // Room for one `cmsghdr` and a few descriptors, aligned as `cmsghdr` wants.
@@ -431,6 +435,9 @@ fn receive(conn: &UnixStream) -> Result<(Request, File), String> {
             }
             cmsg = libc::CMSG_NXTHDR(&header, cmsg);
         }
+    }
+    if n == 0 && files.is_empty() {
+        return Err(String::new());
     }
     if header.msg_flags & libc::MSG_CTRUNC != 0 || files.len() != 1 {
         return Err(format!("expected one image descriptor with the request, got {}", files.len()));
@@ -486,6 +493,9 @@ mod tests {
         assert_eq!(sha256, image_store::sha256_file(&image).unwrap());
         drop(sender.join().unwrap());
         assert!(listen(&path).unwrap_err().contains("another launcher answers"));
+        // That check's connection says nothing: no request, and nothing to report.
+        let (probe, _) = listener.accept().unwrap();
+        assert_eq!(receive(&probe).unwrap_err(), "");
         drop(listener);
         // A socket left behind by a launcher that is gone is replaced.
         assert!(listen(&path).is_ok());
