@@ -4,6 +4,7 @@
 //! boots again from it, and every signature it released before the cut must be in the signing
 //! history it reads back: it signs that task again only with the same answer.
 
+use super::history::Check;
 use super::tests::{node_with_source, operator, task_json};
 use super::*;
 use spacecore_store::{IoError, SECTOR};

@@ -1,8 +1,14 @@
+use super::history::{Check, History};
 use super::operator::KeyFileKind;
+use super::outbox::{FIRST_BACKOFF_MS, MAX_ATTEMPTS, MAX_QUEUED, Outbox, PROBE_INTERVAL_MS};
 use super::*;
+use crate::http::calls::{CallRequest, Calls};
+use crate::http::client::HttpResponse;
+use crate::status::Status;
 use avs_protocol::bls::{PublicKey, SecretKey, Signature};
 use avs_protocol::{
-    OperatorPublicKey, OperatorSecretKey, OperatorSignature, Scheme, TaskResponse, U256, bls, bn254,
+    OperatorPublicKey, OperatorSecretKey, OperatorSignature, Scheme, SignedTaskResponse, TaskResponse, U256,
+    bls, bn254,
 };
 
 /// Records in memory; `fail` makes every write fail.
