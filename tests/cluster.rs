@@ -878,6 +878,12 @@ pub fn new_task(created: &Value) -> Value {
     })
 }
 
+/// A pushed `NewTask`: task `index`, squaring `number`, of quorum 0 at 67 %, created at block 1.
+pub fn pushed_task(index: u32, number: u64) -> Value {
+    json!({"task_index": index, "task": {"number_to_be_squared": number.to_string(),
+           "task_created_block": 1, "quorum_numbers": "0x00", "quorum_threshold_percentage": 67}})
+}
+
 /// POSTs `body` to `addr`'s `/task`, signed by the task source if it is a task
 /// ([`authorize`]); the status and the answer (`Value::Null` if not JSON).
 pub fn post_task(addr: SocketAddr, body: &[u8]) -> (u16, Value) {

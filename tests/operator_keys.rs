@@ -161,8 +161,7 @@ impl Operator {
 }
 
 fn task(index: u32, number: u64) -> Value {
-    json!({"task_index": index, "task": {"number_to_be_squared": number.to_string(), "task_created_block": 9,
-           "quorum_numbers": "0x00", "quorum_threshold_percentage": 67}})
+    spacecore_tests::cluster::pushed_task(index, number)
 }
 
 /// POSTs the task `body`, signed by the task source.

@@ -166,9 +166,7 @@ fn two_avs_images_run_side_by_side() {
     squaring.start(0);
     let (squaring_addr, metered_addr) = (squaring.nodes[0].http.unwrap(), metered.nodes[0].http.unwrap());
     // incredible-squaring signs a pushed task; the API service does not take tasks.
-    let task = json!({"task_index": 0, "task": {"number_to_be_squared": "7", "task_created_block": 1,
-        "quorum_numbers": "0x00", "quorum_threshold_percentage": 67}});
-    let task = serde_json::to_vec(&task).unwrap();
+    let task = serde_json::to_vec(&spacecore_tests::cluster::pushed_task(0, 7)).unwrap();
     let (status, signed) = post_task(squaring_addr, &task);
     assert_eq!(status, 200, "{signed}");
     assert_eq!(http(&mut connect(squaring_addr), "POST", "/api/call", b"{}").0, 404);

@@ -35,10 +35,7 @@ fn node(prefix: &str, tables: &str) -> Cluster {
 
 /// A `NewTask` for task `index` squaring `number`.
 fn task(index: u32, number: u64) -> Vec<u8> {
-    json!({"task_index": index, "task": {"number_to_be_squared": number.to_string(),
-           "task_created_block": 1, "quorum_numbers": "0x00", "quorum_threshold_percentage": 67}})
-    .to_string()
-    .into_bytes()
+    spacecore_tests::cluster::pushed_task(index, number).to_string().into_bytes()
 }
 
 /// Sends `POST path` (a test hook, which never answers) and returns the connection.

@@ -5,7 +5,7 @@
 //! serving the same disk again, as is one that crashes at boot, while an image that cannot load
 //! is refused before anything is touched; and the update thread under its own seccomp filter.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use spacecore_tests::cluster::{Cluster, NodeSetup, Tools, post_task, status};
 use spacecore_tests::{kvm_available, metrics_address, sample, scrape_metrics};
 use std::io::{Read, Write};
@@ -29,10 +29,7 @@ fn signer(prefix: &str) -> Cluster {
 
 /// A `NewTask` for task `index` squaring `number`.
 fn task(index: u32, number: u64) -> Vec<u8> {
-    json!({"task_index": index, "task": {"number_to_be_squared": number.to_string(),
-           "task_created_block": 1, "quorum_numbers": "0x00", "quorum_threshold_percentage": 67}})
-    .to_string()
-    .into_bytes()
+    spacecore_tests::cluster::pushed_task(index, number).to_string().into_bytes()
 }
 
 /// `POST /task` on a new connection (`Connection: close`), as a client would: the status and
