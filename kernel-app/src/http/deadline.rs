@@ -22,7 +22,7 @@
 /// Longest time for a complete request head.
 pub const HEADER_TIMEOUT_MS: u64 = 10_000;
 /// Longest wait for the next request on a kept-alive connection: under the TCP layer's own
-/// limit on a silent peer (`crate::netstack::TCP_TIMEOUT`, 30 s), so such a connection is
+/// limit on a silent peer (`crate::netstack::server::TCP_TIMEOUT`, 30 s), so such a connection is
 /// closed politely (FIN) rather than reset.
 pub const KEEPALIVE_TIMEOUT_MS: u64 = 20_000;
 /// Longest time without a byte moving while a body arrives, an answer leaves or a closing
