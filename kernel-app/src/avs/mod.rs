@@ -23,8 +23,8 @@
 //! Every call's result says whether the aggregator answered. When no call got an answer for
 //! [`PROBE_INTERVAL_MS`](outbox::PROBE_INTERVAL_MS), the node probes it: an HTTP `GET /` (its
 //! JSON-RPC server answers 405; any HTTP answer means reachable, a refused, reset or timed-out
-//! connection means not). One probe at a time, at most one per `PROBE_INTERVAL_MS`. The last result is the `aggregator` service's
-//! status in the node API ([`AvsNode::aggregator_status`]).
+//! connection means not). One probe at a time, at most one per `PROBE_INTERVAL_MS`. The last
+//! result is the `aggregator` service's status in the node API ([`AvsNode::aggregator_status`]).
 //!
 //! # Counters
 //! [`Stats`] counts tasks, rejections by [`Cause`], the fate of each signed response, probes,
