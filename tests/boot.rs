@@ -493,3 +493,48 @@ fn a_host_without_room_refuses_the_next_spacecore_at_start() {
     let out = specs.launch(&["--memory-overcommit", &ratio, "--until-ready", second.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+/// Many spacecores on one host as `spacecore@.service` runs them (docs/operations.md): one
+/// launcher per spec file of one directory, side by side, each serving on its own published
+/// port, each stopping cleanly.
+#[test]
+fn spacecores_start_from_the_specs_in_one_directory() {
+    if !kvm_available("spacecores_start_from_the_specs_in_one_directory") {
+        return;
+    }
+    const N: usize = 4;
+    let specs = Specs::new();
+    let tables = "[spec.networking.inbound_ports]\nHTTP = 80\n[spec.networking.publish]\nHTTP = 0\n";
+    for i in 1..=N {
+        specs.spacecore(&format!("many-{i}"), "cpu = 1\nmemory = \"64Mi\"", tables, "{image}");
+    }
+    let mut files: Vec<_> = std::fs::read_dir(specs.dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), N);
+    let mut running: Vec<Running> = files.iter().map(|f| specs.start(&[f.to_str().unwrap()])).collect();
+    for (i, run) in running.iter_mut().enumerate() {
+        assert!(run.wait_ready(LIMIT).is_some(), "many-{} never ready: {:#?}", i + 1, run.seen);
+    }
+    let mut ports = Vec::new();
+    for (i, run) in running.iter().enumerate() {
+        let addr = spacecore_tests::published(&run.seen, "HTTP").expect("a published HTTP port");
+        let (status, body) = spacecore_tests::http(&mut spacecore_tests::connect(addr), "GET", "/", b"");
+        assert_eq!(status, 200);
+        let status: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(status["name"], format!("many-{}", i + 1), "each port reaches its own spacecore");
+        ports.push(addr.port());
+    }
+    ports.sort();
+    ports.dedup();
+    assert_eq!(ports.len(), N, "one published port each");
+    for run in &running {
+        run.signal(libc::SIGTERM);
+    }
+    for run in running {
+        assert_eq!(run.finish(LIMIT).0, Some(0));
+    }
+}
