@@ -11,6 +11,7 @@ mod cpu;
 mod density;
 mod disk;
 mod http;
+mod idle;
 mod net;
 mod recover;
 mod sign;

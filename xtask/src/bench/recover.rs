@@ -9,11 +9,8 @@
 //!    own `recovered in N us` is read for each crash too. One more spacecore, with the default
 //!    backoff, crashes once. The baseline, measured in the same run, is a cold start of the
 //!    same spec: from spawning `hac-launch` until `GET /` answers 200.
-//! 2. **Idle CPU.** The launcher's CPU time (utime + stime of every thread, vCPU threads
-//!    included, from `/proc/PID/stat`) over `--idle-seconds` of no requests, for three specs:
-//!    no failover and no metrics; auto-recovery with health checks at their default interval;
-//!    and the same with Prometheus metrics and the sidecar. The point of comparison is the same
-//!    launcher over the same time serving 100 `GET /` per second.
+//! 2. **Idle CPU.** Measured by [`idle`](super::idle) on three specs this module writes, after
+//!    the recovery runs; its figures are the report's `idle` entries.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -27,8 +24,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use serde::Serialize;
 
-use super::cpu::{clock_ticks_per_second, cpu_percent, cpu_snapshot, thread_us};
-use super::http::{Client, read_head};
+use super::cpu::clock_ticks_per_second;
+use super::http::read_head;
+use super::idle::{self, IdleSpec};
 use super::stats::{self, Summary};
 use super::vm::{self, Launcher, Scratch};
 use super::{verdict, write_json};
@@ -39,8 +37,6 @@ use test_support::log::LogLine;
 const SERVING_TARGET_US: f64 = 50_000.0;
 /// CPU of an idle spacecore's launcher, in % of one core.
 const IDLE_TARGET_PERCENT: f64 = 0.5;
-/// Requests per second of the busy window.
-const BUSY_RATE: u32 = 100;
 /// The guest's port and what the probes ask.
 const GUEST_PORT: u16 = 80;
 const GET_ROOT: &[u8] = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
@@ -55,13 +51,11 @@ const MAX_PROBES: usize = 64;
 /// Longest wait for a spacecore to serve (cold or after a crash).
 const SERVE_LIMIT: Duration = Duration::from_secs(10);
 /// Longest wait for a launcher line, and for a launcher's exit after SIGTERM.
-const LAUNCH_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const LAUNCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause between two crashes, between two cold starts, and after a launcher's exit: longer
 /// than a probe may live, so no probe of one measurement lands in the next, and time for the
 /// kernel's deferred teardown of a VM and its namespace.
-const SETTLE: Duration = Duration::from_millis(300);
-/// Pause between ready and the idle window, so the boot's own work is over.
-const IDLE_SETTLE: Duration = Duration::from_secs(2);
+pub(super) const SETTLE: Duration = Duration::from_millis(300);
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -132,37 +126,6 @@ struct ColdStart {
     serving_us: Summary,
     /// The launcher's `ready in N us` (from its own start).
     launcher_ready_us: Summary,
-}
-
-/// The launcher's CPU over one window.
-#[derive(Debug, Serialize)]
-struct CpuWindow {
-    wall_s: f64,
-    /// utime + stime of the process (every thread, ended ones included), in clock ticks.
-    ticks: u64,
-    /// `ticks` in % of one core: the figure the target applies to.
-    percent: f64,
-    /// Time on CPU (`/proc/PID/task/TID/schedstat`, in ns) of the threads alive at the end of
-    /// the window, in µs: precise, but without threads that ended within the window.
-    threads_us: f64,
-    /// `threads_us` in % of one core.
-    threads_percent: f64,
-    /// `threads_us` by thread name.
-    by_thread_us: BTreeMap<String, f64>,
-    /// `GET /` answered during the window (0 when idle).
-    requests: u32,
-}
-
-#[derive(Debug, Serialize)]
-struct IdleSpec {
-    name: String,
-    description: String,
-    idle: CpuWindow,
-    busy: CpuWindow,
-    /// `threads_percent` idle over busy.
-    idle_over_busy: f64,
-    /// Launcher lines about failed health checks and restarts while it ran (expected: none).
-    unexpected: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -278,36 +241,7 @@ pub fn run(args: &Args) -> Result<()> {
     launcher.terminate(LAUNCH_TIMEOUT)?;
 
     let clk_tck = clock_ticks_per_second();
-    let window = Duration::from_secs(u64::from(args.idle_seconds));
-    let mut idle = Vec::new();
-    for (name, description, spec) in specs.idle() {
-        thread::sleep(SETTLE);
-        progress(format_args!(
-            "idle CPU, {description}: {}s idle, then {}s at {BUSY_RATE} GET/s...",
-            args.idle_seconds, args.idle_seconds
-        ));
-        let mut launcher = launch(spec)?;
-        let pid = launcher.pid();
-        launcher.wait_for("`ready` event", LAUNCH_TIMEOUT, ready_us)?;
-        wait_serving(published, Instant::now(), |_| Probe::Done).context("first boot")?;
-        thread::sleep(IDLE_SETTLE);
-        let quiet = cpu_window(pid, clk_tck, || {
-            thread::sleep(window);
-            Ok(0)
-        })?;
-        let busy = cpu_window(pid, clk_tck, || light_load(published, window))?;
-        launcher.terminate(LAUNCH_TIMEOUT)?;
-        let unexpected = launcher.lines()?.into_iter().filter(unexpected_line).map(|l| l.message).collect();
-        progress(format_args!("{description}: idle {:.3} %, busy {:.3} %", quiet.percent, busy.percent));
-        idle.push(IdleSpec {
-            name: name.to_owned(),
-            description: description.to_owned(),
-            idle_over_busy: quiet.threads_percent / busy.threads_percent.max(f64::MIN_POSITIVE),
-            idle: quiet,
-            busy,
-            unexpected,
-        });
-    }
+    let idle = idle::measure(&specs.idle(), published, args.idle_seconds, clk_tck, launch)?;
 
     let report = Report {
         crashes: args.crashes,
@@ -426,7 +360,7 @@ fn crash(addr: SocketAddr, launcher: &mut Launcher) -> Result<Crash> {
 
 /// What a `GET /` answered with a boot count means to the caller.
 #[derive(Debug, PartialEq)]
-enum Probe {
+pub(super) enum Probe {
     /// What was waited for.
     Done,
     /// The guest from before the crash; go on.
@@ -446,7 +380,7 @@ enum Outcome {
 
 /// The first probe answered by what was waited for.
 #[derive(Debug)]
-struct Served {
+pub(super) struct Served {
     /// When its answer arrived.
     at: Instant,
     boot: u64,
@@ -458,7 +392,7 @@ struct Served {
 /// whatever became of the ones before (a probe sent while the guest is down may wait for a TCP
 /// retransmission), each bounded by [`PROBE_TIMEOUT`], until one answers 200 with a boot count
 /// that `judge` takes as [`Probe::Done`]. An error after [`SERVE_LIMIT`] from `start`.
-fn wait_serving(addr: SocketAddr, start: Instant, judge: impl Fn(u64) -> Probe) -> Result<Served> {
+pub(super) fn wait_serving(addr: SocketAddr, start: Instant, judge: impl Fn(u64) -> Probe) -> Result<Served> {
     let (tx, rx) = mpsc::channel();
     let deadline = start + SERVE_LIMIT;
     let (mut in_flight, mut probes, mut stale) = (0usize, 0u32, 0u32);
@@ -562,7 +496,7 @@ fn boot_count(body: &[u8]) -> Option<u64> {
 }
 
 /// The launcher's `ready` event: its `ready_us`.
-fn ready_us(line: &LogLine) -> Option<f64> {
+pub(super) fn ready_us(line: &LogLine) -> Option<f64> {
     line.ready_us().map(|us| us as f64)
 }
 
@@ -585,60 +519,7 @@ fn restart_line(line: &LogLine) -> Option<(u32, String, u64)> {
     Some((n, line.str_field("cause")?.to_owned(), line.u64_field("backoff_ms")?))
 }
 
-/// A launcher event that should not happen while a spacecore idles or serves a light load: a
-/// failure, a restart, a recovery or a failed health check.
-fn unexpected_line(line: &LogLine) -> bool {
-    matches!(line.event(), Some("guest_failed" | "restart" | "recovered" | "health_failed" | "crash_loop"))
-}
-
-/// The launcher's CPU while `during` runs; `during` returns the requests it made.
-fn cpu_window(pid: u32, clk_tck: u64, during: impl FnOnce() -> Result<u32>) -> Result<CpuWindow> {
-    let (ticks0, threads0) = cpu_snapshot(pid)?;
-    let start = Instant::now();
-    let requests = during()?;
-    let wall = start.elapsed();
-    let (ticks1, threads1) = cpu_snapshot(pid)?;
-    let ticks = ticks1.saturating_sub(ticks0);
-    let by_thread_us = thread_us(&threads0, &threads1);
-    let threads_us = by_thread_us.values().fold(0.0, |sum, us| sum + us);
-    Ok(CpuWindow {
-        wall_s: wall.as_secs_f64(),
-        ticks,
-        percent: cpu_percent(ticks, clk_tck, wall),
-        threads_us,
-        threads_percent: threads_us / micros(wall).max(1e-3) * 100.0,
-        by_thread_us,
-        requests,
-    })
-}
-
-/// [`BUSY_RATE`] `GET /` per second on one keep-alive connection for `window`, each sent on
-/// schedule (none is sent early to catch up); the number answered.
-fn light_load(addr: SocketAddr, window: Duration) -> Result<u32> {
-    let mut client = Client::connect(addr)?;
-    let interval = Duration::from_secs(1) / BUSY_RATE;
-    let start = Instant::now();
-    let mut sent = 0u32;
-    loop {
-        let due = start + interval * sent;
-        let now = Instant::now();
-        if due >= start + window {
-            break;
-        }
-        if due > now {
-            thread::sleep(due - now);
-        }
-        client.get_root().with_context(|| format!("GET / number {} of the busy window", sent + 1))?;
-        sent += 1;
-    }
-    // The window is the same length as the idle one, whatever the last answer took.
-    if let Some(left) = (start + window).checked_duration_since(Instant::now()) {
-        thread::sleep(left);
-    }
-    Ok(sent)
-}
-
-fn micros(d: Duration) -> f64 {
+pub(super) fn micros(d: Duration) -> f64 {
     d.as_nanos() as f64 / 1000.0
 }
 
@@ -712,46 +593,14 @@ fn render(r: &Report) -> String {
         rec.first_boot, rec.last_boot, r.crashes
     ));
 
-    out.push_str(&format!(
-        "\nlauncher CPU in % of one core over {} s, idle then serving {BUSY_RATE} GET / per second on one connection\n\
-         stat = utime+stime of the whole process, /proc/PID/stat (the target's figure; 1 clock tick = {:.3} %);\n\
-         threads = schedstat time on CPU of the threads alive at the end (ns precision)\n",
-        r.idle_seconds,
-        cpu_percent(1, r.clock_ticks_per_s, Duration::from_secs(u64::from(r.idle_seconds)))
-    ));
-    let mut row = |cells: [&str; 8]| {
-        let [name, a, b, c, d, e, target, result] = cells;
-        let line = format!("{name:<44} {a:>8} {b:>8} {c:>8} {d:>8} {e:>9}   {target:<8} {result}");
-        out.push_str(line.trim_end());
-        out.push('\n');
-    };
-    row(["", "idle", "", "busy", "", "idle/busy", "", ""]);
-    row(["", "stat", "threads", "stat", "threads", "threads", "target", "result"]);
-    let pc = |x: f64| format!("{x:.3}%");
-    for (spec, pass) in r.idle.iter().zip(&r.pass.idle) {
-        let (i, b) = (&spec.idle, &spec.busy);
-        row([
-            &spec.description,
-            &pc(i.percent),
-            &pc(i.threads_percent),
-            &pc(b.percent),
-            &pc(b.threads_percent),
-            &format!("{:.3}x", spec.idle_over_busy),
-            "< 0.5%",
-            verdict(*pass),
-        ]);
-    }
-    for spec in &r.idle {
-        for line in &spec.unexpected {
-            out.push_str(&format!("note ({}): {line}\n", spec.name));
-        }
-    }
+    idle::render(&mut out, r.idle_seconds, r.clock_ticks_per_s, &r.idle, &r.pass.idle);
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::idle::unexpected_line;
     use serde_json::json;
     use test_support::log::{Source, json_line};
 
