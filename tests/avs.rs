@@ -3,24 +3,18 @@
 //! tasks by stake, and every aggregate checked by the independent BLS implementation
 //! (`independent.rs`, not `blst`).
 
+use avs_protocol::Scheme;
 use avs_protocol::encoding::to_hex;
-use avs_protocol::{Scheme, TaskResponse, U256};
 use serde_json::{Value, json};
 use spacecore_tests::cluster::{
-    Aggregator, AggregatorOptions, Cluster, Node, Operator, Registration, Tools, decided, events, free_port,
-    hex_field, new_task, operator_toml, post_task, post_unsigned_task, run_cli, status,
+    AggregatorOptions, Cluster, Node, Operator, Tools, completed, decided, events, hex_field, new_task,
+    post_task, post_unsigned_task, response_digest, run_cli, status, unanswered_task_run,
 };
 use spacecore_tests::{independent, kvm_available};
 use std::time::Duration;
 
 /// Limit of every wait: nothing here takes more than a few seconds when it works.
 const LIMIT: Duration = Duration::from_secs(30);
-
-/// The digest of the response to task `index` with `number`, computed by `avs-protocol`.
-fn digest(index: u32, number: u64) -> [u8; 32] {
-    let number = U256::from(number);
-    TaskResponse { reference_task_index: index, number_squared: number * number }.digest()
-}
 
 fn id_hex(node: &Node) -> String {
     node.operator.key.id_hex()
@@ -33,7 +27,7 @@ fn check_completed(cluster: &Cluster, task: &Value, signers: &[usize]) {
     // Sequential numbers: task i squares i + 1.
     let number = u64::from(index) + 1;
     assert_eq!(task["number_squared"], (number * number).to_string(), "{task}");
-    let digest = digest(index, number);
+    let digest = response_digest(index, number);
     assert_eq!(hex_field::<32>(&task["digest"]), digest, "{task}");
 
     let mut expected: Vec<String> =
@@ -58,10 +52,6 @@ fn check_completed(cluster: &Cluster, task: &Value, signers: &[usize]) {
     assert!(independent::verify(&aggregate_key, &digest, &signature), "aggregate signature of task {index}");
 }
 
-fn completed(decisions: &[Value]) -> Vec<&Value> {
-    events(decisions, "task_completed").collect()
-}
-
 /// The harness without VMs: operators made with the CLI form a set the aggregator accepts, and
 /// an aggregator run whose only node does not answer ends with its task expired.
 #[test]
@@ -83,27 +73,10 @@ fn cli_operators_form_a_valid_set_and_an_unanswered_task_expires() {
     );
     assert_eq!(shown.trim(), to_hex(&operator.key.bls_pubkey()));
     // Nothing listens on `nobody`: task deliveries fail.
-    let nobody = format!("http://{}", free_port());
-    let set = dir.path().join("operators.toml");
-    let text = operator_toml("alpha", &operator.key, 100, &nobody)
-        + &operator_toml("beta", &Registration::stranger(Scheme::Bls12381, 7), 50, &nobody);
-    std::fs::write(&set, text).unwrap();
-    let check =
-        std::process::Command::new(aggregator).arg("--operators").arg(&set).arg("--check").output().unwrap();
-    let out = String::from_utf8_lossy(&check.stdout);
-    assert!(check.status.success(), "{out}{}", String::from_utf8_lossy(&check.stderr));
-    assert!(out.contains("2 operators, all valid"), "{out}");
-
-    let options =
-        AggregatorOptions { tasks: 1, expiry: Duration::from_millis(300), ..AggregatorOptions::default() };
-    let mut run = Aggregator::start(aggregator, &set, free_port(), &options, dir.path());
-    let decisions = run.wait_decided(1, LIMIT);
-    assert_eq!(run.finish(LIMIT), Some(0), "{}", run.log_text());
+    let decisions = unanswered_task_run(aggregator, dir.path(), &operator, "2 operators, all valid", LIMIT);
     let created = events(&decisions, "task_created").next().expect("task_created");
     let sent = r#"{"task_index":0,"task":{"number_to_be_squared":"1","task_created_block":1,"quorum_numbers":"0x00","quorum_threshold_percentage":67}}"#;
     assert_eq!(new_task(created), serde_json::from_str::<Value>(sent).unwrap());
-    let expired = events(&decisions, "task_expired").next().expect("task_expired");
-    assert_eq!(expired["quorums"], json!([{"quorum": 0, "signed_stake": 0, "total_stake": 150}]));
 }
 
 #[test]
@@ -122,8 +95,7 @@ fn three_spacecores_sign_every_task_and_the_aggregates_verify_independently() {
     // 67 %: two of three equal stakes are not enough, every node must sign.
     let options = AggregatorOptions { tasks: 5, threshold: 67, ..AggregatorOptions::default() };
     let mut aggregator = cluster.start_aggregator(&options);
-    let decisions = aggregator.wait_decided(5, LIMIT);
-    assert_eq!(aggregator.finish(LIMIT), Some(0), "{}", aggregator.log_text());
+    let decisions = aggregator.finish_decided(5, LIMIT);
     let tasks = completed(&decisions);
     assert_eq!(tasks.len(), 5, "{decisions:#?}");
     for task in tasks {
@@ -143,8 +115,7 @@ fn an_operator_registered_with_another_key_is_refused_and_the_others_complete() 
     cluster.start_all();
     let options = AggregatorOptions { tasks: 5, threshold: 66, ..AggregatorOptions::default() };
     let mut aggregator = cluster.start_aggregator(&options);
-    let decisions = aggregator.wait_decided(5, LIMIT);
-    assert_eq!(aggregator.finish(LIMIT), Some(0), "{}", aggregator.log_text());
+    let decisions = aggregator.finish_decided(5, LIMIT);
     let tasks = completed(&decisions);
     assert_eq!(tasks.len(), 5, "{decisions:#?}");
     let registered = to_hex(&cluster.nodes[2].registered.id);
@@ -174,15 +145,10 @@ fn a_killed_spacecore_does_not_stop_the_tasks_and_signs_the_same_after_restart()
     // Once the victim has sent its first signed response (accepted, or too late for a task
     // already complete), SIGKILL its launcher.
     let victim = id_hex(&cluster.nodes[VICTIM]);
-    let sent = |d: &[Value]| events(d, "response").find(|r| r["operator_id"] == victim).cloned();
-    let early = aggregator.wait_until(LIMIT, |d| sent(d).is_some()).unwrap_or_else(|d| {
-        panic!("the victim never answered: {d:#?}\n{}", aggregator.log_text());
-    });
-    let signed_index = sent(&early).unwrap()["task_index"].as_u64().unwrap() as u32;
+    let signed_index = aggregator.first_response_from(&victim, LIMIT);
     cluster.kill(VICTIM);
 
-    let decisions = aggregator.wait_decided(8, LIMIT);
-    assert_eq!(aggregator.finish(LIMIT), Some(0), "{}", aggregator.log_text());
+    let decisions = aggregator.finish_decided(8, LIMIT);
     assert_eq!(completed(&decisions).len(), 8, "{decisions:#?}");
     assert_eq!(decided(&decisions).count(), 8);
     let last = completed(&decisions).into_iter().max_by_key(|t| t["task_index"].as_u64()).unwrap();
@@ -202,24 +168,9 @@ fn a_killed_spacecore_does_not_stop_the_tasks_and_signs_the_same_after_restart()
     assert_eq!(answer["operator_id"], victim);
     assert_eq!(answer["task_response"]["reference_task_index"], signed_index);
     assert_eq!(answer["task_response"]["number_squared"], (number * number).to_string());
-    let digest = digest(signed_index, number);
-    let (keystore, password) =
-        (node.operator.keystore.to_str().unwrap(), node.operator.password_file.to_str().unwrap());
-    let message = to_hex(&digest);
-    let args = [
-        "keys",
-        "sign",
-        "--scheme",
-        "bls12-381",
-        "--keystore",
-        keystore,
-        "--password-file",
-        password,
-        "--message-hex",
-        &message,
-    ];
-    let expected = run_cli(spacecore_tests::cli(), &args);
-    assert_eq!(answer["signature"], expected.trim());
+    let digest = response_digest(signed_index, number);
+    let expected = node.operator.cli_signature(spacecore_tests::cli(), &digest);
+    assert_eq!(answer["signature"], expected);
     assert!(independent::verify(&node.operator.key.bls_pubkey(), &digest, &hex_field(&answer["signature"])));
 
     // The same index with another number is a second, different response: refused.
@@ -278,7 +229,7 @@ fn malformed_tasks_get_400_and_the_node_keeps_serving() {
     assert_eq!(code, 200, "{first}");
     assert!(independent::verify(
         &node.operator.key.bls_pubkey(),
-        &digest(5, 12),
+        &response_digest(5, 12),
         &hex_field(&first["signature"])
     ));
     let (code, again) = post_task(addr, body.as_bytes());

@@ -7,22 +7,16 @@
 use std::time::Duration;
 
 use avs_protocol::encoding::to_hex;
-use avs_protocol::{Scheme, TaskResponse, U256, bn254};
+use avs_protocol::{Scheme, U256, bn254};
 use serde_json::{Value, json};
 use spacecore_tests::cluster::{
-    Aggregator, AggregatorOptions, Cluster, Operator, RegisteredKey, Registration, Tools, events, free_port,
-    hex_field, new_task, operator_toml, post_task, status,
+    AggregatorOptions, Cluster, Operator, RegisteredKey, Registration, Tools, completed, events, hex_field,
+    new_task, post_task, response_digest, status, unanswered_task_run,
 };
 use spacecore_tests::kvm_available;
 
 /// Limit of every wait: nothing here takes more than a few seconds when it works.
 const LIMIT: Duration = Duration::from_secs(30);
-
-/// The digest of the response to task `index` with `number`, computed by `avs-protocol`.
-fn digest(index: u32, number: u64) -> [u8; 32] {
-    let number = U256::from(number);
-    TaskResponse { reference_task_index: index, number_squared: number * number }.digest()
-}
 
 fn g1(key: &Registration) -> bn254::G1Point {
     key.bn254_key().g1()
@@ -42,7 +36,7 @@ fn check_completed(cluster: &Cluster, task: &Value, signers: &[usize]) {
     let number = u64::from(index) + 1;
     assert_eq!(task["scheme"], "bn254", "{task}");
     assert_eq!(task["number_squared"], (number * number).to_string(), "{task}");
-    let digest = digest(index, number);
+    let digest = response_digest(index, number);
     assert_eq!(hex_field::<32>(&task["digest"]), digest, "{task}");
 
     let registered: Vec<&Registration> = cluster.nodes.iter().map(|n| &n.registered).collect();
@@ -73,10 +67,6 @@ fn check_completed(cluster: &Cluster, task: &Value, signers: &[usize]) {
         .expect("the aggregate G1 and G2 keys have one secret");
 }
 
-fn completed(decisions: &[Value]) -> Vec<&Value> {
-    events(decisions, "task_completed").collect()
-}
-
 /// The harness without VMs: BN254 operators made with the CLI form a set the aggregator
 /// accepts, with their registrations as the CLI reports them, and an unanswered task expires.
 #[test]
@@ -95,24 +85,7 @@ fn cli_bn254_operators_form_a_valid_set_and_an_unanswered_task_expires() {
     assert_eq!(file["pubKey"], format!("E([{x},{y}])"), "{file}");
     assert!(file["crypto"].is_object(), "{file}");
 
-    let nobody = format!("http://{}", free_port());
-    let set = dir.path().join("operators.toml");
-    let text = operator_toml("alpha", &operator.key, 100, &nobody)
-        + &operator_toml("beta", &Registration::stranger(Scheme::Bn254, 7), 50, &nobody);
-    std::fs::write(&set, text).unwrap();
-    let check =
-        std::process::Command::new(aggregator).arg("--operators").arg(&set).arg("--check").output().unwrap();
-    let out = String::from_utf8_lossy(&check.stdout);
-    assert!(check.status.success(), "{out}{}", String::from_utf8_lossy(&check.stderr));
-    assert!(out.contains("2 operators, all valid (bn254 keys)"), "{out}");
-
-    let options =
-        AggregatorOptions { tasks: 1, expiry: Duration::from_millis(300), ..AggregatorOptions::default() };
-    let mut run = Aggregator::start(aggregator, &set, free_port(), &options, dir.path());
-    let decisions = run.wait_decided(1, LIMIT);
-    assert_eq!(run.finish(LIMIT), Some(0), "{}", run.log_text());
-    let expired = events(&decisions, "task_expired").next().expect("task_expired");
-    assert_eq!(expired["quorums"], json!([{"quorum": 0, "signed_stake": 0, "total_stake": 150}]));
+    unanswered_task_run(aggregator, dir.path(), &operator, "2 operators, all valid (bn254 keys)", LIMIT);
 }
 
 #[test]
@@ -131,8 +104,7 @@ fn three_bn254_spacecores_sign_every_task_and_the_aggregates_verify() {
     // 67 %: every one of the three equal stakes must sign.
     let options = AggregatorOptions { tasks: 5, threshold: 67, ..AggregatorOptions::default() };
     let mut aggregator = cluster.start_aggregator(&options);
-    let decisions = aggregator.wait_decided(5, LIMIT);
-    assert_eq!(aggregator.finish(LIMIT), Some(0), "{}", aggregator.log_text());
+    let decisions = aggregator.finish_decided(5, LIMIT);
     let tasks = completed(&decisions);
     assert_eq!(tasks.len(), 5, "{decisions:#?}");
     for task in tasks {
@@ -147,7 +119,7 @@ fn three_bn254_spacecores_sign_every_task_and_the_aggregates_verify() {
     assert_eq!(code, 200, "{answer}");
     assert_eq!(answer["operator_id"], node.operator.key.id_hex());
     let signature = bn254::Signature::from_bytes(&hex_field::<64>(&answer["signature"])).expect("a G1 point");
-    bn254::verify(&node.registered.bn254_key().g2(), &digest(0, 1), &signature)
+    bn254::verify(&node.registered.bn254_key().g2(), &response_digest(0, 1), &signature)
         .expect("the node's signature");
 }
 
@@ -161,8 +133,7 @@ fn a_bn254_operator_registered_with_another_key_is_refused_and_the_others_comple
     cluster.start_all();
     let options = AggregatorOptions { tasks: 4, threshold: 66, ..AggregatorOptions::default() };
     let mut aggregator = cluster.start_aggregator(&options);
-    let decisions = aggregator.wait_decided(4, LIMIT);
-    assert_eq!(aggregator.finish(LIMIT), Some(0), "{}", aggregator.log_text());
+    let decisions = aggregator.finish_decided(4, LIMIT);
     let tasks = completed(&decisions);
     assert_eq!(tasks.len(), 4, "{decisions:#?}");
     for task in tasks {
@@ -191,15 +162,10 @@ fn a_killed_bn254_spacecore_signs_the_same_after_restart() {
     let options = AggregatorOptions { tasks: 6, threshold: 66, ..AggregatorOptions::default() };
     let mut aggregator = cluster.start_aggregator(&options);
     let victim = cluster.nodes[VICTIM].operator.key.id_hex();
-    let sent = |d: &[Value]| events(d, "response").find(|r| r["operator_id"] == victim).cloned();
-    let early = aggregator.wait_until(LIMIT, |d| sent(d).is_some()).unwrap_or_else(|d| {
-        panic!("the victim never answered: {d:#?}\n{}", aggregator.log_text());
-    });
-    let signed_index = sent(&early).unwrap()["task_index"].as_u64().unwrap() as u32;
+    let signed_index = aggregator.first_response_from(&victim, LIMIT);
     cluster.kill(VICTIM);
 
-    let decisions = aggregator.wait_decided(6, LIMIT);
-    assert_eq!(aggregator.finish(LIMIT), Some(0), "{}", aggregator.log_text());
+    let decisions = aggregator.finish_decided(6, LIMIT);
     assert_eq!(completed(&decisions).len(), 6, "{decisions:#?}");
     let last = completed(&decisions).into_iter().max_by_key(|t| t["task_index"].as_u64()).unwrap();
     check_completed(&cluster, last, &[0, 1]);
@@ -212,24 +178,9 @@ fn a_killed_bn254_spacecore_signs_the_same_after_restart() {
         events(&decisions, "task_created").find(|c| c["task_index"] == signed_index).expect("created");
     let (code, answer) = post_task(node.http.unwrap(), new_task(created).to_string().as_bytes());
     assert_eq!(code, 200, "{answer}");
-    let digest = digest(signed_index, u64::from(signed_index) + 1);
-    let (keyfile, password) =
-        (node.operator.keystore.to_str().unwrap(), node.operator.password_file.to_str().unwrap());
-    let message = to_hex(&digest);
-    let args = [
-        "keys",
-        "sign",
-        "--scheme",
-        "bn254",
-        "--keystore",
-        keyfile,
-        "--password-file",
-        password,
-        "--message-hex",
-        &message,
-    ];
-    let expected = spacecore_tests::cluster::run_cli(spacecore_tests::cli(), &args);
-    assert_eq!(answer["signature"], expected.trim());
+    let digest = response_digest(signed_index, u64::from(signed_index) + 1);
+    let expected = node.operator.cli_signature(spacecore_tests::cli(), &digest);
+    assert_eq!(answer["signature"], expected);
     let signature = bn254::Signature::from_bytes(&hex_field::<64>(&answer["signature"])).expect("a G1 point");
     bn254::verify(&node.registered.bn254_key().g2(), &digest, &signature).expect("the node's signature");
     // The same index with another number: refused.

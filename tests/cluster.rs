@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use avs_protocol::encoding::{from_hex, to_hex};
-use avs_protocol::{Scheme, bls, bn254};
+use avs_protocol::{Scheme, TaskResponse, U256, bls, bn254};
 use serde_json::{Value, json};
 
 use crate::{Running, connect, http_json, published, spec_text};
@@ -190,6 +190,62 @@ impl Operator {
         };
         Operator { name: name.to_owned(), dir, keystore, password_file, key }
     }
+}
+
+impl Operator {
+    /// The CLI's signature of `digest` with the operator's key file (`keys sign` with the key's
+    /// scheme), as hex.
+    pub fn cli_signature(&self, cli: &Path, digest: &[u8; 32]) -> String {
+        let scheme = match self.key.scheme() {
+            Scheme::Bn254 => "bn254",
+            Scheme::Bls12381 => "bls12-381",
+        };
+        let (keystore, password) = (self.keystore.to_str().unwrap(), self.password_file.to_str().unwrap());
+        let message = to_hex(digest);
+        let args = [
+            "keys",
+            "sign",
+            "--scheme",
+            scheme,
+            "--keystore",
+            keystore,
+            "--password-file",
+            password,
+            "--message-hex",
+            &message,
+        ];
+        run_cli(cli, &args).trim().to_owned()
+    }
+}
+
+/// The harness without VMs: the operator set of `operator` (stake 100) and a stranger of its
+/// scheme (stake 50), both at an address where nothing listens, written to `dir`, must pass
+/// `aggregator --check` with `expected` in its output; then an aggregator run on it for one
+/// task must end (exit 0) with that task expired, no stake signed. Every decision of the run.
+pub fn unanswered_task_run(
+    aggregator: &Path,
+    dir: &Path,
+    operator: &Operator,
+    expected: &str,
+    limit: Duration,
+) -> Vec<Value> {
+    let nobody = format!("http://{}", free_port());
+    let set = dir.join("operators.toml");
+    let text = operator_toml("alpha", &operator.key, 100, &nobody)
+        + &operator_toml("beta", &Registration::stranger(operator.key.scheme(), 7), 50, &nobody);
+    std::fs::write(&set, text).unwrap();
+    let check = Command::new(aggregator).arg("--operators").arg(&set).arg("--check").output().unwrap();
+    let out = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{out}{}", String::from_utf8_lossy(&check.stderr));
+    assert!(out.contains(expected), "{out}");
+
+    let options =
+        AggregatorOptions { tasks: 1, expiry: Duration::from_millis(300), ..AggregatorOptions::default() };
+    let mut run = Aggregator::start(aggregator, &set, free_port(), &options, dir);
+    let decisions = run.finish_decided(1, limit);
+    let expired = events(&decisions, "task_expired").next().expect("task_expired");
+    assert_eq!(expired["quorums"], json!([{"quorum": 0, "signed_stake": 0, "total_stake": 150}]));
+    decisions
 }
 
 /// Makes an EIP-2335 keystore (PBKDF2) and reads its registration with the CLI.
@@ -808,6 +864,24 @@ impl Aggregator {
         })
     }
 
+    /// [`Aggregator::wait_decided`], then [`Aggregator::finish`], which must be exit code 0
+    /// (the aggregator's log otherwise); the decisions.
+    pub fn finish_decided(&mut self, n: usize, limit: Duration) -> Vec<Value> {
+        let decisions = self.wait_decided(n, limit);
+        assert_eq!(self.finish(limit), Some(0), "{}", self.log_text());
+        decisions
+    }
+
+    /// Waits (at most `limit`) for the first response signed by `operator_id` (accepted or
+    /// not); its task index. Panics with the decisions and the aggregator's log otherwise.
+    pub fn first_response_from(&self, operator_id: &str, limit: Duration) -> u32 {
+        let sent = |d: &[Value]| events(d, "response").find(|r| r["operator_id"] == operator_id).cloned();
+        let early = self.wait_until(limit, |d| sent(d).is_some()).unwrap_or_else(|d| {
+            panic!("the victim never answered: {d:#?}\n{}", self.log_text());
+        });
+        sent(&early).unwrap()["task_index"].as_u64().unwrap() as u32
+    }
+
     /// The aggregator's standard error so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -846,6 +920,17 @@ impl Drop for Aggregator {
 /// The decisions of one `event`.
 pub fn events<'a>(decisions: &'a [Value], event: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
     decisions.iter().filter(move |d| d["event"] == event)
+}
+
+/// The `task_completed` decisions.
+pub fn completed(decisions: &[Value]) -> Vec<&Value> {
+    events(decisions, "task_completed").collect()
+}
+
+/// The digest of the response to task `index` with `number`, computed by `avs-protocol`.
+pub fn response_digest(index: u32, number: u64) -> [u8; 32] {
+    let number = U256::from(number);
+    TaskResponse { reference_task_index: index, number_squared: number * number }.digest()
 }
 
 /// The `task_completed` and `task_expired` decisions.
