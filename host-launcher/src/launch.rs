@@ -27,6 +27,10 @@ pub struct Launch {
     pub jail_dir: PathBuf,
     /// How far the host's CPUs and memory may be promised to its spacecores.
     pub overcommit: capacity::Overcommit,
+    /// A replica of a scaled spacecore (`--replica`): its standard input is a pipe from the
+    /// launcher that balances between the replicas, and its end (that launcher gone, even
+    /// killed) stops the guest as SIGTERM does ([`crate::scale`]).
+    pub watch_parent: bool,
 }
 
 impl Launch {
@@ -75,6 +79,9 @@ impl Launch {
         )?;
         let stop = Arc::new(vmm::StopSignal::default());
         watch_signals(stop.clone(), log.clone())?;
+        if self.watch_parent {
+            watch_parent(stop.clone(), log.clone())?;
+        }
 
         // The VM and its memory (KVM's slowest step) and the devices (namespace, tap, disk,
         // published ports) do not depend on each other: set them up side by side.
@@ -331,6 +338,27 @@ fn final_report(log: &Log, ending: supervisor::Ending, exits: &vmm::ExitCounts) 
         outcome => log.event(Level::Error, outcome.describe(), &fields),
     }
     status
+}
+
+/// A replica's standard input ends when the launcher that started it is gone: the guest is
+/// then stopped as on SIGTERM. (The parent-death signal the replica is started with does not
+/// survive the change of user when the launcher confines itself; this read does.)
+fn watch_parent(stop: Arc<vmm::StopSignal>, log: Log) -> anyhow::Result<()> {
+    std::thread::Builder::new().name("parent".into()).spawn(move || {
+        jail::enter(jail::Kind::Control);
+        let mut buf = [0u8; 64];
+        loop {
+            // SAFETY: read(2) into a buffer of this thread of the length given.
+            let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
+            if n > 0 || (n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted) {
+                continue;
+            }
+            log.launcher("the scaling launcher is gone: stopping the guest");
+            stop.raise();
+            return;
+        }
+    })?;
+    Ok(())
 }
 
 /// SIGTERM and SIGINT ask the guest to stop cleanly.

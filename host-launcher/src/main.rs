@@ -175,6 +175,7 @@ fn run(cli: &Cli, plan: &hac::Plan, log: &Log, started: (Instant, u64)) -> anyho
         jail: jail::Options { no_jail: cli.no_jail, uid: cli.uid, gid: cli.gid },
         jail_dir: cli.jail_dir.clone(),
         overcommit: capacity::Overcommit { cpu: cli.cpu_overcommit, memory: cli.memory_overcommit },
+        watch_parent: cli.replica.is_some(),
     };
     launch.run(plan, log, started, image_path, image)
 }

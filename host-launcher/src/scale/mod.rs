@@ -148,7 +148,6 @@ pub struct Parent {
 #[derive(Debug, Default)]
 struct State {
     replicas: AtomicU64,
-    ready: AtomicU64,
     ups: AtomicU64,
     downs: AtomicU64,
     replacements: AtomicU64,
@@ -319,11 +318,6 @@ pub fn run(plan: &hac::Plan, log: &Log, parent: &Parent) -> anyhow::Result<u8> {
         let count = (running.len() + pending.len()) as u32;
         let open: u64 = published.iter().map(|(_, c)| c.open.load(Ordering::Acquire)).sum();
         state.replicas.store(u64::from(count), Ordering::Relaxed);
-        state.ready.store(
-            replicas.values().filter(|r| !r.stopping && r.backend.serving.load(Ordering::Acquire)).count()
-                as u64,
-            Ordering::Relaxed,
-        );
         match controller.observe(now, open, count) {
             Some(Change::Up) => {
                 let number =
@@ -409,12 +403,14 @@ fn spawn(plan: &hac::Plan, parent: &Parent, number: u32, log: &Log) -> anyhow::R
     for (name, port) in &ports {
         cmd.arg("--replica-port").arg(format!("{name}={port}"));
     }
-    cmd.arg(&parent.spec).stdin(Stdio::null()).stdout(Stdio::piped());
+    // Its standard input is a pipe whose end tells it the parent is gone (even killed).
+    cmd.arg(&parent.spec).stdin(Stdio::piped()).stdout(Stdio::piped());
     // SAFETY: the closure runs in the child between fork and exec and only calls prctl(2),
     // which is async-signal-safe and touches no memory of the parent's.
     unsafe {
         cmd.pre_exec(|| {
-            // The replica stops when the parent dies, even by SIGKILL.
+            // The replica stops when the parent dies, even by SIGKILL (until it confines
+            // itself; then its standard input's end tells it).
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -549,7 +545,12 @@ fn render(
     )
     .sample_f64("spacecore_launcher_replicas", &[], n(&state.replicas));
     e.family("spacecore_launcher_replicas_ready", Kind::Gauge, "Replicas that take new connections.")
-        .sample_f64("spacecore_launcher_replicas_ready", &[], n(&state.ready));
+        .sample_f64(
+            "spacecore_launcher_replicas_ready",
+            &[],
+            // Read at the scrape: a replica is ready from its launcher's line on.
+            pool.all().iter().filter(|b| b.serving.load(Ordering::Acquire)).count() as f64,
+        );
     e.family("spacecore_launcher_replicas_min", Kind::Gauge, "spec.operations.min_replicas.").sample_f64(
         "spacecore_launcher_replicas_min",
         &[],
