@@ -97,6 +97,19 @@ pub fn text(plan: &Plan, image: &ResolvedImage) -> String {
     } else {
         let _ = writeln!(s, "  failover   none: a guest that ends is not restarted");
     }
+    if plan.operations.scaling == hac::Scaling::HorizontalAutoScaling {
+        let a = &plan.operations.autoscaling;
+        let _ = writeln!(
+            s,
+            "  scaling    {} to {} replicas behind the published ports (least connections); one more above {} \
+             open connections per replica for {}, one fewer at or below half of it with one fewer for {}",
+            a.min_replicas,
+            a.max_replicas,
+            a.target_connections,
+            ms(a.scale_up_after_ms),
+            ms(a.scale_down_after_ms)
+        );
+    }
     let observability = &plan.observability;
     match observability.metrics_address {
         Some(address) => {

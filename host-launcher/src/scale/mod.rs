@@ -326,6 +326,8 @@ pub fn run(plan: &hac::Plan, log: &Log, parent: &Parent) -> anyhow::Result<u8> {
                 state.ups.fetch_add(1, Ordering::Relaxed);
                 scale_event(log, Change::Up, count, open, &autoscaling, number);
                 pending.push((number, now));
+                // Started at once, at the top of the loop.
+                continue;
             }
             Some(Change::Down) => {
                 // The newest number goes first; a replica waiting to start goes before any.
