@@ -36,7 +36,7 @@ fn wipe_history(disk: &Path) {
 
 fn import_key(dir: &Path, disk: &Path, secret: &str, name: &str) -> Run {
     let file = cheap_bn254_file(dir, name, secret, "pw");
-    spacecore(&["keys", "import", "--keystore", file.to_str().unwrap(), "--disk", disk.to_str().unwrap()])
+    keys_import(&file, disk, &[])
 }
 
 fn disk_arg(disk: &Path) -> &str {

@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 #[test]
 fn raw_secret_commands_match_py_ecc() {
@@ -13,19 +14,7 @@ fn raw_secret_commands_match_py_ecc() {
             ["keys", "sign", "--scheme", "bls12-381", "--secret-hex", sk, "--message-hex", DIGEST_7_81];
         assert_eq!(spacecore(&sign).line(), sig);
         assert_eq!(spacecore(&["keys", "pop", "--scheme", "bls12-381", "--secret-hex", sk]).line(), pop);
-        let verify = [
-            "keys",
-            "verify",
-            "--scheme",
-            "bls12-381",
-            "--pubkey",
-            pk,
-            "--message-hex",
-            DIGEST_7_81,
-            "--signature",
-            sig,
-        ];
-        assert_eq!(spacecore(&verify).line(), "valid");
+        assert_eq!(keys_verify("bls12-381", pk, DIGEST_7_81, sig, &[]).line(), "valid");
         assert_eq!(
             spacecore(&["keys", "pop-verify", "--scheme", "bls12-381", "--pubkey", pk, "--proof", pop])
                 .line(),
@@ -64,16 +53,7 @@ fn keystore_commands_give_the_same_bytes_as_the_raw_secret() {
         "--password-file",
     ])
     .fails_with("a value is required");
-    let run = spacecore(&[
-        "keys",
-        "pubkey",
-        "--scheme",
-        "bls12-381",
-        "--keystore",
-        keystore.to_str().unwrap(),
-        "--password-file",
-        wrong.to_str().unwrap(),
-    ]);
+    let run = with_key_file(&["keys", "pubkey", "--scheme", "bls12-381"], &keystore, &wrong);
     run.fails_with("wrong password");
 
     // A pubkey field that is not the secret's public key is refused.
@@ -96,19 +76,8 @@ fn aggregates_match_py_ecc() {
         AGGREGATE_PUBLIC_KEY
     );
     // The aggregate checks against the aggregate key.
-    let verify = [
-        "keys",
-        "verify",
-        "--scheme",
-        "bls12-381",
-        "--pubkey",
-        AGGREGATE_PUBLIC_KEY,
-        "--message-hex",
-        DIGEST_7_81,
-        "--signature",
-        AGGREGATE_SIGNATURE,
-    ];
-    assert_eq!(spacecore(&verify).line(), "valid");
+    let verify = keys_verify("bls12-381", AGGREGATE_PUBLIC_KEY, DIGEST_7_81, AGGREGATE_SIGNATURE, &[]);
+    assert_eq!(verify.line(), "valid");
     // A bad item is named; both lists at once is a usage error.
     let bad = format!("{},{}", pks[0], &pks[1][..20]);
     spacecore(&["keys", "aggregate", "--scheme", "bls12-381", "--pubkeys", &bad])
@@ -120,20 +89,7 @@ fn aggregates_match_py_ecc() {
 #[test]
 fn verify_tells_invalid_from_malformed() {
     let (_, pk, sig, pop) = KEYS[0];
-    let verify = |pk: &str, msg: &str, sig: &str| {
-        spacecore(&[
-            "keys",
-            "verify",
-            "--scheme",
-            "bls12-381",
-            "--pubkey",
-            pk,
-            "--message-hex",
-            msg,
-            "--signature",
-            sig,
-        ])
-    };
+    let verify = |pk: &str, msg: &str, sig: &str| keys_verify("bls12-381", pk, msg, sig, &[]);
     // Valid points that do not verify: exit 1.
     for run in [
         verify(pk, "0x00", sig),
@@ -189,34 +145,13 @@ fn generate_writes_a_private_keystore_whose_key_signs() {
     let sig = spacecore(
         &[&["keys", "sign", "--scheme", "bls12-381"][..], &from, &["--message-hex", "0xc0ffee"]].concat(),
     );
-    let verify = [
-        "keys",
-        "verify",
-        "--scheme",
-        "bls12-381",
-        "--pubkey",
-        pk,
-        "--message-hex",
-        "0xc0ffee",
-        "--signature",
-        sig.line(),
-    ];
-    assert_eq!(spacecore(&verify).line(), "valid");
+    assert_eq!(keys_verify("bls12-381", pk, "0xc0ffee", sig.line(), &[]).line(), "valid");
 
     // An existing file is never overwritten.
     generate("pbkdf2", &out).fails_with("already exists");
     assert_eq!(std::fs::read_to_string(&out).unwrap(), json);
-    let bad_path = [
-        "keys",
-        "generate",
-        "--scheme",
-        "bls12-381",
-        "--out",
-        "x.json",
-        "--password-file",
-        password.to_str().unwrap(),
-    ];
-    spacecore(&[&bad_path[..], &["--path", "m/12381/x"]].concat()).fails_with("expected an EIP-2334 path");
+    keys_generate("bls12-381", Path::new("x.json"), &password, &["--path", "m/12381/x"])
+        .fails_with("expected an EIP-2334 path");
 }
 
 #[test]
@@ -224,17 +159,7 @@ fn generate_with_scrypt_by_default() {
     let dir = tempfile::tempdir().unwrap();
     let password = password_file(dir.path(), "pw", "another passphrase");
     let out = dir.path().join("scrypt.json");
-    let args = [
-        "keys",
-        "generate",
-        "--scheme",
-        "bls12-381",
-        "--out",
-        out.to_str().unwrap(),
-        "--password-file",
-        password.to_str().unwrap(),
-    ];
-    let run = spacecore(&args);
+    let run = keys_generate("bls12-381", &out, &password, &[]);
     assert_eq!(run.code, Some(0), "{run:?}");
     let keystore = eip2335::Keystore::from_json(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!((keystore.crypto.kdf.function.as_str(), keystore.path.as_str()), ("scrypt", ""));
@@ -248,36 +173,17 @@ fn password_files_readable_by_others_are_used_with_a_warning() {
     let (sk, pk, ..) = KEYS[2];
     let keystore = cheap_keystore(dir.path(), "k.json", sk, "pw");
     let password = password_file(dir.path(), "pw", "pw");
-    let args = [
-        "keys",
-        "pubkey",
-        "--scheme",
-        "bls12-381",
-        "--keystore",
-        keystore.to_str().unwrap(),
-        "--password-file",
-        password.to_str().unwrap(),
-    ];
-    let run = spacecore(&args);
+    let pubkey = || with_key_file(&["keys", "pubkey", "--scheme", "bls12-381"], &keystore, &password);
+    let run = pubkey();
     assert_eq!((run.line(), run.stderr.as_str()), (pk, ""));
     std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let run = spacecore(&args);
+    let run = pubkey();
     assert_eq!(run.line(), pk);
     assert!(run.stderr.contains("warning: password file") && run.stderr.contains("mode 644"), "{run:?}");
 
     let empty = password_file(dir.path(), "empty", "");
     let out = dir.path().join("new.json");
-    let args = [
-        "keys",
-        "generate",
-        "--scheme",
-        "bls12-381",
-        "--out",
-        out.to_str().unwrap(),
-        "--password-file",
-        empty.to_str().unwrap(),
-    ];
-    spacecore(&args).fails_with("is empty; expected the keystore's password");
+    keys_generate("bls12-381", &out, &empty, &[]).fails_with("is empty; expected the keystore's password");
     assert!(!out.exists());
 }
 

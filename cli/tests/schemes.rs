@@ -63,67 +63,19 @@ fn bn254_pubkey_json_and_text_agree_with_avs_protocol() {
 
 #[test]
 fn bn254_sign_verify_aggregate_are_consistent() {
-    let sign = |n: u8| {
-        let run = spacecore(&[
-            "keys",
-            "sign",
-            "--scheme",
-            "bn254",
-            "--secret-hex",
-            &scalar(n),
-            "--message-hex",
-            DIGEST,
-        ]);
-        run.line().to_owned()
-    };
+    let sign = |n: u8| keys_sign("bn254", &scalar(n), DIGEST, &[]).line().to_owned();
     let (s3, s5) = (sign(3), sign(5));
     assert_eq!(s3.len(), 2 + 128);
-    let json = spacecore(&[
-        "keys",
-        "sign",
-        "--scheme",
-        "bn254",
-        "--secret-hex",
-        &scalar(3),
-        "--message-hex",
-        DIGEST,
-        "--json",
-    ])
-    .json();
+    let json = keys_sign("bn254", &scalar(3), DIGEST, &["--json"]).json();
     assert_eq!(g1_hex(&json["signature"]), s3);
     assert_eq!(json.as_object().unwrap().len(), 1);
     let g2 = |n: u8| g2_hex(&bn254_pubkey(&scalar(n))["g2"]);
-    let verify = |pk: &str, msg: &str, sig: &str| {
-        spacecore(&[
-            "keys",
-            "verify",
-            "--scheme",
-            "bn254",
-            "--pubkey",
-            pk,
-            "--message-hex",
-            msg,
-            "--signature",
-            sig,
-        ])
-    };
+    let verify = |pk: &str, msg: &str, sig: &str| keys_verify("bn254", pk, msg, sig, &[]);
     assert_eq!(verify(&g2(3), DIGEST, &s3).line(), "valid");
     let other_digest = format!("0x{}", "11".repeat(32));
     let run = verify(&g2(3), &other_digest, &s3);
     assert_eq!((run.code, run.stdout.as_str()), (Some(1), "invalid\n"));
-    let run = spacecore(&[
-        "keys",
-        "verify",
-        "--scheme",
-        "bn254",
-        "--pubkey",
-        &g2(5),
-        "--message-hex",
-        DIGEST,
-        "--signature",
-        &s3,
-        "--json",
-    ]);
+    let run = keys_verify("bn254", &g2(5), DIGEST, &s3, &["--json"]);
     assert_eq!(
         (run.code, serde_json::from_str::<Value>(&run.stdout).unwrap()),
         (Some(1), serde_json::json!({"valid": false}))
@@ -160,17 +112,8 @@ fn bn254_sign_verify_aggregate_are_consistent() {
     // Mixed groups, bad lengths and messages that are not 32 bytes are errors.
     spacecore(&["keys", "aggregate", "--scheme", "bn254", "--pubkeys", &format!("{},{}", g1(3), g2(5))])
         .fails_with("--pubkeys item 2: 128 bytes, expected 64");
-    spacecore(&[
-        "keys",
-        "sign",
-        "--scheme",
-        "bn254",
-        "--secret-hex",
-        &scalar(3),
-        "--message-hex",
-        "0xc0ffee",
-    ])
-    .fails_with("--message-hex: 3 bytes; a bn254 message is exactly 32 bytes");
+    keys_sign("bn254", &scalar(3), "0xc0ffee", &[])
+        .fails_with("--message-hex: 3 bytes; a bn254 message is exactly 32 bytes");
     verify(&g1(3), DIGEST, &s3).fails_with("--pubkey: 64 bytes, expected 128");
     let off_curve = format!("{}{}", &s3[..129], if s3.ends_with('0') { "1" } else { "0" });
     verify(&g2(3), DIGEST, &off_curve).fails_with("--signature: not a valid BN254 signature");
@@ -206,33 +149,10 @@ fn bls12_381_json_shapes() {
     assert_eq!(json["pubkey"], pk);
     let pk_bytes = avs_protocol::encoding::from_hex(pk).unwrap();
     assert_eq!(json["operator_id"], avs_protocol::encoding::to_hex(&avs_protocol::keccak256(&pk_bytes)));
-    let json = spacecore(&[
-        "keys",
-        "sign",
-        "--scheme",
-        "bls12-381",
-        "--secret-hex",
-        sk,
-        "--message-hex",
-        DIGEST_7_81,
-        "--json",
-    ])
-    .json();
+    let json = keys_sign("bls12-381", sk, DIGEST_7_81, &["--json"]).json();
     assert_eq!(json, serde_json::json!({ "signature": sig }));
-    let verify = [
-        "keys",
-        "verify",
-        "--scheme",
-        "bls12-381",
-        "--pubkey",
-        pk,
-        "--message-hex",
-        DIGEST_7_81,
-        "--signature",
-        sig,
-        "--json",
-    ];
-    assert_eq!(spacecore(&verify).json(), serde_json::json!({ "valid": true }));
+    let verify = keys_verify("bls12-381", pk, DIGEST_7_81, sig, &["--json"]);
+    assert_eq!(verify.json(), serde_json::json!({ "valid": true }));
     let sigs: Vec<&str> = KEYS.iter().map(|k| k.2).collect();
     let json =
         spacecore(&["keys", "aggregate", "--scheme", "bls12-381", "--signatures", &sigs.join(","), "--json"])
@@ -256,29 +176,13 @@ fn bn254_key_files_are_used_like_secrets() {
     assert_eq!(by_file, bn254_pubkey(&scalar(7)));
     let sign =
         spacecore(&[&["keys", "sign", "--scheme", "bn254", "--message-hex", DIGEST][..], &from].concat());
-    let raw = spacecore(&[
-        "keys",
-        "sign",
-        "--scheme",
-        "bn254",
-        "--secret-hex",
-        &scalar(7),
-        "--message-hex",
-        DIGEST,
-    ]);
+    let raw = keys_sign("bn254", &scalar(7), DIGEST, &[]);
     assert_eq!(sign.line(), raw.line());
     spacecore(&[&["keys", "pubkey", "--scheme", "bls12-381"][..], &from].concat())
         .fails_with("an eigensdk BLS key file (bn254), but --scheme bls12-381 was given");
 
     let wrong = password_file(dir.path(), "wrong", "pw bx");
-    let run = spacecore(&[
-        "keys",
-        "pubkey",
-        "--keystore",
-        file.to_str().unwrap(),
-        "--password-file",
-        wrong.to_str().unwrap(),
-    ]);
+    let run = with_key_file(&["keys", "pubkey"], &file, &wrong);
     run.fails_with(&format!("key file {}: crypto.mac: wrong password", file.display()));
     // A pubKey that is another key's is refused after decryption.
     let other = cheap_bn254_file(dir.path(), "other.json", &scalar(8), "pw bn");
@@ -289,14 +193,7 @@ fn bn254_key_files_are_used_like_secrets() {
     spacecore(&[&["keys", "pubkey"][..], &from].concat()).fails_with("pubKey: E([");
     // An ECDSA keystore is not a BLS key.
     let ecdsa = cheap_ecdsa_keystore(dir.path(), "ecdsa.json", &scalar(7), "pw bn");
-    let run = spacecore(&[
-        "keys",
-        "pubkey",
-        "--keystore",
-        ecdsa.to_str().unwrap(),
-        "--password-file",
-        password.to_str().unwrap(),
-    ]);
+    let run = with_key_file(&["keys", "pubkey"], &ecdsa, &password);
     run.fails_with("an Ethereum v3 keystore (ecdsa), not a BLS key");
 }
 
@@ -332,19 +229,7 @@ fn generate_bn254_writes_an_eigensdk_key_file_that_round_trips() {
     // The file signs through the CLI, and the signature checks under the printed G2 key.
     let from = ["--keystore", out.to_str().unwrap(), "--password-file", password.to_str().unwrap()];
     let sig = spacecore(&[&["keys", "sign", "--message-hex", DIGEST][..], &from].concat());
-    let verify = [
-        "keys",
-        "verify",
-        "--scheme",
-        "bn254",
-        "--pubkey",
-        g2,
-        "--message-hex",
-        DIGEST,
-        "--signature",
-        sig.line(),
-    ];
-    assert_eq!(spacecore(&verify).line(), "valid");
+    assert_eq!(keys_verify("bn254", g2, DIGEST, sig.line(), &[]).line(), "valid");
     spacecore(&[&args[..], &[password.to_str().unwrap()]].concat()).fails_with("already exists");
     assert_eq!(std::fs::read_to_string(&out).unwrap(), text);
 }
@@ -376,18 +261,8 @@ fn import_bn254_and_ecdsa_files_and_show_them() {
     let bn = cheap_bn254_file(dir.path(), "bn.json", &scalar(7), "pw");
     let ecdsa = cheap_ecdsa_keystore(dir.path(), "ecdsa.json", &scalar(9), "pw");
     let password = password_file(dir.path(), "pw", "pw");
-    let run = spacecore(&[
-        "keys",
-        "import",
-        "--keystore",
-        bn.to_str().unwrap(),
-        "--ecdsa-keystore",
-        ecdsa.to_str().unwrap(),
-        "--disk",
-        disk.to_str().unwrap(),
-        "--password-file",
-        password.to_str().unwrap(),
-    ]);
+    let extra = ["--ecdsa-keystore", ecdsa.to_str().unwrap(), "--password-file", password.to_str().unwrap()];
+    let run = keys_import(&bn, &disk, &extra);
     let lines = run.lines();
     let pubkey = bn254_pubkey(&scalar(7));
     let address = avs_protocol::ecdsa::SecretKey::from_bytes(&secret32(&scalar(9))).unwrap().address();
@@ -423,14 +298,7 @@ fn failed_imports_leave_the_disk_byte_identical() {
     let wrong = password_file(dir.path(), "wrong", "pw2");
     // A disk that already holds a key: it must survive every failed import.
     let first = cheap_keystore(dir.path(), "k.json", KEYS[0].0, "pw");
-    let run = spacecore(&[
-        "keys",
-        "import",
-        "--keystore",
-        first.to_str().unwrap(),
-        "--disk",
-        disk.to_str().unwrap(),
-    ]);
+    let run = keys_import(&first, &disk, &[]);
     assert_eq!(run.code, Some(0), "{run:?}");
     let before = std::fs::read(&disk).unwrap();
 
@@ -490,16 +358,7 @@ fn failed_imports_leave_the_disk_byte_identical() {
         assert!(std::fs::read(&disk).unwrap() == before, "{flag} {}: the disk changed", file.display());
     }
     // Both files at once, the second one bad: neither is written.
-    let run = spacecore(&[
-        "keys",
-        "import",
-        "--keystore",
-        bn.to_str().unwrap(),
-        "--ecdsa-keystore",
-        unknown_kdf.to_str().unwrap(),
-        "--disk",
-        disk.to_str().unwrap(),
-    ]);
+    let run = keys_import(&bn, &disk, &["--ecdsa-keystore", unknown_kdf.to_str().unwrap()]);
     run.fails_with("unsupported crypto.kdf");
     assert!(std::fs::read(&disk).unwrap() == before, "the disk changed");
 }

@@ -131,3 +131,46 @@ pub fn store(path: &Path) -> spacecore_store::Store<spacecore_store::FileDisk> {
     let file = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
     spacecore_store::Store::open(spacecore_store::FileDisk::new(file).unwrap()).unwrap()
 }
+
+/// `spacecore keys sign --scheme SCHEME --secret-hex SECRET --message-hex MESSAGE`, then `extra`.
+pub fn keys_sign(scheme: &str, secret: &str, message: &str, extra: &[&str]) -> Run {
+    let args = ["keys", "sign", "--scheme", scheme, "--secret-hex", secret, "--message-hex", message];
+    spacecore(&[&args[..], extra].concat())
+}
+
+/// `spacecore keys verify --scheme SCHEME --pubkey PUBKEY --message-hex MESSAGE --signature
+/// SIGNATURE`, then `extra`.
+pub fn keys_verify(scheme: &str, pubkey: &str, message: &str, signature: &str, extra: &[&str]) -> Run {
+    let args = [
+        "keys",
+        "verify",
+        "--scheme",
+        scheme,
+        "--pubkey",
+        pubkey,
+        "--message-hex",
+        message,
+        "--signature",
+        signature,
+    ];
+    spacecore(&[&args[..], extra].concat())
+}
+
+/// `spacecore keys generate --scheme SCHEME --out OUT --password-file PASSWORD`, then `extra`.
+pub fn keys_generate(scheme: &str, out: &Path, password: &Path, extra: &[&str]) -> Run {
+    let (out, password) = (out.to_str().unwrap(), password.to_str().unwrap());
+    let args = ["keys", "generate", "--scheme", scheme, "--out", out, "--password-file", password];
+    spacecore(&[&args[..], extra].concat())
+}
+
+/// `spacecore ARGS --keystore KEYSTORE --password-file PASSWORD`.
+pub fn with_key_file(args: &[&str], keystore: &Path, password: &Path) -> Run {
+    let from = ["--keystore", keystore.to_str().unwrap(), "--password-file", password.to_str().unwrap()];
+    spacecore(&[args, &from[..]].concat())
+}
+
+/// `spacecore keys import --keystore KEYSTORE --disk DISK`, then `extra`.
+pub fn keys_import(keystore: &Path, disk: &Path, extra: &[&str]) -> Run {
+    let args = ["keys", "import", "--keystore", keystore.to_str().unwrap(), "--disk", disk.to_str().unwrap()];
+    spacecore(&[&args[..], extra].concat())
+}
