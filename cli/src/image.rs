@@ -3,6 +3,7 @@
 //! (`$SPACECORE_IMAGE_STORE`, ...; docs/image-store.md); the layout is `image_store::oci`'s.
 
 use crate::Outcome;
+use crate::keys::json::print;
 use anyhow::Result;
 use clap::Subcommand;
 use image_store::oci::{self, Format};
@@ -71,21 +72,18 @@ fn export(store: &Store, reference: &ImageRef, dest: &Path, tar: bool, as_json: 
     let done = oci::export(store, reference, dest, format)?;
     let transport = if tar { "oci-archive" } else { "oci" };
     if as_json {
-        println!(
-            "{}",
-            json!({
-                "reference": done.reference.to_string(),
-                "path": done.path,
-                "format": if tar { "tar" } else { "directory" },
-                "ref_name": done.reference.tag,
-                "manifest_digest": done.manifest_digest,
-                "config_digest": done.config_digest,
-                "layer_digest": done.layer_digest,
-                "layer_size": done.layer_size,
-                "elf_sha256": done.manifest.sha256,
-                "elf_size": done.manifest.size_bytes,
-            })
-        );
+        print(&json!({
+            "reference": done.reference.to_string(),
+            "path": done.path,
+            "format": if tar { "tar" } else { "directory" },
+            "ref_name": done.reference.tag,
+            "manifest_digest": done.manifest_digest,
+            "config_digest": done.config_digest,
+            "layer_digest": done.layer_digest,
+            "layer_size": done.layer_size,
+            "elf_sha256": done.manifest.sha256,
+            "elf_size": done.manifest.size_bytes,
+        }));
         return Ok(Outcome::Done);
     }
     let m = &done.manifest;
@@ -128,25 +126,22 @@ fn import(
     let done = oci::import(store, path, name, tag)?;
     let m = &done.manifest;
     if as_json {
-        println!(
-            "{}",
-            json!({
-                "reference": done.reference.to_string(),
-                "path": done.path,
-                "ref_name": done.ref_name,
-                "manifest_digest": done.manifest_digest,
-                "verified": done.verified.iter().map(|v| json!({
-                    "blob": v.what,
-                    "digest": v.digest,
-                    "size": v.size,
-                })).collect::<Vec<_>>(),
-                "elf_sha256": m.sha256,
-                "elf_size": m.size_bytes,
-                "name": m.name,
-                "version": m.version,
-                "avs": m.avs,
-            })
-        );
+        print(&json!({
+            "reference": done.reference.to_string(),
+            "path": done.path,
+            "ref_name": done.ref_name,
+            "manifest_digest": done.manifest_digest,
+            "verified": done.verified.iter().map(|v| json!({
+                "blob": v.what,
+                "digest": v.digest,
+                "size": v.size,
+            })).collect::<Vec<_>>(),
+            "elf_sha256": m.sha256,
+            "elf_size": m.size_bytes,
+            "name": m.name,
+            "version": m.version,
+            "avs": m.avs,
+        }));
         return Ok(Outcome::Done);
     }
     for v in &done.verified {

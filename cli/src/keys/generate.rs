@@ -69,7 +69,7 @@ pub fn run(args: GenerateArgs) -> Result<Outcome> {
     random(&mut salt)?;
     random(&mut iv)?;
     random(&mut uuid)?;
-    let cannot = || "cannot make the key file";
+    let uuid = uuid_v4(uuid);
 
     let (text, lines) = match args.scheme {
         KeyKind::Bls12381 => {
@@ -78,18 +78,17 @@ pub fn run(args: GenerateArgs) -> Result<Outcome> {
             let key = bls::SecretKey::key_gen(ikm.as_slice())?;
             let pubkey = key.public_key();
             let pubkey_hex = hex::encode(&pubkey.to_bytes());
-            let keystore = Keystore::encrypt(
-                &key.to_bytes(),
+            let secret = key.to_bytes();
+            let keystore = sealed(Keystore::encrypt(
+                &secret,
                 &password,
                 &pubkey_hex[2..],
                 &args.path,
                 kdf,
                 salt,
                 iv,
-                &uuid_v4(uuid),
-            )
-            .map_err(anyhow::Error::msg)
-            .with_context(cannot)?;
+                &uuid,
+            ))?;
             let lines = vec![
                 format!("pubkey: {pubkey_hex}"),
                 format!("operator_id: {}", hex::encode(&pubkey.operator_id())),
@@ -105,9 +104,7 @@ pub fn run(args: GenerateArgs) -> Result<Outcome> {
             })?;
             let public = key.public_key();
             let g1 = public.g1().to_bytes();
-            let file = BlsKeyFile::encrypt(&key.to_bytes(), password.as_bytes(), &g1, kdf, salt, iv)
-                .map_err(anyhow::Error::msg)
-                .with_context(cannot)?;
+            let file = sealed(BlsKeyFile::encrypt(&key.to_bytes(), password.as_bytes(), &g1, kdf, salt, iv))?;
             let lines = vec![
                 format!("g1: {}", hex::encode(&g1)),
                 format!("g2: {}", hex::encode(&public.g2().to_bytes())),
@@ -119,17 +116,9 @@ pub fn run(args: GenerateArgs) -> Result<Outcome> {
             // secp256k1's n is just below 2^256: a draw is out of range with probability 2^-128.
             let key = random_key(|bytes| ecdsa::SecretKey::from_bytes(bytes).ok())?;
             let address = key.address();
-            let keystore = EcdsaKeystore::encrypt(
-                &key.to_bytes(),
-                password.as_bytes(),
-                Some(address),
-                kdf,
-                salt,
-                iv,
-                &uuid_v4(uuid),
-            )
-            .map_err(anyhow::Error::msg)
-            .with_context(cannot)?;
+            let (secret, password) = (key.to_bytes(), password.as_bytes());
+            let keystore =
+                sealed(EcdsaKeystore::encrypt(&secret, password, Some(address), kdf, salt, iv, &uuid))?;
             (keystore.to_json(), vec![format!("address: {}", hex::encode(&address))])
         }
     };
@@ -139,6 +128,14 @@ pub fn run(args: GenerateArgs) -> Result<Outcome> {
     }
     eprintln!("wrote key file {}", args.out.display());
     Ok(Outcome::Done)
+}
+
+/// The key file an `encrypt` made, or its error as the command's.
+fn sealed<T, E>(made: std::result::Result<T, E>) -> Result<T>
+where
+    E: std::fmt::Display + std::fmt::Debug + Send + Sync + 'static,
+{
+    made.map_err(anyhow::Error::msg).context("cannot make the key file")
 }
 
 /// A secret key drawn uniformly: 32 bytes from the CSPRNG, passed to `accept` (which may mask

@@ -3,7 +3,7 @@
 mod bls;
 mod bn254;
 mod generate;
-mod json;
+pub(crate) mod json;
 
 use crate::Outcome;
 use crate::disk::ImportArgs;
