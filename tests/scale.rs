@@ -352,3 +352,31 @@ fn a_scaled_spec_with_a_disk_is_refused_before_boot() {
     expect_refused(&specs, &spec, store, "spec.resources.storage gives this spacecore a disk (64Mi)");
     assert!(!specs.dir().join("echo-disk").exists(), "no disk was made");
 }
+
+/// Replicas that keep ending before they are ready (here: the host has no room for any) make
+/// the parent give up, after a bounded streak with backoff, with status 1.
+#[test]
+fn replicas_that_never_get_ready_make_the_parent_give_up() {
+    if !kvm_available("replicas_that_never_get_ready_make_the_parent_give_up") {
+        return;
+    }
+    let store = echo_store();
+    let specs = Specs::new();
+    let spec = scaled_spec(&specs, "echo-full", "cpu = 1\nmemory = \"64Mi\"", "", "stateless-echo:latest");
+    let running = specs.start(&[
+        "--memory-overcommit",
+        "0.00001",
+        "--image-store",
+        store.to_str().unwrap(),
+        spec.to_str().unwrap(),
+    ]);
+    let (status, out) = running.finish(WAIT);
+    assert_eq!(status, Some(1), "{out}");
+    let log = log_lines(&out);
+    let failed = events(&log, "echo-full", "scaling_failed").next().expect(&out);
+    assert!(failed.message.contains("6 replicas in a row ended before they were ready"), "{out}");
+    let waits: Vec<u64> =
+        events(&log, "echo-full", "replica_replaced").filter_map(|l| l.u64_field("backoff_ms")).collect();
+    assert_eq!(waits, [100, 200, 400, 800, 1600], "{out}");
+    assert!(events(&log, "echo-full", "replica_ready").next().is_none(), "{out}");
+}

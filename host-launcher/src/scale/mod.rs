@@ -162,6 +162,8 @@ struct Replica {
     stopping: bool,
     /// Ready at least once.
     ever_ready: Arc<AtomicBool>,
+    /// Its readiness has reset the count of replicas that ended before they were ready.
+    counted: bool,
 }
 
 /// A step between replicas in a row that end before they are ready.
@@ -236,7 +238,7 @@ pub fn run(plan: &hac::Plan, log: &Log, parent: &Parent) -> anyhow::Result<u8> {
     let mut controller = Controller::new(&autoscaling);
     let mut failures_in_row = 0u32;
     let mut outcome = 0u8;
-    while !stop.load(Ordering::Acquire) {
+    'run: while !stop.load(Ordering::Acquire) {
         let now = Instant::now();
         // Start what is due.
         let (due, later): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(_, at)| *at <= now);
@@ -291,8 +293,7 @@ pub fn run(plan: &hac::Plan, log: &Log, parent: &Parent) -> anyhow::Result<u8> {
                     &[("event", "scaling_failed".into()), ("replica", number.into())],
                 );
                 outcome = spacecore_abi::exit::LAUNCHER_ERROR;
-                stop.store(true, Ordering::Release);
-                break;
+                break 'run;
             }
             let wait = if failures_in_row == 0 { Duration::ZERO } else { backoff(failures_in_row) };
             state.replacements.fetch_add(1, Ordering::Relaxed);
@@ -310,8 +311,12 @@ pub fn run(plan: &hac::Plan, log: &Log, parent: &Parent) -> anyhow::Result<u8> {
             );
             pending.push((number, now + wait));
         }
-        if replicas.values().any(|r| r.ever_ready.load(Ordering::Acquire)) {
-            failures_in_row = 0;
+        // A replica newly ready ends a streak of replicas that were not.
+        for replica in replicas.values_mut() {
+            if !replica.counted && replica.ever_ready.load(Ordering::Acquire) {
+                replica.counted = true;
+                failures_in_row = 0;
+            }
         }
         // Scale.
         let running: Vec<u32> = replicas.iter().filter(|(_, r)| !r.stopping).map(|(n, _)| *n).collect();
@@ -456,7 +461,7 @@ fn spawn(plan: &hac::Plan, parent: &Parent, number: u32, log: &Log) -> anyhow::R
         ),
         &[("event", "replica_started".into()), ("replica", number.into()), ("pid", child.id().into())],
     );
-    Ok(Replica { child, backend, stopping: false, ever_ready })
+    Ok(Replica { child, backend, stopping: false, ever_ready, counted: false })
 }
 
 /// Whether `line`, from the replica `name`, is its launcher's `ready` line (JSON or text).
