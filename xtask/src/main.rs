@@ -113,7 +113,11 @@ mod tests {
         assert_eq!(args.tags.len(), 2);
         assert_eq!(args.tags[1].to_string(), "other:latest");
         assert_eq!(args.features, ["a", "b"]);
-        assert!(Cli::try_parse_from(["xtask", "build-image", "--avs", "other"]).is_err());
+        // --avs takes incredible-squaring or a crate's directory, told apart when the build starts
+        // (`build_image::tests::an_avs_is_the_built_in_one_or_a_crate_directory`).
+        assert!(Cli::try_parse_from(["xtask", "build-image", "--avs", "avs/metered-api"]).is_ok());
+        assert!(Cli::try_parse_from(["xtask", "new-avs", "x", "--dir", "/tmp/x"]).is_ok());
+        assert!(Cli::try_parse_from(["xtask", "new-avs"]).is_err(), "a name is needed");
         assert!(Cli::try_parse_from(["xtask", "build-image", "--tag", "../x"]).is_err());
         assert!(Cli::try_parse_from(["xtask", "bench", "boot", "--runs", "9"]).is_err());
         assert!(Cli::try_parse_from(["xtask", "bench", "boot", "--runs", "10"]).is_ok());
