@@ -5,28 +5,20 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aggregator::operators::{G1Key, G2Key, OperatorEntry, OperatorSetFile};
 use aggregator::{
-    Aggregate, AggregatedResponse, Aggregator, Bn254Aggregate, Config, DecisionLog, GeneratorConfig, Numbers,
-    OperatorSet, OperatorSetError,
+    Aggregate, AggregatedResponse, Bn254Aggregate, DecisionLog, GeneratorConfig, OperatorSet,
+    OperatorSetError,
 };
 use avs_protocol::encoding::{from_hex, to_hex};
 use avs_protocol::rpc::ErrorCode;
 use avs_protocol::{OperatorSignature, Scheme, SignedTaskResponse, TaskResponse, U256, bn254, keccak256};
-use common::{
-    Behaviour, FakeOperator, answer, bn_entry, bn_key, entry, key, operator_set, prom, raw_http, service,
-    task, three_bn254_operators,
-};
+use common::*;
 
 const EXPIRY: Duration = Duration::from_secs(10);
-
-fn code(result: Result<Option<AggregatedResponse>, aggregator::Rejection>) -> ErrorCode {
-    result.expect_err("rejected").code
-}
 
 fn bn254_aggregate(aggregate: &AggregatedResponse) -> &Bn254Aggregate {
     match &aggregate.aggregate {
@@ -45,11 +37,7 @@ fn verify_independently(
     signed: &[(SignedTaskResponse, bn254::PublicKey)],
     non_signers: &[bn254::PublicKey],
 ) {
-    let r = &aggregate.task_response;
-    let mut encoded = [0u8; 64];
-    encoded[28..32].copy_from_slice(&r.reference_task_index.to_be_bytes());
-    encoded[32..].copy_from_slice(&r.number_squared.to_be_bytes::<32>());
-    let digest = keccak256(&encoded);
+    let digest = abi_digest(&aggregate.task_response);
     assert_eq!(aggregate.digest, digest);
     let mut signatures = Vec::new();
     for (s, pk) in signed {
@@ -310,13 +298,10 @@ fn one_set_has_one_scheme() {
 #[test]
 fn bn254_quorum_with_a_forgery_refused_and_the_aggregate_checked_independently() {
     let (keys, operators) = three_bn254_operators();
-    let (svc, log) = service(operators, EXPIRY);
-    let t0 = Instant::now();
     let t = task(0, 9, &[0], 66);
-    svc.initialize_task(t.clone(), t0).unwrap();
+    let (svc, log, t0) = service_with_task(operators, EXPIRY, &t);
     // Signed by a key outside the set, under operator c's id.
-    let mut forged = answer(&bn_key(99), &t);
-    forged.operator_id = keys[2].public_key().operator_id();
+    let forged = answer_claiming(&bn_key(99), &t, keys[2].public_key().operator_id());
     let rejection = svc.process_signed_task_response(&forged, t0).unwrap_err();
     assert_eq!(rejection.code, ErrorCode::InvalidSignature);
     assert!(rejection.message.contains("does not verify"), "{}", rejection.message);
@@ -358,10 +343,8 @@ fn bn254_quorum_with_a_forgery_refused_and_the_aggregate_checked_independently()
 #[test]
 fn bad_bn254_signatures_and_other_schemes_are_invalid_and_count_nothing() {
     let (keys, operators) = three_bn254_operators();
-    let (svc, log) = service(operators, EXPIRY);
-    let t0 = Instant::now();
     let t = task(4, 12, &[0], 100);
-    svc.initialize_task(t.clone(), t0).unwrap();
+    let (svc, log, t0) = service_with_task(operators, EXPIRY, &t);
     let honest = answer(&keys[0], &t);
     let with = |signature: OperatorSignature| SignedTaskResponse { signature, ..honest };
     let g = bn_key(5).public_key().g1().to_bytes();
@@ -436,12 +419,9 @@ fn a_bls12_381_set_refuses_bn254_signatures() {
         entry("a", &keys[0], &[(0, 10)], "http://127.0.0.1:9"),
         entry("b", &keys[1], &[(0, 10)], "http://127.0.0.1:9"),
     ]);
-    let (svc, _log) = service(operators, EXPIRY);
-    let t0 = Instant::now();
     let t = task(1, 3, &[0], 100);
-    svc.initialize_task(t.clone(), t0).unwrap();
-    let mut foreign = answer(&bn_key(1), &t);
-    foreign.operator_id = keys[0].public_key().operator_id();
+    let (svc, _log, t0) = service_with_task(operators, EXPIRY, &t);
+    let foreign = answer_claiming(&bn_key(1), &t, keys[0].public_key().operator_id());
     let rejection = svc.process_signed_task_response(&foreign, t0).unwrap_err();
     assert_eq!(rejection.code, ErrorCode::InvalidSignature);
     assert!(
@@ -468,10 +448,8 @@ fn non_signers_of_two_quorums_are_listed_sorted_with_their_keys() {
         // In quorum 2 only, which the task does not name: never a non-signer.
         bn_entry("e", &keys[4], &[(2, 50)], "http://127.0.0.1:9"),
     ]);
-    let (svc, _log) = service(Arc::clone(&operators), EXPIRY);
-    let t0 = Instant::now();
     let t = task(0, 3, &[1, 0], 50);
-    svc.initialize_task(t.clone(), t0).unwrap();
+    let (svc, _log, t0) = service_with_task(Arc::clone(&operators), EXPIRY, &t);
     assert_eq!(svc.process_signed_task_response(&answer(&keys[0], &t), t0), Ok(None));
     let c = answer(&keys[2], &t);
     let aggregate = svc.process_signed_task_response(&c, t0).unwrap().expect("complete");
@@ -497,10 +475,6 @@ fn non_signers_of_two_quorums_are_listed_sorted_with_their_keys() {
 
 // ---- a whole round over JSON-RPC ----
 
-fn loopback() -> SocketAddr {
-    "127.0.0.1:0".parse().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bn254_round_over_json_rpc_with_one_wrong_key() {
     let rpc = Arc::new(OnceLock::new());
@@ -516,29 +490,9 @@ async fn bn254_round_over_json_rpc_with_one_wrong_key() {
         bn_entry("c", &kc, &[(0, 100)], &format!("http://{}", c.addr)),
     ]);
     let (log, memory) = DecisionLog::memory();
-    let generator = GeneratorConfig {
-        interval: Duration::from_millis(100),
-        tasks: Some(2),
-        quorum_numbers: vec![0],
-        threshold_percentage: 66,
-        numbers: Numbers::Sequential,
-        seed: 1,
-        first_block: 1,
-        delivery_timeout: Duration::from_secs(2),
-        task_signer: None,
-    };
-    let config = Config {
-        operators: Some(operators),
-        chain: None,
-        listen: loopback(),
-        metrics: loopback(),
-        task_expiry: Duration::from_secs(10),
-        generator: Some(generator),
-        decision_log: log,
-    };
-    let mut aggregator = Aggregator::start(config).await.unwrap();
-    let mut aggregates = aggregator.service.subscribe();
-    rpc.set(aggregator.rpc_addr).unwrap();
+    let generator = GeneratorConfig { first_block: 1, ..generator(2, 66) };
+    let config = local_config(operators, Duration::from_secs(10), Some(generator), log);
+    let (mut aggregator, mut aggregates) = start_round(config, &rpc).await;
     for _ in 0..2 {
         let aggregate =
             tokio::time::timeout(Duration::from_secs(10), aggregates.recv()).await.unwrap().unwrap();

@@ -7,33 +7,15 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use aggregator::{Aggregate, Aggregator, Config, DecisionLog, GeneratorConfig, Numbers};
+use aggregator::{Aggregate, Aggregator, DecisionLog, GeneratorConfig};
 use avs_protocol::bls::{self, PublicKey};
 use avs_protocol::rpc::ErrorCode;
 use avs_protocol::{TaskResponse, U256};
-use common::{Behaviour, FakeOperator, entry, key, operator_set, prom, raw_http};
-
-fn generator(tasks: u32, threshold: u32) -> GeneratorConfig {
-    GeneratorConfig {
-        interval: Duration::from_millis(100),
-        tasks: Some(tasks),
-        quorum_numbers: vec![0],
-        threshold_percentage: threshold,
-        numbers: Numbers::Sequential,
-        seed: 1,
-        first_block: 10,
-        delivery_timeout: Duration::from_secs(2),
-        task_signer: None,
-    }
-}
+use common::*;
 
 /// The task source's key of these tests.
 fn task_source() -> avs_protocol::ecdsa::SecretKey {
     avs_protocol::ecdsa::SecretKey::from_bytes(&[0x33; 32]).unwrap()
-}
-
-fn loopback() -> SocketAddr {
-    "127.0.0.1:0".parse().unwrap()
 }
 
 /// The aggregator's `/metrics` as served, checked by Prometheus' own checker (`promtool`) and
@@ -61,18 +43,9 @@ async fn three_operators_reach_quorum_at_66_percent_despite_a_wrong_key() {
         entry("c", &kc, &[(0, 100)], &format!("http://{}/", c.addr)),
     ]);
     let (log, memory) = DecisionLog::memory();
-    let config = Config {
-        operators: Some(operators),
-        chain: None,
-        listen: loopback(),
-        metrics: loopback(),
-        task_expiry: Duration::from_secs(10),
-        generator: Some(GeneratorConfig { task_signer: Some(task_source()), ..generator(2, 66) }),
-        decision_log: log,
-    };
-    let mut aggregator = Aggregator::start(config).await.unwrap();
-    let mut aggregates = aggregator.service.subscribe();
-    rpc.set(aggregator.rpc_addr).unwrap();
+    let generator = GeneratorConfig { task_signer: Some(task_source()), ..generator(2, 66) };
+    let config = local_config(operators, Duration::from_secs(10), Some(generator), log);
+    let (mut aggregator, mut aggregates) = start_round(config, &rpc).await;
 
     let mut received = Vec::new();
     for _ in 0..2 {
@@ -168,15 +141,7 @@ async fn unreachable_and_failing_operators_are_logged_and_the_task_expires() {
         entry("honest", &key(21), &[(0, 100)], &format!("http://{}", honest.addr)),
     ]);
     let (log, memory) = DecisionLog::memory();
-    let config = Config {
-        operators: Some(operators),
-        chain: None,
-        listen: loopback(),
-        metrics: loopback(),
-        task_expiry: Duration::from_secs(1),
-        generator: Some(generator(1, 67)),
-        decision_log: log,
-    };
+    let config = local_config(operators, Duration::from_secs(1), Some(generator(1, 67)), log);
     let mut aggregator = Aggregator::start(config).await.unwrap();
     rpc.set(aggregator.rpc_addr).unwrap();
     assert_eq!(aggregator.wait_generator().await, Some(1));

@@ -6,23 +6,15 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use aggregator::{Aggregator, Config, DecisionLog};
+use aggregator::{Aggregator, DecisionLog};
 use avs_protocol::rpc::{ErrorCode, Response};
-use common::{answer, call, prom, raw_exchange, raw_http, task, three_operators};
+use common::*;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
 async fn start() -> (Aggregator, Vec<avs_protocol::bls::SecretKey>) {
     let (keys, operators) = three_operators();
-    let config = Config {
-        operators: Some(operators),
-        chain: None,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        metrics: "127.0.0.1:0".parse().unwrap(),
-        task_expiry: Duration::from_secs(30),
-        generator: None,
-        decision_log: DecisionLog::memory().0,
-    };
+    let config = local_config(operators, Duration::from_secs(30), None, DecisionLog::memory().0);
     (Aggregator::start(config).await.unwrap(), keys)
 }
 

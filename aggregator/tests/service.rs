@@ -8,24 +8,16 @@ use aggregator::{Aggregate, AggregatedResponse, TaskError};
 use avs_protocol::OperatorSignature;
 use avs_protocol::bls::{self, PublicKey, SecretKey, Signature};
 use avs_protocol::rpc::ErrorCode;
-use avs_protocol::{SignedTaskResponse, TaskResponse, U256, keccak256};
-use common::{answer, entry, key, operator_set, service, task, three_operators};
+use avs_protocol::{SignedTaskResponse, TaskResponse, U256};
+use common::*;
 
 const EXPIRY: Duration = Duration::from_secs(10);
-
-fn code(result: Result<Option<AggregatedResponse>, aggregator::Rejection>) -> ErrorCode {
-    result.expect_err("rejected").code
-}
 
 /// Checks an aggregate without the service's code path: every signer's own signature over an
 /// independently computed digest, then the sums recomputed and a plain `verify` with the
 /// summed key.
 fn verify_independently(aggregate: &AggregatedResponse, signed: &[(SignedTaskResponse, PublicKey)]) {
-    let r = &aggregate.task_response;
-    let mut encoded = [0u8; 64];
-    encoded[28..32].copy_from_slice(&r.reference_task_index.to_be_bytes());
-    encoded[32..].copy_from_slice(&r.number_squared.to_be_bytes::<32>());
-    let digest = keccak256(&encoded);
+    let digest = abi_digest(&aggregate.task_response);
     assert_eq!(aggregate.digest, digest);
     let mut signatures = Vec::new();
     for (s, pk) in signed {
@@ -49,12 +41,9 @@ fn verify_independently(aggregate: &AggregatedResponse, signed: &[(SignedTaskRes
 #[test]
 fn wrong_key_is_rejected_and_quorum_is_reached_at_66_percent() {
     let (keys, operators) = three_operators();
-    let (svc, log) = service(operators, EXPIRY);
-    let t0 = Instant::now();
     let t = task(0, 9, &[0], 66);
-    svc.initialize_task(t.clone(), t0).unwrap();
-    let mut forged = answer(&key(99), &t);
-    forged.operator_id = keys[2].public_key().operator_id();
+    let (svc, log, t0) = service_with_task(operators, EXPIRY, &t);
+    let forged = answer_claiming(&key(99), &t, keys[2].public_key().operator_id());
     assert_eq!(code(svc.process_signed_task_response(&forged, t0)), ErrorCode::InvalidSignature);
     let a = answer(&keys[0], &t);
     assert_eq!(svc.process_signed_task_response(&a, t0), Ok(None));
@@ -87,10 +76,8 @@ fn wrong_key_is_rejected_and_quorum_is_reached_at_66_percent() {
 #[test]
 fn threshold_boundary_67_needs_the_third_operator() {
     let (keys, operators) = three_operators();
-    let (svc, _log) = service(operators, EXPIRY);
-    let t0 = Instant::now();
     let t = task(1, 5, &[0], 67);
-    svc.initialize_task(t.clone(), t0).unwrap();
+    let (svc, _log, t0) = service_with_task(operators, EXPIRY, &t);
     assert_eq!(svc.process_signed_task_response(&answer(&keys[0], &t), t0), Ok(None));
     // 200 * 100 = 20000 < 300 * 67 = 20100.
     assert_eq!(svc.process_signed_task_response(&answer(&keys[1], &t), t0), Ok(None));
@@ -107,10 +94,8 @@ fn duplicates_unknown_operators_and_outsiders() {
         entry("b", &k[1], &[(0, 10)], "http://127.0.0.1:9"),
         entry("q1-only", &outsider, &[(1, 10)], "http://127.0.0.1:9"),
     ]);
-    let (svc, _log) = service(operators, EXPIRY);
-    let t0 = Instant::now();
     let t = task(3, 4, &[0], 100);
-    svc.initialize_task(t.clone(), t0).unwrap();
+    let (svc, _log, t0) = service_with_task(operators, EXPIRY, &t);
     let a = answer(&k[0], &t);
     assert_eq!(svc.process_signed_task_response(&a, t0), Ok(None));
     assert_eq!(code(svc.process_signed_task_response(&a, t0)), ErrorCode::DuplicateResponse);
@@ -127,10 +112,8 @@ fn duplicates_unknown_operators_and_outsiders() {
 #[test]
 fn wrong_answers_and_broken_signatures_are_invalid_signatures() {
     let (keys, operators) = three_operators();
-    let (svc, _log) = service(operators, EXPIRY);
-    let t0 = Instant::now();
     let t = task(4, 12, &[0], 100);
-    svc.initialize_task(t.clone(), t0).unwrap();
+    let (svc, _log, t0) = service_with_task(operators, EXPIRY, &t);
     // Correctly signed, but 12² is not 145.
     let wrong = TaskResponse { reference_task_index: 4, number_squared: U256::from(145u32) };
     let signed = SignedTaskResponse::sign(wrong, &keys[0]);
@@ -191,10 +174,8 @@ fn every_quorum_must_reach_the_threshold() {
         entry("b", &keys[1], &[(0, 100)], "http://127.0.0.1:9"),
         entry("c", &keys[2], &[(1, 90)], "http://127.0.0.1:9"),
     ]);
-    let (svc, _log) = service(operators, EXPIRY);
-    let t0 = Instant::now();
     let t = task(0, 3, &[0, 1], 50);
-    svc.initialize_task(t.clone(), t0).unwrap();
+    let (svc, _log, t0) = service_with_task(operators, EXPIRY, &t);
     // a: quorum 0 at 100/200 = 50 %, quorum 1 at 10/100.
     assert_eq!(svc.process_signed_task_response(&answer(&keys[0], &t), t0), Ok(None));
     // c: quorum 1 at 100/100.

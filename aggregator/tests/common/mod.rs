@@ -6,18 +6,21 @@ pub mod prom;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aggregator::http::{self, HttpResponse, post_json, response};
 use aggregator::operators::{G1Key, G2Key};
 use aggregator::operators::{OperatorAddress, OperatorEntry};
-use aggregator::{AggregationService, DecisionLog, OperatorSet};
+use aggregator::{
+    AggregatedResponse, AggregationService, Aggregator, Config, DecisionLog, GeneratorConfig, Numbers,
+    OperatorSet,
+};
 use avs_protocol::bls::{SecretKey, pop_prove};
 use avs_protocol::bn254;
 use avs_protocol::encoding::to_hex;
-use avs_protocol::rpc::{Request, Response};
+use avs_protocol::rpc::{ErrorCode, Request, Response};
 use avs_protocol::scheme::DigestSigner;
-use avs_protocol::{NewTask, SignedTaskResponse, Task, U256};
+use avs_protocol::{NewTask, SignedTaskResponse, Task, TaskResponse, U256, keccak256};
 use hyper::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -91,6 +94,23 @@ pub fn service(
     (AggregationService::new(operators, expiry, metrics, log), memory)
 }
 
+/// [`service`] with `task` initialized at the returned instant.
+pub fn service_with_task(
+    operators: Arc<OperatorSet>,
+    expiry: Duration,
+    task: &NewTask,
+) -> (AggregationService, aggregator::decision_log::MemoryLog, Instant) {
+    let (svc, log) = service(operators, expiry);
+    let t0 = Instant::now();
+    svc.initialize_task(task.clone(), t0).unwrap();
+    (svc, log, t0)
+}
+
+/// The code of a rejected response; panics if it was accepted.
+pub fn code(result: Result<Option<AggregatedResponse>, aggregator::Rejection>) -> ErrorCode {
+    result.expect_err("rejected").code
+}
+
 /// Task `index` squaring `number` in `quorums` with `threshold` percent.
 pub fn task(index: u32, number: u64, quorums: &[u8], threshold: u32) -> NewTask {
     NewTask {
@@ -123,6 +143,77 @@ pub fn answer(sk: &(impl DigestSigner + ?Sized), task: &NewTask) -> SignedTaskRe
         signature: sk.sign_digest(&task_response.digest()),
         operator_id: sk.operator_id(),
     }
+}
+
+/// `sk`'s signed answer to `task`, under the operator id `claimed` (another operator's).
+pub fn answer_claiming(
+    sk: &(impl DigestSigner + ?Sized),
+    task: &NewTask,
+    claimed: [u8; 32],
+) -> SignedTaskResponse {
+    let mut signed = answer(sk, task);
+    signed.operator_id = claimed;
+    signed
+}
+
+/// A free loopback port, as a listen address.
+pub fn loopback() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+/// `tasks` sequential tasks, 100 ms apart, in quorum 0 at `threshold` percent, from block 10,
+/// each delivery bounded by 2 s, not signed.
+pub fn generator(tasks: u32, threshold: u32) -> GeneratorConfig {
+    GeneratorConfig {
+        interval: Duration::from_millis(100),
+        tasks: Some(tasks),
+        quorum_numbers: vec![0],
+        threshold_percentage: threshold,
+        numbers: Numbers::Sequential,
+        seed: 1,
+        first_block: 10,
+        delivery_timeout: Duration::from_secs(2),
+        task_signer: None,
+    }
+}
+
+/// An aggregator without a chain over `operators`, JSON-RPC and metrics on free loopback ports.
+pub fn local_config(
+    operators: Arc<OperatorSet>,
+    task_expiry: Duration,
+    generator: Option<GeneratorConfig>,
+    decision_log: DecisionLog,
+) -> Config {
+    Config {
+        operators: Some(operators),
+        chain: None,
+        listen: loopback(),
+        metrics: loopback(),
+        task_expiry,
+        generator,
+        decision_log,
+    }
+}
+
+/// Starts the aggregator of `config`, subscribed to its aggregates, and gives its JSON-RPC
+/// address to the fake operators through `rpc`.
+pub async fn start_round(
+    config: Config,
+    rpc: &OnceLock<SocketAddr>,
+) -> (Aggregator, tokio::sync::broadcast::Receiver<AggregatedResponse>) {
+    let aggregator = Aggregator::start(config).await.unwrap();
+    let aggregates = aggregator.service.subscribe();
+    rpc.set(aggregator.rpc_addr).unwrap();
+    (aggregator, aggregates)
+}
+
+/// The digest of `response` from its ABI encoding (two 32-byte words) and `keccak256`, without
+/// the protocol's own encoder.
+pub fn abi_digest(response: &TaskResponse) -> [u8; 32] {
+    let mut encoded = [0u8; 64];
+    encoded[28..32].copy_from_slice(&response.reference_task_index.to_be_bytes());
+    encoded[32..].copy_from_slice(&response.number_squared.to_be_bytes::<32>());
+    keccak256(&encoded)
 }
 
 /// The loopback address of a server at `addr`.
@@ -229,11 +320,7 @@ async fn handle_task(
     tasks.lock().unwrap().push(task.clone());
     let signed = match behaviour {
         Behaviour::Honest(sk) => answer(sk.as_ref(), &task),
-        Behaviour::WrongKey { claimed, key } => {
-            let mut signed = answer(key.as_ref(), &task);
-            signed.operator_id = *claimed;
-            signed
-        }
+        Behaviour::WrongKey { claimed, key } => answer_claiming(key.as_ref(), &task, *claimed),
         Behaviour::Failing => return response(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", "broken\n"),
     };
     tokio::spawn(async move {
