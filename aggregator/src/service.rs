@@ -96,27 +96,28 @@ impl AggregationService {
         metrics: Arc<Metrics>,
         log: DecisionLog,
     ) -> Self {
-        let (aggregates, _) = broadcast::channel(1024);
-        metrics.set_scheme(operators.scheme());
-        AggregationService {
-            operators: Some(operators),
-            expiry,
-            state: Mutex::default(),
-            metrics,
-            log,
-            aggregates,
-            completions: Mutex::new(None),
-        }
+        let scheme = operators.scheme();
+        AggregationService::build(Some(operators), scheme, expiry, metrics, log)
     }
 
     /// A service without a static operator set: every task is registered with the operator set
     /// of its own block ([`AggregationService::initialize_task_with`]), as read from the chain.
     /// Chain operator sets are BN254.
     pub fn for_chain(expiry: Duration, metrics: Arc<Metrics>, log: DecisionLog) -> Self {
+        AggregationService::build(None, Scheme::Bn254, expiry, metrics, log)
+    }
+
+    fn build(
+        operators: Option<Arc<OperatorSet>>,
+        scheme: Scheme,
+        expiry: Duration,
+        metrics: Arc<Metrics>,
+        log: DecisionLog,
+    ) -> Self {
         let (aggregates, _) = broadcast::channel(1024);
-        metrics.set_scheme(Scheme::Bn254);
+        metrics.set_scheme(scheme);
         AggregationService {
-            operators: None,
+            operators,
             expiry,
             state: Mutex::default(),
             metrics,

@@ -112,6 +112,31 @@ impl std::fmt::Display for ChainFailure {
 
 /// A call or transaction error, with the TaskManager's (or EigenLayer's checker's) error
 /// decoded when the node returned revert data.
+/// The failure of a mined transaction: `error`, with its hash and gas.
+fn mined_failure(receipt: &TransactionReceipt, error: String) -> ChainFailure {
+    ChainFailure {
+        error,
+        tx_hash: Some(receipt.transaction_hash),
+        gas_used: Some(receipt.gas_used),
+        ..ChainFailure::default()
+    }
+}
+
+/// The first `E` event that the contract at `address` emitted in `receipt`; the failure
+/// `missing` (a [`mined_failure`]) when there is none.
+fn emitted<E: alloy::sol_types::SolEvent>(
+    receipt: &TransactionReceipt,
+    address: Address,
+    missing: &str,
+) -> Result<alloy::rpc::types::Log<E>, ChainFailure> {
+    receipt
+        .logs()
+        .iter()
+        .filter(|log| log.address() == address)
+        .find_map(|log| log.log_decode::<E>().ok())
+        .ok_or_else(|| mined_failure(receipt, missing.into()))
+}
+
 fn contract_failure(what: &str, e: &alloy::contract::Error) -> ChainFailure {
     let revert = e
         .as_decoded_interface_error::<TaskManager::TaskManagerErrors>()
@@ -308,22 +333,14 @@ impl Chain {
             self.task_manager_for_generator.createNewTask(number, threshold, Bytes::from(quorums.to_vec()));
         let pending = call.send().await.map_err(|e| contract_failure("createNewTask", &e))?;
         let receipt = self.receipt(pending, "createNewTask").await?;
-        let mined = |error: String| ChainFailure {
-            error,
-            tx_hash: Some(receipt.transaction_hash),
-            gas_used: Some(receipt.gas_used),
-            ..ChainFailure::default()
-        };
         if !receipt.status() {
-            return Err(mined("createNewTask reverted".into()));
+            return Err(mined_failure(&receipt, "createNewTask reverted".into()));
         }
-        let address = *self.task_manager_for_generator.address();
-        let event = receipt
-            .logs()
-            .iter()
-            .filter(|log| log.address() == address)
-            .find_map(|log| log.log_decode::<TaskManager::NewTaskCreated>().ok())
-            .ok_or_else(|| mined("createNewTask emitted no NewTaskCreated event".into()))?;
+        let event = emitted::<TaskManager::NewTaskCreated>(
+            &receipt,
+            *self.task_manager_for_generator.address(),
+            "createNewTask emitted no NewTaskCreated event",
+        )?;
         let TaskManager::NewTaskCreated { taskIndex, task } = event.inner.data;
         let new_task = NewTask {
             task_index: taskIndex,
@@ -477,22 +494,17 @@ impl Chain {
         pending: alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>,
     ) -> Result<Responded, ChainFailure> {
         let receipt = self.receipt(pending, "respondToTask").await?;
-        let mined = |error: String| ChainFailure {
-            error,
-            tx_hash: Some(receipt.transaction_hash),
-            gas_used: Some(receipt.gas_used),
-            ..ChainFailure::default()
-        };
         if !receipt.status() {
-            return Err(ChainFailure { reverted: true, ..mined("respondToTask reverted".into()) });
+            return Err(ChainFailure {
+                reverted: true,
+                ..mined_failure(&receipt, "respondToTask reverted".into())
+            });
         }
-        let address = *self.task_manager_for_aggregator.address();
-        let event = receipt
-            .logs()
-            .iter()
-            .filter(|log| log.address() == address)
-            .find_map(|log| log.log_decode::<TaskManager::TaskResponded>().ok())
-            .ok_or_else(|| mined("respondToTask emitted no TaskResponded event".into()))?;
+        let event = emitted::<TaskManager::TaskResponded>(
+            &receipt,
+            *self.task_manager_for_aggregator.address(),
+            "respondToTask emitted no TaskResponded event",
+        )?;
         Ok(Responded {
             tx_hash: receipt.transaction_hash,
             block_number: receipt.block_number.unwrap_or_default(),
