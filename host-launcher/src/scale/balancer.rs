@@ -72,10 +72,15 @@ impl Pool {
     }
 
     /// The serving backends, least connections first; among equals, round robin from the one
-    /// after the last chosen.
+    /// after the last chosen. With none serving (every replica booting or restarting its
+    /// guest), all of them: a replica's own relay holds a connection while its guest comes
+    /// back (up to 2 s), which is better than closing it here.
     pub fn candidates(&self) -> Vec<Arc<Backend>> {
         let all = self.all();
-        let serving: Vec<_> = all.into_iter().filter(|b| b.serving.load(Ordering::Acquire)).collect();
+        let mut serving: Vec<_> = all.iter().filter(|b| b.serving.load(Ordering::Acquire)).cloned().collect();
+        if serving.is_empty() {
+            serving = all;
+        }
         if serving.is_empty() {
             return serving;
         }
@@ -266,6 +271,7 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(ask(&mut TcpStream::connect(addr).unwrap()), 2);
         }
+        // Replica 2 restarting its guest: only replica 1 is a candidate, and it refuses.
         pool.all()[1].serving.store(false, Ordering::Release);
         let mut conn = TcpStream::connect(addr).unwrap();
         conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -280,5 +286,8 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert_eq!(counters.refused.load(Ordering::Relaxed), 1);
+        // Neither serving: both are tried, and replica 2's relay takes it.
+        pool.all()[0].serving.store(false, Ordering::Release);
+        assert_eq!(ask(&mut TcpStream::connect(addr).unwrap()), 2);
     }
 }

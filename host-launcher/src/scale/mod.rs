@@ -440,13 +440,20 @@ fn spawn(plan: &hac::Plan, parent: &Parent, number: u32, log: &Log) -> anyhow::R
         std::thread::Builder::new().name(format!("replica-{number}")).spawn(move || {
             for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
                 log.forward(&line);
-                if is_ready(&line, &name) && !ever_ready.swap(true, Ordering::AcqRel) {
-                    backend.serving.store(true, Ordering::Release);
-                    log.event(
-                        Level::Info,
-                        format_args!("replica {number}: ready; new connections go to it"),
-                        &[("event", "replica_ready".into()), ("replica", number.into())],
-                    );
+                match readiness(&line, &name) {
+                    // Between a failed guest and its restart's ready, no new connection goes to it.
+                    Some(false) => backend.serving.store(false, Ordering::Release),
+                    Some(true) => {
+                        backend.serving.store(true, Ordering::Release);
+                        if !ever_ready.swap(true, Ordering::AcqRel) {
+                            log.event(
+                                Level::Info,
+                                format_args!("replica {number}: ready; new connections go to it"),
+                                &[("event", "replica_ready".into()), ("replica", number.into())],
+                            );
+                        }
+                    }
+                    None => {}
                 }
             }
         })?;
@@ -464,14 +471,28 @@ fn spawn(plan: &hac::Plan, parent: &Parent, number: u32, log: &Log) -> anyhow::R
     Ok(Replica { child, backend, stopping: false, ever_ready, counted: false })
 }
 
-/// Whether `line`, from the replica `name`, is its launcher's `ready` line (JSON or text).
-fn is_ready(line: &str, name: &str) -> bool {
+/// What `line`, from the replica `name`, says of its guest (JSON or text lines; its launcher's
+/// lines only): `Some(true)` at its launcher's `ready` (a boot or a restart), `Some(false)` when
+/// its guest failed and waits for a restart, `None` otherwise.
+fn readiness(line: &str, name: &str) -> Option<bool> {
     if let Ok(value) = serde_json::from_str::<serde_json::Value>(line) {
-        return value["spacecore"] == name
-            && value["source"] == "launcher"
-            && value["fields"]["event"] == "ready";
+        if value["spacecore"] != name || value["source"] != "launcher" {
+            return None;
+        }
+        return match value["fields"]["event"].as_str()? {
+            "ready" => Some(true),
+            "guest_failed" | "restart" => Some(false),
+            _ => None,
+        };
     }
-    line.strip_prefix(&format!("[{name} launcher] ready in ")).is_some()
+    let message = line.strip_prefix(&format!("[{name} launcher] "))?;
+    if message.starts_with("ready in ") {
+        Some(true)
+    } else if message.starts_with("restart ") {
+        Some(false)
+    } else {
+        None
+    }
 }
 
 /// SIGTERM to a replica: it stops its guest as on SIGTERM.
@@ -646,14 +667,21 @@ mod tests {
     }
 
     #[test]
-    fn a_replica_is_ready_at_its_launchers_ready_line() {
+    fn a_replica_serves_from_its_launchers_ready_line_to_a_failure() {
         let json = r#"{"timestamp":"t","level":"info","spacecore":"echo-r2","source":"launcher","message":"ready in 5 us","fields":{"event":"ready","ready_us":5}}"#;
-        assert!(is_ready(json, "echo-r2"));
-        assert!(!is_ready(json, "echo-r1"));
+        assert_eq!(readiness(json, "echo-r2"), Some(true));
+        assert_eq!(readiness(json, "echo-r1"), None);
         let guest = json.replace("\"source\":\"launcher\"", "\"source\":\"guest\"");
-        assert!(!is_ready(&guest, "echo-r2"), "a guest cannot make its replica ready");
-        assert!(is_ready("[echo-r2 launcher] ready in 4882 us", "echo-r2"));
-        assert!(!is_ready("[echo-r2 guest] ready in 4882 us", "echo-r2"));
+        assert_eq!(readiness(&guest, "echo-r2"), None, "a guest cannot make its replica ready");
+        let failed = json.replace("\"event\":\"ready\"", "\"event\":\"guest_failed\"");
+        assert_eq!(readiness(&failed, "echo-r2"), Some(false));
+        assert_eq!(readiness("[echo-r2 launcher] ready in 4882 us", "echo-r2"), Some(true));
+        assert_eq!(
+            readiness("[echo-r2 launcher] restart 1 after guest panic (backoff 10 ms)", "echo-r2"),
+            Some(false)
+        );
+        assert_eq!(readiness("[echo-r2 guest] ready in 4882 us", "echo-r2"), None);
+        assert_eq!(readiness("[echo-r2 launcher] metrics: x", "echo-r2"), None);
     }
 
     #[test]
