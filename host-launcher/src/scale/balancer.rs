@@ -4,7 +4,7 @@
 //! port on loopback. A replica that refuses the connection is skipped for the next.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,6 +12,10 @@ use std::time::Duration;
 /// Connections relayed at once by one published port of a scaled spacecore; more are closed
 /// as soon as they are accepted.
 pub const MAX_CONNECTIONS: u64 = 1024;
+/// Connections relayed at once from one client address (IPv4-mapped IPv6 addresses count as
+/// their IPv4 address); more are closed as soon as they are accepted, as a single launcher's
+/// published port does.
+pub const MAX_PER_SOURCE: usize = 32;
 /// Time to connect to a replica before the next is tried.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -101,6 +105,35 @@ pub struct PortCounters {
     pub refused: AtomicU64,
     /// Connections relayed now.
     pub open: AtomicU64,
+    /// Of `refused`, those whose client address had [`MAX_PER_SOURCE`] connections relayed.
+    pub refused_per_source: AtomicU64,
+    /// Connections relayed now, by client address.
+    sources: Mutex<std::collections::HashMap<IpAddr, usize>>,
+}
+
+impl PortCounters {
+    /// Takes one of `source`'s slots; false when it has none left.
+    fn take(&self, source: IpAddr) -> bool {
+        let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+        let count = sources.entry(source.to_canonical()).or_default();
+        if *count >= MAX_PER_SOURCE {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    /// Gives `source`'s slot back.
+    fn give_back(&self, source: IpAddr) {
+        let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+        let source = source.to_canonical();
+        if let Some(count) = sources.get_mut(&source) {
+            *count -= 1;
+            if *count == 0 {
+                sources.remove(&source);
+            }
+        }
+    }
 }
 
 /// Serves the published port `name` on `listener`, balancing between the replicas of `pool`,
@@ -122,6 +155,12 @@ pub fn start(
                 counters.refused.fetch_add(1, Ordering::Relaxed);
                 continue; // dropping it closes it
             }
+            let Ok(source) = conn.peer_addr().map(|a| a.ip()) else { continue };
+            if !counters.take(source) {
+                counters.refused.fetch_add(1, Ordering::Relaxed);
+                counters.refused_per_source.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             counters.open.fetch_add(1, Ordering::AcqRel);
             let (pool, mine, name) = (pool.clone(), counters.clone(), name.clone());
             let spawned = std::thread::Builder::new()
@@ -131,10 +170,12 @@ pub fn start(
                     if !relay(conn, &name, &pool) {
                         mine.refused.fetch_add(1, Ordering::Relaxed);
                     }
+                    mine.give_back(source);
                     mine.open.fetch_sub(1, Ordering::AcqRel);
                 });
             if spawned.is_err() {
-                // The connection went with the closure: closed. Give its count back.
+                // The connection went with the closure: closed. Give its slots back.
+                counters.give_back(source);
                 counters.open.fetch_sub(1, Ordering::AcqRel);
             }
         }
@@ -262,6 +303,31 @@ mod tests {
         }
         let mut more: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
         assert_eq!(more.iter_mut().map(ask).collect::<Vec<_>>(), [1, 1]);
+    }
+
+    #[test]
+    fn one_client_address_gets_its_share_and_no_more() {
+        let (addr, _pool, counters) = balanced(&[(1, echo_server(1)), (2, echo_server(2))]);
+        let mut held: Vec<TcpStream> =
+            (0..MAX_PER_SOURCE).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        for conn in &mut held {
+            ask(conn);
+        }
+        let mut over = TcpStream::connect(addr).unwrap();
+        over.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = over.write_all(b"?");
+        let mut buf = [0u8; 1];
+        assert!(matches!(over.read(&mut buf), Ok(0) | Err(_)), "the 33rd is closed");
+        assert_eq!(counters.refused_per_source.load(Ordering::Relaxed), 1);
+        // One given back: one more fits.
+        drop(held.pop());
+        for _ in 0..500 {
+            if counters.open.load(Ordering::Acquire) < MAX_PER_SOURCE as u64 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        ask(&mut TcpStream::connect(addr).unwrap());
     }
 
     #[test]

@@ -618,6 +618,18 @@ fn render(
     for (port, c) in published {
         e.sample_f64("spacecore_launcher_published_refused_total", &[("port", port)], n(&c.refused));
     }
+    e.family(
+        "spacecore_launcher_published_refused_per_source_total",
+        Kind::Counter,
+        "Of the connections refused, those whose client address had its share of the port.",
+    );
+    for (port, c) in published {
+        e.sample_f64(
+            "spacecore_launcher_published_refused_per_source_total",
+            &[("port", port)],
+            n(&c.refused_per_source),
+        );
+    }
     e.family("spacecore_launcher_published_open_connections", Kind::Gauge, "Connections being relayed now.");
     for (port, c) in published {
         e.sample_f64("spacecore_launcher_published_open_connections", &[("port", port)], n(&c.open));
