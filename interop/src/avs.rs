@@ -293,6 +293,15 @@ async fn deploy_proxy(
     deploy_code(provider, owner, proxy_code.to_vec(), &format!("the proxy of {what}")).await
 }
 
+/// Deploys EigenLayer's contract `what` from `owner`: `builder` is its constructor call.
+async fn deploy_eigen(
+    builder: alloy::contract::RawCallBuilder<DynProvider>,
+    owner: Address,
+    what: &str,
+) -> Result<Address, ChainError> {
+    builder.from(owner).deploy().await.map_err(|e| err(&format!("deploy EigenLayer's {what}"), e))
+}
+
 /// Points `proxy` at `implementation` and calls its initialiser `init` in the proxy's storage.
 async fn upgrade(
     provider: &DynProvider,
@@ -320,11 +329,12 @@ async fn deploy_core(
     let version = CORE_VERSION.to_string();
     // The pauser registry is only called to pause or unpause, which the tests never do.
     let pauser = owner;
-    let permission_controller = PermissionController::deploy_builder(provider.clone(), version.clone())
-        .from(owner)
-        .deploy()
-        .await
-        .map_err(|e| err("deploy EigenLayer's PermissionController", e))?;
+    let permission_controller = deploy_eigen(
+        PermissionController::deploy_builder(provider.clone(), version.clone()),
+        owner,
+        "PermissionController",
+    )
+    .await?;
     // The proxies first: each implementation's constructor takes the others' addresses.
     let delegation_manager = deploy_proxy(provider, owner, proxy_code, "DelegationManager").await?;
     let strategy_manager = deploy_proxy(provider, owner, proxy_code, "StrategyManager").await?;
@@ -332,30 +342,31 @@ async fn deploy_core(
     let avs_directory = deploy_proxy(provider, owner, proxy_code, "AVSDirectory").await?;
     let eigen_pod_manager = deploy_proxy(provider, owner, proxy_code, "EigenPodManager").await?;
 
-    let implementation = DelegationManager::deploy_builder(
-        provider.clone(),
-        strategy_manager,
-        eigen_pod_manager,
-        allocation_manager,
-        pauser,
-        permission_controller,
-        CORE_DELAY_BLOCKS,
-        version.clone(),
+    let implementation = deploy_eigen(
+        DelegationManager::deploy_builder(
+            provider.clone(),
+            strategy_manager,
+            eigen_pod_manager,
+            allocation_manager,
+            pauser,
+            permission_controller,
+            CORE_DELAY_BLOCKS,
+            version.clone(),
+        ),
+        owner,
+        "DelegationManager",
     )
-    .from(owner)
-    .deploy()
-    .await
-    .map_err(|e| err("deploy EigenLayer's DelegationManager", e))?;
+    .await?;
     let init = DelegationManager::initializeCall { initialOwner: owner, initialPausedStatus: U256::ZERO };
     upgrade(provider, owner, delegation_manager, implementation, init.abi_encode(), "DelegationManager")
         .await?;
 
-    let implementation =
-        StrategyManager::deploy_builder(provider.clone(), delegation_manager, pauser, version.clone())
-            .from(owner)
-            .deploy()
-            .await
-            .map_err(|e| err("deploy EigenLayer's StrategyManager", e))?;
+    let implementation = deploy_eigen(
+        StrategyManager::deploy_builder(provider.clone(), delegation_manager, pauser, version.clone()),
+        owner,
+        "StrategyManager",
+    )
+    .await?;
     let init = StrategyManager::initializeCall {
         initialOwner: owner,
         initialStrategyWhitelister: owner,
@@ -363,53 +374,51 @@ async fn deploy_core(
     };
     upgrade(provider, owner, strategy_manager, implementation, init.abi_encode(), "StrategyManager").await?;
 
-    let implementation = AllocationManager::deploy_builder(
-        provider.clone(),
-        delegation_manager,
-        pauser,
-        permission_controller,
-        CORE_DELAY_BLOCKS,
-        0,
-        version.clone(),
+    let implementation = deploy_eigen(
+        AllocationManager::deploy_builder(
+            provider.clone(),
+            delegation_manager,
+            pauser,
+            permission_controller,
+            CORE_DELAY_BLOCKS,
+            0,
+            version.clone(),
+        ),
+        owner,
+        "AllocationManager",
     )
-    .from(owner)
-    .deploy()
-    .await
-    .map_err(|e| err("deploy EigenLayer's AllocationManager", e))?;
+    .await?;
     let init = AllocationManager::initializeCall { initialOwner: owner, initialPausedStatus: U256::ZERO };
     upgrade(provider, owner, allocation_manager, implementation, init.abi_encode(), "AllocationManager")
         .await?;
 
-    let implementation =
-        AVSDirectory::deploy_builder(provider.clone(), delegation_manager, pauser, version.clone())
-            .from(owner)
-            .deploy()
-            .await
-            .map_err(|e| err("deploy EigenLayer's AVSDirectory", e))?;
+    let implementation = deploy_eigen(
+        AVSDirectory::deploy_builder(provider.clone(), delegation_manager, pauser, version.clone()),
+        owner,
+        "AVSDirectory",
+    )
+    .await?;
     let init = AVSDirectory::initializeCall { initialOwner: owner, initialPausedStatus: U256::ZERO };
     upgrade(provider, owner, avs_directory, implementation, init.abi_encode(), "AVSDirectory").await?;
 
     // No beacon chain: the deposit contract and the pod beacon are never called.
-    let implementation = EigenPodManager::deploy_builder(
-        provider.clone(),
+    let implementation = deploy_eigen(
+        EigenPodManager::deploy_builder(
+            provider.clone(),
+            owner,
+            owner,
+            delegation_manager,
+            pauser,
+            version.clone(),
+        ),
         owner,
-        owner,
-        delegation_manager,
-        pauser,
-        version.clone(),
+        "EigenPodManager",
     )
-    .from(owner)
-    .deploy()
-    .await
-    .map_err(|e| err("deploy EigenLayer's EigenPodManager", e))?;
+    .await?;
     let init = EigenPodManager::initializeCall { initialOwner: owner, _initPausedStatus: U256::ZERO };
     upgrade(provider, owner, eigen_pod_manager, implementation, init.abi_encode(), "EigenPodManager").await?;
 
-    let token = MockERC20::deploy_builder(provider.clone())
-        .from(owner)
-        .deploy()
-        .await
-        .map_err(|e| err("deploy EigenLayer's MockERC20", e))?;
+    let token = deploy_eigen(MockERC20::deploy_builder(provider.clone()), owner, "MockERC20").await?;
     let mut code = strategy_code;
     code.extend_from_slice(&(strategy_manager, token).abi_encode_params());
     let strategy = deploy_code(provider, owner, code, "SpacecoreStrategy").await?;
@@ -483,50 +492,55 @@ impl Deployment {
 
         // EigenLayer's registries, bound to the coordinator; the StakeRegistry reads the
         // operators' shares from the DelegationManager.
-        let bls = BLSApkRegistry::deploy_builder(provider.clone(), coordinator_address)
-            .from(owner)
-            .deploy()
-            .await
-            .map_err(|e| err("deploy EigenLayer's BLSApkRegistry", e))?;
-        let stake = StakeRegistry::deploy_builder(
-            provider.clone(),
-            coordinator_address,
-            core.delegation_manager,
-            core.avs_directory,
-            core.allocation_manager,
+        let bls = deploy_eigen(
+            BLSApkRegistry::deploy_builder(provider.clone(), coordinator_address),
+            owner,
+            "BLSApkRegistry",
         )
-        .from(owner)
-        .deploy()
-        .await
-        .map_err(|e| err("deploy EigenLayer's StakeRegistry", e))?;
-        let index = IndexRegistry::deploy_builder(provider.clone(), coordinator_address)
-            .from(owner)
-            .deploy()
-            .await
-            .map_err(|e| err("deploy EigenLayer's IndexRegistry", e))?;
+        .await?;
+        let stake = deploy_eigen(
+            StakeRegistry::deploy_builder(
+                provider.clone(),
+                coordinator_address,
+                core.delegation_manager,
+                core.avs_directory,
+                core.allocation_manager,
+            ),
+            owner,
+            "StakeRegistry",
+        )
+        .await?;
+        let index = deploy_eigen(
+            IndexRegistry::deploy_builder(provider.clone(), coordinator_address),
+            owner,
+            "IndexRegistry",
+        )
+        .await?;
         let tx = coordinator.setRegistries(bls, stake, index).from(owner).into_transaction_request();
         send(&provider, tx, "setRegistries").await?;
-        let retriever = OperatorStateRetriever::deploy_builder(provider.clone())
-            .from(owner)
-            .deploy()
-            .await
-            .map_err(|e| err("deploy EigenLayer's OperatorStateRetriever", e))?;
+        let retriever = deploy_eigen(
+            OperatorStateRetriever::deploy_builder(provider.clone()),
+            owner,
+            "OperatorStateRetriever",
+        )
+        .await?;
         // The service manager: the checker (it reads the registries' addresses from the
         // coordinator when constructed) and the AVS of the AVSDirectory registrations. Its
         // RewardsCoordinator is never called.
-        let checker = MockAvsServiceManager::deploy_builder(
-            provider.clone(),
-            core.avs_directory,
-            coordinator_address,
-            stake,
-            Address::ZERO,
-            core.permission_controller,
-            core.allocation_manager,
+        let checker = deploy_eigen(
+            MockAvsServiceManager::deploy_builder(
+                provider.clone(),
+                core.avs_directory,
+                coordinator_address,
+                stake,
+                Address::ZERO,
+                core.permission_controller,
+                core.allocation_manager,
+            ),
+            owner,
+            "MockAvsServiceManager (BLSSignatureChecker)",
         )
-        .from(owner)
-        .deploy()
-        .await
-        .map_err(|e| err("deploy EigenLayer's MockAvsServiceManager (BLSSignatureChecker)", e))?;
+        .await?;
         let tx = coordinator.setServiceManager(checker).from(owner).into_transaction_request();
         send(&provider, tx, "setServiceManager").await?;
 
