@@ -256,6 +256,20 @@ pub fn run(plan: &hac::Plan, log: &Log, parent: &Parent) -> anyhow::Result<u8> {
                         &[("event", "replica_failed".into()), ("replica", number.into())],
                     );
                     failures_in_row += 1;
+                    let serving =
+                        replicas.values().any(|r| r.ever_ready.load(Ordering::Acquire) && !r.stopping);
+                    if failures_in_row > GIVE_UP_AFTER && !serving {
+                        log.event(
+                            Level::Error,
+                            format_args!(
+                                "scaling: giving up: {failures_in_row} replicas in a row could not start or \
+                                 ended before they were ready, and none serves"
+                            ),
+                            &[("event", "scaling_failed".into()), ("replica", number.into())],
+                        );
+                        outcome = spacecore_abi::exit::LAUNCHER_ERROR;
+                        break 'run;
+                    }
                     pending.push((number, now + backoff(failures_in_row)));
                 }
             }
