@@ -86,40 +86,30 @@ struct Row {
 fn steps(args: &Args) -> Vec<Step> {
     let full = args.full;
     let density_count = args.density_count.unwrap_or(if full { 50 } else { 20 });
-    let list = |words: &[&str]| words.iter().map(|w| (*w).to_owned()).collect::<Vec<_>>();
+    let list = |line: &str| line.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
     let mut steps = vec![
         Step {
             key: "boot",
-            args: if full { list(&["boot"]) } else { list(&["boot", "--runs", "10"]) },
+            args: if full { list("boot") } else { list("boot --runs 10") },
             json: "boot.json",
         },
         Step {
             key: "net",
-            args: if full { list(&["net"]) } else { list(&["net", "--requests", "300", "--bulk-mib", "8"]) },
+            args: if full { list("net") } else { list("net --requests 300 --bulk-mib 8") },
             json: "net.json",
         },
         Step {
             key: "disk",
-            args: if full { list(&["disk"]) } else { list(&["disk", "--ops", "200", "--read-mib", "16"]) },
+            args: if full { list("disk") } else { list("disk --ops 200 --read-mib 16") },
             json: "disk.json",
         },
         // Under load: a task every 3 ms, the sign bench's own stream.
         Step {
             key: "sign",
             args: if full {
-                list(&["sign"])
+                list("sign")
             } else {
-                list(&[
-                    "sign",
-                    "--rounds",
-                    "1",
-                    "--signatures",
-                    "200",
-                    "--tasks",
-                    "100",
-                    "--task-interval-ms",
-                    "3",
-                ])
+                list("sign --rounds 1 --signatures 200 --tasks 100 --task-interval-ms 3")
             },
             json: "sign-bn254.json",
         },
@@ -127,19 +117,9 @@ fn steps(args: &Args) -> Vec<Step> {
         Step {
             key: "sign-idle",
             args: if full {
-                list(&["sign", "--rounds", "1", "--tasks", "50", "--task-interval-ms", "100"])
+                list("sign --rounds 1 --tasks 50 --task-interval-ms 100")
             } else {
-                list(&[
-                    "sign",
-                    "--rounds",
-                    "1",
-                    "--signatures",
-                    "50",
-                    "--tasks",
-                    "20",
-                    "--task-interval-ms",
-                    "100",
-                ])
+                list("sign --rounds 1 --signatures 50 --tasks 20 --task-interval-ms 100")
             },
             json: "sign-bn254.json",
         },
@@ -148,25 +128,21 @@ fn steps(args: &Args) -> Vec<Step> {
         Step {
             key: "recover",
             args: if full {
-                list(&["recover"])
+                list("recover")
             } else {
-                list(&["recover", "--crashes", "5", "--idle-seconds", "4", "--cold-runs", "2"])
+                list("recover --crashes 5 --idle-seconds 4 --cold-runs 2")
             },
             json: "recover.json",
         },
     ];
     steps.push(Step {
         key: "update",
-        args: if full { list(&["update"]) } else { list(&["update", "--runs", "2"]) },
+        args: if full { list("update") } else { list("update --runs 2") },
         json: "update.json",
     });
-    let count = density_count.to_string();
     let idle = if full { "5" } else { "2" };
-    steps.push(Step {
-        key: "density",
-        args: list(&["density", "--count", &count, "--idle-seconds", idle]),
-        json: "density.json",
-    });
+    let density = format!("density --count {density_count} --idle-seconds {idle}");
+    steps.push(Step { key: "density", args: list(&density), json: "density.json" });
     steps
 }
 
@@ -174,6 +150,17 @@ fn steps(args: &Args) -> Vec<Step> {
 fn ratio(a: f64, b: f64, unit: &str) -> Option<(f64, String)> {
     (a.is_finite() && b.is_finite() && b > 0.0)
         .then(|| (a / b, format!("{:.2}x ({a:.1} {unit} / {b:.1} {unit})", a / b)))
+}
+
+/// `value` with two decimals and its `unit` (" ms", "%").
+fn figure(value: f64, unit: &str) -> Option<(f64, String)> {
+    Some((value, format!("{value:.2}{unit}")))
+}
+
+/// [`figure`] of the density bench, with the number of spacecores it ran at once.
+fn at_once(json: &Value, value: f64, unit: &str) -> Option<(f64, String)> {
+    let count = num(json, "/run/count")?;
+    Some((value, format!("{value:.2}{unit} ({count} at once)")))
 }
 
 fn num(json: &Value, pointer: &str) -> Option<f64> {
@@ -205,20 +192,14 @@ fn rows() -> Vec<Row> {
             step: "sign-idle",
             goal_text: "<= 3 ms",
             goal: Goal::AtMost(3.0),
-            measure: |j| {
-                let ms = num(j, "/end_to_end/latency_p50_ms")?;
-                Some((ms, format!("{ms:.2} ms")))
-            },
+            measure: |j| figure(num(j, "/end_to_end/latency_p50_ms")?, " ms"),
         },
         Row {
             figure: "AVS task created to aggregated p50, chain-less, under load (a task every 3 ms)",
             step: "sign",
             goal_text: "<= 5 ms",
             goal: Goal::AtMost(5.0),
-            measure: |j| {
-                let ms = num(j, "/end_to_end/latency_p50_ms")?;
-                Some((ms, format!("{ms:.2} ms")))
-            },
+            measure: |j| figure(num(j, "/end_to_end/latency_p50_ms")?, " ms"),
         },
         Row {
             figure: "tasks/s of one 1-vCPU spacecore / host signing rate",
@@ -257,9 +238,7 @@ fn rows() -> Vec<Row> {
                 // The bench clamps the host's used memory at what it was before the launchers
                 // started: 0 means the host freed more meanwhile than they took, nothing measured.
                 let bytes = num(j, "/run/host_memory_per_spacecore_bytes").filter(|b| *b > 0.0)?;
-                let mib = bytes / (1024.0 * 1024.0);
-                let count = num(j, "/run/count")?;
-                Some((mib, format!("{mib:.2} MiB ({count} at once)")))
+                at_once(j, bytes / (1024.0 * 1024.0), " MiB")
             },
         },
         Row {
@@ -267,32 +246,21 @@ fn rows() -> Vec<Row> {
             step: "density",
             goal_text: "< 2%",
             goal: Goal::Below(2.0),
-            measure: |j| {
-                let percent = num(j, "/run/idle_cpu_percent")?;
-                let count = num(j, "/run/count")?;
-                Some((percent, format!("{percent:.2}% ({count} at once)")))
-            },
+            measure: |j| at_once(j, num(j, "/run/idle_cpu_percent")?, "%"),
         },
         Row {
             figure: "density: first start to all serving",
             step: "density",
             goal_text: "<= 10 s",
             goal: Goal::AtMost(10.0),
-            measure: |j| {
-                let s = num(j, "/run/all_serving_ms")? / 1000.0;
-                let count = num(j, "/run/count")?;
-                Some((s, format!("{s:.2} s ({count} at once)")))
-            },
+            measure: |j| at_once(j, num(j, "/run/all_serving_ms")? / 1000.0, " s"),
         },
         Row {
             figure: "crash to serving again p50 (recover bench's target)",
             step: "recover",
             goal_text: "<= 50 ms",
             goal: Goal::AtMost(50.0),
-            measure: |j| {
-                let ms = num(j, "/recovery/serving_us/p50")? / 1000.0;
-                Some((ms, format!("{ms:.2} ms")))
-            },
+            measure: |j| figure(num(j, "/recovery/serving_us/p50")? / 1000.0, " ms"),
         },
         Row {
             figure: "idle launcher CPU, worst of 3 specs (recover bench's target)",

@@ -338,24 +338,12 @@ fn post_task(addr: SocketAddr, index: u32) -> Result<(), String> {
     let task = serde_json::json!({"task_index": index, "task": {"number_to_be_squared": (u64::from(index) + 2).to_string(),
         "task_created_block": 1, "quorum_numbers": "0x00", "quorum_threshold_percentage": 67}});
     let body = authorize(task.to_string().as_bytes());
-    let kind = |e: std::io::Error| format!("{:?}", e.kind());
-    let mut stream = TcpStream::connect_timeout(&addr, PROBE_TIMEOUT).map_err(kind)?;
-    stream.set_read_timeout(Some(PROBE_TIMEOUT)).map_err(kind)?;
-    stream.set_nodelay(true).map_err(kind)?;
     let head = format!(
         "POST /task HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    stream.write_all(head.as_bytes()).map_err(kind)?;
-    stream.write_all(&body).map_err(kind)?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).map_err(kind)?;
-    let text = String::from_utf8_lossy(&answer);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or("closed unanswered")?;
-    if !head.starts_with("HTTP/1.1 200 ") {
-        return Err(head.lines().next().unwrap_or_default().to_owned());
-    }
-    serde_json::from_str::<serde_json::Value>(body)
+    let body = exchange(addr, &[head.as_bytes(), &body])?;
+    serde_json::from_str::<serde_json::Value>(&body)
         .ok()
         .filter(|v| v["signature"].is_string())
         .map(|_| ())
@@ -460,12 +448,17 @@ fn probe(addr: SocketAddr) -> Probe {
     Probe { sent, done: Instant::now(), result }
 }
 
-fn get_root(addr: SocketAddr) -> Result<u64, String> {
+/// One request, its `parts` written in turn, on a fresh connection that the server closes, each
+/// step bounded by [`PROBE_TIMEOUT`]: the body of a 200 answer; otherwise the answer's status
+/// line, or the kind of the I/O error.
+fn exchange(addr: SocketAddr, parts: &[&[u8]]) -> Result<String, String> {
     let kind = |e: std::io::Error| format!("{:?}", e.kind());
     let mut stream = TcpStream::connect_timeout(&addr, PROBE_TIMEOUT).map_err(kind)?;
     stream.set_read_timeout(Some(PROBE_TIMEOUT)).map_err(kind)?;
     stream.set_nodelay(true).map_err(kind)?;
-    stream.write_all(GET_ROOT).map_err(kind)?;
+    for part in parts {
+        stream.write_all(part).map_err(kind)?;
+    }
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).map_err(kind)?;
     let text = String::from_utf8_lossy(&answer);
@@ -473,7 +466,12 @@ fn get_root(addr: SocketAddr) -> Result<u64, String> {
     if !head.starts_with("HTTP/1.1 200 ") {
         return Err(head.lines().next().unwrap_or_default().to_owned());
     }
-    serde_json::from_str::<serde_json::Value>(body)
+    Ok(body.to_owned())
+}
+
+fn get_root(addr: SocketAddr) -> Result<u64, String> {
+    let body = exchange(addr, &[GET_ROOT])?;
+    serde_json::from_str::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v.get("boot_count")?.as_u64())
         .ok_or_else(|| "no boot count".to_owned())
