@@ -239,6 +239,13 @@ fn disk_bench(value: &str) -> Option<SelfTest> {
 mod tests {
     use super::*;
 
+    /// Checks that `parse` refuses each of `words`, naming it.
+    fn refuses_each(words: &[&str]) {
+        for &bad in words {
+            assert_eq!(parse(bad), Err(BadArg(bad)), "{bad}");
+        }
+    }
+
     #[test]
     fn parses_selftests_and_ignores_other_words() {
         assert_eq!(parse(""), Ok(Args::default()));
@@ -293,7 +300,7 @@ mod tests {
         assert_eq!(args.selftest, Some(SelfTest::SignBench(500)));
         assert_eq!(args.aggregator, Some(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 8090)));
         assert_eq!(parse("").unwrap().aggregator, None);
-        for bad in [
+        refuses_each(&[
             "spacecore.selftest=sign-bench:",
             "spacecore.selftest=sign-bench:0",
             "spacecore.selftest=sign-bench:1000001",
@@ -303,9 +310,7 @@ mod tests {
             "spacecore.aggregator=10.0.0.1:65536",
             "spacecore.aggregator=[::1]:80",
             "spacecore.aggregator=host:80",
-        ] {
-            assert_eq!(parse(bad), Err(BadArg(bad)), "{bad}");
-        }
+        ]);
     }
 
     #[test]
@@ -333,7 +338,7 @@ mod tests {
         assert_eq!(args.endpoints().count(), 1);
         let none = parse("").unwrap();
         assert_eq!((none.eth_rpc, none.eth_ws, none.endpoints().count()), (None, None, 0));
-        for bad in [
+        refuses_each(&[
             "spacecore.endpoint.eth_rpc=",
             "spacecore.endpoint.eth_rpc=10.0.0.1",
             "spacecore.endpoint.eth_rpc=10.0.0.1:0",
@@ -345,9 +350,7 @@ mod tests {
             "spacecore.endpoint.=10.0.0.1:1",
             "spacecore.endpoint=10.0.0.1:1",
             "spacecore.endpoint.ETH_RPC=10.0.0.1:8545",
-        ] {
-            assert_eq!(parse(bad), Err(BadArg(bad)), "{bad}");
-        }
+        ]);
     }
 
     #[test]
@@ -358,23 +361,7 @@ mod tests {
             prefix: 30,
             gateway: Some(Ipv4Addr::new(10, 0, 0, 1)),
         };
-        assert_eq!(
-            args,
-            Args {
-                selftest: None,
-                net: Some(net),
-                http_port: 8080,
-                name: "node-1.a_b",
-                aggregator: None,
-                test_hooks: false,
-                scheme: Scheme::Bn254,
-                eth_rpc: None,
-                eth_ws: None,
-                task_manager: None,
-                task_signer: None,
-                confirmations: None,
-            }
-        );
+        assert_eq!(args, Args { net: Some(net), http_port: 8080, name: "node-1.a_b", ..Args::default() });
         // The gateway may come first; the port and name have defaults.
         let args = parse("spacecore.gw=10.0.0.1 spacecore.ip=192.168.1.7/24").unwrap();
         assert_eq!(args.net.unwrap().gateway, Some(Ipv4Addr::new(10, 0, 0, 1)));
@@ -392,10 +379,12 @@ mod tests {
         assert_eq!(parse("spacecore.scheme=bls12-381").unwrap().scheme, Scheme::Bls12381);
         let both = parse("spacecore.scheme=bls12-381 spacecore.selftest=sign-bench:10").unwrap();
         assert_eq!((both.scheme, both.selftest), (Scheme::Bls12381, Some(SelfTest::SignBench(10))));
-        for bad in ["spacecore.scheme", "spacecore.scheme=", "spacecore.scheme=BN254", "spacecore.scheme=bls"]
-        {
-            assert_eq!(parse(bad), Err(BadArg(bad)), "{bad}");
-        }
+        refuses_each(&[
+            "spacecore.scheme",
+            "spacecore.scheme=",
+            "spacecore.scheme=BN254",
+            "spacecore.scheme=bls",
+        ]);
     }
 
     #[test]
@@ -404,11 +393,12 @@ mod tests {
         assert!(parse("spacecore.testhooks=on").unwrap().test_hooks);
         assert!(!parse("spacecore.testhooks=off").unwrap().test_hooks);
         assert!(!parse("spacecore.testhooks=on spacecore.testhooks=off").unwrap().test_hooks, "last wins");
-        for bad in
-            ["spacecore.testhooks", "spacecore.testhooks=", "spacecore.testhooks=1", "spacecore.testhooks=ON"]
-        {
-            assert_eq!(parse(bad), Err(BadArg(bad)), "{bad}");
-        }
+        refuses_each(&[
+            "spacecore.testhooks",
+            "spacecore.testhooks=",
+            "spacecore.testhooks=1",
+            "spacecore.testhooks=ON",
+        ]);
     }
 
     #[test]
@@ -433,7 +423,7 @@ mod tests {
         assert_eq!((args.task_manager, args.confirmations), (Some(expected), Some(0)));
         assert_eq!(parse("spacecore.confirmations=10000").unwrap().confirmations, Some(10_000));
         assert_eq!((parse("").unwrap().task_manager, parse("").unwrap().confirmations), (None, None));
-        for bad in [
+        refuses_each(&[
             "spacecore.task_manager=",
             "spacecore.task_manager=5fbdb2315678afecb367f032d93f642f64180aa3",
             "spacecore.task_manager=0x5fbdb2315678afecb367f032d93f642f64180aa",
@@ -443,14 +433,12 @@ mod tests {
             "spacecore.confirmations=-1",
             "spacecore.confirmations=10001",
             "spacecore.confirmations=two",
-        ] {
-            assert_eq!(parse(bad), Err(BadArg(bad)), "{bad}");
-        }
+        ]);
     }
 
     #[test]
     fn rejects_bad_spacecore_words() {
-        for bad in [
+        refuses_each(&[
             "spacecore.selftest",
             "spacecore.selftest=boom",
             "spacecore.selftest=exit:300",
@@ -466,9 +454,7 @@ mod tests {
             "spacecore.name=",
             "spacecore.name=a/b",
             "spacecore.name=\"q\"",
-        ] {
-            assert_eq!(parse(bad), Err(BadArg(bad)), "{bad}");
-        }
+        ]);
         let longest = format!("spacecore.name={}", "n".repeat(63));
         assert_eq!(parse(&longest).unwrap().name.len(), 63);
         let too_long = format!("spacecore.name={}", "n".repeat(64));
