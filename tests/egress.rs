@@ -9,10 +9,9 @@
 //! address outside both (a documentation address) is tried only after the test has checked
 //! that the namespace has no route that could carry it anywhere.
 
-use spacecore_tests::{Running, Specs, kvm_available, sample, scrape_metrics};
+use spacecore_tests::{Running, Specs, inside, kvm_available, sample, scrape_metrics, spacecore_netns};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -78,32 +77,6 @@ fn classify(result: std::io::Result<TcpStream>) -> Probe {
             _ => Probe::Other(e.to_string()),
         },
     }
-}
-
-/// The network namespace of a running launcher's spacecore: the one of its threads that is not
-/// in the test's own namespace.
-fn spacecore_netns(pid: u32) -> std::fs::File {
-    let own = std::fs::read_link("/proc/self/ns/net").unwrap();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
-        let ns = task.path().join("ns/net");
-        if std::fs::read_link(&ns).is_ok_and(|link| link != own) {
-            return std::fs::File::open(ns).unwrap();
-        }
-    }
-    panic!("no thread of launcher {pid} is in a namespace of its own");
-}
-
-/// Runs `f` on a thread moved into the namespace `ns`.
-fn inside<T: Send>(ns: &std::fs::File, f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            // SAFETY: setns on an open namespace descriptor; it moves only this thread.
-            assert_eq!(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }, 0, "setns");
-            f()
-        })
-        .join()
-        .unwrap()
-    })
 }
 
 /// Brings the namespace's loopback up. A process inside a namespace reaches the namespace's own
@@ -207,13 +180,6 @@ fn host_addresses() -> Vec<Ipv4Addr> {
 /// not the guest's).
 fn launcher_line(run: &Running, marker: &str) -> Option<String> {
     run.log().iter().find_map(|l| l.launcher(marker).map(str::to_owned))
-}
-
-fn stop(run: Running) -> String {
-    run.signal(libc::SIGTERM);
-    let (code, log) = run.finish(LIMIT);
-    assert_eq!(code, Some(0), "{log}");
-    log
 }
 
 #[test]
@@ -340,7 +306,7 @@ fn only_the_named_endpoints_are_reachable_from_the_spacecores_namespace() {
     );
     let to_aggregator = sample(&text, "spacecore_launcher_egress_connections_total{name=\"aggregator\"}");
     assert!(to_aggregator.is_some(), "the aggregator's relay is counted on its own: {text}");
-    let log = stop(run);
+    let log = run.stop(LIMIT);
     let lines = spacecore_tests::log_lines(&log);
     assert_eq!(spacecore_tests::events(&lines, "guest_failed").count(), 0, "{log}");
     let ended: Vec<_> = spacecore_tests::events(&lines, "guest_ended").collect();
@@ -379,7 +345,7 @@ fn an_isolated_spacecore_has_no_listener_at_all() {
         );
     }
     assert_eq!(server.accepted(), 0);
-    stop(run);
+    run.stop(LIMIT);
 }
 
 #[test]

@@ -15,7 +15,7 @@
 //! (`kernel-app/src/http/deadline.rs`), documented in docs/hac-launch.md and docs/guest.md.
 
 use socket2::{Domain, Socket, Type};
-use spacecore_tests::{Running, Specs, kvm_available, log_lines, published};
+use spacecore_tests::{Running, Specs, inside, kvm_available, log_lines, published, spacecore_netns};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -55,14 +55,6 @@ fn boot_with(specs: &Specs, name: &str, more: &str) -> (Running, SocketAddr, Soc
     let http = published(&run.seen, "HTTP").expect("a published HTTP line");
     let metrics = spacecore_tests::metrics_address(&run.seen).expect("a metrics event");
     (run, http, metrics)
-}
-
-/// Stops the launcher (SIGTERM) and returns its output.
-fn stop(run: Running) -> String {
-    run.signal(libc::SIGTERM);
-    let (code, output) = run.finish(LIMIT);
-    assert_eq!(code, Some(0), "{output}");
-    output
 }
 
 /// Raises this process's soft limit of open files to its hard limit, which must leave room for
@@ -252,7 +244,7 @@ fn a_client_is_served_through_a_flood(test: &str, first: &[u8], room: RoomMadeBy
     assert!(open <= RELAY_MAX as f64, "{open} connections relayed at once");
     // Only now are the flood's connections let go.
     drop(held);
-    let output = stop(run);
+    let output = run.stop(LIMIT);
     let guest_made_room = log_lines(&output)
         .iter()
         .find_map(|l| l.guest("http: ")?.split(' ').next()?.parse::<usize>().ok())
@@ -323,7 +315,7 @@ fn one_address_past_its_share_is_refused_while_another_is_served() {
     assert!(sample(&text, "spacecore_launcher_published_refused_total{port=\"HTTP\"}") >= 1.0);
     assert_eq!(sample(&text, "spacecore_launcher_published_evicted_total{port=\"HTTP\"}"), 0.0);
     drop(held);
-    stop(run);
+    run.stop(LIMIT);
 }
 
 #[test]
@@ -375,35 +367,7 @@ fn health_checks_take_the_clients_path_and_fail_when_clients_are_kept_out() {
     }
     let mut client = connect_from(CLIENT, http).expect("connect after the restart");
     assert_eq!(get(&mut client, "/", true).map(|(status, _)| status), Ok(200));
-    stop(run);
-}
-
-/// The network namespace of a running launcher's spacecore: the one of its threads that is not
-/// in the test's own namespace.
-fn spacecore_netns(pid: u32) -> std::fs::File {
-    let own = std::fs::read_link("/proc/self/ns/net").unwrap();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
-        let ns = task.path().join("ns/net");
-        if std::fs::read_link(&ns).is_ok_and(|link| link != own) {
-            return std::fs::File::open(ns).unwrap();
-        }
-    }
-    panic!("no thread of launcher {pid} is in a namespace of its own");
-}
-
-/// Runs `f` on a thread inside the namespace `ns`: the sockets it opens belong there (and can
-/// be used from any thread afterwards).
-fn inside<T: Send>(ns: &std::fs::File, f: impl FnOnce() -> T + Send) -> T {
-    use std::os::fd::AsRawFd;
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            // SAFETY: setns on an open namespace descriptor; it moves only this thread.
-            assert_eq!(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }, 0, "setns");
-            f()
-        })
-        .join()
-        .unwrap()
-    })
+    run.stop(LIMIT);
 }
 
 /// The guest's HTTP address inside the namespace (the launcher's default).
@@ -440,7 +404,7 @@ fn the_guest_alone_makes_room_for_a_new_connection_when_full() {
         answer.unwrap_or_else(|why| panic!("not served with {sockets} sockets taken: {why}"));
     assert_eq!(status, 200, "{body}");
     drop(held);
-    let output = stop(run);
+    let output = run.stop(LIMIT);
     assert!(log_lines(&output).iter().any(|l| l.guest("http: ").is_some()), "{output}");
 }
 
@@ -476,5 +440,5 @@ fn the_guest_closes_slow_heads_and_idle_keepalive_connections() {
         "closed before the keep-alive timeout: {:?}",
         began.elapsed()
     );
-    stop(run);
+    run.stop(LIMIT);
 }

@@ -300,6 +300,15 @@ impl Running {
         assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill({pid}, {signal})");
     }
 
+    /// SIGTERM, then [`Running::finish`], which must end with exit code 0 (panics with the
+    /// output otherwise); all its output lines.
+    pub fn stop(self, limit: Duration) -> String {
+        self.signal(libc::SIGTERM);
+        let (code, output) = self.finish(limit);
+        assert_eq!(code, Some(0), "{output}");
+        output
+    }
+
     /// Waits for exit (killing the launcher after `limit`) and returns its status code and
     /// all its output lines.
     pub fn finish(mut self, limit: Duration) -> (Option<i32>, String) {
@@ -336,6 +345,34 @@ impl Drop for Running {
             eprintln!("--- output of launcher {} ---\n{}\n---", self.child.id(), self.seen.join("\n"));
         }
     }
+}
+
+/// The network namespace of a running launcher's spacecore: the one of its threads that is not
+/// in the test's own namespace.
+pub fn spacecore_netns(pid: u32) -> std::fs::File {
+    let own = std::fs::read_link("/proc/self/ns/net").unwrap();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let ns = task.path().join("ns/net");
+        if std::fs::read_link(&ns).is_ok_and(|link| link != own) {
+            return std::fs::File::open(ns).unwrap();
+        }
+    }
+    panic!("no thread of launcher {pid} is in a namespace of its own");
+}
+
+/// Runs `f` on a thread moved into the namespace `ns`: the sockets it opens belong there (and
+/// can be used from any thread afterwards).
+pub fn inside<T: Send>(ns: &std::fs::File, f: impl FnOnce() -> T + Send) -> T {
+    use std::os::fd::AsRawFd;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: setns on an open namespace descriptor; it moves only this thread.
+            assert_eq!(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }, 0, "setns");
+            f()
+        })
+        .join()
+        .unwrap()
+    })
 }
 
 /// Everything a finished launcher printed, stdout then stderr.

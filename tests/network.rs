@@ -2,7 +2,7 @@
 //! connections, malformed input, isolation between spacecores, and rate limits.
 
 use spacecore_tests::{
-    Running, Specs, connect, events, http, kvm_available, log_lines, output_lines, published,
+    Running, Specs, connect, events, http, kvm_available, log_lines, output_lines, published, spacecore_netns,
 };
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -24,13 +24,6 @@ fn boot(specs: &Specs, spec: &std::path::Path) -> (Running, SocketAddr) {
     assert!(run.wait_ready(LIMIT).is_some(), "never ready: {:?}", run.seen);
     let addr = published(&run.seen, "HTTP").expect("published HTTP line");
     (run, addr)
-}
-
-fn stop(run: Running) -> String {
-    run.signal(libc::SIGTERM);
-    let (code, log) = run.finish(LIMIT);
-    assert_eq!(code, Some(0), "{log}");
-    log
 }
 
 #[test]
@@ -61,7 +54,7 @@ fn http_through_the_published_port_echoes_1_mib_exactly() {
     assert_eq!(echoed.len(), payload.len());
     assert!(echoed == payload, "the echoed body differs");
     drop(conn);
-    stop(run);
+    run.stop(LIMIT);
 }
 
 #[test]
@@ -90,7 +83,7 @@ fn many_sequential_and_a_few_concurrent_connections() {
     for client in clients {
         client.join().expect("a concurrent client failed");
     }
-    stop(run);
+    run.stop(LIMIT);
 }
 
 /// How the server ended a [`raw`] exchange, and what it answered before.
@@ -210,20 +203,7 @@ fn malformed_http_gets_errors_and_the_server_goes_on() {
     let mut conn = connect(addr);
     assert_eq!(http(&mut conn, "GET", "/", b"").0, 200);
     drop(conn);
-    stop(run);
-}
-
-/// The network namespace of a running launcher's spacecore: the one of its threads that is not
-/// in the test's own namespace.
-fn spacecore_netns(pid: u32) -> std::fs::File {
-    let own = std::fs::read_link("/proc/self/ns/net").unwrap();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
-        let ns = task.path().join("ns/net");
-        if std::fs::read_link(&ns).is_ok_and(|link| link != own) {
-            return std::fs::File::open(ns).unwrap();
-        }
-    }
-    panic!("no thread of launcher {pid} is in a namespace of its own");
+    run.stop(LIMIT);
 }
 
 /// Tries a TCP connection to `addr` from inside the namespace `ns`.
@@ -261,8 +241,8 @@ fn two_spacecores_cannot_reach_each_other() {
     // the namespaces the launchers created are ever tried.
     assert!(!connects_from(&ns_a, b_guest), "B's guest reachable from A's namespace");
     assert!(!connects_from(&ns_b, a_guest), "A's guest reachable from B's namespace");
-    stop(run_a);
-    stop(run_b);
+    run_a.stop(LIMIT);
+    run_b.stop(LIMIT);
 }
 
 #[test]
@@ -284,7 +264,7 @@ fn egress_is_held_to_its_rate_limit() {
     let floor = Duration::from_secs_f64(((1 << 20) - 100_000) as f64 / 1_000_000.0);
     assert!(elapsed >= floor, "1 MiB left the guest in {elapsed:?}, faster than the 1 MB/s limit allows");
     drop(conn);
-    let log = stop(run);
+    let log = run.stop(LIMIT);
     let lines = log_lines(&log);
     assert_eq!(events(&lines, "guest_failed").count(), 0, "{log}");
     let ended: Vec<_> = events(&lines, "guest_ended").collect();
