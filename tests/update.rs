@@ -22,6 +22,7 @@ const LIMIT: Duration = Duration::from_secs(30);
 /// A one-node AVS cluster (keystore imported) with auto-recovery and the launcher's metrics.
 fn signer(prefix: &str) -> Cluster {
     let tables = "[spec.failover]\nstrategy = \"auto-recovery\"\n\
+                  [spec.operations]\nupdateStrategy = \"RollingUpdate\"\n\
                   [spec.observability]\nmonitoring = \"Prometheus\"\nmetrics_address = \"127.0.0.1:0\"\n";
     let setup = NodeSetup { memory: Some("128Mi".into()), tables: tables.into(), args: Vec::new() };
     Cluster::with_setup(Tools::for_tests(), prefix, 1, &setup)
@@ -516,7 +517,8 @@ fn the_update_thread_runs_under_its_seccomp_filter() {
     // The update thread makes a call its filter forbids as soon as the filter is in place: the
     // kernel kills the launcher.
     let specs = spacecore_tests::Specs::new();
-    let tables = "[spec.networking.inbound_ports]\nHTTP = 80\n[spec.networking.publish]\nHTTP = 0\n";
+    let tables = "[spec.networking.inbound_ports]\nHTTP = 80\n[spec.networking.publish]\nHTTP = 0\n\
+                  [spec.operations]\nupdateStrategy = \"RollingUpdate\"\n";
     let spec = specs.spacecore("up-sigsys", "cpu = 1\nmemory = \"64Mi\"", tables, "{image}");
     let mut child = Command::new(spacecore_tests::launcher())
         .args([spec.to_str().unwrap(), "--uid", "64011", "--gid", "64011"])
@@ -539,4 +541,27 @@ fn the_update_thread_runs_under_its_seccomp_filter() {
     };
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(libc::SIGSYS), "the launcher was not killed by its filter: {status:?}");
+}
+
+/// `--update` follows `spec.operations.updateStrategy`: without `RollingUpdate` (the default is
+/// `Recreate`), and for a scaled spacecore, it is refused (status 1) before anything is asked
+/// of a launcher, saying what to do instead.
+#[test]
+fn an_update_is_refused_unless_the_spec_asks_for_rolling_updates() {
+    let specs = spacecore_tests::Specs::new();
+    for (name, operations, why) in [
+        ("up-default", "", "updateStrategy is \"Recreate\" (the default)"),
+        (
+            "up-recreate",
+            "[spec.operations]\nupdateStrategy = \"Recreate\"\n",
+            "updateStrategy is \"Recreate\"",
+        ),
+    ] {
+        let spec = specs.spacecore(name, "cpu = 1\nmemory = \"64Mi\"", operations, "{image}");
+        let out = specs.launch(&["--update", spec.to_str().unwrap()]);
+        let text = spacecore_tests::text(&out);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(text.contains(&format!("update {name}: refused: spec.operations.{why}")), "{text}");
+        assert!(!text.contains("cannot reach the launcher"), "nothing was asked of a launcher: {text}");
+    }
 }

@@ -45,7 +45,7 @@ use std::path::Path;
 pub use address::{MAX_PREFIX_LEN, MIN_PREFIX_LEN};
 pub use error::SpecError;
 pub use image_ref::{DEFAULT_TAG, ImageRef, ImageSource, looks_like_path};
-pub use not_enforced::{NOT_ENFORCED, OPERATIONS, STORAGE_AND_NETWORKING, SUPERVISOR};
+pub use not_enforced::{NOT_ENFORCED, STORAGE_AND_NETWORKING, SUPERVISOR};
 pub use plan::{
     Attestation, Autoscaling, AvsPlan, Criteria, DEFAULT_DISK_BANDWIDTH, DEFAULT_DISK_IOPS,
     DEFAULT_GUEST_ADDRESS, DEFAULT_HOST_ADDRESS, DEFAULT_METRICS_ADDRESS, DEFAULT_PREFIX_LEN,

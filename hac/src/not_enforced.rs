@@ -11,16 +11,10 @@ use crate::tree::render;
 pub const STORAGE_AND_NETWORKING: &str = "storage and networking";
 /// Capability: a host-side supervisor that confines and tunes the VMM.
 pub const SUPERVISOR: &str = "supervisor";
-/// Capability: update strategies (sidecar metrics, structured logs, restarts, rolling updates
-/// by `hac-launch --update` and scaling are enforced).
-pub const OPERATIONS: &str = "operations";
 
 /// `(dotted key, capability that will enforce it)`, in documentation order.
 /// Every other key is enforced today (or is pure identification).
-pub const NOT_ENFORCED: &[(&str, &str)] = &[
-    ("spec.virtualization.criteria.performance", SUPERVISOR),
-    ("spec.operations.updateStrategy", OPERATIONS),
-];
+pub const NOT_ENFORCED: &[(&str, &str)] = &[("spec.virtualization.criteria.performance", SUPERVISOR)];
 
 /// One entry for every key of [`NOT_ENFORCED`] present in `root`, in table
 /// order. Call only on a document that has been validated.

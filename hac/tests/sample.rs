@@ -67,10 +67,11 @@ fn expected_sample_plan(spec_path: &Path) -> Plan {
             autoscaling: hac::Autoscaling::default(),
         },
         failover: Failover { strategy: FailoverStrategy::AutoRecovery, ..Failover::default() },
-        not_enforced: vec![
-            not_enforced("spec.virtualization.criteria.performance", "standard", "supervisor"),
-            not_enforced("spec.operations.updateStrategy", "RollingUpdate", "operations"),
-        ],
+        not_enforced: vec![not_enforced(
+            "spec.virtualization.criteria.performance",
+            "standard",
+            "supervisor",
+        )],
     }
 }
 
@@ -238,15 +239,19 @@ fn minimal_spec_gets_documented_defaults() {
 
 #[test]
 fn only_present_keys_are_reported_as_not_enforced() {
-    // scaling is enforced (hac-launch runs replicas): present, it is not reported.
-    let source = format!("{MINIMAL}\n[spec.operations]\nscaling = \"None\"\nupdateStrategy = \"Recreate\"\n");
+    // scaling and updateStrategy are enforced (hac-launch runs replicas; --update follows the
+    // strategy): present, they are not reported.
+    let source = format!(
+        "{MINIMAL}\n[spec.operations]\nscaling = \"None\"\nupdateStrategy = \"Recreate\"\n\
+         [spec.virtualization.criteria]\nperformance = \"standard\"\n"
+    );
     let plan = hac::parse_str(&source, Path::new("hac.toml"), &LIMITS).unwrap();
     assert_eq!(
         plan.not_enforced,
         vec![NotEnforced {
-            key: "spec.operations.updateStrategy",
-            value: "Recreate".to_owned(),
-            arrives_with: "operations",
+            key: "spec.virtualization.criteria.performance",
+            value: "standard".to_owned(),
+            arrives_with: "supervisor",
         }]
     );
 }

@@ -160,6 +160,10 @@ fn run(cli: &Cli, plan: &hac::Plan, log: &Log, started: (Instant, u64)) -> anyho
         return Ok(0);
     }
     if cli.update {
+        if let Some(why) = update_refusal(plan) {
+            println!("hac-launch: update {}: refused: {why}", plan.name);
+            return Ok(update::client::exit_status("refused"));
+        }
         return request_update(cli, plan, &image_path, &image);
     }
     if scale::scaled(plan) && !cli.until_ready {
@@ -211,6 +215,24 @@ fn replica_parent(cli: &Cli, store: &Store) -> anyhow::Result<scale::Parent> {
         args,
         // The replica's own stop timeout, and room for its launcher to end.
         stop_timeout: Duration::from_millis(cli.stop_timeout) + Duration::from_secs(5),
+    })
+}
+
+/// Why the spec does not let `--update` switch its running spacecore's image, if it does not:
+/// `spec.operations.updateStrategy` decides (`RollingUpdate` switches in place; `Recreate`, the
+/// default, means a restart), and a scaled spacecore's image changes with its parent's restart.
+fn update_refusal(plan: &hac::Plan) -> Option<String> {
+    if scale::scaled(plan) {
+        return Some(
+            "a scaled spacecore (HorizontalAutoScaling) takes a new image when its launcher restarts; \
+             its replicas are not updated one by one"
+                .into(),
+        );
+    }
+    (plan.operations.update_strategy != hac::UpdateStrategy::RollingUpdate).then(|| {
+        "spec.operations.updateStrategy is \"Recreate\" (the default): restart the launcher to run the new \
+         image, or set updateStrategy = \"RollingUpdate\" to switch it in place"
+            .into()
     })
 }
 

@@ -251,7 +251,11 @@ fn signer_updates(args: &Args, scratch: &Path) -> Result<Vec<Switch>> {
     let tools = crate::demo::release_tools()?;
     let images = [tools.image.clone(), another_build(&tools.image, scratch)?];
     progress(format_args!("signer: {} runs of hac-launch --update under a stream of tasks...", args.runs));
-    let setup = NodeSetup { memory: Some("128Mi".into()), ..NodeSetup::default() };
+    let setup = NodeSetup {
+        memory: Some("128Mi".into()),
+        tables: "[spec.operations]\nupdateStrategy = \"RollingUpdate\"\n".into(),
+        ..NodeSetup::default()
+    };
     let mut cluster = Cluster::with_setup(tools.clone(), "bench-update", 1, &setup);
     cluster.start(0);
     let addr = cluster.nodes[0].http.context("the signer's published HTTP port")?;
@@ -481,7 +485,7 @@ fn get_root(addr: SocketAddr) -> Result<u64, String> {
 fn write_spec(dir: &Path, image: &Path, port: u16) -> Result<PathBuf> {
     let tables = format!(
         "[spec.networking.inbound_ports]\nHTTP = {GUEST_PORT}\n\n[spec.networking.publish]\nHTTP = {port}\n\n\
-         [spec.failover]\nstrategy = \"auto-recovery\"\n"
+         [spec.failover]\nstrategy = \"auto-recovery\"\n\n[spec.operations]\nupdateStrategy = \"RollingUpdate\"\n"
     );
     vm::write_spec(dir, "bench-update", image, "storage = \"64Mi\"\n", &tables)
 }
