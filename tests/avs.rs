@@ -93,9 +93,7 @@ fn three_spacecores_sign_every_task_and_the_aggregates_verify_independently() {
         assert_eq!(answer["operator_id"], id_hex(node), "{answer}");
     }
     // 67 %: two of three equal stakes are not enough, every node must sign.
-    let options = AggregatorOptions { tasks: 5, threshold: 67, ..AggregatorOptions::default() };
-    let mut aggregator = cluster.start_aggregator(&options);
-    let decisions = aggregator.finish_decided(5, LIMIT);
+    let decisions = cluster.run_aggregator(5, 67, LIMIT);
     let tasks = completed(&decisions);
     assert_eq!(tasks.len(), 5, "{decisions:#?}");
     for task in tasks {
@@ -113,9 +111,7 @@ fn an_operator_registered_with_another_key_is_refused_and_the_others_complete() 
     let mut cluster = Cluster::with_scheme(Tools::for_tests(), "avs-wrong", 3, Scheme::Bls12381);
     cluster.register_wrong_key(2);
     cluster.start_all();
-    let options = AggregatorOptions { tasks: 5, threshold: 66, ..AggregatorOptions::default() };
-    let mut aggregator = cluster.start_aggregator(&options);
-    let decisions = aggregator.finish_decided(5, LIMIT);
+    let decisions = cluster.run_aggregator(5, 66, LIMIT);
     let tasks = completed(&decisions);
     assert_eq!(tasks.len(), 5, "{decisions:#?}");
     let registered = to_hex(&cluster.nodes[2].registered.id);

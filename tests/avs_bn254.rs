@@ -102,9 +102,7 @@ fn three_bn254_spacecores_sign_every_task_and_the_aggregates_verify() {
         assert_eq!(answer["operator_id"], node.operator.key.id_hex(), "{answer}");
     }
     // 67 %: every one of the three equal stakes must sign.
-    let options = AggregatorOptions { tasks: 5, threshold: 67, ..AggregatorOptions::default() };
-    let mut aggregator = cluster.start_aggregator(&options);
-    let decisions = aggregator.finish_decided(5, LIMIT);
+    let decisions = cluster.run_aggregator(5, 67, LIMIT);
     let tasks = completed(&decisions);
     assert_eq!(tasks.len(), 5, "{decisions:#?}");
     for task in tasks {
@@ -131,9 +129,7 @@ fn a_bn254_operator_registered_with_another_key_is_refused_and_the_others_comple
     let mut cluster = Cluster::new(Tools::for_tests(), "bn-wrong", 3);
     cluster.register_wrong_key(2);
     cluster.start_all();
-    let options = AggregatorOptions { tasks: 4, threshold: 66, ..AggregatorOptions::default() };
-    let mut aggregator = cluster.start_aggregator(&options);
-    let decisions = aggregator.finish_decided(4, LIMIT);
+    let decisions = cluster.run_aggregator(4, 66, LIMIT);
     let tasks = completed(&decisions);
     assert_eq!(tasks.len(), 4, "{decisions:#?}");
     for task in tasks {

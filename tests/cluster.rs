@@ -608,6 +608,13 @@ impl Cluster {
         let operators = self.write_operator_set();
         Aggregator::start(&self.tools.aggregator, &operators, self.aggregator_addr, options, self.dir())
     }
+
+    /// [`Cluster::start_aggregator`] for `tasks` tasks at `threshold` percent (the other options
+    /// the defaults), run to its end with [`Aggregator::finish_decided`]; its decisions.
+    pub fn run_aggregator(&self, tasks: u32, threshold: u32, limit: Duration) -> Vec<Value> {
+        let options = AggregatorOptions { tasks, threshold, ..AggregatorOptions::default() };
+        self.start_aggregator(&options).finish_decided(tasks as usize, limit)
+    }
 }
 
 /// The task source of every cluster and test: the key the aggregator signs pushed tasks with
