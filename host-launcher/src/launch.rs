@@ -96,7 +96,16 @@ impl Launch {
             log.launcher(format_args!("disk: {} ({} bytes)", disk.display(), plan.storage_bytes));
         }
         for p in &attached.published {
-            log.launcher(format_args!("published {}: {} -> guest {}", p.name, p.host, p.guest));
+            log.event(
+                Level::Info,
+                format_args!("published {}: {} -> guest {}", p.name, p.host, p.guest),
+                &[
+                    ("event", "published".into()),
+                    ("port", p.name.clone().into()),
+                    ("address", p.host.to_string().into()),
+                    ("guest", p.guest.to_string().into()),
+                ],
+            );
         }
         log.launcher(egress_line(plan));
         for relay in &attached.egress {

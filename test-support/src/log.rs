@@ -129,10 +129,13 @@ impl LogLine {
         if self.source == Source::Guest { self.message.strip_prefix(start) } else { None }
     }
 
-    /// The host address of the published port `name`, from the launcher's
-    /// `published NAME: ADDR -> guest ...` line (a plain line: no event carries it).
+    /// The host address of the published port `name`, from the launcher's `published` event
+    /// (its `port` and `address` fields).
     pub fn published(&self, name: &str) -> Option<SocketAddr> {
-        self.launcher(&format!("published {name}: "))?.split(' ').next()?.parse().ok()
+        if !self.is_event("published") || self.str_field("port") != Some(name) {
+            return None;
+        }
+        self.str_field("address")?.parse().ok()
     }
 
     /// The `ready_us` of a `ready` event.
@@ -189,13 +192,20 @@ mod tests {
         // The same event from the guest is no event, and a plain line has none.
         let forged = LogLine::parse(&READY.replace("\"launcher\"", "\"guest\"")).unwrap();
         assert_eq!((forged.event(), forged.ready_us()), (None, None));
-        let published = READY
-            .replace("ready in 6737 us", "published HTTP: 127.0.0.1:4100 -> guest 10.0.0.2:80")
-            .replace(r#"{"event":"ready","ready_us":6737}"#, "{}");
+        let published =
+            READY.replace("ready in 6737 us", "published HTTP: 127.0.0.1:4100 -> guest 10.0.0.2:80").replace(
+                r#"{"event":"ready","ready_us":6737}"#,
+                r#"{"event":"published","port":"HTTP","address":"127.0.0.1:4100","guest":"10.0.0.2:80"}"#,
+            );
         let published = LogLine::parse(&published).unwrap();
         assert_eq!(published.published("HTTP"), Some("127.0.0.1:4100".parse().unwrap()));
         assert_eq!(published.published("HTTPS"), None);
-        assert_eq!(published.event(), None);
+        // The address comes from the fields, not from a message a guest could imitate.
+        let plain = READY
+            .replace("ready in 6737 us", "published HTTP: 127.0.0.1:4100 -> guest 10.0.0.2:80")
+            .replace(r#"{"event":"ready","ready_us":6737}"#, "{}");
+        assert_eq!(LogLine::parse(&plain).unwrap().published("HTTP"), None);
+        assert_eq!(LogLine::parse(&plain).unwrap().event(), None);
     }
 
     #[test]

@@ -191,10 +191,19 @@ pub fn run(plan: &hac::Plan, log: &Log, parent: &Parent) -> anyhow::Result<u8> {
         let bound = listener.local_addr().unwrap_or(addr);
         let counters = Arc::new(PortCounters::default());
         balancer::start(port.name.clone(), listener, pool.clone(), counters.clone())?;
-        log.launcher(format_args!(
-            "published {}: {bound} -> guest port {} of each replica (least connections)",
-            port.name, port.port
-        ));
+        log.event(
+            Level::Info,
+            format_args!(
+                "published {}: {bound} -> guest port {} of each replica (least connections)",
+                port.name, port.port
+            ),
+            &[
+                ("event", "published".into()),
+                ("port", port.name.clone().into()),
+                ("address", bound.to_string().into()),
+                ("guest", format!("port {} of each replica", port.port).into()),
+            ],
+        );
         published.push((port.name.clone(), counters));
     }
     let published = Arc::new(published);

@@ -143,7 +143,7 @@ fn measure(
         launchers.push(Launcher::spawn(launch, spec, dir, &LIFT_ADMISSION)?);
     }
     for (i, launcher) in launchers.iter_mut().enumerate() {
-        let addr = launcher.wait_for("`published HTTP:` line", SERVE_TIMEOUT, published_http)?;
+        let addr = launcher.wait_for("`published` event of HTTP", SERVE_TIMEOUT, published_http)?;
         serve(addr, started + SERVE_TIMEOUT).with_context(|| format!("spacecore {i} of {count}"))?;
     }
     let all_serving = started.elapsed();
@@ -269,7 +269,7 @@ mod tests {
         let line = test_support::log::json_line(
             test_support::log::Source::Launcher,
             "published HTTP: 127.0.0.1:41234 -> guest 10.0.0.2:80",
-            serde_json::json!({}),
+            serde_json::json!({"event": "published", "port": "HTTP", "address": "127.0.0.1:41234", "guest": "10.0.0.2:80"}),
         );
         let line = test_support::log::LogLine::parse(&line).unwrap();
         assert_eq!(published_http(&line), Some("127.0.0.1:41234".parse().unwrap()));
