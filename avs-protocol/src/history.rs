@@ -269,25 +269,7 @@ mod tests {
         [n; 32]
     }
 
-    /// A small deterministic generator (xorshift64*) for the randomised tests.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-
-        fn bytes(&mut self, len: usize) -> Vec<u8> {
-            (0..len).map(|_| self.next() as u8).collect()
-        }
-    }
+    use test_support::rng::Rng;
 
     /// A full history: indices 1000, 1002, ... with digests derived from the index.
     fn full() -> History {

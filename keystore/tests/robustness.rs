@@ -2,6 +2,7 @@
 
 use eip2335::{Error, Kdf, Keystore, limits};
 use serde_json::{Value, json};
+use test_support::rng::Rng;
 
 const SECRET: [u8; 32] = [0xc3; 32];
 const PASSWORD: &str = "hunter2";
@@ -184,20 +185,6 @@ fn over_limit_kdf_params_are_refused_before_the_kdf_runs() {
     }
 }
 
-/// xorshift64*: a fixed, dependency-free pseudo-random sequence for the fuzz-style tests.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// Parses, and if it parses decrypts, arbitrary text: any outcome but a panic (or a hang) is fine.
 fn poke(text: &str) {
     if let Ok(ks) = Keystore::from_json(text) {
@@ -227,13 +214,13 @@ fn garbled_json_never_panics() {
         let text = base(kdf).to_string().into_bytes();
         for _ in 0..3000 {
             let mut bytes = text.clone();
-            for _ in 0..1 + rng.below(4) {
-                let i = rng.below(bytes.len());
-                match rng.below(4) {
-                    0 => bytes[i] = ALPHABET[rng.below(ALPHABET.len())],
+            for _ in 0..1 + rng.index(4) {
+                let i = rng.index(bytes.len());
+                match rng.index(4) {
+                    0 => bytes[i] = ALPHABET[rng.index(ALPHABET.len())],
                     1 => _ = bytes.remove(i),
-                    2 => bytes.insert(i, ALPHABET[rng.below(ALPHABET.len())]),
-                    _ => bytes[i] = rng.next() as u8,
+                    2 => bytes.insert(i, ALPHABET[rng.index(ALPHABET.len())]),
+                    _ => bytes[i] = rng.next_u64() as u8,
                 }
             }
             let text = String::from_utf8_lossy(&bytes);

@@ -9,11 +9,12 @@
 //! failure: a test that did not run is never reported as passed. See `docs/xtask.md`.
 //!
 //! [`log`] reads the launcher's JSON log, which the tests and the benches match on instead of
-//! the launcher's human lines.
+//! the launcher's human lines; [`rng`] is the randomised tests' fixed pseudo-random sequence.
 
 #![forbid(unsafe_code)]
 
 pub mod log;
+pub mod rng;
 
 use std::fs::OpenOptions;
 use std::io::{self, Write as _};
