@@ -8,7 +8,8 @@ use std::thread;
 
 use super::*;
 
-fn manifest_for(path: &Path) -> Manifest {
+/// The manifest of the ELF at `path`, as the build would write it (no features).
+pub(crate) fn manifest_for(path: &Path) -> Manifest {
     Manifest {
         name: "spacecore".into(),
         version: "0.1.0".into(),

@@ -8,7 +8,7 @@ use flate2::{Compression, GzBuilder};
 use serde_json::{Value, json};
 
 use super::*;
-use crate::{ImageRef, Manifest, Store, StoreError, sha256_file};
+use crate::{ImageRef, Manifest, Store, StoreError};
 
 const REF: &str = "registry/path/avs-spacecore:v1.2";
 
@@ -30,20 +30,7 @@ fn store_with_image(work: &Path) -> (Store, Manifest) {
     let store = Store::at(work.join("store"));
     let elf = work.join("k.elf");
     fs::write(&elf, elf_bytes(100_000)).unwrap();
-    let manifest = Manifest {
-        name: "spacecore".into(),
-        version: "0.1.0".into(),
-        size_bytes: fs::metadata(&elf).unwrap().len(),
-        sha256: sha256_file(&elf).unwrap(),
-        built_at_unix: 1_700_000_000,
-        git_commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
-        rustc: "rustc 1.95.0".into(),
-        profile: "release".into(),
-        target: "x86_64-unknown-none".into(),
-        avs: "incredible-squaring".into(),
-        features: vec!["chain".into()],
-        stateless: false,
-    };
+    let manifest = Manifest { features: vec!["chain".into()], ..crate::tests::manifest_for(&elf) };
     let r = ImageRef::parse(REF).unwrap();
     store.register(&r.repository, &r.tag, &elf, &manifest).unwrap();
     (store, manifest)
