@@ -318,55 +318,43 @@ async fn eigenlayer_checker_accepts_our_bn254_aggregate_and_refuses_forgeries() 
     let invalid =
         |e: &MockAvsServiceManagerErrors| matches!(e, MockAvsServiceManagerErrors::InvalidBLSSignature(_));
 
+    // Each forgery, with what it is.
+    let mut forgeries = Vec::new();
     // The signers' signatures over another message.
     let other = keccak256(b"another task response");
     let mut forged = params.clone();
     forged.sigma = checker_g1(&sum(signers.iter().map(|sk| sk.sign(&other)).collect()).point());
-    assert_refused(&d, response.digest, reference_block, forged, invalid, "signatures over another message")
-        .await;
+    forgeries.push((forged, "signatures over another message"));
 
     // The right message signed by a key that was never registered, claimed as apkG2 too.
     let stranger = secret_key("unregistered operator");
     let mut forged = params.clone();
     forged.sigma = checker_g1(&stranger.sign(&response.digest).point());
     forged.apkG2 = checker_g2(&stranger.public_key().g2());
-    assert_refused(
-        &d,
-        response.digest,
-        reference_block,
-        forged,
-        invalid,
-        "a signature by an unregistered key",
-    )
-    .await;
+    forgeries.push((forged, "a signature by an unregistered key"));
 
     // The signers' aggregate plus an unregistered key's signature, apkG2 unchanged.
     let mut forged = params.clone();
     let mut sigs: Vec<_> = signers.iter().map(|sk| sk.sign(&response.digest)).collect();
     sigs.push(stranger.sign(&response.digest));
     forged.sigma = checker_g1(&sum(sigs).point());
-    assert_refused(&d, response.digest, reference_block, forged, invalid, "an extra unregistered signature")
-        .await;
+    forgeries.push((forged, "an extra unregistered signature"));
 
     // apkG2 of the first signer alone, while sigma is both signers'.
     let mut forged = params.clone();
     forged.apkG2 = checker_g2(&keys[SIGNERS[0]].public_key().g2());
-    assert_refused(&d, response.digest, reference_block, forged, invalid, "apkG2 not the signers' sum").await;
+    forgeries.push((forged, "apkG2 not the signers' sum"));
 
     // Claiming the non-signer signed: no non-signers, sigma and apkG2 of the real signers.
     let mut forged = params.clone();
     forged.nonSignerPubkeys.clear();
     forged.nonSignerQuorumBitmapIndices.clear();
     forged.nonSignerStakeIndices = vec![Vec::new()];
-    assert_refused(
-        &d,
-        response.digest,
-        reference_block,
-        forged,
-        invalid,
-        "the non-signer counted as a signer",
-    )
-    .await;
+    forgeries.push((forged, "the non-signer counted as a signer"));
+
+    for (forged, what) in forgeries {
+        assert_refused(&d, response.digest, reference_block, forged, invalid, what).await;
+    }
 
     // A quorum key other than the one BLSApkRegistry recorded (the signers' sum only).
     let mut forged = params.clone();

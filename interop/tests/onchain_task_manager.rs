@@ -248,6 +248,24 @@ async fn create_task(d: &Deployment, number: u64, threshold: u32) -> (u32, Space
     (event.inner.data.taskIndex, event.inner.data.task)
 }
 
+/// The aggregator in chain mode on `chain`, JSON-RPC and metrics on free loopback ports.
+fn chain_config(
+    chain: ChainConfig,
+    task_expiry: Duration,
+    generator: Option<GeneratorConfig>,
+    decision_log: DecisionLog,
+) -> Config {
+    Config {
+        operators: None,
+        chain: Some(chain),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        metrics: "127.0.0.1:0".parse().unwrap(),
+        task_expiry,
+        generator,
+        decision_log,
+    }
+}
+
 /// `respondToTask` from `from` must revert with the TaskManager's (or the checker's) `expected`
 /// error, both as a call and as a mined transaction (gas given, so no estimate refuses it first).
 async fn assert_reverts(
@@ -349,15 +367,7 @@ async fn the_aggregator_creates_tasks_and_respond_to_task_passes_eigenlayers_che
     // The aggregator refuses to start on a configuration the chain contradicts.
     let refused = |mut bad: ChainConfig, expected: &'static str| async move {
         bad.tx_timeout = Duration::from_secs(5);
-        let config = Config {
-            operators: None,
-            chain: Some(bad),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            metrics: "127.0.0.1:0".parse().unwrap(),
-            task_expiry: Duration::from_secs(5),
-            generator: None,
-            decision_log: DecisionLog::memory().0,
-        };
+        let config = chain_config(bad, Duration::from_secs(5), None, DecisionLog::memory().0);
         let error = format!("{:#}", Aggregator::start(config).await.expect_err(expected));
         assert!(error.contains(expected), "{error}");
         eprintln!("refused to start as expected: {error}");
@@ -370,26 +380,19 @@ async fn the_aggregator_creates_tasks_and_respond_to_task_passes_eigenlayers_che
     refused(bad, "no contract at this address").await;
 
     let (log, memory) = DecisionLog::memory();
-    let config = Config {
-        operators: None,
-        chain: Some(chain),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        metrics: "127.0.0.1:0".parse().unwrap(),
-        task_expiry: Duration::from_secs(60),
-        generator: Some(GeneratorConfig {
-            interval: Duration::from_millis(100),
-            tasks: Some(TASKS),
-            quorum_numbers: vec![avs::QUORUM],
-            threshold_percentage: THRESHOLD,
-            numbers: Numbers::Sequential,
-            seed: 1,
-            first_block: 1,
-            delivery_timeout: Duration::from_secs(1),
-            // On chain, tasks are created on the TaskManager, not pushed.
-            task_signer: None,
-        }),
-        decision_log: log,
-    };
+    let generator = Some(GeneratorConfig {
+        interval: Duration::from_millis(100),
+        tasks: Some(TASKS),
+        quorum_numbers: vec![avs::QUORUM],
+        threshold_percentage: THRESHOLD,
+        numbers: Numbers::Sequential,
+        seed: 1,
+        first_block: 1,
+        delivery_timeout: Duration::from_secs(1),
+        // On chain, tasks are created on the TaskManager, not pushed.
+        task_signer: None,
+    });
+    let config = chain_config(chain, Duration::from_secs(60), generator, log);
     let round = Instant::now();
     let mut aggregator = Aggregator::start(config).await.expect("the aggregator starts on chain");
     let keys = Arc::new(keys);
@@ -500,41 +503,37 @@ async fn the_aggregator_creates_tasks_and_respond_to_task_passes_eigenlayers_che
     forged.sigma = params_by_hand(&d, &keys, &SIGNERS, &keccak256(b"another message"), task.taskCreatedBlock)
         .await
         .sigma;
-    assert_reverts(
-        &d,
-        aggregator_account,
-        &task,
-        response.clone(),
-        forged,
-        |e| matches!(e, TaskManagerErrors::InvalidBLSSignature(_)),
-        "a forged aggregate (EigenLayer's checker)",
-    )
-    .await;
-
     // Another sender, and a changed task.
     let params = params_by_hand(&d, &keys, &SIGNERS, &digest(&response), task.taskCreatedBlock).await;
-    assert_reverts(
-        &d,
-        d.roles.task_generator,
-        &task,
-        response.clone(),
-        params.clone(),
-        |e| matches!(e, TaskManagerErrors::NotAggregator(_)),
-        "a response not from the aggregator",
-    )
-    .await;
     let mut changed = task.clone();
     changed.quorumThresholdPercentage = 1;
-    assert_reverts(
-        &d,
-        aggregator_account,
-        &changed,
-        response.clone(),
-        params.clone(),
-        |e| matches!(e, TaskManagerErrors::TaskMismatch(_)),
-        "a task other than the one created",
-    )
-    .await;
+    type Expected = fn(&TaskManagerErrors) -> bool;
+    let refusals: [(Address, &SpacecoreTaskManager::Task, _, Expected, &str); 3] = [
+        (
+            aggregator_account,
+            &task,
+            forged,
+            |e| matches!(e, TaskManagerErrors::InvalidBLSSignature(_)),
+            "a forged aggregate (EigenLayer's checker)",
+        ),
+        (
+            d.roles.task_generator,
+            &task,
+            params.clone(),
+            |e| matches!(e, TaskManagerErrors::NotAggregator(_)),
+            "a response not from the aggregator",
+        ),
+        (
+            aggregator_account,
+            &changed,
+            params.clone(),
+            |e| matches!(e, TaskManagerErrors::TaskMismatch(_)),
+            "a task other than the one created",
+        ),
+    ];
+    for (from, task, params, expected, what) in refusals {
+        assert_reverts(&d, from, task, response.clone(), params, expected, what).await;
+    }
 
     // The right aggregate goes through once, by hand too; a replay is refused.
     let tx = d
