@@ -6,6 +6,7 @@ use spacecore_tests::{
     LogLine, Running, Specs, count_launcher, events, kvm_available, launch, log_lines, output_lines, sample,
     scrape_metrics, text,
 };
+use std::process::Output;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -16,6 +17,20 @@ fn ended(lines: &[LogLine]) -> LogLine {
     let ended: Vec<&LogLine> = events(lines, "guest_ended").collect();
     assert_eq!(ended.len(), 1, "one guest_ended event: {lines:#?}");
     ended[0].clone()
+}
+
+/// Boots a minimal spacecore `name` with `spacecore.selftest=SELFTEST`, which must end the
+/// launcher with exit code `status`, its `guest_ended` event saying so too: that event and the
+/// launcher's whole output, as text and as it ran.
+fn selftest_ending(name: &str, selftest: &str, status: u8) -> (LogLine, String, Output) {
+    let specs = Specs::new();
+    let spec = specs.minimal(name, 1, "16Mi");
+    let out = launch(&["--cmdline", &format!("spacecore.selftest={selftest}"), spec.to_str().unwrap()]);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(i32::from(status)), "{log}");
+    let end = ended(&output_lines(&out));
+    assert_eq!(end.u64_field("status"), Some(u64::from(status)), "{log}");
+    (end, log, out)
 }
 
 #[test]
@@ -167,13 +182,7 @@ fn a_guest_panic_is_reported_with_its_message() {
     if !kvm_available("a_guest_panic_is_reported_with_its_message") {
         return;
     }
-    let specs = Specs::new();
-    let spec = specs.minimal("boot-panic", 1, "16Mi");
-    let out = launch(&["--cmdline", "spacecore.selftest=panic", spec.to_str().unwrap()]);
-    let log = text(&out);
-    assert_eq!(out.status.code(), Some(i32::from(exit::GUEST_PANIC)), "{log}");
-    let end = ended(&output_lines(&out));
-    assert_eq!(end.u64_field("status"), Some(u64::from(exit::GUEST_PANIC)), "{log}");
+    let (end, log, _) = selftest_ending("boot-panic", "panic", exit::GUEST_PANIC);
     let message = "guest panicked: self-test panic requested on the command line at src/selftest.rs";
     assert!(end.message.starts_with(message), "{log}");
 }
@@ -183,13 +192,7 @@ fn a_guest_page_fault_gets_a_crash_report() {
     if !kvm_available("a_guest_page_fault_gets_a_crash_report") {
         return;
     }
-    let specs = Specs::new();
-    let spec = specs.minimal("boot-fault", 1, "16Mi");
-    let out = launch(&["--cmdline", "spacecore.selftest=fault", spec.to_str().unwrap()]);
-    let log = text(&out);
-    assert_eq!(out.status.code(), Some(i32::from(exit::GUEST_FAULT)), "{log}");
-    let end = ended(&output_lines(&out));
-    assert_eq!(end.u64_field("status"), Some(u64::from(exit::GUEST_FAULT)), "{log}");
+    let (end, log, _) = selftest_ending("boot-fault", "fault", exit::GUEST_FAULT);
     let report = &end.message;
     assert!(report.starts_with("guest crashed: vCPU 0: #PF page fault (vector 14) at RIP 0x2"), "{log}");
     assert!(report.contains("CR2 0x10 (read, page not present)"), "{log}");
@@ -201,13 +204,7 @@ fn a_port_outside_the_hypercall_range_faults() {
     if !kvm_available("a_port_outside_the_hypercall_range_faults") {
         return;
     }
-    let specs = Specs::new();
-    let spec = specs.minimal("boot-port", 1, "16Mi");
-    let out = launch(&["--cmdline", "spacecore.selftest=bad-port", spec.to_str().unwrap()]);
-    let log = text(&out);
-    assert_eq!(out.status.code(), Some(i32::from(exit::GUEST_FAULT)), "{log}");
-    let end = ended(&output_lines(&out));
-    assert_eq!(end.u64_field("status"), Some(u64::from(exit::GUEST_FAULT)), "{log}");
+    let (end, log, _) = selftest_ending("boot-port", "bad-port", exit::GUEST_FAULT);
     assert!(
         end.message.starts_with("guest crashed: ")
             && end.message.contains("#GP general protection (vector 13)"),
@@ -220,13 +217,7 @@ fn a_hostile_hypercall_buffer_ends_only_that_guest() {
     if !kvm_available("a_hostile_hypercall_buffer_ends_only_that_guest") {
         return;
     }
-    let specs = Specs::new();
-    let spec = specs.minimal("boot-hostile", 1, "16Mi");
-    let out = launch(&["--cmdline", "spacecore.selftest=bad-buffer", spec.to_str().unwrap()]);
-    let log = text(&out);
-    assert_eq!(out.status.code(), Some(i32::from(exit::GUEST_ABI_VIOLATION)), "{log}");
-    let end = ended(&output_lines(&out));
-    assert_eq!(end.u64_field("status"), Some(u64::from(exit::GUEST_ABI_VIOLATION)), "{log}");
+    let (end, log, out) = selftest_ending("boot-hostile", "bad-buffer", exit::GUEST_ABI_VIOLATION);
     assert!(end.message.starts_with("guest broke the hypercall ABI: vCPU 0: console write: buffer"), "{log}");
     // The launcher's own panic would be on stderr, outside its log.
     assert!(
