@@ -348,42 +348,42 @@ fn keys_are_independent_and_a_slot_of_another_key_is_not_accepted() {
     assert!(store.get(RecordKey::Keystore).unwrap().is_some());
 }
 
+/// A disk holding only the records `old`, as one from before the record `new` existed: nothing
+/// is written from `new`'s first sector on, `new` reads as absent and then takes `value`, and
+/// every record reads back, `new` first.
+fn an_older_disk_takes(old: &[(RecordKey, &[u8])], new: RecordKey, value: &[u8]) {
+    let mut store = Store::open(MemDisk::new(NEEDED_SECTORS)).unwrap();
+    for (key, bytes) in old {
+        store.put(*key, bytes).unwrap();
+    }
+    let (_, disk) = reopen(store.dev);
+    let old_area = new.first_sector() as usize * SECTOR;
+    assert!(disk.bytes[old_area..].iter().all(|&b| b == 0), "nothing was written past the old layout");
+    let mut store = Store::open(disk).unwrap();
+    assert_eq!(store.get(new), Ok(None));
+    store.put(new, value).unwrap();
+    let (_, disk) = reopen(store.dev);
+    let mut store = Store::open(disk).unwrap();
+    assert_eq!(store.get(new).unwrap().as_deref(), Some(value));
+    for (key, bytes) in old {
+        assert_eq!(store.get(*key).unwrap().as_deref(), Some(*bytes));
+    }
+}
+
 #[test]
 fn a_disk_written_before_the_ecdsa_record_reads_the_same_and_takes_one() {
     // Only the three older records written, as a disk from before `EcdsaKeystore` holds them.
-    let mut store = Store::open(MemDisk::new(NEEDED_SECTORS)).unwrap();
-    store.put(RecordKey::Keystore, b"bls key file").unwrap();
-    store.put(RecordKey::SigningHistory, b"history").unwrap();
-    let (_, disk) = reopen(store.dev);
-    let old_area = RecordKey::EcdsaKeystore.first_sector() as usize * SECTOR;
-    assert!(disk.bytes[old_area..].iter().all(|&b| b == 0), "nothing was written past the old layout");
-    let mut store = Store::open(disk).unwrap();
-    assert_eq!(store.get(RecordKey::EcdsaKeystore), Ok(None));
-    store.put(RecordKey::EcdsaKeystore, b"ecdsa keystore").unwrap();
-    let (_, disk) = reopen(store.dev);
-    let mut store = Store::open(disk).unwrap();
-    assert_eq!(store.get(RecordKey::EcdsaKeystore).unwrap().as_deref(), Some(&b"ecdsa keystore"[..]));
-    assert_eq!(store.get(RecordKey::Keystore).unwrap().as_deref(), Some(&b"bls key file"[..]));
-    assert_eq!(store.get(RecordKey::SigningHistory).unwrap().as_deref(), Some(&b"history"[..]));
+    let old: [(RecordKey, &[u8]); 2] =
+        [(RecordKey::Keystore, b"bls key file"), (RecordKey::SigningHistory, b"history")];
+    an_older_disk_takes(&old, RecordKey::EcdsaKeystore, b"ecdsa keystore");
 }
 
 #[test]
 fn a_disk_written_before_the_chain_cursor_reads_the_same_and_takes_one() {
     // The four older records written, as a disk from before `ChainCursor` holds them.
-    let mut store = Store::open(MemDisk::new(NEEDED_SECTORS)).unwrap();
-    store.put(RecordKey::EcdsaKeystore, b"ecdsa keystore").unwrap();
-    store.put(RecordKey::SigningHistory, b"history").unwrap();
-    let (_, disk) = reopen(store.dev);
-    let old_area = RecordKey::ChainCursor.first_sector() as usize * SECTOR;
-    assert!(disk.bytes[old_area..].iter().all(|&b| b == 0), "nothing was written past the old layout");
-    let mut store = Store::open(disk).unwrap();
-    assert_eq!(store.get(RecordKey::ChainCursor), Ok(None));
-    store.put(RecordKey::ChainCursor, b"cursor").unwrap();
-    let (_, disk) = reopen(store.dev);
-    let mut store = Store::open(disk).unwrap();
-    assert_eq!(store.get(RecordKey::ChainCursor).unwrap().as_deref(), Some(&b"cursor"[..]));
-    assert_eq!(store.get(RecordKey::EcdsaKeystore).unwrap().as_deref(), Some(&b"ecdsa keystore"[..]));
-    assert_eq!(store.get(RecordKey::SigningHistory).unwrap().as_deref(), Some(&b"history"[..]));
+    let old: [(RecordKey, &[u8]); 2] =
+        [(RecordKey::EcdsaKeystore, b"ecdsa keystore"), (RecordKey::SigningHistory, b"history")];
+    an_older_disk_takes(&old, RecordKey::ChainCursor, b"cursor");
 }
 
 #[test]
