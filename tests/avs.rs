@@ -8,7 +8,7 @@ use avs_protocol::encoding::to_hex;
 use serde_json::{Value, json};
 use spacecore_tests::cluster::{
     AggregatorOptions, Cluster, Node, Operator, Tools, completed, decided, events, hex_field, new_task,
-    post_task, post_unsigned_task, response_digest, run_cli, status, unanswered_task_run,
+    post_task, post_unsigned_task, response_digest, status, unanswered_task_run,
 };
 use spacecore_tests::{independent, kvm_available};
 use std::time::Duration;
@@ -60,17 +60,7 @@ fn cli_operators_form_a_valid_set_and_an_unanswered_task_expires() {
     let (cli, aggregator) = (spacecore_tests::cli(), spacecore_tests::aggregator());
     let operator = Operator::create_with(cli, dir.path(), "alpha", Scheme::Bls12381);
     assert!(operator.keystore.is_file() && operator.password_file.is_file());
-    let shown = run_cli(
-        cli,
-        &[
-            "keys",
-            "pubkey",
-            "--keystore",
-            operator.keystore.to_str().unwrap(),
-            "--password-file",
-            operator.password_file.to_str().unwrap(),
-        ],
-    );
+    let shown = operator.run_keys(cli, &["keys", "pubkey"]);
     assert_eq!(shown.trim(), to_hex(&operator.key.bls_pubkey()));
     // Nothing listens on `nobody`: task deliveries fail.
     let decisions = unanswered_task_run(aggregator, dir.path(), &operator, "2 operators, all valid", LIMIT);

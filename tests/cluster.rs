@@ -200,21 +200,15 @@ impl Operator {
             Scheme::Bn254 => "bn254",
             Scheme::Bls12381 => "bls12-381",
         };
-        let (keystore, password) = (self.keystore.to_str().unwrap(), self.password_file.to_str().unwrap());
         let message = to_hex(digest);
-        let args = [
-            "keys",
-            "sign",
-            "--scheme",
-            scheme,
-            "--keystore",
-            keystore,
-            "--password-file",
-            password,
-            "--message-hex",
-            &message,
-        ];
-        run_cli(cli, &args).trim().to_owned()
+        self.run_keys(cli, &["keys", "sign", "--scheme", scheme, "--message-hex", &message]).trim().to_owned()
+    }
+
+    /// `cli ARGS --keystore KEY_FILE --password-file PASSWORD_FILE` with the operator's files:
+    /// its standard output ([`run_cli`]).
+    pub fn run_keys(&self, cli: &Path, args: &[&str]) -> String {
+        let (keystore, password) = (self.keystore.to_str().unwrap(), self.password_file.to_str().unwrap());
+        run_cli(cli, &[args, &["--keystore", keystore, "--password-file", password]].concat())
     }
 }
 
