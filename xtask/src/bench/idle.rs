@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::cpu::{cpu_percent, cpu_snapshot, thread_us};
 use super::http::Client;
-use super::recover::{LAUNCH_TIMEOUT, Probe, SETTLE, micros, ready_us, wait_serving};
+use super::serving::{LAUNCH_TIMEOUT, Probe, SETTLE, micros, ready_us, wait_serving};
 use super::verdict;
 use super::vm::Launcher;
 use crate::cmd::progress;

@@ -14,6 +14,7 @@ mod http;
 mod idle;
 mod net;
 mod recover;
+mod serving;
 mod sign;
 mod sign_chain;
 mod stats;

@@ -249,13 +249,16 @@ mod tests {
         let line =
             |source, message: &str, fields| LogLine::parse(&json_line(source, message, fields)).unwrap();
         let published = "published HTTP: 127.0.0.1:40123 -> guest 10.0.0.2:80";
+        let event = |port: &str, address: &str| json!({"event": "published", "port": port, "address": address, "guest": "10.0.0.2:80"});
         assert_eq!(
-            published_http(&line(Source::Launcher, published, json!({}))),
+            published_http(&line(Source::Launcher, published, event("HTTP", "127.0.0.1:40123"))),
             Some("127.0.0.1:40123".parse().unwrap())
         );
-        assert_eq!(published_http(&line(Source::Guest, published, json!({}))), None);
+        // A guest's line, and the words without the event, count for nothing.
+        assert_eq!(published_http(&line(Source::Guest, published, event("HTTP", "127.0.0.1:40123"))), None);
+        assert_eq!(published_http(&line(Source::Launcher, published, json!({}))), None);
         let https = "published https: 127.0.0.1:1 -> guest 10.0.0.2:443";
-        assert_eq!(published_http(&line(Source::Launcher, https, json!({}))), None);
+        assert_eq!(published_http(&line(Source::Launcher, https, event("https", "127.0.0.1:1"))), None);
         let ready = json!({"event": "ready", "ready_us": 4321});
         assert_eq!(ready_us(&line(Source::Launcher, "ready in 4321 us", ready.clone())), Some(4321.0));
         // The figure is the event's field; the words alone, or a guest's event, count for nothing.

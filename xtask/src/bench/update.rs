@@ -28,7 +28,7 @@
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -41,6 +41,7 @@ use serde::Serialize;
 
 use spacecore_tests::cluster::{Cluster, NodeSetup, authorize};
 
+use super::serving::{free_port, micros};
 use super::stats::Summary;
 use super::vm::{self, Launcher, Scratch};
 use super::{verdict, write_json};
@@ -498,15 +499,6 @@ fn another_build(image: &Path, dir: &Path) -> Result<PathBuf> {
     let path = dir.join("spacecore-next.elf");
     fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
-}
-
-fn free_port() -> Result<SocketAddr> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot bind 127.0.0.1")?;
-    Ok(listener.local_addr()?)
-}
-
-fn micros(d: Duration) -> f64 {
-    d.as_nanos() as f64 / 1000.0
 }
 
 /// µs as milliseconds with two decimals.
