@@ -132,6 +132,23 @@ mod tests {
     use std::io::{Read, Write};
     use std::net::TcpListener;
 
+    /// The launcher's metrics page with these health-check `stats` and nothing else.
+    fn metrics_of(stats: Arc<Stats>) -> String {
+        crate::metrics::render(
+            &crate::metrics::Sources {
+                name: "n".into(),
+                stats,
+                exits: Arc::default(),
+                devices: Vec::new(),
+                published: Vec::new(),
+                egress: Vec::new(),
+                sidecar: None,
+            },
+            0,
+            None,
+        )
+    }
+
     /// A server that answers each connection with `status`, or never answers (`None`).
     fn server(status: Option<u16>) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -228,19 +245,7 @@ mod tests {
         let (outcome, log, stats) = watched_through(Some(relay.clone()), None, 100, 400);
         assert_eq!(outcome, None, "{log}");
         assert!(log.is_empty(), "{log}");
-        let text = crate::metrics::render(
-            &crate::metrics::Sources {
-                name: "n".into(),
-                stats,
-                exits: Arc::default(),
-                devices: Vec::new(),
-                published: Vec::new(),
-                egress: Vec::new(),
-                sidecar: None,
-            },
-            0,
-            None,
-        );
+        let text = metrics_of(stats);
         assert!(text.contains("spacecore_launcher_health_checks_total{result=\"failed\"} 0"), "{text}");
         // Released, the same guest is ended after the timeout.
         relay.release();
@@ -253,19 +258,7 @@ mod tests {
         let (outcome, log, stats) = watched(Some(206), 100, 300);
         assert_eq!(outcome, None);
         assert!(log.is_empty(), "{log}");
-        let text = crate::metrics::render(
-            &crate::metrics::Sources {
-                name: "n".into(),
-                stats,
-                exits: Arc::default(),
-                devices: Vec::new(),
-                published: Vec::new(),
-                egress: Vec::new(),
-                sidecar: None,
-            },
-            0,
-            None,
-        );
+        let text = metrics_of(stats);
         let alive = text
             .lines()
             .find(|l| l.starts_with("spacecore_launcher_health_checks_total{result=\"alive\"}"))
