@@ -90,7 +90,7 @@ pub fn build(args: &Args, store: &Store) -> Result<Built> {
             cmd::run(&mut cargo)?;
             let package = Package {
                 name: IMAGE_NAME.to_owned(),
-                version: kernel_app_version(&kernel_app.join("Cargo.toml"))?,
+                version: read_package(&kernel_app.join("Cargo.toml"))?.version,
                 // The runtime's own task path signs: never stateless.
                 stateless: false,
             };
@@ -237,9 +237,7 @@ struct Package {
 /// The AVS crate's package, with a name an image can be registered under.
 fn avs_package(dir: &Path) -> Result<Package> {
     let manifest = dir.join("Cargo.toml");
-    let text =
-        fs::read_to_string(&manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
-    let package = parse_package(&text).with_context(|| format!("{}", manifest.display()))?;
+    let package = read_package(&manifest)?;
     if package.name == IMAGE_NAME || package.name == DEFAULT_AVS {
         bail!(
             "{}: an AVS crate may not be named `{}`: the name is the runtime's",
@@ -300,7 +298,7 @@ fn write_image_crate(kernel_app: &Path, avs: &Path, package: &Package) -> Result
     Ok(dir)
 }
 
-/// kernel-app's `[profile]` table, as TOML text.
+/// kernel-app's `[profile]` table.
 fn profile_table(kernel_toml: &str) -> Result<toml::Table> {
     let table: toml::Table = toml::from_str(kernel_toml).context("kernel-app's Cargo.toml")?;
     match table.get("profile") {
@@ -340,23 +338,10 @@ fn image_manifest(kernel_app: &Path, avs: &Path, package: &Package, profile: &to
     Ok(text)
 }
 
-/// `[package] version` of kernel-app's Cargo.toml.
-fn kernel_app_version(cargo_toml: &Path) -> Result<String> {
-    let text =
-        fs::read_to_string(cargo_toml).with_context(|| format!("cannot read {}", cargo_toml.display()))?;
-    parse_version(&text).with_context(|| format!("no [package] version string in {}", cargo_toml.display()))
-}
-
-fn parse_version(cargo_toml: &str) -> Result<String> {
-    #[derive(Deserialize)]
-    struct CargoToml {
-        package: Version,
-    }
-    #[derive(Deserialize)]
-    struct Version {
-        version: String,
-    }
-    Ok(toml::from_str::<CargoToml>(cargo_toml)?.package.version)
+/// The `[package]` of the Cargo.toml at `path` ([`parse_package`]).
+fn read_package(path: &Path) -> Result<Package> {
+    let text = fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    parse_package(&text).with_context(|| format!("{}", path.display()))
 }
 
 /// `[package] name` and `version` (literal strings, not inherited from a workspace), and
@@ -400,8 +385,8 @@ mod tests {
     #[test]
     fn version_comes_from_the_package_table() {
         let toml = "[package]\nname = \"spacecore\"\nversion = \"0.3.1\"\n\n[dependencies]\n";
-        assert_eq!(parse_version(toml).unwrap(), "0.3.1");
-        assert!(parse_version("[package]\nversion.workspace = true\n").is_err());
+        assert_eq!(parse_package(toml).unwrap().version, "0.3.1");
+        assert!(parse_package("[package]\nversion.workspace = true\n").is_err());
     }
 
     #[test]
