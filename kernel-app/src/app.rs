@@ -164,15 +164,9 @@ impl<R: Records> App<R> {
     /// The services the node API shows now.
     fn services(&self) -> Vec<api::Service> {
         let mut list = api::services(&self.avs, self.chain.as_ref());
-        for (id, name, description, status) in self.linked.services() {
-            if !list.iter().any(|s| s.id == id) {
-                list.push(api::Service {
-                    id: id.into(),
-                    name: name.into(),
-                    description: description.into(),
-                    status,
-                    essential: false,
-                });
+        for service in self.linked.services() {
+            if !list.iter().any(|s| s.id == service.id) {
+                list.push(service);
             }
         }
         list
@@ -375,6 +369,7 @@ impl<R: Records> App<R> {
 mod tests {
     use super::*;
     use crate::avs::tests::{MemRecords, operator, task_json};
+    use spacecore_store::RecordKey;
 
     fn app(name: &str, boot_count: u64) -> App<MemRecords> {
         App::new(name, Some(boot_count), Some(MemRecords::default()), false)
@@ -386,6 +381,114 @@ mod tests {
             Ok(()) => app.handle("GET", target, Vec::new()),
             Err(refused) => refused,
         }
+    }
+
+    /// An AVS for the routing tests: each path asks for one kind of answer.
+    #[derive(Debug, Default)]
+    struct Probe {
+        handled: u64,
+    }
+
+    impl spacecore_avs::Avs for Probe {
+        fn routes(&self) -> &'static [&'static str] {
+            &["/probe", "/probe/", "/metrics"]
+        }
+
+        fn handle(
+            &mut self,
+            request: &spacecore_avs::Request<'_>,
+            node: &mut dyn spacecore_avs::Node,
+        ) -> Option<spacecore_avs::Response> {
+            use spacecore_avs::Response as R;
+            self.handled += 1;
+            let status = |status| R { status, content_type: "text/plain", body: b"x".to_vec() };
+            match request.path {
+                "/probe" => Some(R::text(200, request.method)),
+                "/probe/save" => Some(match node.save(request.body) {
+                    Ok(()) => R::text(200, "saved"),
+                    Err(e) => R::error(500, &alloc::format!("{e}")),
+                }),
+                "/probe/no-content" => Some(status(204)),
+                "/probe/switching" => Some(status(101)),
+                "/probe/huge" => Some(status(1000)),
+                _ => None,
+            }
+        }
+
+        fn metrics(&self, out: &mut spacecore_avs::Metrics) {
+            out.counter("probe_handled_total", "Requests the probe AVS saw.", &[(&[], self.handled)]);
+        }
+
+        fn services(&self) -> Vec<spacecore_avs::Service> {
+            let service = |id: &str, status| spacecore_avs::Service {
+                id: id.into(),
+                name: "Probe".into(),
+                description: "A test service.".into(),
+                status,
+            };
+            alloc::vec![
+                service("probe", spacecore_avs::Health::Down),
+                service("signer", spacecore_avs::Health::Up),
+                service("Not An Id", spacecore_avs::Health::Up),
+            ]
+        }
+    }
+
+    fn probe_app() -> App<MemRecords> {
+        app("n", 1).with_avs(Linked::new("probe", "0.1.0", alloc::boxed::Box::new(Probe::default())))
+    }
+
+    fn send(app: &mut App<MemRecords>, method: &str, target: &str, body: &[u8]) -> Response {
+        match app.accept(method, target) {
+            Ok(()) => app.handle(method, target, body.to_vec()),
+            Err(refused) => refused,
+        }
+    }
+
+    #[test]
+    fn the_linked_avs_gets_its_routes_and_nothing_of_the_runtimes() {
+        let mut app = probe_app();
+        // Its routes, whatever the method; other paths are refused from the request line.
+        assert_eq!(send(&mut app, "DELETE", "/probe", b"").body, b"DELETE");
+        assert_eq!(send(&mut app, "GET", "/probe/unknown", b"").status, 404, "the AVS said None");
+        assert_eq!(app.accept("POST", "/elsewhere").unwrap_err().status, 404);
+        assert_eq!(app.accept("POST", "/probes").unwrap_err().status, 404);
+        // A path the runtime keeps stays the runtime's, even when the AVS names it.
+        let metrics = send(&mut app, "GET", "/metrics", b"");
+        assert_eq!(metrics.content_type, metrics::CONTENT_TYPE);
+        // Its record is the store's AvsRecord.
+        assert_eq!(send(&mut app, "POST", "/probe/save", b"ledger").body, b"saved");
+        let records = app.records.as_mut().unwrap();
+        assert_eq!(
+            records.values.get(&RecordKey::AvsRecord.number()).map(Vec::as_slice),
+            Some(&b"ledger"[..])
+        );
+    }
+
+    #[test]
+    fn an_avs_answer_that_would_break_the_framing_becomes_a_500() {
+        let mut app = probe_app();
+        for path in ["/probe/no-content", "/probe/switching", "/probe/huge"] {
+            let answer = send(&mut app, "GET", path, b"");
+            assert_eq!(answer.status, 500, "{path}");
+            assert!(String::from_utf8_lossy(&answer.body).contains("which it may not use"), "{path}");
+        }
+    }
+
+    #[test]
+    fn the_avs_metrics_and_services_join_the_runtimes() {
+        let mut app = probe_app();
+        send(&mut app, "GET", "/probe", b"");
+        let page = String::from_utf8(get(&mut app, "/metrics").body).unwrap();
+        assert!(page.contains("spacecore_uptime_seconds"), "the runtime's own families stay");
+        assert!(page.lines().any(|l| l == "probe_handled_total 1"), "{page}");
+        let services: serde_json::Value =
+            serde_json::from_slice(&get(&mut app, "/eigen/node/services").body).unwrap();
+        let ids: Vec<&str> =
+            services["services"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, ["signer", "probe"], "one signer (the runtime's), no id a path cannot carry");
+        assert_eq!(get(&mut app, "/eigen/node/services/probe/health").status, 503);
+        assert_eq!(get(&mut app, "/eigen/node/health").status, 206, "a down AVS service is not essential");
     }
 
     #[test]

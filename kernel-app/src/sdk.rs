@@ -1,6 +1,7 @@
 //! The runtime's side of the AVS SDK (`spacecore_avs`): the [`Node`] services an AVS gets, over
 //! the node's disk records, its signing path and its clock.
 
+use crate::api;
 use crate::avs::{AvsNode, Records, TaskError};
 use crate::http::calls::CallRequest;
 use crate::status::Status;
@@ -59,19 +60,24 @@ impl Linked {
         Linked::new("none", "0", Box::new(NoAvs))
     }
 
-    /// The AVS's services for the node API, as the runtime's own statuses.
-    pub fn services(&self) -> Vec<(String, String, String, Status)> {
+    /// The AVS's services for the node API, as the runtime's own (never essential: an AVS's
+    /// service that is down makes the node partially healthy); ids a path cannot carry are left
+    /// out.
+    pub fn services(&self) -> Vec<api::Service> {
         self.avs
             .services()
             .into_iter()
             .filter(|s| valid_id(&s.id))
-            .map(|s| {
-                let status = match s.status {
+            .map(|s| api::Service {
+                id: s.id.into(),
+                name: s.name.into(),
+                description: s.description.into(),
+                status: match s.status {
                     Health::Up => Status::Up,
                     Health::Down => Status::Down,
                     Health::Initializing => Status::Initializing,
-                };
-                (s.id, s.name, s.description, status)
+                },
+                essential: false,
             })
             .collect()
     }
@@ -142,6 +148,9 @@ fn valid_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
         && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
+
+// The SDK's record is one slot of the store.
+const _: () = assert!(spacecore_avs::MAX_RECORD == spacecore_store::MAX_VALUE);
 
 /// The services of the node, lent to the AVS for one call.
 pub struct Services<'a> {
