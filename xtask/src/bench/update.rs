@@ -41,7 +41,7 @@ use serde::Serialize;
 
 use spacecore_tests::cluster::{Cluster, NodeSetup, authorize};
 
-use super::serving::{free_port, micros};
+use super::serving::{boot_count, free_port, micros};
 use super::stats::Summary;
 use super::vm::{self, Launcher, Scratch};
 use super::{verdict, write_json};
@@ -476,10 +476,7 @@ fn exchange(addr: SocketAddr, parts: &[&[u8]]) -> Result<String, String> {
 
 fn get_root(addr: SocketAddr) -> Result<u64, String> {
     let body = exchange(addr, &[GET_ROOT])?;
-    serde_json::from_str::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v.get("boot_count")?.as_u64())
-        .ok_or_else(|| "no boot count".to_owned())
+    boot_count(body.as_bytes()).ok_or_else(|| "no boot count".to_owned())
 }
 
 /// Writes the bench's spec booting `image`, HTTP published on `port`.
