@@ -36,6 +36,32 @@ fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
+/// `cargo xtask ARGS`, run from the workspace as a developer runs it (builds land in the
+/// workspace's own target directories).
+pub fn xtask<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> Command {
+    let mut cmd = cargo();
+    cmd.args(["run", "--quiet", "-p", "xtask", "--"])
+        .args(args)
+        .current_dir(workspace())
+        .env_remove("CARGO_TARGET_DIR");
+    cmd
+}
+
+/// Builds an image with `cargo xtask build-image` (`--avs AVS`, a crate's directory, if given;
+/// kernel-app's own image otherwise) into the image store `store`, and returns the ELF
+/// registered as `NAME:latest`.
+pub fn build_image_into(store: &Path, avs: Option<&Path>, name: &str) -> PathBuf {
+    let mut cmd = xtask(["build-image"]);
+    if let Some(avs) = avs {
+        cmd.arg("--avs").arg(avs);
+    }
+    let status = cmd.env("SPACECORE_IMAGE_STORE", store).status().expect("run cargo xtask build-image");
+    assert!(status.success(), "cargo xtask build-image {avs:?} failed: {status}");
+    let elf = store.join(name).join("latest").join("image.elf");
+    assert!(elf.is_file(), "{} was not registered", elf.display());
+    elf
+}
+
 /// Runs the `cargo build` of `cmd` and returns the path of the executable `bin` it built (from
 /// cargo's JSON messages, so wherever the target directory is, `CARGO_TARGET_DIR` included).
 fn build(mut cmd: Command, bin: &str) -> PathBuf {

@@ -7,13 +7,12 @@
 //! `replicas_stopped`) and every replica's own lines, under the spacecore `NAME-rN`.
 
 use spacecore_tests::{
-    LogLine, Running, Specs, connect, http, kvm_available, log_lines, metrics_address, sample,
-    scrape_metrics, workspace,
+    LogLine, Running, Specs, build_image_into, connect, http, kvm_available, log_lines, metrics_address,
+    sample, scrape_metrics, workspace,
 };
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -26,15 +25,7 @@ fn echo_store() -> &'static Path {
     STORE
         .get_or_init(|| {
             let store = tempfile::Builder::new().prefix("spacecore-scale-store-").tempdir().unwrap();
-            let status = Command::new(env!("CARGO"))
-                .args(["run", "--quiet", "-p", "xtask", "--", "build-image", "--avs"])
-                .arg(workspace().join("avs/stateless-echo"))
-                .current_dir(workspace())
-                .env("SPACECORE_IMAGE_STORE", store.path())
-                .env_remove("CARGO_TARGET_DIR")
-                .status()
-                .expect("run cargo xtask build-image");
-            assert!(status.success(), "cargo xtask build-image --avs avs/stateless-echo failed: {status}");
+            build_image_into(store.path(), Some(&workspace().join("avs/stateless-echo")), "stateless-echo");
             let manifest = store.path().join("stateless-echo/latest/manifest.json");
             let text = std::fs::read_to_string(&manifest).expect("the registered manifest");
             let manifest: serde_json::Value = serde_json::from_str(&text).unwrap();

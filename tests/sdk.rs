@@ -10,29 +10,12 @@ use avs_protocol::encoding::to_hex;
 use metered_api::{call_message, token_message};
 use serde_json::{Value, json};
 use spacecore_tests::cluster::{Cluster, NodeSetup, Tools, post_task, task_source};
-use spacecore_tests::{connect, http, http_json, kvm_available, workspace};
+use spacecore_tests::{build_image_into, connect, http, http_json, kvm_available, workspace, xtask};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
-
-/// Builds the AVS crate at `dir` into an image with `cargo xtask build-image --avs`, registered
-/// in a store of this test run, and returns the registered ELF.
-fn avs_image(dir: &Path, name: &str, store: &Path) -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args(["run", "--quiet", "-p", "xtask", "--", "build-image", "--avs"])
-        .arg(dir)
-        .current_dir(workspace())
-        .env("SPACECORE_IMAGE_STORE", store)
-        .env_remove("CARGO_TARGET_DIR")
-        .status()
-        .expect("run cargo xtask build-image");
-    assert!(status.success(), "cargo xtask build-image --avs {} failed: {status}", dir.display());
-    let elf = store.join(name).join("latest").join("image.elf");
-    assert!(elf.is_file(), "{} was not registered", elf.display());
-    elf
-}
 
 /// The metered-api image, built once per test binary.
 fn metered_api_image() -> &'static Path {
@@ -40,7 +23,8 @@ fn metered_api_image() -> &'static Path {
     &IMAGE
         .get_or_init(|| {
             let store = tempfile::Builder::new().prefix("spacecore-sdk-store-").tempdir().unwrap();
-            let elf = avs_image(&workspace().join("avs/metered-api"), "metered-api", store.path());
+            let elf =
+                build_image_into(store.path(), Some(&workspace().join("avs/metered-api")), "metered-api");
             (store, elf)
         })
         .1
@@ -184,15 +168,8 @@ fn two_avs_images_run_side_by_side() {
 #[test]
 fn the_two_avs_example_takes_both_images_from_one_store() {
     let store = tempfile::Builder::new().prefix("spacecore-two-avs-store-").tempdir().unwrap();
-    avs_image(&workspace().join("avs/metered-api"), "metered-api", store.path());
-    let status = Command::new(env!("CARGO"))
-        .args(["run", "--quiet", "-p", "xtask", "--", "build-image"])
-        .current_dir(workspace())
-        .env("SPACECORE_IMAGE_STORE", store.path())
-        .env_remove("CARGO_TARGET_DIR")
-        .status()
-        .expect("run cargo xtask build-image");
-    assert!(status.success());
+    build_image_into(store.path(), Some(&workspace().join("avs/metered-api")), "metered-api");
+    build_image_into(store.path(), None, "spacecore");
     for (spec, image) in [("squaring", "spacecore"), ("metered-api", "metered-api")] {
         let spec = workspace().join("examples/two-avs").join(format!("{spec}.toml"));
         let output = Command::new(spacecore_tests::launcher())
@@ -216,12 +193,8 @@ fn an_avs_from_the_template_builds_passes_its_tests_boots_and_serves() {
     // Outside the repository, as an AVS team's own crate.
     let outside = tempfile::Builder::new().prefix("spacecore-new-avs-").tempdir().unwrap();
     let dir = outside.path().join("hello-operators");
-    let status = Command::new(env!("CARGO"))
-        .args(["run", "--quiet", "-p", "xtask", "--", "new-avs", "hello-operators", "--dir"])
-        .arg(&dir)
-        .current_dir(workspace())
-        .status()
-        .expect("run cargo xtask new-avs");
+    let status =
+        xtask(["new-avs", "hello-operators", "--dir"]).arg(&dir).status().expect("run cargo xtask new-avs");
     assert!(status.success(), "new-avs failed: {status}");
     let tested = Command::new(env!("CARGO"))
         .args(["test", "--quiet"])
@@ -231,7 +204,7 @@ fn an_avs_from_the_template_builds_passes_its_tests_boots_and_serves() {
         .expect("run cargo test in the new crate");
     assert!(tested.success(), "the new AVS's own tests failed: {tested}");
     let store = outside.path().join("store");
-    let image = avs_image(&dir, "hello-operators", &store);
+    let image = build_image_into(&store, Some(&dir), "hello-operators");
 
     let tools = Tools { image, ..Tools::for_tests() };
     let mut cluster = Cluster::with_setup(tools, "hello", 1, &NodeSetup::default());
