@@ -25,7 +25,9 @@ pub struct Head {
 pub fn parse(buf: &[u8]) -> Result<Option<(Head, usize)>, u16> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
-    let len = match req.parse(buf) {
+    // Only the first MAX_HEAD bytes may hold the head: what lies past them never decides the
+    // answer, so a request gets the same one however its bytes arrive.
+    let len = match req.parse(&buf[..buf.len().min(MAX_HEAD)]) {
         Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD => len,
         Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => return Ok(None),
         Ok(_) | Err(httparse::Error::TooManyHeaders) => return Err(431),
