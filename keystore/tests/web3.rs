@@ -5,7 +5,8 @@
 //! - `web3/vectors.json`: ECDSA keystores made by the Python `eth-keyfile` package and BLS key
 //!   files in eigensdk's layout around an `eth-keyfile` `crypto` object, with `pubKey` from
 //!   py_ecc (`web3/generate.py` says how; run by hand);
-//! - the two test vectors of the Web3 Secret Storage definition (password `testpassword`).
+//! - `web3/definition-pbkdf2.json` and `web3/definition-scrypt.json`: the two test vectors of
+//!   the Web3 Secret Storage definition, as it prints them (password `testpassword`).
 
 use eip2335::web3::{BlsKeyFile, Crypto, EcdsaKeystore};
 use eip2335::{Error, Kdf, limits};
@@ -65,43 +66,10 @@ fn passwords_are_not_normalised() {
 const WEB3_SECRET: &str = "7a28b5ba57c53603b0b07b56bba752f7784bf506fa95edc395f5cf6c7514fe9d";
 
 /// The PBKDF2 vector of the Web3 Secret Storage definition.
-const WEB3_PBKDF2: &str = r#"{
-    "crypto" : {
-        "cipher" : "aes-128-ctr",
-        "cipherparams" : { "iv" : "6087dab2f9fdbbfaddc31a909735c1e6" },
-        "ciphertext" : "5318b4d5bcd28de64ee5559e671353e16f075ecae9f99c7a79a38af5f869aa46",
-        "kdf" : "pbkdf2",
-        "kdfparams" : {
-            "c" : 262144,
-            "dklen" : 32,
-            "prf" : "hmac-sha256",
-            "salt" : "ae3cd4e7013836a3df6bd7241b12db061dbe2c6785853cce422d148a624ce0bd"
-        },
-        "mac" : "517ead924a9d0dc3124507e3393d175ce3ff7c1e96529c6c555ce9e51205e9b2"
-    },
-    "id" : "3198bc9c-6672-5ab3-d995-4942343ae5b6",
-    "version" : 3
-}"#;
+const WEB3_PBKDF2: &str = include_str!("web3/definition-pbkdf2.json");
 
 /// The scrypt vector of the Web3 Secret Storage definition.
-const WEB3_SCRYPT: &str = r#"{
-    "crypto" : {
-        "cipher" : "aes-128-ctr",
-        "cipherparams" : { "iv" : "83dbcc02d8ccb40e466191a123791e0e" },
-        "ciphertext" : "d172bf743a674da9cdad04534d56926ef8358534d458fffccd4e6ad2fbde479c",
-        "kdf" : "scrypt",
-        "kdfparams" : {
-            "dklen" : 32,
-            "n" : 262144,
-            "r" : 1,
-            "p" : 8,
-            "salt" : "ab0c7876052600dd703518d6fc3fe8984592145b591fc8fb5c6d43190334ba19"
-        },
-        "mac" : "2103ac29920d71da29f15d75b4a16dbe95cfd7ff8faea1056c33131d846e3097"
-    },
-    "id" : "3198bc9c-6672-5ab3-d995-4942343ae5b6",
-    "version" : 3
-}"#;
+const WEB3_SCRYPT: &str = include_str!("web3/definition-scrypt.json");
 
 #[test]
 fn web3_definition_vectors_decrypt_and_are_reproduced() {
