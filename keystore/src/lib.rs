@@ -25,12 +25,10 @@
 //!
 //! The crate is `no_std` + `alloc`; the `std` feature adds `impl std::error::Error` and
 //! [`password_file`], the rules every password file is read by.
-#![no_std]
+#![cfg_attr(not(any(feature = "std", test)), no_std)]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
-#[cfg(any(feature = "std", test))]
-extern crate std;
 
 mod kdf;
 mod keystore;

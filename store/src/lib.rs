@@ -61,12 +61,10 @@
 //! sectors it was not asked to write.
 //!
 //! The crate is `no_std` + `alloc`; the `std` feature adds `FileDisk`, a [`BlockIo`] over a file.
-#![no_std]
+#![cfg_attr(not(any(feature = "std", test)), no_std)]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
-#[cfg(any(feature = "std", test))]
-extern crate std;
 
 #[cfg(feature = "std")]
 mod file;
