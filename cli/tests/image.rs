@@ -5,6 +5,7 @@
 mod common;
 
 use common::Run;
+use image_store::testing::manifest_for;
 use image_store::{Manifest, STORE_ENV, Store, sha256_file};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -31,20 +32,7 @@ fn store_with_image(dir: &Path) -> (PathBuf, Manifest) {
     let mut bytes = b"\x7fELF\x02\x01\x01".to_vec();
     bytes.extend((0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
     fs::write(&elf, &bytes).unwrap();
-    let manifest = Manifest {
-        name: "spacecore".into(),
-        version: "0.1.0".into(),
-        size_bytes: bytes.len() as u64,
-        sha256: sha256_file(&elf).unwrap(),
-        built_at_unix: 1_700_000_000,
-        git_commit: None,
-        rustc: "rustc 1.95.0".into(),
-        profile: "release".into(),
-        target: "x86_64-unknown-none".into(),
-        avs: "incredible-squaring".into(),
-        features: vec![],
-        stateless: false,
-    };
+    let manifest = manifest_for(&elf);
     Store::at(&root).register("registry/path/avs-spacecore", "v1", &elf, &manifest).unwrap();
     (root, manifest)
 }

@@ -16,6 +16,8 @@ mod manifest;
 mod name;
 pub mod oci;
 mod register;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 #[cfg(test)]
 mod tests;
 

@@ -30,7 +30,7 @@ fn store_with_image(work: &Path) -> (Store, Manifest) {
     let store = Store::at(work.join("store"));
     let elf = work.join("k.elf");
     fs::write(&elf, elf_bytes(100_000)).unwrap();
-    let manifest = Manifest { features: vec!["chain".into()], ..crate::tests::manifest_for(&elf) };
+    let manifest = Manifest { features: vec!["chain".into()], ..crate::testing::manifest_for(&elf) };
     let r = ImageRef::parse(REF).unwrap();
     store.register(&r.repository, &r.tag, &elf, &manifest).unwrap();
     (store, manifest)
