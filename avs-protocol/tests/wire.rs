@@ -26,7 +26,7 @@ fn signed() -> SignedTaskResponse {
 
 #[test]
 fn task_json() {
-    let json = r#"{"task_index":7,"task":{"number_to_be_squared":"9","task_created_block":100,"quorum_numbers":"0x0001","quorum_threshold_percentage":67}}"#;
+    let json = include_str!("wire/new-task.json").trim_end();
     assert_eq!(to_string(&new_task()).unwrap(), json);
     assert_eq!(from_str::<NewTask>(json).unwrap(), new_task());
     // Hex is accepted for the uint256 on input.
