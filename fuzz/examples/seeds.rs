@@ -10,7 +10,7 @@ use std::path::Path;
 use avs_protocol::bls::{self, SecretKey};
 use avs_protocol::bn254;
 use avs_protocol::rpc::{ErrorCode, ErrorObject, Request, Response};
-use avs_protocol::{Avs, IncredibleSquaring, NewTask, SignedTaskResponse, Task, U256};
+use avs_protocol::{Avs, IncredibleSquaring, NewTask, SignedTaskResponse};
 use eip2335::web3::{BlsKeyFile, EcdsaKeystore};
 use eip2335::{Kdf, Keystore};
 use spacecore_abi::hypercall::{Buffer, Hypercall, PORT_BASE, WAIT_FOREVER, Wait};
@@ -20,6 +20,7 @@ use spacecore_fuzz::hypercalls::{Call, HypercallCase, Password};
 use spacecore_fuzz::mmio_ops::{Access, MmioCase};
 use spacecore_fuzz::ring::{RingImage, descriptor};
 use spacecore_store::{NEEDED_SECTORS, RecordKey, SECTOR, Store};
+use virtio_bindings::virtio_ring::{VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE};
 
 fn main() {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
@@ -70,9 +71,9 @@ fn spec(put: &mut Put<'_>) {
     put("spec", "bad-memory", smallest.replace("512Mi", "512Mx").as_bytes());
 }
 
-const NEXT: u16 = 1;
-const WRITE: u16 = 2;
-const INDIRECT: u16 = 4;
+const NEXT: u16 = VRING_DESC_F_NEXT as u16;
+const WRITE: u16 = VRING_DESC_F_WRITE as u16;
+const INDIRECT: u16 = VRING_DESC_F_INDIRECT as u16;
 
 /// A virtio-blk request header.
 fn blk_header(kind: u32, sector: u64) -> [u8; 16] {
@@ -83,10 +84,10 @@ fn blk_header(kind: u32, sector: u64) -> [u8; 16] {
 }
 
 fn block_request(put: &mut Put<'_>) {
-    const IN: u32 = 0;
-    const OUT: u32 = 1;
-    const FLUSH: u32 = 4;
-    const GET_ID: u32 = 8;
+    use virtio_bindings::virtio_blk::{
+        VIRTIO_BLK_T_FLUSH as FLUSH, VIRTIO_BLK_T_GET_ID as GET_ID, VIRTIO_BLK_T_IN as IN,
+        VIRTIO_BLK_T_OUT as OUT,
+    };
     const HDR: u64 = 0x400;
     const DATA: u64 = 0x600;
     const STATUS: u64 = 0xa00;
@@ -194,11 +195,11 @@ fn net_tx(put: &mut Put<'_>) {
 }
 
 fn mmio(put: &mut Put<'_>) {
-    const STATUS: u64 = 0x70;
-    const ACK: u32 = 1;
-    const DRIVER: u32 = 2;
-    const DRIVER_OK: u32 = 4;
-    const FEATURES_OK: u32 = 8;
+    use virtio_bindings::virtio_config::{
+        VIRTIO_CONFIG_S_ACKNOWLEDGE as ACK, VIRTIO_CONFIG_S_DRIVER as DRIVER,
+        VIRTIO_CONFIG_S_DRIVER_OK as DRIVER_OK, VIRTIO_CONFIG_S_FEATURES_OK as FEATURES_OK,
+    };
+    const STATUS: u64 = virtio_bindings::virtio_mmio::VIRTIO_MMIO_STATUS as u64;
     let mut probe = MmioCase::default();
     for offset in [0x00, 0x04, 0x08, 0x0c, 0x10, 0x34, 0x44, 0x60, 0x70, 0xfc, 0x100, 0x104] {
         probe.read(offset, 4);
@@ -277,15 +278,9 @@ fn store(put: &mut Put<'_>) {
 }
 
 fn avs_json(put: &mut Put<'_>) -> SignedTaskResponse {
-    let task = NewTask {
-        task_index: 7,
-        task: Task {
-            number_to_be_squared: U256::from(9u32),
-            task_created_block: 100,
-            quorum_numbers: vec![0, 1],
-            quorum_threshold_percentage: 67,
-        },
-    };
+    // The task of the wire format's documentation, as avs-protocol's tests pin its encoding.
+    let task: NewTask = serde_json::from_str(include_str!("../../avs-protocol/tests/wire/new-task.json"))
+        .expect("the documented task");
     let key = SecretKey::key_gen(&[1; 32]).expect("32 bytes of key material");
     let response = IncredibleSquaring.respond(&task).expect("9 squares");
     let signed = SignedTaskResponse::sign(response, &key);
