@@ -97,19 +97,16 @@ fn documented_bn254_format_loads_with_hex_or_coordinates() {
     let g2b = pb.g2().to_bytes();
     let part = |i: usize| to_hex(&g2b[32 * i..32 * (i + 1)]);
     let (x1, x0, y1, y0) = (part(0), part(1), part(2), part(3));
+    let alpha = documented_alpha(
+        &to_hex(&pa.operator_id()),
+        &format!("g1 = \"{}\"\ng2 = \"{}\"", to_hex(&pa.g1().to_bytes()), to_hex(&pa.g2().to_bytes())),
+        &to_hex(&bn254::pop_prove(&a).to_bytes()),
+    );
     let text = format!(
         r#"
 scheme = "bn254"
 
-[[operator]]
-name = "alpha"
-id = "{}"
-g1 = "{}"
-g2 = "{}"
-pop = "{}"
-stake = {{ 0 = 100, 1 = 50 }}
-address = "http://127.0.0.1:8080"
-
+{alpha}
 [[operator]]
 id = "{}"
 g1 = {{ x = "{x}", y = "{y}" }}
@@ -118,10 +115,6 @@ pop = "{}"
 stake = {{ 1 = 25 }}
 address = "http://127.0.0.1:8081"
 "#,
-        to_hex(&pa.operator_id()),
-        to_hex(&pa.g1().to_bytes()),
-        to_hex(&pa.g2().to_bytes()),
-        to_hex(&bn254::pop_prove(&a).to_bytes()),
         to_hex(&pb.operator_id()),
         to_hex(&bn254::pop_prove(&b).to_bytes()),
     );

@@ -7,7 +7,7 @@ use aggregator::operators::{OperatorAddress, OperatorEntry, OperatorSetFile};
 use aggregator::{OperatorSet, OperatorSetError};
 use avs_protocol::bls::pop_prove;
 use avs_protocol::encoding::to_hex;
-use common::{entry, key};
+use common::{documented_alpha, entry, key};
 
 fn file(entries: Vec<OperatorEntry>) -> String {
     toml::to_string(&OperatorSetFile { scheme: None, operator: entries }).unwrap()
@@ -21,17 +21,15 @@ fn error(entries: Vec<OperatorEntry>) -> String {
 fn documented_format_loads() {
     let (a, b) = (key(1), key(2));
     let (ea, eb) = (entry("a", &a, &[], ""), entry("b", &b, &[], ""));
+    let alpha = documented_alpha(
+        &ea.id.to_uppercase().replacen("0X", "0x", 1),
+        &format!("pubkey = \"{}\"", ea.pubkey.unwrap()),
+        &ea.pop,
+    );
     let text = format!(
         r#"
 # Two operators.
-[[operator]]
-name = "alpha"
-id = "{}"
-pubkey = "{}"
-pop = "{}"
-stake = {{ 0 = 100, 1 = 50 }}
-address = "http://127.0.0.1:8080"
-
+{alpha}
 [[operator]]
 id = "{}"
 pubkey = "{}"
@@ -40,9 +38,6 @@ address = "http://[::1]:8081/node/"
 [operator.stake]
 1 = 25
 "#,
-        ea.id.to_uppercase().replacen("0X", "0x", 1),
-        ea.pubkey.unwrap(),
-        ea.pop,
         eb.id,
         eb.pubkey.unwrap(),
         eb.pop

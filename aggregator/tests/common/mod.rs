@@ -53,6 +53,17 @@ pub fn entry(name: &str, sk: &SecretKey, stake: &[(u8, u64)], address: &str) -> 
     }
 }
 
+/// The first operator of the operators file as `docs/aggregator.md` shows it: `alpha`, with its
+/// `id`, its key fields `keys` as its scheme writes them (`pubkey = "…"`, or `g1` and `g2`) and its
+/// proof of possession `pop`, stake 100 in quorum 0 and 50 in quorum 1, at
+/// `http://127.0.0.1:8080`.
+pub fn documented_alpha(id: &str, keys: &str, pop: &str) -> String {
+    format!(
+        "[[operator]]\nname = \"alpha\"\nid = \"{id}\"\n{keys}\npop = \"{pop}\"\n\
+         stake = {{ 0 = 100, 1 = 50 }}\naddress = \"http://127.0.0.1:8080\"\n"
+    )
+}
+
 /// A BN254 operator set entry for `sk`, as a file would have it (G1 key as hex).
 pub fn bn_entry(name: &str, sk: &bn254::SecretKey, stake: &[(u8, u64)], address: &str) -> OperatorEntry {
     let pk = sk.public_key();
