@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use avs_protocol::Scheme;
 use image_store::Store;
 use serde_json::Value;
-use spacecore_tests::cluster::{AggregatorOptions, Cluster, Tools, decided, events};
+use spacecore_tests::cluster::{Aggregator, AggregatorOptions, Cluster, Tools, decided, events};
 
 use crate::build_image;
 use crate::cmd::{self, progress};
@@ -79,45 +79,26 @@ pub fn run(args: &Args) -> Result<()> {
         println!("{name}: operator {id}, tasks on http://{}", node.http.expect("running"));
     }
 
-    let options = AggregatorOptions {
-        tasks: args.tasks,
-        threshold: 67,
-        interval: Duration::from_millis(500),
-        expiry: Duration::from_secs(10),
-    };
+    let options = aggregator_options(args.tasks, Duration::from_millis(500), Duration::from_secs(10));
     let mut aggregator = cluster.start_aggregator(&options);
     println!(
         "aggregator: JSON-RPC on {}, {} signatures, {} tasks, one every {:?}, quorum threshold {}%",
         cluster.aggregator_addr, args.scheme, options.tasks, options.interval, options.threshold
     );
 
-    // Every task is decided by its expiry at the latest; the margin covers a slow start.
-    let limit = options.interval * options.tasks + options.expiry + Duration::from_secs(30);
-    let deadline = Instant::now() + limit;
     let (mut shown, mut completed) = (0, 0);
-    loop {
-        let exited = aggregator.exited();
-        let decisions = aggregator.decisions();
+    follow(&mut aggregator, &options, Duration::from_secs(30), |decisions| {
         let numbers: HashMap<u64, &Value> =
-            events(&decisions, "task_created").map(|c| (index(c), &c["number_to_be_squared"])).collect();
-        for task in decided(&decisions).skip(shown) {
+            events(decisions, "task_created").map(|c| (index(c), &c["number_to_be_squared"])).collect();
+        for task in decided(decisions).skip(shown) {
             println!("{}", describe(task, numbers.get(&index(task)).copied()));
             shown += 1;
             completed += usize::from(task["event"] == "task_completed");
         }
-        if shown >= options.tasks as usize || exited || Instant::now() >= deadline {
-            break;
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
+        shown
+    });
     let status = aggregator.finish(Duration::from_secs(15));
-    for i in 0..cluster.nodes.len() {
-        let (code, log) = cluster.stop(i);
-        if code != Some(0) {
-            eprintln!("{log}");
-            progress(format_args!("{} exited with {code:?}", cluster.nodes[i].operator.name));
-        }
-    }
+    stop_nodes(&mut cluster);
 
     println!("{completed} of {} tasks completed", options.tasks);
     if completed != options.tasks as usize || status != Some(0) {
@@ -127,6 +108,44 @@ pub fn run(args: &Args) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The demo's aggregator flags: `tasks` tasks, one every `interval`, each decided by `expiry` at
+/// the latest, with a quorum threshold of 67 %.
+fn aggregator_options(tasks: u32, interval: Duration, expiry: Duration) -> AggregatorOptions {
+    AggregatorOptions { tasks, threshold: 67, interval, expiry }
+}
+
+/// Reads the aggregator's decisions every 100 ms and hands them to `show`, which prints what is
+/// new and returns how many tasks it has shown, until every task is shown, the aggregator exits
+/// or the deadline passes: every task is decided by its expiry at the latest, and `margin`
+/// covers a slow start.
+fn follow(
+    aggregator: &mut Aggregator,
+    options: &AggregatorOptions,
+    margin: Duration,
+    mut show: impl FnMut(&[Value]) -> usize,
+) {
+    let deadline = Instant::now() + options.interval * options.tasks + options.expiry + margin;
+    loop {
+        let exited = aggregator.exited();
+        let shown = show(&aggregator.decisions());
+        if shown >= options.tasks as usize || exited || Instant::now() >= deadline {
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Stops every spacecore of `cluster`; the log of one that did not exit with 0 is printed.
+fn stop_nodes(cluster: &mut Cluster) {
+    for i in 0..cluster.nodes.len() {
+        let (code, log) = cluster.stop(i);
+        if code != Some(0) {
+            eprintln!("{log}");
+            progress(format_args!("{} exited with {code:?}", cluster.nodes[i].operator.name));
+        }
+    }
 }
 
 /// Builds the image (as `build-image` does) and the release launcher, CLI and aggregator.
@@ -176,14 +195,13 @@ fn describe(task: &Value, number: Option<&Value>) -> String {
 /// transaction.
 mod chain {
     use std::collections::BTreeSet;
-    use std::thread;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use anyhow::{Result, bail};
     use serde_json::Value;
-    use spacecore_tests::cluster::{AggregatorOptions, events};
+    use spacecore_tests::cluster::events;
 
-    use super::{Args, OPERATORS, release_tools};
+    use super::{Args, OPERATORS, aggregator_options, follow, release_tools, stop_nodes};
     use crate::onchain::{self, OnChain, Settings};
 
     /// Blocks the spacecores wait on top of a task's block.
@@ -230,55 +248,34 @@ mod chain {
             );
         }
 
-        let options = AggregatorOptions {
-            tasks: args.tasks,
-            threshold: 67,
-            interval: Duration::from_secs(1),
-            expiry: Duration::from_secs(30),
-        };
+        let options = aggregator_options(args.tasks, Duration::from_secs(1), Duration::from_secs(30));
         let mut aggregator = chain.start_aggregator(&options);
         println!(
             "aggregator: chain mode, JSON-RPC on {}, {} tasks created on chain, one every {:?}, quorum threshold {}%",
             chain.cluster.aggregator_addr, options.tasks, options.interval, options.threshold
         );
 
-        let limit = options.interval * options.tasks + options.expiry + Duration::from_secs(60);
-        let deadline = Instant::now() + limit;
         let (mut shown, mut failures) = (BTreeSet::new(), BTreeSet::new());
-        loop {
-            let exited = aggregator.exited();
-            let decisions = aggregator.decisions();
-            for line in events(&decisions, "task_responded") {
+        follow(&mut aggregator, &options, Duration::from_secs(60), |decisions| {
+            for line in events(decisions, "task_responded") {
                 let index = line["task_index"].as_u64().unwrap_or(u64::MAX);
                 if shown.insert(index) {
-                    println!("{}", describe(line, &decisions));
+                    println!("{}", describe(line, decisions));
                 }
             }
-            for line in events(&decisions, "chain_error").chain(events(&decisions, "task_expired")) {
+            for line in events(decisions, "chain_error").chain(events(decisions, "task_expired")) {
                 if failures.insert(line.to_string()) {
                     println!("FAILED: {line}");
                 }
             }
-            if shown.len() >= options.tasks as usize || exited || Instant::now() >= deadline {
-                break;
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
+            shown.len()
+        });
         let status = aggregator.finish(Duration::from_secs(30));
         chain.stop_miner();
 
         // What the chain itself holds: one TaskResponded per task.
         let on_chain = chain.responded()?.len();
-        for i in 0..chain.cluster.nodes.len() {
-            let (code, log) = chain.cluster.stop(i);
-            if code != Some(0) {
-                eprintln!("{log}");
-                crate::cmd::progress(format_args!(
-                    "{} exited with {code:?}",
-                    chain.cluster.nodes[i].operator.name
-                ));
-            }
-        }
+        stop_nodes(&mut chain.cluster);
         println!(
             "{on_chain} of {} tasks responded on chain (TaskResponded logs of the TaskManager)",
             options.tasks
