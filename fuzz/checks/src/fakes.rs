@@ -15,11 +15,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use host_launcher::devices::{
-    BlockConfig, BlockDevice, Counters, DeviceError, FrameIo, NetDevice, NetLimits, Notifier, TYPE_NET,
+    Activation, BlockConfig, BlockDevice, Counters, DeviceError, FrameIo, NetDevice, NetLimits, TYPE_NET,
     VirtioDevice,
 };
 use host_launcher::vmm::memory::Memory;
-use virtio_queue::{Queue, QueueT};
+use virtio_queue::QueueT;
 use vmm_sys_util::eventfd::EventFd;
 
 /// Size of the fuzzed disk: 32 sectors.
@@ -165,12 +165,8 @@ impl VirtioDevice for FakeDevice {
         &FAKE_QUEUES
     }
 
-    fn read_config(&self, offset: u64, data: &mut [u8]) {
-        data.fill(0);
-        if let Some(src) = usize::try_from(offset).ok().and_then(|o| self.config.get(o..)) {
-            let n = src.len().min(data.len());
-            data[..n].copy_from_slice(&src[..n]);
-        }
+    fn config(&self) -> &[u8] {
+        &self.config
     }
 
     fn write_config(&mut self, offset: u64, data: &[u8]) {
@@ -179,13 +175,8 @@ impl VirtioDevice for FakeDevice {
         }
     }
 
-    fn activate(
-        &mut self,
-        mem: Arc<Memory>,
-        queues: Vec<Queue>,
-        acked_features: u64,
-        notifier: Notifier,
-    ) -> Result<(), DeviceError> {
+    fn activate(&mut self, activation: Activation) -> Result<(), DeviceError> {
+        let Activation { mem, queues, acked_features, notifier } = activation;
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         assert!(!state.active, "activated while active");
         assert!(Arc::ptr_eq(&mem, &self.mem), "activated with other memory");

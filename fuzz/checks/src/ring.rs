@@ -26,7 +26,7 @@
 
 use std::sync::Arc;
 
-use host_launcher::devices::{Notifier, VirtioDevice};
+use host_launcher::devices::{Activation, Notifier, VirtioDevice};
 use host_launcher::vmm::memory::Memory;
 use virtio_bindings::virtio_ring::VRING_DESC_F_INDIRECT;
 use virtio_queue::desc::split::Descriptor;
@@ -252,8 +252,8 @@ pub fn memory() -> Memory {
 /// returns the device has served every chain that was available.
 pub fn serve_once(device: &mut dyn VirtioDevice, mem: &Arc<Memory>, queues: Vec<Queue>) {
     let notifier: Notifier = Arc::new(|| {});
-    let features = device.features();
-    if let Err(e) = device.activate(mem.clone(), queues, features, notifier) {
+    let activation = Activation { mem: mem.clone(), queues, acked_features: device.features(), notifier };
+    if let Err(e) = device.activate(activation) {
         panic!("the device did not start: {e}");
     }
     assert!(device.reset(), "the device could not be stopped");

@@ -14,8 +14,8 @@ mod tests;
 use super::rate::TokenBucket;
 use super::worker::{self, Poller, STOP_TOKEN, Worker};
 use super::{
-    Counters, DeviceError, FEATURE_VERSION_1, Notifier, TYPE_BLOCK, VirtioDevice, bump, new_events,
-    read_config_bytes,
+    Activation, Counters, DeviceError, FEATURE_VERSION_1, Notifier, TYPE_BLOCK, VirtioDevice, bump,
+    new_events,
 };
 use crate::vmm::memory::Memory;
 use request::Disk;
@@ -312,21 +312,13 @@ impl VirtioDevice for BlockDevice {
         &[QUEUE_SIZE]
     }
 
-    fn read_config(&self, offset: u64, data: &mut [u8]) {
-        read_config_bytes(&self.config, offset, data);
+    /// Every field served (capacity, size_max, seg_max) is read-only.
+    fn config(&self) -> &[u8] {
+        &self.config
     }
 
-    fn write_config(&mut self, _offset: u64, _data: &[u8]) {
-        // Every field served (capacity, size_max, seg_max) is read-only.
-    }
-
-    fn activate(
-        &mut self,
-        mem: Arc<Memory>,
-        mut queues: Vec<Queue>,
-        _acked_features: u64,
-        notifier: Notifier,
-    ) -> Result<(), DeviceError> {
+    fn activate(&mut self, activation: Activation) -> Result<(), DeviceError> {
+        let Activation { mem, mut queues, notifier, .. } = activation;
         let device = || self.label.clone();
         if self.worker.is_some() {
             return Err(DeviceError::AlreadyActive { device: device() });

@@ -15,7 +15,7 @@ mod error;
 
 pub use error::{MmioError, WindowAt};
 
-use super::{Counters, FEATURE_VERSION_1, Notifier, VirtioDevice};
+use super::{Activation, Counters, FEATURE_VERSION_1, Notifier, VirtioDevice};
 use crate::vmm::memory::Memory;
 use kvm_ioctls::{IoEventAddress, VmFd};
 use std::fmt;
@@ -352,10 +352,13 @@ impl MmioTransport {
             status.fetch_or(VIRTIO_MMIO_INT_VRING, Ordering::AcqRel);
             wake();
         });
-        let features = self.driver_features;
-        self.device
-            .activate(self.mem.clone(), ready, features, notifier)
-            .map_err(|source| MmioError::Activate { at, source })?;
+        let activation = Activation {
+            mem: self.mem.clone(),
+            queues: ready,
+            acked_features: self.driver_features,
+            notifier,
+        };
+        self.device.activate(activation).map_err(|source| MmioError::Activate { at, source })?;
         self.active = true;
         Ok(())
     }

@@ -53,6 +53,27 @@ pub const TYPE_BLOCK: u32 = virtio_bindings::virtio_ids::VIRTIO_ID_BLOCK;
 /// `VIRTIO_F_VERSION_1`: every device offers it and every driver must accept it.
 pub(crate) const FEATURE_VERSION_1: u64 = 1 << virtio_bindings::virtio_config::VIRTIO_F_VERSION_1;
 
+/// What a device is started with when the driver sets `DRIVER_OK`.
+pub struct Activation {
+    /// Guest memory, which the queues' rings were checked against.
+    pub mem: Arc<Memory>,
+    /// The queues, in queue order: configured, ready and valid.
+    pub queues: Vec<Queue>,
+    /// The features the driver accepted (among those offered).
+    pub acked_features: u64,
+    /// Called after a batch of buffers lands on a used ring.
+    pub notifier: Notifier,
+}
+
+impl std::fmt::Debug for Activation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Activation")
+            .field("queues", &self.queues)
+            .field("acked_features", &self.acked_features)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The device half of a virtio device; [`MmioTransport`] drives it.
 pub trait VirtioDevice: Send {
     /// Virtio device id: [`TYPE_NET`] or [`TYPE_BLOCK`].
@@ -61,20 +82,19 @@ pub trait VirtioDevice: Send {
     fn features(&self) -> u64;
     /// Maximum size of each queue, in queue order.
     fn queue_max_sizes(&self) -> &[u16];
+    /// The device configuration space, as the driver reads it.
+    fn config(&self) -> &[u8];
     /// Reads device configuration space at `offset`; bytes past its end read as zeros.
-    fn read_config(&self, offset: u64, data: &mut [u8]);
-    /// Writes device configuration space; read-only fields ignore the write.
-    fn write_config(&mut self, offset: u64, data: &[u8]);
-    /// Called when the driver sets `DRIVER_OK`: starts serving `queues` (configured, ready and
-    /// checked against `mem`) on a worker thread of the device's own. `queue_events()[i]` is
-    /// signalled when the guest notifies queue `i`.
-    fn activate(
-        &mut self,
-        mem: Arc<Memory>,
-        queues: Vec<Queue>,
-        acked_features: u64,
-        notifier: Notifier,
-    ) -> Result<(), DeviceError>;
+    fn read_config(&self, offset: u64, data: &mut [u8]) {
+        read_config_bytes(self.config(), offset, data);
+    }
+    /// Writes device configuration space; read-only fields ignore the write. Every field is
+    /// read-only unless the device says otherwise.
+    fn write_config(&mut self, _offset: u64, _data: &[u8]) {}
+    /// Called when the driver sets `DRIVER_OK`: starts serving the activation's queues on a
+    /// worker thread of the device's own. `queue_events()[i]` is signalled when the guest
+    /// notifies queue `i`.
+    fn activate(&mut self, activation: Activation) -> Result<(), DeviceError>;
     /// One event per queue, created with the device; the launcher registers each with KVM as an
     /// `ioeventfd` on the `QueueNotify` register with datamatch = queue index.
     fn queue_events(&self) -> &[EventFd];
@@ -188,7 +208,7 @@ pub(crate) fn bump(counter: &AtomicU64, n: u64) {
 }
 
 /// Copies `data[offset..]` of a device's configuration space into `out`; zeros past its end.
-pub(crate) fn read_config_bytes(config: &[u8], offset: u64, out: &mut [u8]) {
+fn read_config_bytes(config: &[u8], offset: u64, out: &mut [u8]) {
     out.fill(0);
     let Ok(start) = usize::try_from(offset) else { return };
     if let Some(src) = config.get(start..) {

@@ -19,10 +19,7 @@ mod tests;
 use super::rate::TokenBucket;
 use super::tap::Tap;
 use super::worker::{self, Poller, Worker};
-use super::{
-    Counters, DeviceError, FEATURE_VERSION_1, Notifier, TYPE_NET, VirtioDevice, new_events, read_config_bytes,
-};
-use crate::vmm::memory::Memory;
+use super::{Activation, Counters, DeviceError, FEATURE_VERSION_1, TYPE_NET, VirtioDevice, new_events};
 use engine::Engine;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
@@ -144,21 +141,13 @@ impl VirtioDevice for NetDevice {
         &[QUEUE_SIZE, QUEUE_SIZE]
     }
 
-    fn read_config(&self, offset: u64, data: &mut [u8]) {
-        read_config_bytes(&self.config, offset, data);
+    /// The MAC is read-only without VIRTIO_NET_F_CTRL_MAC_ADDR; status is read-only.
+    fn config(&self) -> &[u8] {
+        &self.config
     }
 
-    fn write_config(&mut self, _offset: u64, _data: &[u8]) {
-        // The MAC is read-only without VIRTIO_NET_F_CTRL_MAC_ADDR; status is read-only.
-    }
-
-    fn activate(
-        &mut self,
-        mem: Arc<Memory>,
-        queues: Vec<Queue>,
-        _acked_features: u64,
-        notifier: Notifier,
-    ) -> Result<(), DeviceError> {
+    fn activate(&mut self, activation: Activation) -> Result<(), DeviceError> {
+        let Activation { mem, queues, notifier, .. } = activation;
         let device = self.label.clone();
         if self.worker.is_some() {
             return Err(DeviceError::AlreadyActive { device });

@@ -1,6 +1,6 @@
 use super::*;
 use crate::devices::test_utils::memory;
-use crate::devices::{DeviceError, TYPE_NET, new_events};
+use crate::devices::{Activation, DeviceError, TYPE_NET, new_events};
 use std::sync::Mutex;
 use std::sync::atomic::AtomicUsize;
 
@@ -34,22 +34,23 @@ impl VirtioDevice for Fake {
     fn queue_max_sizes(&self) -> &[u16] {
         &[16, 32]
     }
-    fn read_config(&self, offset: u64, data: &mut [u8]) {
-        crate::devices::read_config_bytes(&self.config, offset, data);
+    fn config(&self) -> &[u8] {
+        &self.config
     }
     fn write_config(&mut self, offset: u64, data: &[u8]) {
         if offset == 0 && data.len() == 1 {
             self.config[0] = data[0];
         }
     }
-    fn activate(&mut self, _: Arc<Memory>, q: Vec<Queue>, f: u64, n: Notifier) -> Result<(), DeviceError> {
+    fn activate(&mut self, a: Activation) -> Result<(), DeviceError> {
         if self.fail_activation {
             return Err(DeviceError::AlreadyActive { device: "fake".into() });
         }
         let mut seen = self.seen.lock().unwrap();
-        let queues = q.iter().map(|q| (q.size(), q.desc_table(), q.avail_ring(), q.used_ring())).collect();
-        seen.activations.push((queues, f));
-        seen.notifier = Some(n);
+        let queues =
+            a.queues.iter().map(|q| (q.size(), q.desc_table(), q.avail_ring(), q.used_ring())).collect();
+        seen.activations.push((queues, a.acked_features));
+        seen.notifier = Some(a.notifier);
         Ok(())
     }
     fn queue_events(&self) -> &[EventFd] {

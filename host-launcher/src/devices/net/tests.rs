@@ -1,6 +1,8 @@
 use super::engine::{Engine, HDR_LEN, MAX_TX_LEN, RX_BATCH, RxStop};
 use super::*;
+use crate::devices::Notifier;
 use crate::devices::test_utils::{B, add_chain, memory, notifier, used, wait};
+use crate::vmm::memory::Memory;
 use std::collections::VecDeque;
 use std::io::ErrorKind;
 use std::sync::Mutex;
@@ -306,6 +308,11 @@ fn bandwidth_is_shared_by_both_directions() {
     assert!(matches!(stop, RxStop::Throttled(_)), "{stop:?}");
 }
 
+/// The activation of a device on `queues` in `mem`.
+fn activation(mem: &Arc<Memory>, queues: Vec<Queue>, acked_features: u64, notifier: Notifier) -> Activation {
+    Activation { mem: mem.clone(), queues, acked_features, notifier }
+}
+
 #[test]
 fn the_device_serves_both_queues_on_its_worker() {
     let mem = memory();
@@ -322,7 +329,7 @@ fn the_device_serves_both_queues_on_its_worker() {
     let tx = MockSplitQueue::create(&*mem, GuestAddress(TX_RING), 16);
     let (notify, woken) = notifier();
     let queues = vec![rx.create_queue().unwrap(), tx.create_queue().unwrap()];
-    dev.activate(mem.clone(), queues, dev.features(), notify).unwrap();
+    dev.activate(activation(&mem, queues, dev.features(), notify)).unwrap();
 
     let f = frame(50, 3);
     mem.write_slice(&f, GuestAddress(BUF)).unwrap();
@@ -351,14 +358,14 @@ fn the_device_serves_both_queues_on_its_worker() {
     assert!(dev.reset());
     let again = vec![rx.create_queue().unwrap(), tx.create_queue().unwrap()];
     let (notify, _) = notifier();
-    dev.activate(mem.clone(), again, dev.features(), notify).unwrap();
+    dev.activate(activation(&mem, again, dev.features(), notify)).unwrap();
     assert!(matches!(
-        dev.activate(mem.clone(), vec![], 0, notifier().0),
+        dev.activate(activation(&mem, vec![], 0, notifier().0)),
         Err(DeviceError::AlreadyActive { .. })
     ));
     assert!(dev.reset());
     assert!(matches!(
-        dev.activate(mem, vec![], 0, notifier().0),
+        dev.activate(activation(&mem, vec![], 0, notifier().0)),
         Err(DeviceError::QueueCount { got: 0, .. })
     ));
 }
@@ -374,7 +381,7 @@ fn the_worker_resumes_throttled_tx_on_its_timer() {
     let rx = MockSplitQueue::create(&*mem, GuestAddress(RX_RING), 16);
     let tx = MockSplitQueue::create(&*mem, GuestAddress(TX_RING), 16);
     let (notify, woken) = notifier();
-    dev.activate(mem.clone(), vec![rx.create_queue().unwrap(), tx.create_queue().unwrap()], 0, notify)
+    dev.activate(activation(&mem, vec![rx.create_queue().unwrap(), tx.create_queue().unwrap()], 0, notify))
         .unwrap();
     let f = frame(60_000 - HDR_LEN, 0);
     mem.write_slice(&f, GuestAddress(BUF)).unwrap();
