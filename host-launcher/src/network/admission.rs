@@ -81,11 +81,12 @@ pub fn admit(limits: &Limits, source: IpAddr, open: &[Open]) -> Admission {
     }
 }
 
-/// For a connection last active at `last_active_ms`: `None` if it is out of time at `now_ms`
-/// (close it), else how long it may stay idle from now. Without an idle timeout it never runs
-/// out, and `Some(Duration::MAX)` is returned.
-pub fn idle_left(limits: &Limits, last_active_ms: u64, now_ms: u64) -> Option<Duration> {
-    let Some(timeout) = limits.idle_timeout else { return Some(Duration::MAX) };
+/// For a connection last active at `last_active_ms`, under the idle timeout `idle_timeout`
+/// ([`Limits::idle_timeout`]): `None` if it is out of time at `now_ms` (close it), else how long
+/// it may stay idle from now. Without an idle timeout it never runs out, and
+/// `Some(Duration::MAX)` is returned.
+pub fn idle_left(idle_timeout: Option<Duration>, last_active_ms: u64, now_ms: u64) -> Option<Duration> {
+    let Some(timeout) = idle_timeout else { return Some(Duration::MAX) };
     let idle = Duration::from_millis(now_ms.saturating_sub(last_active_ms));
     timeout.checked_sub(idle).filter(|left| !left.is_zero())
 }
@@ -143,13 +144,12 @@ mod tests {
 
     #[test]
     fn idle_connections_run_out_after_the_idle_timeout() {
-        assert_eq!(idle_left(&LIMITS, 1_000, 1_000), Some(Duration::from_secs(60)));
-        assert_eq!(idle_left(&LIMITS, 1_000, 41_000), Some(Duration::from_secs(20)));
-        assert_eq!(idle_left(&LIMITS, 1_000, 61_000), None);
-        assert_eq!(idle_left(&LIMITS, 1_000, 99_000), None);
+        assert_eq!(idle_left(LIMITS.idle_timeout, 1_000, 1_000), Some(Duration::from_secs(60)));
+        assert_eq!(idle_left(LIMITS.idle_timeout, 1_000, 41_000), Some(Duration::from_secs(20)));
+        assert_eq!(idle_left(LIMITS.idle_timeout, 1_000, 61_000), None);
+        assert_eq!(idle_left(LIMITS.idle_timeout, 1_000, 99_000), None);
         // Activity recorded after `now` was read (another thread) counts as no idleness.
-        assert_eq!(idle_left(&LIMITS, 5_000, 1_000), Some(Duration::from_secs(60)));
-        let forever = Limits { idle_timeout: None, ..LIMITS };
-        assert_eq!(idle_left(&forever, 0, u64::MAX), Some(Duration::MAX));
+        assert_eq!(idle_left(LIMITS.idle_timeout, 5_000, 1_000), Some(Duration::from_secs(60)));
+        assert_eq!(idle_left(None, 0, u64::MAX), Some(Duration::MAX));
     }
 }

@@ -11,6 +11,9 @@
 //! gets two copying threads; an idle timeout is kept by the copying threads themselves (their
 //! reads and writes time out), so an idle connection costs no CPU.
 //!
+//! [`pipe`] is the copying alone, for a relay that picks each connection's target itself (the
+//! balancer of a scaled spacecore).
+//!
 //! A relay can be **held** ([`ForwardCounters::hold`]) while its target is being replaced (a
 //! rolling update, `crate::update`): connections are still accepted and read from, but none is
 //! connected to the target until [`ForwardCounters::release`]; they wait in the relay instead of
@@ -295,7 +298,12 @@ pub fn serve(listener: &TcpListener, target: SocketAddr, limits: Limits, counter
 /// both directions end, the connection is idle for the idle timeout, or it is closed from
 /// outside (evicted, guest gone). A failed connection to the target closes the client's.
 fn relay(id: u64, target: SocketAddr, limits: &Limits, activity: &Activity, counters: &ForwardCounters) {
-    let reader = Reader { limits, activity, counters };
+    let reader = Reader {
+        idle_timeout: limits.idle_timeout,
+        activity,
+        epoch: counters.epoch,
+        idle_closed: &counters.idle_closed,
+    };
     let mut first = Vec::new();
     if limits.connect_on_data {
         let Some(client) = counters.client(id) else { return };
@@ -336,18 +344,23 @@ fn relay(id: u64, target: SocketAddr, limits: &Limits, activity: &Activity, coun
         }
         counters.bytes_in.fetch_add(first.len() as u64, Ordering::Relaxed);
     }
-    std::thread::scope(|s| {
-        let back = std::thread::Builder::new()
-            .name("relay".into())
-            .stack_size(THREAD_STACK)
-            .spawn_scoped(s, || reader.pump(&client, &upstream, &counters.bytes_in));
-        if back.is_err() {
-            close_both(&client, &upstream);
-            return;
-        }
-        reader.pump(&upstream, &client, &counters.bytes_out);
-    });
+    reader.both_ways(&client, &upstream, [&counters.bytes_in, &counters.bytes_out], "relay");
     counters.closed(id);
+}
+
+/// Copies bytes both ways between `client` and `upstream` until both directions have ended,
+/// each end's close passed on, as [`serve`] does for a connection it relays, but with no idle
+/// timeout and nothing counted: for a relay that picks each connection's target itself (a
+/// scaled spacecore's balancer). The calling thread copies `upstream` to `client`; a second
+/// thread, named `name`, the other way.
+pub fn pipe(client: &TcpStream, upstream: &TcpStream, name: &str) {
+    let activity = Activity::default();
+    // Read by no one: without an idle timeout none is closed for idleness, and the balancer
+    // counts connections, not bytes.
+    let (idle_closed, bytes_in, bytes_out) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+    let reader =
+        Reader { idle_timeout: None, activity: &activity, epoch: Instant::now(), idle_closed: &idle_closed };
+    reader.both_ways(client, upstream, [&bytes_in, &bytes_out], name);
 }
 
 /// Connects connection `id` to `target` within [`CONNECT_TIMEOUT`]; with
@@ -384,16 +397,41 @@ enum Got {
 
 /// Reads for one connection, keeping its idle timeout.
 struct Reader<'a> {
-    limits: &'a Limits,
+    /// `None`: the connection may stay idle for ever.
+    idle_timeout: Option<Duration>,
     activity: &'a Activity,
-    counters: &'a ForwardCounters,
+    /// Time 0 of the activity times.
+    epoch: Instant,
+    /// Counts the connections closed for idleness.
+    idle_closed: &'a AtomicU64,
 }
 
 impl Reader<'_> {
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Copies `client` to `upstream` on a second thread, named `name`, and `upstream` to
+    /// `client` on this one (see [`Self::pump`]), until both directions have ended; `bytes`
+    /// counts each direction, in that order.
+    fn both_ways(&self, client: &TcpStream, upstream: &TcpStream, bytes: [&AtomicU64; 2], name: &str) {
+        std::thread::scope(|s| {
+            let back = std::thread::Builder::new()
+                .name(name.into())
+                .stack_size(THREAD_STACK)
+                .spawn_scoped(s, || self.pump(client, upstream, bytes[0]));
+            if back.is_err() {
+                close_both(client, upstream);
+                return;
+            }
+            self.pump(upstream, client, bytes[1]);
+        });
+    }
+
     /// Reads from `from` into `buf`, waiting while the connection is not idle for the idle
     /// timeout (the other direction may keep it busy). `set` is the read timeout `from` has.
     fn read(&self, mut from: &TcpStream, buf: &mut [u8], set: &mut Option<Duration>) -> Got {
-        let mut wait = self.limits.idle_timeout;
+        let mut wait = self.idle_timeout;
         loop {
             if wait != *set {
                 if from.set_read_timeout(wait).is_err() {
@@ -404,13 +442,14 @@ impl Reader<'_> {
             match from.read(buf) {
                 Ok(0) => return Got::End,
                 Ok(n) => return Got::Data(n),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                     let last = self.activity.last_ms.load(Ordering::Relaxed);
-                    match admission::idle_left(self.limits, last, self.counters.now_ms()) {
+                    match admission::idle_left(self.idle_timeout, last, self.now_ms()) {
                         Some(left) => wait = Some(left),
                         None => {
                             if !self.activity.idle_closed.swap(true, Ordering::Relaxed) {
-                                self.counters.idle_closed.fetch_add(1, Ordering::Relaxed);
+                                self.idle_closed.fetch_add(1, Ordering::Relaxed);
                             }
                             return Got::Idle;
                         }
@@ -435,7 +474,7 @@ impl Reader<'_> {
                         return close_both(from, to);
                     }
                     bytes.fetch_add(n as u64, Ordering::Relaxed);
-                    self.activity.last_ms.store(self.counters.now_ms(), Ordering::Relaxed);
+                    self.activity.last_ms.store(self.now_ms(), Ordering::Relaxed);
                 }
                 Got::End => break,
                 Got::Idle | Got::Failed => return close_both(from, to),

@@ -3,11 +3,12 @@
 //! after the last chosen, round robin), relayed byte for byte to that replica's own published
 //! port on loopback. A replica that refuses the connection is skipped for the next.
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use crate::network::relay;
 
 /// Connections relayed at once by one published port of a scaled spacecore; more are closed
 /// as soon as they are accepted.
@@ -194,7 +195,8 @@ fn relay(client: TcpStream, port: &str, pool: &Pool) -> bool {
             Ok(upstream) => {
                 backend.relayed.fetch_add(1, Ordering::Relaxed);
                 let _ = upstream.set_nodelay(true);
-                pipe(client, upstream);
+                // Both ways, each end's close passed on, as the replica's own relay copies.
+                relay::pipe(&client, &upstream, "balance-up");
                 backend.open.fetch_sub(1, Ordering::AcqRel);
                 return true;
             }
@@ -206,41 +208,10 @@ fn relay(client: TcpStream, port: &str, pool: &Pool) -> bool {
     false
 }
 
-/// Copies bytes both ways until both directions have ended; each end's close is passed on.
-fn pipe(client: TcpStream, upstream: TcpStream) {
-    let (Ok(client_read), Ok(upstream_write)) = (client.try_clone(), upstream.try_clone()) else { return };
-    let forward = std::thread::Builder::new()
-        .name("balance-up".into())
-        .stack_size(256 * 1024)
-        .spawn(move || copy(client_read, upstream_write));
-    copy(upstream, client);
-    if let Ok(forward) = forward {
-        let _ = forward.join();
-    }
-}
-
-fn copy(mut from: TcpStream, mut to: TcpStream) {
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        match from.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                if to.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        }
-    }
-    // The other direction may go on (a half-closed request still gets its answer).
-    let _ = to.shutdown(Shutdown::Write);
-    let _ = from.shutdown(Shutdown::Read);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
 
     fn echo_server(tag: u8) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
