@@ -1,7 +1,9 @@
 //! The Nomad job of `examples/fleet/`. No registry this project can use offers Nomad (whose `nomad
 //! job validate` is the real check) or a jobspec validator, so this is the check instead:
 //!
-//! 1. the file parses as HCL (the `hcl-rs` crate);
+//! 1. the file parses as HCL (the `hcl-rs` crate) and is expanded as Nomad's HCL2 reads it: its
+//!    `locals` evaluated and each `dynamic` block replaced by the blocks it makes (see
+//!    [`expand`]);
 //! 2. every block and attribute is one of the jobspec's, where it may stand (a misspelt
 //!    `kill_timout`, a `port` outside `network`), with the type Nomad expects (a number, a
 //!    duration, a list of strings, one of a few keywords); the table covers the jobspec keys a
@@ -11,8 +13,9 @@
 //!    group's `http` and `metrics` ports are the spec's published HTTP port and metrics address,
 //!    the health check calls `/eigen/node/health`, and `kill_timeout` exceeds `--stop-timeout`.
 
-use anyhow::{Context, Result, bail, ensure};
-use hcl::{Block, Body, Expression, TemplateExpr};
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use hcl::eval::Evaluate;
+use hcl::{Block, BlockLabel, Body, Expression, Identifier, Map, Structure, TemplateExpr, Value};
 
 /// What a jobspec block may hold.
 struct Kind {
@@ -273,7 +276,7 @@ const KEYWORDS: &[(&str, &str, &[&str])] = &[
 
 /// Checks the job text; returns how many spacecore specs it carries.
 pub fn check(text: &str) -> Result<usize> {
-    let body = hcl::parse(text).context("not valid HCL")?;
+    let body = expand(&hcl::parse(text).context("not valid HCL")?)?;
     check_body(&body, &ROOT, "")?;
     let jobs: Vec<&Block> = body.blocks().filter(|b| b.identifier.as_str() == "job").collect();
     ensure!(jobs.len() == 1, "expected one `job` block, found {}", jobs.len());
@@ -287,6 +290,124 @@ pub fn check(text: &str) -> Result<usize> {
         specs += check_group(group).with_context(|| at)?;
     }
     Ok(specs)
+}
+
+/// The file as Nomad's HCL2 reads it: the attributes of its `locals` blocks evaluated in order
+/// (each may use those before it, as `local.NAME`) and taken out, and every `dynamic` block, at
+/// any depth, replaced by the blocks it makes. A `dynamic "KIND"` block makes one `KIND` block per
+/// element of `for_each` (a map's entries, a list's items), labelled by `labels` and holding
+/// `content` evaluated with `local` and the iterator (named by `iterator`, else `KIND`: an object
+/// with the element's `key` and `value`). Expressions outside a dynamic block's content are kept
+/// as written, as Nomad keeps `${attr.*}` and `${meta.*}` for the client to fill in; inside one,
+/// `$${` writes such a `${`.
+fn expand(body: &Body) -> Result<Body> {
+    let mut locals = Map::new();
+    for block in blocks(body, "locals") {
+        ensure!(block.body.blocks().next().is_none(), "a `locals` block holds attributes only");
+        for attr in block.body.attributes() {
+            let mut ctx = hcl::eval::Context::new();
+            ctx.declare_var("local", Value::Object(locals.clone()));
+            let value = attr.expr.evaluate(&ctx).map_err(|e| anyhow!("local.{}: {e}", attr.key))?;
+            locals.insert(attr.key.to_string(), value);
+        }
+    }
+    let mut ctx = hcl::eval::Context::new();
+    ctx.declare_var("local", Value::Object(locals));
+    let rest: Body = body
+        .iter()
+        .filter(|s| !matches!(s, Structure::Block(b) if b.identifier.as_str() == "locals"))
+        .cloned()
+        .collect();
+    expand_dynamic(&rest, &ctx, "")
+}
+
+/// `body` with its `dynamic` blocks, at any depth, replaced by the blocks they make.
+fn expand_dynamic(body: &Body, ctx: &hcl::eval::Context, at: &str) -> Result<Body> {
+    let mut out = Vec::new();
+    for structure in body.iter() {
+        match structure {
+            Structure::Block(block) if block.identifier.as_str() == "dynamic" => {
+                out.extend(dynamic(block, ctx, at)?.into_iter().map(Structure::Block));
+            }
+            Structure::Block(block) => {
+                let body = expand_dynamic(&block.body, ctx, &path(at, block))?;
+                out.push(Structure::Block(Block { body, ..block.clone() }));
+            }
+            attribute => out.push(attribute.clone()),
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// The blocks one `dynamic` block makes (see [`expand`]).
+fn dynamic(block: &Block, ctx: &hcl::eval::Context, at: &str) -> Result<Vec<Block>> {
+    let kind = label(block);
+    let at = path(at, block);
+    ensure!(block.labels.len() == 1, "{at}: a `dynamic` block takes one label, the kind of block it makes");
+    for attr in block.body.attributes() {
+        let name = attr.key.as_str();
+        ensure!(
+            ["for_each", "labels", "iterator"].contains(&name),
+            "{at}: unknown attribute `{name}` in a `dynamic` block; it takes: for_each, labels, iterator"
+        );
+    }
+    let contents: Vec<&Block> = block.body.blocks().collect();
+    let [content] = contents[..] else { bail!("{at}: a `dynamic` block holds one `content` block") };
+    ensure!(
+        content.identifier.as_str() == "content" && content.labels.is_empty(),
+        "{at}: a `dynamic` block holds one `content` block, not a `{}` block",
+        content.identifier.as_str()
+    );
+    let iterator = match attribute(&block.body, "iterator") {
+        None => kind.to_owned(),
+        Some(Expression::Variable(name)) => name.as_str().to_owned(),
+        Some(_) => bail!("{at}: `iterator` is a name"),
+    };
+    let each = attribute(&block.body, "for_each").with_context(|| format!("{at}: no `for_each`"))?;
+    let elements: Vec<(Value, Value)> =
+        match each.evaluate(ctx).map_err(|e| anyhow!("{at}: `for_each`: {e}"))? {
+            Value::Object(entries) => entries.into_iter().map(|(k, v)| (Value::String(k), v)).collect(),
+            Value::Array(items) => {
+                items.into_iter().enumerate().map(|(i, v)| (Value::from(i as u64), v)).collect()
+            }
+            other => bail!("{at}: `for_each` is {other}, not a map or a list"),
+        };
+    let identifier = Identifier::new(kind).map_err(|e| anyhow!("{at}: {e}"))?;
+    let mut made = Vec::new();
+    for (key, value) in elements {
+        let here = format!("{at} [{key}]");
+        let mut inner = ctx.clone();
+        inner.declare_var(
+            iterator.as_str(),
+            Value::Object(Map::from_iter([("key".into(), key), ("value".into(), value)])),
+        );
+        let labels = match attribute(&block.body, "labels") {
+            None => Vec::new(),
+            Some(expr) => match expr.evaluate(&inner).map_err(|e| anyhow!("{here}: `labels`: {e}"))? {
+                Value::Array(items) => items
+                    .into_iter()
+                    .map(|item| match item {
+                        Value::String(text) => Ok(BlockLabel::String(text)),
+                        other => bail!("{here}: the label {other} is not a string"),
+                    })
+                    .collect::<Result<_>>()?,
+                other => bail!("{here}: `labels` is {other}, not a list of strings"),
+            },
+        };
+        let body = expand_dynamic(&content.body, &inner, &here)?
+            .evaluate(&inner)
+            .map_err(|e| anyhow!("{here}: {e}"))?;
+        made.push(Block { identifier: identifier.clone(), labels, body });
+    }
+    Ok(made)
+}
+
+/// Where `block` stands, below `at`, in an error: `> group "avs-a"`.
+fn path(at: &str, block: &Block) -> String {
+    match block.labels.first() {
+        Some(label) => format!("{at} > {} {:?}", block.identifier.as_str(), label.as_str()),
+        None => format!("{at} > {}", block.identifier.as_str()),
+    }
 }
 
 fn label(block: &Block) -> &str {
@@ -371,10 +492,7 @@ fn check_body(body: &Body, kind: &Kind, at: &str) -> Result<()> {
                 kind.blocks.join(", ")
             );
         };
-        let here = match block.labels.first() {
-            Some(label) => format!("{at} > {name} {:?}", label.as_str()),
-            None => format!("{at} > {name}"),
-        };
+        let here = path(at, block);
         ensure!(
             block.labels.len() == inner.labels,
             "{here}: a `{name}` block takes {} label(s), found {}",
@@ -528,34 +646,67 @@ mod tests {
     }
 
     #[test]
+    fn the_groups_come_from_the_locals() {
+        let body = expand(&hcl::parse(JOB).unwrap()).unwrap();
+        let job = blocks(&body, "job").next().unwrap();
+        let groups: Vec<&Block> = blocks(&job.body, "group").collect();
+        assert_eq!(groups.iter().map(|g| label(g)).collect::<Vec<_>>(), ["avs-a", "avs-b"]);
+        let b = groups[1];
+        let disk = blocks(&b.body, "constraint").next().unwrap();
+        assert_eq!(attribute(&disk.body, "attribute").and_then(string), Some("${meta.spacecore_disk_avs_b}"));
+        let ports: Vec<_> = blocks(&b.body, "network")
+            .flat_map(|n| blocks(&n.body, "port"))
+            .map(|p| (label(p), attribute(&p.body, "static").and_then(integer)))
+            .collect();
+        assert_eq!(ports, [("http", Some(18082)), ("metrics", Some(9102))]);
+        let task = blocks(&b.body, "task").next().unwrap();
+        let data =
+            blocks(&task.body, "template").next().and_then(|t| attribute(&t.body, "data")).and_then(string);
+        let data = data.unwrap();
+        for line in [
+            "name = \"avs-b\"",
+            "path = \"/var/lib/spacecore/avs-b/disk.img\"",
+            "HTTP = 18082",
+            "keystore_password_file = \"/etc/spacecore/avs-b.password\"",
+            "metrics_address = \"0.0.0.0:9102\"",
+        ] {
+            assert!(data.lines().any(|l| l == line), "{line:?} not in the spec of avs-b:\n{data}");
+        }
+        // The job's own constraints are kept as written, for the client to fill in.
+        assert_eq!(
+            blocks(&job.body, "constraint").filter_map(|c| attribute(&c.body, "attribute")).count(),
+            2
+        );
+    }
+
+    #[test]
     fn what_the_check_refuses() {
-        refused("job \"spacecore\" {", "job \"spacecore\" {{", "not valid HCL");
-        refused(
-            "kill_timeout = \"10s\"",
-            "kill_timout = \"10s\"",
-            "unknown attribute `kill_timout` in a `task` block",
-        );
-        refused("kill_timeout = \"10s\"", "kill_timeout = \"10 seconds\"", "is not a duration");
-        refused("kill_timeout = \"10s\"", "kill_timeout = \"4s\"", "must exceed hac-launch's --stop-timeout");
-        refused("    count = 1\n", "    count = \"1\"\n", "expected a whole number");
-        refused("    count = 1\n", "    count = 2\n", "a signer runs as exactly one instance");
-        refused("canary           = 0", "canary           = 1", "a canary is a second instance");
-        refused("driver = \"raw_exec\"", "driver = \"docker\"", "expected one of raw_exec, exec");
-        refused("mode     = \"fail\"", "mode     = \"retry\"", "expected one of fail, delay");
-        refused("static = 18081", "static = 18080", "the spec publishes HTTP on host port 18081");
-        refused("static = 9101", "static = 9100", "metrics_address is 0.0.0.0:9101");
-        refused(
-            "path     = \"/eigen/node/health\"",
-            "path     = \"/health\"",
-            "no http check of /eigen/node/health",
-        );
-        refused("scaling = \"None\"", "scaling = \"HorizontalAutoScaling\"", "but it signs");
-        refused(
-            "network {",
-            "port \"x\" {}\n    network {",
-            "a `port` block cannot stand in a `group` block",
-        );
-        refused("memory = \"512Mi\"", "memory = \"512MB\"", "spec.resources.memory");
+        for (from, to, needle) in [
+            ("job \"spacecore\" {", "job \"spacecore\" {{", "not valid HCL"),
+            ("kill_timeout", "kill_timout", "unknown attribute `kill_timout` in a `task` block"),
+            ("kill_timeout = \"10s\"", "kill_timeout = \"10 seconds\"", "is not a duration"),
+            ("kill_timeout = \"10s\"", "kill_timeout = \"4s\"", "must exceed hac-launch's --stop-timeout"),
+            ("      count = 1\n", "      count = \"1\"\n", "expected a whole number"),
+            ("      count = 1\n", "      count = 2\n", "a signer runs as exactly one instance"),
+            ("canary           = 0", "canary           = 1", "a canary is a second instance"),
+            ("driver = \"raw_exec\"", "driver = \"docker\"", "expected one of raw_exec, exec"),
+            ("mode     = \"fail\"", "mode     = \"retry\"", "expected one of fail, delay"),
+            ("static = group.value.http", "static = 18080", "the spec publishes HTTP on host port 18081"),
+            ("static = group.value.metrics", "static = 9100", "metrics_address is 0.0.0.0:9101"),
+            ("\"/eigen/node/health\"", "\"/health\"", "no http check of /eigen/node/health"),
+            ("scaling = \"None\"", "scaling = \"HorizontalAutoScaling\"", "but it signs"),
+            ("network {", "port \"x\" {}\n      network {", "a `port` block cannot stand in a `group` block"),
+            ("memory = \"512Mi\"", "memory = \"512MB\"", "spec.resources.memory"),
+            // The locals and the dynamic block.
+            ("for_each = local.operators", "for_each = local.operator", "`for_each`"),
+            ("for_each =", "for_eachh =", "unknown attribute `for_eachh` in a `dynamic` block"),
+            ("labels   = [group.key]", "labels   = [group.value]", "is not a string"),
+            ("content {", "contents {", "one `content` block, not a `contents` block"),
+            ("http = 18081, ", "http = \"18081\", ", "expected a whole number"),
+            ("static = group.value.http", "static = group.value.https", "group.value.https"),
+        ] {
+            refused(from, to, needle);
+        }
     }
 
     #[test]
