@@ -12,40 +12,17 @@
 // docs/chain.md.
 pragma solidity ^0.8.27;
 
-struct G1Point {
-    uint256 X;
-    uint256 Y;
-}
-
-// Coordinates imaginary part first, as EigenLayer's contracts take them.
-struct G2Point {
-    uint256[2] X;
-    uint256[2] Y;
-}
-
-struct PubkeyRegistrationParams {
-    G1Point pubkeyRegistrationSignature;
-    G1Point pubkeyG1;
-    G2Point pubkeyG2;
-}
-
-struct StrategyParams {
-    address strategy;
-    uint96 multiplier;
-}
-
-// An operator's ECDSA signature over AVSDirectory's registration digest.
-struct SignatureWithSaltAndExpiry {
-    bytes signature;
-    bytes32 salt;
-    uint256 expiry;
-}
+// Its structs, errors, events and external functions: ISpacecoreRegistryCoordinator; the BN254
+// points: G1Point and G2Point.
+import "./SpacecoreInterfaces.sol";
 
 // The registries' functions this coordinator calls (their ABI as EigenLayer publishes it).
 interface IBLSApkRegistryCalls {
-    function registerBLSPublicKey(address operator, PubkeyRegistrationParams calldata params, G1Point calldata messageHash)
-        external
-        returns (bytes32);
+    function registerBLSPublicKey(
+        address operator,
+        ISpacecoreRegistryCoordinator.PubkeyRegistrationParams calldata params,
+        G1Point calldata messageHash
+    ) external returns (bytes32);
     function registerOperator(address operator, bytes calldata quorumNumbers) external;
     function initializeQuorum(uint8 quorumNumber) external;
 }
@@ -54,8 +31,11 @@ interface IStakeRegistryCalls {
     function registerOperator(address operator, bytes32 operatorId, bytes calldata quorumNumbers)
         external
         returns (uint96[] memory, uint96[] memory);
-    function initializeDelegatedStakeQuorum(uint8 quorumNumber, uint96 minimumStake, StrategyParams[] calldata params)
-        external;
+    function initializeDelegatedStakeQuorum(
+        uint8 quorumNumber,
+        uint96 minimumStake,
+        ISpacecoreRegistryCoordinator.StrategyParams[] calldata params
+    ) external;
 }
 
 interface IIndexRegistryCalls {
@@ -66,10 +46,13 @@ interface IIndexRegistryCalls {
 // EigenLayer's ServiceManagerBase: forwards the registration to its AVSDirectory, which checks
 // that the operator is registered with the DelegationManager and checks its signature.
 interface IServiceManagerCalls {
-    function registerOperatorToAVS(address operator, SignatureWithSaltAndExpiry calldata operatorSignature) external;
+    function registerOperatorToAVS(
+        address operator,
+        ISpacecoreRegistryCoordinator.SignatureWithSaltAndExpiry calldata operatorSignature
+    ) external;
 }
 
-contract SpacecoreRegistryCoordinator {
+contract SpacecoreRegistryCoordinator is ISpacecoreRegistryCoordinator {
     // BN254's base field modulus.
     uint256 internal constant P = 0x30644e72e131a029b85045b68181585d97816a916871ca8d3c208c16d87cfd47;
     // The tag of the message an operator signs to register its BN254 key.
@@ -92,20 +75,6 @@ contract SpacecoreRegistryCoordinator {
     mapping(bytes32 => address) internal operators;
     mapping(bytes32 => QuorumBitmapUpdate[]) internal bitmapHistory;
 
-    error NotOwner();
-    error RegistriesAlreadySet();
-    error ServiceManagerAlreadySet();
-    error ServiceManagerNotSet();
-    error RegistriesNotSet();
-    error TooManyQuorums();
-    error BadQuorumNumbers();
-    error AlreadyRegistered();
-    error NotRegisteredAtBlock(bytes32 operatorId, uint32 blockNumber);
-    error BitmapIndexNotForBlock(bytes32 operatorId, uint32 blockNumber, uint256 index);
-    error ModExpFailed();
-
-    event OperatorRegistered(address indexed operator, bytes32 indexed operatorId, uint192 quorumBitmap);
-
     constructor() {
         owner = msg.sender;
     }
@@ -115,7 +84,6 @@ contract SpacecoreRegistryCoordinator {
         _;
     }
 
-    /// Once, by the owner: the registries deployed with this contract's address.
     function setRegistries(address blsApk, address stake, address index) external onlyOwner {
         if (blsApkRegistry != address(0)) revert RegistriesAlreadySet();
         if (blsApk == address(0) || stake == address(0) || index == address(0)) revert RegistriesNotSet();
@@ -124,15 +92,12 @@ contract SpacecoreRegistryCoordinator {
         indexRegistry = index;
     }
 
-    /// Once, by the owner: the service manager deployed with this contract's address (the
-    /// AVS whose AVSDirectory registration every operator signs).
     function setServiceManager(address manager) external onlyOwner {
         if (serviceManager != address(0)) revert ServiceManagerAlreadySet();
         if (manager == address(0)) revert ServiceManagerNotSet();
         serviceManager = manager;
     }
 
-    /// A quorum weighed by delegated shares of `params`' strategies, in every registry.
     function createQuorum(uint96 minimumStake, StrategyParams[] calldata params) external onlyOwner returns (uint8) {
         if (blsApkRegistry == address(0)) revert RegistriesNotSet();
         if (quorumCount >= 192) revert TooManyQuorums();
@@ -144,21 +109,14 @@ contract SpacecoreRegistryCoordinator {
         return quorum;
     }
 
-    /// The 32-byte message `operator` signs with its BN254 key to register it.
     function pubkeyRegistrationDigest(address operator) public view returns (bytes32) {
         return keccak256(abi.encode(PUBKEY_REGISTRATION_TAG, block.chainid, address(this), operator));
     }
 
-    /// That message hashed to G1 as EigenLayer's BN254 library does (try-and-increment).
     function pubkeyRegistrationMessageHash(address operator) public view returns (G1Point memory) {
         return hashToG1(pubkeyRegistrationDigest(operator));
     }
 
-    /// Registers the caller with its BN254 key in `quorumNumbers` (ascending, distinct, each
-    /// below quorumCount). BLSApkRegistry checks the key's registration signature; the service
-    /// manager's AVSDirectory checks that the caller is an EigenLayer operator and its ECDSA
-    /// signature over the AVS registration digest; the StakeRegistry refuses stakes below a
-    /// quorum's minimum.
     function registerOperator(
         bytes calldata quorumNumbers,
         PubkeyRegistrationParams calldata params,
@@ -201,7 +159,6 @@ contract SpacecoreRegistryCoordinator {
         return bitmapHistory[operatorId].length;
     }
 
-    /// For each operator, the index of its bitmap update in force at `blockNumber`.
     function getQuorumBitmapIndicesAtBlockNumber(uint32 blockNumber, bytes32[] calldata ids)
         external
         view
@@ -219,8 +176,6 @@ contract SpacecoreRegistryCoordinator {
         }
     }
 
-    /// The operator's quorum bitmap at `blockNumber`, from the update at `index`, which must be
-    /// the one in force at that block.
     function getQuorumBitmapAtBlockNumberByIndex(bytes32 operatorId, uint32 blockNumber, uint256 index)
         external
         view
@@ -247,7 +202,6 @@ contract SpacecoreRegistryCoordinator {
         }
     }
 
-    /// x = digest mod p; while x³ + 3 has no square root, x += 1; y = (x³ + 3)^((p+1)/4).
     function hashToG1(bytes32 digest) public view returns (G1Point memory) {
         uint256 x = uint256(digest) % P;
         while (true) {

@@ -10,102 +10,28 @@
 // the answer check. See docs/chain.md.
 pragma solidity ^0.8.27;
 
-library TaskManagerBN254 {
-    struct G1Point {
-        uint256 X;
-        uint256 Y;
-    }
+// Its structs, errors, events and external functions: ISpacecoreTaskManager.
+import "./SpacecoreInterfaces.sol";
 
-    // Coordinates imaginary part first, as EigenLayer's contracts take them.
-    struct G2Point {
-        uint256[2] X;
-        uint256[2] Y;
-    }
-}
-
-// EigenLayer's BLSSignatureChecker types and entry point, as its ABI publishes them.
-interface IBLSSignatureCheckerCalls {
-    struct NonSignerStakesAndSignature {
-        uint32[] nonSignerQuorumBitmapIndices;
-        TaskManagerBN254.G1Point[] nonSignerPubkeys;
-        TaskManagerBN254.G1Point[] quorumApks;
-        TaskManagerBN254.G2Point apkG2;
-        TaskManagerBN254.G1Point sigma;
-        uint32[] quorumApkIndices;
-        uint32[] totalStakeIndices;
-        uint32[][] nonSignerStakeIndices;
-    }
-
-    struct QuorumStakeTotals {
-        uint96[] signedStakeForQuorum;
-        uint96[] totalStakeForQuorum;
-    }
-
-    function checkSignatures(
-        bytes32 msgHash,
-        bytes calldata quorumNumbers,
-        uint32 referenceBlockNumber,
-        NonSignerStakesAndSignature memory params
-    ) external view returns (QuorumStakeTotals memory, bytes32);
-}
-
-contract SpacecoreTaskManager {
-    // The incredible-squaring task: what the task generator asks for.
-    struct Task {
-        uint256 numberToBeSquared;
-        uint32 taskCreatedBlock;
-        bytes quorumNumbers;
-        uint32 quorumThresholdPercentage;
-    }
-
-    // What the operators sign: keccak256(abi.encode(taskResponse)).
-    struct TaskResponse {
-        uint32 referenceTaskIndex;
-        uint256 numberSquared;
-    }
-
-    // What the contract adds when it accepts a response.
-    struct TaskResponseMetadata {
-        uint32 taskResponsedBlock;
-        bytes32 hashOfNonSigners;
-    }
-
+contract SpacecoreTaskManager is ISpacecoreTaskManager {
     uint256 internal constant THRESHOLD_DENOMINATOR = 100;
 
-    // EigenLayer's signature checker (the service manager inheriting BLSSignatureChecker).
-    IBLSSignatureCheckerCalls public immutable serviceManager;
+    address public immutable serviceManager;
     address public immutable taskGenerator;
     address public immutable aggregator;
-    // A response must be mined at most this many blocks after its task's block.
     uint32 public immutable responseWindowBlocks;
 
-    // The index the next task gets.
     uint32 public taskNumber;
     mapping(uint32 => bytes32) public allTaskHashes;
     mapping(uint32 => bytes32) public allTaskResponses;
 
-    error NotTaskGenerator();
-    error NotAggregator();
-    error NoQuorumNumbers();
-    error InvalidThreshold(uint32 quorumThresholdPercentage);
-    error NumberTooLarge(uint256 numberToBeSquared);
-    error TaskMismatch(uint32 taskIndex);
-    error TaskAlreadyResponded(uint32 taskIndex);
-    error ResponseTooLate(uint32 taskIndex, uint32 taskCreatedBlock, uint32 currentBlock);
-    error QuorumBelowThreshold(uint8 quorumNumber, uint96 signedStake, uint96 totalStake, uint32 thresholdPercentage);
-    error WrongAnswer(uint32 taskIndex, uint256 expected, uint256 answered);
-
-    event NewTaskCreated(uint32 indexed taskIndex, Task task);
-    event TaskResponded(TaskResponse taskResponse, TaskResponseMetadata taskResponseMetadata);
-
     constructor(IBLSSignatureCheckerCalls checker, address generator, address aggregator_, uint32 windowBlocks) {
-        serviceManager = checker;
+        serviceManager = address(checker);
         taskGenerator = generator;
         aggregator = aggregator_;
         responseWindowBlocks = windowBlocks;
     }
 
-    /// A new task at the current block, by the task generator only.
     function createNewTask(uint256 numberToBeSquared, uint32 quorumThresholdPercentage, bytes calldata quorumNumbers)
         external
     {
@@ -125,14 +51,10 @@ contract SpacecoreTaskManager {
         emit NewTaskCreated(index, task);
     }
 
-    /// The aggregate of the operators' answer to `task`, by the aggregator only. EigenLayer's
-    /// checker verifies the aggregate signature over keccak256(abi.encode(taskResponse)) with the
-    /// stakes and keys registered at the task's block; this contract requires each quorum's
-    /// signed stake to reach the task's threshold and the answer to be the square.
     function respondToTask(
         Task calldata task,
         TaskResponse calldata taskResponse,
-        IBLSSignatureCheckerCalls.NonSignerStakesAndSignature memory nonSignerStakesAndSignature
+        NonSignerStakesAndSignature memory nonSignerStakesAndSignature
     ) external {
         if (msg.sender != aggregator) revert NotAggregator();
         uint32 index = taskResponse.referenceTaskIndex;
@@ -145,7 +67,7 @@ contract SpacecoreTaskManager {
         }
 
         bytes32 message = keccak256(abi.encode(taskResponse));
-        (IBLSSignatureCheckerCalls.QuorumStakeTotals memory totals, bytes32 hashOfNonSigners) = serviceManager
+        (QuorumStakeTotals memory totals, bytes32 hashOfNonSigners) = IBLSSignatureCheckerCalls(serviceManager)
             .checkSignatures(message, task.quorumNumbers, task.taskCreatedBlock, nonSignerStakesAndSignature);
 
         for (uint256 i = 0; i < task.quorumNumbers.length; i++) {

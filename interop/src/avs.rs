@@ -59,6 +59,12 @@ sol! {
 /// the aggregator's chain mode uses: one definition for both.
 pub use aggregator::chain::abi::TaskManager as SpacecoreTaskManager;
 
+/// The file name of the declarations the registry coordinator and the task manager import (their
+/// interfaces and shared types), as compiled.
+pub const INTERFACES_SOURCE_NAME: &str = "SpacecoreInterfaces.sol";
+/// This project's contracts' interfaces, which the operator's and the aggregator's bindings are
+/// generated from.
+pub const INTERFACES_SOURCE: &str = include_str!("../contracts/SpacecoreInterfaces.sol");
 /// The file name of the registry coordinator's source, as compiled.
 pub const COORDINATOR_SOURCE_NAME: &str = "SpacecoreRegistryCoordinator.sol";
 /// This project's registry coordinator, proxy and strategy.
@@ -134,7 +140,7 @@ pub struct Deployment {
     /// EigenLayer's core contracts.
     pub core: Core,
     /// This project's registry coordinator.
-    pub coordinator: SpacecoreRegistryCoordinator::SpacecoreRegistryCoordinatorInstance<DynProvider>,
+    pub coordinator: SpacecoreRegistryCoordinator::ISpacecoreRegistryCoordinatorInstance<DynProvider>,
     /// EigenLayer's BLSApkRegistry.
     pub bls_apk_registry: BLSApkRegistry::BLSApkRegistryInstance<DynProvider>,
     /// EigenLayer's StakeRegistry.
@@ -146,7 +152,7 @@ pub struct Deployment {
     /// EigenLayer's MockAvsServiceManager (BLSSignatureChecker; the AVS of the AVSDirectory).
     pub checker: MockAvsServiceManager::MockAvsServiceManagerInstance<DynProvider>,
     /// This project's TaskManager.
-    pub task_manager: SpacecoreTaskManager::TaskManagerInstance<DynProvider>,
+    pub task_manager: SpacecoreTaskManager::ISpacecoreTaskManagerInstance<DynProvider>,
     /// The TaskManager's ABI as solc-js wrote it.
     pub task_manager_abi: serde_json::Value,
     /// The registered operators, in the order given.
@@ -449,6 +455,7 @@ impl Deployment {
     pub async fn deploy(anvil: &Anvil, operators: &[Operator], roles: Roles) -> Result<Self, ChainError> {
         let started = Instant::now();
         let compiled = chain::compile(&[
+            (INTERFACES_SOURCE_NAME, INTERFACES_SOURCE),
             (COORDINATOR_SOURCE_NAME, COORDINATOR_SOURCE),
             (TASK_MANAGER_SOURCE_NAME, TASK_MANAGER_SOURCE),
         ])?;

@@ -75,7 +75,7 @@ async fn deploy_all(anvil: &Anvil, keys: &[SecretKey], accounts: &[Address]) -> 
 
 /// A registration by `operator` must revert with BLSApkRegistry's own `expected` error.
 async fn assert_registration_refused(
-    coordinator: &SpacecoreRegistryCoordinator::SpacecoreRegistryCoordinatorInstance<DynProvider>,
+    coordinator: &SpacecoreRegistryCoordinator::ISpacecoreRegistryCoordinatorInstance<DynProvider>,
     operator: Address,
     params: SpacecoreRegistryCoordinator::PubkeyRegistrationParams,
     expected: fn(&BLSApkRegistryErrors) -> bool,
@@ -123,7 +123,7 @@ async fn forged_registrations(d: &Deployment, operator: Address, other: Address)
     .await;
     let mut params = registration(&d.coordinator, &sk, operator).await.expect("registration parameters");
     let (x, y) = g2_words(&secret_key("another secret").public_key().g2());
-    params.pubkeyG2 = SpacecoreRegistryCoordinator::G2Point { X: x, Y: y };
+    params.pubkeyG2 = spacecore_operator::abi::G2Point { X: x, Y: y };
     assert_registration_refused(
         &d.coordinator,
         operator,

@@ -19,7 +19,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use SpacecoreTaskManager::TaskManagerErrors;
+use SpacecoreTaskManager::ISpacecoreTaskManagerErrors as TaskManagerErrors;
+use aggregator::chain::abi::{G1Point, G2Point, NonSignerStakesAndSignature};
 use aggregator::chain::keys::load_signer;
 use aggregator::decision_log::MemoryLog;
 use aggregator::{Aggregator, ChainConfig, Config, DecisionLog, GeneratorConfig, Numbers};
@@ -191,10 +192,10 @@ async fn params_by_hand(
     signers: &[usize],
     message: &[u8; 32],
     reference_block: u32,
-) -> SpacecoreTaskManager::NonSignerStakesAndSignature {
+) -> NonSignerStakesAndSignature {
     let g1 = |p: &bn254::G1Point| {
         let (x, y) = g1_words(p);
-        SpacecoreTaskManager::G1Point { X: x, Y: y }
+        G1Point { X: x, Y: y }
     };
     let sigs: Vec<bn254::Signature> = signers.iter().map(|&i| keys[i].sign(message)).collect();
     let sigma = bn254::aggregate_signatures(&sigs.iter().collect::<Vec<_>>()).unwrap();
@@ -218,11 +219,11 @@ async fn params_by_hand(
         .await
         .expect("getCheckSignaturesIndices");
     let (x, y) = g2_words(&apk_g2);
-    SpacecoreTaskManager::NonSignerStakesAndSignature {
+    NonSignerStakesAndSignature {
         nonSignerQuorumBitmapIndices: indices.nonSignerQuorumBitmapIndices,
         nonSignerPubkeys: non_signers.iter().map(|k| g1(&k.public_key().g1())).collect(),
         quorumApks: vec![g1(&quorum_apk)],
-        apkG2: SpacecoreTaskManager::G2Point { X: x, Y: y },
+        apkG2: G2Point { X: x, Y: y },
         sigma: g1(&sigma.point()),
         quorumApkIndices: indices.quorumApkIndices,
         totalStakeIndices: indices.totalStakeIndices,
@@ -273,7 +274,7 @@ async fn assert_reverts(
     from: Address,
     task: &SpacecoreTaskManager::Task,
     response: SpacecoreTaskManager::TaskResponse,
-    params: SpacecoreTaskManager::NonSignerStakesAndSignature,
+    params: NonSignerStakesAndSignature,
     expected: fn(&TaskManagerErrors) -> bool,
     what: &str,
 ) {

@@ -1,5 +1,6 @@
 //! The functions and errors of the contracts a registration calls: this project's registry
-//! coordinator (`interop/contracts/SpacecoreRegistryCoordinator.sol`, whole), and the parts of
+//! coordinator (whole, from the Solidity declaration of this project's contracts,
+//! `interop/contracts/SpacecoreInterfaces.sol`, which the contracts implement), and the parts of
 //! EigenLayer's DelegationManager, StrategyManager, AVSDirectory, StakeRegistry and service
 //! manager, and of a strategy and its ERC-20 token, that it uses (their published ABI).
 
@@ -7,46 +8,18 @@
 
 use alloy::primitives::U256;
 use alloy::sol;
-use avs_protocol::bn254::{G1Point, G2Point};
+use avs_protocol::bn254;
+
+sol!(
+    #[sol(rpc, extra_derives(Debug, PartialEq, Eq))]
+    "../interop/contracts/SpacecoreInterfaces.sol"
+);
+
+/// This project's registry coordinator: its whole interface, as
+/// `interop/contracts/SpacecoreInterfaces.sol` declares it.
+pub use ISpacecoreRegistryCoordinator as SpacecoreRegistryCoordinator;
 
 sol! {
-    /// This project's registry coordinator: its whole interface.
-    #[sol(rpc)]
-    #[derive(Debug, PartialEq, Eq)]
-    contract SpacecoreRegistryCoordinator {
-        struct G1Point { uint256 X; uint256 Y; }
-        struct G2Point { uint256[2] X; uint256[2] Y; }
-        struct PubkeyRegistrationParams { G1Point pubkeyRegistrationSignature; G1Point pubkeyG1; G2Point pubkeyG2; }
-        struct StrategyParams { address strategy; uint96 multiplier; }
-        struct SignatureWithSaltAndExpiry { bytes signature; bytes32 salt; uint256 expiry; }
-        error NotOwner();
-        error RegistriesAlreadySet();
-        error ServiceManagerAlreadySet();
-        error ServiceManagerNotSet();
-        error RegistriesNotSet();
-        error TooManyQuorums();
-        error BadQuorumNumbers();
-        error AlreadyRegistered();
-        function owner() external view returns (address);
-        function setRegistries(address blsApk, address stake, address index) external;
-        function setServiceManager(address manager) external;
-        function createQuorum(uint96 minimumStake, StrategyParams[] calldata params) external returns (uint8);
-        function blsApkRegistry() external view returns (address);
-        function stakeRegistry() external view returns (address);
-        function indexRegistry() external view returns (address);
-        function serviceManager() external view returns (address);
-        function quorumCount() external view returns (uint8);
-        function pubkeyRegistrationDigest(address operator) external view returns (bytes32);
-        function pubkeyRegistrationMessageHash(address operator) external view returns (G1Point memory);
-        function registerOperator(
-            bytes calldata quorumNumbers,
-            PubkeyRegistrationParams calldata params,
-            SignatureWithSaltAndExpiry calldata operatorSignature
-        ) external returns (bytes32);
-        function getOperatorId(address operator) external view returns (bytes32);
-        function getOperatorFromId(bytes32 operatorId) external view returns (address);
-    }
-
     /// EigenLayer's DelegationManager, the functions a registration uses.
     #[sol(rpc)]
     contract DelegationManager {
@@ -95,16 +68,11 @@ sol! {
         function getCurrentStake(bytes32 operatorId, uint8 quorumNumber) external view returns (uint96);
     }
 
-    /// The errors a registration can revert with, from every contract it reaches, so that a
-    /// refusal is reported by the contract's own error name.
+    /// The errors a registration can revert with from EigenLayer's contracts it reaches (the
+    /// registry coordinator's are its own), so that a refusal is reported by the contract's own
+    /// error name.
     #[derive(Debug)]
     interface RegistrationErrors {
-        // The registry coordinator (this project's).
-        error NotOwner();
-        error RegistriesNotSet();
-        error ServiceManagerNotSet();
-        error BadQuorumNumbers();
-        error AlreadyRegistered();
         // EigenLayer's AVSDirectory, DelegationManager, StrategyManager.
         error CurrentlyPaused();
         error InvalidSignature();
@@ -131,17 +99,14 @@ fn word(bytes: &[u8]) -> U256 {
 }
 
 /// A G1 point as the coordinator takes it.
-pub fn g1(point: &G1Point) -> SpacecoreRegistryCoordinator::G1Point {
+pub fn g1(point: &bn254::G1Point) -> G1Point {
     let b = point.to_bytes();
-    SpacecoreRegistryCoordinator::G1Point { X: word(&b[..32]), Y: word(&b[32..]) }
+    G1Point { X: word(&b[..32]), Y: word(&b[32..]) }
 }
 
 /// A G2 point as the coordinator takes it: `X = [X.c1, X.c0]`, `Y = [Y.c1, Y.c0]`, the order
 /// `to_bytes` writes.
-pub fn g2(point: &G2Point) -> SpacecoreRegistryCoordinator::G2Point {
+pub fn g2(point: &bn254::G2Point) -> G2Point {
     let b = point.to_bytes();
-    SpacecoreRegistryCoordinator::G2Point {
-        X: [word(&b[..32]), word(&b[32..64])],
-        Y: [word(&b[64..96]), word(&b[96..])],
-    }
+    G2Point { X: [word(&b[..32]), word(&b[32..64])], Y: [word(&b[64..96]), word(&b[96..])] }
 }

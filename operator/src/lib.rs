@@ -106,16 +106,24 @@ pub async fn wallet_provider(rpc_url: &str, key: &ecdsa::SecretKey) -> Result<Dy
     Ok(ProviderBuilder::new().wallet(signer).connect_http(url).erased())
 }
 
-/// A contract call's failure, with the contracts' own error when the revert data names one.
+/// A contract call's failure, with the contracts' own error when the revert data names one: the
+/// registry coordinator's, or EigenLayer's.
 fn call_error(what: &str, e: alloy::contract::Error) -> anyhow::Error {
-    match e.as_decoded_interface_error::<RegistrationErrors::RegistrationErrorsErrors>() {
-        Some(decoded) => anyhow!("{what}: reverted with {}", error_name(&decoded)),
+    let name = e
+        .as_decoded_interface_error::<SpacecoreRegistryCoordinator::ISpacecoreRegistryCoordinatorErrors>()
+        .map(|decoded| error_name(&decoded))
+        .or_else(|| {
+            e.as_decoded_interface_error::<RegistrationErrors::RegistrationErrorsErrors>()
+                .map(|decoded| error_name(&decoded))
+        });
+    match name {
+        Some(name) => anyhow!("{what}: reverted with {name}"),
         None => anyhow!("{what}: {e}"),
     }
 }
 
 /// The error's name, as the contract declares it.
-fn error_name(e: &RegistrationErrors::RegistrationErrorsErrors) -> String {
+fn error_name(e: &impl std::fmt::Debug) -> String {
     let text = format!("{e:?}");
     text.split('(').next().unwrap_or(&text).to_string()
 }
@@ -186,7 +194,7 @@ pub async fn contracts(provider: &DynProvider, coordinator: Address) -> Result<C
 /// coordinator's registration message, with its G1 and G2 keys. The coordinator's own hash of
 /// that message to G1 must be the point `avs_protocol::bn254` signs.
 pub async fn pubkey_registration<P: Provider>(
-    coordinator: &SpacecoreRegistryCoordinator::SpacecoreRegistryCoordinatorInstance<P>,
+    coordinator: &SpacecoreRegistryCoordinator::ISpacecoreRegistryCoordinatorInstance<P>,
     key: &bn254::SecretKey,
     operator: Address,
 ) -> Result<SpacecoreRegistryCoordinator::PubkeyRegistrationParams> {

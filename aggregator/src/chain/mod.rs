@@ -26,7 +26,10 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
-use self::abi::{BLSApkRegistry, OperatorStateRetriever, RegistryCoordinator, TaskManager};
+use self::abi::{
+    BLSApkRegistry, G1Point, G2Point, NonSignerStakesAndSignature, OperatorStateRetriever,
+    RegistryCoordinator, TaskManager,
+};
 use crate::decision::{Aggregate, AggregatedResponse};
 use crate::generator::{GeneratorConfig, TaskMaker};
 use crate::operators::{ChainOperator, OperatorSet};
@@ -139,7 +142,7 @@ fn emitted<E: alloy::sol_types::SolEvent>(
 
 fn contract_failure(what: &str, e: &alloy::contract::Error) -> ChainFailure {
     let revert = e
-        .as_decoded_interface_error::<TaskManager::TaskManagerErrors>()
+        .as_decoded_interface_error::<TaskManager::ISpacecoreTaskManagerErrors>()
         .map(|r| format!("{r:?}"))
         .or_else(|| {
             e.as_decoded_interface_error::<OperatorStateRetriever::OperatorStateRetrieverErrors>()
@@ -186,8 +189,8 @@ pub struct Responded {
 #[derive(Debug)]
 pub struct Chain {
     reader: DynProvider,
-    task_manager_for_generator: TaskManager::TaskManagerInstance<DynProvider>,
-    task_manager_for_aggregator: TaskManager::TaskManagerInstance<DynProvider>,
+    task_manager_for_generator: TaskManager::ISpacecoreTaskManagerInstance<DynProvider>,
+    task_manager_for_aggregator: TaskManager::ISpacecoreTaskManagerInstance<DynProvider>,
     retriever: OperatorStateRetriever::OperatorStateRetrieverInstance<DynProvider>,
     bls_apk_registry: BLSApkRegistry::BLSApkRegistryInstance<DynProvider>,
     coordinator: Address,
@@ -442,7 +445,7 @@ impl Chain {
         aggregate: &AggregatedResponse,
         quorums: &[u8],
         block: u32,
-    ) -> Result<TaskManager::NonSignerStakesAndSignature, ChainFailure> {
+    ) -> Result<NonSignerStakesAndSignature, ChainFailure> {
         let Aggregate::Bn254(a) = &aggregate.aggregate else {
             return Err(ChainFailure::new("the aggregate is not BN254; only BN254 can be checked on chain"));
         };
@@ -455,15 +458,15 @@ impl Chain {
             .map_err(|e| contract_failure(&format!("getCheckSignaturesIndices at block {block}"), &e))?;
         let g1 = |p: &avs_protocol::bn254::G1Point| {
             let b = p.to_bytes();
-            TaskManager::G1Point { X: U256::from_be_slice(&b[..32]), Y: U256::from_be_slice(&b[32..]) }
+            G1Point { X: U256::from_be_slice(&b[..32]), Y: U256::from_be_slice(&b[32..]) }
         };
         let b = a.apk_g2.to_bytes();
         let word = |i: usize| U256::from_be_slice(&b[32 * i..32 * (i + 1)]);
-        Ok(TaskManager::NonSignerStakesAndSignature {
+        Ok(NonSignerStakesAndSignature {
             nonSignerQuorumBitmapIndices: indices.nonSignerQuorumBitmapIndices,
             nonSignerPubkeys: a.non_signer_pubkeys.iter().map(g1).collect(),
             quorumApks: a.quorum_apks.iter().map(|(_, apk)| g1(apk)).collect(),
-            apkG2: TaskManager::G2Point { X: [word(0), word(1)], Y: [word(2), word(3)] },
+            apkG2: G2Point { X: [word(0), word(1)], Y: [word(2), word(3)] },
             sigma: g1(&a.signature.point()),
             quorumApkIndices: indices.quorumApkIndices,
             totalStakeIndices: indices.totalStakeIndices,
@@ -477,7 +480,7 @@ impl Chain {
         &self,
         task: &TaskManager::Task,
         response: &avs_protocol::TaskResponse,
-        params: TaskManager::NonSignerStakesAndSignature,
+        params: NonSignerStakesAndSignature,
     ) -> Result<alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>, ChainFailure> {
         let response = TaskManager::TaskResponse {
             referenceTaskIndex: response.reference_task_index,
