@@ -481,23 +481,24 @@ async fn the_aggregator_creates_tasks_and_respond_to_task_passes_eigenlayers_che
         .digest()
     };
 
+    // Each refusal: who sends which response, with which aggregate, for which task; what the
+    // contract must revert with.
+    type Expected = fn(&TaskManagerErrors) -> bool;
+    type Refusal<'a> = (
+        Address,
+        &'a SpacecoreTaskManager::Task,
+        SpacecoreTaskManager::TaskResponse,
+        NonSignerStakesAndSignature,
+        Expected,
+        &'static str,
+    );
+
+    let (index, task) = create_task(&d, 7, THRESHOLD).await;
     // A wrong answer, correctly signed by the two signers: EigenLayer's checker accepts the
     // signature, the TaskManager refuses the answer.
-    let (index, task) = create_task(&d, 7, THRESHOLD).await;
     let wrong =
         SpacecoreTaskManager::TaskResponse { referenceTaskIndex: index, numberSquared: U256::from(50u8) };
-    let params = params_by_hand(&d, &keys, &SIGNERS, &digest(&wrong), task.taskCreatedBlock).await;
-    assert_reverts(
-        &d,
-        aggregator_account,
-        &task,
-        wrong,
-        params,
-        |e| matches!(e, TaskManagerErrors::WrongAnswer(w) if w.expected == U256::from(49u8) && w.answered == U256::from(50u8)),
-        "a correctly signed wrong answer",
-    )
-    .await;
-
+    let wrong_params = params_by_hand(&d, &keys, &SIGNERS, &digest(&wrong), task.taskCreatedBlock).await;
     // A forged aggregate: the right answer, sigma over another message.
     let response = right(index, 7);
     let mut forged = params_by_hand(&d, &keys, &SIGNERS, &digest(&response), task.taskCreatedBlock).await;
@@ -508,11 +509,19 @@ async fn the_aggregator_creates_tasks_and_respond_to_task_passes_eigenlayers_che
     let params = params_by_hand(&d, &keys, &SIGNERS, &digest(&response), task.taskCreatedBlock).await;
     let mut changed = task.clone();
     changed.quorumThresholdPercentage = 1;
-    type Expected = fn(&TaskManagerErrors) -> bool;
-    let refusals: [(Address, &SpacecoreTaskManager::Task, _, Expected, &str); 3] = [
+    let refusals: [Refusal; 4] = [
         (
             aggregator_account,
             &task,
+            wrong,
+            wrong_params,
+            |e| matches!(e, TaskManagerErrors::WrongAnswer(w) if w.expected == U256::from(49u8) && w.answered == U256::from(50u8)),
+            "a correctly signed wrong answer",
+        ),
+        (
+            aggregator_account,
+            &task,
+            response.clone(),
             forged,
             |e| matches!(e, TaskManagerErrors::InvalidBLSSignature(_)),
             "a forged aggregate (EigenLayer's checker)",
@@ -520,6 +529,7 @@ async fn the_aggregator_creates_tasks_and_respond_to_task_passes_eigenlayers_che
         (
             d.roles.task_generator,
             &task,
+            response.clone(),
             params.clone(),
             |e| matches!(e, TaskManagerErrors::NotAggregator(_)),
             "a response not from the aggregator",
@@ -527,13 +537,14 @@ async fn the_aggregator_creates_tasks_and_respond_to_task_passes_eigenlayers_che
         (
             aggregator_account,
             &changed,
+            response.clone(),
             params.clone(),
             |e| matches!(e, TaskManagerErrors::TaskMismatch(_)),
             "a task other than the one created",
         ),
     ];
-    for (from, task, params, expected, what) in refusals {
-        assert_reverts(&d, from, task, response.clone(), params, expected, what).await;
+    for (from, task, response, params, expected, what) in refusals {
+        assert_reverts(&d, from, task, response, params, expected, what).await;
     }
 
     // The right aggregate goes through once, by hand too; a replay is refused.
@@ -545,34 +556,35 @@ async fn the_aggregator_creates_tasks_and_respond_to_task_passes_eigenlayers_che
     let receipt =
         avs::send(&d.provider, tx, "respondToTask by hand").await.expect("the right aggregate is accepted");
     eprintln!("respondToTask by hand (2 of 3 signers): gas {}", receipt.gas_used);
-    assert_reverts(
-        &d,
-        aggregator_account,
-        &task,
-        response,
-        params,
-        |e| matches!(e, TaskManagerErrors::TaskAlreadyResponded(_)),
-        "a second response to a task",
-    )
-    .await;
 
     // Signed stake below the task's threshold: 4000 of 6000 is 66 %, the task asks 90 %.
-    let (index, task) = create_task(&d, 11, 90).await;
-    let response = right(index, 11);
-    let params = params_by_hand(&d, &keys, &SIGNERS, &digest(&response), task.taskCreatedBlock).await;
-    assert_reverts(
-        &d,
-        aggregator_account,
-        &task,
-        response,
-        params,
-        |e| {
-            matches!(e, TaskManagerErrors::QuorumBelowThreshold(q)
-                if q.signedStake.to::<u64>() == 4_000 && q.totalStake.to::<u64>() == 6_000 && q.thresholdPercentage == 90)
-        },
-        "signed stake below the threshold",
-    )
-    .await;
+    let (index, demanding) = create_task(&d, 11, 90).await;
+    let short = right(index, 11);
+    let short_params = params_by_hand(&d, &keys, &SIGNERS, &digest(&short), demanding.taskCreatedBlock).await;
+    let refusals: [Refusal; 2] = [
+        (
+            aggregator_account,
+            &task,
+            response,
+            params,
+            |e| matches!(e, TaskManagerErrors::TaskAlreadyResponded(_)),
+            "a second response to a task",
+        ),
+        (
+            aggregator_account,
+            &demanding,
+            short,
+            short_params,
+            |e| {
+                matches!(e, TaskManagerErrors::QuorumBelowThreshold(q)
+                    if q.signedStake.to::<u64>() == 4_000 && q.totalStake.to::<u64>() == 6_000 && q.thresholdPercentage == 90)
+            },
+            "signed stake below the threshold",
+        ),
+    ];
+    for (from, task, response, params, expected, what) in refusals {
+        assert_reverts(&d, from, task, response, params, expected, what).await;
+    }
 
     drop(anvil);
     eprintln!("on-chain TaskManager test: wall time {:?}", wall.elapsed());
