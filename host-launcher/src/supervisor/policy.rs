@@ -55,8 +55,21 @@ impl Cause {
         }
     }
 
+    /// Every cause, in a fixed order; `Exit` stands for every non-zero status.
+    pub const ALL: [Cause; 9] = [
+        Cause::CleanExit,
+        Cause::Exit(1),
+        Cause::Panic,
+        Cause::Fault,
+        Cause::AbiViolation,
+        Cause::KvmError,
+        Cause::NotReady,
+        Cause::Unhealthy,
+        Cause::Stopped,
+    ];
+
     /// The label of the cause in metrics (`cause="panic"`, `kind="panic"`).
-    pub fn label(self) -> &'static str {
+    pub const fn label(self) -> &'static str {
         match self {
             Cause::CleanExit => "clean_exit",
             Cause::Exit(_) => "error_exit",
@@ -70,18 +83,16 @@ impl Cause {
         }
     }
 
-    /// Every label, in a fixed order (metrics list each one, even at 0).
-    pub const LABELS: [&'static str; 9] = [
-        "clean_exit",
-        "error_exit",
-        "panic",
-        "fault",
-        "abi_violation",
-        "kvm_error",
-        "not_ready",
-        "unhealthy",
-        "stopped",
-    ];
+    /// Every label, in the order of [`Self::ALL`] (metrics list each one, even at 0).
+    pub const LABELS: [&'static str; Self::ALL.len()] = {
+        let mut labels = [""; Self::ALL.len()];
+        let mut i = 0;
+        while i < labels.len() {
+            labels[i] = Self::ALL[i].label();
+            i += 1;
+        }
+        labels
+    };
 
     /// Whether `auto-recovery` restarts after this cause.
     fn is_failure(self) -> bool {
@@ -302,17 +313,9 @@ mod tests {
         for label in Cause::LABELS {
             assert!(label.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{label}");
         }
-        let all = [
-            Cause::CleanExit,
-            Cause::Exit(1),
-            Cause::Panic,
-            Cause::Fault,
-            Cause::AbiViolation,
-            Cause::KvmError,
-            Cause::NotReady,
-            Cause::Unhealthy,
-            Cause::Stopped,
-        ];
-        assert_eq!(all.map(Cause::label), Cause::LABELS);
+        assert_eq!(Cause::ALL.map(Cause::label), Cause::LABELS);
+        // One label per cause: a metric's samples never merge two causes.
+        let distinct: std::collections::BTreeSet<&str> = Cause::LABELS.into_iter().collect();
+        assert_eq!(distinct.len(), Cause::LABELS.len(), "{:?}", Cause::LABELS);
     }
 }
