@@ -10,6 +10,7 @@ mod boot;
 mod cpu;
 mod density;
 mod disk;
+mod hostmem;
 mod http;
 mod idle;
 mod net;

@@ -191,6 +191,11 @@ impl Launcher {
         }
     }
 
+    /// Whether the launcher still runs (not yet reaped by [`Self::wait`]).
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Sends SIGTERM, without waiting.
     pub fn signal_terminate(&self) -> Result<()> {
         let pid = rustix::process::Pid::from_child(&self.child);
