@@ -8,7 +8,7 @@ use crate::network::forward::{self, Published};
 use crate::network::netns::Netns;
 use crate::network::outbound::{self, Egress};
 use hac::Plan;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -112,22 +112,26 @@ pub fn attach(plan: &Plan) -> Result<Attached, AttachError> {
     let net = &plan.network;
     let netns = Arc::new(Netns::create()?);
     let (host, prefix) = (net.host_address, net.prefix_len);
+    let (guest, guest_mac) = (net.guest_address, mac(&plan.name));
     let tap = netns
-        .run(|| -> Result<Tap, crate::devices::TapError> {
-            let tap = Tap::open("sc0")?;
-            tap.set_ipv4(host, prefix)?;
-            tap.set_mtu(LINK_MTU)?;
-            tap.disable_ipv6()?;
-            tap.set_up()?;
+        .run(|| -> Result<Tap, String> {
+            let tap = Tap::open("sc0").map_err(|e| e.to_string())?;
+            tap.set_ipv4(host, prefix).map_err(|e| e.to_string())?;
+            tap.set_mtu(LINK_MTU).map_err(|e| e.to_string())?;
+            tap.disable_ipv6().map_err(|e| e.to_string())?;
+            tap.set_up().map_err(|e| e.to_string())?;
+            pin_neighbour(tap.name(), guest, guest_mac).map_err(|e| {
+                format!("cannot pin the guest's neighbour entry {guest} on {}: {e}", tap.name())
+            })?;
             Ok(tap)
         })?
-        .map_err(|e| AttachError::Nic(e.to_string()))?;
+        .map_err(AttachError::Nic)?;
     let limits = NetLimits {
         ingress_bps: net.ingress_bps,
         egress_bps: net.egress_bps,
         bandwidth_bps: net.bandwidth_limit_bps,
     };
-    let nic = NetDevice::new(tap, mac(&plan.name), limits).map_err(|e| AttachError::Nic(e.to_string()))?;
+    let nic = NetDevice::new(tap, guest_mac, limits).map_err(|e| AttachError::Nic(e.to_string()))?;
     attached.devices.push(Box::new(nic));
     attached.cmdline.push(format!("spacecore.ip={}/{prefix}", net.guest_address));
     attached.cmdline.push(format!("spacecore.gw={host}"));
@@ -194,6 +198,46 @@ pub fn chain_words(avs: &hac::AvsPlan) -> Vec<String> {
     words
 }
 
+/// Pins the neighbour entry of `addr` at `mac` on the interface `dev` of the calling thread's
+/// network namespace, permanent (`SIOCSARP` with `ATF_PERM`): the host never asks the guest for
+/// its MAC, and the entry does not count towards the kernel's limit on neighbour entries
+/// (`net.ipv4.neigh.default.gc_thresh3`, 1024 by default), which holds for the dynamic entries
+/// of every namespace of the host together. With the guests' entries learnt by ARP, a host with
+/// more than about a thousand spacecores overflowed it ("neighbor table overflow!"): packets to
+/// a guest whose entry could not be made were dropped, and connections to it stalled for 1 to
+/// 16 s of retransmissions.
+fn pin_neighbour(dev: &str, addr: Ipv4Addr, mac: [u8; 6]) -> std::io::Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: `arpreq` is plain C data (sockaddrs, an integer, a byte array) for which all-zero
+    // bytes are a valid value.
+    let mut req: libc::arpreq = unsafe { std::mem::zeroed() };
+    req.arp_pa.sa_family = libc::AF_INET as libc::sa_family_t;
+    // A sockaddr_in in a sockaddr: the port (2 bytes), then the address.
+    for (dst, src) in req.arp_pa.sa_data[2..6].iter_mut().zip(addr.octets()) {
+        *dst = src as libc::c_char;
+    }
+    req.arp_ha.sa_family = libc::ARPHRD_ETHER;
+    for (dst, src) in req.arp_ha.sa_data.iter_mut().zip(mac) {
+        *dst = src as libc::c_char;
+    }
+    req.arp_flags = libc::ATF_PERM | libc::ATF_COM;
+    for (dst, src) in req.arp_dev.iter_mut().zip(dev.bytes().take(libc::IFNAMSIZ - 1)) {
+        *dst = src as libc::c_char;
+    }
+    // SAFETY: plain socket creation; the result is checked before use.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new socket nobody else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: SIOCSARP reads one `arpreq`, which `req` is; `sock` is an open AF_INET socket.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSARP, &req as *const libc::arpreq) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// A locally administered unicast MAC derived from the spacecore's name (stable across
 /// restarts, so the host's neighbour entries stay valid).
 fn mac(name: &str) -> [u8; 6] {
@@ -207,6 +251,40 @@ fn mac(name: &str) -> [u8; 6] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_guests_neighbour_entry_is_pinned_and_permanent() {
+        const TEST: &str = "the_guests_neighbour_entry_is_pinned_and_permanent";
+        if !test_support::root(TEST) {
+            return;
+        }
+        if !std::path::Path::new("/dev/net/tun").exists() {
+            test_support::skip(TEST, "needs /dev/net/tun");
+            return;
+        }
+        let netns = Netns::create().unwrap();
+        let entries = netns
+            .run(|| {
+                let tap = Tap::open("sc0").unwrap();
+                tap.set_ipv4("10.0.0.1".parse().unwrap(), 30).unwrap();
+                tap.set_up().unwrap();
+                let mac = mac("spacecore-sample");
+                pin_neighbour(tap.name(), "10.0.0.2".parse().unwrap(), mac).unwrap();
+                assert!(pin_neighbour("nosuchdev", "10.0.0.2".parse().unwrap(), mac).is_err());
+                // /proc/net/arp of this thread's namespace: address, type, flags (0x6: ATF_COM and
+                // ATF_PERM), MAC, mask, device.
+                let arp = std::fs::read_to_string("/proc/thread-self/net/arp").unwrap();
+                let want = mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+                (arp, want)
+            })
+            .unwrap();
+        let (arp, want) = entries;
+        let line = arp.lines().find(|l| l.starts_with("10.0.0.2 ")).unwrap_or_else(|| panic!("{arp}"));
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields[2], "0x6", "{line}");
+        assert_eq!(fields[3], want, "{line}");
+        assert_eq!(fields[5], "sc0", "{line}");
+    }
 
     #[test]
     fn macs_are_local_unicast_and_stable() {
