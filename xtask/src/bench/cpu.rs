@@ -87,6 +87,33 @@ pub fn cpu_percent(ticks: u64, clk_tck: u64, wall: Duration) -> f64 {
     ticks as f64 / clk_tck.max(1) as f64 / wall.as_secs_f64().max(1e-9) * 100.0
 }
 
+/// The host's CPU time so far, from the `cpu` lines of `/proc/stat`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HostCpu {
+    /// user + nice + system + irq + softirq of all CPUs, in clock ticks: what ran, every process
+    /// and kernel worker (not idle, iowait, or steal, the time the hypervisor under this host
+    /// gave to others).
+    pub busy_ticks: u64,
+    /// The CPUs (`cpuN` lines).
+    pub cpus: u32,
+}
+
+/// Parses the text of `/proc/stat`.
+pub fn parse_proc_stat(text: &str) -> Option<HostCpu> {
+    let total = text.lines().find(|l| l.split_whitespace().next() == Some("cpu"))?;
+    let ticks: Vec<u64> = total.split_whitespace().skip(1).map(|f| f.parse().ok()).collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal (guest and guest_nice are within user and nice).
+    let [user, nice, system, _idle, _iowait, irq, softirq, ..] = ticks[..] else { return None };
+    let cpus =
+        text.lines().filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit));
+    Some(HostCpu { busy_ticks: user + nice + system + irq + softirq, cpus: cpus.count() as u32 })
+}
+
+pub fn host_cpu() -> Result<HostCpu> {
+    let text = fs::read_to_string("/proc/stat").context("cannot read /proc/stat")?;
+    parse_proc_stat(&text).with_context(|| format!("cannot parse /proc/stat: {text:?}"))
+}
+
 /// `getconf CLK_TCK`, or Linux's fixed USER_HZ.
 pub fn clock_ticks_per_second() -> u64 {
     cmd::capture(std::process::Command::new("getconf").arg("CLK_TCK"))
@@ -113,6 +140,17 @@ mod tests {
         assert_eq!(parse_schedstat(""), None);
         let (_, threads) = cpu_snapshot(std::process::id()).unwrap();
         assert!(!threads.is_empty());
+    }
+
+    #[test]
+    fn reads_the_hosts_cpu_time() {
+        let text = "cpu  100 5 50 9000 7 3 2 40 30 0\ncpu0 50 2 25 4500 3 1 1 20 15 0\n\
+                    cpu1 50 3 25 4500 4 2 1 20 15 0\nintr 12345 0\nctxt 999\n";
+        assert_eq!(parse_proc_stat(text), Some(HostCpu { busy_ticks: 100 + 5 + 50 + 3 + 2, cpus: 2 }));
+        assert_eq!(parse_proc_stat("cpu  1 2 3\n"), None);
+        assert_eq!(parse_proc_stat("intr 1\n"), None);
+        let here = host_cpu().unwrap();
+        assert!(here.cpus >= 1 && here.busy_ticks > 0);
     }
 
     #[test]

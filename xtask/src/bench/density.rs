@@ -100,10 +100,22 @@ struct Run {
     all_serving_ms: f64,
     /// First launcher started to the last one started (the bench starts them one by one).
     all_started_ms: f64,
+    /// First launcher started to each spacecore's first answer, in the order they are asked.
+    served_ms: Option<Summary>,
+    /// `GET /` asked until all answered (one connection each).
+    probes: u64,
     /// Each launcher's `ready_us` (its start to its guest's readiness), in ms.
     ready_ms: Option<Summary>,
     /// utime + stime of the launchers once all serve (their start-up and boots), per spacecore.
     boot_cpu_ms_per_spacecore: f64,
+    /// The same by thread name, from each live thread's `schedstat` (threads that ended, such as
+    /// the jail's, are left out), per spacecore.
+    boot_cpu_ms_by_thread: BTreeMap<String, f64>,
+    /// The host's busy CPU time (every process and kernel worker, the bench's and other users'
+    /// included) from the first launcher started to all serving, per spacecore.
+    host_busy_ms_per_spacecore: f64,
+    /// The host's CPUs: all serving takes at least count x host_busy_ms_per_spacecore / cpus.
+    cpus: u32,
     /// What a spacecore costs the host's memory, counted ([`Cost::total`] of `cost`).
     host_memory_per_spacecore_bytes: f64,
     /// Its parts.
@@ -139,6 +151,8 @@ struct Run {
 
 #[derive(Debug, Serialize)]
 struct Report {
+    /// The host's limits that the run's count takes a share of.
+    room: Room,
     idle_seconds: u32,
     /// Whether this host's kernel stacks are in `VmallocUsed` (`CONFIG_VMAP_STACK`).
     kernel_stacks_in_vmalloc: bool,
@@ -159,9 +173,17 @@ pub fn run(args: &Args) -> Result<()> {
     let few = BASELINE_COUNT.min(args.count);
     progress(format_args!("baseline: {few} spacecore(s) started at once..."));
     let baseline = measure(&prepared.launch, &prepared.image, scratch.path(), few, idle, &host)?;
+    // The baseline tells how many threads a spacecore takes: room for the run is checked before
+    // it starts anything.
+    let room = Room::read(args.count, baseline.threads_per_spacecore)?;
+    let problems = room.problems(args.count);
+    if !problems.is_empty() {
+        bail!("this host has no room for {} spacecores at once: {}", args.count, problems.join("; "));
+    }
     progress(format_args!("{} spacecores started at once...", args.count));
     let run = measure(&prepared.launch, &prepared.image, scratch.path(), args.count, idle, &host)?;
     let report = Report {
+        room,
         idle_seconds: args.idle_seconds,
         kernel_stacks_in_vmalloc: host.stacks_in_vmalloc,
         memory_ratio: ratio(run.host_memory_per_spacecore_bytes, baseline.host_memory_per_spacecore_bytes),
@@ -173,6 +195,100 @@ pub fn run(args: &Args) -> Result<()> {
     let out = write_json("density", &report)?;
     progress(format_args!("figures written to {}", out.display()));
     Ok(())
+}
+
+/// Threads of the bench per launcher (reading its stdout and its stderr).
+const BENCH_THREADS_PER_LAUNCHER: f64 = 2.0;
+/// Open files of the bench per launcher (the pipes of its stdout and stderr).
+const BENCH_FILES_PER_LAUNCHER: u64 = 2;
+/// Open files the bench needs besides (its own, the client's socket, the toolchain's).
+const BENCH_FILES: u64 = 64;
+/// Pids below this are not handed out again once pids wrap (Linux's RESERVED_PIDS).
+const RESERVED_PIDS: u64 = 300;
+
+/// The host's limits that spacecores started at once take a share of, and what a run takes.
+/// Every spacecore is a launcher process with its threads and a network and a mount namespace;
+/// the bench adds two threads and two pipes per launcher.
+#[derive(Debug, Serialize, PartialEq)]
+struct Room {
+    /// `kernel.pid_max`: every thread takes a pid below it.
+    pid_max: u64,
+    /// `kernel.threads-max`.
+    threads_max: u64,
+    /// The host's tasks before the run.
+    tasks_now: u64,
+    /// Those and the run's: count x (a launcher's threads + the bench's per launcher).
+    tasks_needed: u64,
+    /// `user.max_net_namespaces` and `user.max_mnt_namespaces`: one of each per launcher.
+    max_net_namespaces: u64,
+    max_mnt_namespaces: u64,
+    /// The bench's soft `RLIMIT_NOFILE`, once raised to the hard limit.
+    open_files_limit: u64,
+    open_files_needed: u64,
+}
+
+impl Room {
+    fn read(count: u32, threads_per_spacecore: f64) -> Result<Room> {
+        let sysctl = |name: &str| -> Result<u64> {
+            let path = format!("/proc/sys/{}", name.replace('.', "/"));
+            let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+            text.trim().parse().with_context(|| format!("{path}: {text:?}"))
+        };
+        let tasks_now = hostmem::host_tasks()?;
+        let per = threads_per_spacecore + BENCH_THREADS_PER_LAUNCHER;
+        Ok(Room {
+            pid_max: sysctl("kernel.pid_max")?,
+            threads_max: sysctl("kernel.threads-max")?,
+            tasks_now,
+            tasks_needed: tasks_now + (f64::from(count) * per).ceil() as u64,
+            max_net_namespaces: sysctl("user.max_net_namespaces")?,
+            max_mnt_namespaces: sysctl("user.max_mnt_namespaces")?,
+            open_files_limit: rustix::process::getrlimit(rustix::process::Resource::Nofile)
+                .current
+                .unwrap_or(u64::MAX),
+            open_files_needed: u64::from(count) * BENCH_FILES_PER_LAUNCHER + BENCH_FILES,
+        })
+    }
+
+    /// Each limit the run would pass, with the setting that lifts it.
+    fn problems(&self, count: u32) -> Vec<String> {
+        let count = u64::from(count);
+        let mut problems = Vec::new();
+        let pids = self.pid_max.saturating_sub(RESERVED_PIDS);
+        if self.tasks_needed > pids {
+            problems.push(format!(
+                "it needs about {} tasks (threads) and kernel.pid_max {} leaves {pids}: sysctl -w kernel.pid_max={}",
+                self.tasks_needed,
+                self.pid_max,
+                (self.tasks_needed + RESERVED_PIDS).next_power_of_two().min(1 << 22)
+            ));
+        }
+        if self.tasks_needed > self.threads_max {
+            problems.push(format!(
+                "it needs about {} threads, past kernel.threads-max {}: sysctl -w kernel.threads-max={}",
+                self.tasks_needed,
+                self.threads_max,
+                self.tasks_needed * 2
+            ));
+        }
+        for (name, limit) in [
+            ("user.max_net_namespaces", self.max_net_namespaces),
+            ("user.max_mnt_namespaces", self.max_mnt_namespaces),
+        ] {
+            if count > limit {
+                problems.push(format!(
+                    "one namespace per spacecore, past {name} {limit}: sysctl -w {name}={count}"
+                ));
+            }
+        }
+        if self.open_files_needed > self.open_files_limit {
+            problems.push(format!(
+                "the bench needs {} open files, past its hard RLIMIT_NOFILE {}: ulimit -Hn {}",
+                self.open_files_needed, self.open_files_limit, self.open_files_needed
+            ));
+        }
+        problems
+    }
 }
 
 /// What the bench knows of the host before it starts.
@@ -221,6 +337,7 @@ fn measure(launch: &Path, image: &Path, dir: &Path, count: u32, idle: Duration, 
     }
     let before = settle_kernel_memory()?;
     let bench_before = ProcessMemory::read(std::process::id())?;
+    let host_cpu_before = cpu::host_cpu()?;
     let started = Instant::now();
     let mut fleet = Fleet(Vec::with_capacity(specs.len()));
     for spec in &specs {
@@ -228,16 +345,21 @@ fn measure(launch: &Path, image: &Path, dir: &Path, count: u32, idle: Duration, 
         fleet.0.push(Launcher::spawn(launch, spec, dir, &LIFT_ADMISSION)?);
     }
     let all_started = started.elapsed();
+    let (mut served_ms, mut probes) = (Vec::with_capacity(fleet.0.len()), 0);
     for (i, launcher) in fleet.0.iter_mut().enumerate() {
         let addr = launcher.wait_for("`published` event of HTTP", SERVE_TIMEOUT, published_http)?;
-        serve(addr, started + SERVE_TIMEOUT).with_context(|| format!("spacecore {i} of {count}"))?;
+        probes +=
+            serve(addr, started + SERVE_TIMEOUT).with_context(|| format!("spacecore {i} of {count}"))?;
+        served_ms.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     let all_serving = started.elapsed();
+    let host_cpu = cpu::host_cpu()?;
     let mut ready_ms = Vec::with_capacity(fleet.0.len());
     for launcher in &mut fleet.0 {
         ready_ms.push(launcher.wait_for("`ready` event", SERVE_TIMEOUT, serving::ready_us)? / 1000.0);
     }
     std::thread::sleep(SETTLE);
+    let n = f64::from(count);
     let pids = fleet.pids();
     let with = Meminfo::read()?;
     let processes = ProcessMemory::sum(&pids)?;
@@ -250,6 +372,10 @@ fn measure(launch: &Path, image: &Path, dir: &Path, count: u32, idle: Duration, 
     let idle_after = thread_snapshot(&pids)?;
     let idle_wall = idle_started.elapsed();
     let idle_cpu_us_by_thread = cpu::thread_us(&idle_before, &idle_after);
+    let boot_cpu_ms_by_thread = cpu::thread_us(&BTreeMap::new(), &idle_before)
+        .into_iter()
+        .map(|(name, us)| (name, us / 1000.0 / n))
+        .collect();
     // A fold from 0.0: an empty f64 sum is -0.0.
     let idle_us = idle_cpu_us_by_thread.values().fold(0.0, |a, b| a + b);
     progress(format_args!("stopping {count} spacecore(s)..."));
@@ -263,16 +389,24 @@ fn measure(launch: &Path, image: &Path, dir: &Path, count: u32, idle: Duration, 
         ends.push(Ending::of(launcher)?);
     }
     let after = settle_kernel_memory()?;
-    let n = f64::from(count);
     let cost = Cost::count(&before, &with, &processes, stack, host.stacks_in_vmalloc);
     let kernel_after = Cost::count(&before, &after, &ProcessMemory::default(), 0, host.stacks_in_vmalloc);
     let signed = |a: u64, b: u64| a as f64 - b as f64;
+    let clk_tck = cpu::clock_ticks_per_second() as f64;
     Ok(Run {
         count,
         all_serving_ms: all_serving.as_secs_f64() * 1000.0,
         all_started_ms: all_started.as_secs_f64() * 1000.0,
+        served_ms: Summary::of(&served_ms),
+        probes,
         ready_ms: Summary::of(&ready_ms),
-        boot_cpu_ms_per_spacecore: boot_ticks as f64 / cpu::clock_ticks_per_second() as f64 * 1000.0 / n,
+        boot_cpu_ms_per_spacecore: boot_ticks as f64 / clk_tck * 1000.0 / n,
+        boot_cpu_ms_by_thread,
+        host_busy_ms_per_spacecore: host_cpu.busy_ticks.saturating_sub(host_cpu_before.busy_ticks) as f64
+            / clk_tck
+            * 1000.0
+            / n,
+        cpus: host_cpu.cpus,
         host_memory_per_spacecore_bytes: cost.total() / n,
         cost_per_spacecore: cost.per(n),
         guest_resident_per_spacecore_bytes: ends.iter().map(|e| e.guest_resident_bytes).sum::<f64>() / n,
@@ -348,12 +482,14 @@ fn settle_kernel_memory() -> Result<Meminfo> {
     }
 }
 
-/// `GET /` to `addr` until it answers 200, or an error at `deadline`.
-fn serve(addr: SocketAddr, deadline: Instant) -> Result<()> {
+/// `GET /` to `addr` until it answers 200 (the attempts), or an error at `deadline`.
+fn serve(addr: SocketAddr, deadline: Instant) -> Result<u64> {
+    let mut attempts = 0;
     loop {
+        attempts += 1;
         let answered = Client::connect(addr).and_then(|mut client| client.get_root());
         match answered {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(attempts),
             Err(e) if Instant::now() >= deadline => bail!("GET / through {addr}: {e:#}"),
             Err(_) => std::thread::sleep(RETRY),
         }
@@ -479,16 +615,32 @@ fn render(r: &Report) -> String {
         &format!(" {:>8.2}   goal <= 10000 ms  {}", r.serving_ratio, verdict(serving_pass)),
     );
     row("  first start to last launcher started (ms)", b.all_started_ms, n.all_started_ms, 0, "");
+    let served = |run: &Run| run.served_ms.as_ref().map_or(f64::NAN, |s| s.median);
+    row("  first start to half of them serving (ms)", served(b), served(n), 0, "");
+    row("  GET / asked until all answered", b.probes as f64, n.probes as f64, 0, "");
     let ready = |run: &Run, f: fn(&Summary) -> f64| run.ready_ms.as_ref().map_or(f64::NAN, f);
     row("  a launcher's start to ready, median (ms)", ready(b, |s| s.median), ready(n, |s| s.median), 0, "");
     row("  a launcher's start to ready, max (ms)", ready(b, |s| s.max), ready(n, |s| s.max), 0, "");
     row(
-        "  CPU per spacecore until all serve (ms)",
+        "  launcher CPU per spacecore until all serve (ms)",
         b.boot_cpu_ms_per_spacecore,
         n.boot_cpu_ms_per_spacecore,
         1,
         "",
     );
+    let thread = |r: &Run, name: &str| r.boot_cpu_ms_by_thread.get(name).copied().unwrap_or(0.0);
+    for name in ["hac-launch", "vcpu0"] {
+        row(&format!("    of which thread {name} (ms)"), thread(b, name), thread(n, name), 1, "");
+    }
+    row(
+        "  host busy CPU per spacecore, all processes (ms)",
+        b.host_busy_ms_per_spacecore,
+        n.host_busy_ms_per_spacecore,
+        1,
+        "",
+    );
+    let floor = |r: &Run| f64::from(r.count) * r.host_busy_ms_per_spacecore / f64::from(r.cpus.max(1));
+    row("  that CPU over the host's CPUs (ms)", floor(b), floor(n), 0, "");
     row(
         &format!("idle CPU over {} s (% of one core)", r.idle_seconds),
         b.idle_cpu_percent,
@@ -503,6 +655,18 @@ fn render(r: &Report) -> String {
         0,
         "",
     );
+    let room = &r.room;
+    out.push_str(&format!(
+        "room: {} tasks of kernel.pid_max {} and kernel.threads-max {}; {} of the bench's {} open files; \
+         one network and one mount namespace per spacecore, of {} and {}\n",
+        room.tasks_needed,
+        room.pid_max,
+        room.threads_max,
+        room.open_files_needed,
+        room.open_files_limit,
+        room.max_net_namespaces,
+        room.max_mnt_namespaces
+    ));
     out
 }
 
@@ -528,6 +692,36 @@ mod tests {
     }
 
     #[test]
+    fn room_for_the_run_is_checked_against_each_limit() {
+        let room = Room {
+            pid_max: 32768,
+            threads_max: 192_739,
+            tasks_now: 300,
+            tasks_needed: 300 + 11 * 1000,
+            max_net_namespaces: 96_369,
+            max_mnt_namespaces: 96_369,
+            open_files_limit: 20_000,
+            open_files_needed: 2064,
+        };
+        assert!(room.problems(1000).is_empty(), "{:?}", room.problems(1000));
+        // 3000 spacecores of 9 threads: 33 300 tasks, past pid_max.
+        let big = Room { tasks_needed: 300 + 11 * 3000, open_files_needed: 6064, ..room };
+        let problems = big.problems(3000);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("kernel.pid_max 32768") && problems[0].ends_with("kernel.pid_max=65536")
+        );
+        let tight = Room { threads_max: 5000, max_net_namespaces: 999, open_files_limit: 1024, ..room };
+        let problems = tight.problems(1000).join("\n");
+        assert!(problems.contains("kernel.threads-max=22600"), "{problems}");
+        assert!(problems.contains("user.max_net_namespaces=1000"), "{problems}");
+        assert!(problems.contains("ulimit -Hn 2064"), "{problems}");
+        assert!(!problems.contains("max_mnt"), "{problems}");
+        let here = Room::read(10, 9.0).unwrap();
+        assert!(here.pid_max > 0 && here.tasks_needed >= here.tasks_now + 110);
+    }
+
+    #[test]
     fn kernel_memory_settles_once_it_stops_falling() {
         let m = |slab: u64, vmalloc: u64| Meminfo { slab, vmalloc_used: vmalloc, ..Meminfo::default() };
         const MIB: u64 = 1 << 20;
@@ -546,8 +740,13 @@ mod tests {
                 count,
                 all_serving_ms: 1000.0,
                 all_started_ms: 100.0,
+                served_ms: Summary::of(&[500.0, 1000.0]),
+                probes: 40,
                 ready_ms: Summary::of(&[400.0, 600.0]),
                 boot_cpu_ms_per_spacecore: 20.0,
+                boot_cpu_ms_by_thread: BTreeMap::from([("vcpu0".to_owned(), 7.5)]),
+                host_busy_ms_per_spacecore: 30.0,
+                cpus: 2,
                 host_memory_per_spacecore_bytes: cost.total(),
                 cost_per_spacecore: cost,
                 guest_resident_per_spacecore_bytes: 0.0,
@@ -566,6 +765,7 @@ mod tests {
             }
         };
         let report = Report {
+            room: Room::read(1000, 9.0).unwrap(),
             idle_seconds: 2,
             kernel_stacks_in_vmalloc: true,
             memory_ratio: 2.0,
@@ -581,5 +781,9 @@ mod tests {
         assert!(line("first start to all serving").ends_with("PASS"));
         assert!(line("  a launcher's start to ready, max").contains("600"));
         assert!(line("VM exits per spacecore").contains("132"));
+        assert!(line("    of which thread vcpu0").contains("7.5"));
+        // 1000 spacecores of 30 ms on 2 CPUs: 15 s at the least.
+        assert!(line("  that CPU over the host's CPUs").contains("15000"));
+        assert!(line("room: ").contains("of kernel.pid_max"));
     }
 }
