@@ -102,33 +102,22 @@ impl Drop for Anvil {
     }
 }
 
-/// The test contract compiled with solc-js: its creation bytecode and method identifiers.
+/// The test contract compiled with solc-js (by interop's compiler): its creation bytecode (hex)
+/// and the selectors of the two methods the tests call.
 fn compile() -> (String, Value) {
-    let solcjs = tool("SPACECORE_SOLCJS");
     let source = include_str!("contracts/SpacecoreTestTaskManager.sol");
-    let input = json!({
-        "language": "Solidity",
-        "sources": {"SpacecoreTestTaskManager.sol": {"content": source}},
-        "settings": {"outputSelection": {"*": {"*": ["evm.bytecode.object", "evm.methodIdentifiers"]}}},
+    let mut compiled = interop::chain::compile(&[("SpacecoreTestTaskManager.sol", source)]).expect("solc-js");
+    let contract =
+        compiled.remove(&format!("SpacecoreTestTaskManager.sol:{CONTRACT}")).expect("the contract");
+    let selector = |signature: &str| {
+        let hash = alloy::primitives::keccak256(signature.as_bytes());
+        hash[..4].iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let methods = json!({
+        "createNewTask(uint256)": selector("createNewTask(uint256)"),
+        "emitUnrelated(uint32)": selector("emitUnrelated(uint32)"),
     });
-    let mut child = Command::new("node")
-        .arg(&solcjs)
-        .arg("--standard-json")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run node with solc-js");
-    child.stdin.take().unwrap().write_all(input.to_string().as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "solc-js: {}", String::from_utf8_lossy(&output.stderr));
-    let text = String::from_utf8_lossy(&output.stdout);
-    let out: Value = serde_json::from_str(&text[text.find('{').expect("JSON from solc-js")..]).unwrap();
-    let errors: Vec<&Value> =
-        out["errors"].as_array().into_iter().flatten().filter(|e| e["severity"] == "error").collect();
-    assert!(errors.is_empty(), "{errors:?}");
-    let contract = &out["contracts"]["SpacecoreTestTaskManager.sol"][CONTRACT]["evm"];
-    (contract["bytecode"]["object"].as_str().unwrap().to_owned(), contract["methodIdentifiers"].clone())
+    (contract.bytecode.iter().map(|b| format!("{b:02x}")).collect(), methods)
 }
 
 /// The receipt of transaction `hash`, once it is mined (Anvil mines each one, but may answer
@@ -290,9 +279,9 @@ fn serve(mut stream: TcpStream, store: &Mutex<Vec<SignedTaskResponse>>) {
     let _ = stream.write_all(answer.as_bytes());
 }
 
-/// `GET /spacecore/chain` of the node.
+/// `GET /chain` of the node (incredible-squaring's).
 fn chain_state(addr: SocketAddr) -> Value {
-    let (status, body) = http(&mut connect(addr), "GET", "/spacecore/chain", b"");
+    let (status, body) = http(&mut connect(addr), "GET", "/chain", b"");
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     serde_json::from_slice(&body).expect("JSON")
 }
@@ -362,13 +351,13 @@ fn tasks_are_read_from_the_chain_across_a_restart_and_an_ethereum_node_down() {
         assert_eq!(to_hex(&signed.operator_id), id);
         signed.verify(key).unwrap_or_else(|e| panic!("task {index}: {e:?}"));
     }
-    assert_eq!(metric(node, "spacecore_chain_tasks_total"), 3);
-    assert_eq!(metric(node, "spacecore_tasks_signed_total"), 3);
+    assert_eq!(metric(node, "incredible_squaring_chain_tasks_total"), 3);
+    assert_eq!(metric(node, "incredible_squaring_tasks_signed_total"), 3);
     // Tasks come from the chain only: a task posted to the node's port is refused, unsigned.
     let posted = br#"{"task_index":40,"task":{"number_to_be_squared":"3","task_created_block":1,"quorum_numbers":"0x00","quorum_threshold_percentage":67}}"#;
     let (status, body) = http(&mut connect(node), "POST", "/task", posted);
     assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
-    assert_eq!(metric(node, "spacecore_tasks_signed_total"), 3);
+    assert_eq!(metric(node, "incredible_squaring_tasks_signed_total"), 3);
     let (_, text) = http(&mut connect(node), "GET", "/metrics", b"");
     let (valid, said) = spacecore_tests::promtool_check(&text);
     assert!(valid, "promtool: {said}");
@@ -378,12 +367,12 @@ fn tasks_are_read_from_the_chain_across_a_restart_and_an_ethereum_node_down() {
     chain.mine(1);
     let head = chain.head();
     let state = wait_chain(node, "at the head", |s| s["head"] == head && s["processed_block"] == head - 2);
-    assert_eq!(metric(node, "spacecore_chain_tasks_total"), 3, "{state}");
+    assert_eq!(metric(node, "incredible_squaring_chain_tasks_total"), 3, "{state}");
     assert_eq!(aggregator.received().len(), 3, "task 3 has one confirmation of two");
 
     // Killed, tasks come meanwhile, started again from the same disk.
     let output = cluster.kill(0);
-    assert!(guest_said(&output, "chain: reading NewTaskCreated"), "{output}");
+    assert!(guest_said(&output, "incredible-squaring: chain: reading NewTaskCreated"), "{output}");
     chain.create_task(14);
     chain.create_task(15);
     chain.mine(CONFIRMATIONS);
@@ -395,11 +384,11 @@ fn tasks_are_read_from_the_chain_across_a_restart_and_an_ethereum_node_down() {
     assert_eq!(indices, [0, 1, 2, 3, 4, 5], "none missed, none sent twice");
     wait_chain(node, "caught up", |s| s["processed_block"] == chain.head() - CONFIRMATIONS);
     assert_eq!(
-        metric(node, "spacecore_tasks_signed_total"),
+        metric(node, "incredible_squaring_tasks_signed_total"),
         3,
         "after the restart only tasks 3, 4, 5 were signed"
     );
-    assert_eq!(metric(node, "spacecore_tasks_rejected_total{cause=\"slashing_protection\"}"), 0);
+    assert_eq!(metric(node, "incredible_squaring_tasks_rejected_total{cause=\"slashing_protection\"}"), 0);
 
     // A reorganisation deeper than the confirmations: task 6 (squaring 100) is signed, then the
     // chain is reverted under it and task 6 comes again, squaring 200, in other blocks. The node
@@ -419,9 +408,9 @@ fn tasks_are_read_from_the_chain_across_a_restart_and_an_ethereum_node_down() {
     let state = wait_chain(node, "reorganised", |s| {
         s["reorgs"] == 1 && s["processed_block"] == chain.head() - CONFIRMATIONS
     });
-    let refused = metric(node, "spacecore_tasks_rejected_total{cause=\"slashing_protection\"}");
+    let refused = metric(node, "incredible_squaring_tasks_rejected_total{cause=\"slashing_protection\"}");
     assert_eq!(refused, 1, "the second answer to task 6 is refused: {state}");
-    assert_eq!(metric(node, "spacecore_chain_reorgs_total"), 1);
+    assert_eq!(metric(node, "incredible_squaring_chain_reorgs_total"), 1);
     for response in aggregator.received() {
         let index = response.task_response.reference_task_index;
         let earlier = before.iter().chain([&first]).find(|r| r.task_response.reference_task_index == index);
@@ -438,13 +427,16 @@ fn tasks_are_read_from_the_chain_across_a_restart_and_an_ethereum_node_down() {
     assert_eq!(status, 206, "partially healthy: tasks cannot be read");
     let (status, _) = http(&mut connect(node), "GET", "/", b"");
     assert_eq!(status, 200);
-    assert!(metric(node, "spacecore_chain_rpc_errors_total") >= 1);
+    assert!(metric(node, "incredible_squaring_chain_rpc_errors_total") >= 1);
     let (code, output) = cluster.stop(0);
     assert_eq!(code, Some(0), "{output}");
-    assert!(guest_said(&output, "chain: ethereum down"), "{output}");
+    assert!(guest_said(&output, "incredible-squaring: chain: ethereum down"), "{output}");
     let reorg = "(a reorganisation deeper than 2 confirmations): reading again";
     let lines = log_lines(&output);
-    assert!(lines.iter().any(|l| l.guest("chain: ").is_some_and(|m| m.contains(reorg))), "{output}");
-    assert!(guest_said(&output, "chain: task 6 of block"), "{output}");
+    assert!(
+        lines.iter().any(|l| l.guest("incredible-squaring: chain: ").is_some_and(|m| m.contains(reorg))),
+        "{output}"
+    );
+    assert!(guest_said(&output, "incredible-squaring: chain: task 6 of block"), "{output}");
     drop(aggregator);
 }

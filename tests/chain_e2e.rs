@@ -267,7 +267,7 @@ fn tasks_created_on_chain_are_responded_on_chain_through_three_spacecores_across
     // tasks were created while it was down.
     wait("two tasks responded on chain", || responded(&rt, &d).len() >= 2, || context(&aggregator));
     let victim_http = cluster.nodes[VICTIM].http.unwrap();
-    let signed_first_boot_lower = metric(victim_http, "spacecore_tasks_signed_total");
+    let signed_first_boot_lower = metric(victim_http, "incredible_squaring_tasks_signed_total");
     let killed_output = cluster.kill(VICTIM);
     let (_, before_kill) = signing_history(&cluster.nodes[VICTIM].disk);
     let recorded_at_kill: BTreeSet<u32> = before_kill.iter().map(|e| e.0).collect();
@@ -296,23 +296,28 @@ fn tasks_created_on_chain_are_responded_on_chain_through_three_spacecores_across
     let missing = TASKS as u64 - recorded_at_kill.len() as u64;
     wait(
         "the restarted spacecore signed the tasks it had not",
-        || metric(victim_http, "spacecore_tasks_signed_total") >= missing,
+        || metric(victim_http, "incredible_squaring_tasks_signed_total") >= missing,
         || format!("history at the kill: {recorded_at_kill:?}; {}", context(&aggregator)),
     );
     for i in (0..3).filter(|&i| i != VICTIM) {
         let http = cluster.nodes[i].http.unwrap();
         wait(
             "a spacecore signed every task",
-            || metric(http, "spacecore_tasks_signed_total") >= TASKS.into(),
+            || metric(http, "incredible_squaring_tasks_signed_total") >= TASKS.into(),
             || context(&aggregator),
         );
     }
-    let signed: Vec<u64> =
-        cluster.nodes.iter().map(|n| metric(n.http.unwrap(), "spacecore_tasks_signed_total")).collect();
+    let signed: Vec<u64> = cluster
+        .nodes
+        .iter()
+        .map(|n| metric(n.http.unwrap(), "incredible_squaring_tasks_signed_total"))
+        .collect();
     let slashing: Vec<u64> = cluster
         .nodes
         .iter()
-        .map(|n| metric(n.http.unwrap(), "spacecore_tasks_rejected_total{cause=\"slashing_protection\"}"))
+        .map(|n| {
+            metric(n.http.unwrap(), "incredible_squaring_tasks_rejected_total{cause=\"slashing_protection\"}")
+        })
         .collect();
     let mut outputs = Vec::new();
     for i in 0..3 {

@@ -48,7 +48,7 @@ pub fn xtask<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> Co
 }
 
 /// Builds an image with `cargo xtask build-image` (`--avs AVS`, a crate's directory, if given;
-/// kernel-app's own image otherwise) into the image store `store`, and returns the ELF
+/// the default image, incredible-squaring's, otherwise) into the image store `store`, and returns the ELF
 /// registered as `NAME:latest`.
 pub fn build_image_into(store: &Path, avs: Option<&Path>, name: &str) -> PathBuf {
     let mut cmd = xtask(["build-image"]);
@@ -76,16 +76,12 @@ fn build(mut cmd: Command, bin: &str) -> PathBuf {
     executable.unwrap_or_else(|| panic!("cargo built no executable named {bin}"))
 }
 
-/// The unikernel image, built in release mode if it is not up to date.
+/// The default unikernel image (the runtime with `avs/incredible-squaring`), built by `cargo
+/// xtask build-image` into an image store of the tests' own under `target/` if it is not up to
+/// date.
 pub fn image() -> &'static Path {
     static IMAGE: OnceLock<PathBuf> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        let mut cmd = cargo();
-        cmd.args(["build", "--release", "--quiet"])
-            .current_dir(workspace().join("kernel-app"))
-            .env_remove("RUSTFLAGS");
-        build(cmd, "spacecore")
-    })
+    IMAGE.get_or_init(|| build_image_into(&workspace().join("target").join("test-images"), None, "spacecore"))
 }
 
 /// The binary `bin` of the workspace package `package`, in this build profile, brought up to

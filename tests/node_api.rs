@@ -106,8 +106,8 @@ fn node_api_and_metrics_follow_the_node_and_its_aggregator() {
     let text = String::from_utf8_lossy(&body);
     assert!(ok, "promtool refused the guest's metrics: {said}\n{text}");
     for series in [
-        "spacecore_tasks_signed_total 1",
-        "spacecore_tasks_received_total 1",
+        "incredible_squaring_tasks_signed_total 1",
+        "incredible_squaring_tasks_received_total 1",
         "eigen_performance_score{avs_name=\"incredible-squaring\"} 100",
     ] {
         assert!(text.lines().any(|l| l == series), "no `{series}` in\n{text}");

@@ -311,7 +311,11 @@ fn an_image_not_declared_stateless_is_refused_before_boot() {
         "the manifest of spacecore:latest does not declare its AVS stateless",
     );
     // An image named by path with no manifest of its bytes beside it: the same refusal.
-    let spec = scaled_spec(&specs, "by-path", "cpu = 1\nmemory = \"64Mi\"", "", "{image}");
+    let bare = specs.dir().join("bare");
+    std::fs::create_dir_all(&bare).unwrap();
+    std::fs::copy(spacecore_tests::image(), bare.join("image.elf")).unwrap();
+    let bare_image = bare.join("image.elf");
+    let spec = scaled_spec(&specs, "by-path", "cpu = 1\nmemory = \"64Mi\"", "", bare_image.to_str().unwrap());
     expect_refused(&specs, &spec, &store_dir, "no manifest of these bytes beside it");
     // A manifest of its own, read from beside the file: refused by what it says.
     let beside = specs.dir().join("echo");

@@ -462,8 +462,8 @@ fn launcher_metrics_with_the_sidecar_and_json_logs_follow_a_restart() {
     has(&text, "spacecore_launcher_guest_ready", 1.0);
     has(&text, "spacecore_launcher_sidecar_scrape_success", 1.0);
     // The guest's own series, through the sidecar.
-    has(&text, "spacecore_tasks_received_total", 1.0);
-    has(&text, "spacecore_tasks_signed_total", 1.0);
+    has(&text, "incredible_squaring_tasks_received_total", 1.0);
+    has(&text, "incredible_squaring_tasks_signed_total", 1.0);
     // No aggregator listens: the node is partially healthy (206), or healthy (200) if something
     // answered on the aggregator's port; either way the two gauges agree.
     let health = sample(&text, "spacecore_launcher_guest_health_status");
@@ -515,7 +515,7 @@ fn launcher_metrics_with_the_sidecar_and_json_logs_follow_a_restart() {
     has(&text, "spacecore_launcher_guest_ready", 1.0);
     assert!(sample(&text, "spacecore_launcher_recovery_seconds").is_some_and(|s| s > 0.0), "{text}");
     // The restarted guest's counters start again at 0.
-    has(&text, "spacecore_tasks_received_total", 0.0);
+    has(&text, "incredible_squaring_tasks_received_total", 0.0);
     has(&text, "spacecore_launcher_sidecar_scrape_success", 1.0);
 
     // A stop: exit 0, the end as an event; every line was a JSON object.

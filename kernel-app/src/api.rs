@@ -10,16 +10,14 @@
 //! A `version` query parameter other than the one served (`0.0.1` or `v0.0.1`) is answered 404
 //! with `{"message": "API version not found"}`.
 //!
-//! The services ([`services`]): `signer` (the operator key and the signing history) and, when an
-//! aggregator is configured, `aggregator` (whether the last call or probe reached it), and when
-//! tasks are read from the chain, `ethereum` (whether the Ethereum node answers). The
-//! signer is essential (down: unhealthy) only on an operator node, one with an aggregator.
+//! The services: the runtime's `signer` (the operator key and the signing history; [`services`]),
+//! then the linked AVS's own (`spacecore_avs::Avs::services`, never essential). The signer is
+//! essential (down: unhealthy) only on an operator node, one with an aggregator.
 
 use crate::status::{Health, Status};
 pub use alloc::borrow::Cow;
 
 use crate::avs::AvsNode;
-use crate::chain::Watcher;
 use crate::http::Response;
 use alloc::vec::Vec;
 
@@ -41,9 +39,8 @@ pub struct Service {
     pub essential: bool,
 }
 
-/// The node's services now: `signer`, then `aggregator` when one is configured, then
-/// `ethereum` when tasks are read from the chain.
-pub fn services(avs: &AvsNode, chain: Option<&Watcher>) -> Vec<Service> {
+/// The runtime's services now: `signer`.
+pub fn services(avs: &AvsNode) -> Vec<Service> {
     let mut list = Vec::with_capacity(3);
     list.push(Service {
         id: "signer".into(),
@@ -57,29 +54,6 @@ pub fn services(avs: &AvsNode, chain: Option<&Watcher>) -> Vec<Service> {
         // that is not one is only partially healthy without a key, not unhealthy.
         essential: avs.sends(),
     });
-    if let Some(status) = avs.aggregator_status() {
-        list.push(Service {
-            id: "aggregator".into(),
-            name: "Aggregator".into(),
-            description: "The AVS aggregator's JSON-RPC server, where signed responses go: Up when the \
-                          last call or probe reached it, Down when it failed, Initializing before any."
-                .into(),
-            status,
-            essential: false,
-        });
-    }
-    if let Some(chain) = chain {
-        list.push(Service {
-            id: "ethereum".into(),
-            name: "Ethereum".into(),
-            description: "The Ethereum node the AVS's tasks are read from (NewTaskCreated logs of the \
-                          TaskManager): Initializing before its first answer, Up while it answers, Down \
-                          when a call failed (retried with backoff); GET /spacecore/chain says why."
-                .into(),
-            status: chain.status(),
-            essential: false,
-        });
-    }
     list
 }
 

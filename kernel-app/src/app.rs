@@ -3,18 +3,10 @@
 //! - `GET /`: `200` with `{"name":..,"version":..,"boot_count":N,"uptime_ms":N,"operator_id":..}`
 //!   (JSON); `boot_count` is 0 when there is no disk to count boots on; `operator_id` is the
 //!   `0x` hex id of the operator key once it is loaded, `null` before.
-//! - `POST /task`: a task of the AVS (see [`crate::avs`]): `200` with the signed response
-//!   (JSON), or an error status (400, 409, 422, 500, 503) with `{"error":"..."}`. A node that
-//!   reads its tasks from the chain refuses it (`403`) on seeing the request line, before the
-//!   body is read: there, only the TaskManager's logs can make it sign, not whoever reaches its
-//!   port.
 //! - `GET /spacecore/identity`: `200` with the operator's scheme, id, public key, ECDSA address
 //!   and the identity statement signed by the ECDSA key (JSON, see
 //!   [`crate::avs::AvsNode::identity_json`]); `503` with `{"error":"..."}` while the BLS key is
 //!   not loaded.
-//! - `GET /spacecore/chain`: `200` with the chain watcher's state (JSON: status, reason, chain,
-//!   head, the last block processed, counters; see [`crate::chain`]); `404` when tasks are not
-//!   read from a chain.
 //! - `POST /echo`: `200` with the request body, byte for byte.
 //! - `GET /eigen/...`: the EigenLayer AVS Node API ([`crate::api`]).
 //! - `GET /metrics`: the Prometheus metrics ([`crate::metrics`]).
@@ -22,16 +14,18 @@
 //!   the guest panics with `test hook: panic requested`, or its vCPU spins forever without an
 //!   exit or any polling (a hung guest, for the launcher's recovery tests). Neither answers.
 //!
+//! - the linked AVS's routes (`spacecore_avs::Avs::routes`): its answers; it may refuse a
+//!   request from its request line, before the body is read (`Avs::refuse`).
+//!
 //! Anything else is 404; a known path with another method is 405 with `Allow`.
 
 use crate::api::{self, Resource};
 use crate::avs::{AvsNode, Records};
-use crate::chain::{self, Watcher};
 use crate::http::calls::{AvsCalls, CallRequest};
 use crate::http::client::HttpResponse;
 use crate::http::{Handler, Response};
 use crate::metrics;
-use crate::sdk::{Linked, Services};
+use crate::sdk::{Linked, Services, Settings};
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -46,10 +40,12 @@ pub struct App<R> {
     clock: Clock,
     test_hooks: bool,
     hang: fn() -> !,
-    /// The AVS side.
+    /// The operator side: keys, signing history, signing.
     pub avs: AvsNode,
-    /// The chain watcher, when tasks are read from an Ethereum node.
-    pub chain: Option<Watcher>,
+    /// The AVS's settings from the spec.
+    pub settings: Settings,
+    /// Writes a line of the AVS to the console: `(AVS name, line)`.
+    pub log: fn(&str, &str),
     /// The disk's records, if there is a disk.
     pub records: Option<R>,
     /// The AVS linked into the image (`spacecore_avs`): its routes, timers, metrics, services.
@@ -87,7 +83,8 @@ impl<R: Records> App<R> {
             test_hooks: false,
             hang: spin_forever,
             avs,
-            chain: None,
+            settings: Settings::default(),
+            log: |_, _| {},
             records,
             linked: Linked::none(),
         }
@@ -109,6 +106,8 @@ impl<R: Records> App<R> {
             boot_count: self.boot_count.unwrap_or(0),
             avs_name: linked.name,
             outbound: &mut linked.outbound,
+            settings: &self.settings,
+            log: self.log,
         };
         (&mut *linked.avs, services)
     }
@@ -135,21 +134,7 @@ impl<R: Records> App<R> {
         self
     }
 
-    /// Reads tasks from the chain as `config` says (the cursor read from the disk's records).
-    pub fn with_chain(mut self, config: chain::Config) -> Self {
-        let records = self.records.as_mut().map(|r| r as &mut dyn Records);
-        self.chain = Some(Watcher::new(config, records));
-        self
-    }
-
-    /// Lets the chain watcher sign the tasks it read and record its cursor; returns console lines.
-    pub fn settle_chain(&mut self) -> Vec<String> {
-        let Some(watcher) = &mut self.chain else { return Vec::new() };
-        let records = self.records.as_mut().map(|r| r as &mut dyn Records);
-        watcher.settle(&mut self.avs, records, &*self.clock)
-    }
-
-    /// Takes pushed tasks (`POST /task`) signed by `source` only (none: refuses them all).
+    /// The AVS's authority: the Ethereum address `spec.avs.task_signer` names, if any.
     pub fn with_task_source(mut self, source: Option<[u8; 20]>) -> Self {
         self.avs.set_task_source(source);
         self
@@ -163,7 +148,7 @@ impl<R: Records> App<R> {
 
     /// The services the node API shows now.
     fn services(&self) -> Vec<api::Service> {
-        let mut list = api::services(&self.avs, self.chain.as_ref());
+        let mut list = api::services(&self.avs);
         for service in self.linked.services() {
             if !list.iter().any(|s| s.id == service.id) {
                 list.push(service);
@@ -197,7 +182,7 @@ impl<R: Records> App<R> {
     fn metrics(&self) -> Response {
         let inputs = metrics::Inputs {
             avs: &self.avs,
-            chain: self.chain.as_ref(),
+            avs_name: self.linked.name,
             health: api::health(&self.services()),
             boot_count: self.boot_count,
             uptime_ns: (self.clock)(),
@@ -213,58 +198,6 @@ impl<R: Records> App<R> {
         match self.avs.identity_json() {
             Ok(json) => api::json(200, &json),
             Err((status, why)) => api::error(status, &why),
-        }
-    }
-
-    fn chain_json(&self) -> Response {
-        /// `GET /spacecore/chain`.
-        #[derive(serde::Serialize)]
-        struct ChainStatus<'a> {
-            status: &'a str,
-            reason: String,
-            task_manager: String,
-            confirmations: u64,
-            chain_id: Option<u64>,
-            head: Option<u64>,
-            processed_block: Option<u64>,
-            processed_hash: Option<String>,
-            blocks_processed: u64,
-            tasks: u64,
-            ignored_logs: u64,
-            reorgs: u64,
-            rpc_requests: u64,
-            rpc_errors: u64,
-        }
-        let Some(w) = &self.chain else {
-            return api::error(404, "tasks are not read from a chain (no spacecore.eth_rpc)");
-        };
-        let (config, cursor, s) = (w.config(), w.cursor(), &w.stats);
-        api::json(
-            200,
-            &ChainStatus {
-                status: w.status().as_str(),
-                reason: w.reason(),
-                task_manager: chain::rpc::hex(&config.task_manager),
-                confirmations: config.confirmations.into(),
-                chain_id: w.chain_id(),
-                head: w.head(),
-                processed_block: cursor.map(|c| c.block),
-                processed_hash: cursor.map(|c| chain::rpc::hex(&c.hash)),
-                blocks_processed: s.blocks_processed,
-                tasks: s.tasks,
-                ignored_logs: s.ignored_logs,
-                reorgs: s.reorgs,
-                rpc_requests: s.requests,
-                rpc_errors: s.errors,
-            },
-        )
-    }
-
-    fn task(&mut self, body: &[u8]) -> Response {
-        let records = self.records.as_mut().map(|r| r as &mut dyn Records);
-        match self.avs.task(body, records, &*self.clock) {
-            Ok(signed) => api::json(200, &signed),
-            Err(e) => api::error(e.status(), e.message()),
         }
     }
 }
@@ -295,27 +228,27 @@ impl<R: Records> Handler for App<R> {
     fn accept(&mut self, method: &str, target: &str) -> Result<(), Response> {
         let (path, query) = split(target);
         let allowed = match path {
-            "/" | "/metrics" | "/spacecore/identity" | "/spacecore/chain" => "GET",
-            "/echo" | "/task" => "POST",
+            "/" | "/metrics" | "/spacecore/identity" => "GET",
+            "/echo" => "POST",
             "/test/panic" | "/test/hang" if self.test_hooks => "POST",
             _ => match api::resource(path) {
                 Some(Resource::ServiceHealth(id)) if !self.services().iter().any(|s| s.id == id) => {
                     return Err(Response::error(404));
                 }
                 Some(_) => "GET",
-                // The linked AVS's routes are its to answer, whatever the method.
-                None if spacecore_avs::routed(self.linked.avs.routes(), path) => return Ok(()),
+                // The linked AVS's routes are its to answer, unless it refuses from the request
+                // line alone.
+                None if spacecore_avs::routed(self.linked.avs.routes(), path) => {
+                    return match self.linked.avs.refuse(method, path) {
+                        Some(r) => Err(avs_response(r)),
+                        None => Ok(()),
+                    };
+                }
                 None => return Err(Response::error(404)),
             },
         };
         if method != allowed {
             return Err(Response::method_not_allowed(allowed));
-        }
-        if path == "/task" && self.chain.is_some() {
-            return Err(api::error(
-                403,
-                "this node takes its tasks from the chain (spacecore.task_manager) only; POST /task is refused",
-            ));
         }
         if path.starts_with("/eigen/") && !api::version_supported(query) {
             return Err(api::version_not_found());
@@ -329,9 +262,7 @@ impl<R: Records> Handler for App<R> {
             "/" => self.status(),
             "/metrics" => self.metrics(),
             "/echo" => Response::new(200, "application/octet-stream", body),
-            "/task" => self.task(&body),
             "/spacecore/identity" => self.identity(),
-            "/spacecore/chain" => self.chain_json(),
             "/test/panic" if self.test_hooks => panic!("test hook: panic requested"),
             "/test/hang" if self.test_hooks => (self.hang)(),
             _ => match api::resource(path) {
@@ -350,25 +281,24 @@ impl<R: Records> App<R> {
         let answer = avs.handle(&request, &mut node);
         // A request may have changed what the AVS's timers want.
         self.linked.due_ms = Some(0);
-        match answer {
-            // Statuses whose responses carry no body, or that change the protocol, would break
-            // the connection's framing: an AVS gets 200-599 less those.
-            Some(r) if (200..600).contains(&r.status) && !matches!(r.status, 204 | 205 | 304) => {
-                Response::new(r.status, r.content_type, r.body)
-            }
-            Some(r) => api::error(
-                500,
-                &alloc::format!("the AVS answered with status {}, which it may not use", r.status),
-            ),
-            None => Response::error(404),
-        }
+        answer.map_or_else(|| Response::error(404), avs_response)
+    }
+}
+
+/// The AVS's answer as the server sends it. Statuses whose responses carry no body, or that
+/// change the protocol, would break the connection's framing: an AVS gets 200-599 less those.
+fn avs_response(r: spacecore_avs::Response) -> Response {
+    if (200..600).contains(&r.status) && !matches!(r.status, 204 | 205 | 304) {
+        Response::new(r.status, r.content_type, r.body)
+    } else {
+        api::error(500, &alloc::format!("the AVS answered with status {}, which it may not use", r.status))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::avs::tests::{MemRecords, operator, task_json};
+    use crate::avs::tests::{MemRecords, operator};
     use spacecore_store::RecordKey;
 
     fn app(name: &str, boot_count: u64) -> App<MemRecords> {
@@ -392,6 +322,14 @@ mod tests {
     impl spacecore_avs::Avs for Probe {
         fn routes(&self) -> &'static [&'static str] {
             &["/probe", "/probe/", "/metrics"]
+        }
+
+        fn tick(&mut self, node: &mut dyn spacecore_avs::Node) -> Option<u64> {
+            Some(node.now_ms() + 100)
+        }
+
+        fn refuse(&self, _method: &str, path: &str) -> Option<spacecore_avs::Response> {
+            (path == "/probe/closed").then(|| spacecore_avs::Response::text(403, "closed"))
         }
 
         fn handle(
@@ -456,6 +394,10 @@ mod tests {
         // A path the runtime keeps stays the runtime's, even when the AVS names it.
         let metrics = send(&mut app, "GET", "/metrics", b"");
         assert_eq!(metrics.content_type, metrics::CONTENT_TYPE);
+        // It may refuse from the request line: nothing of the body is read, and the refusal is
+        // its answer.
+        let closed = app.accept("POST", "/probe/closed").unwrap_err();
+        assert_eq!((closed.status, closed.body.as_slice()), (403, &b"closed"[..]));
         // Its record is the store's AvsRecord.
         assert_eq!(send(&mut app, "POST", "/probe/save", b"ledger").body, b"saved");
         let records = app.records.as_mut().unwrap();
@@ -463,6 +405,23 @@ mod tests {
             records.values.get(&RecordKey::AvsRecord.number()).map(Vec::as_slice),
             Some(&b"ledger"[..])
         );
+    }
+
+    #[test]
+    fn the_avs_starts_once_and_its_timer_runs_when_due() {
+        let ms = std::rc::Rc::new(core::cell::Cell::new(0u64));
+        let clock = ms.clone();
+        let mut app = probe_app().with_clock(Box::new(move || clock.get() * 1_000_000));
+        app.start_avs();
+        assert_eq!(app.tick_avs(0), Some(100), "due at once on the first round; it asks for 100 ms");
+        ms.set(99);
+        assert_eq!(app.tick_avs(99), Some(100), "not before it is due");
+        ms.set(100);
+        assert_eq!(app.tick_avs(100), Some(200));
+        // A request may change what its timer wants: it runs again on the next round.
+        send(&mut app, "GET", "/probe", b"");
+        ms.set(101);
+        assert_eq!(app.tick_avs(101), Some(201));
     }
 
     #[test]
@@ -497,7 +456,6 @@ mod tests {
         for (method, target) in [
             ("GET", "/"),
             ("POST", "/echo"),
-            ("POST", "/task"),
             ("GET", "/metrics"),
             ("GET", "/eigen/node"),
             ("GET", "/eigen/node/health"),
@@ -528,7 +486,7 @@ mod tests {
         let wrong = app.accept("POST", "/").unwrap_err();
         assert_eq!((wrong.status, wrong.allow), (405, Some("GET")));
         assert_eq!(app.accept("GET", "/echo").unwrap_err().allow, Some("POST"));
-        assert_eq!(app.accept("GET", "/task").unwrap_err().allow, Some("POST"));
+        assert_eq!(app.accept("POST", "/task").unwrap_err().status, 404, "the AVS's, and there is none");
         for target in [
             "/metrics",
             "/eigen/node",
@@ -573,40 +531,6 @@ mod tests {
         app.avs.set_operator(Ok(op)).unwrap();
         let body = String::from_utf8(app.handle("GET", "/", Vec::new()).body).unwrap();
         assert!(body.ends_with(&format!(",\"operator_id\":\"{id}\"}}\n")), "{body}");
-    }
-
-    #[test]
-    fn tasks_are_answered_with_json() {
-        let mut app = app("n", 1);
-        let refused = app.handle("POST", "/task", task_json(1, 3));
-        assert_eq!((refused.status, refused.content_type), (503, "application/json"));
-        assert!(refused.body.starts_with(b"{\"error\":\"the operator key is still loading\"}"));
-        app.avs.set_operator(Ok(operator(1))).unwrap();
-        let signed = app.handle("POST", "/task", task_json(1, 3));
-        assert_eq!(signed.status, 200);
-        let parsed: avs_protocol::SignedTaskResponse = serde_json::from_slice(&signed.body).unwrap();
-        assert_eq!(parsed.task_response.number_squared, avs_protocol::U256::from(9u8));
-        assert_eq!(app.handle("POST", "/task", b"{\"task_index\":".to_vec()).status, 400);
-        assert_eq!(app.handle("POST", "/task", task_json(1, 4)).status, 409);
-    }
-
-    #[test]
-    fn a_node_on_a_chain_signs_nothing_posted_to_it() {
-        let mut on_chain = app("n", 1).with_chain(chain::Config { task_manager: [7; 20], confirmations: 2 });
-        on_chain.avs.set_operator(Ok(operator(1))).unwrap();
-        // Refused when the request line is seen, before the body is read or anything recorded.
-        let refused = on_chain.accept("POST", "/task").unwrap_err();
-        assert_eq!(refused.status, 403);
-        assert!(
-            refused.body.starts_with(b"{\"error\":\"this node takes its tasks from the chain"),
-            "{refused:?}"
-        );
-        assert!(on_chain.records.as_ref().unwrap().values.is_empty());
-        // Without a chain the same request is accepted and signed.
-        let mut off_chain = app("n", 1);
-        off_chain.avs.set_operator(Ok(operator(1))).unwrap();
-        assert_eq!(off_chain.accept("POST", "/task").map_err(|r| r.status), Ok(()));
-        assert_eq!(off_chain.handle("POST", "/task", task_json(1, 3)).status, 200);
     }
 
     #[test]
@@ -658,28 +582,6 @@ mod tests {
     }
 
     #[test]
-    fn the_aggregator_service_shows_the_last_call() {
-        use crate::http::calls::Calls;
-        use crate::http::client::HttpResponse;
-        let mut app = App::new("n", Some(1), Some(MemRecords::default()), true);
-        app.avs.set_operator(Ok(operator(1))).unwrap();
-        assert_eq!(get(&mut app, "/eigen/node/health").status, 206, "aggregator not tried yet");
-        assert_eq!(get(&mut app, "/eigen/node/services/aggregator/health").status, 206);
-        let (probe, _) = app.avs.next_call(0).unwrap();
-        app.avs.call_done(probe, Ok(HttpResponse { status: 405, body: Vec::new() }), 1, 1000);
-        assert_eq!(get(&mut app, "/eigen/node/health").status, 200);
-        assert_eq!(get(&mut app, "/eigen/node/services/aggregator/health").status, 200);
-        let (probe, _) = app.avs.next_call(10_000).unwrap();
-        app.avs.call_done(probe, Err("connection refused".into()), 10_001, 1000);
-        assert_eq!(get(&mut app, "/eigen/node/health").status, 206, "aggregator down");
-        assert_eq!(get(&mut app, "/eigen/node/services/aggregator/health").status, 503);
-        let services: serde_json::Value =
-            serde_json::from_slice(&get(&mut app, "/eigen/node/services").body).unwrap();
-        assert_eq!(services["services"][1]["id"], "aggregator");
-        assert_eq!(services["services"][1]["status"], "Down");
-    }
-
-    #[test]
     fn metrics_are_served_as_text() {
         let mut app = app("n", 7).with_clock(Box::new(|| 2_500_000_000));
         let r = get(&mut app, "/metrics");
@@ -687,7 +589,7 @@ mod tests {
         let text = String::from_utf8(r.body).unwrap();
         assert!(text.contains("\nspacecore_boots_total 7\n"), "{text}");
         assert!(text.contains("\nspacecore_uptime_seconds 2.5\n"), "{text}");
-        assert!(text.contains("\neigen_performance_score{avs_name=\"incredible-squaring\"} 50\n"), "{text}");
+        assert!(text.contains("\neigen_performance_score{avs_name=\"none\"} 50\n"), "{text}");
     }
 
     #[test]

@@ -21,6 +21,9 @@
 use avs_protocol::Scheme;
 use core::net::{Ipv4Addr, SocketAddrV4};
 
+/// Most confirmations `spacecore.confirmations` takes.
+pub const MAX_CONFIRMATIONS: u32 = 10_000;
+
 /// What the runtime takes from the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Args<'a> {
@@ -52,7 +55,7 @@ pub struct Args<'a> {
     /// from `spec.avs.task_signer`).
     pub task_signer: Option<[u8; 20]>,
     /// Confirmations before a block is read (`spacecore.confirmations=`, from
-    /// `spec.avs.confirmations`); `None`: the default, [`crate::chain::DEFAULT_CONFIRMATIONS`].
+    /// `spec.avs.confirmations`); `None`: the AVS's default.
     pub confirmations: Option<u32>,
 }
 
@@ -183,15 +186,15 @@ pub fn parse(line: &str) -> Result<Args<'_>, BadArg<'_>> {
             "endpoint.eth_ws" => args.eth_ws = Some(endpoint(value, word)?),
             "task_manager" => {
                 // No allocation: the command line is read before the heap exists.
-                let address = crate::chain::rpc::hex_array::<20>(value).ok_or(BadArg(word))?;
+                let address = avs_protocol::encoding::from_hex_array::<20>(value).ok_or(BadArg(word))?;
                 args.task_manager = Some(address);
             }
             "task_signer" => {
-                let address = crate::chain::rpc::hex_array::<20>(value).ok_or(BadArg(word))?;
+                let address = avs_protocol::encoding::from_hex_array::<20>(value).ok_or(BadArg(word))?;
                 args.task_signer = Some(address);
             }
             "confirmations" => {
-                let n = value.parse().ok().filter(|n| *n <= crate::chain::MAX_CONFIRMATIONS);
+                let n = value.parse().ok().filter(|n| *n <= MAX_CONFIRMATIONS);
                 args.confirmations = Some(n.ok_or(BadArg(word))?);
             }
             "gw" => gateway = Some(value.parse().map_err(|_| BadArg(word))?),

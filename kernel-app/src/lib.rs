@@ -7,9 +7,9 @@
 //!
 //! It is a library, `spacecore_runtime`: an image is a small binary crate that links it with one
 //! AVS (a crate implementing `spacecore_avs::Avs` and exporting it with `spacecore_avs::export!`)
-//! and defines the entry point with [`entry!`]. `src/main.rs` is the image without an AVS of its
-//! own (the incredible-squaring task path built into the runtime only); `cargo xtask build-image
-//! --avs PATH` writes such a crate for any AVS crate.
+//! and defines the entry point with [`entry!`]. `src/main.rs` is the image without an AVS (the
+//! node API, metrics and echo only); `cargo xtask build-image --avs PATH` writes such a crate for
+//! any AVS crate, incredible-squaring's (`avs/incredible-squaring`) included.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
@@ -18,7 +18,6 @@ mod api;
 mod app;
 mod avs;
 mod boot;
-mod chain;
 mod clock;
 mod cmdline;
 mod diskbench;

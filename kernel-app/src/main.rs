@@ -1,5 +1,5 @@
-//! The Spacecore image without an AVS crate of its own: the runtime with the incredible-squaring
-//! task path it has built in, and no AVS routes.
+//! The Spacecore image without an AVS: the runtime alone (node API, metrics, echo), no AVS
+//! routes.
 #![no_std]
 #![no_main]
 

@@ -15,7 +15,6 @@ use crate::app::App;
 use crate::avs::Operator;
 use crate::clock::Clock;
 use crate::cmdline::Args;
-use crate::http::calls::Calls;
 use crate::http::{MAX_BODY, OUTPUT_HIGH_WATER};
 use crate::netstack::{MAX_CONNECTIONS, NetStack, SOCKET_BUFFER};
 use crate::sdk::Linked;
@@ -94,37 +93,11 @@ impl Node {
             .with_clock(alloc::boxed::Box::new(uptime))
             .with_task_source(args.task_signer)
             .with_test_hooks(args.test_hooks);
-        let eth_rpc = args.eth_rpc.filter(|_| args.net.is_some());
-        match (eth_rpc, args.task_manager) {
-            (Some(rpc), Some(task_manager)) => {
-                let confirmations = args.confirmations.unwrap_or(crate::chain::DEFAULT_CONFIRMATIONS);
-                app = app.with_chain(crate::chain::Config { task_manager, confirmations });
-                println!(
-                    "chain: reading {} of TaskManager {} from {rpc} ({confirmations} confirmations)",
-                    crate::chain::event::SIGNATURE,
-                    crate::chain::rpc::hex(&task_manager)
-                );
-            }
-            (Some(_), None) => {
-                println!("chain: no spacecore.task_manager: tasks are not read from the chain")
-            }
-            (None, Some(_)) => {
-                println!(
-                    "chain: no Ethereum endpoint (spacecore.endpoint.eth_rpc): tasks are not read from the chain"
-                )
-            }
-            (None, None) => {}
-        }
-        match (&args.task_signer, &args.task_manager) {
-            (Some(source), _) => {
-                println!(
-                    "intake: pushed tasks (POST /task) are taken from {} only",
-                    crate::chain::rpc::hex(source)
-                )
-            }
-            (None, None) => println!("intake: no task source (spacecore.task_signer): POST /task is refused"),
-            (None, Some(_)) => {}
-        }
+        app.settings = crate::sdk::Settings {
+            task_manager: args.task_manager.map(|a| avs_protocol::encoding::to_hex(&a)),
+            confirmations: args.confirmations.map(|c| alloc::format!("{c}")),
+        };
+        app.log = |avs, line| println!("{avs}: {line}");
         if args.test_hooks {
             println!("http: test hooks on (POST /test/panic, POST /test/hang)");
         }
@@ -135,17 +108,8 @@ impl Node {
                 let seed = arch::rdtsc() ^ mac.iter().fold(0, |acc, &b| (acc << 8) | u64::from(b));
                 let endpoints: alloc::vec::Vec<_> = args.endpoints().collect();
                 node.app.linked.outbound.set_endpoints(endpoints.iter().map(|&(name, _)| name).collect());
-                let stack = NetStack::new(
-                    dev,
-                    config,
-                    args.http_port,
-                    connections,
-                    args.aggregator,
-                    node.app.chain.as_ref().and(eth_rpc).map(|server| (server, crate::chain::rpc::MAX_BODY)),
-                    &endpoints,
-                    seed,
-                    node.now(),
-                );
+                let stack =
+                    NetStack::new(dev, config, args.http_port, connections, &endpoints, seed, node.now());
                 let gateway = config.gateway.map_or(0, u32::from);
                 println!(
                     "http: listening on {}:{} (prefix /{}, gateway {}), up to {} connections",
@@ -262,30 +226,18 @@ impl Node {
                 continue;
             };
             let served = net.poll(now, &mut self.app);
-            let called = net.call(now, &mut self.app.avs);
-            let read = match &mut self.app.chain {
-                Some(watcher) => net.call_eth(now, watcher),
-                None => false,
-            };
-            let avs_called = net.call_avs(now, &mut self.app);
-            // Tasks read from the chain are signed and queued here, between polls.
-            let pending = self.app.chain.as_ref().is_some_and(|w| w.has_pending());
-            for line in self.app.settle_chain() {
-                println!("{line}");
-            }
-            let settled = pending && self.app.chain.as_ref().is_some_and(|w| !w.has_pending());
-            if served || called || avs_called || read || settled || net.has_work() {
+            let called = net.call_avs(now, &mut self.app);
+            if served || called || net.has_work() {
                 continue;
             }
-            let at = |ms: u64| Instant::from_millis(ms as i64);
+            // The AVS's timer: its periodic work may queue calls, to be made at once.
+            let due = self.app.linked.due_ms;
             let next_avs = self.app.tick_avs(now.total_millis() as u64);
-            let next_call = match (self.app.avs.next_due(), next_avs) {
-                (Some(a), Some(b)) => Some(at(a.min(b))),
-                (a, b) => a.or(b).map(at),
-            };
-            let next_eth = self.app.chain.as_ref().and_then(|w| w.next_due()).map(at);
+            if due.is_some_and(|d| d <= now.total_millis() as u64) && next_avs != due {
+                continue;
+            }
             let timeout = net
-                .delay(now, next_call, next_eth)
+                .delay(now, next_avs.map(|ms| Instant::from_millis(ms as i64)))
                 .map_or(WAIT_FOREVER, |d| d.max(MIN_WAIT).total_micros() * 1000);
             hypercall::wait(timeout);
         }
@@ -305,7 +257,7 @@ impl Node {
             }
             if !progressed {
                 let delay =
-                    net.delay(now, None, None).unwrap_or(MIN_WAIT).clamp(MIN_WAIT, Duration::from_millis(10));
+                    net.delay(now, None).unwrap_or(MIN_WAIT).clamp(MIN_WAIT, Duration::from_millis(10));
                 hypercall::wait(delay.total_micros() * 1000);
             }
         }
@@ -313,9 +265,6 @@ impl Node {
             && let Err(e) = store.device().flush()
         {
             println!("store: final flush failed: {e:?}");
-        }
-        if self.app.avs.calls_pending() {
-            println!("avs: stopping with signed responses not yet delivered to the aggregator");
         }
         if let Some(evicted) = self.net.as_ref().map(NetStack::evicted).filter(|&n| n > 0) {
             println!("http: {evicted} connections were reset to make room for new ones");

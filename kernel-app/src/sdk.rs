@@ -110,7 +110,7 @@ impl Outbound {
     }
 
     fn push(&mut self, endpoint: &str, method: &str, path: &str, body: &[u8]) -> Result<u64, CallError> {
-        let Some(&endpoint) = self.endpoints.iter().find(|&&e| e == endpoint) else {
+        let Some(endpoint) = self.endpoint(endpoint) else {
             return Err(CallError::UnknownEndpoint(endpoint.into()));
         };
         spacecore_avs::check_call(method, path, body)?;
@@ -129,12 +129,17 @@ impl Outbound {
         Ok(self.made)
     }
 
+    /// The endpoint named `name`, if the spec names it and the network reaches it.
+    pub fn endpoint(&self, name: &str) -> Option<&'static str> {
+        self.endpoints.iter().find(|&&e| e == name).copied()
+    }
+
     /// The next queued call to `endpoint`, now in flight.
     pub fn next(&mut self, endpoint: &str) -> Option<(u64, CallRequest)> {
         let i = self.queue.iter().position(|p| p.endpoint == endpoint)?;
         let p = self.queue.remove(i)?;
         self.in_flight += 1;
-        Some((p.id, CallRequest::Http { method: p.method, path: p.path, body: p.body }))
+        Some((p.id, CallRequest { method: p.method, path: p.path, body: p.body }))
     }
 
     /// A call in flight is over.
@@ -166,13 +171,26 @@ pub struct Services<'a> {
     pub avs_name: &'a str,
     /// The AVS's outbound calls.
     pub outbound: &'a mut Outbound,
+    /// The AVS's settings from the spec.
+    pub settings: &'a Settings,
+    /// Writes a line of the AVS to the console: `(AVS name, line)`.
+    pub log: fn(&str, &str),
+}
+
+/// The AVS's settings the spec gives ([`Node::setting`]).
+#[derive(Debug, Default, Clone)]
+pub struct Settings {
+    /// `spec.avs.task_manager` (`spacecore.task_manager`), as `0x` hex.
+    pub task_manager: Option<String>,
+    /// `spec.avs.confirmations` (`spacecore.confirmations`).
+    pub confirmations: Option<String>,
 }
 
 fn sign_error(e: TaskError) -> SignError {
     match e {
         TaskError::NotSigning(why) => SignError::NoKey(why),
         TaskError::Storage(why) => SignError::Storage(why),
-        other => SignError::Refused(other.message().into()),
+        TaskError::Refused(why) => SignError::Refused(why),
     }
 }
 
@@ -231,6 +249,26 @@ impl Node for Services<'_> {
         self.outbound.push(endpoint, method, path, body)
     }
 
+    fn authority(&self) -> Option<[u8; 20]> {
+        self.avs.task_source().copied()
+    }
+
+    fn setting(&self, name: &str) -> Option<String> {
+        match name {
+            "task_manager" => self.settings.task_manager.clone(),
+            "confirmations" => self.settings.confirmations.clone(),
+            _ => None,
+        }
+    }
+
+    fn has_endpoint(&self, name: &str) -> bool {
+        self.outbound.endpoint(name).is_some()
+    }
+
+    fn log(&mut self, line: &str) {
+        (self.log)(self.avs_name, &spacecore_avs::log_line(line));
+    }
+
     fn verify_authority(&self, message: &[u8], signature: &[u8]) -> bool {
         let (Some(authority), Ok(signature)) = (self.avs.task_source(), signature.try_into()) else {
             return false;
@@ -255,11 +293,11 @@ mod tests {
         assert!(out.next("eth_ws").is_none());
         let (id, request) = out.next("aggregator").unwrap();
         assert_eq!(id, 1);
-        let CallRequest::Http { method, path, body } = request else { panic!("not an AVS call") };
+        let CallRequest { method, path, body } = request;
         assert_eq!((method.as_str(), path.as_str(), body.as_deref()), ("POST", "/a", Some(&b"{}"[..])));
         let (id, request) = out.next("aggregator").unwrap();
         assert_eq!(id, 3);
-        assert!(matches!(request, CallRequest::Http { body: None, .. }), "a GET without a body has none");
+        assert_eq!(request.body, None, "a GET without a body has none");
         // Queued and in flight together are limited.
         for _ in 3..MAX_CALLS {
             out.push("eth_rpc", "GET", "/", b"").unwrap();

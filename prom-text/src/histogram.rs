@@ -5,6 +5,25 @@ use core::fmt::{self, Display};
 
 use crate::Exposition;
 
+/// `N` bucket bounds (ns) of the 1, 2.5, 5 series from `first`, itself 1, 2.5 or 5 times a power
+/// of ten of at least 10: `series::<4>(5_000_000)` is 5 ms, 10 ms, 25 ms, 50 ms.
+pub const fn series<const N: usize>(first: u64) -> [u64; N] {
+    let mut bounds = [0; N];
+    let mut bound = first;
+    let mut i = 0;
+    while i < N {
+        bounds[i] = bound;
+        let mut decade = 1;
+        while decade * 10 <= bound {
+            decade *= 10;
+        }
+        // 1 → 2.5 → 5 → 10 times the decade.
+        bound = if bound == decade { bound * 5 / 2 } else { bound * 2 };
+        i += 1;
+    }
+    bounds
+}
+
 /// Durations observed into fixed buckets, in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Histogram<const N: usize> {
@@ -86,6 +105,13 @@ impl Exposition {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn series_go_one_two_and_a_half_five() {
+        assert_eq!(super::series::<4>(5_000_000), [5_000_000, 10_000_000, 25_000_000, 50_000_000]);
+        assert_eq!(super::series::<4>(100_000), [100_000, 250_000, 500_000, 1_000_000]);
+        assert_eq!(super::series::<2>(2_500), [2_500, 5_000]);
+    }
+
     use super::*;
     use alloc::format;
 

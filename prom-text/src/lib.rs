@@ -11,7 +11,7 @@ extern crate alloc;
 
 mod histogram;
 
-pub use histogram::{Histogram, Seconds};
+pub use histogram::{Histogram, Seconds, series};
 
 use alloc::string::String;
 use core::fmt::{self, Display, Write};

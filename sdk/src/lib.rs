@@ -57,7 +57,7 @@ pub use metrics::Metrics;
 
 /// Paths the runtime serves itself (an entry ending in `/` is a prefix): an AVS never sees
 /// requests for them, whatever its [`Avs::routes`] say.
-pub const RESERVED_PATHS: [&str; 7] = ["/", "/metrics", "/task", "/echo", "/eigen/", "/spacecore/", "/test/"];
+pub const RESERVED_PATHS: [&str; 6] = ["/", "/metrics", "/echo", "/eigen/", "/spacecore/", "/test/"];
 
 #[cfg(test)]
 mod tests {
@@ -73,13 +73,20 @@ mod tests {
     }
 
     #[test]
+    fn log_lines_are_one_line_and_bounded() {
+        assert_eq!(super::log_line("a\nb\r\x1b[2Jc"), "a b  [2Jc");
+        let long = "é".repeat(1000);
+        assert_eq!(super::log_line(&long).len(), super::MAX_LOG_LINE);
+    }
+
+    #[test]
     fn routes_are_exact_or_prefixes_and_never_the_runtimes() {
         let routes = ["/call", "/api/", "/metrics", "/spacecore/x"];
         assert!(super::routed(&routes, "/call"));
         assert!(super::routed(&routes, "/api/v1/x"));
         assert!(!super::routed(&routes, "/call/x"));
         assert!(!super::routed(&routes, "/api"));
-        for runtime in ["/metrics", "/spacecore/x", "/", "/eigen", "/eigen/node", "/task", "/test/panic"] {
+        for runtime in ["/metrics", "/spacecore/x", "/", "/eigen", "/eigen/node", "/echo", "/test/panic"] {
             assert!(!super::routed(&routes, runtime), "{runtime}");
             assert!(!super::routed(&["/", "/eigen/", "/test/", "/spacecore/"], runtime), "{runtime}");
         }
@@ -115,6 +122,14 @@ pub trait Avs {
     /// never reach the AVS.
     fn routes(&self) -> &'static [&'static str];
 
+    /// Refuses a request for one of [`Avs::routes`] from its request line alone, before its body
+    /// is read (a wrong method, a route closed in this configuration): the answer, or `None` to
+    /// read the body and call [`Avs::handle`].
+    fn refuse(&self, method: &str, path: &str) -> Option<Response> {
+        let _ = (method, path);
+        None
+    }
+
     /// Answers a request for one of [`Avs::routes`], or `None` for 404.
     fn handle(&mut self, request: &Request<'_>, node: &mut dyn Node) -> Option<Response>;
 
@@ -149,13 +164,30 @@ pub const MAX_CALL_BODY: usize = 64 * 1024;
 pub const MAX_CALLS: usize = 16;
 /// Longest time a call may take, from connecting to the complete answer.
 pub const CALL_TIMEOUT_MS: u64 = 10_000;
+/// Longest line [`Node::log`] writes.
+pub const MAX_LOG_LINE: usize = 1024;
+
+/// `line` as [`Node::log`] writes it after the AVS's name: control characters as spaces, cut to
+/// [`MAX_LOG_LINE`] bytes at a character boundary.
+pub fn log_line(line: &str) -> String {
+    let mut end = line.len().min(MAX_LOG_LINE);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    line[..end].chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+/// Longest body of an endpoint's answer; a longer one is the error [`REPLY_TOO_LONG`].
+pub const MAX_REPLY: usize = 1024 * 1024;
+/// The error [`Avs::call_done`] gets for an answer whose body is over [`MAX_REPLY`].
+pub const REPLY_TOO_LONG: &str = "the answer is longer than MAX_REPLY";
 
 /// An endpoint's answer to an outbound call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     /// The status code.
     pub status: u16,
-    /// The body (at most 64 KiB; a longer one is an error, not a truncated reply).
+    /// The body (at most [`MAX_REPLY`]; a longer one is an error, not a truncated reply).
     pub body: Vec<u8>,
 }
 
@@ -354,6 +386,23 @@ pub trait Node {
     /// AVS authority's: the Ethereum address the spec names in `spec.avs.task_signer`. `false`
     /// when the spec names none.
     fn verify_authority(&self, message: &[u8], signature: &[u8]) -> bool;
+
+    /// The AVS authority's Ethereum address (`spec.avs.task_signer`), for messages signed in
+    /// another form than EIP-191's; `None` when the spec names none.
+    fn authority(&self) -> Option<[u8; 20]>;
+
+    /// A setting of the AVS from its spec, as text: `"task_manager"` (`spec.avs.task_manager`,
+    /// `0x` and 40 hex digits) and `"confirmations"` (`spec.avs.confirmations`); `None` when the
+    /// spec does not set it.
+    fn setting(&self, name: &str) -> Option<String>;
+
+    /// Whether the spec names endpoint `name` and the network reaches it ([`Node::call`]).
+    fn has_endpoint(&self, name: &str) -> bool;
+
+    /// Writes `line` to the node's console (the launcher's log), after the AVS's name and `: `
+    /// so that it can never pass for a line of the runtime's. Control characters become spaces;
+    /// a line is cut to [`MAX_LOG_LINE`] bytes.
+    fn log(&mut self, line: &str);
 
     /// Queues an HTTP request (`Content-Type: application/json` when there is a body) to the
     /// endpoint the spec names `endpoint` (`"aggregator"`, `"eth_rpc"`, `"eth_ws"`); returns the

@@ -31,6 +31,10 @@ pub struct MemoryNode {
     pub signed: BTreeMap<u32, [u8; 32]>,
     /// Who [`Node::verify_authority`] accepts; without one, nobody.
     pub authority: Option<Authority>,
+    /// What [`Node::authority`] returns.
+    pub authority_address: Option<[u8; 20]>,
+    /// What [`Node::setting`] returns, by name.
+    pub settings: BTreeMap<String, String>,
     /// The endpoints [`Node::call`] knows.
     pub endpoints: Vec<&'static str>,
     /// Calls made and not yet answered by the test: id, endpoint, method, path, body. The test
@@ -38,6 +42,8 @@ pub struct MemoryNode {
     pub calls: Vec<(u64, String, String, String, Vec<u8>)>,
     /// Calls made so far (the next id).
     pub calls_made: u64,
+    /// Lines written with [`Node::log`], as the console would show them after the AVS's name.
+    pub logged: Vec<String>,
 }
 
 impl core::fmt::Debug for MemoryNode {
@@ -56,20 +62,27 @@ impl Default for MemoryNode {
             fail_saves: None,
             signed: BTreeMap::new(),
             authority: None,
+            authority_address: None,
+            settings: BTreeMap::new(),
             endpoints: Vec::new(),
             calls: Vec::new(),
             calls_made: 0,
+            logged: Vec::new(),
         }
     }
 }
 
 impl MemoryNode {
-    /// The same disk after a restart: the record and the signing history stay, the rest is new.
+    /// The same disk and spec after a restart: the record, the signing history, the settings, the
+    /// authority's address and the endpoints stay; the rest is new.
     pub fn restarted(&self) -> MemoryNode {
         MemoryNode {
             boot_count: self.boot_count + 1,
             record: self.record.clone(),
             signed: self.signed.clone(),
+            authority_address: self.authority_address,
+            settings: self.settings.clone(),
+            endpoints: self.endpoints.clone(),
             ..MemoryNode::default()
         }
     }
@@ -132,6 +145,22 @@ impl Node for MemoryNode {
 
     fn verify_authority(&self, message: &[u8], signature: &[u8]) -> bool {
         self.authority.as_ref().is_some_and(|check| check(message, signature))
+    }
+
+    fn authority(&self) -> Option<[u8; 20]> {
+        self.authority_address
+    }
+
+    fn setting(&self, name: &str) -> Option<String> {
+        self.settings.get(name).cloned()
+    }
+
+    fn has_endpoint(&self, name: &str) -> bool {
+        self.endpoints.contains(&name)
+    }
+
+    fn log(&mut self, line: &str) {
+        self.logged.push(crate::log_line(line));
     }
 
     fn call(&mut self, endpoint: &str, method: &str, path: &str, body: &[u8]) -> Result<u64, CallError> {

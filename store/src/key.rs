@@ -20,10 +20,9 @@ pub enum RecordKey {
     /// The operator's ECDSA key (its chain identity): a Web3 Secret Storage v3 keystore, its JSON
     /// text as UTF-8 (about 500 bytes), written by `spacecore keys import --ecdsa-keystore`.
     EcdsaKeystore = 3,
-    /// Where the node's reading of the AVS's TaskManager on chain stands (the chain cursor): the
-    /// chain id, the TaskManager's address and the last block whose tasks were signed and queued,
-    /// with its hash. Written by the guest's chain watcher; its format is the guest's
-    /// (`kernel-app/src/chain/cursor.rs`).
+    /// Where an older image's reading of the AVS's TaskManager on chain stood (the chain
+    /// cursor). Kept so that older disks still read: the runtime no longer writes it, since
+    /// incredible-squaring keeps its cursor in its own record ([`RecordKey::AvsRecord`]).
     ChainCursor = 4,
     /// The record of the AVS linked into the image (`spacecore_avs::Node::save`): its own bytes,
     /// at most [`crate::MAX_VALUE`]; the runtime neither reads nor checks them.

@@ -16,6 +16,7 @@ const LAYERS: &[(&str, &str, u8)] = &[
     ("sdk", "spacecore-avs", 1),
     ("avs/metered-api", "metered-api", 2),
     ("avs/stateless-echo", "stateless-echo", 2),
+    ("avs/incredible-squaring", "incredible-squaring", 2),
     ("operator", "spacecore-operator", 1),
     ("host-launcher", "host-launcher", 2),
     ("kernel-app", "kernel-app", 2),

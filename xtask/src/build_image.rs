@@ -2,12 +2,13 @@
 //! the ELF to `images/` with its manifest beside it, and registers it in the
 //! image store.
 //!
-//! Without `--avs`, or with `--avs incredible-squaring`, the image is kernel-app's
-//! own binary: the runtime with the task path it has built in, registered as
-//! `spacecore`. With `--avs PATH`, PATH is an AVS crate (it implements
-//! `spacecore_avs::Avs` and exports it); the image is a small binary crate
-//! written under `kernel-app/target/avs/NAME/` that links the runtime with it,
+//! With `--avs PATH`, PATH is an AVS crate (it implements `spacecore_avs::Avs`
+//! and exports it); the image is a small binary crate written under
+//! `kernel-app/target/avs/NAME/` that links the runtime (kernel-app) with it,
 //! registered as `NAME:VERSION` and `NAME:latest` from the AVS crate's package.
+//! Without `--avs`, or with `--avs incredible-squaring`, the AVS is the
+//! repository's `avs/incredible-squaring`, and the image is also the default
+//! one: `images/spacecore.elf`, registered as `spacecore:latest` too.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -78,25 +79,9 @@ pub fn build(args: &Args, store: &Store) -> Result<Built> {
     features.dedup();
 
     cmd::ensure_kernel_target()?;
-    let source = Source::of(&args.avs)?;
+    let source = Source::of(&args.avs, &workspace)?;
     let (built, package) = match &source {
-        Source::BuiltIn => {
-            progress(format_args!("building kernel-app ({PROFILE}, {KERNEL_TARGET})..."));
-            let mut cargo = cmd::cargo(&kernel_app);
-            cargo.args(["build", "--release", "--target", KERNEL_TARGET]);
-            if !features.is_empty() {
-                cargo.arg("--features").arg(features.join(","));
-            }
-            cmd::run(&mut cargo)?;
-            let package = Package {
-                name: IMAGE_NAME.to_owned(),
-                version: read_package(&kernel_app.join("Cargo.toml"))?.version,
-                // The runtime's own task path signs: never stateless.
-                stateless: false,
-            };
-            (kernel_app.join("target").join(KERNEL_TARGET).join(PROFILE).join(IMAGE_NAME), package)
-        }
-        Source::Crate(dir) => {
+        Source::Default(dir) | Source::Crate(dir) => {
             let package = avs_package(dir)?;
             let image_crate = write_image_crate(&kernel_app, dir, &package)?;
             progress(format_args!(
@@ -119,10 +104,9 @@ pub fn build(args: &Args, store: &Store) -> Result<Built> {
             (kernel_app.join("target").join(KERNEL_TARGET).join(PROFILE).join(binary), package)
         }
     };
-    let avs = match source {
-        Source::BuiltIn => DEFAULT_AVS.to_owned(),
-        Source::Crate(_) => package.name.clone(),
-    };
+    let avs = package.name.clone();
+    // The default image keeps the default name (`images/spacecore.elf`, `spacecore:latest`).
+    let file_name = if matches!(source, Source::Default(_)) { IMAGE_NAME } else { package.name.as_str() };
     if package.stateless {
         progress(format_args!(
             "{} declares itself stateless ([package.metadata.spacecore] stateless = true): the manifest says so",
@@ -132,7 +116,7 @@ pub fn build(args: &Args, store: &Store) -> Result<Built> {
 
     let images = workspace.join("images");
     fs::create_dir_all(&images).with_context(|| format!("cannot create {}", images.display()))?;
-    let elf = images.join(format!("{}.elf", package.name));
+    let elf = images.join(format!("{file_name}.elf"));
     progress(format_args!("copying {} to {}...", built.display(), elf.display()));
     fs::copy(&built, &elf)
         .with_context(|| format!("cannot copy {} to {}", built.display(), elf.display()))?;
@@ -151,14 +135,17 @@ pub fn build(args: &Args, store: &Store) -> Result<Built> {
         features,
         stateless: package.stateless,
     };
-    let manifest_path = images.join(format!("{}.json", package.name));
+    let manifest_path = images.join(format!("{file_name}.json"));
     let mut json = serde_json::to_string_pretty(&manifest)?;
     json.push('\n');
     fs::write(&manifest_path, json).with_context(|| format!("cannot write {}", manifest_path.display()))?;
 
-    let mut wanted = vec![ImageRef::new(&package.name, image_store::DEFAULT_TAG)?];
-    if package.name != IMAGE_NAME {
-        wanted.push(ImageRef::new(&package.name, &package.version)?);
+    let mut wanted = vec![
+        ImageRef::new(&package.name, image_store::DEFAULT_TAG)?,
+        ImageRef::new(&package.name, &package.version)?,
+    ];
+    if matches!(source, Source::Default(_)) {
+        wanted.insert(0, ImageRef::new(IMAGE_NAME, image_store::DEFAULT_TAG)?);
     }
     for tag in &args.tags {
         if !wanted.contains(tag) {
@@ -197,20 +184,21 @@ pub fn print_summary(built: &Built) {
     }
 }
 
-/// What an image is built from.
+/// What an image is built from: an AVS crate, by its directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Source {
-    /// kernel-app's own binary.
-    BuiltIn,
-    /// An AVS crate, by its directory.
+    /// The repository's incredible-squaring: the default image.
+    Default(PathBuf),
+    /// Any other AVS crate.
     Crate(PathBuf),
 }
 
 impl Source {
-    /// `incredible-squaring`, or the directory of an AVS crate.
-    fn of(avs: &str) -> Result<Source> {
+    /// `incredible-squaring` (the crate in `workspace`'s `avs/`), or the directory of an AVS
+    /// crate.
+    fn of(avs: &str, workspace: &Path) -> Result<Source> {
         if avs == DEFAULT_AVS {
-            return Ok(Source::BuiltIn);
+            return Ok(Source::Default(workspace.join("avs").join(DEFAULT_AVS)));
         }
         let dir = Path::new(avs);
         if !dir.join("Cargo.toml").is_file() {
@@ -220,6 +208,9 @@ impl Source {
             );
         }
         let dir = dir.canonicalize().with_context(|| format!("cannot resolve {}", dir.display()))?;
+        if workspace.join("avs").join(DEFAULT_AVS).canonicalize().is_ok_and(|d| d == dir) {
+            return Ok(Source::Default(dir));
+        }
         Ok(Source::Crate(dir))
     }
 }
@@ -238,7 +229,7 @@ struct Package {
 fn avs_package(dir: &Path) -> Result<Package> {
     let manifest = dir.join("Cargo.toml");
     let package = read_package(&manifest)?;
-    if package.name == IMAGE_NAME || package.name == DEFAULT_AVS {
+    if package.name == IMAGE_NAME {
         bail!(
             "{}: an AVS crate may not be named `{}`: the name is the runtime's",
             manifest.display(),
@@ -391,11 +382,21 @@ mod tests {
 
     #[test]
     fn an_avs_is_the_built_in_one_or_a_crate_directory() {
-        assert_eq!(Source::of(DEFAULT_AVS).unwrap(), Source::BuiltIn);
-        let err = Source::of("/nonexistent/avs").unwrap_err().to_string();
+        let root = cmd::workspace_root();
+        let default = root.join("avs").join(DEFAULT_AVS);
+        assert_eq!(Source::of(DEFAULT_AVS, &root).unwrap(), Source::Default(default.clone()));
+        assert_eq!(
+            Source::of(default.to_str().unwrap(), &root).unwrap(),
+            Source::Default(default.canonicalize().unwrap()),
+            "the default AVS by its path is the default image too"
+        );
+        let err = Source::of("/nonexistent/avs", &root).unwrap_err().to_string();
         assert!(err.contains("neither `incredible-squaring` nor the directory of an AVS crate"), "{err}");
         let sdk = cmd::workspace_root().join("sdk");
-        assert_eq!(Source::of(sdk.to_str().unwrap()).unwrap(), Source::Crate(sdk.canonicalize().unwrap()));
+        assert_eq!(
+            Source::of(sdk.to_str().unwrap(), &root).unwrap(),
+            Source::Crate(sdk.canonicalize().unwrap())
+        );
     }
 
     #[test]

@@ -138,30 +138,31 @@ fn service_health_by_status_and_unknown_ids() {
 fn the_node_services() {
     let mut records = MemRecords::default();
     let mut avs = AvsNode::new(Some(&mut records), false);
-    let list = services(&avs, None);
+    let list = services(&avs);
     assert_eq!(
         list.iter().map(|s| (s.id.as_ref(), s.status)).collect::<Vec<_>>(),
         [("signer", Status::Initializing)]
     );
     avs.set_operator(Ok(operator(1))).unwrap();
-    assert_eq!(services(&avs, None)[0].status, Status::Up);
+    assert_eq!(services(&avs)[0].status, Status::Up);
     // Not an operator node (no aggregator): a missing key makes it partially healthy only, so a
     // supervisor does not restart a spacecore that was never meant to sign.
-    assert!(!services(&avs, None)[0].essential);
+    assert!(!services(&avs)[0].essential);
     let mut keyless = AvsNode::new(Some(&mut records), false);
     let _ = keyless.set_operator(Err("no keystore on the disk".into()));
-    assert_eq!(services(&keyless, None)[0].status, Status::Down);
-    assert_eq!(health(&services(&keyless, None)), Health::PartiallyHealthy);
+    assert_eq!(services(&keyless)[0].status, Status::Down);
+    assert_eq!(health(&services(&keyless)), Health::PartiallyHealthy);
 
     let sending = AvsNode::new(Some(&mut records), true);
-    let list = services(&sending, None);
+    let list = services(&sending);
     assert_eq!(
         list.iter().map(|s| (s.id.as_ref(), s.status, s.essential)).collect::<Vec<_>>(),
-        [("signer", Status::Initializing, true), ("aggregator", Status::Initializing, false)]
+        [("signer", Status::Initializing, true)],
+        "the aggregator's service is the AVS's own"
     );
     let mut broken = AvsNode::new(Some(&mut records), true);
     let _ = broken.set_operator(Err("wrong password".into()));
-    assert_eq!(health(&services(&broken, None)), Health::Unhealthy);
+    assert_eq!(health(&services(&broken)), Health::Unhealthy);
     for s in &list {
         assert!(!s.name.is_empty() && !s.description.is_empty());
         assert!(!s.description.contains("  "), "{:?}", s.description);

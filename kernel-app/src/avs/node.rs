@@ -1,14 +1,11 @@
-//! The node: its keys, the signing history, task intake and signing. Signed responses go to
-//! the aggregator through the outbox ([`super::outbox`]).
+//! The node: its keys, the signing history and signing.
 
 use super::history::{Check, History};
-use super::outbox::{Outbox, Reach};
 use super::{ChainKey, Identity, Operator, Records, Stats, TaskError};
 use crate::status::Status;
 use alloc::format;
 use alloc::string::String;
-use avs_protocol::intake::AuthorizedTask;
-use avs_protocol::{Avs, IncredibleSquaring, NewTask, OperatorSignature, SignedTaskResponse};
+use avs_protocol::OperatorSignature;
 use spacecore_store::RecordKey;
 
 /// Whether the node can sign.
@@ -33,17 +30,17 @@ enum ChainState {
     Absent(String),
 }
 
-/// The AVS side of the node.
+/// The operator side of the node.
 #[derive(Debug)]
 pub struct AvsNode {
     key: KeyState,
     chain: ChainState,
     history: History,
-    /// The Ethereum address whose signature a pushed task must carry (`spacecore.task_signer`);
-    /// `None`: every pushed task is refused.
+    /// The AVS's authority (`spacecore.task_signer`): the Ethereum address the AVS checks its
+    /// pushed work against.
     task_source: Option<[u8; 20]>,
-    pub(super) outbox: Outbox,
-    pub(super) reach: Reach,
+    /// Whether this is an operator node (its spec names an aggregator): its signer is essential.
+    sends: bool,
     /// The counters.
     pub stats: Stats,
 }
@@ -56,15 +53,14 @@ pub const MISSING_HISTORY: &str = "the disk holds a key but no signing history (
 impl AvsNode {
     /// A node whose key is still to be loaded, with the signing history read from `records`
     /// (an unreadable history, or a key record without a history, means the node will never
-    /// sign).
+    /// sign); `sends`: whether it is an operator node (its spec names an aggregator).
     pub fn new(records: Option<&mut dyn Records>, sends: bool) -> Self {
         let mut node = AvsNode {
             key: KeyState::Loading,
             chain: ChainState::Loading,
             history: History::new(),
             task_source: None,
-            outbox: Outbox::new(sends),
-            reach: Reach::default(),
+            sends,
             stats: Stats::default(),
         };
         let Some(records) = records else {
@@ -89,8 +85,7 @@ impl AvsNode {
         node
     }
 
-    /// The task source: the Ethereum address whose authorization every `POST /task` must carry
-    /// ([`avs_protocol::intake`]). Without one, pushed tasks are all refused (401).
+    /// The AVS's authority: the Ethereum address the spec names (`spec.avs.task_signer`).
     pub fn set_task_source(&mut self, source: Option<[u8; 20]>) {
         self.task_source = source;
     }
@@ -211,99 +206,14 @@ impl AvsNode {
         }
     }
 
-    /// The `aggregator` service, if signed responses go to one: initializing until a call or
-    /// probe finishes, then up if the last one got an HTTP answer, down if it did not.
-    pub fn aggregator_status(&self) -> Option<Status> {
-        self.outbox.sends.then_some(self.reach.status)
-    }
-
-    /// Whether signed responses go to an aggregator.
+    /// Whether this is an operator node (its spec names an aggregator).
     pub fn sends(&self) -> bool {
-        self.outbox.sends
-    }
-
-    /// Signed responses waiting to be sent or in flight.
-    pub fn queued(&self) -> usize {
-        self.outbox.queue.len()
+        self.sends
     }
 
     /// How much of the signing history is in use, and its floor.
     pub fn history(&self) -> &History {
         &self.history
-    }
-
-    /// Answers a `POST /task` body: the signed response, or why there is none. The task must
-    /// carry the task source's authorization: otherwise 401, and nothing is computed, written
-    /// or signed. `now` reads the clock, in nanoseconds since boot: it times the signature and
-    /// dates the queued call.
-    pub fn task(
-        &mut self,
-        body: &[u8],
-        records: Option<&mut dyn Records>,
-        now: &dyn Fn() -> u64,
-    ) -> Result<SignedTaskResponse, TaskError> {
-        self.stats.received = self.stats.received.saturating_add(1);
-        let result = serde_json::from_slice::<AuthorizedTask>(body)
-            .map_err(|e| TaskError::Malformed(format!("not a task: {e}")))
-            .and_then(|request| self.authenticate(request))
-            .and_then(|task| self.sign_task(&task, records, now));
-        self.count(&result);
-        result
-    }
-
-    /// The pushed task, if it is the task source's.
-    fn authenticate(&self, request: AuthorizedTask) -> Result<NewTask, TaskError> {
-        let Some(source) = &self.task_source else {
-            return Err(TaskError::Unauthorized(
-                "this node has no task source (spec.avs.task_signer): pushed tasks are refused".into(),
-            ));
-        };
-        let index = request.task_index;
-        request.verify(source).map_err(|e| TaskError::Unauthorized(format!("task {index}: {e}")))
-    }
-
-    /// Answers a task read from the chain (`crate::chain`): the same path as `POST /task`
-    /// (compute, slashing protection, sign, queue for the aggregator), counted as signed or
-    /// rejected like one; `received` counts only `POST /task` requests.
-    pub fn chain_task(
-        &mut self,
-        task: &NewTask,
-        records: Option<&mut dyn Records>,
-        now: &dyn Fn() -> u64,
-    ) -> Result<SignedTaskResponse, TaskError> {
-        let result = self.sign_task(task, records, now);
-        self.count(&result);
-        result
-    }
-
-    fn count(&mut self, result: &Result<SignedTaskResponse, TaskError>) {
-        match result {
-            Ok(_) => self.stats.signed = self.stats.signed.saturating_add(1),
-            Err(e) => {
-                let n = &mut self.stats.rejected[e.cause() as usize];
-                *n = n.saturating_add(1);
-            }
-        }
-    }
-
-    fn sign_task(
-        &mut self,
-        task: &NewTask,
-        records: Option<&mut dyn Records>,
-        now: &dyn Fn() -> u64,
-    ) -> Result<SignedTaskResponse, TaskError> {
-        self.ready_operator()?;
-        let response = IncredibleSquaring.respond(task).map_err(|e| {
-            TaskError::Unanswerable(format!("task {} cannot be answered: {e}", task.task_index))
-        })?;
-        let digest = IncredibleSquaring::digest(&response);
-        let (signature, end) = self.sign_digest(task.task_index, &digest, records, now)?;
-        let operator_id = self.ready_operator()?.id;
-        let signed = SignedTaskResponse { task_response: response, signature, operator_id };
-        if self.outbox.push(signed, end / 1_000_000) {
-            self.stats.dropped = self.stats.dropped.saturating_add(1);
-        }
-        Ok(signed)
     }
 
     /// The loaded operator key, or why the node does not sign.
@@ -317,8 +227,7 @@ impl AvsNode {
 
     /// Signs `digest` as the answer to task `index` under the slashing protection: the history
     /// that allows it is on the disk before the signature exists. Returns the signature and the
-    /// clock reading after it. The one signing path of the node: pushed and chain tasks, and
-    /// the AVS SDK's `sign_task`.
+    /// clock reading after it. The one signing path of the node: the AVS SDK's `sign_task`.
     pub fn sign_digest(
         &mut self,
         index: u32,
@@ -366,11 +275,6 @@ impl AvsNode {
     /// The task source (`spacecore.task_signer`), if any.
     pub fn task_source(&self) -> Option<&[u8; 20]> {
         self.task_source.as_ref()
-    }
-
-    /// Whether calls are queued or in flight.
-    pub fn calls_pending(&self) -> bool {
-        !self.outbox.queue.is_empty()
     }
 }
 

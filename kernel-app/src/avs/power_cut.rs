@@ -5,7 +5,7 @@
 //! history it reads back: it signs that task again only with the same answer.
 
 use super::history::Check;
-use super::tests::{node_with_source, operator, task_json};
+use super::tests::{TaskPath, node_with_source, operator, task_json};
 use super::*;
 use spacecore_store::{IoError, SECTOR};
 

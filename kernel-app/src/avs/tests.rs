@@ -1,11 +1,10 @@
 use super::history::{Check, History};
 use super::operator::KeyFileKind;
-use super::outbox::{FIRST_BACKOFF_MS, MAX_ATTEMPTS, MAX_QUEUED, Outbox, PROBE_INTERVAL_MS};
 use super::*;
-use crate::http::calls::{CallRequest, Calls};
-use crate::http::client::HttpResponse;
 use crate::status::Status;
 use avs_protocol::bls::{PublicKey, SecretKey, Signature};
+use avs_protocol::intake::AuthorizedTask;
+use avs_protocol::{Avs, IncredibleSquaring, NewTask};
 use avs_protocol::{
     OperatorPublicKey, OperatorSecretKey, OperatorSignature, Scheme, SignedTaskResponse, TaskResponse, U256,
     bls, bn254,
@@ -32,34 +31,78 @@ impl Records for MemRecords {
     }
 }
 
+/// incredible-squaring's task path over the node's signing path, as the AVS drives it through
+/// the SDK's `sign_task`: the tests of the slashing protection and of key loading sign with it.
+pub trait TaskPath {
+    /// Signs the answer to the task in `body` (a `POST /task` body; its authorization is not
+    /// checked here: that is the AVS's).
+    fn task(
+        &mut self,
+        body: &[u8],
+        records: Option<&mut dyn Records>,
+        now: &dyn Fn() -> u64,
+    ) -> Result<SignedTaskResponse, TaskError>;
+}
+
+impl TaskPath for AvsNode {
+    fn task(
+        &mut self,
+        body: &[u8],
+        records: Option<&mut dyn Records>,
+        now: &dyn Fn() -> u64,
+    ) -> Result<SignedTaskResponse, TaskError> {
+        let request: AuthorizedTask = serde_json::from_slice(body).expect("a task");
+        let task = NewTask { task_index: request.task_index, task: request.task };
+        let response = IncredibleSquaring.respond(&task).expect("answerable");
+        let digest = IncredibleSquaring::digest(&response);
+        let (signature, _) = self.sign_digest(task.task_index, &digest, records, now)?;
+        let operator_id = self.operator().expect("signed, so loaded").id;
+        Ok(SignedTaskResponse { task_response: response, signature, operator_id })
+    }
+}
+
+/// What the SDK makes of a [`TaskError`]: the status an AVS answers with, and the message.
+pub trait Refusal {
+    fn status(&self) -> u16;
+    fn message(&self) -> &str;
+}
+
+impl Refusal for TaskError {
+    fn status(&self) -> u16 {
+        match self {
+            TaskError::Refused(_) => 409,
+            TaskError::NotSigning(_) => 503,
+            TaskError::Storage(_) => 500,
+        }
+    }
+
+    fn message(&self) -> &str {
+        match self {
+            TaskError::Refused(m) | TaskError::NotSigning(m) | TaskError::Storage(m) => m,
+        }
+    }
+}
+
 /// The BLS12-381 operator of `KeyGen([seed; 32])`.
 pub fn operator(seed: u8) -> Operator {
     Operator::new(OperatorSecretKey::Bls12381(SecretKey::key_gen(&[seed; 32]).unwrap()))
 }
 
-/// The task source of the tests: the key whose authorization [`task_json`] carries.
+/// The AVS authority of the tests.
 pub fn task_source() -> avs_protocol::ecdsa::SecretKey {
     avs_protocol::ecdsa::SecretKey::from_bytes(&[0x5c; 32]).unwrap()
 }
 
-/// A task, without authorization.
-pub fn unsigned_task_json(index: u32, number: u64) -> Vec<u8> {
-    format!(
-        "{{\"task_index\":{index},\"task\":{{\"number_to_be_squared\":\"{number}\",\"task_created_block\":7,\
-         \"quorum_numbers\":\"0x00\",\"quorum_threshold_percentage\":67}}}}"
-    )
-    .into_bytes()
-}
-
-/// A task as the aggregator's generator sends it: signed by [`task_source`].
+/// The `POST /task` body of task `index` asking for `number` squared (without authorization:
+/// checking it is the AVS's, not the signing path's).
 pub fn task_json(index: u32, number: u64) -> Vec<u8> {
-    authorized(&unsigned_task_json(index, number))
-}
-
-/// The task in the JSON `body`, signed by [`task_source`].
-pub fn authorized(body: &[u8]) -> Vec<u8> {
-    let task: avs_protocol::NewTask = serde_json::from_slice(body).unwrap();
-    serde_json::to_vec(&avs_protocol::intake::AuthorizedTask::sign(task, &task_source())).unwrap()
+    let task = avs_protocol::Task {
+        number_to_be_squared: U256::from(number),
+        task_created_block: 7,
+        quorum_numbers: alloc::vec![0],
+        quorum_threshold_percentage: 67,
+    };
+    serde_json::to_vec(&AuthorizedTask::unsigned(NewTask { task_index: index, task })).unwrap()
 }
 
 /// A node whose task source is [`task_source`]'s.
@@ -98,7 +141,6 @@ fn signs_a_task_after_recording_it() {
     let stored = records.values.get(&RecordKey::SigningHistory.number()).expect("history written");
     let history = History::decode(stored).unwrap();
     assert_eq!(history.check(5, &signed.task_response.digest()), Check::Repeat);
-    assert_eq!((node.stats.received, node.stats.signed), (1, 1));
 }
 
 #[test]
@@ -111,7 +153,6 @@ fn a_repeat_gets_the_same_signature_and_a_conflict_is_refused() {
     let conflict = node.task(&task_json(5, 13), Some(&mut records), &at(0)).unwrap_err();
     assert_eq!(conflict.status(), 409);
     assert!(conflict.message().contains("slashing protection"), "{conflict:?}");
-    assert_eq!(node.stats.rejected, [0, 0, 0, 1, 0, 0]);
 }
 
 #[test]
@@ -132,8 +173,6 @@ fn nothing_is_signed_when_the_history_cannot_be_written() {
     let e = node.task(&task_json(1, 2), Some(&mut records), &at(0)).unwrap_err();
     assert_eq!(e.status(), 500);
     assert!(node.history().is_empty());
-    assert_eq!(node.queued(), 0, "nothing queued");
-    assert_eq!(node.stats.rejected[Cause::Storage as usize], 1);
     // Once the disk works again the task is signed.
     records.fail = false;
     node.task(&task_json(1, 2), Some(&mut records), &at(0)).unwrap();
@@ -177,198 +216,11 @@ fn a_key_without_a_history_signs_nothing_until_one_is_given() {
     restarted.task(&task_json(1, 2), Some(&mut records), &at(0)).unwrap();
 }
 
-#[test]
-fn malformed_and_unanswerable_tasks() {
-    let mut records = MemRecords::default();
-    let mut node = ready_node(&mut records, false);
-    for bad in
-        [&b""[..], b"{}", b"[1]", b"{\"task_index\":-1}", b"\xff\xfe", b"{\"task_index\":1,\"task\":{}}"]
-    {
-        assert_eq!(node.task(bad, Some(&mut records), &at(0)).unwrap_err().status(), 400, "{bad:?}");
-    }
-    let huge = format!(
-        "{{\"task_index\":1,\"task\":{{\"number_to_be_squared\":\"{}\",\"task_created_block\":7,\
-         \"quorum_numbers\":\"0x00\",\"quorum_threshold_percentage\":67}}}}",
-        U256::from(1u8) << 128
-    );
-    assert_eq!(
-        node.task(&authorized(huge.as_bytes()), Some(&mut records), &at(0)).unwrap_err().status(),
-        422
-    );
-    assert!(node.history().is_empty());
-    assert_eq!(node.stats.rejected, [6, 0, 1, 0, 0, 0]);
-}
-
-fn rpc_answer(body: &str) -> HttpResponse {
-    HttpResponse { status: 200, body: body.as_bytes().to_vec() }
-}
-
 /// What the aggregator's JSON-RPC server answers a `GET /`.
-fn probe_answer() -> HttpResponse {
-    HttpResponse { status: 405, body: b"use POST\n".to_vec() }
-}
 
 /// Takes the first call, the probe, and settles it as answered at `now_ms`.
-fn answer_first_probe(node: &mut AvsNode, now_ms: u64) {
-    let (id, request) = node.next_call(now_ms).expect("the first probe is due at once");
-    assert_eq!(request, CallRequest::Probe);
-    assert_eq!(node.call_done(id, Ok(probe_answer()), now_ms, 100), None);
-}
 
 /// The next JSON-RPC call due at `now_ms`: its id and body; a probe met on the way fails.
-fn next_rpc(node: &mut AvsNode, now_ms: u64) -> Option<(u64, Vec<u8>)> {
-    loop {
-        match node.next_call(now_ms)? {
-            (id, CallRequest::Probe) => {
-                node.call_done(id, Err("connection refused".into()), now_ms, 0);
-            }
-            (id, CallRequest::Rpc(body)) => return Some((id, body)),
-            (_, CallRequest::Http { .. }) => panic!("the task path makes only JSON-RPC calls and probes"),
-        }
-    }
-}
-
-#[test]
-fn signed_responses_go_out_once_and_are_retried_while_retryable() {
-    let mut records = MemRecords::default();
-    let mut node = ready_node(&mut records, true);
-    answer_first_probe(&mut node, 1000);
-    let signed = node.task(&task_json(3, 2), Some(&mut records), &at(1000)).unwrap();
-    // A repeat does not queue a second call.
-    node.task(&task_json(3, 2), Some(&mut records), &at(1000)).unwrap();
-    assert_eq!(node.queued(), 1);
-    let (id, request) = node.next_call(1000).expect("a call is due");
-    let CallRequest::Rpc(body) = request else { panic!("not a JSON-RPC call: {request:?}") };
-    let request: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(request["method"], RPC_METHOD);
-    // Parsed from text: a signature is read as a borrowed string.
-    let params: SignedTaskResponse = serde_json::from_str(&request["params"].to_string()).unwrap();
-    assert_eq!(params, signed);
-    assert_eq!(node.next_call(1000), None, "in flight");
-    assert_eq!(node.next_due(), Some(1000 + PROBE_INTERVAL_MS), "only the next probe");
-
-    // Task not found yet: retried after the first backoff.
-    let not_found = format!(
-        "{{\"jsonrpc\":\"2.0\",\"error\":{{\"code\":1001,\"message\":\"task not found\"}},\"id\":{id}}}"
-    );
-    assert_eq!(node.call_done(id, Ok(rpc_answer(&not_found)), 1010, 2500), None);
-    assert_eq!(node.next_due(), Some(1010 + FIRST_BACKOFF_MS));
-    assert_eq!(node.next_call(1010 + FIRST_BACKOFF_MS - 1), None);
-    let (id2, _) = next_rpc(&mut node, 1010 + FIRST_BACKOFF_MS).unwrap();
-    assert_ne!(id, id2);
-    // A late answer to the first call changes nothing, and is not counted.
-    assert_eq!(node.call_done(id, Ok(rpc_answer(&not_found)), 1200, 1), None);
-    let ok = format!("{{\"jsonrpc\":\"2.0\",\"result\":true,\"id\":{id2}}}");
-    assert_eq!(node.call_done(id2, Ok(rpc_answer(&ok)), 1200, 7500), None);
-    assert!(!node.calls_pending());
-    assert_eq!(node.queued(), 0);
-    assert_eq!((node.stats.accepted, node.stats.refused, node.stats.undelivered), (1, 0, 0));
-    // Two calls, 2.5 ms and 7.5 ms; the probe is not a JSON-RPC call.
-    assert_eq!((node.stats.rpc.count(), node.stats.rpc.sum_ns()), (2, 10_000_000));
-    assert_eq!(node.stats.rpc.cumulative().next(), Some((5_000_000, 1)));
-}
-
-#[test]
-fn refused_responses_are_dropped_with_a_line_and_transport_errors_give_up_eventually() {
-    let mut records = MemRecords::default();
-    let mut node = ready_node(&mut records, true);
-    answer_first_probe(&mut node, 0);
-    node.task(&task_json(1, 2), Some(&mut records), &at(0)).unwrap();
-    let (id, _) = next_rpc(&mut node, 0).unwrap();
-    let bad_sig = format!(
-        "{{\"jsonrpc\":\"2.0\",\"error\":{{\"code\":1003,\"message\":\"bad signature\"}},\"id\":{id}}}"
-    );
-    let line = node.call_done(id, Ok(rpc_answer(&bad_sig)), 5, 1000).unwrap();
-    assert!(line.contains("task 1: response refused by the aggregator: code 1003: bad signature"), "{line}");
-    assert!(!node.calls_pending());
-    assert_eq!(node.aggregator_status(), Some(Status::Up), "a refusal is an answer");
-
-    node.task(&task_json(2, 2), Some(&mut records), &at(0)).unwrap();
-    let mut now = 0;
-    let mut waits = Vec::new();
-    for attempt in 1..=MAX_ATTEMPTS {
-        let (id, _) = next_rpc(&mut node, now).expect("due");
-        let line = node.call_done(id, Err("connection refused".into()), now, 0);
-        assert_eq!(node.aggregator_status(), Some(Status::Down));
-        if attempt < MAX_ATTEMPTS {
-            assert_eq!(line, None);
-            let due = node.outbox.next_due().unwrap();
-            waits.push(due - now);
-            now = due;
-        } else {
-            assert!(line.unwrap().contains("not delivered after 8 attempts: connection refused"));
-        }
-    }
-    assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 3200]);
-    assert!(!node.calls_pending());
-    assert_eq!((node.stats.refused, node.stats.undelivered, node.stats.accepted), (1, 1, 0));
-    assert_eq!(node.stats.rpc.count(), 1 + u64::from(MAX_ATTEMPTS));
-}
-
-#[test]
-fn without_an_aggregator_nothing_is_queued_and_the_queue_is_bounded() {
-    let mut records = MemRecords::default();
-    let mut quiet = ready_node(&mut records, false);
-    quiet.task(&task_json(1, 2), Some(&mut records), &at(0)).unwrap();
-    assert!(!quiet.calls_pending());
-    assert_eq!((quiet.next_call(0), quiet.next_due()), (None, None), "no probes either");
-    assert_eq!(quiet.aggregator_status(), None);
-    assert!(!quiet.sends());
-
-    let mut outbox = Outbox::new(true);
-    let op = operator(2);
-    let mut dropped = 0;
-    for i in 0..(MAX_QUEUED as u32 + 10) {
-        let response = TaskResponse { reference_task_index: i, number_squared: U256::from(1u8) };
-        let signature = op.sign(&response.digest());
-        let signed = SignedTaskResponse { task_response: response, signature, operator_id: op.id };
-        dropped += usize::from(outbox.push(signed, 0));
-    }
-    assert_eq!(outbox.queue.len(), MAX_QUEUED);
-    assert_eq!(dropped, 10);
-    assert_eq!(outbox.queue.front().unwrap().signed.task_response.reference_task_index, 10);
-}
-
-#[test]
-fn the_aggregator_is_probed_at_most_every_interval_and_one_probe_at_a_time() {
-    let mut records = MemRecords::default();
-    let mut node = ready_node(&mut records, true);
-    assert_eq!(node.aggregator_status(), Some(Status::Initializing));
-    assert_eq!(node.next_due(), Some(0), "the first probe is due at once");
-    let (probe, request) = node.next_call(0).unwrap();
-    assert_eq!(request, CallRequest::Probe);
-    assert_eq!(node.next_call(0), None, "one probe at a time");
-    assert_eq!(node.next_due(), None);
-    assert_eq!(node.aggregator_status(), Some(Status::Initializing), "no answer yet");
-    // Any HTTP answer, even an error status, means reachable.
-    assert_eq!(node.call_done(probe, Ok(probe_answer()), 30, 30_000), None);
-    assert_eq!(node.aggregator_status(), Some(Status::Up));
-    assert_eq!((node.stats.probes, node.stats.rpc.count()), (1, 0), "a probe is not a JSON-RPC call");
-
-    // Quiet for 5 s after the answer: probed again, not before.
-    assert_eq!(node.next_due(), Some(30 + PROBE_INTERVAL_MS));
-    assert_eq!(node.next_call(30 + PROBE_INTERVAL_MS - 1), None);
-    let (probe, _) = node.next_call(30 + PROBE_INTERVAL_MS).unwrap();
-    node.call_done(probe, Err("no answer in time".into()), 5030 + 5000, 5_000_000);
-    assert_eq!(node.aggregator_status(), Some(Status::Down));
-    // Down: the next probe is 5 s after the last one started, however long it took.
-    assert_eq!(node.next_due(), Some(30 + 2 * PROBE_INTERVAL_MS));
-    let (probe, _) = node.next_call(30 + 2 * PROBE_INTERVAL_MS).unwrap();
-    node.call_done(probe, Err("connection refused or reset".into()), 10_031, 100);
-    assert_eq!(node.stats.probes, 3);
-
-    // A call that gets an answer brings it back up and puts the next probe off.
-    node.task(&task_json(4, 2), Some(&mut records), &at(12_000)).unwrap();
-    let (id, request) = node.next_call(12_000).unwrap();
-    assert!(matches!(request, CallRequest::Rpc(_)), "{request:?}");
-    let ok = format!("{{\"jsonrpc\":\"2.0\",\"result\":true,\"id\":{id}}}");
-    node.call_done(id, Ok(rpc_answer(&ok)), 12_010, 10_000);
-    assert_eq!(node.aggregator_status(), Some(Status::Up));
-    assert_eq!(node.next_due(), Some(12_010 + PROBE_INTERVAL_MS));
-    // A probe answered after the node stopped waiting for it is ignored.
-    assert_eq!(node.call_done(probe, Err("late".into()), 12_020, 0), None);
-    assert_eq!(node.aggregator_status(), Some(Status::Up));
-}
 
 #[test]
 fn signing_is_timed_around_the_sign_call() {
@@ -383,14 +235,9 @@ fn signing_is_timed_around_the_sign_call() {
     };
     node.task(&task_json(1, 2), Some(&mut records), &clock).unwrap();
     assert_eq!((node.stats.signing.count(), node.stats.signing.sum_ns()), (1, 1_500_000));
-    assert_eq!(node.outbox.queue[0].due_ms, 41, "queued when signed");
     // Refused tasks are not timed.
     node.task(&task_json(1, 3), Some(&mut records), &clock).unwrap_err();
-    node.task(b"{", Some(&mut records), &clock).unwrap_err();
     assert_eq!(node.stats.signing.count(), 1);
-    assert_eq!((node.stats.received, node.stats.signed), (3, 1));
-    assert_eq!(node.stats.rejected[Cause::SlashingProtection as usize], 1);
-    assert_eq!(node.stats.rejected[Cause::Malformed as usize], 1);
 }
 
 #[test]
@@ -406,26 +253,6 @@ fn the_signer_status_follows_the_key() {
     assert_eq!(node_with_source(None, false).signer_status(), Status::Down, "no disk, no history");
     records.values.insert(RecordKey::SigningHistory.number(), vec![0xff; 3]);
     assert_eq!(node_with_source(Some(&mut records), false).signer_status(), Status::Down, "corrupt history");
-}
-
-#[test]
-fn causes_match_the_errors_and_their_counters() {
-    let errors = [
-        TaskError::Malformed(String::new()),
-        TaskError::Unauthorized(String::new()),
-        TaskError::Unanswerable(String::new()),
-        TaskError::Refused(String::new()),
-        TaskError::NotSigning(String::new()),
-        TaskError::Storage(String::new()),
-    ];
-    for (i, (e, cause)) in errors.iter().zip(Cause::ALL).enumerate() {
-        assert_eq!((e.cause(), cause as usize), (cause, i));
-    }
-    let labels: Vec<&str> = Cause::ALL.iter().map(|c| c.label()).collect();
-    assert_eq!(
-        labels,
-        ["malformed", "unauthorized", "unanswerable", "slashing_protection", "not_signing", "storage"]
-    );
 }
 
 /// An EIP-2335 keystore of `sk` under `password` (cheap PBKDF2).
@@ -690,38 +517,4 @@ fn the_identity_binds_the_operator_id_and_scheme_to_the_ecdsa_address() {
 
 fn public_of(seed: u8) -> [u8; 48] {
     public(seed).to_bytes()
-}
-
-#[test]
-fn only_the_task_source_can_make_the_node_sign() {
-    let mut records = MemRecords::default();
-    let mut node = ready_node(&mut records, false);
-    let other = avs_protocol::ecdsa::SecretKey::from_bytes(&[0x11; 32]).unwrap();
-    let forged = |index: u32, number: u64| {
-        let task: avs_protocol::NewTask = serde_json::from_slice(&unsigned_task_json(index, number)).unwrap();
-        serde_json::to_vec(&avs_protocol::intake::AuthorizedTask::sign(task, &other)).unwrap()
-    };
-    // An index near u32::MAX from anyone but the source: refused, and nothing written, so the
-    // source's tasks are still signed afterwards.
-    for body in [unsigned_task_json(u32::MAX - 1, 3), forged(u32::MAX - 1, 3)] {
-        let e = node.task(&body, Some(&mut records), &at(0)).unwrap_err();
-        assert_eq!(e.status(), 401, "{}", e.message());
-    }
-    assert!(records.values.is_empty(), "nothing written");
-    assert!(node.history().is_empty());
-    // The source's signature over another task does not carry over.
-    let mut moved: serde_json::Value = serde_json::from_slice(&task_json(5, 3)).unwrap();
-    moved["task_index"] = 6.into();
-    let e = node.task(&serde_json::to_vec(&moved).unwrap(), Some(&mut records), &at(0)).unwrap_err();
-    assert_eq!(e.status(), 401);
-    assert_eq!(node.stats.rejected[Cause::Unauthorized as usize], 3);
-    node.task(&task_json(1, 3), Some(&mut records), &at(0)).expect("the source's task is signed");
-
-    // Without a task source, nothing pushed is signed.
-    let mut records = MemRecords::default();
-    let mut closed = AvsNode::new(Some(&mut records), false);
-    closed.set_operator(Ok(operator(1))).unwrap();
-    let e = closed.task(&task_json(1, 3), Some(&mut records), &at(0)).unwrap_err();
-    assert_eq!(e.status(), 401);
-    assert!(e.message().contains("spec.avs.task_signer"), "{}", e.message());
 }

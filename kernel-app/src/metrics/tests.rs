@@ -1,8 +1,6 @@
 use super::*;
-use crate::avs::tests::{MemRecords, at, operator, task_json};
-use crate::avs::{RPC_BUCKETS_NS, SIGNING_BUCKETS_NS};
-use crate::http::calls::Calls;
-use crate::http::client::HttpResponse;
+use crate::avs::SIGNING_BUCKETS_NS;
+use crate::avs::tests::{MemRecords, TaskPath, at, operator, task_json};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One sample line: metric name, labels (sorted by name), value.
@@ -256,7 +254,8 @@ fn check_histogram(name: &str, samples: &[Sample]) -> Result<(), String> {
 }
 
 fn render_text(avs: &AvsNode, health: Health, boot_count: Option<u64>, uptime_ns: u64) -> String {
-    String::from_utf8(render(&Inputs { avs, chain: None, health, boot_count, uptime_ns })).expect("UTF-8")
+    String::from_utf8(render(&Inputs { avs, avs_name: "incredible-squaring", health, boot_count, uptime_ns }))
+        .expect("UTF-8")
 }
 
 fn families(text: &str) -> BTreeMap<String, Family> {
@@ -274,25 +273,16 @@ fn value(families: &BTreeMap<String, Family>, family: &str, name: &str, labels: 
         .value
 }
 
-/// A node that signed and sent a few responses and was probed: every family has samples.
+/// A node that signed a few responses and refused one: every family the runtime writes has
+/// samples.
 fn busy_node() -> AvsNode {
     let mut records = MemRecords::default();
     let mut node = crate::avs::tests::node_with_source(Some(&mut records), true);
     node.set_operator(Ok(operator(1))).unwrap();
-    let (probe, _) = node.next_call(0).unwrap();
-    node.call_done(probe, Ok(HttpResponse { status: 405, body: Vec::new() }), 1, 3000);
     for i in 1..=3 {
         node.task(&task_json(i, 2), Some(&mut records), &at(10)).unwrap();
     }
     node.task(&task_json(1, 3), Some(&mut records), &at(10)).unwrap_err();
-    node.task(b"[]", Some(&mut records), &at(10)).unwrap_err();
-    let (id, _) = node.next_call(10).unwrap();
-    let ok = format!("{{\"jsonrpc\":\"2.0\",\"result\":true,\"id\":{id}}}");
-    node.call_done(id, Ok(HttpResponse { status: 200, body: ok.into_bytes() }), 20, 12_000);
-    let (id, _) = node.next_call(20).unwrap();
-    let refused =
-        format!("{{\"jsonrpc\":\"2.0\",\"error\":{{\"code\":1003,\"message\":\"no\"}},\"id\":{id}}}");
-    node.call_done(id, Ok(HttpResponse { status: 200, body: refused.into_bytes() }), 30, 6_000_000);
     node
 }
 
@@ -323,8 +313,6 @@ fn the_eigen_families_follow_the_node_spec() {
         ("eigen_performance_score", "gauge"),
         ("eigen_fees_earned_total", "counter"),
         ("eigen_registered_stakes", "gauge"),
-        ("eigen_rpc_request_total", "counter"),
-        ("eigen_rpc_request_duration_seconds", "histogram"),
     ];
     for (name, kind) in expected {
         assert_eq!(f.get(name).map(|f| f.kind.as_str()), Some(kind), "{name}");
@@ -334,23 +322,6 @@ fn the_eigen_families_follow_the_node_spec() {
     // No chain access: declared, never a made-up value.
     assert!(f["eigen_fees_earned_total"].samples.is_empty());
     assert!(f["eigen_registered_stakes"].samples.is_empty());
-    let rpc = [
-        ("avs_name", "incredible-squaring"),
-        ("method", "process_signed_task_response"),
-        ("client_version", "unknown"),
-    ];
-    assert_eq!(value(&f, "eigen_rpc_request_total", "eigen_rpc_request_total", &rpc), 2.0);
-    let h = "eigen_rpc_request_duration_seconds";
-    assert_eq!(value(&f, h, &format!("{h}_count"), &rpc), 2.0);
-    assert_eq!(value(&f, h, &format!("{h}_sum"), &rpc), 6.012);
-    let bucket = |le: &str| {
-        let mut labels = rpc.to_vec();
-        labels.push(("le", le));
-        value(&f, h, &format!("{h}_bucket"), &labels)
-    };
-    assert_eq!((bucket("0.005"), bucket("5"), bucket("10"), bucket("+Inf")), (0.0, 1.0, 2.0, 2.0));
-    assert_eq!(bucket("0.025"), 1.0, "the 12 ms call");
-
     // Health drives the score.
     for (health, score) in [(Health::PartiallyHealthy, 50.0), (Health::Unhealthy, 0.0)] {
         let f = families(&render_text(&busy_node(), health, None, 0));
@@ -363,24 +334,6 @@ fn the_spacecore_families_count_what_happened() {
     let text = render_text(&busy_node(), Health::Healthy, Some(3), 90_500_000_000);
     let f = families(&text);
     let v = |name: &str, labels: &[(&str, &str)]| value(&f, name, name, labels);
-    assert_eq!(v("spacecore_tasks_received_total", &[]), 5.0);
-    assert_eq!(v("spacecore_tasks_signed_total", &[]), 3.0);
-    for (cause, n) in [
-        ("malformed", 1.0),
-        ("unauthorized", 0.0),
-        ("unanswerable", 0.0),
-        ("slashing_protection", 1.0),
-        ("not_signing", 0.0),
-        ("storage", 0.0),
-    ] {
-        assert_eq!(v("spacecore_tasks_rejected_total", &[("cause", cause)]), n, "{cause}");
-    }
-    assert_eq!(f["spacecore_tasks_rejected_total"].samples.len(), 6);
-    for (outcome, n) in [("accepted", 1.0), ("refused", 1.0), ("undelivered", 0.0), ("dropped", 0.0)] {
-        assert_eq!(v("spacecore_responses_total", &[("outcome", outcome)]), n, "{outcome}");
-    }
-    assert_eq!(v("spacecore_responses_queued", &[]), 1.0);
-    assert_eq!(v("spacecore_aggregator_probes_total", &[]), 1.0);
     assert_eq!(v("spacecore_uptime_seconds", &[]), 90.5);
     assert_eq!(v("spacecore_boots_total", &[]), 3.0);
     let signing = "spacecore_signing_duration_seconds";
@@ -395,15 +348,8 @@ fn without_an_aggregator_or_a_disk_some_families_have_no_samples() {
     let mut records = MemRecords::default();
     let avs = AvsNode::new(Some(&mut records), false);
     let f = families(&render_text(&avs, Health::PartiallyHealthy, None, 0));
-    for name in [
-        "eigen_rpc_request_total",
-        "eigen_rpc_request_duration_seconds",
-        "spacecore_aggregator_probes_total",
-        "spacecore_boots_total",
-    ] {
-        assert!(f[name].samples.is_empty(), "{name}");
-    }
-    assert_eq!(value(&f, "spacecore_responses_queued", "spacecore_responses_queued", &[]), 0.0);
+    assert!(f["spacecore_boots_total"].samples.is_empty());
+    assert!(f["spacecore_signing_duration_seconds"].samples.iter().all(|s| s.value == 0.0));
 }
 
 #[test]
@@ -412,8 +358,6 @@ fn the_output_does_not_grow_with_traffic() {
     let before = render_text(&node, Health::Healthy, Some(1), 0).lines().count();
     for i in 0..10_000u64 {
         node.stats.signing.observe(i * 997_000);
-        node.stats.rpc.observe(i * 3_000_000);
-        node.stats.received += 1;
     }
     let text = render_text(&node, Health::Healthy, Some(1), u64::MAX);
     assert_eq!(text.lines().count(), before);
@@ -422,7 +366,6 @@ fn the_output_does_not_grow_with_traffic() {
 
 #[test]
 fn bucket_bounds_ascend() {
-    assert!(RPC_BUCKETS_NS.windows(2).all(|w| w[0] < w[1]));
     assert!(SIGNING_BUCKETS_NS.windows(2).all(|w| w[0] < w[1]));
 }
 

@@ -1,16 +1,12 @@
-//! The client side of the stack: the node's own calls.
-//!
-//! # Calls to the aggregator
-//! With an aggregator address, [`CALL_SLOTS`] more sockets make the node's own calls
-//! ([`crate::http::calls::Calls`]): each call opens a connection from an ephemeral port, sends one
-//! request (a JSON-RPC `POST /`, or a `GET /` probe), reads one response
-//! ([`crate::http::client`]) and closes. A call that has no complete answer after
-//! [`CALL_TIMEOUT`] is aborted and reported as failed (the caller retries). Each call's duration,
-//! from connecting to its end, is reported with its result.
+//! The client side of the stack: the calls of the image's AVS (`crate::sdk`) to the endpoints
+//! its spec names. Each call opens a connection from an ephemeral port, sends one request, reads
+//! one response ([`crate::http::client`], at most `spacecore_avs::MAX_REPLY` of body) and closes.
+//! A call that has no complete answer after `spacecore_avs::CALL_TIMEOUT_MS` is aborted and
+//! reported as failed.
 
 use super::NetStack;
 use crate::http::calls::{AvsCalls, CallRequest, Calls};
-use crate::http::client::{self, HttpResponse, ResponseReader};
+use crate::http::client::{self, ClientError, HttpResponse, ResponseReader};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
@@ -18,31 +14,15 @@ use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::IpAddress;
 
-/// Calls to the aggregator made at once.
-pub const CALL_SLOTS: usize = 4;
-/// Longest time a call may take, from connecting to the complete answer.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
-/// Receive and send buffer of a call's socket: a request and an answer are well under 1 KiB.
+/// Send buffer of a call's socket: a request goes out as the window allows.
 pub(super) const CALL_BUFFER: usize = 8 * 1024;
-/// Ephemeral ports of calls to the aggregator: the lower half of the IANA dynamic range.
-pub(super) const AGGREGATOR_PORTS: core::ops::RangeInclusive<u16> = 49152..=57343;
-/// Ephemeral ports of calls to the Ethereum node: the upper half.
-pub(super) const ETH_PORTS: core::ops::RangeInclusive<u16> = 57344..=65535;
 
-/// Calls of the image's AVS made at once to each endpoint.
-pub(super) const AVS_SLOTS: usize = 2;
+/// Calls of the image's AVS made at once to each endpoint (the rest wait in its queue).
+pub(super) const AVS_SLOTS: usize = 4;
 /// Ephemeral ports of the AVS's calls: below the dynamic range, a share for each endpoint.
 pub(super) const AVS_PORTS: core::ops::RangeInclusive<u16> = 40960..=49151;
-/// Receive buffer of an AVS call's socket (answers run to 64 KiB and are read as they come).
-pub(super) const AVS_BUFFER: usize = 16 * 1024;
-
-/// Calls to the Ethereum node made at once: the watcher makes one at a time.
-pub const ETH_SLOTS: usize = 1;
-/// Longest time a call to the Ethereum node may take (an `eth_getLogs` over a range of blocks).
-pub const ETH_CALL_TIMEOUT: Duration = Duration::from_secs(10);
-/// Receive buffer of the Ethereum node's socket: its answers run to the watcher's limit
-/// (`crate::chain::rpc::MAX_BODY`, given to [`NetStack::new`]).
-pub(super) const ETH_BUFFER: usize = 64 * 1024;
+/// Receive buffer of an AVS call's socket (answers are read as they come).
+pub(super) const AVS_BUFFER: usize = 64 * 1024;
 
 /// A call in flight.
 pub(super) struct Call {
@@ -54,8 +34,7 @@ pub(super) struct Call {
     pub(super) deadline: Instant,
 }
 
-/// The client side: a server (the aggregator, or the Ethereum node) and the sockets of the calls
-/// to it.
+/// The client side: a server (a named endpoint) and the sockets of the calls to it.
 pub(super) struct Client {
     server: core::net::SocketAddrV4,
     /// `Host` header value.
@@ -110,20 +89,8 @@ impl Client {
 }
 
 impl NetStack {
-    /// Starts the calls to the aggregator that are due and moves the bytes of those in flight;
-    /// returns whether anything happened. Lines worth logging about finished calls are printed.
-    pub fn call(&mut self, now: Instant, calls: &mut dyn Calls) -> bool {
-        let Some(client) = &mut self.client else { return false };
-        drive(client, &mut self.sockets, &mut self.iface, self.stopping, now, calls)
-    }
-
-    /// The same for the calls to the Ethereum node.
-    pub fn call_eth(&mut self, now: Instant, calls: &mut dyn Calls) -> bool {
-        let Some(client) = &mut self.eth else { return false };
-        drive(client, &mut self.sockets, &mut self.iface, self.stopping, now, calls)
-    }
-
-    /// The same for the calls of the image's AVS, to each named endpoint.
+    /// Starts the queued calls of the image's AVS, to each named endpoint, and moves the bytes
+    /// of those in flight; returns whether anything happened.
     pub fn call_avs(&mut self, now: Instant, calls: &mut dyn AvsCalls) -> bool {
         let mut progress = false;
         for (endpoint, client) in &mut self.avs {
@@ -143,10 +110,6 @@ struct EndpointCalls<'a> {
 impl Calls for EndpointCalls<'_> {
     fn next_call(&mut self, _now_ms: u64) -> Option<(u64, CallRequest)> {
         self.inner.next_call(self.endpoint)
-    }
-
-    fn next_due(&self) -> Option<u64> {
-        None
     }
 
     fn call_done(
@@ -193,13 +156,8 @@ fn drive(
                 continue;
             }
             let Some((id, request)) = calls.next_call(now_ms) else { continue };
-            let request = match request {
-                CallRequest::Rpc(body) => client::post_request(&client.host, "/", &body),
-                CallRequest::Probe => client::get_request(&client.host, "/"),
-                CallRequest::Http { method, path, body } => {
-                    client::request(&method, &client.host, &path, body.as_deref())
-                }
-            };
+            let CallRequest { method, path, body } = request;
+            let request = client::request(&method, &client.host, &path, body.as_deref());
             let local = client.next_port;
             let (first, last) = (*client.ports.start(), *client.ports.end());
             client.next_port = if local == last { first } else { local + 1 };
@@ -235,6 +193,7 @@ fn drive(
             result = Some(call.reader.finish());
         }
         let outcome = match result {
+            Some(Err(ClientError::BodyTooLong)) => Err(spacecore_avs::REPLY_TOO_LONG.to_string()),
             Some(r) => r.map_err(|e| alloc::format!("bad answer from {}: {e:?}", client.what)),
             None if !socket.is_open() => Err("connection refused or reset".to_string()),
             None if now >= call.deadline => Err("no answer in time".to_string()),

@@ -1,9 +1,9 @@
 //! The TCP/IP stack (`smoltcp`) on the virtio network device: one interface and one socket set,
-//! shared by the HTTP server ([`server`]: the node API, the metrics, task intake) and the node's
-//! own calls ([`calls`]: to the aggregator, the Ethereum node and the AVS's named endpoints).
+//! shared by the HTTP server ([`server`]: the node API, the metrics, the AVS's routes) and the
+//! AVS's calls ([`calls`]: to the endpoints its spec names).
 //!
-//! [`NetStack::poll`] takes frames in and serves the connections, [`NetStack::call`] and its
-//! siblings make the calls, and [`NetStack::delay`] says how long the main loop may wait. The
+//! [`NetStack::poll`] takes frames in and serves the connections, [`NetStack::call_avs`] makes
+//! the calls, and [`NetStack::delay`] says how long the main loop may wait. The
 //! stack knows nothing of what the requests and calls mean: the server hands requests to a
 //! [`Handler`], and the calls come from the traits of [`crate::http::calls`].
 
@@ -11,15 +11,11 @@ mod calls;
 mod server;
 
 use crate::cmdline::NetConfig;
-use crate::http::client;
 use crate::http::deadline::Timer;
 use crate::http::{Conn, Handler};
 use crate::virtio::net::NetDevice;
 use alloc::vec::Vec;
-use calls::{
-    AGGREGATOR_PORTS, AVS_BUFFER, AVS_PORTS, AVS_SLOTS, CALL_BUFFER, CALL_SLOTS, CALL_TIMEOUT, Client,
-    ETH_BUFFER, ETH_CALL_TIMEOUT, ETH_PORTS, ETH_SLOTS,
-};
+use calls::{AVS_BUFFER, AVS_PORTS, AVS_SLOTS, CALL_BUFFER, Client};
 pub use server::{MAX_CONNECTIONS, SOCKET_BUFFER};
 use server::{Slot, TCP_TIMEOUT};
 use smoltcp::iface::{Config, Interface, PollIngressSingleResult, PollResult, SocketSet};
@@ -42,8 +38,6 @@ pub struct NetStack {
     evicted: u64,
     /// Connections served so far (the next one's `Slot::arrival`).
     arrivals: u64,
-    client: Option<Client>,
-    eth: Option<Client>,
     /// The image's AVS's clients, one per named endpoint (`crate::sdk`).
     avs: Vec<(&'static str, Client)>,
 }
@@ -51,17 +45,13 @@ pub struct NetStack {
 impl NetStack {
     /// Brings the interface up with `config` and listens on `port` with `connections` sockets
     /// (clamped to 1..=[`MAX_CONNECTIONS`]); `seed` seeds TCP initial sequence numbers and the
-    /// first ephemeral port. With an `aggregator`, calls to it can be made ([`NetStack::call`]);
-    /// with an `eth_rpc` endpoint, calls to the Ethereum node ([`NetStack::call_eth`]), whose
-    /// answers may run to the body limit that comes with it.
-    #[expect(clippy::too_many_arguments, reason = "each is one property of the stack")]
+    /// first ephemeral port. The AVS's calls go to the named `endpoints`
+    /// ([`NetStack::call_avs`]).
     pub fn new(
         mut dev: NetDevice,
         config: &NetConfig,
         port: u16,
         connections: usize,
-        aggregator: Option<core::net::SocketAddrV4>,
-        eth_rpc: Option<(core::net::SocketAddrV4, usize)>,
         endpoints: &[(&'static str, core::net::SocketAddrV4)],
         seed: u64,
         now: Instant,
@@ -92,36 +82,6 @@ impl NetStack {
                 Slot { handle: sockets.add(socket), conn: None, timer: Timer::new(millis(now)), arrival: 0 }
             })
             .collect();
-        // The two clients take their ephemeral ports from the two halves of the range, so their
-        // connections never share a port.
-        let client = aggregator.map(|server| {
-            let limits = (client::MAX_RESPONSE_BODY, CALL_TIMEOUT);
-            let buffers = (CALL_BUFFER, CALL_BUFFER);
-            Client::new(
-                &mut sockets,
-                server,
-                CALL_SLOTS,
-                buffers,
-                AGGREGATOR_PORTS,
-                seed,
-                limits,
-                "the aggregator",
-            )
-        });
-        let eth = eth_rpc.map(|(server, max_body)| {
-            let limits = (max_body, ETH_CALL_TIMEOUT);
-            let buffers = (ETH_BUFFER, CALL_BUFFER);
-            Client::new(
-                &mut sockets,
-                server,
-                ETH_SLOTS,
-                buffers,
-                ETH_PORTS,
-                seed,
-                limits,
-                "the Ethereum node",
-            )
-        });
         // The AVS's clients, a share of AVS_PORTS each.
         let share = (AVS_PORTS.end() - AVS_PORTS.start()) / endpoints.len().max(1) as u16;
         let avs = endpoints
@@ -130,7 +90,7 @@ impl NetStack {
             .map(|(i, &(name, server))| {
                 let first = AVS_PORTS.start() + i as u16 * share;
                 let limits =
-                    (spacecore_avs::MAX_CALL_BODY, Duration::from_millis(spacecore_avs::CALL_TIMEOUT_MS));
+                    (spacecore_avs::MAX_REPLY, Duration::from_millis(spacecore_avs::CALL_TIMEOUT_MS));
                 let buffers = (AVS_BUFFER, CALL_BUFFER);
                 let client = Client::new(
                     &mut sockets,
@@ -145,19 +105,7 @@ impl NetStack {
                 (name, client)
             })
             .collect();
-        NetStack {
-            iface,
-            dev,
-            sockets,
-            slots,
-            port,
-            stopping: false,
-            evicted: 0,
-            arrivals: 0,
-            client,
-            eth,
-            avs,
-        }
+        NetStack { iface, dev, sockets, slots, port, stopping: false, evicted: 0, arrivals: 0, avs }
     }
 
     /// Connections the server can hold.
@@ -217,14 +165,8 @@ impl NetStack {
     }
 
     /// How long nothing needs doing unless a frame arrives; `None`: until a frame arrives.
-    /// `next_call`: when the next queued call to the aggregator is due, if any; `next_eth`: the
-    /// next call to the Ethereum node.
-    pub fn delay(
-        &mut self,
-        now: Instant,
-        next_call: Option<Instant>,
-        next_eth: Option<Instant>,
-    ) -> Option<Duration> {
+    /// `next_avs`: when the AVS's timer is due, if it is.
+    pub fn delay(&mut self, now: Instant, next_avs: Option<Instant>) -> Option<Duration> {
         let until = |at: Instant| if at > now { at - now } else { Duration::ZERO };
         let timers = self.iface.poll_delay(now, &self.sockets);
         let idle = self
@@ -232,12 +174,9 @@ impl NetStack {
             .iter()
             .filter(|s| s.conn.is_some())
             .map(|s| until(Instant::from_millis(s.timer.deadline().min(i64::MAX as u64) as i64)));
-        let clients = self.client.iter().chain(self.eth.iter()).chain(self.avs.iter().map(|(_, c)| c));
-        let calls = clients.flat_map(|c| c.slots.iter().filter_map(|(_, call)| call.as_ref()));
+        let calls = self.avs.iter().flat_map(|(_, c)| c.slots.iter().filter_map(|(_, call)| call.as_ref()));
         let deadlines = calls.map(|call| until(call.deadline));
-        let next_call = next_call.filter(|_| self.client.is_some()).map(until);
-        let next_eth = next_eth.filter(|_| self.eth.is_some()).map(until);
-        timers.into_iter().chain(idle).chain(deadlines).chain(next_call).chain(next_eth).min()
+        timers.into_iter().chain(idle).chain(deadlines).chain(next_avs.map(until)).min()
     }
 
     /// Stops accepting connections and ends every connection once its answers are sent.

@@ -1,21 +1,72 @@
 //! The signed responses on their way to the aggregator ([`Outbox`]): one call each, retried
 //! with backoff while the aggregator may still accept them, and the probe that tells whether the
-//! aggregator answers at all ([`Reach`]). The node makes its calls through [`Calls`], which the
-//! network side drives.
+//! aggregator answers at all ([`Reach`]). [`Aggregator`] says which call is due; the AVS makes
+//! it with `Node::call` and reports how it ended.
 
-use super::AvsNode;
+use super::Stats;
 use super::rpc::{self, Outcome};
-use crate::http::calls::{CallRequest, Calls};
-use crate::http::client::HttpResponse;
-use crate::status::Status;
 use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use avs_protocol::SignedTaskResponse;
+use spacecore_avs::{Health, Reply};
 
-impl Calls for AvsNode {
-    fn next_call(&mut self, now_ms: u64) -> Option<(u64, CallRequest)> {
+/// What a call to the aggregator sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    /// A JSON-RPC call: this body, in a `POST /`.
+    Rpc(Vec<u8>),
+    /// A probe: `GET /`, to learn whether the aggregator answers at all.
+    Probe,
+}
+
+/// The aggregator, as the AVS sees it: the responses to send and whether it answers. The
+/// default sends nothing (no aggregator).
+#[derive(Debug)]
+pub struct Aggregator {
+    pub(crate) outbox: Outbox,
+    pub(crate) reach: Reach,
+}
+
+impl Default for Aggregator {
+    fn default() -> Self {
+        Aggregator::new(false)
+    }
+}
+
+impl Aggregator {
+    /// `sends`: whether the spec names an aggregator at all.
+    pub fn new(sends: bool) -> Self {
+        Aggregator { outbox: Outbox::new(sends), reach: Reach::default() }
+    }
+
+    /// Whether signed responses go to an aggregator.
+    pub fn sends(&self) -> bool {
+        self.outbox.sends
+    }
+
+    /// The `aggregator` service, if responses go to one: initializing until a call or probe
+    /// finishes, then up if the last one got an HTTP answer, down if it did not.
+    pub fn status(&self) -> Option<Health> {
+        self.outbox.sends.then_some(self.reach.status)
+    }
+
+    /// Signed responses waiting to be sent or in flight.
+    pub fn queued(&self) -> usize {
+        self.outbox.queue.len()
+    }
+
+    /// Queues `signed` (at `now_ms`), counting it in `stats` if the queue was full.
+    pub fn push(&mut self, signed: SignedTaskResponse, now_ms: u64, stats: &mut Stats) {
+        if self.outbox.push(signed, now_ms) {
+            stats.dropped = stats.dropped.saturating_add(1);
+        }
+    }
+
+    /// The next call due at `now_ms`: its id and what it sends. It is in flight until
+    /// [`Aggregator::call_done`] reports on it.
+    pub fn next_call(&mut self, now_ms: u64, stats: &mut Stats) -> Option<(u64, Call)> {
         if !self.outbox.sends {
             return None;
         }
@@ -23,13 +74,15 @@ impl Calls for AvsNode {
             let id = self.outbox.new_id();
             self.reach.probe = Some(id);
             self.reach.last_probe_ms = Some(now_ms);
-            self.stats.probes = self.stats.probes.saturating_add(1);
-            return Some((id, CallRequest::Probe));
+            stats.probes = stats.probes.saturating_add(1);
+            return Some((id, Call::Probe));
         }
-        self.outbox.next_call(now_ms).map(|(id, body)| (id, CallRequest::Rpc(body)))
+        self.outbox.next_call(now_ms).map(|(id, body)| (id, Call::Rpc(body)))
     }
 
-    fn next_due(&self) -> Option<u64> {
+    /// When the next call (a queued response or a probe) becomes due, if any (calls in flight
+    /// excluded).
+    pub fn next_due(&self) -> Option<u64> {
         if !self.outbox.sends {
             return None;
         }
@@ -39,12 +92,15 @@ impl Calls for AvsNode {
         }
     }
 
-    fn call_done(
+    /// The result of call `id`, which took `elapsed_us`: the answer, or why there is none.
+    /// Returns a line worth logging, if any.
+    pub fn call_done(
         &mut self,
         id: u64,
-        result: Result<HttpResponse, String>,
+        result: Result<Reply, String>,
         now_ms: u64,
         elapsed_us: u64,
+        stats: &mut Stats,
     ) -> Option<String> {
         let answered = result.is_ok();
         if self.reach.probe == Some(id) {
@@ -54,11 +110,11 @@ impl Calls for AvsNode {
         }
         let (done, line) = self.outbox.done(id, result, now_ms)?;
         self.reach.settle(answered, now_ms);
-        self.stats.rpc.observe(elapsed_us.saturating_mul(1000));
+        stats.rpc.observe(elapsed_us.saturating_mul(1000));
         let counter = match done {
-            Some(Done::Accepted) => &mut self.stats.accepted,
-            Some(Done::Refused) => &mut self.stats.refused,
-            Some(Done::Undelivered) => &mut self.stats.undelivered,
+            Some(Done::Accepted) => &mut stats.accepted,
+            Some(Done::Refused) => &mut stats.refused,
+            Some(Done::Undelivered) => &mut stats.undelivered,
             None => return line,
         };
         *counter = counter.saturating_add(1);
@@ -72,8 +128,8 @@ pub const PROBE_INTERVAL_MS: u64 = 5000;
 
 /// What the node knows of the aggregator's reachability.
 #[derive(Debug)]
-pub(super) struct Reach {
-    pub(super) status: Status,
+pub(crate) struct Reach {
+    pub(crate) status: Health,
     /// When a call or probe last got an HTTP answer.
     last_answer_ms: Option<u64>,
     /// When the last probe started.
@@ -84,7 +140,7 @@ pub(super) struct Reach {
 
 impl Default for Reach {
     fn default() -> Self {
-        Reach { status: Status::Initializing, last_answer_ms: None, last_probe_ms: None, probe: None }
+        Reach { status: Health::Initializing, last_answer_ms: None, last_probe_ms: None, probe: None }
     }
 }
 
@@ -102,10 +158,10 @@ impl Reach {
     /// A call or probe finished: `answered` if an HTTP answer came.
     fn settle(&mut self, answered: bool, now_ms: u64) {
         if answered {
-            self.status = Status::Up;
+            self.status = Health::Up;
             self.last_answer_ms = Some(now_ms);
         } else {
-            self.status = Status::Down;
+            self.status = Health::Down;
         }
     }
 }
@@ -121,31 +177,31 @@ pub const MAX_BACKOFF_MS: u64 = 3200;
 
 /// A signed response on its way to the aggregator.
 #[derive(Debug)]
-pub(super) struct Pending {
-    pub(super) signed: SignedTaskResponse,
+pub(crate) struct Pending {
+    pub(crate) signed: SignedTaskResponse,
     attempts: u32,
-    pub(super) due_ms: u64,
+    pub(crate) due_ms: u64,
     /// The id of the call carrying it, while one is in flight.
     call: Option<u64>,
 }
 
 /// Signed responses to send, with their retries.
 #[derive(Debug)]
-pub(super) struct Outbox {
+pub(crate) struct Outbox {
     /// Whether there is an aggregator to send to at all.
-    pub(super) sends: bool,
-    pub(super) queue: VecDeque<Pending>,
+    pub(crate) sends: bool,
+    pub(crate) queue: VecDeque<Pending>,
     next_id: u64,
 }
 
 impl Outbox {
-    pub(super) fn new(sends: bool) -> Self {
+    pub(crate) fn new(sends: bool) -> Self {
         Outbox { sends, queue: VecDeque::new(), next_id: 1 }
     }
 
     /// Queues `signed` unless it is queued already; returns whether the oldest response was
     /// dropped to make room.
-    pub(super) fn push(&mut self, signed: SignedTaskResponse, now_ms: u64) -> bool {
+    pub(crate) fn push(&mut self, signed: SignedTaskResponse, now_ms: u64) -> bool {
         let index = signed.task_response.reference_task_index;
         if !self.sends || self.queue.iter().any(|p| p.signed.task_response.reference_task_index == index) {
             return false;
@@ -174,7 +230,7 @@ impl Outbox {
         Some((id, rpc::rpc_body(id, &pending.signed)))
     }
 
-    pub(super) fn next_due(&self) -> Option<u64> {
+    pub(crate) fn next_due(&self) -> Option<u64> {
         self.queue.iter().filter(|p| p.call.is_none()).map(|p| p.due_ms).min()
     }
 
@@ -183,7 +239,7 @@ impl Outbox {
     fn done(
         &mut self,
         id: u64,
-        result: Result<HttpResponse, String>,
+        result: Result<Reply, String>,
         now_ms: u64,
     ) -> Option<(Option<Done>, Option<String>)> {
         let at = self.queue.iter().position(|p| p.call == Some(id))?;
@@ -207,14 +263,10 @@ impl Outbox {
         }
         self.queue.remove(at);
         Some(if retry {
-            let line =
-                format!("avs: task {index}: response not delivered after {MAX_ATTEMPTS} attempts: {why}");
+            let line = format!("task {index}: response not delivered after {MAX_ATTEMPTS} attempts: {why}");
             (Some(Done::Undelivered), Some(line))
         } else {
-            (
-                Some(Done::Refused),
-                Some(format!("avs: task {index}: response refused by the aggregator: {why}")),
-            )
+            (Some(Done::Refused), Some(format!("task {index}: response refused by the aggregator: {why}")))
         })
     }
 }

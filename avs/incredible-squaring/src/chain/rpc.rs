@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 use serde::Deserialize;
 
 /// Longest answer body the watcher accepts (an `eth_getLogs` answer over a range of blocks).
-pub const MAX_BODY: usize = 1024 * 1024;
+pub const MAX_BODY: usize = spacecore_avs::MAX_REPLY;
 /// Most logs one `eth_getLogs` answer may hold.
 pub const MAX_LOGS: usize = 4096;
 /// Most topics a log has (the EVM's `LOG4`).

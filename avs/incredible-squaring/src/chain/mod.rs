@@ -1,10 +1,10 @@
 //! The chain watcher: reads the AVS's tasks from an Ethereum node (JSON-RPC over HTTP), the
-//! `NewTaskCreated` logs of the configured TaskManager, and hands each task to the node's signing
+//! `NewTaskCreated` logs of the configured TaskManager, and hands each task to the AVS's signing
 //! path (the same as `POST /task`: compute, slashing protection, sign, queue for the aggregator).
 //!
 //! # A poll
-//! Every [`POLL_INTERVAL_MS`] (the node's timed wait, no busy loop), one call at a time over the
-//! network side's connection to the endpoint (see `crate::netstack`):
+//! Every [`POLL_INTERVAL_MS`] (the AVS's timer, no busy loop), one call at a time to the spec's
+//! `eth_rpc` endpoint (`Node::call`):
 //! 1. `eth_chainId`, once per boot (a cursor of another chain or TaskManager is not used);
 //! 2. `eth_blockNumber`: the head. Only blocks with at least `confirmations` blocks on top are
 //!    processed: up to `head - confirmations`;
@@ -23,7 +23,7 @@
 //!    the range is read again later. An answer too large for [`rpc::MAX_BODY`] halves the range;
 //! 6. the range's tasks are signed in block and log order through the node
 //!    ([`Watcher::settle`]), then the cursor (the range's last block and hash) is written to the
-//!    disk. A crash before the write reads the range again: repeats get the identical signature
+//!    disk, as the AVS's record (`Node::save`). A crash before the write reads the range again: repeats get the identical signature
 //!    from the signing history, nothing is missed. Ranges follow each other at once until the
 //!    confirmed block is reached.
 //!
@@ -38,17 +38,14 @@ pub mod cursor;
 pub mod event;
 pub mod rpc;
 
-use crate::avs::{AvsNode, Records, TaskError};
-use crate::http::calls::{CallRequest, Calls};
-use crate::http::client::HttpResponse;
-use crate::status::Status;
+use crate::TaskError;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use avs_protocol::NewTask;
 use cursor::Cursor;
 use rpc::RpcError;
-use spacecore_store::RecordKey;
+use spacecore_avs::{Health as Status, Node, REPLY_TOO_LONG, Reply, StoreError};
 
 /// Time between two polls of the head once caught up.
 pub const POLL_INTERVAL_MS: u64 = 1000;
@@ -64,8 +61,6 @@ pub const REWIND: u64 = 64;
 pub const DEFAULT_CONFIRMATIONS: u32 = 2;
 /// Most confirmations accepted.
 pub const MAX_CONFIRMATIONS: u32 = 10_000;
-/// What the network side's error says when an answer is longer than [`rpc::MAX_BODY`].
-pub const TOO_LONG: &str = "BodyTooLong";
 
 /// What the watcher reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,9 +156,9 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    /// A watcher of `config`, with the cursor read from `records` (none: the node has no disk,
-    /// and the watcher stays down).
-    pub fn new(config: Config, records: Option<&mut dyn Records>) -> Self {
+    /// A watcher of `config`, with the cursor as the AVS's record holds it (`Node::load`; no
+    /// disk: the watcher stays down).
+    pub fn new(config: Config, saved: Result<Option<Vec<u8>>, StoreError>) -> Self {
         let mut watcher = Watcher {
             config,
             chain_id: None,
@@ -183,11 +178,13 @@ impl Watcher {
             reason: "no answer from the Ethereum node yet".into(),
             stats: ChainStats::default(),
         };
-        match records.map(|r| r.get(RecordKey::ChainCursor)) {
-            None => watcher.broken = Some("no disk: the chain cursor has nowhere to live".into()),
-            Some(Err(e)) => watcher.broken = Some(format!("cannot read the chain cursor: {e}")),
-            Some(Ok(None)) => {}
-            Some(Ok(Some(bytes))) => match Cursor::decode(&bytes) {
+        match saved {
+            Err(StoreError::NoDisk) => {
+                watcher.broken = Some("no disk: the chain cursor has nowhere to live".into())
+            }
+            Err(e) => watcher.broken = Some(format!("cannot read the chain cursor: {e}")),
+            Ok(None) => {}
+            Ok(Some(bytes)) => match Cursor::decode(&bytes) {
                 Ok(cursor) => watcher.cursor = Some(cursor),
                 Err(why) => watcher.broken = Some(format!("{why}: not reading tasks")),
             },
@@ -383,24 +380,23 @@ impl Watcher {
         Ok(line)
     }
 
-    /// Does what needs the node and the disk: signs the tasks read and writes the cursor.
-    /// `now` reads the clock in ns since boot. Returns console lines.
+    /// Does what needs the node and the disk: signs the tasks read (`sign`: the AVS's signing
+    /// path) and writes the cursor. Returns console lines.
     pub fn settle(
         &mut self,
-        avs: &mut AvsNode,
-        mut records: Option<&mut dyn Records>,
-        now: &dyn Fn() -> u64,
+        node: &mut dyn Node,
+        sign: &mut dyn FnMut(&mut dyn Node, &NewTask) -> Result<(), TaskError>,
     ) -> Vec<String> {
-        self.signer_ready = avs.signer_status() == Status::Up;
+        self.signer_ready = node.operator().is_some();
         let mut lines = Vec::new();
-        let now_ms = now() / 1_000_000;
+        let now_ms = node.now_ms();
         if now_ms < self.due_ms {
             // A retry after a failure waits its backoff.
             return lines;
         }
         match core::mem::replace(&mut self.pending, Pending::None) {
             Pending::None => {}
-            Pending::Cursor(cursor) => match self.write(records, &cursor) {
+            Pending::Cursor(cursor) => match self.write(node, &cursor) {
                 Ok(()) => {
                     self.verified = true;
                     self.next_step(now_ms);
@@ -412,7 +408,7 @@ impl Watcher {
             },
             Pending::Batch(mut batch) => {
                 while let Some((block, task)) = batch.tasks.get(batch.done) {
-                    match avs.chain_task(task, records.as_mut().map(|r| &mut **r as &mut dyn Records), now) {
+                    match sign(&mut *node, task) {
                         Ok(_) => {}
                         Err(e @ (TaskError::Refused(_) | TaskError::Unanswerable(_))) => {
                             lines.push(format!(
@@ -447,7 +443,7 @@ impl Watcher {
                     hash: batch.hash,
                 };
                 let before = self.cursor.map_or(batch.to, |c| c.block);
-                match self.write(records, &cursor) {
+                match self.write(node, &cursor) {
                     Ok(()) => {
                         self.stats.blocks_processed =
                             self.stats.blocks_processed.saturating_add(batch.to.saturating_sub(before));
@@ -466,11 +462,8 @@ impl Watcher {
         lines
     }
 
-    fn write(&mut self, records: Option<&mut dyn Records>, cursor: &Cursor) -> Result<(), String> {
-        let records = records.ok_or_else(|| String::from("no disk for the chain cursor"))?;
-        records
-            .put(RecordKey::ChainCursor, &cursor.encode())
-            .map_err(|e| format!("cannot record the chain cursor: {e}"))?;
+    fn write(&mut self, node: &mut dyn Node, cursor: &Cursor) -> Result<(), String> {
+        node.save(&cursor.encode()).map_err(|e| format!("cannot record the chain cursor: {e}"))?;
         self.cursor = Some(*cursor);
         Ok(())
     }
@@ -481,8 +474,10 @@ impl Watcher {
     }
 }
 
-impl Calls for Watcher {
-    fn next_call(&mut self, now_ms: u64) -> Option<(u64, CallRequest)> {
+impl Watcher {
+    /// The next JSON-RPC call due at `now_ms`: its id and body (a `POST /` to `eth_rpc`). It is
+    /// in flight until [`Watcher::call_done`] reports on it.
+    pub fn next_call(&mut self, now_ms: u64) -> Option<(u64, Vec<u8>)> {
         if self.broken.is_some() || self.in_flight.is_some() || self.has_pending() || now_ms < self.due_ms {
             return None;
         }
@@ -506,22 +501,18 @@ impl Calls for Watcher {
             Step::Logs { from, to, .. } => rpc::get_logs(id, &tm, &event::TOPIC0, from, to),
         };
         self.in_flight = Some((id, step));
-        Some((id, CallRequest::Rpc(body)))
+        Some((id, body))
     }
 
     /// When the next call, or the retry of work held back (tasks that could not be signed yet,
     /// a cursor that could not be written), is due.
-    fn next_due(&self) -> Option<u64> {
+    pub fn next_due(&self) -> Option<u64> {
         (self.broken.is_none() && self.in_flight.is_none()).then_some(self.due_ms)
     }
 
-    fn call_done(
-        &mut self,
-        id: u64,
-        result: Result<HttpResponse, String>,
-        now_ms: u64,
-        _elapsed_us: u64,
-    ) -> Option<String> {
+    /// The result of call `id`: the answer, or why there is none. Returns a line worth logging,
+    /// if any.
+    pub fn call_done(&mut self, id: u64, result: Result<Reply, String>, now_ms: u64) -> Option<String> {
         let (expected, step) = self.in_flight?;
         if expected != id {
             return None;
@@ -533,7 +524,7 @@ impl Calls for Watcher {
             Ok(response) => {
                 return self.fail(format!("the Ethereum node answered HTTP {}", response.status), now_ms);
             }
-            Err(why) if why.contains(TOO_LONG) => {
+            Err(why) if why == REPLY_TOO_LONG => {
                 if let Step::Logs { from, .. } = step
                     && self.range > 1
                 {

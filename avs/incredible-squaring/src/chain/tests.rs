@@ -1,5 +1,8 @@
 use super::*;
-use crate::avs::tests::{MemRecords, operator};
+use crate::outbox::Aggregator;
+use crate::tests::TestNode;
+use crate::{IncredibleSquaringAvs, Stats};
+use alloc::collections::BTreeMap;
 use alloc::string::ToString;
 use alloc::vec;
 use alloy_sol_types::SolEvent;
@@ -192,7 +195,7 @@ fn logs_are_read_strictly() {
     let answer =
         |logs: &[String]| alloc::format!(r#"{{"jsonrpc":"2.0","id":9,"result":[{}]}}"#, logs.join(","));
     let good = log_json(&address, &[TOPIC0_HEX], "\"0x5\"");
-    let logs = rpc::read_logs(answer(&[good.clone()]).as_bytes(), 9, 5, 6).unwrap();
+    let logs = rpc::read_logs(answer(core::slice::from_ref(&good)).as_bytes(), 9, 5, 6).unwrap();
     assert_eq!((logs[0].block, logs[0].address, logs[0].topics[0]), (5, [0xab; 20], event::TOPIC0));
     for bad in [
         log_json(&address, &[TOPIC0_HEX], "\"0x4\""),
@@ -202,7 +205,7 @@ fn logs_are_read_strictly() {
         log_json("0xabab", &[TOPIC0_HEX], "\"0x5\""),
         log_json(&address, &["0x1234"], "\"0x5\""),
     ] {
-        assert!(rpc::read_logs(answer(&[bad.clone()]).as_bytes(), 9, 5, 6).is_err(), "{bad}");
+        assert!(rpc::read_logs(answer(core::slice::from_ref(&bad)).as_bytes(), 9, 5, 6).is_err(), "{bad}");
     }
     let many = vec![good; rpc::MAX_LOGS + 1];
     assert!(rpc::read_logs(answer(&many).as_bytes(), 9, 5, 6).is_err());
@@ -289,7 +292,7 @@ impl FakeNode {
         }
     }
 
-    fn answer(&mut self, body: &[u8]) -> Result<HttpResponse, String> {
+    fn answer(&mut self, body: &[u8]) -> Result<Reply, String> {
         if self.down {
             return Err("connection refused or reset".into());
         }
@@ -297,7 +300,7 @@ impl FakeNode {
         let (id, method) = (request["id"].as_u64().unwrap(), request["method"].as_str().unwrap().to_string());
         self.methods.push(method.clone());
         if self.garbage {
-            return Ok(HttpResponse {
+            return Ok(Reply {
                 status: 200,
                 body: b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":[1,2]".to_vec(),
             });
@@ -338,63 +341,77 @@ impl FakeNode {
                 }
                 let body = alloc::format!("[{}]", logs.join(","));
                 if body.len() > self.max_body {
-                    return Err(alloc::format!("bad answer from the Ethereum node: {TOO_LONG}"));
+                    return Err(REPLY_TOO_LONG.into());
                 }
                 body
             }
             other => panic!("unexpected method {other}"),
         };
         let body = alloc::format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#);
-        Ok(HttpResponse { status: 200, body: body.into_bytes() })
+        Ok(Reply { status: 200, body: body.into_bytes() })
     }
 }
 
-/// Records whose chain cursor cannot be written (the rest can).
-struct CursorLost<'a>(&'a mut MemRecords);
-
-impl Records for CursorLost<'_> {
-    fn get(&mut self, key: RecordKey) -> Result<Option<Vec<u8>>, String> {
-        self.0.get(key)
-    }
-
-    fn put(&mut self, key: RecordKey, value: &[u8]) -> Result<(), String> {
-        if key == RecordKey::ChainCursor {
-            return Err("power cut".into());
-        }
-        self.0.put(key, value)
-    }
+/// A node's disk: the AVS's record (the chain cursor) and the signing history.
+#[derive(Debug, Default, Clone)]
+struct MemRecords {
+    cursor: Option<Vec<u8>>,
+    signed: BTreeMap<u32, [u8; 32]>,
+    /// Every write fails.
+    fail: bool,
+    /// The cursor cannot be written (the signing history can).
+    cursor_lost: bool,
 }
 
-/// A node: its AVS side, its watcher and its disk.
+/// A node: its aggregator queue and counters, its watcher and its key.
 struct Node {
-    avs: AvsNode,
+    aggregator: Aggregator,
+    stats: Stats,
     watcher: Watcher,
+    key: Option<u8>,
     now_ms: u64,
 }
 
 impl Node {
     fn boot(records: &mut MemRecords, confirmations: u32) -> Node {
-        let mut avs = AvsNode::new(Some(records), true);
-        avs.set_operator(Ok(operator(1))).unwrap();
-        let watcher = Watcher::new(Config { task_manager: TM, confirmations }, Some(records));
-        Node { avs, watcher, now_ms: 0 }
+        let watcher = Watcher::new(Config { task_manager: TM, confirmations }, Ok(records.cursor.clone()));
+        let key = Some(1);
+        Node { aggregator: Aggregator::new(true), stats: Stats::default(), watcher, key, now_ms: 0 }
+    }
+
+    /// The SDK's node over `records` at the current time.
+    fn sdk_node(&self, records: &MemRecords) -> TestNode {
+        let mut node = TestNode::new(&["eth_rpc"]);
+        node.key = self.key;
+        node.inner.record = records.cursor.clone();
+        node.inner.signed = records.signed.clone();
+        node.inner.now_ms = self.now_ms;
+        node.fail_history = records.fail;
+        if records.fail || records.cursor_lost {
+            node.inner.fail_saves = Some(StoreError::Io("power cut".into()));
+        }
+        node
     }
 
     /// Runs the watcher for `ms` of simulated time against `chain`.
     fn run(&mut self, chain: &mut FakeNode, records: &mut MemRecords, ms: u64) -> Vec<String> {
-        self.run_with(chain, records, ms)
-    }
-
-    fn run_with(&mut self, chain: &mut FakeNode, records: &mut dyn Records, ms: u64) -> Vec<String> {
         let end = self.now_ms + ms;
         let mut lines = Vec::new();
         while self.now_ms < end {
             let now = self.now_ms;
-            lines.extend(self.watcher.settle(&mut self.avs, Some(records), &|| now * 1_000_000));
-            if let Some((id, request)) = self.watcher.next_call(now) {
-                let CallRequest::Rpc(body) = request else { panic!("the watcher probes nothing") };
+            let mut node = self.sdk_node(records);
+            let (aggregator, stats) = (&mut self.aggregator, &mut self.stats);
+            let mut sign = |node: &mut dyn spacecore_avs::Node, task: &NewTask| {
+                let result = crate::sign(node, task, aggregator, stats);
+                crate::count(stats, &result);
+                result.map(|_| ())
+            };
+            lines.extend(self.watcher.settle(&mut node, &mut sign));
+            records.cursor = node.inner.record.clone();
+            records.signed = node.inner.signed.clone();
+            if let Some((id, body)) = self.watcher.next_call(now) {
                 let answer = chain.answer(&body);
-                lines.extend(self.watcher.call_done(id, answer, now + 1, 100));
+                lines.extend(self.watcher.call_done(id, answer, now + 1));
                 self.now_ms += 1;
             } else {
                 // The node's wait: until the watcher's next due time (a call or a retry).
@@ -404,11 +421,11 @@ impl Node {
         }
         lines
     }
+}
 
-    /// The task indices signed (in the signing history), and the queued responses.
-    fn signed(&self) -> Vec<u32> {
-        (0..1000).filter(|i| self.avs.history().digest(*i).is_some()).collect()
-    }
+/// The task indices signed (in the signing history).
+fn signed(records: &MemRecords) -> Vec<u32> {
+    records.signed.keys().copied().collect()
 }
 
 #[test]
@@ -420,7 +437,7 @@ fn tasks_are_signed_once_confirmed_and_the_cursor_follows() {
     // First contact: the cursor is the confirmed head (9 - 2), recorded on the disk.
     assert_eq!(node.watcher.status(), Status::Up);
     assert_eq!(node.watcher.cursor().map(|c| c.block), Some(7));
-    assert_eq!(Cursor::decode(&records.values[&RecordKey::ChainCursor.number()]).unwrap().block, 7);
+    assert_eq!(Cursor::decode(records.cursor.as_ref().unwrap()).unwrap().block, 7);
     // A task in block 10, with a log of another contract and one of another event in it.
     let mut other_event = task_log(99, 5);
     other_event.topics[0] = [0x77; 32];
@@ -428,22 +445,22 @@ fn tasks_are_signed_once_confirmed_and_the_cursor_follows() {
     other_contract.address = OTHER;
     chain.mine(vec![other_contract, task_log(1, 3), other_event]);
     node.run(&mut chain, &mut records, 3000);
-    assert_eq!(node.signed(), Vec::<u32>::new(), "block 10 has no confirmations yet");
+    assert_eq!(signed(&records), Vec::<u32>::new(), "block 10 has no confirmations yet");
     chain.mine(vec![]);
     node.run(&mut chain, &mut records, 3000);
-    assert_eq!(node.signed(), Vec::<u32>::new(), "one confirmation of two");
+    assert_eq!(signed(&records), Vec::<u32>::new(), "one confirmation of two");
     chain.mine(vec![task_log(2, 4)]);
     node.run(&mut chain, &mut records, 3000);
-    assert_eq!(node.signed(), vec![1], "block 10 has two blocks on top");
+    assert_eq!(signed(&records), vec![1], "block 10 has two blocks on top");
     assert_eq!(node.watcher.stats.ignored_logs, 2);
     assert_eq!(node.watcher.stats.tasks, 1);
-    assert_eq!(node.avs.queued(), 1, "queued for the aggregator");
+    assert_eq!(node.aggregator.queued(), 1, "queued for the aggregator");
     assert_eq!(node.watcher.cursor().map(|c| c.block), Some(10));
     chain.mine(vec![]);
     chain.mine(vec![]);
     node.run(&mut chain, &mut records, 3000);
-    assert_eq!(node.signed(), vec![1, 2]);
-    assert_eq!(node.avs.stats.signed, 2);
+    assert_eq!(signed(&records), vec![1, 2]);
+    assert_eq!(node.stats.signed, 2);
     assert_eq!(node.watcher.stats.blocks_processed, 5);
     // Idle: one eth_blockNumber per poll, nothing else.
     let before = chain.methods.len();
@@ -463,8 +480,8 @@ fn a_restart_neither_misses_nor_signs_again() {
         chain.mine(vec![task_log(i, u64::from(i) + 2)]);
     }
     node.run(&mut chain, &mut records, 2000);
-    assert_eq!(node.signed(), vec![0, 1, 2, 3, 4]);
-    let first = node.avs.stats.signed;
+    assert_eq!(signed(&records), vec![0, 1, 2, 3, 4]);
+    let first = node.stats.signed;
     // Down; tasks come meanwhile; up again from the same disk.
     drop(node);
     for i in 5..8 {
@@ -472,8 +489,8 @@ fn a_restart_neither_misses_nor_signs_again() {
     }
     let mut node = Node::boot(&mut records, 0);
     node.run(&mut chain, &mut records, 3000);
-    assert_eq!(node.signed(), vec![0, 1, 2, 3, 4, 5, 6, 7], "none missed");
-    assert_eq!((first, node.avs.stats.signed), (5, 3), "only the new ones signed after the restart");
+    assert_eq!(signed(&records), vec![0, 1, 2, 3, 4, 5, 6, 7], "none missed");
+    assert_eq!((first, node.stats.signed), (5, 3), "only the new ones signed after the restart");
 }
 
 #[test]
@@ -484,22 +501,20 @@ fn a_crash_before_the_cursor_is_written_signs_the_same_again() {
     node.run(&mut chain, &mut records, 2000);
     chain.mine(vec![task_log(0, 2), task_log(1, 3)]);
     // Sign, but lose the cursor write (the power goes between the two).
-    let mut lossy = CursorLost(&mut records);
-    let lines = node.run_with(&mut chain, &mut lossy, 2000);
-    assert_eq!(node.signed(), vec![0, 1]);
+    records.cursor_lost = true;
+    let lines = node.run(&mut chain, &mut records, 2000);
+    assert_eq!(signed(&records), vec![0, 1]);
     assert!(lines.iter().any(|l| l.contains("cannot record the chain cursor")), "{lines:?}");
-    let cursor_before = records.values[&RecordKey::ChainCursor.number()].clone();
+    let cursor_before = records.cursor.clone().unwrap();
     assert_eq!(Cursor::decode(&cursor_before).unwrap().block, 2, "the crash came before the write");
-    let history = records.values[&RecordKey::SigningHistory.number()].clone();
-    let mut restarted = MemRecords::default();
-    restarted.values.insert(RecordKey::ChainCursor.number(), cursor_before);
-    restarted.values.insert(RecordKey::SigningHistory.number(), history);
+    let mut restarted =
+        MemRecords { cursor: Some(cursor_before), signed: records.signed.clone(), ..MemRecords::default() };
     let mut node = Node::boot(&mut restarted, 0);
     node.run(&mut chain, &mut restarted, 3000);
     // Read again and signed again: the same digests, so the history accepts them as repeats.
-    assert_eq!(node.signed(), vec![0, 1]);
-    assert_eq!(node.avs.stats.signed, 2);
-    assert_eq!(node.avs.stats.rejected, [0; 6]);
+    assert_eq!(signed(&restarted), vec![0, 1]);
+    assert_eq!(node.stats.signed, 2);
+    assert_eq!(node.stats.rejected, [0; 6]);
     assert_eq!(node.watcher.cursor().map(|c| c.block), Some(3));
 }
 
@@ -518,8 +533,8 @@ fn shallow_reorgs_are_not_seen_and_deep_ones_are_read_again() {
     chain.reorg(3, 1);
     chain.mine(vec![]);
     node.run(&mut chain, &mut records, 2000);
-    assert_eq!(node.signed(), vec![0]);
-    let digest = node.avs.history().digest(0).unwrap();
+    assert_eq!(signed(&records), vec![0]);
+    let digest = records.signed[&0];
     let expected =
         <avs_protocol::IncredibleSquaring as avs_protocol::Avs>::digest(&avs_protocol::TaskResponse {
             reference_task_index: 0,
@@ -536,9 +551,9 @@ fn shallow_reorgs_are_not_seen_and_deep_ones_are_read_again() {
     assert_eq!(node.watcher.stats.reorgs, 1, "{lines:?}");
     assert!(lines.iter().any(|l| l.contains("reorganisation")), "{lines:?}");
     assert!(lines.iter().any(|l| l.contains("task 0 of block 3 not signed")), "{lines:?}");
-    assert_eq!(node.signed(), vec![0, 1]);
-    assert_eq!(node.avs.history().digest(0), Some(expected), "the first answer stands");
-    assert_eq!(node.avs.stats.rejected[crate::avs::Cause::SlashingProtection as usize], 1);
+    assert_eq!(signed(&records), vec![0, 1]);
+    assert_eq!(records.signed.get(&0), Some(&expected), "the first answer stands");
+    assert_eq!(node.stats.rejected[crate::Cause::SlashingProtection as usize], 1);
     assert_eq!(node.watcher.cursor().map(|c| c.hash), Some(chain.hash(4)));
 }
 
@@ -570,7 +585,7 @@ fn a_node_down_or_answering_garbage_is_retried_with_backoff() {
     assert_eq!(node.watcher.cursor().map(|c| c.block), Some(3));
     chain.mine(vec![task_log(1, 2)]);
     node.run(&mut chain, &mut records, 2000);
-    assert_eq!(node.signed(), vec![1]);
+    assert_eq!(signed(&records), vec![1]);
 }
 
 #[test]
@@ -586,7 +601,7 @@ fn an_answer_too_long_halves_the_range() {
     chain.max_body = 6000;
     let lines = node.run(&mut chain, &mut records, 5000);
     assert!(lines.iter().any(|l| l.contains("blocks at a time")), "{lines:?}");
-    assert_eq!(node.signed(), (0..40).collect::<Vec<_>>());
+    assert_eq!(signed(&records), (0..40).collect::<Vec<_>>());
     // One block whose logs never fit: down, with the reason.
     chain.mine(vec![task_log(100, 2); 12]);
     node.run(&mut chain, &mut records, 5000);
@@ -598,27 +613,25 @@ fn an_answer_too_long_halves_the_range() {
 fn tasks_wait_for_the_key_and_a_failing_disk() {
     let mut records = MemRecords::default();
     let mut chain = FakeNode::new(2);
-    let mut avs = AvsNode::new(Some(&mut records), true);
-    let watcher = Watcher::new(Config { task_manager: TM, confirmations: 0 }, Some(&mut records));
-    let mut node = Node { avs: AvsNode::new(Some(&mut records), true), watcher, now_ms: 0 };
-    core::mem::swap(&mut node.avs, &mut avs);
+    let mut node = Node::boot(&mut records, 0);
+    node.key = None;
     node.run(&mut chain, &mut records, 2000);
     chain.mine(vec![task_log(0, 2)]);
     node.run(&mut chain, &mut records, 3000);
-    assert_eq!(node.signed(), Vec::<u32>::new(), "the key is still loading");
+    assert_eq!(signed(&records), Vec::<u32>::new(), "the key is still loading");
     assert!(node.watcher.reason().contains("waiting for the operator key"), "{}", node.watcher.reason());
     assert_eq!(node.watcher.cursor().map(|c| c.block), Some(1), "not past the unsigned task");
-    node.avs.set_operator(Ok(operator(1))).unwrap();
+    node.key = Some(1);
     records.fail = true;
     node.run(&mut chain, &mut records, 3000);
-    assert_eq!(node.signed(), Vec::<u32>::new(), "the history cannot be written");
+    assert_eq!(signed(&records), Vec::<u32>::new(), "the history cannot be written");
     assert_eq!(node.watcher.cursor().map(|c| c.block), Some(1));
     assert!(node.watcher.has_pending(), "the task is held back");
     let due = node.watcher.next_due().expect("the node's wait must end for the retry");
     assert!(due <= node.now_ms + FIRST_BACKOFF_MS, "retried within the backoff, not forever later");
     records.fail = false;
     node.run(&mut chain, &mut records, 3000);
-    assert_eq!(node.signed(), vec![0]);
+    assert_eq!(signed(&records), vec![0]);
     assert_eq!(node.watcher.cursor().map(|c| c.block), Some(2));
 }
 
@@ -626,21 +639,20 @@ fn tasks_wait_for_the_key_and_a_failing_disk() {
 fn a_cursor_of_another_chain_or_contract_is_not_used_and_a_corrupt_one_stops_reading() {
     let mut records = MemRecords::default();
     let other = Cursor { chain_id: 1, task_manager: TM, block: 2, hash: [0; 32] };
-    records.values.insert(RecordKey::ChainCursor.number(), other.encode());
+    records.cursor = Some(other.encode());
     let mut chain = FakeNode::new(50);
     let mut node = Node::boot(&mut records, 2);
     let lines = node.run(&mut chain, &mut records, 2000);
     assert!(lines.iter().any(|l| l.contains("not chain 31337")), "{lines:?}");
     assert_eq!(node.watcher.cursor().map(|c| (c.chain_id, c.block)), Some((31337, 47)));
 
-    let mut corrupt = MemRecords::default();
-    corrupt.values.insert(RecordKey::ChainCursor.number(), vec![1, 2, 3]);
+    let mut corrupt = MemRecords { cursor: Some(vec![1, 2, 3]), ..MemRecords::default() };
     let mut node = Node::boot(&mut corrupt, 2);
     node.run(&mut chain, &mut corrupt, 2000);
     assert_eq!(node.watcher.status(), Status::Down);
     assert!(node.watcher.reason().contains("not 69 bytes"), "{}", node.watcher.reason());
     assert!(chain.methods.len() < 10, "no calls for the corrupt one");
-    let diskless = Watcher::new(Config { task_manager: TM, confirmations: 2 }, None);
+    let diskless = Watcher::new(Config { task_manager: TM, confirmations: 2 }, Err(StoreError::NoDisk));
     assert_eq!(diskless.status(), Status::Down);
 }
 
@@ -654,11 +666,58 @@ fn the_same_task_signs_the_same_on_both_paths() {
     chain.mine(vec![task_log(4, 6)]);
     node.run(&mut chain, &mut records, 2000);
     let posted = br#"{"task_index":4,"task":{"number_to_be_squared":"6","task_created_block":1,"quorum_numbers":"0x00","quorum_threshold_percentage":100}}"#;
-    node.avs.set_task_source(Some(crate::avs::tests::task_source().address()));
-    let posted = crate::avs::tests::authorized(posted);
-    let again = node.avs.task(&posted, Some(&mut records), &|| 0).unwrap();
+    let posted = crate::tests::authorized(posted);
+    let mut sdk = node.sdk_node(&records);
+    let chain_signed = sdk.inner.signed.clone();
+    let mut avs = IncredibleSquaringAvs::default();
+    let again = avs.task(&posted, &mut sdk).unwrap();
     assert_eq!(again.task_response.number_squared, U256::from(36u8));
-    assert_eq!(node.avs.stats.signed, 2, "the chain's and the repeat");
+    assert_eq!(sdk.inner.signed, chain_signed, "the same digest as the chain's: a repeat");
+    assert_eq!((node.stats.signed, avs.stats.signed), (1, 1), "the chain's and the repeat");
+}
+
+/// Runs `avs` on `node` for `ms` of simulated time as the runtime does: its timer when due, each
+/// call answered by `chain` at once.
+fn run_avs(avs: &mut IncredibleSquaringAvs, node: &mut TestNode, chain: &mut FakeNode, ms: u64) {
+    use spacecore_avs::Avs;
+    let end = node.inner.now_ms + ms;
+    while node.inner.now_ms < end {
+        let due = avs.tick(node);
+        let calls: Vec<_> = node.inner.calls.drain(..).collect();
+        for (id, endpoint, _, _, body) in &calls {
+            assert_eq!(endpoint, "eth_rpc");
+            let answer = chain.answer(body);
+            avs.call_done(*id, answer, node);
+        }
+        node.inner.now_ms = if calls.is_empty() {
+            due.unwrap_or(end).clamp(node.inner.now_ms + 1, end)
+        } else {
+            node.inner.now_ms + 1
+        };
+    }
+}
+
+#[test]
+fn the_avs_reads_the_chain_on_its_timer_and_again_after_a_restart() {
+    use spacecore_avs::Avs;
+    let mut chain = FakeNode::new(5);
+    let mut node = TestNode::new(&["eth_rpc"]);
+    node.inner.settings.insert("task_manager".into(), rpc::hex(&TM));
+    node.inner.settings.insert("confirmations".into(), "0".into());
+    let mut avs = IncredibleSquaringAvs::default();
+    avs.start(&mut node);
+    run_avs(&mut avs, &mut node, &mut chain, 3000);
+    chain.mine(vec![task_log(0, 2)]);
+    run_avs(&mut avs, &mut node, &mut chain, 3000);
+    assert_eq!(node.inner.signed.keys().copied().collect::<Vec<_>>(), [0]);
+    // A restart from the same disk: the cursor is the AVS's record, and the next task is read.
+    let mut node = node.restarted();
+    let mut avs = IncredibleSquaringAvs::default();
+    avs.start(&mut node);
+    chain.mine(vec![task_log(1, 3)]);
+    run_avs(&mut avs, &mut node, &mut chain, 3000);
+    assert_eq!(node.inner.signed.keys().copied().collect::<Vec<_>>(), [0, 1]);
+    assert_eq!(avs.stats.signed, 1, "only the new task after the restart");
 }
 
 #[test]
