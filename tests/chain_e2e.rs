@@ -96,11 +96,12 @@ fn signing_history(disk: &Path) -> (u32, Vec<(u32, [u8; 32])>) {
 }
 
 /// The last block the chain cursor on a spacecore's disk says was processed (every task of it
-/// and of the blocks before was signed), decoded as `kernel-app/src/chain/cursor.rs` lays it out.
+/// and of the blocks before was signed): incredible-squaring's record, decoded as
+/// `avs/incredible-squaring/src/chain/cursor.rs` lays it out.
 fn cursor_block(disk: &Path) -> Option<u64> {
     let file = std::fs::File::open(disk).expect("open the disk");
     let mut store = Store::open(FileDisk::new(file).expect("a disk")).expect("the disk's store");
-    let bytes = store.get(RecordKey::ChainCursor).expect("read the cursor")?;
+    let bytes = store.get(RecordKey::AvsRecord).expect("read the cursor")?;
     assert!(bytes.len() == 69 && bytes[0] == 1, "cursor record: {bytes:?}");
     Some(u64::from_le_bytes(bytes[29..37].try_into().unwrap()))
 }
