@@ -55,6 +55,40 @@ fn boots_prints_the_banner_signals_ready_and_stops_cleanly() {
 }
 
 #[test]
+fn a_read_only_image_is_shared_from_its_file_and_a_writable_one_copied() {
+    if !kvm_available("a_read_only_image_is_shared_from_its_file_and_a_writable_one_copied") {
+        return;
+    }
+    let specs = Specs::new();
+    // The image store writes its images read-only; a copy of one made writable is copied in.
+    let stored = spacecore_tests::image();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(stored).unwrap().permissions()) & 0o222,
+        0
+    );
+    let writable = specs.dir().join("writable.elf");
+    std::fs::copy(stored, &writable).unwrap();
+    std::fs::set_permissions(&writable, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    for (name, image, shared) in [("image-ro", stored, true), ("image-rw", writable.as_path(), false)] {
+        let spec = specs.spacecore(name, "cpu = 1\nmemory = \"16Mi\"", "", &image.display().to_string());
+        let out = launch(&["--until-ready", spec.to_str().unwrap()]);
+        let log = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{log}");
+        let lines = output_lines(&out);
+        let memory = lines.iter().find_map(|l| l.launcher("memory: launcher rss")).expect(&log);
+        let image = memory.split("; image ").nth(1).expect(&log);
+        if shared {
+            // Nearly all of the image: its text and read-only data are whole pages.
+            let kib: u64 = image.strip_suffix(" KiB shared from its file").expect(&log).parse().unwrap();
+            let size = std::fs::metadata(stored).unwrap().len() / 1024;
+            assert!(kib > size * 3 / 4 && kib <= size, "{kib} KiB of {size} KiB shared: {memory}");
+        } else {
+            assert_eq!(image, "copied", "{log}");
+        }
+    }
+}
+
+#[test]
 fn sigterm_and_sigint_stop_the_guest_cleanly_and_exit_0() {
     if !kvm_available("sigterm_and_sigint_stop_the_guest_cleanly_and_exit_0") {
         return;

@@ -45,6 +45,8 @@ impl Launch {
         image_path: PathBuf,
         image: std::fs::File,
     ) -> anyhow::Result<u8> {
+        // While the launcher may still `stat`: whether the image's pages can be shared.
+        let image_shared = vmm::may_share_image(&image);
         // First: a spacecore the host has no room for sets nothing up.
         let running = attach::state_dir().join("running");
         capacity::reserve(&running, &plan.name, plan.vcpus, plan.memory_bytes, self.overcommit)?;
@@ -129,6 +131,7 @@ impl Launch {
         let boots = Boots {
             plan,
             image_path,
+            image_shared,
             image,
             cmdline,
             keystore_password,
@@ -330,8 +333,12 @@ fn final_report(log: &Log, ending: supervisor::Ending, exits: &vmm::ExitCounts) 
     let rss = host::rss_kib().unwrap_or(0);
     let guest = ending.guest_resident_bytes / 1024;
     log.launcher(format_args!(
-        "memory: launcher rss {rss} KiB, guest resident {guest} KiB, overhead {} KiB",
-        rss.saturating_sub(guest)
+        "memory: launcher rss {rss} KiB, guest resident {guest} KiB, overhead {} KiB; image {}",
+        rss.saturating_sub(guest),
+        match ending.image_shared_bytes / 1024 {
+            0 => "copied".to_string(),
+            kib => format!("{kib} KiB shared from its file"),
+        }
     ));
     let (hypercalls, mmio) = exits.get();
     log.launcher(format_args!("exits: {hypercalls} hypercalls, {mmio} device register accesses"));

@@ -6,7 +6,7 @@
 
 use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -84,6 +84,10 @@ pub(crate) fn register(
     let mut copy = File::create_new(&image_path).map_err(StoreError::io("create", &image_path))?;
     let (size, sha256) = hash_stream(source, |chunk| io::Write::write_all(&mut copy, chunk))
         .map_err(StoreError::io("copy", elf))?;
+    // Read-only: an image is never rewritten in place, so a launcher may map its pages
+    // copy-on-write and share them between the spacecores booted from it.
+    copy.set_permissions(fs::Permissions::from_mode(0o444))
+        .map_err(StoreError::io("make read-only", &image_path))?;
     copy.sync_all().map_err(StoreError::io("sync", &image_path))?;
     if size != manifest.size_bytes || sha256 != manifest.sha256 {
         return Err(rejected(format!(

@@ -56,6 +56,9 @@ fn register_then_resolve_round_trips() {
     let stored = store.register("registry/path/avs-spacecore", "v1.2-rc_3", &elf, &manifest).unwrap();
     assert_eq!(stored, work.path().join("store/registry/path/avs-spacecore/v1.2-rc_3/image.elf"));
     assert_eq!(fs::read(&stored).unwrap(), b"\x7fELF pretend kernel");
+    // Read-only, never rewritten: launchers share its pages copy-on-write.
+    let mode = std::os::unix::fs::PermissionsExt::mode(&fs::metadata(&stored).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o444);
 
     let found = store.resolve("registry/path/avs-spacecore", "v1.2-rc_3").unwrap();
     let versions_dir = work.path().join("store/registry/path/avs-spacecore/.v1.2-rc_3.versions");

@@ -38,6 +38,10 @@ pub struct Boots<'a> {
     pub image_path: PathBuf,
     /// The open image, read again from its start at each boot (replaced by a rolling update).
     pub image: std::fs::File,
+    /// Whether its pages are shared from the file (`vmm::may_share_image`, asked before the
+    /// launcher was confined). An image a rolling update brings is copied: the confined
+    /// update thread may not ask.
+    pub image_shared: bool,
     /// The guest's command line.
     pub cmdline: String,
     /// The operator keystore's password, if any.
@@ -69,6 +73,8 @@ pub struct Ending {
     pub outcome: Option<Outcome>,
     /// Guest memory resident in host RAM at the end of the last run.
     pub guest_resident_bytes: u64,
+    /// Bytes of the last run's image shared from its file (see `vmm::BootConfig::share_image`).
+    pub image_shared_bytes: u64,
 }
 
 /// Boots the guest on `first` (a VM made while the devices were set up) and supervises it,
@@ -88,7 +94,7 @@ pub fn run(
     // The failure that ended the previous run, for the recovery time.
     let mut failure: Option<(Instant, Cause)> = None;
     // During a rolling update: the image it replaces, to boot again if the new one fails.
-    let mut previous: Option<(std::fs::File, PathBuf)> = None;
+    let mut previous: Option<(std::fs::File, PathBuf, bool)> = None;
     loop {
         let shell = match shell.take() {
             Some(shell) => shell,
@@ -99,6 +105,7 @@ pub fn run(
             vcpus: boots.plan.vcpus,
             memory_bytes: boots.plan.memory_bytes,
             image: &boots.image_path,
+            share_image: boots.image_shared,
             cmdline: &boots.cmdline,
             started: boot_started,
             keystore_password: boots.keystore_password.clone(),
@@ -143,6 +150,7 @@ pub fn run(
         let ending = Ending {
             outcome: Some(report.outcome.clone()),
             guest_resident_bytes: report.guest_resident_bytes,
+            image_shared_bytes: report.image_shared_bytes,
         };
         if let Some(updates) = &boots.updates {
             match updates.ended(stop.is_raised(), &report.outcome.describe()) {
@@ -159,12 +167,13 @@ pub fn run(
                     );
                     let file = std::mem::replace(&mut boots.image, new.file);
                     let path = std::mem::replace(&mut boots.image_path, new.path);
-                    previous = Some((file, path));
+                    let shared = std::mem::replace(&mut boots.image_shared, false);
+                    previous = Some((file, path, shared));
                     (failure, boot_started) = (None, (Instant::now(), vmm::host_tsc()));
                     continue;
                 }
                 AfterRun::RollBack => {
-                    if let Some((file, path)) = previous.take() {
+                    if let Some((file, path, shared)) = previous.take() {
                         log.event(
                             Level::Warn,
                             format_args!(
@@ -180,6 +189,7 @@ pub fn run(
                         );
                         boots.image = file;
                         boots.image_path = path;
+                        boots.image_shared = shared;
                     }
                     (failure, boot_started) = (None, (Instant::now(), vmm::host_tsc()));
                     continue;

@@ -9,6 +9,7 @@ mod control;
 mod fault;
 mod hypercall;
 mod kick;
+mod load;
 pub mod memory;
 mod run;
 mod tables;
@@ -18,7 +19,7 @@ use control::Control;
 pub use control::ExitCounts;
 pub use hypercall::Detached;
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
-use linux_loader::loader::{KernelLoader, elf::Elf};
+pub use load::may_share as may_share_image;
 pub use run::{RunHandle, RunOptions, RunReport, StopSignal};
 use spacecore_abi::boot::{BootInfo, MAX_DEVICES};
 use spacecore_abi::exit;
@@ -27,7 +28,6 @@ use spacecore_abi::layout as l;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-use vm_memory::GuestAddress;
 
 /// Why the launcher could not build or run the VM. Guest misbehaviour is an [`Outcome`].
 #[derive(Debug, thiserror::Error)]
@@ -136,8 +136,11 @@ pub struct BootConfig<'a> {
     pub vcpus: u32,
     /// Bytes of guest memory.
     pub memory_bytes: u64,
-    /// The ELF image.
+    /// The ELF image's path, for messages.
     pub image: &'a Path,
+    /// Whether the image's pages are mapped from its file, shared copy-on-write with every
+    /// spacecore of the same file ([`may_share_image`]), or copied.
+    pub share_image: bool,
     /// Kernel command line.
     pub cmdline: &'a str,
     /// When the launcher process started, and the host TSC then.
@@ -163,6 +166,8 @@ pub struct Vm {
     passwords: Arc<hypercall::Passwords>,
     vm: Arc<VmFd>,
     memory: Arc<memory::Memory>,
+    /// Bytes of the image mapped from its file, shared copy-on-write ([`load`]).
+    image_shared_bytes: u64,
 }
 
 /// A VM and its registered memory: the first half of the boot recipe, which needs nothing
@@ -205,14 +210,14 @@ impl Shell {
         let dma = Arc::new(memory::dma_view(&memory));
         let bus = Arc::new(bus::Bus::new(devices, &dma, device_notifier(&control))?);
         bus.register_ioeventfds(&vm)?;
-        let vcpus = prepare(config, &kvm, &vm, &memory, image, &bus)?;
+        let (vcpus, image_shared_bytes) = prepare(config, &kvm, &vm, &memory, image, &bus)?;
         let late = Arc::new(memory::LateMemory::new(config.memory_bytes));
         // Per boot: a new boot may take the passwords again.
         let passwords = Arc::new(hypercall::Passwords {
             keystore: hypercall::PasswordHandover::new(config.keystore_password.clone()),
             ecdsa: hypercall::PasswordHandover::new(config.ecdsa_keystore_password.clone()),
         });
-        Ok(Vm { vcpus, bus, control, late, passwords, vm, memory })
+        Ok(Vm { vcpus, bus, control, late, passwords, vm, memory, image_shared_bytes })
     }
 }
 
@@ -224,7 +229,8 @@ fn device_notifier(control: &Arc<Control>) -> crate::devices::Notifier {
 }
 
 /// Image, tables, vCPUs and boot information: every step that only writes guest memory
-/// through the launcher's own mapping.
+/// through the launcher's own mapping. Returns the vCPUs and the image's bytes shared from
+/// its file.
 fn prepare(
     config: &BootConfig,
     kvm: &Kvm,
@@ -232,8 +238,9 @@ fn prepare(
     memory: &memory::Memory,
     image: &mut std::fs::File,
     bus: &bus::Bus,
-) -> Result<Vec<VcpuFd>, VmmError> {
-    let entry = load_image(memory, image, config.image)?;
+) -> Result<(Vec<VcpuFd>, u64), VmmError> {
+    let loaded = load_image(memory, image, config.image, config.share_image)?;
+    let entry = loaded.entry;
     tables::write_all(memory, config.memory_bytes, config.vcpus)?;
     let cpuid = vcpu::supported_cpuid(kvm)?;
     let vcpus = (0..config.vcpus)
@@ -241,7 +248,7 @@ fn prepare(
         .collect::<Result<Vec<_>, _>>()?;
     let info = BootInfo { devices: bus.device_infos(), ..boot_facts(config, &vcpus[0])? };
     boot_info::write(memory, &info, config.cmdline)?;
-    Ok(vcpus)
+    Ok((vcpus, loaded.shared_bytes))
 }
 
 /// A `/dev/kvm` handle: a duplicate of the descriptor opened by the first call, kept for the
@@ -274,24 +281,21 @@ fn open_kvm() -> Result<Kvm, VmmError> {
 /// image that cannot boot before it stops the running guest (`crate::update`).
 pub fn check_image(image: &mut std::fs::File, path: &Path, memory_bytes: u64) -> Result<(), VmmError> {
     let scratch = memory::map(memory_bytes)?;
-    load_image(&scratch, image, path).map(|_| ())
+    load_image(&scratch, image, path, false).map(|_| ())
 }
 
-/// Loads the ELF image at its link address and checks it stays clear of the launcher's regions.
-fn load_image(memory: &memory::Memory, image: &mut std::fs::File, path: &Path) -> Result<u64, VmmError> {
-    let fail = |reason: String| VmmError::LoadImage { path: path.display().to_string(), reason };
-    // Every boot reads the same open file from its start.
-    std::io::Seek::rewind(image).map_err(|e| fail(e.to_string()))?;
-    let loaded = Elf::load(memory, None, image, Some(GuestAddress(l::IMAGE_ADDR)))
-        .map_err(|e| fail(format!("{e} (is it an image built by `cargo xtask build-image`?)")))?;
-    let entry = loaded.kernel_load.0;
-    if loaded.kernel_end > memory_end(memory) {
-        return Err(fail(format!(
-            "it needs memory up to {:#x}, past the end of guest memory",
-            loaded.kernel_end
-        )));
-    }
-    Ok(entry)
+/// Loads the ELF image at its link address ([`load`]: shared copy-on-write where the file is
+/// read-only) and checks it stays clear of the launcher's regions.
+fn load_image(
+    memory: &memory::Memory,
+    image: &std::fs::File,
+    path: &Path,
+    share: bool,
+) -> Result<load::Loaded, VmmError> {
+    load::load(memory, memory_end(memory), image, share).map_err(|reason| VmmError::LoadImage {
+        path: path.display().to_string(),
+        reason: format!("{reason} (is it an image built by `cargo xtask build-image`?)"),
+    })
 }
 
 fn memory_end(memory: &memory::Memory) -> u64 {

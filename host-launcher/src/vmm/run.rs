@@ -31,8 +31,11 @@ pub struct RunReport {
     pub ended_at: Instant,
     /// Whether a stop was requested (a signal, or `until_ready`) before the run ended.
     pub stop_requested: bool,
-    /// Guest memory resident in host RAM at the end.
+    /// Guest memory resident in host RAM at the end (the image's pages shared from its file
+    /// included, where they are in the page cache).
     pub guest_resident_bytes: u64,
+    /// Bytes of the image mapped from its file, shared with every guest of that file.
+    pub image_shared_bytes: u64,
     /// The devices, stopped and ready for another boot, in window order.
     pub devices: Vec<Box<dyn crate::devices::VirtioDevice>>,
 }
@@ -43,6 +46,7 @@ impl std::fmt::Debug for RunReport {
             .field("outcome", &self.outcome)
             .field("stop_requested", &self.stop_requested)
             .field("guest_resident_bytes", &self.guest_resident_bytes)
+            .field("image_shared_bytes", &self.image_shared_bytes)
             .field("devices", &self.devices.len())
             .finish()
     }
@@ -115,7 +119,7 @@ impl Vm {
         stop: &StopSignal,
         on_ready: impl FnOnce(Instant),
     ) -> Result<RunReport, VmmError> {
-        let Vm { vcpus, bus, control, late, passwords, vm, memory } = self;
+        let Vm { vcpus, bus, control, late, passwords, vm, memory, image_shared_bytes } = self;
         kick::install();
         stop.attach(control.clone());
         let mut threads = Vec::with_capacity(vcpus.len());
@@ -168,7 +172,7 @@ impl Vm {
         let devices = bus.into_devices();
         // The VM goes before the memory it maps.
         drop((late, passwords, control, vm));
-        Ok(RunReport { outcome, ended_at, stop_requested, guest_resident_bytes, devices })
+        Ok(RunReport { outcome, ended_at, stop_requested, guest_resident_bytes, image_shared_bytes, devices })
     }
 }
 

@@ -120,8 +120,12 @@ struct Run {
     host_memory_per_spacecore_bytes: f64,
     /// Its parts.
     cost_per_spacecore: Cost,
-    /// The guests' resident memory (the launchers' last `memory:` lines), part of `user`.
+    /// The guests' resident memory (the launchers' last `memory:` lines): their anonymous
+    /// memory, part of `user`, and their image's pages shared from its file, which are not.
     guest_resident_per_spacecore_bytes: f64,
+    /// The bytes of each guest's image mapped from its file, shared by all of them (in the
+    /// page cache once, whatever the number of spacecores).
+    image_shared_per_spacecore_bytes: f64,
     /// The host's used memory ([`Meminfo::used`]) once all serve, less before.
     host_used_rise_per_spacecore_bytes: f64,
     /// The same once all stopped and the kernel's memory settled, less once all serve.
@@ -410,6 +414,7 @@ fn measure(launch: &Path, image: &Path, dir: &Path, count: u32, idle: Duration, 
         host_memory_per_spacecore_bytes: cost.total() / n,
         cost_per_spacecore: cost.per(n),
         guest_resident_per_spacecore_bytes: ends.iter().map(|e| e.guest_resident_bytes).sum::<f64>() / n,
+        image_shared_per_spacecore_bytes: ends.iter().map(|e| e.image_shared_bytes).sum::<f64>() / n,
         host_used_rise_per_spacecore_bytes: signed(with.used(), before.used()) / n,
         host_used_fall_per_spacecore_bytes: signed(with.used(), after.used()) / n,
         bench_rise_per_spacecore_bytes: (bench_with.held(stack) - bench_before.held(stack)) / n,
@@ -428,6 +433,7 @@ fn measure(launch: &Path, image: &Path, dir: &Path, count: u32, idle: Duration, 
 /// What a launcher's last lines say of its run.
 struct Ending {
     guest_resident_bytes: f64,
+    image_shared_bytes: f64,
     hypercalls: f64,
     device_accesses: f64,
 }
@@ -440,7 +446,13 @@ impl Ending {
         let (hypercalls, device_accesses) =
             parse_exits(exits).with_context(|| format!("exits: {exits:?}"))?;
         let guest_kib = parse_guest_resident_kib(memory).with_context(|| format!("memory: {memory:?}"))?;
-        Ok(Ending { guest_resident_bytes: guest_kib * 1024.0, hypercalls, device_accesses })
+        let shared_kib = parse_image_shared_kib(memory);
+        Ok(Ending {
+            guest_resident_bytes: guest_kib * 1024.0,
+            image_shared_bytes: shared_kib * 1024.0,
+            hypercalls,
+            device_accesses,
+        })
     }
 }
 
@@ -449,6 +461,14 @@ fn parse_guest_resident_kib(memory: &str) -> Option<f64> {
     match number_after(memory, "guest resident ")? {
         (kib, unit) if unit.starts_with("KiB") => Some(kib),
         _ => None,
+    }
+}
+
+/// `...; image <S> KiB shared from its file` (after `memory: `): S; 0 for `image copied`.
+fn parse_image_shared_kib(memory: &str) -> f64 {
+    match number_after(memory, "; image ") {
+        Some((kib, unit)) if unit.starts_with("KiB shared") => kib,
+        _ => 0.0,
     }
 }
 
@@ -560,9 +580,16 @@ fn render(r: &Report) -> String {
         row(name, mib(part(&b.cost_per_spacecore)), mib(part(&n.cost_per_spacecore)), 3, "");
     }
     row(
-        "  of the anonymous memory: the guest's resident",
+        "  the guest's resident, its shared image's pages included",
         mib(b.guest_resident_per_spacecore_bytes),
         mib(n.guest_resident_per_spacecore_bytes),
+        3,
+        "",
+    );
+    row(
+        "  its image, mapped from the file (shared, not counted)",
+        mib(b.image_shared_per_spacecore_bytes),
+        mib(n.image_shared_per_spacecore_bytes),
         3,
         "",
     );
@@ -686,6 +713,11 @@ mod tests {
         let memory = "launcher rss 4932 KiB, guest resident 1256 KiB, overhead 3676 KiB";
         assert_eq!(parse_guest_resident_kib(memory), Some(1256.0));
         assert_eq!(parse_guest_resident_kib("launcher rss 4932 KiB, guest resident 2 MiB"), None);
+        assert_eq!(parse_image_shared_kib(memory), 0.0);
+        let shared = "launcher rss 6100 KiB, guest resident 1279 KiB, overhead 4821 KiB; image 872 KiB shared from its file";
+        assert_eq!(parse_guest_resident_kib(shared), Some(1279.0));
+        assert_eq!(parse_image_shared_kib(shared), 872.0);
+        assert_eq!(parse_image_shared_kib("launcher rss 1 KiB, guest resident 1 KiB; image copied"), 0.0);
         assert_eq!(parse_exits("28 hypercalls, 104 device register accesses"), Some((28.0, 104.0)));
         assert_eq!(parse_exits("28 hypercalls"), None);
         assert_eq!(parse_exits("28 hypercalls, 104 other"), None);
@@ -750,6 +782,7 @@ mod tests {
                 host_memory_per_spacecore_bytes: cost.total(),
                 cost_per_spacecore: cost,
                 guest_resident_per_spacecore_bytes: 0.0,
+                image_shared_per_spacecore_bytes: 0.0,
                 host_used_rise_per_spacecore_bytes: 0.0,
                 host_used_fall_per_spacecore_bytes: 0.0,
                 bench_rise_per_spacecore_bytes: 0.0,

@@ -22,7 +22,8 @@ use crate::cmd::{self, describe, progress};
 
 /// The image and the launcher, built.
 pub struct Prepared {
-    /// `<workspace>/images/spacecore.elf`, absolute.
+    /// The image as the image store holds it (`spacecore:latest`), absolute: what an operator
+    /// boots, read-only, so the launcher shares its pages between spacecores.
     pub image: PathBuf,
     /// `target/release/hac-launch`.
     pub launch: PathBuf,
@@ -44,8 +45,8 @@ pub fn prepare(bench: &str) -> Result<Prepared> {
     progress("building host-launcher (release)...");
     cmd::run(&mut cmd::workspace_cargo(["build", "--release", "-p", "host-launcher"]))?;
     crate::jail_user::ensure()?;
-    let image =
-        fs::canonicalize(&built.elf).with_context(|| format!("cannot find {}", built.elf.display()))?;
+    let stored = &built.refs.first().context("build-image registered the image under no reference")?.1;
+    let image = fs::canonicalize(stored).with_context(|| format!("cannot find {}", stored.display()))?;
     Ok(Prepared { image, launch: cmd::target_dir().join("release/hac-launch"), built })
 }
 
