@@ -116,6 +116,8 @@ pub fn attach(plan: &Plan) -> Result<Attached, AttachError> {
     let tap = netns
         .run(|| -> Result<Tap, String> {
             let tap = Tap::open("sc0").map_err(|e| e.to_string())?;
+            // The namespace is this launcher's alone and dies with it.
+            tap.persist_with_namespace().map_err(|e| e.to_string())?;
             tap.set_ipv4(host, prefix).map_err(|e| e.to_string())?;
             tap.set_mtu(LINK_MTU).map_err(|e| e.to_string())?;
             tap.disable_ipv6().map_err(|e| e.to_string())?;
@@ -284,6 +286,38 @@ mod tests {
         assert_eq!(fields[2], "0x6", "{line}");
         assert_eq!(fields[3], want, "{line}");
         assert_eq!(fields[5], "sc0", "{line}");
+    }
+
+    #[test]
+    fn the_tap_is_left_to_its_namespace_when_its_descriptor_closes() {
+        const TEST: &str = "the_tap_is_left_to_its_namespace_when_its_descriptor_closes";
+        if !test_support::root(TEST) {
+            return;
+        }
+        if !std::path::Path::new("/dev/net/tun").exists() {
+            test_support::skip(TEST, "needs /dev/net/tun");
+            return;
+        }
+        let index = |name: &str| {
+            let name = std::ffi::CString::new(name).unwrap();
+            // SAFETY: `name` is a NUL-terminated string; the call only reads it.
+            unsafe { libc::if_nametoindex(name.as_ptr()) }
+        };
+        let netns = Netns::create().unwrap();
+        let (plain, persistent) = netns
+            .run(|| {
+                // A tap that is not persistent is unregistered as its descriptor closes (the
+                // slow part of a launcher's exit); a persistent one stays, for the namespace's
+                // own teardown to remove.
+                drop(Tap::open("plain0").unwrap());
+                let tap = Tap::open("sc0").unwrap();
+                tap.persist_with_namespace().unwrap();
+                drop(tap);
+                (index("plain0"), index("sc0"))
+            })
+            .unwrap();
+        assert_eq!(plain, 0, "a closed tap that is not persistent is gone");
+        assert_ne!(persistent, 0, "a persistent tap stays in its namespace");
     }
 
     #[test]
