@@ -7,7 +7,8 @@
 //! non-blocking form, but FLUSH and GET_ID only in blocking form, which spins on the used ring
 //! for as long as the host takes to sync the disk.
 
-use super::hal::{Chain, Done, OwnedQueue};
+use super::hal::{Chain, Done, OwnedQueue, Window};
+use super::transport::Mmio;
 use super::{InitError, open};
 use crate::clock::Clock;
 use crate::{arch, hypercall};
@@ -16,7 +17,6 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use spacecore_store::{BlockIo, IoError, SECTOR};
-use virtio_drivers::transport::mmio::MmioTransport;
 use virtio_drivers::transport::{DeviceStatus, DeviceType, Transport};
 
 /// Entries in the request queue (each request takes 2 or 3).
@@ -46,7 +46,7 @@ const TIMEOUT_US: u64 = 10_000_000;
 
 /// A virtio block device.
 pub struct BlkDevice {
-    transport: MmioTransport<'static>,
+    transport: Mmio<Window>,
     queue: OwnedQueue<QUEUE_SIZE>,
     capacity: u64,
     features: u64,
@@ -67,11 +67,10 @@ impl BlkDevice {
             t.set_status(DeviceStatus::FAILED);
             return Err(InitError::Driver(virtio_drivers::Error::Unsupported));
         }
-        let low: u32 = t.read_config_space(0)?;
-        let high: u32 = t.read_config_space(4)?;
+        // The capacity in one access: consistent without a ConfigGeneration check around it.
+        let capacity: u64 = t.read_config_space(0)?;
         let queue = OwnedQueue::new(&mut t, 0)?;
         t.set_status(base_status | DeviceStatus::FEATURES_OK | DeviceStatus::DRIVER_OK);
-        let capacity = u64::from(low) | (u64::from(high) << 32);
         let ticks_per_us = clock.ticks_per_us();
         Ok(BlkDevice { transport: t, queue, capacity, features, ticks_per_us })
     }

@@ -1,6 +1,7 @@
 //! Everything of the virtio drivers that touches raw memory, behind safe types:
 //! - [`VirtioHal`], the `virtio_drivers::Hal` of this guest;
-//! - [`transport`], which claims a device window from the boot information;
+//! - [`transport`], which claims a device window from the boot information, and [`Window`], its
+//!   registers;
 //! - [`NetRings`] and [`OwnedQueue`], which lend buffers to a device and take them back.
 //!
 //! The guest is identity-mapped (virtual = guest-physical, see `spacecore_abi::layout`) and the
@@ -12,6 +13,7 @@
 //! them). A request that is abandoned keeps its buffers forever rather than freeing memory a
 //! device may still write.
 
+use super::transport::{CONFIG_OFFSET, Mmio, Registers};
 use alloc::alloc::{Layout, alloc_zeroed, dealloc};
 use alloc::boxed::Box;
 use alloc::vec;
@@ -23,7 +25,7 @@ use spacecore_abi::layout::{MMIO_BASE, MMIO_SIZE, MMIO_SLOTS};
 use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::queue::VirtQueue;
 use virtio_drivers::transport::Transport;
-use virtio_drivers::transport::mmio::{MmioError, MmioTransport, VirtIOHeader};
+use virtio_drivers::transport::mmio::MmioError;
 use virtio_drivers::{BufferDirection, Error, Hal, PAGE_SIZE, PhysAddr};
 
 /// The `Hal` of an identity-mapped guest whose devices are emulated by the launcher.
@@ -96,7 +98,7 @@ const _: () = assert!(MMIO_SLOTS <= 32);
 
 /// The virtio-mmio transport of the window at `base` (`size` bytes). Each window can be claimed
 /// once, so no two transports ever drive the same registers.
-pub fn transport(base: u64, size: u64) -> Result<MmioTransport<'static>, WindowError> {
+pub fn transport(base: u64, size: u64) -> Result<Mmio<Window>, WindowError> {
     let offset = base.checked_sub(MMIO_BASE).ok_or(WindowError::Outside)?;
     let slot = offset / MMIO_SIZE;
     if offset % MMIO_SIZE != 0 || slot >= MMIO_SLOTS || size > MMIO_SIZE {
@@ -106,12 +108,82 @@ pub fn transport(base: u64, size: u64) -> Result<MmioTransport<'static>, WindowE
     if CLAIMED.fetch_or(bit, Ordering::AcqRel) & bit != 0 {
         return Err(WindowError::Claimed);
     }
-    let header = NonNull::new(base as *mut VirtIOHeader).ok_or(WindowError::Outside)?;
-    // SAFETY: `[base, base + size)` lies in one virtio-mmio window of the memory map, which the
-    // launcher maps (uncached, user-accessible) for the life of the guest and which is no RAM, so
-    // nothing else aliases it; the window was claimed just above, so this is its only transport.
-    // The header is 4 KiB-aligned. A size too small for the header is refused by `new`.
-    unsafe { MmioTransport::new(header, size as usize) }.map_err(WindowError::Mmio)
+    if size < CONFIG_OFFSET as u64 {
+        return Err(WindowError::Mmio(MmioError::MmioRegionTooSmall));
+    }
+    let base = NonNull::new(base as *mut u8).ok_or(WindowError::Outside)?;
+    Mmio::new(Window { base, size: size as usize }).map_err(WindowError::Mmio)
+}
+
+/// The registers of a claimed virtio-mmio window, accessed with volatile loads and stores of the
+/// width asked for: each access is one access of the device (one VM exit).
+///
+/// Its fields are only set by [`transport`]: `[base, base + size)` lies in one virtio-mmio window
+/// of the memory map, which the launcher maps (uncached, user-accessible) for the life of the
+/// guest and which is no RAM, so nothing else aliases it; the window was claimed, so this is its
+/// only user. `base` is 4 KiB-aligned and `size` at least [`CONFIG_OFFSET`].
+#[derive(Debug)]
+pub struct Window {
+    base: NonNull<u8>,
+    size: usize,
+}
+
+impl Window {
+    /// The address of `len` bytes at `offset`, checked to lie in the window, aligned to `len`.
+    fn at(&self, offset: usize, len: usize) -> *mut u8 {
+        let fits = offset.checked_add(len).is_some_and(|end| end <= self.size);
+        assert!(fits && offset.is_multiple_of(len), "virtio-mmio: {len}-byte access at {offset:#x}");
+        // SAFETY: in the window (checked just above), which is one mapping.
+        unsafe { self.base.as_ptr().add(offset) }
+    }
+}
+
+impl Registers for Window {
+    fn read(&self, offset: usize) -> u32 {
+        assert!(offset < CONFIG_OFFSET);
+        // SAFETY: an aligned register of the window (see the type's docs), read as a whole.
+        unsafe { self.at(offset, 4).cast::<u32>().read_volatile() }
+    }
+
+    fn write(&mut self, offset: usize, value: u32) {
+        assert!(offset < CONFIG_OFFSET);
+        // SAFETY: as in `read`; the window is this value's alone (claimed).
+        unsafe { self.at(offset, 4).cast::<u32>().write_volatile(value) }
+    }
+
+    fn read_config(&self, offset: usize, out: &mut [u8]) {
+        let at = self.at(CONFIG_OFFSET + offset, out.len());
+        // SAFETY: aligned and in the window (`at` checks), one access of the width asked for.
+        unsafe {
+            match out.len() {
+                1 => out[0] = at.read_volatile(),
+                2 => out.copy_from_slice(&at.cast::<u16>().read_volatile().to_ne_bytes()),
+                4 => out.copy_from_slice(&at.cast::<u32>().read_volatile().to_ne_bytes()),
+                8 => out.copy_from_slice(&at.cast::<u64>().read_volatile().to_ne_bytes()),
+                n => panic!("virtio-mmio: {n}-byte configuration read"),
+            }
+        }
+    }
+
+    fn write_config(&mut self, offset: usize, data: &[u8]) {
+        let at = self.at(CONFIG_OFFSET + offset, data.len());
+        // SAFETY: as in `read_config`.
+        unsafe {
+            match *data {
+                [b] => at.write_volatile(b),
+                [a, b] => at.cast::<u16>().write_volatile(u16::from_ne_bytes([a, b])),
+                [a, b, c, d] => at.cast::<u32>().write_volatile(u32::from_ne_bytes([a, b, c, d])),
+                [a, b, c, d, e, f, g, h] => {
+                    at.cast::<u64>().write_volatile(u64::from_ne_bytes([a, b, c, d, e, f, g, h]))
+                }
+                _ => panic!("virtio-mmio: {}-byte configuration write", data.len()),
+            }
+        }
+    }
+
+    fn config_len(&self) -> usize {
+        self.size - CONFIG_OFFSET
+    }
 }
 
 /// A heap buffer lent to a device: leaked out of its `Box` until the device gives it back.
@@ -166,7 +238,7 @@ pub const NET_QUEUE: usize = 256;
 /// The network device's queues, with the buffers lent to them. Buffers are static (never
 /// freed, see `crate::heap::static_buffer`) and reused.
 pub struct NetRings {
-    raw: VirtIONetRaw<VirtioHal, MmioTransport<'static>, NET_QUEUE>,
+    raw: VirtIONetRaw<VirtioHal, Mmio<Window>, NET_QUEUE>,
     /// Receive buffers, by token.
     rx: Vec<Option<LentStatic>>,
     /// Frames being sent and their lengths, by token.
@@ -177,7 +249,7 @@ pub struct NetRings {
 
 impl NetRings {
     /// Initialises the device (features, MAC, queues), with no receive buffer yet.
-    pub fn new(transport: MmioTransport<'static>) -> Result<Self, Error> {
+    pub fn new(transport: Mmio<Window>) -> Result<Self, Error> {
         let raw = VirtIONetRaw::new(transport)?;
         Ok(NetRings {
             raw,
