@@ -580,14 +580,14 @@ fn render(r: &Report) -> String {
         row(name, mib(part(&b.cost_per_spacecore)), mib(part(&n.cost_per_spacecore)), 3, "");
     }
     row(
-        "  the guest's resident, its shared image's pages included",
+        "  guest resident, shared image pages included",
         mib(b.guest_resident_per_spacecore_bytes),
         mib(n.guest_resident_per_spacecore_bytes),
         3,
         "",
     );
     row(
-        "  its image, mapped from the file (shared, not counted)",
+        "  its image shared from the file (not counted)",
         mib(b.image_shared_per_spacecore_bytes),
         mib(n.image_shared_per_spacecore_bytes),
         3,
