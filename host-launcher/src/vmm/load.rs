@@ -16,7 +16,7 @@
 //! inside the file and inside guest memory at or above [`l::IMAGE_ADDR`], and the entry point
 //! inside a segment.
 
-use super::memory::Memory;
+use super::memory::{self, Memory};
 use spacecore_abi::layout as l;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -59,11 +59,12 @@ pub fn may_share(image: &File) -> bool {
     image.metadata().is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o222 == 0)
 }
 
-/// Loads `image` into `memory` (whose end is `memory_end`), its pages mapped from the file if
+/// Loads `image` into `memory`, its pages mapped from the file if
 /// `share` (see [`may_share`]), else copied; an error says what is wrong with it. The file is
 /// read with `lseek` and `read` only, which every confined thread that loads an image may use.
-pub fn load(memory: &Memory, memory_end: u64, image: &File, share: bool) -> Result<Loaded, String> {
+pub fn load(memory: &Memory, image: &File, share: bool) -> Result<Loaded, String> {
     let (entry, segments) = parse(image)?;
+    let memory_end = memory::end(memory);
     let mut end = 0;
     for s in &segments {
         let seg_end = s.addr.checked_add(s.mem_size).ok_or("a segment's address overflows")?;

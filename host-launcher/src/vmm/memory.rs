@@ -87,10 +87,15 @@ pub fn dma_view(memory: &Memory) -> Memory {
     view
 }
 
+/// The first guest-physical address past `memory`: its size, the MMIO hole included.
+pub fn end(memory: &Memory) -> u64 {
+    memory.last_addr().0 + 1
+}
+
 /// Registers the regions of `memory` below [`eager_end`] with `vm`, one KVM slot each.
 pub fn register(vm: &VmFd, memory: &Memory) -> Result<(), VmmError> {
-    let end = eager_end(memory.last_addr().0 + 1);
-    register_where(vm, memory, |start| start < end)
+    let eager = eager_end(end(memory));
+    register_where(vm, memory, |start| start < eager)
 }
 
 /// Registers the region above [`eager_end`], if any.
@@ -100,8 +105,8 @@ pub fn register(vm: &VmFd, memory: &Memory) -> Result<(), VmmError> {
 /// So this runs while the guest boots; until it is done, the guest's rare accesses there exit
 /// as MMIO and [`LateMemory`] serves them from the same mapping.
 pub fn register_late(vm: &VmFd, memory: &Memory) -> Result<(), VmmError> {
-    let end = eager_end(memory.last_addr().0 + 1);
-    register_where(vm, memory, |start| start >= end)
+    let eager = eager_end(end(memory));
+    register_where(vm, memory, |start| start >= eager)
 }
 
 fn register_where(vm: &VmFd, memory: &Memory, pick: impl Fn(u64) -> bool) -> Result<(), VmmError> {

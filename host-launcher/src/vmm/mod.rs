@@ -202,7 +202,7 @@ impl Shell {
         if config.vcpus == 0 || config.vcpus > l::MAX_VCPUS {
             return Err(VmmError::TooManyVcpus(config.vcpus));
         }
-        if memory_end(&memory) != config.memory_bytes {
+        if memory::end(&memory) != config.memory_bytes {
             return Err(VmmError::MemorySize(config.memory_bytes));
         }
         let control = Arc::new(Control::new(config.vcpus, config.exits.clone()));
@@ -292,15 +292,10 @@ fn load_image(
     path: &Path,
     share: bool,
 ) -> Result<load::Loaded, VmmError> {
-    load::load(memory, memory_end(memory), image, share).map_err(|reason| VmmError::LoadImage {
+    load::load(memory, image, share).map_err(|reason| VmmError::LoadImage {
         path: path.display().to_string(),
         reason: format!("{reason} (is it an image built by `cargo xtask build-image`?)"),
     })
-}
-
-fn memory_end(memory: &memory::Memory) -> u64 {
-    use vm_memory::GuestMemoryBackend;
-    memory.last_addr().0 + 1
 }
 
 /// The facts for [`BootInfo`]: TSC frequency, wall clock, and the launcher's start on the

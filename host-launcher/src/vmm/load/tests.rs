@@ -58,7 +58,7 @@ fn image(offset: u64) -> Vec<u8> {
 fn load_file(bytes: &[u8], mode: u32) -> (Memory, Result<Loaded, String>) {
     let memory = memory::map(MEM).unwrap();
     let (_tmp, f) = file(bytes, mode);
-    let loaded = load(&memory, MEM, &f, may_share(&f));
+    let loaded = load(&memory, &f, may_share(&f));
     (memory, loaded)
 }
 
@@ -95,7 +95,7 @@ fn a_read_only_image_is_mapped_from_its_file_copy_on_write() {
     let bytes = image(PAGE);
     let memory = memory::map(MEM).unwrap();
     let (tmp, f) = file(&bytes, 0o444);
-    let loaded = load(&memory, MEM, &f, may_share(&f)).unwrap();
+    let loaded = load(&memory, &f, may_share(&f)).unwrap();
     assert_eq!(
         loaded,
         Loaded { entry: l::IMAGE_ADDR + 16, end: l::IMAGE_ADDR + MEM_BYTES, shared_bytes: 3 * PAGE }
