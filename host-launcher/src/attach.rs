@@ -254,14 +254,22 @@ fn mac(name: &str) -> [u8; 6] {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_guests_neighbour_entry_is_pinned_and_permanent() {
-        const TEST: &str = "the_guests_neighbour_entry_is_pinned_and_permanent";
-        if !test_support::root(TEST) {
-            return;
+    /// Whether the test `name` can make namespaces and taps here (root, `/dev/net/tun`); if
+    /// not, it is reported as skipped.
+    fn can_make_taps(name: &str) -> bool {
+        if !test_support::root(name) {
+            return false;
         }
         if !std::path::Path::new("/dev/net/tun").exists() {
-            test_support::skip(TEST, "needs /dev/net/tun");
+            test_support::skip(name, "needs /dev/net/tun");
+            return false;
+        }
+        true
+    }
+
+    #[test]
+    fn the_guests_neighbour_entry_is_pinned_and_permanent() {
+        if !can_make_taps("the_guests_neighbour_entry_is_pinned_and_permanent") {
             return;
         }
         let netns = Netns::create().unwrap();
@@ -290,12 +298,7 @@ mod tests {
 
     #[test]
     fn the_tap_is_left_to_its_namespace_when_its_descriptor_closes() {
-        const TEST: &str = "the_tap_is_left_to_its_namespace_when_its_descriptor_closes";
-        if !test_support::root(TEST) {
-            return;
-        }
-        if !std::path::Path::new("/dev/net/tun").exists() {
-            test_support::skip(TEST, "needs /dev/net/tun");
+        if !can_make_taps("the_tap_is_left_to_its_namespace_when_its_descriptor_closes") {
             return;
         }
         let index = |name: &str| {
