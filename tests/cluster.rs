@@ -539,6 +539,17 @@ impl Cluster {
         self.nodes[i].registered = Registration::stranger(self.scheme, 0x5a ^ i as u8);
     }
 
+    /// `hac-launch` on node `i`'s spec with `args` before it, in the cluster's state directory
+    /// and image store, not started.
+    pub fn launcher(&self, i: usize, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.tools.launcher);
+        cmd.args(args);
+        let node = self.nodes[i].launcher(&self.tools, self.dir.path());
+        cmd.arg(node.get_args().next().expect("the spec"));
+        cmd.envs(node.get_envs().filter_map(|(k, v)| Some((k, v?))));
+        cmd
+    }
+
     /// Boots node `i` and waits until it has loaded its key.
     pub fn start(&mut self, i: usize) {
         let (tools, state, limit) = (&self.tools, self.dir.path(), self.limit);

@@ -62,6 +62,18 @@ pub enum Hypercall {
     /// handover as [`Hypercall::KeystorePassword`], for the second password; the two are
     /// handed over independently (taking one does not take the other).
     EcdsaKeystorePassword = 6,
+    /// The snapshot point: the guest has set up everything that is the same for every
+    /// spacecore of its image and spec (heap, devices), and has read nothing of its disk and
+    /// drawn nothing random. Argument: address of an 8-byte record (`u64`, in guest RAM at or
+    /// above [`crate::layout::GUEST_BASE`]) into which the launcher writes [`SNAPSHOT_FRESH`]
+    /// or [`SNAPSHOT_RESTORED`].
+    ///
+    /// A launcher saving a snapshot saves the guest here and ends it; a guest started from
+    /// that snapshot resumes here with [`SNAPSHOT_RESTORED`], and must read its boot
+    /// information and command line again (they are the new spacecore's). vCPUs other than
+    /// the first are not saved: they start again from the entry point. The guest calls it
+    /// once per boot, on the first vCPU, when every other vCPU is idle.
+    Snapshot = 7,
     /// Sent by the launcher's ring-0 trap stubs, never by guest code. Argument: the vector.
     /// The trap frame is on the vCPU's trap stack.
     Fault = 15,
@@ -83,6 +95,7 @@ impl Hypercall {
             4 => Self::Wait,
             5 => Self::KeystorePassword,
             6 => Self::EcdsaKeystorePassword,
+            7 => Self::Snapshot,
             15 => Self::Fault,
             _ => return None,
         })
@@ -128,6 +141,13 @@ pub struct Wait {
     pub events: u64,
 }
 
+/// Written by the launcher into the [`Hypercall::Snapshot`] record of a guest that booted from
+/// its image.
+pub const SNAPSHOT_FRESH: u64 = 0;
+/// Written by the launcher into the [`Hypercall::Snapshot`] record of a guest started from a
+/// snapshot.
+pub const SNAPSHOT_RESTORED: u64 = 1;
+
 /// `timeout_ns` meaning "until an event".
 pub const WAIT_FOREVER: u64 = u64::MAX;
 /// Offset of `events` in a [`Wait`] record: the only field the launcher writes.
@@ -172,6 +192,7 @@ mod tests {
             Hypercall::Wait,
             Hypercall::KeystorePassword,
             Hypercall::EcdsaKeystorePassword,
+            Hypercall::Snapshot,
             Hypercall::Fault,
         ] {
             assert_eq!(Hypercall::from_port(call.port()), Some(call));
@@ -179,7 +200,7 @@ mod tests {
         }
         assert_eq!(Hypercall::KeystorePassword.port(), 0x505);
         assert_eq!(Hypercall::EcdsaKeystorePassword.port(), 0x506);
-        assert_eq!(Hypercall::from_port(PORT_BASE + 7), None);
+        assert_eq!(Hypercall::from_port(PORT_BASE + 8), None);
         assert_eq!(Hypercall::from_port(PORT_BASE + 14), None);
         assert_eq!(Hypercall::from_port(0x3f8), None);
         assert_eq!(Hypercall::from_port(PORT_BASE - 1), None);

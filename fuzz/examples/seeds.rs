@@ -463,6 +463,14 @@ fn hypercall(put: &mut Put<'_>) {
     overlap.poke(RECORD, &Buffer { addr: RECORD + 4, len: 64 }.encode());
     put("hypercall", "password-over-its-record", &overlap.encode());
 
+    // The snapshot point, on both vCPUs, then with its record in the launcher's region.
+    let snapshot = case(vec![
+        Call::new(Hypercall::Snapshot, arg),
+        Call { vcpu: 1, ..Call::new(Hypercall::Snapshot, arg2) },
+        Call::new(Hypercall::Snapshot, 0x8000),
+    ]);
+    put("hypercall", "snapshot-point", &snapshot.encode());
+
     let odd = vec![
         Call { data: vec![1, 2], ..Call::new(Hypercall::ConsoleWrite, 0) },
         Call { port: PORT_BASE + 9, ..Call::new(Hypercall::Ready, 0) },

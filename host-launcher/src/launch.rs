@@ -31,6 +31,11 @@ pub struct Launch {
     /// launcher that balances between the replicas, and its end (that launcher gone, even
     /// killed) stops the guest as SIGTERM does ([`crate::scale`]).
     pub watch_parent: bool,
+    /// Start every boot from the snapshot in this directory (`--snapshot`).
+    pub snapshot: Option<PathBuf>,
+    /// Boot once, save a snapshot into this directory at the guest's snapshot point and end
+    /// (`--save-snapshot`).
+    pub save_snapshot: Option<PathBuf>,
 }
 
 impl Launch {
@@ -47,6 +52,7 @@ impl Launch {
     ) -> anyhow::Result<u8> {
         // While the launcher may still `stat`: whether the image's pages can be shared.
         let image_shared = vmm::may_share_image(&image);
+        let (snapshot, save) = self.snapshots(plan, log, &image)?;
         // First: a spacecore the host has no room for sets nothing up.
         let running = attach::state_dir().join("running");
         capacity::reserve(&running, &plan.name, plan.vcpus, plan.memory_bytes, self.overcommit)?;
@@ -148,6 +154,8 @@ impl Launch {
                 .chain(attached.egress.iter().map(|relay| relay.counters.clone()))
                 .collect(),
             updates,
+            snapshot,
+            save,
         };
         let confined = jail.is_some();
         if let Some(prepared) = jail {
@@ -164,6 +172,12 @@ impl Launch {
                         0
                     },
                 disk_bytes: plan.storage_bytes,
+                // A snapshot's memory file holds at most the guest's memory.
+                snapshot_bytes: if self.save_snapshot.is_some() {
+                    plan.memory_bytes.saturating_add(vmm::snapshot::MAX_STATE_BYTES)
+                } else {
+                    0
+                },
                 log_file: plan.observability.log_file.is_some(),
             };
             jail::confine(prepared, &plan.name, &budget, log)?;
@@ -174,6 +188,31 @@ impl Launch {
             capacity::release(&running);
         }
         Ok(final_report(log, ending, &exits))
+    }
+}
+
+impl Launch {
+    /// The snapshot to start from, checked to fit the spec and its image, and the snapshot to
+    /// save, its files opened: both before the launcher is confined.
+    fn snapshots(
+        &self,
+        plan: &hac::Plan,
+        log: &Log,
+        image: &std::fs::File,
+    ) -> anyhow::Result<(Option<vmm::Snapshot>, Option<vmm::SnapshotTarget>)> {
+        let snapshot = match &self.snapshot {
+            None => None,
+            Some(dir) => {
+                let snapshot = vmm::Snapshot::open(dir)?;
+                let image = vmm::ImageId::of(image).context("cannot read the image's metadata")?;
+                snapshot.fits(plan.memory_bytes, plan.vcpus, &image)?;
+                log.launcher(format_args!("snapshot: every boot starts from {}", dir.display()));
+                Some(snapshot)
+            }
+        };
+        let save =
+            self.save_snapshot.as_deref().map(|dir| vmm::SnapshotTarget::create(dir, image)).transpose()?;
+        Ok((snapshot, save))
     }
 }
 
@@ -350,7 +389,7 @@ fn final_report(log: &Log, ending: supervisor::Ending, exits: &vmm::ExitCounts) 
     let fields = [("event", "guest_ended".into()), ("status", status.into())];
     match outcome {
         vmm::Outcome::Exited(0) => log.event(Level::Info, "guest exited cleanly", &fields),
-        vmm::Outcome::Stopped => log.event(Level::Info, outcome.describe(), &fields),
+        vmm::Outcome::Stopped | vmm::Outcome::Saved => log.event(Level::Info, outcome.describe(), &fields),
         outcome => log.event(Level::Error, outcome.describe(), &fields),
     }
     status

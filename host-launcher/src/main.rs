@@ -68,6 +68,15 @@ struct Cli {
     #[arg(long, value_name = "MS", requires = "update", default_value_t = update::DEFAULT_DEADLINE.as_millis() as u64,
           value_parser = clap::value_parser!(u64).range(1..=update::MAX_DEADLINE_MS))]
     update_deadline: u64,
+    /// Boot the spacecore once, save a snapshot of it into DIR at its snapshot point (devices
+    /// set up, nothing of its disk read, no key loaded), stop it there and exit 0. Start from
+    /// it with --snapshot.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["check", "update", "until_ready", "snapshot"])]
+    save_snapshot: Option<PathBuf>,
+    /// Start the spacecore from the snapshot in DIR (saved by --save-snapshot from the same
+    /// spec and image file) instead of booting its image: the first boot and every restart.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["check", "update"])]
+    snapshot: Option<PathBuf>,
     /// Internal: run as replica N of a scaled spacecore (`NAME-rN`), started by the launcher
     /// that balances between the replicas.
     #[arg(long, hide = true, value_name = "N", conflicts_with_all = ["check", "update"])]
@@ -172,13 +181,15 @@ fn run(cli: &Cli, plan: &hac::Plan, log: &Log, started: (Instant, u64)) -> anyho
         }
         return request_update(cli, plan, &image_path, &image);
     }
-    if scale::scaled(plan) && !cli.until_ready {
+    if scale::scaled(plan) && !cli.until_ready && cli.save_snapshot.is_none() {
         return scale::run(plan, log, &replica_parent(cli, &store)?);
     }
     let launch = Launch {
         extra_cmdline: cli.cmdline.clone(),
         options: vmm::RunOptions {
-            until_ready: cli.until_ready,
+            // A boot that saves a snapshot ends at its snapshot point, or at ready if the image
+            // has none.
+            until_ready: cli.until_ready || cli.save_snapshot.is_some(),
             ready_timeout: cli.ready_timeout.or(cli.until_ready.then_some(10_000)).map(Duration::from_millis),
             stop_timeout: Duration::from_millis(cli.stop_timeout),
         },
@@ -186,6 +197,8 @@ fn run(cli: &Cli, plan: &hac::Plan, log: &Log, started: (Instant, u64)) -> anyho
         jail_dir: cli.jail_dir.clone(),
         overcommit: capacity::Overcommit { cpu: cli.cpu_overcommit, memory: cli.memory_overcommit },
         watch_parent: cli.replica.is_some(),
+        snapshot: cli.snapshot.clone(),
+        save_snapshot: cli.save_snapshot.clone(),
     };
     launch.run(plan, log, started, image_path, image)
 }
@@ -214,6 +227,9 @@ fn replica_parent(cli: &Cli, store: &Store) -> anyhow::Result<scale::Parent> {
     option("--jail-dir", cli.jail_dir.display().to_string());
     if cli.no_jail {
         args.push("--no-jail".into());
+    }
+    if let Some(dir) = &cli.snapshot {
+        args.extend(["--snapshot".into(), dir.clone().into_os_string()]);
     }
     Ok(scale::Parent {
         exe: std::env::current_exe().context("cannot find the hac-launch executable")?,

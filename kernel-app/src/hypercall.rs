@@ -60,6 +60,16 @@ pub fn wait(timeout_ns: u64) -> u64 {
     events
 }
 
+/// The snapshot point (see `Hypercall::Snapshot`): true when this guest was started from a
+/// snapshot and resumes here, so its boot information and command line must be read again.
+pub fn snapshot_point() -> bool {
+    let record = [0u8; 8];
+    out32(Hypercall::Snapshot.port(), record_addr(&record));
+    // SAFETY: `record` is a live, aligned local array the launcher wrote.
+    let bytes = unsafe { core::ptr::read_volatile(&record) };
+    u64::from_le_bytes(bytes) == spacecore_abi::hypercall::SNAPSHOT_RESTORED
+}
+
 /// Takes the operator keystore's password that the launcher holds for this boot (read from the
 /// spec's `keystore_password_file`); `None` if it has none or already handed it over. The
 /// buffer is wiped when dropped.

@@ -69,11 +69,16 @@ pub struct Node {
 }
 
 impl Node {
-    /// Starts the devices of `info`, counts this boot on the disk and brings the network up if
-    /// the command line configures it, for up to `connections` connections. Prints one line per
+    /// Opens the store on the disk of `devices` ([`start_devices`]) and counts this boot there,
+    /// and brings the network up on its NIC if the command line configures it, for up to `connections` connections. Prints one line per
     /// device and per service.
-    pub fn start(info: &BootInfo, args: &Args, clock: Clock, epoch_tsc: u64, connections: usize) -> Self {
-        let (blk, net_dev) = start_devices(info, &clock);
+    pub fn start(
+        args: &Args,
+        clock: Clock,
+        epoch_tsc: u64,
+        connections: usize,
+        (blk, net_dev): (Option<BlkDevice>, Option<NetDevice>),
+    ) -> Self {
         let mut store =
             blk.and_then(|dev| Store::open(dev).map_err(|e| println!("store: unusable: {e:?}")).ok());
         let boot_count = store.as_mut().and_then(|s| {
@@ -279,8 +284,8 @@ impl Node {
     }
 }
 
-/// Starts the first block and the first network device of `info`.
-fn start_devices(info: &BootInfo, clock: &Clock) -> (Option<BlkDevice>, Option<NetDevice>) {
+/// Sets up the disk and the NIC the boot information lists (one of each at most).
+pub fn start_devices(info: &BootInfo, clock: &Clock) -> (Option<BlkDevice>, Option<NetDevice>) {
     let (mut blk, mut net) = (None, None);
     for dev in info.devices.iter().filter(|d| d.kind != device_kind::NONE) {
         let (at, size) = (dev.mmio_base, dev.mmio_size);

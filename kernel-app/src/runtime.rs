@@ -4,6 +4,7 @@
 use crate::node::Node;
 use crate::{arch, boot::Boot, clock::Clock, cmdline, heap, hypercall};
 use core::fmt::Write;
+use core::sync::atomic::{AtomicU32, Ordering};
 use spacecore_abi::hypercall::WAIT_FOREVER;
 
 /// Guest exit statuses of the runtime itself (the AVS logic uses others).
@@ -47,59 +48,106 @@ fn run_constructors() {
 /// that every vCPU is seen to have run), then blocks in the launcher.
 fn idle_vcpu(vcpu: u64) -> ! {
     crate::println!("vCPU {vcpu} running; idle");
+    IDLE_VCPUS.fetch_add(1, Ordering::Release);
     loop {
         // Each event is reported once per vCPU; after a stop the launcher ends the VM.
         hypercall::wait(WAIT_FOREVER);
     }
 }
 
-fn boot_vcpu(boot_params: u64, entry_tsc: u64) -> ! {
+/// Reads the boot information and the command line the launcher wrote; exits the guest if
+/// either is unusable.
+fn read_boot(boot_params: u64) -> Boot {
     // SAFETY: the launcher maps the boot regions (boot_params, setup_data, command line) for the
-    // life of the guest and never changes them after entry.
+    // life of the guest and changes them only while the guest is stopped (a snapshot's start).
     let read = &mut |addr, buf: &mut [u8]| unsafe { arch::read_phys(addr, buf) };
-    let boot = match Boot::parse(boot_params, read) {
+    match Boot::parse(boot_params, read) {
         Ok(boot) => boot,
         Err(e) => {
             crate::println!("cannot boot: unusable boot information: {e:?}");
             hypercall::exit(status::BAD_BOOT)
         }
-    };
-    let info = &boot.info;
-    let clock = Clock::new(info.tsc_khz, info.wall_clock_unix_ns, info.tsc_at_wall_clock);
-    let args = match cmdline::parse(boot.cmdline()) {
+    }
+}
+
+fn read_args(boot: &Boot) -> cmdline::Args<'_> {
+    match cmdline::parse(boot.cmdline()) {
         Ok(args) => args,
         Err(cmdline::BadArg(word)) => {
             crate::println!("cannot boot: bad command-line word {word:?}");
             hypercall::exit(status::BAD_CMDLINE)
         }
-    };
+    }
+}
+
+/// vCPUs other than the first that have said they run and hold nothing (see [`idle_vcpu`]).
+static IDLE_VCPUS: AtomicU32 = AtomicU32::new(0);
+
+/// The snapshot point (`Hypercall::Snapshot`), once every other vCPU is idle, so that none
+/// holds a lock in the memory a snapshot saves (they start again from the entry point). True
+/// when this guest resumes from a snapshot.
+fn snapshot_point(vcpus: u32, clock: &Clock) -> bool {
+    let deadline = arch::rdtsc().saturating_add(clock.ticks_per_us().saturating_mul(1_000_000));
+    while IDLE_VCPUS.load(Ordering::Acquire) + 1 < vcpus {
+        if arch::rdtsc() > deadline {
+            // Not idle after a second: the launcher refuses to save a snapshot of this boot.
+            crate::println!("snapshot point: other vCPUs still busy after 1 s");
+            break;
+        }
+        core::hint::spin_loop();
+    }
+    hypercall::snapshot_point()
+}
+
+fn boot_vcpu(boot_params: u64, entry_tsc: u64) -> ! {
+    let boot = read_boot(boot_params);
+    let args = read_args(&boot);
+    let clock = Clock::new(boot.info.tsc_khz, boot.info.wall_clock_unix_ns, boot.info.tsc_at_wall_clock);
     let heap_floor = arch::image_end().next_multiple_of(4096);
     let heap_range = boot.heap_range(heap_floor);
     let connections = heap_range.map_or(1, |(s, e)| crate::node::connections_for(e - s));
     // The network's buffers come from memory set aside untouched (see `heap::untouched`).
-    let untouched = if args.net.is_some() { crate::node::untouched_for(connections) } else { 0 };
+    let networked = args.net.is_some();
+    let untouched = if networked { crate::node::untouched_for(connections) } else { 0 };
     let heap_bytes = heap_range.map_or(0, |(s, e)| heap::init(s, e, untouched));
     run_constructors();
 
     if let Some(test) = args.selftest {
-        crate::selftest::run(test, info, &clock, args.scheme);
+        crate::selftest::run(test, &boot.info, &clock, args.scheme);
     }
+    let devices = crate::node::start_devices(&boot.info, &clock);
 
-    let node = Node::start(info, &args, clock, entry_tsc, connections);
+    // Everything above is the same for every spacecore of this image and spec; everything below
+    // is this spacecore's own: its name and addresses, its clock, its disk, its randomness.
+    let restored = snapshot_point(boot.info.vcpus, &clock);
+    // A start from a snapshot is this spacecore's time 0: the TSC read before the snapshot
+    // point was another launcher's (even another host boot's).
+    let entry_tsc = if restored { arch::rdtsc() } else { entry_tsc };
+    let boot = if restored { read_boot(boot_params) } else { boot };
+    let args = read_args(&boot);
+    if args.net.is_some() != networked {
+        crate::println!("cannot boot: the snapshot was saved with a different network");
+        hypercall::exit(status::BAD_BOOT)
+    }
+    let info = &boot.info;
+    let clock = Clock::new(info.tsc_khz, info.wall_clock_unix_ns, info.tsc_at_wall_clock);
+    let node = Node::start(&args, clock, entry_tsc, connections, devices);
 
     let ready_tsc = arch::rdtsc();
     let since_launch_us = clock.ticks_to_ns(ready_tsc.wrapping_sub(info.launcher_start_tsc)) / 1000;
     let in_guest_us = clock.ticks_to_ns(ready_tsc.wrapping_sub(entry_tsc)) / 1000;
     let (y, mo, d, h, mi, s) = crate::clock::utc(clock.wall_ns_at(ready_tsc));
     crate::println!(
-        "spacecore {} (abi {}): {} vCPUs, {} MiB memory, {} MiB heap; booted in {} us from launcher start ({} us in guest); {:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z; {}",
+        "spacecore {} (abi {}): {} vCPUs, {} MiB memory, {} MiB heap; {} in {} us from launcher start ({} us in guest{}); {:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z; {}",
         env!("CARGO_PKG_VERSION"),
         info.abi_version,
         info.vcpus,
         info.memory_bytes >> 20,
         heap_bytes >> 20,
+        if restored { "started from a snapshot" } else { "booted" },
         since_launch_us,
         in_guest_us,
+        if restored { " since the snapshot point" } else { "" },
         y,
         mo,
         d,

@@ -42,6 +42,53 @@ pub const VENDOR_ID: u32 = 0x5350_4352;
 const MAGIC: u32 = 0x7472_6976;
 const VERSION: u32 = 2;
 
+/// What a snapshot keeps of one window (see `crate::vmm::snapshot`): the device it served, as
+/// the driver saw it, and the driver's settings, which a device started from the snapshot takes
+/// as if the driver had written them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TransportState {
+    /// Virtio device id.
+    pub device_type: u32,
+    /// Feature bits the device offered.
+    pub offered_features: u64,
+    /// The device configuration space the driver read (capacity, MAC address, ...).
+    pub config: Vec<u8>,
+    /// Device status: 0 (the driver left the device alone) or every bit up to `DRIVER_OK`.
+    pub status: u32,
+    /// Features the driver accepted.
+    pub driver_features: u64,
+    /// The selectors as the driver left them (its transport writes one only to change it).
+    pub queue_sel: u32,
+    /// `DeviceFeaturesSel`.
+    pub device_features_sel: u32,
+    /// `DriverFeaturesSel`.
+    pub driver_features_sel: u32,
+    /// Each queue, in queue order (none when the status is 0).
+    pub queues: Vec<QueueSettings>,
+}
+
+/// One queue of a [`TransportState`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct QueueSettings {
+    /// Entries.
+    pub size: u16,
+    /// Descriptor table, driver area and device area (guest-physical).
+    pub desc: u64,
+    /// Driver (available) ring.
+    pub avail: u64,
+    /// Device (used) ring.
+    pub used: u64,
+    /// The used ring's index when the device stopped: the device resumes there, with every
+    /// buffer the driver made available after it still to be taken.
+    pub used_index: u16,
+}
+
+/// The device status of a window a snapshot may hold, besides 0.
+const RUNNING: u32 = VIRTIO_CONFIG_S_ACKNOWLEDGE
+    | VIRTIO_CONFIG_S_DRIVER
+    | VIRTIO_CONFIG_S_FEATURES_OK
+    | VIRTIO_CONFIG_S_DRIVER_OK;
+
 /// One device's virtio-mmio window.
 pub struct MmioTransport {
     device: Box<dyn VirtioDevice>,
@@ -97,6 +144,102 @@ impl MmioTransport {
     pub fn into_device(mut self) -> Box<dyn VirtioDevice> {
         self.device.reset();
         self.device
+    }
+
+    /// Stops the device, as [`MmioTransport::into_device`], and says what a snapshot keeps of
+    /// the window: an error if the driver left the device half set up. Read after the worker
+    /// has stopped, so the used rings in guest memory no longer move.
+    pub fn into_saved(mut self) -> (Result<TransportState, String>, Box<dyn VirtioDevice>) {
+        let stopped = !self.active || self.device.reset();
+        let state =
+            if !stopped { Err(format!("{}: the device did not stop", self.at)) } else { self.saved_state() };
+        (state, self.device)
+    }
+
+    fn saved_state(&self) -> Result<TransportState, String> {
+        use vm_memory::Bytes;
+        let at = self.at;
+        let running = match self.status {
+            0 => false,
+            RUNNING if self.active => true,
+            status => return Err(format!("{at}: the driver left it half set up (status {status:#x})")),
+        };
+        let mut queues = Vec::new();
+        for q in self.queues.iter().filter(|_| running) {
+            let used = q.used_ring();
+            let used_index: u16 = self
+                .mem
+                .read_obj(GuestAddress(used.wrapping_add(2)))
+                .map_err(|e| format!("{at}: cannot read a used ring at {used:#x}: {e}"))?;
+            queues.push(QueueSettings {
+                size: q.size(),
+                desc: q.desc_table(),
+                avail: q.avail_ring(),
+                used,
+                used_index,
+            });
+        }
+        Ok(TransportState {
+            device_type: self.device.device_type(),
+            offered_features: self.device.features(),
+            config: self.device.config().to_vec(),
+            status: self.status,
+            driver_features: self.driver_features,
+            queue_sel: self.queue_sel,
+            device_features_sel: self.device_features_sel,
+            driver_features_sel: self.driver_features_sel,
+            queues,
+        })
+    }
+
+    /// Puts a freshly made window in the state a snapshot kept ([`MmioTransport::into_saved`])
+    /// and starts its device there, as `DRIVER_OK` would. The device must be the one the
+    /// snapshot was taken with (type, features, configuration, queues); every setting goes
+    /// through the same checks as the driver's writes.
+    pub fn restore(&mut self, state: &TransportState) -> Result<(), String> {
+        let at = self.at;
+        if state.device_type != self.device.device_type() {
+            return Err(format!("{at}: the snapshot has a device of type {} here", state.device_type));
+        }
+        if state.offered_features != self.device.features() {
+            return Err(format!("{at}: the device offers other features than in the snapshot"));
+        }
+        if state.config != self.device.config() {
+            return Err(format!(
+                "{at}: the device's configuration (its size, its MAC address) differs from the snapshot's"
+            ));
+        }
+        match state.status {
+            0 => return Ok(()),
+            RUNNING => {}
+            status => return Err(format!("{at}: the snapshot holds it with status {status:#x}")),
+        }
+        if state.queues.len() != self.queues.len() {
+            return Err(format!("{at}: the snapshot has {} queues here", state.queues.len()));
+        }
+        self.driver_features = state.driver_features;
+        self.status = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER;
+        self.check_features(self.status).map_err(|e| e.to_string())?;
+        for (index, (queue, saved)) in self.queues.iter_mut().zip(&state.queues).enumerate() {
+            let refused = |what: &str| format!("{at}: queue {index}: the snapshot's {what} is refused");
+            queue.try_set_size(saved.size).map_err(|_| refused("size"))?;
+            queue
+                .try_set_desc_table_address(GuestAddress(saved.desc))
+                .map_err(|_| refused("descriptor table"))?;
+            queue
+                .try_set_avail_ring_address(GuestAddress(saved.avail))
+                .map_err(|_| refused("driver area"))?;
+            queue.try_set_used_ring_address(GuestAddress(saved.used)).map_err(|_| refused("device area"))?;
+            queue.set_ready(true);
+            queue.set_next_avail(saved.used_index);
+            queue.set_next_used(saved.used_index);
+        }
+        self.status |= VIRTIO_CONFIG_S_FEATURES_OK;
+        self.activate().map_err(|e| e.to_string())?;
+        self.status = RUNNING;
+        (self.queue_sel, self.device_features_sel, self.driver_features_sel) =
+            (state.queue_sel, state.device_features_sel, state.driver_features_sel);
+        Ok(())
     }
 
     /// The device's queue events, in queue order.

@@ -30,7 +30,8 @@ mod worker;
 
 pub use block::{BlockConfig, BlockDevice, BlockError, DiskLimits};
 pub use mmio::{
-    CONFIG_OFFSET, MmioError, MmioTransport, QUEUE_NOTIFY_OFFSET, VENDOR_ID, WINDOW_SIZE, WindowAt,
+    CONFIG_OFFSET, MmioError, MmioTransport, QUEUE_NOTIFY_OFFSET, QueueSettings, TransportState, VENDOR_ID,
+    WINDOW_SIZE, WindowAt,
 };
 pub use net::{FrameIo, NetDevice, NetLimits};
 pub use rate::TokenBucket;

@@ -342,6 +342,8 @@ pub struct Budget {
     pub connections: u64,
     /// The disk's size in bytes (0: no disk).
     pub disk_bytes: u64,
+    /// The largest file of a snapshot the launcher saves (`--save-snapshot`; 0: it saves none).
+    pub snapshot_bytes: u64,
     /// Whether the log goes to a file (`spec.observability.log_file`), which grows without end.
     pub log_file: bool,
 }
@@ -507,7 +509,7 @@ fn set_rlimits(budget: &Budget) -> Result<(u64, u64, Option<u64>), JailError> {
     set_rlimit(libc::RLIMIT_NOFILE, nofile, "RLIMIT_NOFILE")?;
     set_rlimit(libc::RLIMIT_NPROC, nproc, "RLIMIT_NPROC")?;
     set_rlimit(libc::RLIMIT_CORE, 0, "RLIMIT_CORE")?;
-    // The largest file the launcher writes is its disk, unless its log (or its standard output
+    // The largest file the launcher writes is its disk or a snapshot's memory, unless its log (or its standard output
     // or error) goes to a regular file, which grows without end.
     let output_to_file = [libc::STDOUT_FILENO, libc::STDERR_FILENO].iter().any(|&fd| {
         // SAFETY: fstat writes one `stat` into a valid place.
@@ -515,7 +517,7 @@ fn set_rlimits(budget: &Budget) -> Result<(u64, u64, Option<u64>), JailError> {
         // SAFETY: as above.
         unsafe { libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFREG }
     });
-    let fsize = (!budget.log_file && !output_to_file).then_some(budget.disk_bytes);
+    let fsize = (!budget.log_file && !output_to_file).then_some(budget.disk_bytes.max(budget.snapshot_bytes));
     if let Some(bytes) = fsize {
         set_rlimit(libc::RLIMIT_FSIZE, bytes, "RLIMIT_FSIZE")?;
     }
@@ -681,6 +683,7 @@ mod tests {
             memory_bytes: 1 << 30,
             connections: 2 * 256 + 64 + 8,
             disk_bytes: 0,
+            snapshot_bytes: 0,
             log_file: false,
         };
         assert!(headroom(&budget) >= 2 * (2 * 256 + 64 + 8) + 4 * 2);

@@ -137,12 +137,19 @@ const fn ioc(dir: u64, kind: u64, nr: u64, size: u64) -> u64 {
 }
 const KVMIO: u64 = 0xAE;
 const IOC_READ: u64 = 2;
+const IOC_WRITE: u64 = 1;
 /// `KVM_RUN`.
 pub const KVM_RUN: u64 = ioc(0, KVMIO, 0x80, 0);
 /// `KVM_GET_REGS`.
 pub const KVM_GET_REGS: u64 = ioc(IOC_READ, KVMIO, 0x81, size_of::<kvm_bindings::kvm_regs>() as u64);
 /// `KVM_GET_SREGS`.
 pub const KVM_GET_SREGS: u64 = ioc(IOC_READ, KVMIO, 0x83, size_of::<kvm_bindings::kvm_sregs>() as u64);
+
+/// `KVM_GET_XSAVE` (a snapshot's vector registers).
+pub const KVM_GET_XSAVE: u64 = ioc(IOC_READ, KVMIO, 0xa4, size_of::<kvm_bindings::kvm_xsave>() as u64);
+/// `KVM_GET_MSRS` (a snapshot's TSC).
+pub const KVM_GET_MSRS: u64 =
+    ioc(IOC_READ | IOC_WRITE, KVMIO, 0x88, size_of::<kvm_bindings::kvm_msrs>() as u64);
 
 /// What every launcher thread does: memory, threads, futexes, time, exit; the switch to the
 /// unprivileged ids (glibc makes every thread do it); and the signal handlers' wake-up.
@@ -208,12 +215,15 @@ fn base(ids: Ids) -> List {
     list
 }
 
-/// A vCPU thread: `KVM_RUN`, the registers for a crash report, the console, the Wait
-/// hypercall (futexes), and a device's activation (its stop event, epoll and rate timer; the
+/// A vCPU thread: `KVM_RUN`, the registers for a crash report or a snapshot, the console, the
+/// Wait hypercall (futexes), and a device's activation (its stop event, epoll and rate timer; the
 /// worker itself is started by the nursery).
 fn vcpu(list: &mut List) {
     use libc::*;
-    let ioctls = [KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS].iter().map(|&cmd| vec![eq(1, cmd)]).collect();
+    let ioctls = [KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS, KVM_GET_XSAVE, KVM_GET_MSRS]
+        .iter()
+        .map(|&cmd| vec![eq(1, cmd)])
+        .collect();
     when(list, SYS_ioctl, ioctls);
     always(list, &[SYS_read, SYS_eventfd2, SYS_epoll_create1, SYS_epoll_ctl, SYS_timerfd_create]);
     let fcntls =

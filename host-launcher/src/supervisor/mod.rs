@@ -63,6 +63,12 @@ pub struct Boots<'a> {
     pub relays: Vec<Arc<ForwardCounters>>,
     /// Rolling updates, when the launcher takes them (`crate::update`).
     pub updates: Option<Arc<Updates>>,
+    /// The snapshot every boot starts from (`--snapshot`), checked to fit the spec and the
+    /// image; dropped when a rolling update brings another image.
+    pub snapshot: Option<vmm::Snapshot>,
+    /// Where the first boot saves a snapshot at the guest's snapshot point (`--save-snapshot`);
+    /// the run ends there.
+    pub save: Option<vmm::SnapshotTarget>,
 }
 
 /// How the supervision ended.
@@ -75,6 +81,32 @@ pub struct Ending {
     pub guest_resident_bytes: u64,
     /// Bytes of the last run's image shared from its file (see `vmm::BootConfig::share_image`).
     pub image_shared_bytes: u64,
+}
+
+/// What a boot that saved a snapshot reports.
+fn saved_line(
+    log: &Log,
+    dir: &std::path::Path,
+    saved: Result<vmm::snapshot::Saved, String>,
+    took: Duration,
+) -> anyhow::Result<()> {
+    let saved = saved.map_err(|why| anyhow::anyhow!("snapshot {}: not saved: {why}", dir.display()))?;
+    let kib = saved.memory_bytes / 1024;
+    log.event(
+        Level::Info,
+        format_args!(
+            "snapshot: saved to {} ({kib} KiB of guest memory in {} extents) in {} us",
+            dir.display(),
+            saved.extents,
+            took.as_micros()
+        ),
+        &[
+            ("event", "snapshot_saved".into()),
+            ("memory_kib", kib.into()),
+            ("dir", dir.display().to_string().into()),
+        ],
+    );
+    Ok(())
 }
 
 /// Boots the guest on `first` (a VM made while the devices were set up) and supervises it,
@@ -112,7 +144,16 @@ pub fn run(
             ecdsa_keystore_password: boots.ecdsa_keystore_password.clone(),
             exits: boots.exits.clone(),
         };
-        let vm = shell.boot(&config, &mut boots.image, devices)?;
+        let start = match &boots.snapshot {
+            Some(snapshot) => vmm::Start::Snapshot(snapshot),
+            None => vmm::Start::Image(&mut boots.image),
+        };
+        let mut vm = shell.boot(&config, start, devices)?;
+        let save = boots.save.take();
+        let save_dir = save.as_ref().map(|target| target.dir().to_owned());
+        if let Some(target) = save {
+            vm.save_snapshot(target);
+        }
         boots.stats.boot();
         if let Some(updates) = &boots.updates {
             updates.started(vm.handle());
@@ -141,6 +182,9 @@ pub fn run(
             }
         })?;
         devices = report.devices;
+        if let (Some(dir), Some(saved)) = (&save_dir, report.saved) {
+            saved_line(log, dir, saved, report.ended_at.duration_since(boot_started.0))?;
+        }
         for relay in &boots.relays {
             relay.close_connections();
         }
@@ -169,6 +213,12 @@ pub fn run(
                     let path = std::mem::replace(&mut boots.image_path, new.path);
                     let shared = std::mem::replace(&mut boots.image_shared, false);
                     previous = Some((file, path, shared));
+                    if let Some(snapshot) = boots.snapshot.take() {
+                        log.launcher(format_args!(
+                            "snapshot: {} is of the previous image; boots start from the image from now on",
+                            snapshot.dir().display()
+                        ));
+                    }
                     (failure, boot_started) = (None, (Instant::now(), vmm::host_tsc()));
                     continue;
                 }

@@ -45,7 +45,7 @@ impl Cause {
         match outcome {
             Outcome::Exited(0) => Cause::CleanExit,
             Outcome::Exited(status) => Cause::Exit(*status),
-            Outcome::Stopped => Cause::Stopped,
+            Outcome::Stopped | Outcome::Saved => Cause::Stopped,
             Outcome::NotReady(_) => Cause::NotReady,
             Outcome::Panicked(_) => Cause::Panic,
             Outcome::Fault(_) => Cause::Fault,

@@ -2,13 +2,16 @@
 //! front of a device. Register accesses arrive here from the vCPU threads (queue notifications
 //! normally do not: they are caught by ioeventfds and go straight to the device's worker).
 
-use crate::devices::{MmioTransport, VirtioDevice};
+use crate::devices::{MmioTransport, TransportState, VirtioDevice};
 use crate::output::Log;
 use spacecore_abi::boot::{DeviceInfo, MAX_DEVICES, device_kind};
 use spacecore_abi::layout::{MMIO_BASE, MMIO_SIZE, MMIO_SLOTS};
 use std::sync::{Arc, Mutex};
 
 use super::{VmmError, memory::Memory};
+
+/// The devices of a bus, in window order.
+pub type Devices = Vec<Box<dyn VirtioDevice>>;
 
 /// The device windows.
 #[derive(Debug, Default)]
@@ -62,6 +65,34 @@ impl Bus {
             .into_iter()
             .map(|window| window.into_inner().unwrap_or_else(|p| p.into_inner()).into_device())
             .collect()
+    }
+
+    /// Stops every device, as [`Bus::into_devices`], and says what a snapshot keeps of each
+    /// window, in window order (an error if a window cannot be saved).
+    pub fn into_saved(self) -> (Result<Vec<TransportState>, String>, Devices) {
+        let (mut states, mut devices) = (Vec::new(), Vec::new());
+        for window in self.windows {
+            let (state, device) = window.into_inner().unwrap_or_else(|p| p.into_inner()).into_saved();
+            states.push(state);
+            devices.push(device);
+        }
+        (states.into_iter().collect(), devices)
+    }
+
+    /// Starts every device in the state a snapshot kept of its window.
+    pub fn restore(&self, states: &[TransportState]) -> Result<(), VmmError> {
+        if states.len() != self.windows.len() {
+            return Err(VmmError::Device(format!(
+                "the snapshot has {} devices, the spec {}",
+                states.len(),
+                self.windows.len()
+            )));
+        }
+        for (window, state) in self.windows.iter().zip(states) {
+            let mut transport = window.lock().unwrap_or_else(|p| p.into_inner());
+            transport.restore(state).map_err(VmmError::Device)?;
+        }
+        Ok(())
     }
 
     /// The device list for the boot information.

@@ -11,8 +11,8 @@ use crate::output::Log;
 use kvm_ioctls::VcpuFd;
 use spacecore_abi::exit::GUEST_STATUS_MAX;
 use spacecore_abi::hypercall::{
-    BUFFER_LEN_OFFSET, Buffer, Hypercall, KEYSTORE_PASSWORD_NONE, MAX_MESSAGE, WAIT_EVENTS_OFFSET,
-    WAIT_FOREVER, Wait,
+    BUFFER_LEN_OFFSET, Buffer, Hypercall, KEYSTORE_PASSWORD_NONE, MAX_MESSAGE, SNAPSHOT_FRESH,
+    SNAPSHOT_RESTORED, WAIT_EVENTS_OFFSET, WAIT_FOREVER, Wait,
 };
 use spacecore_abi::layout::GUEST_BASE;
 use std::sync::Arc;
@@ -37,6 +37,8 @@ pub struct Context<'a> {
     pub late: &'a super::memory::LateMemory,
     /// The keystore passwords of this boot.
     pub passwords: &'a Passwords,
+    /// What happens at the guest's snapshot point.
+    pub point: &'a super::snapshot::Point,
 }
 
 /// The two passwords a boot may take, each once: the operator's BLS key file's
@@ -76,9 +78,10 @@ impl PasswordHandover {
 }
 
 /// Handles a port write by the guest. `Err` ends the guest with that outcome.
-pub fn handle(ctx: &Context, fd: &VcpuFd, port: u16, data: &[u8]) -> Result<(), Outcome> {
+pub fn handle(ctx: &Context, fd: &mut VcpuFd, port: u16, data: &[u8]) -> Result<(), Outcome> {
     match decode(ctx, port, data)? {
         (Hypercall::Fault, arg) => Err(fault::report(ctx.vcpu, fd, ctx.mem, arg)),
+        (Hypercall::Snapshot, arg) => snapshot_point(ctx, Some(fd), arg),
         (call, arg) => serve(ctx, call, arg),
     }
 }
@@ -136,8 +139,9 @@ fn serve(ctx: &Context, call: Hypercall, arg: u32) -> Result<(), Outcome> {
             .map_err(|e| violation(format!("keystore password: {e}"))),
         Hypercall::EcdsaKeystorePassword => keystore_password(ctx, &ctx.passwords.ecdsa, arg)
             .map_err(|e| violation(format!("ECDSA keystore password: {e}"))),
-        // `handle` reports faults itself, with the vCPU's registers.
+        // `handle` reports faults and takes snapshots itself, with the vCPU's registers.
         Hypercall::Fault => Err(violation("fault report without its vCPU".into())),
+        Hypercall::Snapshot => Err(violation("snapshot point without its vCPU".into())),
     }
 }
 
@@ -192,6 +196,28 @@ fn wait(ctx: &Context, arg: u32) -> Result<(), String> {
     ctx.mem
         .write_obj(events, GuestAddress(u64::from(arg) + WAIT_EVENTS_OFFSET))
         .map_err(|_| "wait record became unwritable".to_owned())
+}
+
+/// The guest's snapshot point ([`Hypercall::Snapshot`]): answers [`SNAPSHOT_FRESH`] and lets
+/// the guest go on, or, when this boot saves a snapshot, answers [`SNAPSHOT_RESTORED`] (what
+/// the guest will read when started from it), takes the vCPU's state and ends the run with
+/// [`Outcome::Saved`]; the launcher then saves the memory and the devices.
+fn snapshot_point(ctx: &Context, fd: Option<&mut VcpuFd>, arg: u32) -> Result<(), Outcome> {
+    let violation = |what: String| violation(ctx, format!("snapshot point: {what}"));
+    read_record::<8>(ctx.mem, arg).map_err(violation)?;
+    let answer = |value: u64| {
+        ctx.mem
+            .write_obj(value, GuestAddress(u64::from(arg)))
+            .map_err(|_| violation("record became unwritable".into()))
+    };
+    let super::snapshot::Point::Save(slot) = ctx.point else { return answer(SNAPSHOT_FRESH) };
+    let Some(fd) = fd.filter(|_| ctx.vcpu == 0) else {
+        return Err(violation(format!("called on vCPU {}; only the first vCPU may", ctx.vcpu)));
+    };
+    answer(SNAPSHOT_RESTORED)?;
+    let state = super::vcpu::capture(fd);
+    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
+    Err(Outcome::Saved)
 }
 
 /// Answers a [`Hypercall::KeystorePassword`] or [`Hypercall::EcdsaKeystorePassword`] call
@@ -294,9 +320,11 @@ impl Detached {
             bus: &self.bus,
             late: &self.late,
             passwords: &self.passwords,
+            point: &super::snapshot::Point::Continue,
         };
         match decode(&ctx, port, data)? {
             (Hypercall::Fault, _) => Err(violation(&ctx, "fault report without its vCPU".into())),
+            (Hypercall::Snapshot, arg) => snapshot_point(&ctx, None, arg),
             (call, arg) => serve(&ctx, call, arg),
         }
     }

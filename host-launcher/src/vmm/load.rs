@@ -168,8 +168,15 @@ fn place(memory: &Memory, image: &File, s: &Segment, share: bool) -> Result<u64,
     Ok(mapped.end - mapped.start)
 }
 
-/// Maps `len` bytes of `image` at `offset` over guest memory at `addr`, copy-on-write.
-fn map_pages(memory: &Memory, image: &File, addr: u64, len: u64, offset: u64) -> Result<(), String> {
+/// Maps `len` bytes of `image` at `offset` over guest memory at `addr`, copy-on-write (also
+/// a snapshot's memory: `super::snapshot`).
+pub(super) fn map_pages(
+    memory: &Memory,
+    image: &File,
+    addr: u64,
+    len: u64,
+    offset: u64,
+) -> Result<(), String> {
     let fail = |what: &str| format!("cannot map the image at {addr:#x}: {what}");
     // One contiguous host range, or the pages straddle two regions of guest memory.
     let slice = memory.get_slice(GuestAddress(addr), len as usize).map_err(|e| fail(&e.to_string()))?;

@@ -12,6 +12,7 @@ mod kick;
 mod load;
 pub mod memory;
 mod run;
+pub mod snapshot;
 mod tables;
 mod vcpu;
 
@@ -21,6 +22,7 @@ pub use hypercall::Detached;
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 pub use load::may_share as may_share_image;
 pub use run::{RunHandle, RunOptions, RunReport, StopSignal};
+pub use snapshot::{ImageId, Snapshot, SnapshotError, Target as SnapshotTarget};
 use spacecore_abi::boot::{BootInfo, MAX_DEVICES};
 use spacecore_abi::exit;
 use spacecore_abi::hypercall::events;
@@ -92,6 +94,9 @@ pub enum Outcome {
     KvmError(String),
     /// The guest failed its health checks for too long (it was stopped); what was seen.
     Unhealthy(String),
+    /// The guest reached its snapshot point in a boot that saves a snapshot, and was stopped
+    /// there to be saved.
+    Saved,
 }
 
 /// The launcher's exit status when it gives up on a guest that failed its health checks.
@@ -102,7 +107,7 @@ impl Outcome {
     pub fn exit_status(&self) -> u8 {
         match self {
             Outcome::Exited(status) => *status,
-            Outcome::Stopped => 0,
+            Outcome::Stopped | Outcome::Saved => 0,
             Outcome::NotReady(_) => exit::GUEST_NOT_READY,
             Outcome::Panicked(_) => exit::GUEST_PANIC,
             Outcome::Fault(_) => exit::GUEST_FAULT,
@@ -123,6 +128,7 @@ impl Outcome {
             Outcome::AbiViolation(what) => format!("guest broke the hypercall ABI: {what}"),
             Outcome::KvmError(what) => format!("KVM cannot run the guest: {what}"),
             Outcome::Unhealthy(what) => format!("guest failed its health checks: {what}"),
+            Outcome::Saved => "guest stopped at its snapshot point to be saved".into(),
         }
     }
 }
@@ -164,10 +170,15 @@ pub struct Vm {
     control: Arc<Control>,
     late: Arc<memory::LateMemory>,
     passwords: Arc<hypercall::Passwords>,
+    point: Arc<snapshot::Point>,
+    /// Where a snapshot is saved at the guest's snapshot point, in a boot that saves one.
+    save: Option<snapshot::Target>,
     vm: Arc<VmFd>,
     memory: Arc<memory::Memory>,
-    /// Bytes of the image mapped from its file, shared copy-on-write ([`load`]).
+    /// Bytes of the image (or the snapshot) mapped from its file, shared copy-on-write.
     image_shared_bytes: u64,
+    /// The image's entry point.
+    entry: u64,
 }
 
 /// A VM and its registered memory: the first half of the boot recipe, which needs nothing
@@ -189,13 +200,23 @@ pub fn create(memory_bytes: u64) -> Result<Shell, VmmError> {
     Ok(Shell { kvm, vm: Arc::new(vm), memory })
 }
 
+/// What a VM starts from: an image, or a snapshot of a spacecore of the same spec.
+#[derive(Debug)]
+pub enum Start<'a> {
+    /// The ELF image's open file, read from its start.
+    Image(&'a mut std::fs::File),
+    /// A snapshot that fits the spec ([`snapshot::Snapshot::fits`]).
+    Snapshot(&'a snapshot::Snapshot),
+}
+
 impl Shell {
     /// The rest of the boot recipe, up to the first guest instruction: the devices get the
-    /// device windows in order, then the image, the tables, the vCPUs and the boot information.
+    /// device windows in order, then the image (or the snapshot's memory, vCPU and devices),
+    /// the tables, the vCPUs and the boot information.
     pub fn boot(
         self,
         config: &BootConfig,
-        image: &mut std::fs::File,
+        start: Start,
         devices: Vec<Box<dyn crate::devices::VirtioDevice>>,
     ) -> Result<Vm, VmmError> {
         let Shell { kvm, vm, memory } = self;
@@ -210,14 +231,36 @@ impl Shell {
         let dma = Arc::new(memory::dma_view(&memory));
         let bus = Arc::new(bus::Bus::new(devices, &dma, device_notifier(&control))?);
         bus.register_ioeventfds(&vm)?;
-        let (vcpus, image_shared_bytes) = prepare(config, &kvm, &vm, &memory, image, &bus)?;
+        let (vcpus, image_shared_bytes, entry) = prepare(config, &kvm, &vm, &memory, start, &bus)?;
         let late = Arc::new(memory::LateMemory::new(config.memory_bytes));
         // Per boot: a new boot may take the passwords again.
         let passwords = Arc::new(hypercall::Passwords {
             keystore: hypercall::PasswordHandover::new(config.keystore_password.clone()),
             ecdsa: hypercall::PasswordHandover::new(config.ecdsa_keystore_password.clone()),
         });
-        Ok(Vm { vcpus, bus, control, late, passwords, vm, memory, image_shared_bytes })
+        let point = Arc::default();
+        Ok(Vm {
+            vcpus,
+            bus,
+            control,
+            late,
+            passwords,
+            point,
+            save: None,
+            vm,
+            memory,
+            image_shared_bytes,
+            entry,
+        })
+    }
+}
+
+impl Vm {
+    /// Makes this boot save a snapshot into `target` at the guest's snapshot point, and stop
+    /// the guest there ([`Outcome::Saved`]).
+    pub fn save_snapshot(&mut self, target: snapshot::Target) {
+        self.point = Arc::new(snapshot::Point::Save(Default::default()));
+        self.save = Some(target);
     }
 }
 
@@ -228,27 +271,39 @@ fn device_notifier(control: &Arc<Control>) -> crate::devices::Notifier {
     Arc::new(move || control.post_to(0, events::DEVICE))
 }
 
-/// Image, tables, vCPUs and boot information: every step that only writes guest memory
-/// through the launcher's own mapping. Returns the vCPUs and the image's bytes shared from
-/// its file.
+/// Image or snapshot, tables, vCPUs and boot information: every step that only writes guest
+/// memory through the launcher's own mapping (and, from a snapshot, starts the devices where
+/// the snapshot left them). Returns the vCPUs, the bytes shared from the image's or the
+/// snapshot's file, and the entry point.
 fn prepare(
     config: &BootConfig,
     kvm: &Kvm,
     vm: &VmFd,
     memory: &memory::Memory,
-    image: &mut std::fs::File,
+    start: Start,
     bus: &bus::Bus,
-) -> Result<(Vec<VcpuFd>, u64), VmmError> {
-    let loaded = load_image(memory, image, config.image, config.share_image)?;
-    let entry = loaded.entry;
+) -> Result<(Vec<VcpuFd>, u64, u64), VmmError> {
+    let (entry, shared) = match &start {
+        Start::Image(image) => {
+            let loaded = load_image(memory, image, config.image, config.share_image)?;
+            (loaded.entry, loaded.shared_bytes)
+        }
+        Start::Snapshot(snapshot) => (snapshot.entry(), snapshot.place(memory)?),
+    };
     tables::write_all(memory, config.memory_bytes, config.vcpus)?;
     let cpuid = vcpu::supported_cpuid(kvm)?;
     let vcpus = (0..config.vcpus)
         .map(|i| vcpu::create(vm, &cpuid, i, config.vcpus, entry))
         .collect::<Result<Vec<_>, _>>()?;
+    if let Start::Snapshot(snapshot) = &start {
+        for (i, fd) in vcpus.iter().enumerate() {
+            vcpu::restore(fd, i as u32, snapshot.vcpu())?;
+        }
+        bus.restore(snapshot.devices())?;
+    }
     let info = BootInfo { devices: bus.device_infos(), ..boot_facts(config, &vcpus[0])? };
     boot_info::write(memory, &info, config.cmdline)?;
-    Ok((vcpus, loaded.shared_bytes))
+    Ok((vcpus, shared, entry))
 }
 
 /// A `/dev/kvm` handle: a duplicate of the descriptor opened by the first call, kept for the

@@ -3,7 +3,7 @@
 //! devices, and gives the devices back for another boot.
 
 use super::control::{self, Control};
-use super::{Outcome, Vm, VmmError, hypercall, kick, memory, vcpu};
+use super::{Outcome, Vm, VmmError, hypercall, kick, memory, snapshot, vcpu};
 use crate::output::{Level, Log};
 use kvm_ioctls::VmFd;
 use spacecore_abi::hypercall::events;
@@ -38,6 +38,8 @@ pub struct RunReport {
     pub image_shared_bytes: u64,
     /// The devices, stopped and ready for another boot, in window order.
     pub devices: Vec<Box<dyn crate::devices::VirtioDevice>>,
+    /// In a boot that saves a snapshot: what was saved, or why nothing was.
+    pub saved: Option<Result<snapshot::Saved, String>>,
 }
 
 impl std::fmt::Debug for RunReport {
@@ -119,13 +121,15 @@ impl Vm {
         stop: &StopSignal,
         on_ready: impl FnOnce(Instant),
     ) -> Result<RunReport, VmmError> {
-        let Vm { vcpus, bus, control, late, passwords, vm, memory, image_shared_bytes } = self;
+        let Vm { vcpus, bus, control, late, passwords, point, save, vm, memory, image_shared_bytes, entry } =
+            self;
+        let vcpu_count = vcpus.len() as u32;
         kick::install();
         stop.attach(control.clone());
         let mut threads = Vec::with_capacity(vcpus.len());
         for (index, fd) in vcpus.into_iter().enumerate() {
             let (theirs, memory, log) = (control.clone(), memory.clone(), log.clone());
-            let (bus, late, passwords) = (bus.clone(), late.clone(), passwords.clone());
+            let (bus, late, passwords, point) = (bus.clone(), late.clone(), passwords.clone(), point.clone());
             let index = index as u32;
             let builder = std::thread::Builder::new().name(format!("vcpu{index}"));
             let spawned = crate::jail::spawn(crate::jail::Kind::Vcpu, builder, move || {
@@ -137,6 +141,7 @@ impl Vm {
                     bus: &bus,
                     late: &late,
                     passwords: &passwords,
+                    point: &point,
                 };
                 vcpu::run(fd, &ctx);
             });
@@ -169,10 +174,39 @@ impl Vm {
         watched?;
         let guest_resident_bytes = memory::resident_bytes(&memory);
         let bus = Arc::into_inner(bus).ok_or_else(|| VmmError::Device("a device is still in use".into()))?;
-        let devices = bus.into_devices();
+        let (devices, saved) = match save {
+            None => (bus.into_devices(), None),
+            Some(mut target) => {
+                let (windows, devices) = bus.into_saved();
+                let captured = match &*point {
+                    snapshot::Point::Save(slot) => slot.lock().unwrap_or_else(|p| p.into_inner()).take(),
+                    snapshot::Point::Continue => None,
+                };
+                let saved = match (captured, windows) {
+                    (None, _) => Err(format!(
+                        "the guest never reached its snapshot point ({}): is the image older than snapshots?",
+                        outcome.describe()
+                    )),
+                    (Some(Err(e)), _) | (_, Err(e)) => Err(e),
+                    (Some(Ok(vcpu)), Ok(devices)) => {
+                        let captured = snapshot::Captured { vcpu, devices, entry, vcpus: vcpu_count };
+                        snapshot::save(&mut target, &memory, captured).map_err(|e| e.to_string())
+                    }
+                };
+                (devices, Some(saved))
+            }
+        };
         // The VM goes before the memory it maps.
         drop((late, passwords, control, vm));
-        Ok(RunReport { outcome, ended_at, stop_requested, guest_resident_bytes, image_shared_bytes, devices })
+        Ok(RunReport {
+            outcome,
+            ended_at,
+            stop_requested,
+            guest_resident_bytes,
+            image_shared_bytes,
+            devices,
+            saved,
+        })
     }
 }
 

@@ -13,6 +13,8 @@ type QueueSeen = (u16, u64, u64, u64);
 #[derive(Default)]
 struct Seen {
     activations: Vec<(Vec<QueueSeen>, u64)>,
+    /// Each activation's queues' next available and next used indexes.
+    positions: Vec<Vec<(u16, u16)>>,
     resets: AtomicUsize,
     notifier: Option<Notifier>,
 }
@@ -50,6 +52,7 @@ impl VirtioDevice for Fake {
         let queues =
             a.queues.iter().map(|q| (q.size(), q.desc_table(), q.avail_ring(), q.used_ring())).collect();
         seen.activations.push((queues, a.acked_features));
+        seen.positions.push(a.queues.iter().map(|q| (q.next_avail(), q.next_used())).collect());
         seen.notifier = Some(a.notifier);
         Ok(())
     }
@@ -341,4 +344,96 @@ fn ioeventfds_register_with_kvm() {
     // The same address and datamatch twice is refused by KVM, and reported with the address.
     let e = t.register_ioeventfds(&vm).unwrap_err().to_string();
     assert!(e.contains("0xd0000050"), "{e}");
+}
+
+/// A transport driven to DRIVER_OK with queues 0 and 1 at 0x1_0000 and 0x2_0000, whose used
+/// rings say `used` buffers were used; its device's record.
+fn running(used: [u16; 2]) -> (MmioTransport, Arc<Mutex<Seen>>) {
+    use vm_memory::Bytes;
+    let (mut t, seen, _) = transport(false);
+    assert!(negotiate(&mut t, OFFERED));
+    setup_queue(&mut t, 0, 16, 0x1_0000);
+    setup_queue(&mut t, 1, 8, 0x2_0000);
+    wr(&mut t, 0x70, ACK | DRV | FOK | DOK);
+    assert_eq!(rd(&mut t, 0x70), ACK | DRV | FOK | DOK);
+    for (base, n) in [(0x1_0000u64, used[0]), (0x2_0000, used[1])] {
+        t.mem.write_obj(n, GuestAddress(base + 0x2000 + 2)).unwrap();
+    }
+    (t, seen)
+}
+
+#[test]
+fn a_saved_window_starts_a_fresh_one_where_the_device_stopped() {
+    let (t, seen) = running([5, 9]);
+    let (state, _device) = t.into_saved();
+    let state = state.unwrap();
+    assert_eq!(seen.lock().unwrap().resets.load(Ordering::SeqCst), 1, "the device was stopped first");
+    assert_eq!(state.status, ACK | DRV | FOK | DOK);
+    assert_eq!(state.driver_features, OFFERED);
+    assert_eq!(state.queue_sel, 1, "the driver's last selector");
+    let used: Vec<u16> = state.queues.iter().map(|q| q.used_index).collect();
+    assert_eq!(used, [5, 9]);
+
+    let (mut fresh, seen, _) = transport(false);
+    fresh.restore(&state).unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        seen.activations,
+        [(vec![(16, 0x1_0000, 0x1_1000, 0x1_2000), (8, 0x2_0000, 0x2_1000, 0x2_2000)], OFFERED)]
+    );
+    assert_eq!(seen.positions, [vec![(5, 5), (9, 9)]], "the device resumes at the used rings' indexes");
+    assert!(fresh.is_active());
+    assert_eq!(rd(&mut fresh, 0x70), ACK | DRV | FOK | DOK);
+    // The selector is the driver's: queue 1 (8 entries, ready) without a write.
+    assert_eq!(rd(&mut fresh, 0x44), 1);
+    wr(&mut fresh, 0x30, 0);
+    assert_eq!(rd(&mut fresh, 0x34), 16);
+}
+
+#[test]
+fn a_window_the_driver_left_alone_is_saved_and_restored_as_such() {
+    let (t, _, _) = transport(false);
+    let state = t.into_saved().0.unwrap();
+    assert_eq!((state.status, state.queues.len()), (0, 0));
+    let (mut fresh, seen, _) = transport(false);
+    fresh.restore(&state).unwrap();
+    assert!(!fresh.is_active());
+    assert!(seen.lock().unwrap().activations.is_empty());
+}
+
+#[test]
+fn a_half_set_up_window_is_not_saved() {
+    let (mut t, _, _) = transport(false);
+    wr(&mut t, 0x70, ACK);
+    wr(&mut t, 0x70, ACK | DRV);
+    let e = t.into_saved().0.unwrap_err();
+    assert!(e.contains("half set up (status 0x3)"), "{e}");
+}
+
+#[test]
+fn a_snapshot_of_another_device_or_hostile_settings_are_refused() {
+    let (t, _) = running([0, 0]);
+    let state = t.into_saved().0.unwrap();
+    let refused = |change: &dyn Fn(&mut TransportState), expected: &str| {
+        let mut bad = state.clone();
+        change(&mut bad);
+        let (mut fresh, seen, _) = transport(false);
+        let e = fresh.restore(&bad).unwrap_err();
+        assert!(e.contains(expected), "{e} (expected {expected})");
+        assert!(!fresh.is_active());
+        assert!(seen.lock().unwrap().activations.is_empty(), "{expected}: nothing was started");
+    };
+    refused(&|s| s.device_type = crate::devices::TYPE_BLOCK, "a device of type 2");
+    refused(&|s| s.offered_features |= 1 << 7, "other features");
+    refused(&|s| s.config[0] ^= 1, "configuration");
+    refused(&|s| s.status = ACK | DRV | FOK, "status 0xb");
+    refused(&|s| s.queues.pop().map(drop).unwrap_or(()), "1 queues");
+    refused(&|s| s.driver_features |= 1 << 9, "a subset of the offered");
+    refused(&|s| s.driver_features &= !FEATURE_VERSION_1, "VERSION_1");
+    refused(&|s| s.queues[0].size = 3, "size is refused");
+    refused(&|s| s.queues[1].size = 64, "size is refused");
+    refused(&|s| s.queues[0].desc = 0x1_0001, "descriptor table is refused");
+    refused(&|s| s.queues[0].used = 0x1_2002, "device area is refused");
+    // Rings outside guest memory: the activation's own check refuses them.
+    refused(&|s| s.queues[1].avail = 0x4000_0000, "queue 1");
 }

@@ -50,6 +50,7 @@ impl Guest {
             bus: &self.bus,
             late: &self.late,
             passwords: &self.passwords,
+            point: &super::super::snapshot::Point::Continue,
         }
     }
 
