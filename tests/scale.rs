@@ -375,3 +375,53 @@ fn replicas_that_never_get_ready_make_the_parent_give_up() {
     assert_eq!(waits, [100, 200, 400, 800, 1600], "{out}");
     assert!(events(&log, "echo-full", "replica_ready").next().is_none(), "{out}");
 }
+
+/// Replicas start from a snapshot saved from the scaled spec: each reads its own name and
+/// ports after its snapshot point (two instances answer), and one killed is replaced from the
+/// snapshot too.
+#[test]
+fn replicas_start_from_a_snapshot_of_the_scaled_spec() {
+    if !kvm_available("replicas_start_from_a_snapshot_of_the_scaled_spec") {
+        return;
+    }
+    let store = echo_store();
+    let specs = Specs::new();
+    let spec = scaled_spec(
+        &specs,
+        "echo-snap",
+        "cpu = 1\nmemory = \"64Mi\"",
+        "min_replicas = 2\nmax_replicas = 2\ntarget_connections = 50",
+        "stateless-echo:latest",
+    );
+    let (store, spec_path) = (store.to_str().unwrap(), spec.to_str().unwrap());
+    let dir = specs.dir().join("snapshot");
+    let out = specs.launch(&["--image-store", store, "--save-snapshot", dir.to_str().unwrap(), spec_path]);
+    assert_eq!(out.status.code(), Some(0), "{}", spacecore_tests::text(&out));
+
+    let mut running = specs.start(&["--image-store", store, "--snapshot", dir.to_str().unwrap(), spec_path]);
+    let addr = published(&mut running, "echo-snap");
+    wait_count(&mut running, "echo-snap", "replica_ready", 2);
+    let instances: BTreeSet<String> = (0..10).map(|_| whoami(addr)).collect();
+    assert_eq!(instances.len(), 2, "each replica has its own name: {instances:?}");
+    // Replicas' banners: started from the snapshot, each under its own name.
+    let from_snapshot = |log: &[LogLine]| -> Vec<String> {
+        log.iter()
+            .filter(|l| {
+                l.guest("spacecore 0.1.0").is_some_and(|rest| rest.contains("started from a snapshot"))
+            })
+            .map(|l| l.spacecore.clone())
+            .collect()
+    };
+    let started = from_snapshot(&running.log());
+    assert_eq!(started.len(), 2, "{:#?}", running.seen);
+    assert_ne!(started[0], started[1]);
+
+    let pids = replica_pids(&running.log(), "echo-snap");
+    // SAFETY: kill(2) on a replica launcher started for this test.
+    assert_eq!(unsafe { libc::kill(pids[0], libc::SIGKILL) }, 0);
+    wait_count(&mut running, "echo-snap", "replica_ready", 3);
+    assert_eq!(from_snapshot(&running.log()).len(), 3, "the new replica too: {:#?}", running.seen);
+    running.signal(libc::SIGTERM);
+    let (status, out) = running.finish(WAIT);
+    assert_eq!(status, Some(0), "{out}");
+}

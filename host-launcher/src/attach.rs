@@ -91,8 +91,10 @@ pub fn http_port(plan: &Plan) -> Option<u16> {
     plan.network.http_port()
 }
 
-/// Sets up the plan's disk and network.
-pub fn attach(plan: &Plan) -> Result<Attached, AttachError> {
+/// Sets up the plan's disk and network; the NIC's MAC address derives from the name `mac_of`
+/// (the spacecore's own, or for a replica its scaled spacecore's: every replica has the same,
+/// each in its own namespace, so that one snapshot fits them all).
+pub fn attach(plan: &Plan, mac_of: &str) -> Result<Attached, AttachError> {
     let mut attached =
         Attached { cmdline: vec![format!("spacecore.name={}", plan.name)], ..Default::default() };
     if plan.storage_bytes > 0 {
@@ -112,7 +114,7 @@ pub fn attach(plan: &Plan) -> Result<Attached, AttachError> {
     let net = &plan.network;
     let netns = Arc::new(Netns::create()?);
     let (host, prefix) = (net.host_address, net.prefix_len);
-    let (guest, guest_mac) = (net.guest_address, mac(&plan.name));
+    let (guest, guest_mac) = (net.guest_address, mac(mac_of));
     let tap = netns
         .run(|| -> Result<Tap, String> {
             let tap = Tap::open("sc0").map_err(|e| e.to_string())?;

@@ -31,6 +31,9 @@ pub struct Launch {
     /// launcher that balances between the replicas, and its end (that launcher gone, even
     /// killed) stops the guest as SIGTERM does ([`crate::scale`]).
     pub watch_parent: bool,
+    /// The name the NIC's MAC address derives from: the spacecore's, or for a replica its
+    /// scaled spacecore's ([`attach::attach`]).
+    pub mac_of: String,
     /// Start every boot from the snapshot in this directory (`--snapshot`).
     pub snapshot: Option<PathBuf>,
     /// Boot once, save a snapshot into this directory at the guest's snapshot point and end
@@ -94,7 +97,7 @@ impl Launch {
         // The VM and its memory (KVM's slowest step) and the devices (namespace, tap, disk,
         // published ports) do not depend on each other: set them up side by side.
         let (shell, attached) = std::thread::scope(|s| {
-            let attaching = s.spawn(|| attach::attach(plan));
+            let attaching = s.spawn(|| attach::attach(plan, &self.mac_of));
             let shell = vmm::create(plan.memory_bytes);
             let attached = attaching.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             (shell, attached)
