@@ -1,6 +1,8 @@
 //! `cargo xtask bench boot`: how long `hac-launch` takes to bring the image to
 //! ready, and what memory it costs, against the floor `hac-floor` (a bare KVM
-//! VM created, run to `hlt` and torn down by the same kind of Rust process).
+//! VM created, run to `hlt` and torn down by the same kind of Rust process);
+//! and how long it takes from a snapshot of the same spec (`--snapshot`, saved
+//! once with `--save-snapshot` before the timed runs).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -66,6 +68,11 @@ struct Report {
     floor_wall_us: Summary,
     launch_wall_over_floor: f64,
     ready_over_floor: f64,
+    /// `ready in` of `hac-launch --until-ready --snapshot DIR SPEC`.
+    snapshot_to_ready_us: Summary,
+    /// Its whole process.
+    snapshot_wall_us: Summary,
+    snapshot_ready_over_floor: f64,
     overhead_kib: Summary,
     launcher_rss_kib: Summary,
     guest_resident_kib: Summary,
@@ -81,26 +88,38 @@ pub fn run(args: &Args) -> Result<()> {
     let super::vm::Prepared { launch, built, .. } = super::vm::prepare("boot")?;
     let floor = launch.with_file_name("hac-floor");
 
+    let snapshot = cmd::target_dir().join("bench").join("boot-snapshot");
+    progress(format_args!("saving a snapshot of {} into {}...", spec.display(), snapshot.display()));
+    save_snapshot(&launch, &spec, &snapshot)?;
+
     progress("warm-up: one untimed run of each...");
-    time_launch(&launch, &spec)?;
+    time_launch(&launch, &spec, None)?;
+    time_launch(&launch, &spec, Some(&snapshot))?;
     time_floor(&floor)?;
 
     let n = args.runs;
     let (mut reports, mut launch_wall, mut floor_wall) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut snapshot_ready, mut snapshot_wall) = (Vec::new(), Vec::new());
     for i in 1..=n {
         // The kernel finishes tearing a VM down (its memory slot, its network namespace)
         // after the process exits; let that settle so each run measures a boot, not the
         // previous run's teardown.
         std::thread::sleep(SETTLE);
-        let (wall, report) = time_launch(&launch, &spec)?;
+        let (wall, report) = time_launch(&launch, &spec, None)?;
+        std::thread::sleep(SETTLE);
+        let (from_snapshot, restored) = time_launch(&launch, &spec, Some(&snapshot))?;
         std::thread::sleep(SETTLE);
         let floor_us = time_floor(&floor)?;
         progress(format_args!(
-            "run {i}/{n}: hac-launch {} (ready in {}), hac-floor {}",
+            "run {i}/{n}: hac-launch {} (ready in {}), from the snapshot {} (ready in {}), hac-floor {}",
             ms(wall),
             ms(report.ready_us),
+            ms(from_snapshot),
+            ms(restored.ready_us),
             ms(floor_us)
         ));
+        snapshot_ready.push(restored.ready_us);
+        snapshot_wall.push(from_snapshot);
         reports.push(report);
         launch_wall.push(wall);
         floor_wall.push(floor_us);
@@ -113,6 +132,8 @@ pub fn run(args: &Args) -> Result<()> {
     let launch_wall_us = Summary::of(&launch_wall).context("no runs")?;
     let floor_wall_us = Summary::of(&floor_wall).context("no runs")?;
     let overhead_kib = summary(|r| r.overhead_kib)?;
+    let snapshot_to_ready_us = Summary::of(&snapshot_ready).context("no runs")?;
+    let snapshot_wall_us = Summary::of(&snapshot_wall).context("no runs")?;
     let image_bytes = built.manifest.size_bytes;
     let report = Report {
         runs: n,
@@ -122,6 +143,9 @@ pub fn run(args: &Args) -> Result<()> {
         image_sha256: built.manifest.sha256.clone(),
         launch_wall_over_floor: launch_wall_us.median / floor_wall_us.median,
         ready_over_floor: boot_to_ready_us.median / floor_wall_us.median,
+        snapshot_ready_over_floor: snapshot_to_ready_us.median / floor_wall_us.median,
+        snapshot_to_ready_us,
+        snapshot_wall_us,
         pass: Verdicts {
             boot_to_ready: boot_to_ready_us.median <= READY_TARGET_US,
             overhead: overhead_kib.median <= OVERHEAD_TARGET_KIB,
@@ -150,10 +174,20 @@ pub fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// Runs `hac-launch --until-ready SPEC`: wall time in µs and what it printed.
-fn time_launch(launch: &Path, spec: &Path) -> Result<(f64, LaunchReport)> {
+/// `hac-launch --save-snapshot DIR SPEC`.
+fn save_snapshot(launch: &Path, spec: &Path, dir: &Path) -> Result<()> {
+    timed(Command::new(launch).arg("--save-snapshot").arg(dir).arg(spec)).map(drop)
+}
+
+/// Runs `hac-launch --until-ready SPEC` (from the snapshot in `snapshot`, if given): wall time
+/// in µs and what it printed.
+fn time_launch(launch: &Path, spec: &Path, snapshot: Option<&Path>) -> Result<(f64, LaunchReport)> {
     let mut command = Command::new(launch);
-    command.arg("--until-ready").arg(spec);
+    command.arg("--until-ready");
+    if let Some(dir) = snapshot {
+        command.arg("--snapshot").arg(dir);
+    }
+    command.arg(spec);
     let (wall, output) = timed(&mut command)?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let report = parse_launch_output(&stdout)
@@ -251,6 +285,12 @@ fn render(r: &Report) -> String {
     let ratio = |x: f64| format!("{x:.2}x");
     row("hac-launch wall / floor", ratio(r.launch_wall_over_floor), String::new(), String::new(), "-", "");
     row("boot-to-ready / floor", ratio(r.ready_over_floor), String::new(), String::new(), "-", "");
+    let (a, b, c) = times(&r.snapshot_to_ready_us);
+    row("snapshot-to-ready", a, b, c, "-", "");
+    let (a, b, c) = times(&r.snapshot_wall_us);
+    row("hac-launch --snapshot wall", a, b, c, "-", "");
+    let over = ratio(r.snapshot_ready_over_floor);
+    row("snapshot-to-ready / floor", over, String::new(), String::new(), "-", "");
     let kib = |x: f64| format!("{x:.0} KiB");
     let o = &r.overhead_kib;
     row("memory overhead", kib(o.median), kib(o.min), kib(o.max), "<= 4096 KiB", verdict(r.pass.overhead));
@@ -263,7 +303,8 @@ fn render(r: &Report) -> String {
         verdict(r.pass.image),
     );
     format!(
-        "\nboot bench: {} runs each of `hac-launch --until-ready {}` and `hac-floor`, alternating\n{out}",
+        "\nboot bench: {} runs each of `hac-launch --until-ready {}`, the same from a snapshot (`--snapshot`) \
+         and `hac-floor`, in turn\n{out}",
         r.runs,
         r.spec.display()
     )
@@ -339,6 +380,9 @@ mod tests {
             floor_wall_us: s(1000.0),
             launch_wall_over_floor: 5.0,
             ready_over_floor: 3.0,
+            snapshot_to_ready_us: s(2000.0),
+            snapshot_wall_us: s(4000.0),
+            snapshot_ready_over_floor: 2.0,
             overhead_kib: s(3000.0),
             launcher_rss_kib: s(5000.0),
             guest_resident_kib: s(2000.0),
@@ -351,6 +395,8 @@ mod tests {
         assert!(line("boot-to-ready (launcher)").ends_with("PASS"), "{table}");
         assert!(line("image size").ends_with("MISS"), "{table}");
         assert!(line("hac-launch wall / floor").contains("5.00x"), "{table}");
+        assert!(line("snapshot-to-ready / floor").contains("2.00x"), "{table}");
+        assert!(line("snapshot-to-ready ").contains("2.50 ms"), "{table}");
     }
 
     #[test]
