@@ -153,7 +153,7 @@ fn a_snapshot_restarts_every_vcpu_and_is_refused_where_it_does_not_fit() {
     std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
     refused(&spec, &dir, "lies below GUEST_BASE");
     // None at all.
-    refused(&spec, &specs.dir().join("none"), "cannot open snapshot.json");
+    refused(&spec, &specs.dir().join("none"), "cannot open it: No such file or directory");
 }
 
 #[test]

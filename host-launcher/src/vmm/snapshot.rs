@@ -134,6 +134,8 @@ impl Target {
             .mode(0o700)
             .create(dir)
             .map_err(|e| error(dir, format!("cannot make the directory: {e}")))?;
+        let meta = std::fs::symlink_metadata(dir).map_err(|e| error(dir, e.to_string()))?;
+        private(&meta, "the directory").map_err(|why| error(dir, why))?;
         let open = |name: &str| {
             let path = dir.join(name);
             match std::fs::remove_file(&path) {
@@ -305,8 +307,14 @@ impl Snapshot {
                     fail(format!("cannot open {name}: {e} (save one with `hac-launch --save-snapshot`)"))
                 })
         };
+        let meta = std::fs::symlink_metadata(dir)
+            .map_err(|e| fail(format!("cannot open it: {e} (save one with `hac-launch --save-snapshot`)")))?;
+        private(&meta, "the directory").map_err(fail)?;
+        let state_file = open(STATE_FILE)?;
+        let meta = state_file.metadata().map_err(|e| fail(format!("cannot read {STATE_FILE}: {e}")))?;
+        private(&meta, STATE_FILE).map_err(fail)?;
         let mut json = Vec::new();
-        open(STATE_FILE)?
+        state_file
             .take(MAX_STATE_BYTES + 1)
             .read_to_end(&mut json)
             .map_err(|e| fail(format!("cannot read {STATE_FILE}: {e}")))?;
@@ -325,7 +333,9 @@ impl Snapshot {
         }
         let memory = open(MEMORY_FILE)?;
         let share = load::may_share(&memory);
-        let file_len = memory.metadata().map_err(|e| fail(format!("cannot read {MEMORY_FILE}: {e}")))?.len();
+        let meta = memory.metadata().map_err(|e| fail(format!("cannot read {MEMORY_FILE}: {e}")))?;
+        private(&meta, MEMORY_FILE).map_err(fail)?;
+        let file_len = meta.len();
         check_extents(&state.extents, file_len, state.memory_bytes).map_err(fail)?;
         if !(l::IMAGE_ADDR..state.memory_bytes).contains(&state.entry) {
             return Err(fail(format!("its entry point {:#x} lies outside the image's place", state.entry)));
@@ -398,6 +408,25 @@ impl Snapshot {
         }
         Ok(shared)
     }
+}
+
+/// A snapshot runs as the guest that later takes the operator's key: only the launcher's own
+/// user may have written it. `what` (a real directory or regular file, not a link) must belong
+/// to the user the launcher runs as and be writable by no one else.
+fn private(meta: &std::fs::Metadata, what: &str) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: geteuid has no failure mode and touches no memory.
+    let me = unsafe { libc::geteuid() };
+    if !(meta.is_dir() || meta.is_file()) {
+        return Err(format!("{what} is not a directory or a regular file (a symbolic link?)"));
+    }
+    if meta.uid() != me {
+        return Err(format!("{what} belongs to user {}, not to the launcher's user {me}", meta.uid()));
+    }
+    if meta.permissions().mode() & 0o022 != 0 {
+        return Err(format!("{what} may be written by its group or other users (chmod go-w)"));
+    }
+    Ok(())
 }
 
 /// Extents must be whole pages, in order, apart, inside the file and inside guest memory at or

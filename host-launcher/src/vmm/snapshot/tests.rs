@@ -224,3 +224,44 @@ fn a_restored_vcpu_keeps_the_launchers_rings_and_tables_whatever_the_snapshot_sa
     assert_eq!((got_regs.rip, got_regs.rax), (l::IMAGE_ADDR + 0x99, 42));
     assert_eq!(got_regs.rflags, 0x2 | 1, "IOPL and IF dropped, the carry kept");
 }
+
+#[test]
+fn a_snapshot_others_may_write_or_own_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("snap");
+    let image = image(tmp.path());
+    let memory = memory::map(16 * MIB).unwrap();
+    let mut target = Target::create(&dir, &image).unwrap();
+    save(&mut target, &memory, captured()).unwrap();
+    drop(target);
+    Snapshot::open(&dir).unwrap();
+    let refused = |expected: &str| {
+        let e = Snapshot::open(&dir).unwrap_err().to_string();
+        assert!(e.contains(expected), "{e} (expected {expected})");
+    };
+    let mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    mode(&dir, 0o777);
+    refused("the directory may be written by its group or other users");
+    let e = Target::create(&dir, &image).unwrap_err().to_string();
+    assert!(e.contains("may be written by its group or other users"), "{e}");
+    mode(&dir, 0o700);
+    mode(&dir.join(MEMORY_FILE), 0o420);
+    refused("memory may be written by its group");
+    mode(&dir.join(MEMORY_FILE), 0o400);
+    // A directory reached through a symbolic link is not the launcher's to trust.
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&dir, &link).unwrap();
+    let e = Snapshot::open(&link).unwrap_err().to_string();
+    assert!(e.contains("not a directory or a regular file"), "{e}");
+    let e = Target::create(&link, &image).unwrap_err().to_string();
+    assert!(e.contains("not a directory or a regular file"), "{e}");
+    // Another user's file (as root only: only root can give a file away).
+    // SAFETY: geteuid has no failure mode.
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::chown(dir.join(STATE_FILE), Some(65534), None).unwrap();
+        refused("snapshot.json belongs to user 65534");
+    }
+}
