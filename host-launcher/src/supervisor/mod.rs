@@ -95,7 +95,7 @@ fn saved_line(
     log.event(
         Level::Info,
         format_args!(
-            "snapshot: saved to {} ({kib} KiB of guest memory in {} extents) in {} us",
+            "snapshot: saved to {} ({kib} KiB of guest memory in {} extents); the guest reached its snapshot point {} us after the launcher's start",
             dir.display(),
             saved.extents,
             took.as_micros()

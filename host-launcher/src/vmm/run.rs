@@ -178,21 +178,8 @@ impl Vm {
             None => (bus.into_devices(), None),
             Some(mut target) => {
                 let (windows, devices) = bus.into_saved();
-                let captured = match &*point {
-                    snapshot::Point::Save(slot) => slot.lock().unwrap_or_else(|p| p.into_inner()).take(),
-                    snapshot::Point::Continue => None,
-                };
-                let saved = match (captured, windows) {
-                    (None, _) => Err(format!(
-                        "the guest never reached its snapshot point ({}): is the image older than snapshots?",
-                        outcome.describe()
-                    )),
-                    (Some(Err(e)), _) | (_, Err(e)) => Err(e),
-                    (Some(Ok(vcpu)), Ok(devices)) => {
-                        let captured = snapshot::Captured { vcpu, devices, entry, vcpus: vcpu_count };
-                        snapshot::save(&mut target, &memory, captured).map_err(|e| e.to_string())
-                    }
-                };
+                let saved = snapshot::finish(&mut target, &point, windows, &memory, (entry, vcpu_count))
+                    .map_err(|why| format!("{why} ({})", outcome.describe()));
                 (devices, Some(saved))
             }
         };

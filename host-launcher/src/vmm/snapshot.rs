@@ -174,7 +174,7 @@ pub struct Saved {
 
 /// What the first vCPU and the devices were at the snapshot point: saved with the memory.
 #[derive(Debug)]
-pub struct Captured {
+struct Captured {
     /// The first vCPU.
     pub vcpu: VcpuState,
     /// Every device window, in window order.
@@ -185,9 +185,29 @@ pub struct Captured {
     pub vcpus: u32,
 }
 
+/// The end of a boot that saves a snapshot: saves what the first vCPU left at `point` and the
+/// device `windows` (as [`crate::vmm::bus::Bus::into_saved`] gave them, the devices stopped),
+/// with `memory`, into `target`; the image's entry point and the vCPU count go with them.
+pub(super) fn finish(
+    target: &mut Target,
+    point: &Point,
+    windows: Result<Vec<TransportState>, String>,
+    memory: &Memory,
+    (entry, vcpus): (u64, u32),
+) -> Result<Saved, String> {
+    let captured = match point {
+        Point::Save(slot) => slot.lock().unwrap_or_else(|p| p.into_inner()).take(),
+        Point::Continue => None,
+    };
+    let vcpu = captured
+        .ok_or("the guest never reached its snapshot point: is the image older than snapshots?")??;
+    let captured = Captured { vcpu, devices: windows?, entry, vcpus };
+    save(target, memory, captured).map_err(|e| e.to_string())
+}
+
 /// Saves `memory` and `captured` into `target`: first the memory file, then the state file,
 /// which names what the memory file holds.
-pub fn save(target: &mut Target, memory: &Memory, captured: Captured) -> Result<Saved, SnapshotError> {
+fn save(target: &mut Target, memory: &Memory, captured: Captured) -> Result<Saved, SnapshotError> {
     let dir = target.dir.clone();
     let extents = written_extents(memory);
     if extents.len() > MAX_EXTENTS {
