@@ -65,8 +65,8 @@ pub enum Hypercall {
     /// The snapshot point: the guest has set up everything that is the same for every
     /// spacecore of its image and spec (heap, devices), and has read nothing of its disk and
     /// drawn nothing random. Argument: address of an 8-byte record (`u64`, in guest RAM at or
-    /// above [`crate::layout::GUEST_BASE`]) into which the launcher writes [`SNAPSHOT_FRESH`]
-    /// or [`SNAPSHOT_RESTORED`].
+    /// above [`crate::layout::GUEST_BASE`]): in, [`SNAPSHOT_IDLE`] if every other vCPU is idle
+    /// (else 0: no snapshot is saved); out, [`SNAPSHOT_FRESH`] or [`SNAPSHOT_RESTORED`].
     ///
     /// A launcher saving a snapshot saves the guest here and ends it; a guest started from
     /// that snapshot resumes here with [`SNAPSHOT_RESTORED`], and must read its boot
@@ -141,6 +141,9 @@ pub struct Wait {
     pub events: u64,
 }
 
+/// Written by the guest into the [`Hypercall::Snapshot`] record when every other vCPU is idle
+/// and holds no lock.
+pub const SNAPSHOT_IDLE: u64 = 1;
 /// Written by the launcher into the [`Hypercall::Snapshot`] record of a guest that booted from
 /// its image.
 pub const SNAPSHOT_FRESH: u64 = 0;

@@ -91,10 +91,9 @@ pub fn http_port(plan: &Plan) -> Option<u16> {
     plan.network.http_port()
 }
 
-/// Sets up the plan's disk and network; the NIC's MAC address derives from the name `mac_of`
-/// (the spacecore's own, or for a replica its scaled spacecore's: every replica has the same,
-/// each in its own namespace, so that one snapshot fits them all).
-pub fn attach(plan: &Plan, mac_of: &str) -> Result<Attached, AttachError> {
+/// Sets up the plan's disk and network; the NIC has the MAC address `guest_mac` ([`mac`] of the
+/// spacecore's name, or a snapshot's: `crate::launch`).
+pub fn attach(plan: &Plan, guest_mac: [u8; 6]) -> Result<Attached, AttachError> {
     let mut attached =
         Attached { cmdline: vec![format!("spacecore.name={}", plan.name)], ..Default::default() };
     if plan.storage_bytes > 0 {
@@ -114,7 +113,7 @@ pub fn attach(plan: &Plan, mac_of: &str) -> Result<Attached, AttachError> {
     let net = &plan.network;
     let netns = Arc::new(Netns::create()?);
     let (host, prefix) = (net.host_address, net.prefix_len);
-    let (guest, guest_mac) = (net.guest_address, mac(mac_of));
+    let guest = net.guest_address;
     let tap = netns
         .run(|| -> Result<Tap, String> {
             let tap = Tap::open("sc0").map_err(|e| e.to_string())?;
@@ -244,7 +243,7 @@ fn pin_neighbour(dev: &str, addr: Ipv4Addr, mac: [u8; 6]) -> std::io::Result<()>
 
 /// A locally administered unicast MAC derived from the spacecore's name (stable across
 /// restarts, so the host's neighbour entries stay valid).
-fn mac(name: &str) -> [u8; 6] {
+pub fn mac(name: &str) -> [u8; 6] {
     // FNV-1a: a fixed, dependency-free hash; uniqueness only matters within one namespace.
     let hash =
         name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));

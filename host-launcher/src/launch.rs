@@ -31,9 +31,6 @@ pub struct Launch {
     /// launcher that balances between the replicas, and its end (that launcher gone, even
     /// killed) stops the guest as SIGTERM does ([`crate::scale`]).
     pub watch_parent: bool,
-    /// The name the NIC's MAC address derives from: the spacecore's, or for a replica its
-    /// scaled spacecore's ([`attach::attach`]).
-    pub mac_of: String,
     /// Start every boot from the snapshot in this directory (`--snapshot`).
     pub snapshot: Option<PathBuf>,
     /// Boot once, save a snapshot into this directory at the guest's snapshot point and end
@@ -56,6 +53,10 @@ impl Launch {
         // While the launcher may still `stat`: whether the image's pages can be shared.
         let image_shared = vmm::may_share_image(&image);
         let (snapshot, save) = self.snapshots(plan, log, &image)?;
+        // The NIC's MAC address is the spacecore's own, or the one a snapshot's guest already
+        // knows: alone in the spacecore's namespace, it clashes with nothing.
+        let guest_mac =
+            snapshot.as_ref().and_then(vmm::Snapshot::nic_mac).unwrap_or_else(|| attach::mac(&plan.name));
         // First: a spacecore the host has no room for sets nothing up.
         let running = attach::state_dir().join("running");
         capacity::reserve(&running, &plan.name, plan.vcpus, plan.memory_bytes, self.overcommit)?;
@@ -97,7 +98,7 @@ impl Launch {
         // The VM and its memory (KVM's slowest step) and the devices (namespace, tap, disk,
         // published ports) do not depend on each other: set them up side by side.
         let (shell, attached) = std::thread::scope(|s| {
-            let attaching = s.spawn(|| attach::attach(plan, &self.mac_of));
+            let attaching = s.spawn(|| attach::attach(plan, guest_mac));
             let shell = vmm::create(plan.memory_bytes);
             let attached = attaching.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             (shell, attached)

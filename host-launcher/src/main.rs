@@ -111,7 +111,6 @@ fn main() -> ExitCode {
         }
     };
     // A replica of a scaled spacecore: the same spec as one instance of its own (docs/hac-launch.md, Scaling).
-    let mac_of = plan.name.clone();
     let plan = match cli.replica {
         Some(number) => match scale::replica_plan(plan, number, &cli.replica_port) {
             Ok(plan) => plan,
@@ -134,7 +133,7 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::LAUNCHER_ERROR);
         }
     };
-    match run(&cli, &plan, &mac_of, &log, started) {
+    match run(&cli, &plan, &log, started) {
         Ok(status) => ExitCode::from(status),
         Err(e) => {
             let line = one_line(&e);
@@ -152,7 +151,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &Cli, plan: &hac::Plan, mac_of: &str, log: &Log, started: (Instant, u64)) -> anyhow::Result<u8> {
+fn run(cli: &Cli, plan: &hac::Plan, log: &Log, started: (Instant, u64)) -> anyhow::Result<u8> {
     let store = cli.image_store.clone().map_or_else(Store::open_default, Store::at);
     let image_path = image::resolve(&plan.image, &store)?;
     // Checked once, then hashed and loaded from this open file only.
@@ -198,7 +197,6 @@ fn run(cli: &Cli, plan: &hac::Plan, mac_of: &str, log: &Log, started: (Instant, 
         jail_dir: cli.jail_dir.clone(),
         overcommit: capacity::Overcommit { cpu: cli.cpu_overcommit, memory: cli.memory_overcommit },
         watch_parent: cli.replica.is_some(),
-        mac_of: mac_of.to_owned(),
         snapshot: cli.snapshot.clone(),
         save_snapshot: cli.save_snapshot.clone(),
     };

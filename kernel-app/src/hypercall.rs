@@ -60,10 +60,11 @@ pub fn wait(timeout_ns: u64) -> u64 {
     events
 }
 
-/// The snapshot point (see `Hypercall::Snapshot`): true when this guest was started from a
-/// snapshot and resumes here, so its boot information and command line must be read again.
-pub fn snapshot_point() -> bool {
-    let record = [0u8; 8];
+/// The snapshot point (see `Hypercall::Snapshot`), `idle` if every other vCPU is idle: true
+/// when this guest was started from a snapshot and resumes here, so its boot information and
+/// command line must be read again.
+pub fn snapshot_point(idle: bool) -> bool {
+    let record = u64::from(idle).to_le_bytes();
     out32(Hypercall::Snapshot.port(), record_addr(&record));
     // SAFETY: `record` is a live, aligned local array the launcher wrote.
     let bytes = unsafe { core::ptr::read_volatile(&record) };

@@ -88,15 +88,17 @@ static IDLE_VCPUS: AtomicU32 = AtomicU32::new(0);
 /// when this guest resumes from a snapshot.
 fn snapshot_point(vcpus: u32, clock: &Clock) -> bool {
     let deadline = arch::rdtsc().saturating_add(clock.ticks_per_us().saturating_mul(1_000_000));
+    let mut idle = true;
     while IDLE_VCPUS.load(Ordering::Acquire) + 1 < vcpus {
         if arch::rdtsc() > deadline {
-            // Not idle after a second: the launcher refuses to save a snapshot of this boot.
+            // Not idle after a second: the launcher saves no snapshot of this boot.
             crate::println!("snapshot point: other vCPUs still busy after 1 s");
+            idle = false;
             break;
         }
         core::hint::spin_loop();
     }
-    hypercall::snapshot_point()
+    hypercall::snapshot_point(idle)
 }
 
 fn boot_vcpu(boot_params: u64, entry_tsc: u64) -> ! {

@@ -11,7 +11,7 @@ use crate::output::Log;
 use kvm_ioctls::VcpuFd;
 use spacecore_abi::exit::GUEST_STATUS_MAX;
 use spacecore_abi::hypercall::{
-    BUFFER_LEN_OFFSET, Buffer, Hypercall, KEYSTORE_PASSWORD_NONE, MAX_MESSAGE, SNAPSHOT_FRESH,
+    BUFFER_LEN_OFFSET, Buffer, Hypercall, KEYSTORE_PASSWORD_NONE, MAX_MESSAGE, SNAPSHOT_FRESH, SNAPSHOT_IDLE,
     SNAPSHOT_RESTORED, WAIT_EVENTS_OFFSET, WAIT_FOREVER, Wait,
 };
 use spacecore_abi::layout::GUEST_BASE;
@@ -204,18 +204,22 @@ fn wait(ctx: &Context, arg: u32) -> Result<(), String> {
 /// [`Outcome::Saved`]; the launcher then saves the memory and the devices.
 fn snapshot_point(ctx: &Context, fd: Option<&mut VcpuFd>, arg: u32) -> Result<(), Outcome> {
     let violation = |what: String| violation(ctx, format!("snapshot point: {what}"));
-    read_record::<8>(ctx.mem, arg).map_err(violation)?;
+    let idle = u64::from_le_bytes(read_record::<8>(ctx.mem, arg).map_err(violation)?) == SNAPSHOT_IDLE;
     let answer = |value: u64| {
         ctx.mem
             .write_obj(value, GuestAddress(u64::from(arg)))
             .map_err(|_| violation("record became unwritable".into()))
     };
     let super::snapshot::Point::Save(slot) = ctx.point else { return answer(SNAPSHOT_FRESH) };
-    let Some(fd) = fd.filter(|_| ctx.vcpu == 0) else {
-        return Err(violation(format!("called on vCPU {}; only the first vCPU may", ctx.vcpu)));
+    let state = if !idle {
+        Err("the guest's other vCPUs were not idle at its snapshot point".to_owned())
+    } else {
+        let Some(fd) = fd.filter(|_| ctx.vcpu == 0) else {
+            return Err(violation(format!("called on vCPU {}; only the first vCPU may", ctx.vcpu)));
+        };
+        answer(SNAPSHOT_RESTORED)?;
+        super::vcpu::capture(fd)
     };
-    answer(SNAPSHOT_RESTORED)?;
-    let state = super::vcpu::capture(fd);
     *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
     Err(Outcome::Saved)
 }

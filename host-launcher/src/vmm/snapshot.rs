@@ -398,6 +398,13 @@ impl Snapshot {
         &self.state.vcpu
     }
 
+    /// The MAC address of the snapshot's NIC, which its guest has read: a spacecore started
+    /// from it gets that address.
+    pub fn nic_mac(&self) -> Option<[u8; 6]> {
+        let nic = self.state.devices.iter().find(|d| d.device_type == crate::devices::TYPE_NET)?;
+        nic.config.get(..6)?.try_into().ok()
+    }
+
     /// The device windows' settings, in window order.
     pub fn devices(&self) -> &[TransportState] {
         &self.state.devices

@@ -42,6 +42,10 @@ impl Guest {
     }
 
     fn ctx(&self, vcpu: u32) -> Context<'_> {
+        self.ctx_at(vcpu, &super::super::snapshot::Point::Continue)
+    }
+
+    fn ctx_at<'a>(&'a self, vcpu: u32, point: &'a super::super::snapshot::Point) -> Context<'a> {
         Context {
             vcpu,
             mem: &self.mem,
@@ -50,7 +54,7 @@ impl Guest {
             bus: &self.bus,
             late: &self.late,
             passwords: &self.passwords,
-            point: &super::super::snapshot::Point::Continue,
+            point,
         }
     }
 
@@ -278,4 +282,36 @@ fn a_detached_guest_is_served_as_a_vm_is_but_for_fault_reports() {
     {
         assert!(matches!(guest.port_write(&mem, 0, port, data), Err(Outcome::AbiViolation(_))), "{port:#x}");
     }
+}
+
+#[test]
+fn the_snapshot_point_answers_fresh_and_saves_only_an_idle_guest() {
+    use super::super::snapshot::Point;
+    use spacecore_abi::hypercall::SNAPSHOT_IDLE;
+    let guest = Guest::new(None);
+    let record = GuestAddress(u64::from(RECORD));
+    // A boot that saves nothing: "fresh", whatever the guest says, from any vCPU.
+    for (vcpu, said) in [(0, SNAPSHOT_IDLE), (1, 0)] {
+        guest.mem.write_obj(said, record).unwrap();
+        snapshot_point(&guest.ctx(vcpu), None, RECORD).unwrap();
+        assert_eq!(guest.mem.read_obj::<u64>(record).unwrap(), SNAPSHOT_FRESH);
+    }
+    // Records in the launcher's region or past memory are refused.
+    for bad in [0x8000u32, MEMORY as u32 - 4] {
+        let e = snapshot_point(&guest.ctx(0), None, bad).unwrap_err();
+        assert!(matches!(e, Outcome::AbiViolation(ref what) if what.contains("snapshot point")), "{e:?}");
+    }
+    // A boot that saves: a guest whose other vCPUs are busy is not saved, and the record is
+    // left as it was.
+    let saving = Point::Save(Default::default());
+    guest.mem.write_obj(0u64, record).unwrap();
+    assert_eq!(snapshot_point(&guest.ctx_at(0, &saving), None, RECORD), Err(Outcome::Saved));
+    let Point::Save(slot) = &saving else { unreachable!() };
+    let taken = slot.lock().unwrap().take().unwrap().unwrap_err();
+    assert!(taken.contains("not idle"), "{taken}");
+    assert_eq!(guest.mem.read_obj::<u64>(record).unwrap(), 0);
+    // Only the first vCPU may be saved.
+    guest.mem.write_obj(SNAPSHOT_IDLE, record).unwrap();
+    let e = snapshot_point(&guest.ctx_at(1, &saving), None, RECORD).unwrap_err();
+    assert!(matches!(e, Outcome::AbiViolation(ref what) if what.contains("only the first vCPU")), "{e:?}");
 }
