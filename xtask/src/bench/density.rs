@@ -90,6 +90,10 @@ pub struct Args {
     /// Seconds over which the idle CPU of all of them is measured (1 to 600).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=600))]
     idle_seconds: u32,
+    /// Start every spacecore from one snapshot (`hac-launch --snapshot`), saved from the first
+    /// one's spec before each run, instead of booting the image.
+    #[arg(long)]
+    snapshot: bool,
 }
 
 /// One run's figures; "per spacecore" figures are the run's over its count.
@@ -158,6 +162,8 @@ struct Report {
     /// The host's limits that the run's count takes a share of.
     room: Room,
     idle_seconds: u32,
+    /// Whether every spacecore started from one snapshot (`--snapshot`).
+    from_snapshot: bool,
     /// Whether this host's kernel stacks are in `VmallocUsed` (`CONFIG_VMAP_STACK`).
     kernel_stacks_in_vmalloc: bool,
     baseline: Run,
@@ -176,7 +182,8 @@ pub fn run(args: &Args) -> Result<()> {
     let idle = Duration::from_secs(u64::from(args.idle_seconds));
     let few = BASELINE_COUNT.min(args.count);
     progress(format_args!("baseline: {few} spacecore(s) started at once..."));
-    let baseline = measure(&prepared.launch, &prepared.image, scratch.path(), few, idle, &host)?;
+    let start = Start { snapshot: args.snapshot, idle };
+    let baseline = measure(&prepared.launch, &prepared.image, scratch.path(), few, start, &host)?;
     // The baseline tells how many threads a spacecore takes: room for the run is checked before
     // it starts anything.
     let room = Room::read(args.count, baseline.threads_per_spacecore)?;
@@ -185,10 +192,11 @@ pub fn run(args: &Args) -> Result<()> {
         bail!("this host has no room for {} spacecores at once: {}", args.count, problems.join("; "));
     }
     progress(format_args!("{} spacecores started at once...", args.count));
-    let run = measure(&prepared.launch, &prepared.image, scratch.path(), args.count, idle, &host)?;
+    let run = measure(&prepared.launch, &prepared.image, scratch.path(), args.count, start, &host)?;
     let report = Report {
         room,
         idle_seconds: args.idle_seconds,
+        from_snapshot: args.snapshot,
         kernel_stacks_in_vmalloc: host.stacks_in_vmalloc,
         memory_ratio: ratio(run.host_memory_per_spacecore_bytes, baseline.host_memory_per_spacecore_bytes),
         serving_ratio: run.all_serving_ms / baseline.all_serving_ms.max(0.001),
@@ -332,13 +340,43 @@ impl Drop for Fleet {
 
 /// Starts `count` spacecores at once, waits until all serve, reads memory and idle CPU, stops
 /// them.
-fn measure(launch: &Path, image: &Path, dir: &Path, count: u32, idle: Duration, host: &Host) -> Result<Run> {
+/// How a run starts its spacecores.
+#[derive(Debug, Clone, Copy)]
+struct Start {
+    /// From one snapshot of the first spacecore's spec.
+    snapshot: bool,
+    /// How long the idle CPU is measured.
+    idle: Duration,
+}
+
+fn measure(launch: &Path, image: &Path, dir: &Path, count: u32, start: Start, host: &Host) -> Result<Run> {
+    let idle = start.idle;
     let tables = "[spec.networking.inbound_ports]\nHTTP = 80\n\n[spec.networking.publish]\nHTTP = 0\n";
     let mut specs = Vec::new();
     for i in 0..count {
         let name = format!("density-{count}-{i}");
         specs.push(vm::write_spec(dir, &name, image, "storage = \"16Mi\"\n", tables)?);
     }
+    let mut args: Vec<String> = LIFT_ADMISSION.iter().map(|a| a.to_string()).collect();
+    if start.snapshot {
+        let snapshot = dir.join(format!("snapshot-{count}"));
+        let saved = std::process::Command::new(launch)
+            .arg("--save-snapshot")
+            .arg(&snapshot)
+            .arg(&specs[0])
+            .env("SPACECORE_STATE_DIR", dir)
+            .output()
+            .with_context(|| format!("cannot run {}", launch.display()))?;
+        if !saved.status.success() {
+            bail!(
+                "saving a snapshot of {} failed: {}",
+                specs[0].display(),
+                String::from_utf8_lossy(&saved.stderr)
+            );
+        }
+        args.extend(["--snapshot".to_owned(), snapshot.display().to_string()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let before = settle_kernel_memory()?;
     let bench_before = ProcessMemory::read(std::process::id())?;
     let host_cpu_before = cpu::host_cpu()?;
@@ -346,7 +384,7 @@ fn measure(launch: &Path, image: &Path, dir: &Path, count: u32, idle: Duration, 
     let mut fleet = Fleet(Vec::with_capacity(specs.len()));
     for spec in &specs {
         // The host's admission check is lifted: this measures what the host holds.
-        fleet.0.push(Launcher::spawn(launch, spec, dir, &LIFT_ADMISSION)?);
+        fleet.0.push(Launcher::spawn(launch, spec, dir, &args)?);
     }
     let all_started = started.elapsed();
     let (mut served_ms, mut probes) = (Vec::with_capacity(fleet.0.len()), 0);
@@ -548,8 +586,9 @@ fn render(r: &Report) -> String {
     let serving_pass = n.all_serving_ms <= SERVING_GOAL.as_secs_f64() * 1000.0;
     let idle_pass = n.idle_cpu_percent < IDLE_CPU_GOAL;
     let mut out = format!(
-        "density: spacecores of 1 vCPU, 256 MiB, a 16 MiB disk and a published HTTP port, started at once\n\
+        "density: spacecores of 1 vCPU, 256 MiB, a 16 MiB disk and a published HTTP port, started at once{}\n\
          {:<48} {:>12} {:>12} {:>8}\n",
+        if r.from_snapshot { ", each from one snapshot (--snapshot)" } else { "" },
         "",
         format!("{} at once", b.count),
         format!("{} at once", n.count),
@@ -800,6 +839,7 @@ mod tests {
         let report = Report {
             room: Room::read(1000, 9.0).unwrap(),
             idle_seconds: 2,
+            from_snapshot: false,
             kernel_stacks_in_vmalloc: true,
             memory_ratio: 2.0,
             serving_ratio: 1.0,
