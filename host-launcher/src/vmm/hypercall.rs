@@ -218,7 +218,7 @@ fn snapshot_point(ctx: &Context, fd: Option<&mut VcpuFd>, arg: u32) -> Result<()
             return Err(violation(format!("called on vCPU {}; only the first vCPU may", ctx.vcpu)));
         };
         answer(SNAPSHOT_RESTORED)?;
-        super::vcpu::capture(fd)
+        super::vcpu_state::capture(fd)
     };
     *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
     Err(Outcome::Saved)
@@ -272,8 +272,9 @@ fn writable_buffer(mem: &Memory, buffer: Buffer) -> Result<GuestAddress, String>
 /// launcher (the `hypercall` fuzz target of `fuzz/`); a running VM uses [`handle`].
 ///
 /// [`Detached::port_write`] is [`handle`] but for `Fault`, which reads the registers of a vCPU
-/// there is none of here: it is refused as an ABI violation. A `Wait` blocks as it does in a
-/// VM, until an event [`Detached::post`] raised or its timeout.
+/// there is none of here: it is refused as an ABI violation; and a `Snapshot` is answered as in
+/// a boot that saves no snapshot. A `Wait` blocks as it does in a VM, until an event
+/// [`Detached::post`] raised or its timeout.
 #[derive(Debug)]
 pub struct Detached {
     vcpus: u32,

@@ -15,6 +15,7 @@ mod run;
 pub mod snapshot;
 mod tables;
 mod vcpu;
+mod vcpu_state;
 
 use control::Control;
 pub use control::ExitCounts;
@@ -297,7 +298,7 @@ fn prepare(
         .collect::<Result<Vec<_>, _>>()?;
     if let Start::Snapshot(snapshot) = &start {
         for (i, fd) in vcpus.iter().enumerate() {
-            vcpu::restore(fd, i as u32, snapshot.vcpu())?;
+            vcpu_state::restore(fd, i as u32, snapshot.vcpu())?;
         }
         bus.restore(snapshot.devices())?;
     }
@@ -358,7 +359,7 @@ fn load_image(
 fn boot_facts(config: &BootConfig, vcpu0: &VcpuFd) -> Result<BootInfo, VmmError> {
     let tsc_khz = vcpu0.get_tsc_khz().map_err(|e| VmmError::VcpuSetup(0, "KVM_GET_TSC_KHZ", e))?;
     let host_before = host_tsc();
-    let guest = vcpu::guest_tsc(vcpu0)?;
+    let guest = vcpu_state::guest_tsc(vcpu0)?;
     let wall = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let guest_minus_host = guest.wrapping_sub(host_before);
     Ok(BootInfo {

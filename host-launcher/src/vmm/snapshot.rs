@@ -21,10 +21,10 @@
 //! from one snapshot shares its pages until it writes them. Nothing in the files is trusted
 //! beyond the guest's own reach: extents must lie in guest memory at or above `GUEST_BASE` and
 //! inside the file, and of the vCPU state only what a ring-3 program could have set is taken
-//! ([`super::vcpu::restore`]).
+//! ([`super::vcpu_state::restore`]).
 
 use super::memory::{self, Memory};
-use super::vcpu::VcpuState;
+use super::vcpu_state::VcpuState;
 use super::{VmmError, load};
 use crate::devices::TransportState;
 use spacecore_abi::layout as l;

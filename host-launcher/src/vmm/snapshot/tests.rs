@@ -214,7 +214,7 @@ fn a_restored_vcpu_keeps_the_launchers_rings_and_tables_whatever_the_snapshot_sa
     sregs.cr2 = 0x1234_5000;
     let regs = kvm_regs { rip: l::IMAGE_ADDR + 0x99, rax: 42, rflags: 0x3202 | 1 << 0, ..Default::default() };
     let state = VcpuState::for_tests(regs, sregs);
-    super::super::vcpu::restore(&fd, 0, &state).unwrap();
+    super::super::vcpu_state::restore(&fd, 0, &state).unwrap();
     let (got, got_regs) = (fd.get_sregs().unwrap(), fd.get_regs().unwrap());
     assert_eq!((got.cs, got.ss, got.tr), (fresh.cs, fresh.ss, fresh.tr));
     assert_eq!((got.cr0, got.cr3, got.cr4, got.efer), (fresh.cr0, fresh.cr3, fresh.cr4, fresh.efer));
