@@ -25,7 +25,9 @@ use host_launcher::output::{Log, LogFormat};
 use host_launcher::vmm::memory::{self, Memory};
 use host_launcher::vmm::{Detached, Outcome};
 use spacecore_abi::exit::GUEST_STATUS_MAX;
-use spacecore_abi::hypercall::{Buffer, Hypercall, KEYSTORE_PASSWORD_NONE, MAX_MESSAGE, events};
+use spacecore_abi::hypercall::{
+    Buffer, Hypercall, KEYSTORE_PASSWORD_NONE, MAX_MESSAGE, SNAPSHOT_FRESH, events,
+};
 use spacecore_abi::layout::GUEST_BASE;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryRegion};
 
@@ -174,6 +176,13 @@ pub fn run(data: &[u8]) {
                 before.expect("a wait without a record was accepted");
                 let at = u64::from(arg) + 8;
                 assert_eq!(read_u64(&mem, at), events::DEVICE, "the events written back");
+                allow(&mut model, &mem, at, 8);
+            }
+            (Some(Hypercall::Snapshot), Some(arg), None) => {
+                // A boot that saves no snapshot: the guest is told it booted fresh, in its record.
+                let at = u64::from(arg);
+                assert!(at >= GUEST_BASE, "a snapshot record below GUEST_BASE was accepted");
+                assert_eq!(read_u64(&mem, at), SNAPSHOT_FRESH, "the snapshot point's answer");
                 allow(&mut model, &mem, at, 8);
             }
             (
