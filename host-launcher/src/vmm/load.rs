@@ -169,9 +169,7 @@ fn place(memory: &Memory, image: &File, s: &Segment, share: bool) -> Result<u64,
 }
 
 /// Maps `len` bytes of `image` at `offset` over guest memory at `addr`, copy-on-write (also
-/// a snapshot's memory: `super::snapshot`). The pages are mapped at once (`MAP_POPULATE`,
-/// read-only until written): the page cache's pages, shared, so it costs no memory, and the
-/// guest's first touch of each does not fault into the host.
+/// a snapshot's memory: `super::snapshot`).
 pub(super) fn map_pages(
     memory: &Memory,
     image: &File,
@@ -193,7 +191,7 @@ pub(super) fn map_pages(
             host.cast(),
             len as usize,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_FIXED | libc::MAP_POPULATE,
+            libc::MAP_PRIVATE | libc::MAP_FIXED,
             image.as_raw_fd(),
             offset,
         )
