@@ -90,8 +90,9 @@ pub fn load(memory: &Memory, image: &File, share: bool) -> Result<Loaded, String
     Ok(Loaded { entry, end, shared_bytes })
 }
 
-/// Reads `buf.len()` bytes of `image` at `offset`.
-fn read_at(mut image: &File, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+/// Reads `buf.len()` bytes of `image` at `offset` (also a snapshot's memory file), with
+/// `lseek` and `read` only.
+pub(super) fn read_at(mut image: &File, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
     image.seek(SeekFrom::Start(offset))?;
     image.read_exact(buf)
 }

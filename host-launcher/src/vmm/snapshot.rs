@@ -29,7 +29,7 @@ use super::{VmmError, load};
 use crate::devices::TransportState;
 use spacecore_abi::layout as l;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -424,9 +424,7 @@ impl Snapshot {
                 shared += e.len;
             } else {
                 let mut bytes = vec![0u8; e.len as usize];
-                (&self.memory)
-                    .seek(SeekFrom::Start(e.offset))
-                    .and_then(|_| (&self.memory).read_exact(&mut bytes))
+                load::read_at(&self.memory, e.offset, &mut bytes)
                     .map_err(|err| fail(format!("cannot read {MEMORY_FILE} at {}: {err}", e.offset)))?;
                 memory
                     .write_slice(&bytes, GuestAddress(e.addr))
