@@ -165,26 +165,34 @@ impl LateMemory {
 
 /// Bytes of guest memory resident in host RAM (pages the guest or the launcher touched).
 pub fn resident_bytes(memory: &Memory) -> u64 {
-    const CHUNK_PAGES: usize = 16 * 1024;
-    let page = 4096usize;
-    let mut vec = vec![0u8; CHUNK_PAGES];
-    let mut resident = 0u64;
-    for region in memory.iter() {
-        let Ok(base) = memory.get_host_address(region.start_addr()) else { continue };
-        let len = region.len() as usize;
-        let mut off = 0;
-        while off < len {
-            let pages = ((len - off) / page).min(CHUNK_PAGES);
-            // SAFETY: `base + off .. + pages * page` lies inside the region's live mapping and
-            // `vec` has room for one byte per page.
-            let rc = unsafe { libc::mincore(base.add(off).cast(), pages * page, vec.as_mut_ptr()) };
-            if rc == 0 {
-                resident += vec[..pages].iter().filter(|&&b| b & 1 != 0).count() as u64;
-            }
-            off += pages * page;
-        }
+    let pages: usize = memory
+        .iter()
+        .map(|region| resident_pages(memory, region).iter().filter(|&&r| r == Some(true)).count())
+        .sum();
+    pages as u64 * l::PAGE_SIZE
+}
+
+/// Whether each page of `region` of `memory` is resident in host RAM (`mincore`): `None` for
+/// the pages of a range `mincore` could not tell.
+pub fn resident_pages(memory: &Memory, region: &impl GuestMemoryRegion) -> Vec<Option<bool>> {
+    const CHUNK_PAGES: u64 = 16 * 1024;
+    const PAGE: u64 = l::PAGE_SIZE;
+    let pages = region.len() / PAGE;
+    let Ok(base) = memory.get_host_address(region.start_addr()) else { return vec![None; pages as usize] };
+    let mut out = Vec::with_capacity(pages as usize);
+    let mut vec = vec![0u8; CHUNK_PAGES as usize];
+    let mut page = 0;
+    while page < pages {
+        let n = (pages - page).min(CHUNK_PAGES);
+        // SAFETY: `base + page * PAGE .. + n * PAGE` lies inside the region's live mapping and
+        // `vec` has room for one byte per page.
+        let rc = unsafe {
+            libc::mincore(base.add((page * PAGE) as usize).cast(), (n * PAGE) as usize, vec.as_mut_ptr())
+        };
+        out.extend(vec[..n as usize].iter().map(|&b| (rc == 0).then_some(b & 1 != 0)));
+        page += n;
     }
-    resident * page as u64
+    out
 }
 
 #[cfg(test)]

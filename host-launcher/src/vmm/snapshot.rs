@@ -267,11 +267,12 @@ fn written_extents(memory: &Memory) -> Vec<Extent> {
     for region in memory.iter() {
         let start = region.start_addr().0;
         let Ok(host) = memory.get_host_address(region.start_addr()) else { continue };
-        let pages = region.len() / PAGE;
-        let resident = resident_pages(host, pages);
-        for page in 0..pages {
+        // A range `mincore` cannot tell about is saved, as if written.
+        let resident = memory::resident_pages(memory, region);
+        for (page, _) in resident.iter().enumerate().filter(|(_, r)| **r != Some(false)) {
+            let page = page as u64;
             let addr = start + page * PAGE;
-            if addr < l::GUEST_BASE || !resident[page as usize] {
+            if addr < l::GUEST_BASE {
                 continue;
             }
             // SAFETY: the page lies inside the region's live mapping; no vCPU runs any more.
@@ -283,24 +284,6 @@ fn written_extents(memory: &Memory) -> Vec<Extent> {
         }
     }
     extents
-}
-
-/// Which of the `pages` pages from `host` are resident (`mincore`).
-fn resident_pages(host: *mut u8, pages: u64) -> Vec<bool> {
-    const CHUNK: u64 = 16 * 1024;
-    let mut out = Vec::with_capacity(pages as usize);
-    let mut vec = vec![0u8; CHUNK as usize];
-    let mut page = 0;
-    while page < pages {
-        let n = (pages - page).min(CHUNK);
-        // SAFETY: the range lies inside one live mapping and `vec` has one byte per page.
-        let rc = unsafe {
-            libc::mincore(host.add((page * PAGE) as usize).cast(), (n * PAGE) as usize, vec.as_mut_ptr())
-        };
-        out.extend(vec[..n as usize].iter().map(|&b| rc != 0 || b & 1 != 0));
-        page += n;
-    }
-    out
 }
 
 /// A snapshot opened to start spacecores from.
