@@ -90,7 +90,7 @@ pub fn run(args: &Args) -> Result<()> {
 
     let snapshot = cmd::target_dir().join("bench").join("boot-snapshot");
     progress(format_args!("saving a snapshot of {} into {}...", spec.display(), snapshot.display()));
-    save_snapshot(&launch, &spec, &snapshot)?;
+    super::vm::save_snapshot(&launch, &spec, &snapshot, None)?;
 
     progress("warm-up: one untimed run of each...");
     time_launch(&launch, &spec, None)?;
@@ -172,11 +172,6 @@ pub fn run(args: &Args) -> Result<()> {
         .with_context(|| format!("cannot write {}", out.display()))?;
     println!("figures written to {}", out.display());
     Ok(())
-}
-
-/// `hac-launch --save-snapshot DIR SPEC`.
-fn save_snapshot(launch: &Path, spec: &Path, dir: &Path) -> Result<()> {
-    timed(Command::new(launch).arg("--save-snapshot").arg(dir).arg(spec)).map(drop)
 }
 
 /// Runs `hac-launch --until-ready SPEC` (from the snapshot in `snapshot`, if given): wall time

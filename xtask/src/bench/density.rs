@@ -360,20 +360,7 @@ fn measure(launch: &Path, image: &Path, dir: &Path, count: u32, start: Start, ho
     let mut args: Vec<String> = LIFT_ADMISSION.iter().map(|a| a.to_string()).collect();
     if start.snapshot {
         let snapshot = dir.join(format!("snapshot-{count}"));
-        let saved = std::process::Command::new(launch)
-            .arg("--save-snapshot")
-            .arg(&snapshot)
-            .arg(&specs[0])
-            .env("SPACECORE_STATE_DIR", dir)
-            .output()
-            .with_context(|| format!("cannot run {}", launch.display()))?;
-        if !saved.status.success() {
-            bail!(
-                "saving a snapshot of {} failed: {}",
-                specs[0].display(),
-                String::from_utf8_lossy(&saved.stderr)
-            );
-        }
+        vm::save_snapshot(launch, &specs[0], &snapshot, Some(dir))?;
         args.extend(["--snapshot".to_owned(), snapshot.display().to_string()]);
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -1,5 +1,6 @@
 //! What the benches that boot a spacecore share: the KVM check and the builds, a scratch
-//! directory, specs, and a running `hac-launch` whose stdout is read line by line.
+//! directory, specs, a snapshot saved, and a running `hac-launch` whose stdout is read line by
+//! line.
 //!
 //! Every spec a bench writes turns the launcher's JSON log on, and the benches read that log
 //! (`test_support::log`): events by their fields, plain lines by their source and message,
@@ -105,6 +106,27 @@ pub fn toml_string(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// `hac-launch --save-snapshot DIR SPEC`, in the state directory `state_dir` if given (else
+/// the launcher's default); an error with its output unless it exits 0.
+pub fn save_snapshot(launch: &Path, spec: &Path, dir: &Path, state_dir: Option<&Path>) -> Result<()> {
+    let mut command = Command::new(launch);
+    command.arg("--save-snapshot").arg(dir).arg(spec).stdin(Stdio::null());
+    if let Some(state) = state_dir {
+        command.env("SPACECORE_STATE_DIR", state);
+    }
+    let out = command.output().with_context(|| format!("cannot run `{}`", describe(&command)))?;
+    if !out.status.success() {
+        bail!(
+            "`{}` failed ({}); stdout:\n{}\nstderr:\n{}",
+            describe(&command),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
 }
 
 /// A running `hac-launch`. Dropping it stops the process if it still runs.
