@@ -193,9 +193,7 @@ impl Launch {
         }
         Ok(final_report(log, ending, &exits))
     }
-}
 
-impl Launch {
     /// The snapshot to start from, checked to fit the spec and its image, and the snapshot to
     /// save, its files opened: both before the launcher is confined.
     fn snapshots(
